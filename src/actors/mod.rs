@@ -1,0 +1,7 @@
+//! The actors: one per tenant (writes and live totals), a few for
+//! persistence (group commit), one for the global ranking and its mirror.
+
+pub mod persistence;
+pub mod ranking;
+pub mod registry;
+pub mod tenant;

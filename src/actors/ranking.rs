@@ -1,0 +1,232 @@
+//! RankingActor: the global top sellers, merged from every tenant's
+//! committed totals and kept in memory, and mirrored to Redis.
+//!
+//! Two ordered sets keyed by (total descending, product id) give the ranking
+//! by quantity and by revenue; an update is a remove and an insert, so its
+//! cost grows with log(products), and a top-N read walks N entries. Changes
+//! are coalesced and written to Redis every tick (one ZADD per changed
+//! product, pipelined); after any mirror error or reconnection, or when
+//! Redis turns out to hold a different number of products (flushed,
+//! restarted empty), the whole view is rewritten from memory.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::domain::{Money, ProductId};
+use crate::metrics::Metrics;
+use crate::mirror::{Mirror, MirrorEntry};
+use crate::store::ProductTotal;
+
+/// How often changed totals are written to Redis.
+const MIRROR_TICK: Duration = Duration::from_millis(50);
+/// How often Redis's member count is compared with the ranking's.
+const MIRROR_AUDIT: Duration = Duration::from_secs(1);
+
+/// The ranking order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankBy {
+    Quantity,
+    Revenue,
+}
+
+/// New absolute totals of some products (after a commit, or at start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TotalsChanged(pub Vec<ProductTotal>);
+
+/// The first `limit` products by `by`.
+#[derive(Message)]
+#[rtype(result = "Vec<ProductTotal>")]
+pub struct TopSelling {
+    pub limit: usize,
+    pub by: RankBy,
+}
+
+/// Write what is pending to Redis and stop the mirror (shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FinalFlush;
+
+pub struct RankingActor {
+    totals: HashMap<ProductId, ProductTotal>,
+    by_quantity: BTreeSet<(Reverse<u64>, ProductId)>,
+    by_revenue: BTreeSet<(Reverse<Money>, ProductId)>,
+    mirror: Option<Mirror>,
+    dirty: HashSet<ProductId>,
+    resync_needed: bool,
+    mirror_busy: bool,
+    last_in_sync: Instant,
+    last_audit: Instant,
+    metrics: Metrics,
+}
+
+impl RankingActor {
+    pub fn new(mirror: Option<Mirror>, metrics: Metrics) -> Self {
+        RankingActor {
+            totals: HashMap::new(),
+            by_quantity: BTreeSet::new(),
+            by_revenue: BTreeSet::new(),
+            mirror,
+            dirty: HashSet::new(),
+            resync_needed: true,
+            mirror_busy: false,
+            last_in_sync: Instant::now(),
+            last_audit: Instant::now(),
+            metrics,
+        }
+    }
+
+    fn apply(&mut self, t: ProductTotal) {
+        if let Some(old) = self.totals.get(&t.product_id) {
+            self.by_quantity.remove(&(Reverse(old.quantity), old.product_id));
+            self.by_revenue.remove(&(Reverse(old.revenue), old.product_id));
+        }
+        self.by_quantity.insert((Reverse(t.quantity), t.product_id));
+        self.by_revenue.insert((Reverse(t.revenue), t.product_id));
+        if self.mirror.is_some() {
+            self.dirty.insert(t.product_id);
+        }
+        self.totals.insert(t.product_id, t);
+    }
+
+    fn top(&self, limit: usize, by: RankBy) -> Vec<ProductTotal> {
+        let ids: Box<dyn Iterator<Item = ProductId>> = match by {
+            RankBy::Quantity => Box::new(self.by_quantity.iter().map(|(_, p)| *p)),
+            RankBy::Revenue => Box::new(self.by_revenue.iter().map(|(_, p)| *p)),
+        };
+        ids.take(limit).filter_map(|p| self.totals.get(&p).cloned()).collect()
+    }
+
+    fn entry(t: &ProductTotal) -> MirrorEntry {
+        MirrorEntry { product_id: t.product_id, quantity: t.quantity, revenue: t.revenue }
+    }
+
+    /// One mirror step: a full rewrite if needed, else the changed products.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let Some(mirror) = self.mirror.clone() else { return };
+        self.update_lag();
+        if self.mirror_busy {
+            return;
+        }
+        if !mirror.is_connected() {
+            self.resync_needed = true;
+            return;
+        }
+        if mirror.take_reconnected() {
+            self.resync_needed = true;
+        }
+        let full = self.resync_needed;
+        let entries: Vec<MirrorEntry> = if full {
+            self.dirty.clear();
+            self.totals.values().map(Self::entry).collect()
+        } else {
+            self.dirty.drain().filter_map(|p| self.totals.get(&p)).map(Self::entry).collect()
+        };
+        let audit = !full && entries.is_empty() && self.last_audit.elapsed() >= MIRROR_AUDIT;
+        if entries.is_empty() && !full && !audit {
+            self.last_in_sync = Instant::now();
+            return;
+        }
+        self.mirror_busy = true;
+        let expected = self.totals.len() as u64;
+        ctx.spawn(
+            async move {
+                if full {
+                    mirror.replace_all(&entries).await.map(|()| true)
+                } else if audit {
+                    mirror.count().await.map(|n| n == expected)
+                } else {
+                    mirror.write(&entries).await.map(|()| true)
+                }
+            }
+            .into_actor(self)
+            .map(move |result, act, _| {
+                act.mirror_busy = false;
+                match result {
+                    Ok(true) => {
+                        if full {
+                            act.resync_needed = false;
+                            tracing::info!(products = expected, "Redis mirror rewritten from the ranking");
+                        }
+                        if audit {
+                            act.last_audit = Instant::now();
+                        }
+                        if act.dirty.is_empty() {
+                            act.last_in_sync = Instant::now();
+                        }
+                    }
+                    Ok(false) => {
+                        tracing::warn!("Redis mirror differs from the ranking; rewriting it");
+                        act.resync_needed = true;
+                    }
+                    Err(e) => {
+                        act.metrics.mirror_errors.inc();
+                        tracing::warn!(error = %e, "Redis mirror write failed; will rewrite when Redis answers");
+                        act.resync_needed = true;
+                    }
+                }
+            }),
+        );
+    }
+
+    fn update_lag(&self) {
+        let in_sync = !self.resync_needed && self.dirty.is_empty() && !self.mirror_busy;
+        let lag = if in_sync { 0.0 } else { self.last_in_sync.elapsed().as_secs_f64() };
+        self.metrics.mirror_lag_seconds.set(lag);
+    }
+}
+
+impl Actor for RankingActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(MIRROR_TICK, |act, ctx| act.tick(ctx));
+    }
+}
+
+impl Handler<TotalsChanged> for RankingActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TotalsChanged, _: &mut Context<Self>) {
+        for t in msg.0 {
+            self.apply(t);
+        }
+        self.metrics.ranking_products.set(self.totals.len() as i64);
+    }
+}
+
+impl Handler<TopSelling> for RankingActor {
+    type Result = MessageResult<TopSelling>;
+
+    fn handle(&mut self, msg: TopSelling, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.top(msg.limit, msg.by))
+    }
+}
+
+impl Handler<FinalFlush> for RankingActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: FinalFlush, _: &mut Context<Self>) -> Self::Result {
+        let mirror = self.mirror.take();
+        let entries: Vec<MirrorEntry> = if self.resync_needed {
+            self.totals.values().map(Self::entry).collect()
+        } else {
+            self.dirty.drain().filter_map(|p| self.totals.get(&p)).map(Self::entry).collect()
+        };
+        let full = self.resync_needed;
+        Box::pin(async move {
+            let Some(mirror) = mirror else { return };
+            if mirror.is_connected() {
+                let r = if full { mirror.replace_all(&entries).await } else { mirror.write(&entries).await };
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "final Redis mirror write failed");
+                }
+            }
+            mirror.quit().await;
+        })
+    }
+}
+

@@ -1,0 +1,126 @@
+//! The tenant registry: finds a tenant's actor, starting it on first use
+//! (and again after a crash) on one of the tenant arbiters.
+//!
+//! actix's `Supervisor` restarts an actor that stops, not one that panics:
+//! a panicking actor just leaves a closed mailbox behind. So the registry
+//! checks liveness on every lookup; a dead actor is dropped and a fresh one
+//! is started from MySQL (through the tenant's persistence actor, behind
+//! any writes still queued there, so the reload sees every commit).
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use tokio::sync::oneshot;
+
+use super::persistence::{PersistenceActor, Read};
+use super::ranking::RankingActor;
+use super::tenant::{self, PostOutcome, PostSales, TenantActor, TenantDeps, TenantError, Totals};
+use crate::domain::{BranchId, SaleItem, TenantId};
+use crate::metrics::Metrics;
+
+/// A live tenant: its mailbox and its totals (read without a round trip).
+#[derive(Clone)]
+pub struct TenantHandle {
+    pub addr: Addr<TenantActor>,
+    pub totals: Totals,
+}
+
+pub struct TenantRegistry {
+    live: DashMap<TenantId, TenantHandle>,
+    /// One start at a time per tenant.
+    starting: DashMap<TenantId, Arc<tokio::sync::Mutex<()>>>,
+    arbiters: Vec<ArbiterHandle>,
+    persistence: Vec<Addr<PersistenceActor>>,
+    ranking: Addr<RankingActor>,
+    metrics: Metrics,
+}
+
+impl TenantRegistry {
+    pub fn new(
+        arbiters: Vec<ArbiterHandle>,
+        persistence: Vec<Addr<PersistenceActor>>,
+        ranking: Addr<RankingActor>,
+        metrics: Metrics,
+    ) -> Self {
+        assert!(!arbiters.is_empty() && !persistence.is_empty(), "at least one arbiter and one persistence actor");
+        TenantRegistry { live: DashMap::new(), starting: DashMap::new(), arbiters, persistence, ranking, metrics }
+    }
+
+    /// The persistence actor that owns `tenant`'s rows.
+    pub fn persistence_for(&self, tenant: TenantId) -> &Addr<PersistenceActor> {
+        &self.persistence[(tenant % self.persistence.len() as u64) as usize]
+    }
+
+    pub fn persistence(&self) -> &[Addr<PersistenceActor>] {
+        &self.persistence
+    }
+
+    /// The tenant's live handle, starting its actor if needed; `None` for an
+    /// unknown tenant (and then no actor is left behind).
+    pub async fn get(&self, tenant: TenantId) -> Result<Option<TenantHandle>, TenantError> {
+        if let Some(h) = self.running(tenant) {
+            return Ok(Some(h));
+        }
+        let gate = self.starting.entry(tenant).or_default().clone();
+        let _turn = gate.lock().await;
+        if let Some(h) = self.running(tenant) {
+            return Ok(Some(h));
+        }
+        let snapshot = tenant::read(self.persistence_for(tenant), |reply| Read::Tenant { tenant, reply }).await?;
+        let Some(snapshot) = snapshot else {
+            self.starting.remove(&tenant);
+            return Ok(None);
+        };
+        let totals: Totals = Arc::default();
+        let deps = TenantDeps {
+            persistence: self.persistence_for(tenant).clone(),
+            ranking: self.ranking.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let arbiter = &self.arbiters[(tenant % self.arbiters.len() as u64) as usize];
+        let actor_totals = totals.clone();
+        let addr = TenantActor::start_in_arbiter(arbiter, move |_| TenantActor::new(tenant, snapshot, actor_totals, deps));
+        let handle = TenantHandle { addr, totals };
+        self.live.insert(tenant, handle.clone());
+        Ok(Some(handle))
+    }
+
+    /// The handle of a running actor; a crashed one is forgotten here.
+    fn running(&self, tenant: TenantId) -> Option<TenantHandle> {
+        let handle = self.live.get(&tenant).map(|h| h.clone())?;
+        if handle.addr.connected() {
+            return Some(handle);
+        }
+        if self.live.remove_if(&tenant, |_, h| h.addr == handle.addr).is_some() {
+            tracing::warn!(tenant, "tenant actor had stopped; starting a fresh one from MySQL");
+            self.metrics.tenant_restarts.inc();
+        }
+        None
+    }
+
+    /// Sends a request to the tenant's actor and waits for its outcome.
+    pub async fn post(&self, tenant: TenantId, branch_id: BranchId, items: Vec<SaleItem>, is_array: bool) -> Result<PostOutcome, TenantError> {
+        let mut msg_items = Some(items);
+        // A mailbox found closed was never delivered to: safe to try a fresh actor once.
+        for _ in 0..2 {
+            let handle = self.get(tenant).await?.ok_or(TenantError::TenantNotFound)?;
+            let (reply, rx) = oneshot::channel();
+            let items = msg_items.take().unwrap_or_default();
+            match handle.addr.try_send(PostSales { branch_id, items, is_array, reply }) {
+                Ok(()) => return rx.await.map_err(|_| TenantError::Crashed)?,
+                Err(SendError::Full(_)) => return Err(super::persistence::SaveError::Overloaded.into()),
+                Err(SendError::Closed(msg)) => msg_items = Some(msg.items),
+            }
+        }
+        Err(TenantError::Crashed)
+    }
+
+    /// Test hook: makes the tenant's actor panic.
+    #[doc(hidden)]
+    pub fn crash(&self, tenant: TenantId) {
+        if let Some(h) = self.live.get(&tenant) {
+            let _ = h.addr.try_send(tenant::Crash);
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! TenantActor: one per tenant. It checks each sale against the tenant's
+//! catalog, settles idempotency keys, hands the rows to the tenant's
+//! persistence actor and, once they are committed, adds them to the tenant's
+//! live totals before the request is answered (read-your-writes).
+//!
+//! Requests of one tenant are processed concurrently up to the commit (so a
+//! busy till does not wait for another's commit), but two requests carrying
+//! the same idempotency key never are: the second waits for the first's
+//! outcome. Only this actor writes the tenant's `totals` map; HTTP readers
+//! read it directly.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use tokio::sync::{oneshot, Notify};
+
+use super::persistence::{PersistenceActor, Read, Save, SaveError};
+use super::ranking::{RankingActor, TotalsChanged};
+use crate::domain::{BranchId, IdempotencyKey, NewSale, ProductId, SaleItem, StoredSale, TenantId};
+use crate::metrics::Metrics;
+use crate::store::{Catalog, ProductTotal, TenantSnapshot};
+
+/// A catalog is re-read from MySQL at most this often per tenant.
+const CATALOG_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+/// Committed keys remembered per tenant, so most replays need no lookup.
+const RECENT_KEYS: usize = 4096;
+/// Attempts to settle keys that collide with rows stored meanwhile.
+const KEY_ROUNDS: usize = 3;
+pub(crate) const MAILBOX_CAPACITY: usize = 4096;
+
+/// A tenant's live totals, keyed by product; shared with HTTP readers.
+pub type Totals = Arc<DashMap<ProductId, ProductTotal>>;
+
+/// Why a tenant refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantError {
+    #[error("unknown tenant")]
+    TenantNotFound,
+    #[error("unknown branch for this tenant")]
+    BranchNotFound,
+    #[error("unknown products")]
+    UnknownProducts(BTreeMap<String, String>),
+    #[error("idempotency key {0} was used for a different transaction")]
+    Conflict(String),
+    #[error(transparent)]
+    Save(#[from] SaveError),
+    #[error("the tenant's actor stopped while handling the request")]
+    Crashed,
+}
+
+/// What a committed (or replayed) request answers.
+#[derive(Debug)]
+pub struct PostOutcome {
+    /// At least one item was stored by this request (201) rather than all replayed (200).
+    pub created: bool,
+    /// One per request item, in request order.
+    pub sales: Vec<StoredSale>,
+}
+
+/// Store these sales of one branch.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PostSales {
+    pub branch_id: BranchId,
+    pub items: Vec<SaleItem>,
+    /// Field names in errors read `[i].productID` for arrays.
+    pub is_array: bool,
+    pub reply: oneshot::Sender<Result<PostOutcome, TenantError>>,
+}
+
+/// Test hook: makes the actor panic, to prove a crash is survived.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+/// What the actor talks to.
+#[derive(Clone)]
+pub struct TenantDeps {
+    pub persistence: Addr<PersistenceActor>,
+    pub ranking: Addr<RankingActor>,
+    pub metrics: Metrics,
+}
+
+pub struct TenantActor {
+    state: Rc<RefCell<TenantState>>,
+    deps: TenantDeps,
+}
+
+struct TenantState {
+    id: TenantId,
+    catalog: Catalog,
+    last_reload: Option<Instant>,
+    totals: Totals,
+    recent: RecentKeys,
+    /// Keys of requests in flight; a request with one of them waits.
+    pending: HashMap<IdempotencyKey, Rc<Notify>>,
+}
+
+impl TenantActor {
+    pub fn new(id: TenantId, snapshot: TenantSnapshot, totals: Totals, deps: TenantDeps) -> Self {
+        totals.clear();
+        for t in snapshot.totals {
+            totals.insert(t.product_id, t);
+        }
+        let state = TenantState {
+            id,
+            catalog: snapshot.catalog,
+            last_reload: None,
+            totals,
+            recent: RecentKeys::default(),
+            pending: HashMap::new(),
+        };
+        TenantActor { state: Rc::new(RefCell::new(state)), deps }
+    }
+}
+
+impl Actor for TenantActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        self.deps.metrics.tenant_actors.inc();
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.deps.metrics.tenant_actors.dec();
+    }
+}
+
+impl Handler<PostSales> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PostSales, ctx: &mut Context<Self>) {
+        let state = self.state.clone();
+        let deps = self.deps.clone();
+        ctx.spawn(
+            async move {
+                let PostSales { branch_id, items, is_array, reply } = msg;
+                let outcome = post(&state, &deps, branch_id, &items, is_array).await;
+                let _ = reply.send(outcome);
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Handler<Crash> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
+        panic!("tenant actor crash requested by a test");
+    }
+}
+
+async fn post(
+    state: &Rc<RefCell<TenantState>>,
+    deps: &TenantDeps,
+    branch_id: BranchId,
+    items: &[SaleItem],
+    is_array: bool,
+) -> Result<PostOutcome, TenantError> {
+    ensure_in_catalog(state, deps, branch_id, items, is_array).await?;
+    let _claim = KeyClaim::acquire(state, items).await;
+    let tenant = state.borrow().id;
+    let mut outcome: Vec<Option<StoredSale>> = vec![None; items.len()];
+    let mut created = false;
+    for _ in 0..KEY_ROUNDS {
+        state.borrow().settle_known_keys(branch_id, items, &mut outcome)?;
+        let fresh: Vec<usize> = (0..items.len()).filter(|&i| outcome[i].is_none()).collect();
+        if fresh.is_empty() {
+            break;
+        }
+        let sales = fresh.iter().map(|&i| NewSale::new(tenant, branch_id, &items[i])).collect();
+        match save(deps, sales).await {
+            Ok(stored) => {
+                state.borrow_mut().apply_committed(&stored, deps);
+                for (i, s) in fresh.into_iter().zip(stored) {
+                    outcome[i] = Some(s);
+                }
+                created = true;
+                break;
+            }
+            Err(SaveError::DuplicateKey) => {
+                // Keys stored before (by an earlier process or an earlier
+                // request): fetch them, then settle again.
+                let keys = fresh.iter().filter_map(|&i| items[i].idempotency_key.clone()).collect();
+                let found = read(&deps.persistence, |reply| Read::Keys { tenant, keys, reply }).await?;
+                state.borrow_mut().recent.extend(found);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let sales: Option<Vec<StoredSale>> = outcome.into_iter().collect();
+    let sales = sales.ok_or(SaveError::Rejected("idempotency keys could not be settled".into()))?;
+    Ok(PostOutcome { created, sales })
+}
+
+/// Checks branch and products; on a miss re-reads the catalog (at most once
+/// a second) so that rows added straight into MySQL are accepted.
+async fn ensure_in_catalog(
+    state: &Rc<RefCell<TenantState>>,
+    deps: &TenantDeps,
+    branch_id: BranchId,
+    items: &[SaleItem],
+    is_array: bool,
+) -> Result<(), TenantError> {
+    let first = check_catalog(&state.borrow().catalog, branch_id, items, is_array);
+    if first.is_ok() || !state.borrow_mut().may_reload() {
+        return first;
+    }
+    let tenant = state.borrow().id;
+    match read(&deps.persistence, |reply| Read::Catalog { tenant, reply }).await? {
+        Some(catalog) => state.borrow_mut().catalog = catalog,
+        None => return Err(TenantError::TenantNotFound),
+    }
+    check_catalog(&state.borrow().catalog, branch_id, items, is_array)
+}
+
+fn check_catalog(catalog: &Catalog, branch_id: BranchId, items: &[SaleItem], is_array: bool) -> Result<(), TenantError> {
+    if !catalog.branches.contains(&branch_id) {
+        return Err(TenantError::BranchNotFound);
+    }
+    let unknown: BTreeMap<String, String> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| !catalog.products.contains_key(&item.product_id))
+        .map(|(i, _)| {
+            let name = if is_array { format!("[{i}].productID") } else { "productID".to_string() };
+            (name, "is not a product of this tenant".to_string())
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(TenantError::UnknownProducts(unknown))
+    }
+}
+
+async fn save(deps: &TenantDeps, sales: Vec<NewSale>) -> Result<Vec<StoredSale>, SaveError> {
+    let (reply, rx) = oneshot::channel();
+    deps.persistence.try_send(Save { sales, reply }).map_err(|e| match e {
+        SendError::Full(_) => SaveError::Overloaded,
+        SendError::Closed(_) => SaveError::Unavailable,
+    })?;
+    rx.await.map_err(|_| SaveError::Unavailable)?
+}
+
+/// Queues a read behind the tenant's writes and waits for it.
+pub(crate) async fn read<T>(
+    persistence: &Addr<PersistenceActor>,
+    make: impl FnOnce(oneshot::Sender<Result<T, SaveError>>) -> Read,
+) -> Result<T, SaveError> {
+    let (reply, rx) = oneshot::channel();
+    persistence.try_send(make(reply)).map_err(|e| match e {
+        SendError::Full(_) => SaveError::Overloaded,
+        SendError::Closed(_) => SaveError::Unavailable,
+    })?;
+    rx.await.map_err(|_| SaveError::Unavailable)?
+}
+
+impl TenantState {
+    fn may_reload(&mut self) -> bool {
+        let now = Instant::now();
+        if self.last_reload.is_some_and(|t| now.duration_since(t) < CATALOG_RELOAD_INTERVAL) {
+            return false;
+        }
+        self.last_reload = Some(now);
+        true
+    }
+
+    /// Fills `outcome` for items whose key is already committed; a key
+    /// committed with other content is a conflict (nothing is stored).
+    fn settle_known_keys(&self, branch_id: BranchId, items: &[SaleItem], outcome: &mut [Option<StoredSale>]) -> Result<(), TenantError> {
+        for (i, item) in items.iter().enumerate() {
+            let Some(key) = &item.idempotency_key else { continue };
+            let Some(stored) = self.recent.get(key) else { continue };
+            if !stored.same_content(branch_id, item) {
+                return Err(TenantError::Conflict(key.as_str().to_string()));
+            }
+            outcome[i] = Some(stored.clone());
+        }
+        Ok(())
+    }
+
+    /// Adds committed rows to the live totals and tells the ranking.
+    fn apply_committed(&mut self, stored: &[StoredSale], deps: &TenantDeps) {
+        let mut changed: HashMap<ProductId, ProductTotal> = HashMap::new();
+        for s in stored {
+            let sale = &s.sale;
+            let name = self.catalog.products.get(&sale.product_id).cloned().unwrap_or_else(|| Arc::from(""));
+            let mut entry = self.totals.entry(sale.product_id).or_insert_with(|| ProductTotal {
+                tenant_id: self.id,
+                product_id: sale.product_id,
+                name,
+                quantity: 0,
+                revenue: crate::domain::Money::ZERO,
+            });
+            entry.quantity += u64::from(sale.quantity);
+            entry.revenue += sale.revenue();
+            changed.insert(sale.product_id, entry.clone());
+            drop(entry);
+            if sale.idempotency_key.is_some() {
+                self.recent.insert(s.clone());
+            }
+        }
+        // The ranking is a view; its mailbox is fed only by committed work,
+        // which the persistence bound already limits.
+        deps.ranking.do_send(TotalsChanged(changed.into_values().collect()));
+    }
+}
+
+/// Keys this request is settling; dropping it wakes requests that wait for them.
+struct KeyClaim {
+    state: Rc<RefCell<TenantState>>,
+    keys: Vec<IdempotencyKey>,
+    done: Rc<Notify>,
+}
+
+impl KeyClaim {
+    async fn acquire(state: &Rc<RefCell<TenantState>>, items: &[SaleItem]) -> KeyClaim {
+        let keys: Vec<IdempotencyKey> = items.iter().filter_map(|i| i.idempotency_key.clone()).collect();
+        loop {
+            let busy: Vec<Rc<Notify>> = {
+                let s = state.borrow();
+                keys.iter().filter_map(|k| s.pending.get(k).cloned()).collect()
+            };
+            if busy.is_empty() {
+                break;
+            }
+            // Created before awaiting, so no wake-up between here and there is missed.
+            let waits: Vec<_> = busy.iter().map(|n| n.notified()).collect();
+            for w in waits {
+                w.await;
+            }
+        }
+        let done = Rc::new(Notify::new());
+        let mut s = state.borrow_mut();
+        for k in &keys {
+            s.pending.insert(k.clone(), done.clone());
+        }
+        KeyClaim { state: state.clone(), keys, done }
+    }
+}
+
+impl Drop for KeyClaim {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.state.try_borrow_mut() {
+            for k in &self.keys {
+                s.pending.remove(k);
+            }
+        }
+        self.done.notify_waiters();
+    }
+}
+
+/// A bounded memory of committed keys, oldest forgotten first.
+#[derive(Default)]
+struct RecentKeys {
+    by_key: HashMap<IdempotencyKey, StoredSale>,
+    order: VecDeque<IdempotencyKey>,
+}
+
+impl RecentKeys {
+    fn get(&self, key: &IdempotencyKey) -> Option<&StoredSale> {
+        self.by_key.get(key)
+    }
+
+    fn insert(&mut self, sale: StoredSale) {
+        let Some(key) = sale.sale.idempotency_key.clone() else { return };
+        if self.by_key.insert(key.clone(), sale).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > RECENT_KEYS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_key.remove(&old);
+            }
+        }
+    }
+
+    fn extend(&mut self, sales: Vec<StoredSale>) {
+        for s in sales {
+            self.insert(s);
+        }
+    }
+}

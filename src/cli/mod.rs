@@ -1,0 +1,20 @@
+//! The command line: `pos serve`, `pos migrate`.
+
+use clap::{Parser, Subcommand};
+
+/// Multi-tenant POS transaction processor. Service settings come from
+/// `POS_*` environment variables (and a `.env` file); see README.md.
+#[derive(Debug, Parser)]
+#[command(name = "pos", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (POS_HTTP_ADDR) and metrics (POS_METRICS_ADDR); migrates first.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}

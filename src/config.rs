@@ -1,0 +1,195 @@
+//! Service settings: every `POS_*` variable, its default, and the checks that
+//! turn a bad value into one line naming the variable (exit code 2).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Parsed, validated settings of `pos serve` and `pos migrate`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// `None` disables the Redis mirror.
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub http_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    /// Rows after which a persistence batch is flushed at once.
+    pub batch_rows: usize,
+    /// Longest time a row waits for its batch to fill before it is flushed.
+    pub batch_linger: Duration,
+    pub persistence_actors: usize,
+    pub tenant_arbiters: usize,
+    pub http_workers: usize,
+    /// Rows accepted but not yet committed, over all persistence actors, past
+    /// which new requests are refused with 503.
+    pub max_rows_waiting: usize,
+    /// How long a batch keeps retrying a lost MySQL connection before its
+    /// requests are answered 503.
+    pub storage_retry: Duration,
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+/// A setting that could not be used; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: String,
+    pub problem: String,
+}
+
+/// Raw values as envy reads them; every one is text so that the parse errors
+/// below are ours, with the full variable name and the offending value.
+#[derive(Deserialize, Default)]
+struct RawEnv {
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    redis_prefix: Option<String>,
+    http_addr: Option<String>,
+    metrics_addr: Option<String>,
+    batch_rows: Option<String>,
+    batch_linger_ms: Option<String>,
+    persistence_actors: Option<String>,
+    tenant_arbiters: Option<String>,
+    http_workers: Option<String>,
+    max_rows_waiting: Option<String>,
+    storage_retry_ms: Option<String>,
+    log_level: Option<String>,
+    log_format: Option<String>,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/pos";
+
+impl Config {
+    /// Reads `POS_*` from the process environment (after `.env`, see `main`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let raw: RawEnv = envy::prefixed("POS_").from_env().map_err(|e| ConfigError {
+            var: "POS_*".into(),
+            problem: e.to_string(),
+        })?;
+        Self::from_raw(raw)
+    }
+
+    /// Reads settings from explicit pairs, as if they were the environment.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ConfigError> {
+        let vars = pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let raw: RawEnv = envy::prefixed("POS_").from_iter(vars).map_err(|e| ConfigError {
+            var: "POS_*".into(),
+            problem: e.to_string(),
+        })?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawEnv) -> Result<Self, ConfigError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let database_url = raw.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        if mysql_async::Opts::from_url(&database_url).is_err() {
+            return Err(problem("POS_DATABASE_URL", format!("not a MySQL URL: {database_url:?}")));
+        }
+        let redis_url = match raw.redis_url {
+            None => Some("redis://127.0.0.1:6379".to_string()),
+            Some(u) if u.trim().is_empty() => None,
+            Some(u) => {
+                if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("redis-cluster://")) {
+                    return Err(problem("POS_REDIS_URL", format!("expected redis://… or redis-cluster://…, got {u:?}")));
+                }
+                Some(u)
+            }
+        };
+        let log_format = match raw.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(problem("POS_LOG_FORMAT", format!("expected text or json, got {other:?}"))),
+        };
+        let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(problem("POS_LOG_LEVEL", format!("not a log filter: {log_level:?}")));
+        }
+        Ok(Config {
+            database_url,
+            redis_url,
+            redis_prefix: raw.redis_prefix.unwrap_or_else(|| "pos:".into()),
+            http_addr: addr("POS_HTTP_ADDR", raw.http_addr, "0.0.0.0:8080")?,
+            metrics_addr: addr("POS_METRICS_ADDR", raw.metrics_addr, "0.0.0.0:8081")?,
+            batch_rows: int("POS_BATCH_ROWS", raw.batch_rows, 1000, 1, 100_000)?,
+            batch_linger: Duration::from_millis(int("POS_BATCH_LINGER_MS", raw.batch_linger_ms, 2, 0, 10_000)?),
+            persistence_actors: int("POS_PERSISTENCE_ACTORS", raw.persistence_actors, 2, 1, 64)?,
+            tenant_arbiters: int("POS_TENANT_ARBITERS", raw.tenant_arbiters, 2, 1, 64)?,
+            http_workers: int("POS_HTTP_WORKERS", raw.http_workers, cores, 1, 256)?,
+            max_rows_waiting: int("POS_MAX_ROWS_WAITING", raw.max_rows_waiting, 50_000, 1000, 10_000_000)?,
+            storage_retry: Duration::from_millis(int("POS_STORAGE_RETRY_MS", raw.storage_retry_ms, 5_000, 0, 600_000)?),
+            log_level,
+            log_format,
+        })
+    }
+}
+
+fn problem(var: &str, problem: String) -> ConfigError {
+    ConfigError { var: var.into(), problem }
+}
+
+fn addr(var: &str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
+    let text = value.unwrap_or_else(|| default.into());
+    text.parse()
+        .map_err(|_| problem(var, format!("expected host:port like {default}, got {text:?}")))
+}
+
+fn int<T>(var: &str, value: Option<String>, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(text) = value else { return Ok(default) };
+    let n: T = text
+        .trim()
+        .parse()
+        .map_err(|_| problem(var, format!("expected an integer, got {text:?}")))?;
+    if n < min || n > max {
+        return Err(problem(var, format!("must be between {min} and {max}, got {n}")));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = Config::from_pairs([]).expect("defaults are valid");
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(c.batch_rows, 1000);
+        assert_eq!(c.batch_linger, Duration::from_millis(2));
+        assert_eq!(c.http_addr.port(), 8080);
+        assert_eq!(c.metrics_addr.port(), 8081);
+    }
+
+    #[test]
+    fn bad_integer_names_the_variable_and_value() {
+        let e = Config::from_pairs([("POS_BATCH_LINGER_MS", "fast")]).unwrap_err();
+        assert_eq!(e.to_string(), r#"POS_BATCH_LINGER_MS: expected an integer, got "fast""#);
+    }
+
+    #[test]
+    fn empty_redis_url_disables_the_mirror() {
+        let c = Config::from_pairs([("POS_REDIS_URL", "")]).expect("valid");
+        assert!(c.redis_url.is_none());
+    }
+
+    #[test]
+    fn bad_address_and_format_are_named() {
+        let e = Config::from_pairs([("POS_HTTP_ADDR", "nonsense")]).unwrap_err();
+        assert!(e.to_string().starts_with("POS_HTTP_ADDR:"), "{e}");
+        let e = Config::from_pairs([("POS_LOG_FORMAT", "xml")]).unwrap_err();
+        assert!(e.to_string().starts_with("POS_LOG_FORMAT:"), "{e}");
+    }
+}

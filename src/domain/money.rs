@@ -1,0 +1,127 @@
+//! Money: an exact decimal with at most two fractional digits, always written
+//! back with exactly two.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
+
+/// A price or a total. Written as `"12.30"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Money(Decimal);
+
+impl Money {
+    pub const ZERO: Money = Money(Decimal::ZERO);
+
+    /// Largest unit price accepted: what fits `DECIMAL(10,2)`.
+    pub fn max_unit_price() -> Decimal {
+        Decimal::new(99_999_999_99, 2)
+    }
+
+    /// Parses a price as sent by a client (the JSON text of a string or a
+    /// number), exactly: no float on the way, nothing rounded.
+    pub fn parse_price(json_text: &str) -> Result<Money, &'static str> {
+        let text = json_text.trim();
+        let text = if let Some(inner) = text.strip_prefix('"') {
+            inner.strip_suffix('"').ok_or("must be a decimal string or number")?.trim()
+        } else {
+            text
+        };
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+') {
+            return Err("must be a decimal number like \"12.34\"");
+        }
+        let value = Decimal::from_str_exact(text).map_err(|_| "must be a decimal number like \"12.34\"")?;
+        if value.scale() > 2 && value.normalize().scale() > 2 {
+            return Err("must have at most 2 fractional digits");
+        }
+        if value <= Decimal::ZERO {
+            return Err("must be greater than 0");
+        }
+        if value > Self::max_unit_price() {
+            return Err("must be at most 99999999.99");
+        }
+        Ok(Money::new(value))
+    }
+
+    /// Wraps an amount that is already exact to the cent (from MySQL DECIMAL
+    /// columns or from sums of such amounts).
+    pub fn new(value: Decimal) -> Money {
+        let mut v = value.normalize();
+        v.rescale(2);
+        Money(v)
+    }
+
+    pub fn amount(self) -> Decimal {
+        self.0
+    }
+
+    /// `self × quantity`, exact.
+    pub fn times(self, quantity: u32) -> Money {
+        Money::new(self.0 * Decimal::from(quantity))
+    }
+}
+
+impl std::ops::Add for Money {
+    type Output = Money;
+    fn add(self, rhs: Money) -> Money {
+        Money::new(self.0 + rhs.0)
+    }
+}
+
+impl std::ops::AddAssign for Money {
+    fn add_assign(&mut self, rhs: Money) {
+        *self = *self + rhs;
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.2}", self.0)
+    }
+}
+
+impl FromStr for Money {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Decimal::from_str_exact(s).map(Money::new).map_err(|_| "not a decimal")
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_parse_exactly_from_strings_and_numbers() {
+        assert_eq!(Money::parse_price("\"12.3\"").unwrap().to_string(), "12.30");
+        assert_eq!(Money::parse_price("12.34").unwrap().to_string(), "12.34");
+        assert_eq!(Money::parse_price("7").unwrap().to_string(), "7.00");
+        assert_eq!(Money::parse_price("\"99999999.99\"").unwrap().to_string(), "99999999.99");
+    }
+
+    #[test]
+    fn prices_that_would_be_rounded_are_rejected() {
+        assert!(Money::parse_price("12.345").is_err());
+        assert!(Money::parse_price("12.340000000000000001").is_err());
+        assert!(Money::parse_price("\"1.001\"").is_err());
+    }
+
+    #[test]
+    fn trailing_zeros_are_not_extra_precision() {
+        assert_eq!(Money::parse_price("\"1.500\"").unwrap().to_string(), "1.50");
+    }
+
+    #[test]
+    fn out_of_range_and_non_numbers_are_rejected() {
+        for bad in ["0", "-1", "\"100000000.00\"", "\"abc\"", "true", "null", "1e2", "\"\""] {
+            assert!(Money::parse_price(bad).is_err(), "{bad}");
+        }
+    }
+}

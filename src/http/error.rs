@@ -1,0 +1,129 @@
+//! The one place where errors become HTTP answers, in the spec's error body:
+//! `{"error": {"code": "...", "message": "...", "fields": {...}}}`.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::actors::persistence::SaveError;
+use crate::actors::tenant::TenantError;
+use crate::domain::SalesParseError;
+
+/// Seconds a client should wait after a 503.
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadJson(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Validation { message: String, fields: BTreeMap<String, String> },
+    #[error("{0}")]
+    IdempotencyConflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The spec's error code; also the `reason` label of rejection metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadJson(_) => "bad_json",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::IdempotencyConflict(_) => "idempotency_conflict",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn validation(field: &str, problem: &str) -> Self {
+        ApiError::Validation {
+            message: format!("{field} {problem}"),
+            fields: BTreeMap::from([(field.to_string(), problem.to_string())]),
+        }
+    }
+
+    pub fn starting() -> Self {
+        ApiError::Unavailable("the service is starting: MySQL is not reachable yet".into())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({"code": self.code(), "message": self.to_string()});
+        if let ApiError::Validation { fields, .. } = self {
+            body["fields"] = json!(fields);
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unavailable(_)) {
+            res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+        }
+        res.json(json!({ "error": body }))
+    }
+}
+
+impl From<SalesParseError> for ApiError {
+    fn from(e: SalesParseError) -> Self {
+        match e {
+            SalesParseError::BadJson(m) => ApiError::BadJson(format!("malformed JSON: {m}")),
+            e @ SalesParseError::TooManyItems(_) => ApiError::PayloadTooLarge(e.to_string()),
+            SalesParseError::Invalid { message, fields } => ApiError::Validation { message, fields },
+        }
+    }
+}
+
+impl From<SaveError> for ApiError {
+    fn from(e: SaveError) -> Self {
+        match e {
+            SaveError::Overloaded => ApiError::Unavailable("too many sales are waiting to be stored; retry shortly".into()),
+            SaveError::Unavailable => ApiError::Unavailable("storage is unavailable; nothing was stored, retry shortly".into()),
+            SaveError::DuplicateKey | SaveError::Rejected(_) => ApiError::Internal("storage refused the transaction".into()),
+        }
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::TenantNotFound => ApiError::NotFound("unknown tenant".into()),
+            TenantError::BranchNotFound => ApiError::NotFound("unknown branch for this tenant".into()),
+            TenantError::UnknownProducts(fields) => ApiError::Validation {
+                message: "unknown products for this tenant".into(),
+                fields,
+            },
+            TenantError::Conflict(key) => {
+                ApiError::IdempotencyConflict(format!("idempotencyKey {key:?} was already used for a different transaction"))
+            }
+            TenantError::Save(e) => e.into(),
+            TenantError::Crashed => ApiError::Internal(
+                "the request was interrupted; retry with the same idempotencyKey to learn its outcome".into(),
+            ),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The HTTP layer: routes, body reading, and the request metrics. Handlers
+//! parse, hand over to actors, and shape the answer; they know no SQL.
+
+mod error;
+mod health;
+mod reads;
+mod sales;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
+
+pub use error::ApiError;
+
+use crate::actors::ranking::RankingActor;
+use crate::actors::registry::TenantRegistry;
+use crate::metrics::Metrics;
+use crate::mirror::Mirror;
+
+/// What the actors give the HTTP layer once MySQL is up.
+pub struct Core {
+    pub tenants: Arc<TenantRegistry>,
+    pub ranking: Addr<RankingActor>,
+}
+
+/// Shared by every worker.
+pub struct AppState {
+    /// Empty until MySQL answered and the actors run; API routes answer 503 until then.
+    pub core: OnceLock<Core>,
+    pub metrics: Metrics,
+    pub mirror: Option<Mirror>,
+}
+
+impl AppState {
+    pub fn core(&self) -> Result<&Core, ApiError> {
+        self.core.get().ok_or_else(ApiError::starting)
+    }
+}
+
+/// The API routes (port 8080).
+pub fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health::health))
+        .route("/ready", web::get().to(health::ready))
+        .route("/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions", web::post().to(sales::post_sales))
+        .route("/v1/tenants/{tenantID}/sales", web::get().to(reads::tenant_sales))
+        .route("/v1/top-selling", web::get().to(reads::top_selling))
+        .default_service(web::to(not_found));
+}
+
+/// The metrics route (port 8081).
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics_text))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".into()))
+}
+
+async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+/// Counts and times each request by route template (never the raw path, so
+/// ids do not become series), and echoes the request id as a header.
+pub async fn track_requests(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "PATCH" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_string();
+    let mut res = next.call(req).await?;
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let status = res.status().as_u16().to_string();
+    if let Some(m) = metrics {
+        let labels = [route.as_str(), method.as_str(), status.as_str()];
+        m.http_requests.with_label_values(&labels).inc();
+        m.http_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+    }
+    let id = res.request().extensions().get::<tracing_actix_web::RequestId>().map(|id| id.to_string());
+    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        res.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}

@@ -1,0 +1,106 @@
+//! Reads: a tenant's sales per product (straight from the tenant's live
+//! totals, no mailbox round trip, no SQL) and the global top sellers.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::actors::ranking::{RankBy, TopSelling};
+use crate::domain::{parse_path_id, Money, Timestamp};
+use crate::store::ProductTotal;
+
+const MAX_LIMIT: usize = 100;
+const DEFAULT_LIMIT: usize = 10;
+
+#[derive(Serialize)]
+struct ProductSales<'a> {
+    #[serde(rename = "productID")]
+    product_id: u64,
+    #[serde(rename = "productName")]
+    product_name: &'a str,
+    #[serde(rename = "quantitySold")]
+    quantity_sold: u64,
+    #[serde(rename = "totalSales")]
+    total_sales: Money,
+}
+
+pub async fn tenant_sales(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let core = state.core()?;
+    let tenant = parse_path_id(&path).ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+    let handle = core.tenants.get(tenant).await?.ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+    // Copy out and drop the map guards before doing anything else.
+    let mut rows: Vec<ProductTotal> = handle.totals.iter().map(|e| e.value().clone()).collect();
+    rows.sort_unstable_by(|a, b| b.revenue.cmp(&a.revenue).then(a.product_id.cmp(&b.product_id)));
+    let items: Vec<ProductSales> = rows
+        .iter()
+        .map(|t| ProductSales { product_id: t.product_id, product_name: &t.name, quantity_sold: t.quantity, total_sales: t.revenue })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "tenantID": tenant, "sales_per_product": items })))
+}
+
+#[derive(Serialize)]
+struct Ranked<'a> {
+    rank: usize,
+    #[serde(rename = "productID")]
+    product_id: u64,
+    #[serde(rename = "tenantID")]
+    tenant_id: u64,
+    #[serde(rename = "productName")]
+    product_name: &'a str,
+    #[serde(rename = "quantitySold")]
+    quantity_sold: u64,
+    #[serde(rename = "totalSales")]
+    total_sales: Money,
+}
+
+pub async fn top_selling(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let core = state.core()?;
+    let (limit, by) = top_selling_params(req.query_string())?;
+    let as_of = Timestamp::from_utc(chrono::Utc::now());
+    let top = core
+        .ranking
+        .send(TopSelling { limit, by })
+        .await
+        .map_err(|_| ApiError::Internal("the ranking is not running".into()))?;
+    let items: Vec<Ranked> = top
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Ranked {
+            rank: i + 1,
+            product_id: t.product_id,
+            tenant_id: t.tenant_id,
+            product_name: &t.name,
+            quantity_sold: t.quantity,
+            total_sales: t.revenue,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "top_selling_products": items, "asOf": as_of })))
+}
+
+fn top_selling_params(query: &str) -> Result<(usize, RankBy), ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|_| ApiError::validation("query", "is not a valid query string"))?;
+    let mut limit = DEFAULT_LIMIT;
+    let mut by = RankBy::Quantity;
+    for (name, value) in pairs.iter() {
+        match name.as_str() {
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| ApiError::validation("limit", "must be an integer between 1 and 100"))?;
+            }
+            "by" => {
+                by = match value.as_str() {
+                    "quantity" => RankBy::Quantity,
+                    "revenue" => RankBy::Revenue,
+                    _ => return Err(ApiError::validation("by", "must be quantity or revenue")),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((limit, by))
+}

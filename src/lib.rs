@@ -1,0 +1,13 @@
+//! `pos`: a multi-tenant POS transaction processor. See README.md,
+//! "Architecture", for the bird's-eye view.
+
+pub mod actors;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod mirror;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,167 @@
+//! Every metric of the service, defined once, registered at start in a
+//! per-app registry (so tests can run several apps in one process). No
+//! metric carries a tenant or product label: tenants reach 10^5.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// Error codes a request can be refused with; each is a `reason` label of
+/// `pos_transactions_rejected_total`, registered at zero.
+pub const REJECT_REASONS: &[&str] = &[
+    "bad_json",
+    "payload_too_large",
+    "unsupported_media_type",
+    "not_found",
+    "validation_failed",
+    "idempotency_conflict",
+    "unavailable",
+    "internal",
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// HTTP requests by route template, method and status.
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    /// Transactions committed to MySQL (replays are not counted again).
+    pub committed: IntCounter,
+    /// Sales requests refused, by error code.
+    pub rejected: IntCounterVec,
+    /// Rows per committed batch.
+    pub batch_rows: Histogram,
+    /// Time of one batch transaction, BEGIN to COMMIT.
+    pub commit_seconds: Histogram,
+    /// Rows accepted and not yet committed.
+    pub rows_waiting: IntGauge,
+    /// Batch attempts repeated after a connection loss.
+    pub persistence_retries: IntCounter,
+    /// Requests answered 503/500 because their rows could not be stored.
+    pub persistence_failures: IntCounter,
+    pub tenant_actors: IntGauge,
+    pub tenant_restarts: IntCounter,
+    /// Products in the global ranking.
+    pub ranking_products: IntGauge,
+    pub mirror_errors: IntCounter,
+    /// Seconds since the Redis mirror last equalled the ranking (0 when equal).
+    pub mirror_lag_seconds: prometheus::Gauge,
+    /// MySQL connections taken from the persistence pools.
+    pub mysql_connections_in_use: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new("pos_http_requests_total", "HTTP requests by route template, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("pos_http_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let rejected = IntCounterVec::new(
+            Opts::new("pos_transactions_rejected_total", "Sales requests refused, by error code"),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in REJECT_REASONS {
+            rejected.with_label_values(&[reason]);
+        }
+        let m = Metrics {
+            http_requests,
+            http_duration,
+            committed: IntCounter::new("pos_transactions_committed_total", "Transactions committed to MySQL").expect("valid"),
+            rejected,
+            batch_rows: Histogram::with_opts(
+                HistogramOpts::new("pos_batch_rows", "Rows per committed batch")
+                    .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]),
+            )
+            .expect("valid"),
+            commit_seconds: Histogram::with_opts(
+                HistogramOpts::new("pos_batch_commit_duration_seconds", "Batch transaction time, BEGIN to COMMIT")
+                    .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+            )
+            .expect("valid"),
+            rows_waiting: IntGauge::new("pos_rows_waiting", "Rows accepted and not yet committed").expect("valid"),
+            persistence_retries: IntCounter::new("pos_persistence_retries_total", "Batch attempts repeated after a MySQL failure")
+                .expect("valid"),
+            persistence_failures: IntCounter::new(
+                "pos_persistence_failures_total",
+                "Sales requests whose rows could not be stored",
+            )
+            .expect("valid"),
+            tenant_actors: IntGauge::new("pos_tenant_actors", "Live tenant actors").expect("valid"),
+            tenant_restarts: IntCounter::new("pos_tenant_actor_restarts_total", "Tenant actors restarted after a crash")
+                .expect("valid"),
+            ranking_products: IntGauge::new("pos_ranking_products", "Products in the global ranking").expect("valid"),
+            mirror_errors: IntCounter::new("pos_redis_mirror_errors_total", "Failed Redis mirror writes").expect("valid"),
+            mirror_lag_seconds: prometheus::Gauge::new(
+                "pos_redis_mirror_lag_seconds",
+                "Seconds since the Redis mirror last equalled the ranking",
+            )
+            .expect("valid"),
+            mysql_connections_in_use: IntGauge::new(
+                "pos_mysql_connections_in_use",
+                "MySQL connections taken from the persistence pools",
+            )
+            .expect("valid"),
+            registry,
+        };
+        m.register_all();
+        m
+    }
+
+    fn register_all(&self) {
+        let r = &self.registry;
+        let all: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.http_requests.clone()),
+            Box::new(self.http_duration.clone()),
+            Box::new(self.committed.clone()),
+            Box::new(self.rejected.clone()),
+            Box::new(self.batch_rows.clone()),
+            Box::new(self.commit_seconds.clone()),
+            Box::new(self.rows_waiting.clone()),
+            Box::new(self.persistence_retries.clone()),
+            Box::new(self.persistence_failures.clone()),
+            Box::new(self.tenant_actors.clone()),
+            Box::new(self.tenant_restarts.clone()),
+            Box::new(self.ranking_products.clone()),
+            Box::new(self.mirror_errors.clone()),
+            Box::new(self.mirror_lag_seconds.clone()),
+            Box::new(self.mysql_connections_in_use.clone()),
+        ];
+        for c in all {
+            r.register(c).expect("each metric is registered once");
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // One process collector per registry; a second app in the same
+            // test process gets its own registry, so this never collides.
+            let pc = prometheus::process_collector::ProcessCollector::new(std::process::id() as i32, "pos");
+            let _ = r.register(Box::new(pc));
+        }
+    }
+
+    /// Counts one refused sales request.
+    pub fn reject(&self, code: &str) {
+        self.rejected.with_label_values(&[code]).inc();
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

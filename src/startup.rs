@@ -1,0 +1,247 @@
+//! Builds and runs the service: the two HTTP listeners at once (so `/health`
+//! answers even while MySQL is down), then, once MySQL answers, migrations,
+//! the actors and the ranking. `pos serve` and the tests start this same code.
+//!
+//! Shutdown order: stop taking requests and finish those in flight, flush
+//! the persistence actors and close their pools, write the last ranking
+//! changes to Redis, stop the actor threads.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+
+use crate::actors::persistence::{Drain, PersistenceActor, PersistenceSettings};
+use crate::actors::ranking::{FinalFlush, RankingActor, TotalsChanged};
+use crate::actors::registry::TenantRegistry;
+use crate::config::Config;
+use crate::http::{self, AppState, Core};
+use crate::metrics::Metrics;
+use crate::mirror::Mirror;
+use crate::store;
+
+const FIRST_BOOT_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BOOT_BACKOFF: Duration = Duration::from_secs(5);
+/// Spare connections per persistence pool beyond the flushing one (reads, pings).
+const POOL_SPARE: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("POS_REDIS_URL: {0}")]
+    Redis(String),
+}
+
+/// A running service.
+pub struct RunningApp {
+    pub api_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub state: web::Data<AppState>,
+    api: ServerHandle,
+    metrics_server: ServerHandle,
+    boot: actix_web::rt::task::JoinHandle<()>,
+    arbiters: Arc<Mutex<Vec<Arbiter>>>,
+}
+
+/// Binds the listeners and starts everything; returns at once. Must run
+/// inside an actix `System`.
+pub fn start(config: Config) -> Result<RunningApp, StartError> {
+    let api_listener = bind(config.http_addr)?;
+    let metrics_listener = bind(config.metrics_addr)?;
+    let api_addr = local_addr(&api_listener, config.http_addr)?;
+    let metrics_addr = local_addr(&metrics_listener, config.metrics_addr)?;
+    let mirror = match &config.redis_url {
+        Some(url) => Some(Mirror::connect(url, &config.redis_prefix).map_err(|e| StartError::Redis(e.to_string()))?),
+        None => None,
+    };
+    let state = web::Data::new(AppState { core: Default::default(), metrics: Metrics::new(), mirror });
+
+    let s = state.clone();
+    let api = HttpServer::new(move || {
+        App::new()
+            .app_data(s.clone())
+            .wrap(from_fn(http::track_requests))
+            .wrap(TracingLogger::default())
+            .configure(http::api_routes)
+    })
+    .workers(config.http_workers)
+    .disable_signals()
+    .shutdown_timeout(30)
+    .listen(api_listener)
+    .map_err(|source| StartError::Listen { addr: api_addr, source })?
+    .run();
+    let s = state.clone();
+    let metrics_server = HttpServer::new(move || App::new().app_data(s.clone()).configure(http::metrics_routes))
+        .workers(1)
+        .disable_signals()
+        .listen(metrics_listener)
+        .map_err(|source| StartError::Listen { addr: metrics_addr, source })?
+        .run();
+    let (api_handle, metrics_handle) = (api.handle(), metrics_server.handle());
+    actix_web::rt::spawn(api);
+    actix_web::rt::spawn(metrics_server);
+
+    let arbiters = Arc::new(Mutex::new(Vec::new()));
+    let boot = actix_web::rt::spawn(boot(state.clone(), config, arbiters.clone()));
+    tracing::info!(%api_addr, %metrics_addr, "listening");
+    Ok(RunningApp { api_addr, metrics_addr, state, api: api_handle, metrics_server: metrics_handle, boot, arbiters })
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })
+}
+
+fn local_addr(l: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    l.local_addr().map_err(|source| StartError::Listen { addr, source })
+}
+
+/// Waits for MySQL (retrying with backoff, logging each try), migrates,
+/// loads the ranking from the summary table, starts the actors.
+async fn boot(state: web::Data<AppState>, config: Config, arbiters: Arc<Mutex<Vec<Arbiter>>>) {
+    let mut backoff = FIRST_BOOT_BACKOFF;
+    let (consecutive_ids, totals) = loop {
+        match prepare_database(&config.database_url).await {
+            Ok(ready) => break ready,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MySQL not ready");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BOOT_BACKOFF);
+            }
+        }
+    };
+    let persistence_count = if consecutive_ids {
+        config.persistence_actors
+    } else {
+        // Ids of one multi-row INSERT are consecutive only while no other
+        // connection inserts; one writer keeps the ids we answer exact.
+        tracing::warn!("innodb_autoinc_lock_mode=2: using one persistence actor");
+        1
+    };
+    let metrics = state.metrics.clone();
+    let mut owned = Vec::new();
+    let mut persistence = Vec::new();
+    for _ in 0..persistence_count {
+        let settings = PersistenceSettings {
+            database_url: config.database_url.clone(),
+            pool_max: 1 + POOL_SPARE,
+            batch_rows: config.batch_rows,
+            batch_linger: config.batch_linger,
+            max_rows_waiting: (config.max_rows_waiting / persistence_count).max(config.batch_rows),
+            retry_window: config.storage_retry,
+        };
+        let arbiter = Arbiter::new();
+        let m = metrics.clone();
+        persistence.push(PersistenceActor::start_in_arbiter(&arbiter.handle(), move |_| {
+            PersistenceActor::new(settings, m).expect("the database URL was checked at start")
+        }));
+        owned.push(arbiter);
+    }
+    let mut tenant_arbiters = Vec::new();
+    for _ in 0..config.tenant_arbiters {
+        let arbiter = Arbiter::new();
+        tenant_arbiters.push(arbiter.handle());
+        owned.push(arbiter);
+    }
+    if let Ok(mut a) = arbiters.lock() {
+        a.extend(owned);
+    }
+    let ranking = RankingActor::new(state.mirror.clone(), metrics.clone()).start();
+    let products = totals.len();
+    ranking.do_send(TotalsChanged(totals));
+    let tenants = Arc::new(TenantRegistry::new(tenant_arbiters, persistence, ranking.clone(), metrics));
+    if state.core.set(Core { tenants, ranking }).is_err() {
+        tracing::error!("service core was already set");
+    }
+    tracing::info!(products, persistence_actors = persistence_count, "ready");
+}
+
+/// Migrates and reads what start-up needs, on a short-lived pool.
+async fn prepare_database(url: &str) -> Result<(bool, Vec<store::ProductTotal>), Box<dyn std::error::Error>> {
+    let applied = store::migrate(url).await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "migrations applied");
+    }
+    let pool = mysql_async::Pool::new(store::pool_opts(url, 1)?);
+    let result = async {
+        let mut conn = pool.get_conn().await?;
+        let consecutive = store::autoinc_ids_consecutive(&mut conn).await?;
+        let totals = store::load_all_totals(&mut conn).await?;
+        Ok::<_, store::StoreError>((consecutive, totals))
+    }
+    .await;
+    let _ = pool.disconnect().await;
+    Ok(result?)
+}
+
+impl RunningApp {
+    /// Whether MySQL was reached and the actors run.
+    pub fn is_booted(&self) -> bool {
+        self.state.core.get().is_some()
+    }
+
+    /// The tenant registry, once booted (tests use its crash hook).
+    pub fn tenants(&self) -> Option<Arc<TenantRegistry>> {
+        self.state.core.get().map(|c| c.tenants.clone())
+    }
+
+    /// Graceful stop (see the module doc for the order).
+    pub async fn stop(self) {
+        self.api.stop(true).await;
+        self.boot.abort();
+        match self.state.core.get() {
+            Some(core) => {
+                for p in core.tenants.persistence() {
+                    let _ = p.send(Drain).await;
+                }
+                let _ = core.ranking.send(FinalFlush).await;
+            }
+            None => {
+                if let Some(m) = &self.state.mirror {
+                    m.quit().await;
+                }
+            }
+        }
+        self.metrics_server.stop(true).await;
+        if let Ok(mut arbiters) = self.arbiters.lock() {
+            for a in arbiters.drain(..) {
+                a.stop();
+            }
+        }
+    }
+
+    /// Runs until SIGINT or SIGTERM, then stops gracefully.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await;
+        tracing::info!("stopped");
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

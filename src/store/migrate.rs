@@ -1,0 +1,61 @@
+//! Schema migrations (`migrations/*.sql`, embedded at build time) run by
+//! refinery over the service's own `mysql_async` driver.
+
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("bad database URL: {0}")]
+    Url(#[from] mysql_async::UrlError),
+    #[error("the database URL names no database")]
+    NoDatabase,
+    #[error("MySQL: {0}")]
+    Mysql(#[from] mysql_async::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] refinery::Error),
+    #[error("another process holds the migration lock")]
+    Locked,
+}
+
+/// Creates the database named in `url` if it does not exist.
+pub async fn ensure_database(url: &str) -> Result<(), MigrateError> {
+    let opts = Opts::from_url(url)?;
+    let name = opts.db_name().ok_or(MigrateError::NoDatabase)?.to_string();
+    let server = OptsBuilder::from_opts(opts).db_name(None::<String>);
+    let mut conn = Conn::new(server).await?;
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{}`", name.replace('`', "``")))
+        .await?;
+    conn.disconnect().await?;
+    Ok(())
+}
+
+/// Creates the database if needed and applies pending migrations; returns the
+/// names of those applied. Two processes starting together are serialized by
+/// a named lock (refinery takes none).
+pub async fn migrate(url: &str) -> Result<Vec<String>, MigrateError> {
+    ensure_database(url).await?;
+    let mut pool = Pool::new(super::pool_opts(url, 2)?);
+    let result = migrate_locked(&mut pool).await;
+    let _ = pool.disconnect().await;
+    result
+}
+
+async fn migrate_locked(pool: &mut Pool) -> Result<Vec<String>, MigrateError> {
+    let mut lock_conn = pool.get_conn().await?;
+    let got: Option<i64> = lock_conn.query_first("SELECT GET_LOCK('pos_migrate', 60)").await?;
+    if got != Some(1) {
+        return Err(MigrateError::Locked);
+    }
+    let report = tokio::time::timeout(Duration::from_secs(600), embedded::migrations::runner().run_async(pool)).await;
+    let _ = lock_conn.query_drop("SELECT RELEASE_LOCK('pos_migrate')").await;
+    drop(lock_conn);
+    let report = report.map_err(|_| MigrateError::Locked)??;
+    Ok(report.applied_migrations().iter().map(|m| m.to_string()).collect())
+}

@@ -1,0 +1,262 @@
+//! Every SQL statement of the service, and the migrations runner. Nothing
+//! outside this module writes SQL; nothing in it knows HTTP.
+//!
+//! Multi-row statements are written as SQL text rather than prepared: the
+//! number of rows changes with every batch (a prepared statement per shape
+//! would thrash the statement cache) and every value is a parsed domain type
+//! (numbers, decimals, times, keys of `A-Z a-z 0-9 . _ : -`), so no value
+//! can carry quoting.
+
+mod migrate;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts, TxOpts};
+use rust_decimal::Decimal;
+
+use crate::domain::{BranchId, IdempotencyKey, Money, NewSale, ProductId, StoredSale, TenantId, Timestamp};
+
+pub use migrate::{ensure_database, migrate, MigrateError};
+
+/// A storage failure, split by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The server or the connection went away, or is overloaded: try again later.
+    #[error("MySQL unavailable: {0}")]
+    Unavailable(mysql_async::Error),
+    /// An idempotency key of this tenant is already stored.
+    #[error("duplicate idempotency key")]
+    DuplicateKey,
+    /// The statement itself was refused (a constraint, a bad value).
+    #[error("MySQL refused the statement: {0}")]
+    Rejected(mysql_async::Error),
+}
+
+impl From<mysql_async::Error> for StoreError {
+    fn from(e: mysql_async::Error) -> Self {
+        use mysql_async::Error as E;
+        match &e {
+            E::Server(s) if s.code == 1062 => StoreError::DuplicateKey,
+            // Deadlock, lock wait timeout, too many connections, shutdown,
+            // killed or interrupted: the statement may succeed if run again.
+            E::Server(s) if matches!(s.code, 1213 | 1205 | 1040 | 1053 | 1317 | 1927 | 2006 | 2013 | 1290 | 1836) => {
+                StoreError::Unavailable(e)
+            }
+            E::Server(_) | E::Url(_) => StoreError::Rejected(e),
+            _ => StoreError::Unavailable(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Connection options for `url` with a pool of at most `pool_max` connections.
+pub fn pool_opts(url: &str, pool_max: usize) -> Result<Opts, mysql_async::UrlError> {
+    let opts = Opts::from_url(url)?;
+    let constraints = PoolConstraints::new(0, pool_max.max(1)).unwrap_or_default();
+    Ok(OptsBuilder::from_opts(opts)
+        .pool_opts(PoolOpts::default().with_constraints(constraints).with_reset_connection(false))
+        .stmt_cache_size(64)
+        .into())
+}
+
+/// The branches and products of one tenant.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    pub branches: HashSet<BranchId>,
+    pub products: HashMap<ProductId, Arc<str>>,
+}
+
+/// All-time totals of one product of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductTotal {
+    pub tenant_id: TenantId,
+    pub product_id: ProductId,
+    pub name: Arc<str>,
+    pub quantity: u64,
+    pub revenue: Money,
+}
+
+/// What a tenant actor starts from.
+#[derive(Debug, Default, Clone)]
+pub struct TenantSnapshot {
+    pub catalog: Catalog,
+    pub totals: Vec<ProductTotal>,
+}
+
+/// Reads a tenant's branches and products; `None` if the tenant does not exist.
+pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Catalog>> {
+    let exists: Option<u64> = conn.exec_first("SELECT id FROM tenants WHERE id = ?", (tenant,)).await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let branches: Vec<u64> = conn.exec("SELECT id FROM branches WHERE tenant_id = ?", (tenant,)).await?;
+    let products: Vec<(u64, String)> = conn.exec("SELECT id, name FROM products WHERE tenant_id = ?", (tenant,)).await?;
+    Ok(Some(Catalog {
+        branches: branches.into_iter().collect(),
+        products: products.into_iter().map(|(id, name)| (id, Arc::from(name))).collect(),
+    }))
+}
+
+/// Reads a tenant's catalog and its per-product totals (from the summary
+/// table, never from the history).
+pub async fn load_tenant(conn: &mut Conn, tenant: TenantId) -> Result<Option<TenantSnapshot>> {
+    let Some(catalog) = load_catalog(conn, tenant).await? else { return Ok(None) };
+    let rows: Vec<(u64, u64, Decimal)> = conn
+        .exec("SELECT product_id, quantity_sold, revenue FROM product_sales_totals WHERE tenant_id = ?", (tenant,))
+        .await?;
+    let totals = rows
+        .into_iter()
+        .map(|(product_id, quantity, revenue)| ProductTotal {
+            tenant_id: tenant,
+            product_id,
+            name: catalog.products.get(&product_id).cloned().unwrap_or_else(|| Arc::from("")),
+            quantity,
+            revenue: Money::new(revenue),
+        })
+        .collect();
+    Ok(Some(TenantSnapshot { catalog, totals }))
+}
+
+/// Every product total of every tenant, for the global ranking.
+pub async fn load_all_totals(conn: &mut Conn) -> Result<Vec<ProductTotal>> {
+    let mut out = Vec::new();
+    conn.query_iter(
+        "SELECT t.tenant_id, t.product_id, p.name, t.quantity_sold, t.revenue \
+         FROM product_sales_totals t JOIN products p ON p.id = t.product_id",
+    )
+    .await?
+    .for_each(|row| {
+        let (tenant_id, product_id, name, quantity, revenue): (u64, u64, String, u64, Decimal) = mysql_async::from_row(row);
+        out.push(ProductTotal { tenant_id, product_id, name: Arc::from(name), quantity, revenue: Money::new(revenue) });
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Where a failed commit stopped: before COMMIT nothing is stored; at
+/// COMMIT the outcome is unknown until [`rows_exist`] says.
+#[derive(Debug)]
+pub enum CommitFailure {
+    BeforeCommit(StoreError),
+    AtCommit { first_id: u64, error: StoreError },
+}
+
+/// Stores `sales` and adds them to the summary table in one transaction.
+/// Returns the id of the first row; the others follow in order (the
+/// service checks at start that auto-increment ids of one statement are
+/// consecutive).
+pub async fn insert_sales(conn: &mut Conn, sales: &[&NewSale]) -> Result<u64, CommitFailure> {
+    let before = |e: mysql_async::Error| CommitFailure::BeforeCommit(e.into());
+    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(before)?;
+    tx.query_drop(insert_sales_sql(sales)).await.map_err(before)?;
+    let first_id = tx.last_insert_id().unwrap_or(0);
+    tx.query_drop(upsert_totals_sql(sales)).await.map_err(before)?;
+    tx.commit()
+        .await
+        .map_err(|e| CommitFailure::AtCommit { first_id, error: e.into() })?;
+    Ok(first_id)
+}
+
+/// Whether all ids `first..first+count` are stored (settles a COMMIT whose
+/// answer was lost with the connection).
+pub async fn rows_exist(conn: &mut Conn, first: u64, count: usize) -> Result<bool> {
+    let last = first + count as u64 - 1;
+    let n: Option<u64> = conn
+        .exec_first("SELECT COUNT(*) FROM sales_transactions WHERE id BETWEEN ? AND ?", (first, last))
+        .await?;
+    Ok(n == Some(count as u64))
+}
+
+fn insert_sales_sql(sales: &[&NewSale]) -> String {
+    let mut sql = String::with_capacity(64 + sales.len() * 96);
+    sql.push_str(
+        "INSERT INTO sales_transactions \
+         (tenant_id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp, idempotency_key) VALUES ",
+    );
+    for (i, s) in sales.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        let ts = s.timestamp.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f");
+        let _ = write!(sql, "({},{},{},{},{},'{}',", s.tenant_id, s.branch_id, s.product_id, s.quantity, s.price, ts);
+        match &s.idempotency_key {
+            Some(k) => {
+                let _ = write!(sql, "'{}')", k.as_str());
+            }
+            None => sql.push_str("NULL)"),
+        }
+    }
+    sql
+}
+
+/// One row per (tenant, product), in key order so that upserts of
+/// overlapping batches always lock summary rows in the same order.
+fn upsert_totals_sql(sales: &[&NewSale]) -> String {
+    let mut sums: BTreeMap<(TenantId, ProductId), (u64, Money)> = BTreeMap::new();
+    for s in sales {
+        let e = sums.entry((s.tenant_id, s.product_id)).or_default();
+        e.0 += u64::from(s.quantity);
+        e.1 += s.revenue();
+    }
+    let mut sql = String::with_capacity(96 + sums.len() * 48);
+    sql.push_str("INSERT INTO product_sales_totals (tenant_id, product_id, quantity_sold, revenue) VALUES ");
+    for (i, ((t, p), (q, r))) in sums.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        let _ = write!(sql, "({t},{p},{q},{r})");
+    }
+    sql.push_str(
+        " ON DUPLICATE KEY UPDATE quantity_sold = quantity_sold + VALUES(quantity_sold), revenue = revenue + VALUES(revenue)",
+    );
+    sql
+}
+
+/// The stored sales of `tenant` carrying any of `keys`.
+pub async fn find_by_keys(conn: &mut Conn, tenant: TenantId, keys: &[IdempotencyKey]) -> Result<Vec<StoredSale>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "SELECT id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp, idempotency_key \
+         FROM sales_transactions WHERE tenant_id = ? AND idempotency_key IN (",
+    );
+    for (i, k) in keys.iter().enumerate() {
+        let _ = write!(sql, "{}'{}'", if i > 0 { "," } else { "" }, k.as_str());
+    }
+    sql.push(')');
+    let rows: Vec<(u64, u64, u64, u32, Decimal, NaiveDateTime, String)> = conn.exec(sql, (tenant,)).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, branch_id, product_id, quantity, price, ts, key)| StoredSale {
+            id,
+            sale: NewSale {
+                tenant_id: tenant,
+                branch_id,
+                product_id,
+                quantity,
+                price: Money::new(price),
+                timestamp: Timestamp::from_naive_utc(ts),
+                idempotency_key: IdempotencyKey::parse(&key),
+            },
+        })
+        .collect())
+}
+
+/// Whether one multi-row INSERT gets consecutive auto-increment ids even
+/// while other connections insert (`innodb_autoinc_lock_mode` below 2).
+pub async fn autoinc_ids_consecutive(conn: &mut Conn) -> Result<bool> {
+    let mode: Option<u32> = conn.query_first("SELECT @@innodb_autoinc_lock_mode").await?;
+    Ok(mode.unwrap_or(2) < 2)
+}
+
+/// A cheap round trip, for `/ready`.
+pub async fn ping(conn: &mut Conn) -> Result<()> {
+    conn.query_drop("SELECT 1").await?;
+    Ok(())
+}
