@@ -80,27 +80,44 @@ impl Config {
     }
 
     /// Reads settings from explicit pairs, as if they were the environment.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ConfigError> {
-        let vars = pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let raw: RawEnv = envy::prefixed("POS_").from_iter(vars).map_err(|e| ConfigError {
-            var: "POS_*".into(),
-            problem: e.to_string(),
-        })?;
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ConfigError> {
+        let vars = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let raw: RawEnv = envy::prefixed("POS_")
+            .from_iter(vars)
+            .map_err(|e| ConfigError {
+                var: "POS_*".into(),
+                problem: e.to_string(),
+            })?;
         Self::from_raw(raw)
     }
 
     fn from_raw(raw: RawEnv) -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let database_url = raw.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let database_url = raw
+            .database_url
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         if mysql_async::Opts::from_url(&database_url).is_err() {
-            return Err(problem("POS_DATABASE_URL", format!("not a MySQL URL: {database_url:?}")));
+            return Err(problem(
+                "POS_DATABASE_URL",
+                format!("not a MySQL URL: {database_url:?}"),
+            ));
         }
         let redis_url = match raw.redis_url {
             None => Some("redis://127.0.0.1:6379".to_string()),
             Some(u) if u.trim().is_empty() => None,
             Some(u) => {
-                if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("redis-cluster://")) {
-                    return Err(problem("POS_REDIS_URL", format!("expected redis://… or redis-cluster://…, got {u:?}")));
+                if !(u.starts_with("redis://")
+                    || u.starts_with("rediss://")
+                    || u.starts_with("redis-cluster://"))
+                {
+                    return Err(problem(
+                        "POS_REDIS_URL",
+                        format!("expected redis://… or redis-cluster://…, got {u:?}"),
+                    ));
                 }
                 Some(u)
             }
@@ -108,11 +125,19 @@ impl Config {
         let log_format = match raw.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(problem("POS_LOG_FORMAT", format!("expected text or json, got {other:?}"))),
+            other => {
+                return Err(problem(
+                    "POS_LOG_FORMAT",
+                    format!("expected text or json, got {other:?}"),
+                ))
+            }
         };
         let log_level = raw.log_level.unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            return Err(problem("POS_LOG_LEVEL", format!("not a log filter: {log_level:?}")));
+            return Err(problem(
+                "POS_LOG_LEVEL",
+                format!("not a log filter: {log_level:?}"),
+            ));
         }
         Ok(Config {
             database_url,
@@ -121,12 +146,30 @@ impl Config {
             http_addr: addr("POS_HTTP_ADDR", raw.http_addr, "0.0.0.0:8080")?,
             metrics_addr: addr("POS_METRICS_ADDR", raw.metrics_addr, "0.0.0.0:8081")?,
             batch_rows: int("POS_BATCH_ROWS", raw.batch_rows, 1000, 1, 100_000)?,
-            batch_linger: Duration::from_millis(int("POS_BATCH_LINGER_MS", raw.batch_linger_ms, 2, 0, 10_000)?),
+            batch_linger: Duration::from_millis(int(
+                "POS_BATCH_LINGER_MS",
+                raw.batch_linger_ms,
+                2,
+                0,
+                10_000,
+            )?),
             persistence_actors: int("POS_PERSISTENCE_ACTORS", raw.persistence_actors, 2, 1, 64)?,
             tenant_arbiters: int("POS_TENANT_ARBITERS", raw.tenant_arbiters, 2, 1, 64)?,
             http_workers: int("POS_HTTP_WORKERS", raw.http_workers, cores, 1, 256)?,
-            max_rows_waiting: int("POS_MAX_ROWS_WAITING", raw.max_rows_waiting, 50_000, 1000, 10_000_000)?,
-            storage_retry: Duration::from_millis(int("POS_STORAGE_RETRY_MS", raw.storage_retry_ms, 5_000, 0, 600_000)?),
+            max_rows_waiting: int(
+                "POS_MAX_ROWS_WAITING",
+                raw.max_rows_waiting,
+                50_000,
+                1000,
+                10_000_000,
+            )?,
+            storage_retry: Duration::from_millis(int(
+                "POS_STORAGE_RETRY_MS",
+                raw.storage_retry_ms,
+                5_000,
+                0,
+                600_000,
+            )?),
             log_level,
             log_format,
         })
@@ -134,26 +177,38 @@ impl Config {
 }
 
 fn problem(var: &str, problem: String) -> ConfigError {
-    ConfigError { var: var.into(), problem }
+    ConfigError {
+        var: var.into(),
+        problem,
+    }
 }
 
 fn addr(var: &str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
     let text = value.unwrap_or_else(|| default.into());
-    text.parse()
-        .map_err(|_| problem(var, format!("expected host:port like {default}, got {text:?}")))
+    text.parse().map_err(|_| {
+        problem(
+            var,
+            format!("expected host:port like {default}, got {text:?}"),
+        )
+    })
 }
 
 fn int<T>(var: &str, value: Option<String>, default: T, min: T, max: T) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
-    let Some(text) = value else { return Ok(default) };
+    let Some(text) = value else {
+        return Ok(default);
+    };
     let n: T = text
         .trim()
         .parse()
         .map_err(|_| problem(var, format!("expected an integer, got {text:?}")))?;
     if n < min || n > max {
-        return Err(problem(var, format!("must be between {min} and {max}, got {n}")));
+        return Err(problem(
+            var,
+            format!("must be between {min} and {max}, got {n}"),
+        ));
     }
     Ok(n)
 }
@@ -176,7 +231,10 @@ mod tests {
     #[test]
     fn bad_integer_names_the_variable_and_value() {
         let e = Config::from_pairs([("POS_BATCH_LINGER_MS", "fast")]).unwrap_err();
-        assert_eq!(e.to_string(), r#"POS_BATCH_LINGER_MS: expected an integer, got "fast""#);
+        assert_eq!(
+            e.to_string(),
+            r#"POS_BATCH_LINGER_MS: expected an integer, got "fast""#
+        );
     }
 
     #[test]

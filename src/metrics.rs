@@ -3,7 +3,8 @@
 //! metric carries a tenant or product label: tenants reach 10^5.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Error codes a request can be refused with; each is a `reason` label of
@@ -54,18 +55,26 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
-            Opts::new("pos_http_requests_total", "HTTP requests by route template, method and status"),
+            Opts::new(
+                "pos_http_requests_total",
+                "HTTP requests by route template, method and status",
+            ),
             &["route", "method", "status"],
         )
         .expect("valid metric");
         let http_duration = HistogramVec::new(
             HistogramOpts::new("pos_http_request_duration_seconds", "HTTP request latency")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
             &["route", "method", "status"],
         )
         .expect("valid metric");
         let rejected = IntCounterVec::new(
-            Opts::new("pos_transactions_rejected_total", "Sales requests refused, by error code"),
+            Opts::new(
+                "pos_transactions_rejected_total",
+                "Sales requests refused, by error code",
+            ),
             &["reason"],
         )
         .expect("valid metric");
@@ -75,31 +84,56 @@ impl Metrics {
         let m = Metrics {
             http_requests,
             http_duration,
-            committed: IntCounter::new("pos_transactions_committed_total", "Transactions committed to MySQL").expect("valid"),
+            committed: IntCounter::new(
+                "pos_transactions_committed_total",
+                "Transactions committed to MySQL",
+            )
+            .expect("valid"),
             rejected,
             batch_rows: Histogram::with_opts(
-                HistogramOpts::new("pos_batch_rows", "Rows per committed batch")
-                    .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]),
+                HistogramOpts::new("pos_batch_rows", "Rows per committed batch").buckets(vec![
+                    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+                ]),
             )
             .expect("valid"),
             commit_seconds: Histogram::with_opts(
-                HistogramOpts::new("pos_batch_commit_duration_seconds", "Batch transaction time, BEGIN to COMMIT")
-                    .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+                HistogramOpts::new(
+                    "pos_batch_commit_duration_seconds",
+                    "Batch transaction time, BEGIN to COMMIT",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ]),
             )
             .expect("valid"),
-            rows_waiting: IntGauge::new("pos_rows_waiting", "Rows accepted and not yet committed").expect("valid"),
-            persistence_retries: IntCounter::new("pos_persistence_retries_total", "Batch attempts repeated after a MySQL failure")
+            rows_waiting: IntGauge::new("pos_rows_waiting", "Rows accepted and not yet committed")
                 .expect("valid"),
+            persistence_retries: IntCounter::new(
+                "pos_persistence_retries_total",
+                "Batch attempts repeated after a MySQL failure",
+            )
+            .expect("valid"),
             persistence_failures: IntCounter::new(
                 "pos_persistence_failures_total",
                 "Sales requests whose rows could not be stored",
             )
             .expect("valid"),
             tenant_actors: IntGauge::new("pos_tenant_actors", "Live tenant actors").expect("valid"),
-            tenant_restarts: IntCounter::new("pos_tenant_actor_restarts_total", "Tenant actors restarted after a crash")
-                .expect("valid"),
-            ranking_products: IntGauge::new("pos_ranking_products", "Products in the global ranking").expect("valid"),
-            mirror_errors: IntCounter::new("pos_redis_mirror_errors_total", "Failed Redis mirror writes").expect("valid"),
+            tenant_restarts: IntCounter::new(
+                "pos_tenant_actor_restarts_total",
+                "Tenant actors restarted after a crash",
+            )
+            .expect("valid"),
+            ranking_products: IntGauge::new(
+                "pos_ranking_products",
+                "Products in the global ranking",
+            )
+            .expect("valid"),
+            mirror_errors: IntCounter::new(
+                "pos_redis_mirror_errors_total",
+                "Failed Redis mirror writes",
+            )
+            .expect("valid"),
             mirror_lag_seconds: prometheus::Gauge::new(
                 "pos_redis_mirror_lag_seconds",
                 "Seconds since the Redis mirror last equalled the ranking",
@@ -142,7 +176,10 @@ impl Metrics {
         {
             // One process collector per registry; a second app in the same
             // test process gets its own registry, so this never collides.
-            let pc = prometheus::process_collector::ProcessCollector::new(std::process::id() as i32, "pos");
+            let pc = prometheus::process_collector::ProcessCollector::new(
+                std::process::id() as i32,
+                "pos",
+            );
             let _ = r.register(Box::new(pc));
         }
     }

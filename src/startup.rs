@@ -33,7 +33,10 @@ const POOL_SPARE: usize = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("POS_REDIS_URL: {0}")]
     Redis(String),
 }
@@ -57,10 +60,17 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     let api_addr = local_addr(&api_listener, config.http_addr)?;
     let metrics_addr = local_addr(&metrics_listener, config.metrics_addr)?;
     let mirror = match &config.redis_url {
-        Some(url) => Some(Mirror::connect(url, &config.redis_prefix).map_err(|e| StartError::Redis(e.to_string()))?),
+        Some(url) => Some(
+            Mirror::connect(url, &config.redis_prefix)
+                .map_err(|e| StartError::Redis(e.to_string()))?,
+        ),
         None => None,
     };
-    let state = web::Data::new(AppState { core: Default::default(), metrics: Metrics::new(), mirror });
+    let state = web::Data::new(AppState {
+        core: Default::default(),
+        metrics: Metrics::new(),
+        mirror,
+    });
 
     let s = state.clone();
     let api = HttpServer::new(move || {
@@ -74,15 +84,25 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     .disable_signals()
     .shutdown_timeout(30)
     .listen(api_listener)
-    .map_err(|source| StartError::Listen { addr: api_addr, source })?
+    .map_err(|source| StartError::Listen {
+        addr: api_addr,
+        source,
+    })?
     .run();
     let s = state.clone();
-    let metrics_server = HttpServer::new(move || App::new().app_data(s.clone()).configure(http::metrics_routes))
-        .workers(1)
-        .disable_signals()
-        .listen(metrics_listener)
-        .map_err(|source| StartError::Listen { addr: metrics_addr, source })?
-        .run();
+    let metrics_server = HttpServer::new(move || {
+        App::new()
+            .app_data(s.clone())
+            .configure(http::metrics_routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(metrics_listener)
+    .map_err(|source| StartError::Listen {
+        addr: metrics_addr,
+        source,
+    })?
+    .run();
     let (api_handle, metrics_handle) = (api.handle(), metrics_server.handle());
     actix_web::rt::spawn(api);
     actix_web::rt::spawn(metrics_server);
@@ -90,7 +110,15 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     let arbiters = Arc::new(Mutex::new(Vec::new()));
     let boot = actix_web::rt::spawn(boot(state.clone(), config, arbiters.clone()));
     tracing::info!(%api_addr, %metrics_addr, "listening");
-    Ok(RunningApp { api_addr, metrics_addr, state, api: api_handle, metrics_server: metrics_handle, boot, arbiters })
+    Ok(RunningApp {
+        api_addr,
+        metrics_addr,
+        state,
+        api: api_handle,
+        metrics_server: metrics_handle,
+        boot,
+        arbiters,
+    })
 }
 
 fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -98,7 +126,8 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 }
 
 fn local_addr(l: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, StartError> {
-    l.local_addr().map_err(|source| StartError::Listen { addr, source })
+    l.local_addr()
+        .map_err(|source| StartError::Listen { addr, source })
 }
 
 /// Waits for MySQL (retrying with backoff, logging each try), migrates,
@@ -137,9 +166,12 @@ async fn boot(state: web::Data<AppState>, config: Config, arbiters: Arc<Mutex<Ve
         };
         let arbiter = Arbiter::new();
         let m = metrics.clone();
-        persistence.push(PersistenceActor::start_in_arbiter(&arbiter.handle(), move |_| {
-            PersistenceActor::new(settings, m).expect("the database URL was checked at start")
-        }));
+        persistence.push(PersistenceActor::start_in_arbiter(
+            &arbiter.handle(),
+            move |_| {
+                PersistenceActor::new(settings, m).expect("the database URL was checked at start")
+            },
+        ));
         owned.push(arbiter);
     }
     let mut tenant_arbiters = Vec::new();
@@ -154,7 +186,12 @@ async fn boot(state: web::Data<AppState>, config: Config, arbiters: Arc<Mutex<Ve
     let ranking = RankingActor::new(state.mirror.clone(), metrics.clone()).start();
     let products = totals.len();
     ranking.do_send(TotalsChanged(totals));
-    let tenants = Arc::new(TenantRegistry::new(tenant_arbiters, persistence, ranking.clone(), metrics));
+    let tenants = Arc::new(TenantRegistry::new(
+        tenant_arbiters,
+        persistence,
+        ranking.clone(),
+        metrics,
+    ));
     if state.core.set(Core { tenants, ranking }).is_err() {
         tracing::error!("service core was already set");
     }
@@ -162,7 +199,9 @@ async fn boot(state: web::Data<AppState>, config: Config, arbiters: Arc<Mutex<Ve
 }
 
 /// Migrates and reads what start-up needs, on a short-lived pool.
-async fn prepare_database(url: &str) -> Result<(bool, Vec<store::ProductTotal>), Box<dyn std::error::Error>> {
+async fn prepare_database(
+    url: &str,
+) -> Result<(bool, Vec<store::ProductTotal>), Box<dyn std::error::Error>> {
     let applied = store::migrate(url).await?;
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");

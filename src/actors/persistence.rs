@@ -66,9 +66,19 @@ pub struct Save {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub enum Read {
-    Tenant { tenant: TenantId, reply: oneshot::Sender<Result<Option<TenantSnapshot>, SaveError>> },
-    Catalog { tenant: TenantId, reply: oneshot::Sender<Result<Option<Catalog>, SaveError>> },
-    Keys { tenant: TenantId, keys: Vec<IdempotencyKey>, reply: oneshot::Sender<Result<Vec<StoredSale>, SaveError>> },
+    Tenant {
+        tenant: TenantId,
+        reply: oneshot::Sender<Result<Option<TenantSnapshot>, SaveError>>,
+    },
+    Catalog {
+        tenant: TenantId,
+        reply: oneshot::Sender<Result<Option<Catalog>, SaveError>>,
+    },
+    Keys {
+        tenant: TenantId,
+        keys: Vec<IdempotencyKey>,
+        reply: oneshot::Sender<Result<Vec<StoredSale>, SaveError>>,
+    },
 }
 
 /// Answers whether MySQL answers a query now (for `/ready`).
@@ -100,7 +110,10 @@ pub struct PersistenceActor {
 
 impl PersistenceActor {
     /// Builds the actor; call inside its arbiter so the pool lives there.
-    pub fn new(settings: PersistenceSettings, metrics: Metrics) -> Result<Self, mysql_async::UrlError> {
+    pub fn new(
+        settings: PersistenceSettings,
+        metrics: Metrics,
+    ) -> Result<Self, mysql_async::UrlError> {
         let pool = Pool::new(store::pool_opts(&settings.database_url, settings.pool_max)?);
         Ok(PersistenceActor {
             pool,
@@ -158,7 +171,11 @@ impl PersistenceActor {
         self.queued_rows -= rows;
         self.in_flight_rows = rows;
         self.flushing = true;
-        let job = FlushJob { pool: self.pool.clone(), metrics: self.metrics.clone(), retry_window: self.settings.retry_window };
+        let job = FlushJob {
+            pool: self.pool.clone(),
+            metrics: self.metrics.clone(),
+            retry_window: self.settings.retry_window,
+        };
         let in_use = self.metrics.mysql_connections_in_use.clone();
         ctx.spawn(
             async move {
@@ -233,7 +250,10 @@ impl Handler<Ping> for PersistenceActor {
                 let mut conn = pool.get_conn().await.map_err(StoreError::from)?;
                 store::ping(&mut conn).await
             };
-            matches!(tokio::time::timeout(Duration::from_secs(1), check).await, Ok(Ok(())))
+            matches!(
+                tokio::time::timeout(Duration::from_secs(1), check).await,
+                Ok(Ok(()))
+            )
         })
     }
 }
@@ -268,7 +288,9 @@ impl FlushJob {
     async fn conn(&self) -> Result<Conn, StoreError> {
         match tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.get_conn()).await {
             Ok(r) => r.map_err(StoreError::from),
-            Err(_) => Err(StoreError::Unavailable(mysql_async::Error::Other("connection acquire timed out".into()))),
+            Err(_) => Err(StoreError::Unavailable(mysql_async::Error::Other(
+                "connection acquire timed out".into(),
+            ))),
         }
     }
 
@@ -309,7 +331,11 @@ impl FlushJob {
     /// Runs the transaction, retrying lost connections with backoff until
     /// `deadline`. A COMMIT whose answer was lost is settled by looking for
     /// the rows, so a batch is never stored twice.
-    async fn commit_with_retry(&self, group: &[Save], deadline: Instant) -> Result<u64, StoreError> {
+    async fn commit_with_retry(
+        &self,
+        group: &[Save],
+        deadline: Instant,
+    ) -> Result<u64, StoreError> {
         let sales: Vec<&NewSale> = group.iter().flat_map(|s| s.sales.iter()).collect();
         let mut backoff = FIRST_BACKOFF;
         let mut unsettled: Option<u64> = None;
@@ -324,7 +350,9 @@ impl FlushJob {
                 let started = Instant::now();
                 let r = store::insert_sales(&mut conn, &sales).await;
                 if r.is_ok() {
-                    self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    self.metrics
+                        .commit_seconds
+                        .observe(started.elapsed().as_secs_f64());
                 }
                 Ok::<_, StoreError>(r)
             };
@@ -397,11 +425,19 @@ impl FlushJob {
                     let _ = reply.send(r);
                 }
                 Read::Catalog { tenant, reply } => {
-                    let r = read_with(&mut conn, |c| Box::pin(store::load_catalog(c, tenant))).await;
+                    let r =
+                        read_with(&mut conn, |c| Box::pin(store::load_catalog(c, tenant))).await;
                     let _ = reply.send(r);
                 }
-                Read::Keys { tenant, keys, reply } => {
-                    let r = read_with(&mut conn, |c| Box::pin(store::find_by_keys(c, tenant, &keys))).await;
+                Read::Keys {
+                    tenant,
+                    keys,
+                    reply,
+                } => {
+                    let r = read_with(&mut conn, |c| {
+                        Box::pin(store::find_by_keys(c, tenant, &keys))
+                    })
+                    .await;
                     let _ = reply.send(r);
                 }
             }
@@ -413,7 +449,9 @@ async fn read_with<'c, T>(
     conn: &'c mut Option<Conn>,
     f: impl FnOnce(&'c mut Conn) -> LocalBoxFuture<'c, Result<T, StoreError>>,
 ) -> Result<T, SaveError> {
-    let Some(c) = conn.as_mut() else { return Err(SaveError::Unavailable) };
+    let Some(c) = conn.as_mut() else {
+        return Err(SaveError::Unavailable);
+    };
     f(c).await.map_err(|e| match e {
         StoreError::Rejected(e) => SaveError::Rejected(e.to_string()),
         _ => SaveError::Unavailable,

@@ -81,8 +81,10 @@ impl RankingActor {
 
     fn apply(&mut self, t: ProductTotal) {
         if let Some(old) = self.totals.get(&t.product_id) {
-            self.by_quantity.remove(&(Reverse(old.quantity), old.product_id));
-            self.by_revenue.remove(&(Reverse(old.revenue), old.product_id));
+            self.by_quantity
+                .remove(&(Reverse(old.quantity), old.product_id));
+            self.by_revenue
+                .remove(&(Reverse(old.revenue), old.product_id));
         }
         self.by_quantity.insert((Reverse(t.quantity), t.product_id));
         self.by_revenue.insert((Reverse(t.revenue), t.product_id));
@@ -97,16 +99,24 @@ impl RankingActor {
             RankBy::Quantity => Box::new(self.by_quantity.iter().map(|(_, p)| *p)),
             RankBy::Revenue => Box::new(self.by_revenue.iter().map(|(_, p)| *p)),
         };
-        ids.take(limit).filter_map(|p| self.totals.get(&p).cloned()).collect()
+        ids.take(limit)
+            .filter_map(|p| self.totals.get(&p).cloned())
+            .collect()
     }
 
     fn entry(t: &ProductTotal) -> MirrorEntry {
-        MirrorEntry { product_id: t.product_id, quantity: t.quantity, revenue: t.revenue }
+        MirrorEntry {
+            product_id: t.product_id,
+            quantity: t.quantity,
+            revenue: t.revenue,
+        }
     }
 
     /// One mirror step: a full rewrite if needed, else the changed products.
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        let Some(mirror) = self.mirror.clone() else { return };
+        let Some(mirror) = self.mirror.clone() else {
+            return;
+        };
         self.update_lag();
         if self.mirror_busy {
             return;
@@ -123,7 +133,11 @@ impl RankingActor {
             self.dirty.clear();
             self.totals.values().map(Self::entry).collect()
         } else {
-            self.dirty.drain().filter_map(|p| self.totals.get(&p)).map(Self::entry).collect()
+            self.dirty
+                .drain()
+                .filter_map(|p| self.totals.get(&p))
+                .map(Self::entry)
+                .collect()
         };
         let audit = !full && entries.is_empty() && self.last_audit.elapsed() >= MIRROR_AUDIT;
         if entries.is_empty() && !full && !audit {
@@ -174,7 +188,11 @@ impl RankingActor {
 
     fn update_lag(&self) {
         let in_sync = !self.resync_needed && self.dirty.is_empty() && !self.mirror_busy;
-        let lag = if in_sync { 0.0 } else { self.last_in_sync.elapsed().as_secs_f64() };
+        let lag = if in_sync {
+            0.0
+        } else {
+            self.last_in_sync.elapsed().as_secs_f64()
+        };
         self.metrics.mirror_lag_seconds.set(lag);
     }
 }
@@ -214,13 +232,21 @@ impl Handler<FinalFlush> for RankingActor {
         let entries: Vec<MirrorEntry> = if self.resync_needed {
             self.totals.values().map(Self::entry).collect()
         } else {
-            self.dirty.drain().filter_map(|p| self.totals.get(&p)).map(Self::entry).collect()
+            self.dirty
+                .drain()
+                .filter_map(|p| self.totals.get(&p))
+                .map(Self::entry)
+                .collect()
         };
         let full = self.resync_needed;
         Box::pin(async move {
             let Some(mirror) = mirror else { return };
             if mirror.is_connected() {
-                let r = if full { mirror.replace_all(&entries).await } else { mirror.write(&entries).await };
+                let r = if full {
+                    mirror.replace_all(&entries).await
+                } else {
+                    mirror.write(&entries).await
+                };
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "final Redis mirror write failed");
                 }
@@ -229,4 +255,3 @@ impl Handler<FinalFlush> for RankingActor {
         })
     }
 }
-

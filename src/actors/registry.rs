@@ -7,6 +7,7 @@
 //! is started from MySQL (through the tenant's persistence actor, behind
 //! any writes still queued there, so the reload sees every commit).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -43,8 +44,18 @@ impl TenantRegistry {
         ranking: Addr<RankingActor>,
         metrics: Metrics,
     ) -> Self {
-        assert!(!arbiters.is_empty() && !persistence.is_empty(), "at least one arbiter and one persistence actor");
-        TenantRegistry { live: DashMap::new(), starting: DashMap::new(), arbiters, persistence, ranking, metrics }
+        assert!(
+            !arbiters.is_empty() && !persistence.is_empty(),
+            "at least one arbiter and one persistence actor"
+        );
+        TenantRegistry {
+            live: DashMap::new(),
+            starting: DashMap::new(),
+            arbiters,
+            persistence,
+            ranking,
+            metrics,
+        }
     }
 
     /// The persistence actor that owns `tenant`'s rows.
@@ -67,12 +78,25 @@ impl TenantRegistry {
         if let Some(h) = self.running(tenant) {
             return Ok(Some(h));
         }
-        let snapshot = tenant::read(self.persistence_for(tenant), |reply| Read::Tenant { tenant, reply }).await?;
+        let snapshot = tenant::read(self.persistence_for(tenant), |reply| Read::Tenant {
+            tenant,
+            reply,
+        })
+        .await?;
         let Some(snapshot) = snapshot else {
             self.starting.remove(&tenant);
             return Ok(None);
         };
-        let totals: Totals = Arc::default();
+        // Filled before the handle is shared: readers must never see a
+        // started tenant without its totals.
+        let totals: Totals = Arc::new(
+            snapshot
+                .totals
+                .into_iter()
+                .map(|t| (t.product_id, t))
+                .collect(),
+        );
+        let catalog = snapshot.catalog;
         let deps = TenantDeps {
             persistence: self.persistence_for(tenant).clone(),
             ranking: self.ranking.clone(),
@@ -80,7 +104,9 @@ impl TenantRegistry {
         };
         let arbiter = &self.arbiters[(tenant % self.arbiters.len() as u64) as usize];
         let actor_totals = totals.clone();
-        let addr = TenantActor::start_in_arbiter(arbiter, move |_| TenantActor::new(tenant, snapshot, actor_totals, deps));
+        let addr = TenantActor::start_in_arbiter(arbiter, move |_| {
+            TenantActor::new(tenant, catalog, actor_totals, deps)
+        });
         let handle = TenantHandle { addr, totals };
         self.live.insert(tenant, handle.clone());
         Ok(Some(handle))
@@ -92,25 +118,54 @@ impl TenantRegistry {
         if handle.addr.connected() {
             return Some(handle);
         }
-        if self.live.remove_if(&tenant, |_, h| h.addr == handle.addr).is_some() {
-            tracing::warn!(tenant, "tenant actor had stopped; starting a fresh one from MySQL");
+        if self
+            .live
+            .remove_if(&tenant, |_, h| h.addr == handle.addr)
+            .is_some()
+        {
+            tracing::warn!(
+                tenant,
+                "tenant actor had stopped; starting a fresh one from MySQL"
+            );
             self.metrics.tenant_restarts.inc();
         }
         None
     }
 
-    /// Sends a request to the tenant's actor and waits for its outcome.
-    pub async fn post(&self, tenant: TenantId, branch_id: BranchId, items: Vec<SaleItem>, is_array: bool) -> Result<PostOutcome, TenantError> {
-        let mut msg_items = Some(items);
-        // A mailbox found closed was never delivered to: safe to try a fresh actor once.
+    /// Sends a request to the tenant's actor and waits for its outcome. If
+    /// the actor turns out dead before it handed any row to persistence,
+    /// the request goes to a fresh actor once.
+    pub async fn post(
+        &self,
+        tenant: TenantId,
+        branch_id: BranchId,
+        items: Vec<SaleItem>,
+        is_array: bool,
+    ) -> Result<PostOutcome, TenantError> {
+        let items: Arc<[SaleItem]> = items.into();
         for _ in 0..2 {
             let handle = self.get(tenant).await?.ok_or(TenantError::TenantNotFound)?;
+            let handed_over = Arc::new(AtomicBool::new(false));
             let (reply, rx) = oneshot::channel();
-            let items = msg_items.take().unwrap_or_default();
-            match handle.addr.try_send(PostSales { branch_id, items, is_array, reply }) {
-                Ok(()) => return rx.await.map_err(|_| TenantError::Crashed)?,
-                Err(SendError::Full(_)) => return Err(super::persistence::SaveError::Overloaded.into()),
-                Err(SendError::Closed(msg)) => msg_items = Some(msg.items),
+            let msg = PostSales {
+                branch_id,
+                items: items.clone(),
+                is_array,
+                handed_over: handed_over.clone(),
+                reply,
+            };
+            match handle.addr.try_send(msg) {
+                Ok(()) => match rx.await {
+                    Ok(outcome) => return outcome,
+                    Err(_) if handed_over.load(Ordering::SeqCst) => {
+                        return Err(TenantError::Crashed)
+                    }
+                    Err(_) => continue, // dropped unprocessed with a dying actor
+                },
+                Err(SendError::Full(_)) => {
+                    return Err(super::persistence::SaveError::Overloaded.into())
+                }
+                Err(SendError::Closed(_)) => continue,
             }
         }
         Err(TenantError::Crashed)

@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use super::persistence::{PersistenceActor, Read, Save, SaveError};
 use super::ranking::{RankingActor, TotalsChanged};
 use crate::domain::{BranchId, IdempotencyKey, NewSale, ProductId, SaleItem, StoredSale, TenantId};
 use crate::metrics::Metrics;
-use crate::store::{Catalog, ProductTotal, TenantSnapshot};
+use crate::store::{Catalog, ProductTotal};
 
 /// A catalog is re-read from MySQL at most this often per tenant.
 const CATALOG_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -67,9 +68,13 @@ pub struct PostOutcome {
 #[rtype(result = "()")]
 pub struct PostSales {
     pub branch_id: BranchId,
-    pub items: Vec<SaleItem>,
+    pub items: Arc<[SaleItem]>,
     /// Field names in errors read `[i].productID` for arrays.
     pub is_array: bool,
+    /// Set once rows were handed to persistence: if the actor dies before
+    /// answering, only then may they have been stored (otherwise the
+    /// request can safely go to a fresh actor).
+    pub handed_over: Arc<AtomicBool>,
     pub reply: oneshot::Sender<Result<PostOutcome, TenantError>>,
 }
 
@@ -102,20 +107,20 @@ struct TenantState {
 }
 
 impl TenantActor {
-    pub fn new(id: TenantId, snapshot: TenantSnapshot, totals: Totals, deps: TenantDeps) -> Self {
-        totals.clear();
-        for t in snapshot.totals {
-            totals.insert(t.product_id, t);
-        }
+    /// `totals` already holds the tenant's totals as loaded with `catalog`.
+    pub fn new(id: TenantId, catalog: Catalog, totals: Totals, deps: TenantDeps) -> Self {
         let state = TenantState {
             id,
-            catalog: snapshot.catalog,
+            catalog,
             last_reload: None,
             totals,
             recent: RecentKeys::default(),
             pending: HashMap::new(),
         };
-        TenantActor { state: Rc::new(RefCell::new(state)), deps }
+        TenantActor {
+            state: Rc::new(RefCell::new(state)),
+            deps,
+        }
     }
 }
 
@@ -140,8 +145,14 @@ impl Handler<PostSales> for TenantActor {
         let deps = self.deps.clone();
         ctx.spawn(
             async move {
-                let PostSales { branch_id, items, is_array, reply } = msg;
-                let outcome = post(&state, &deps, branch_id, &items, is_array).await;
+                let PostSales {
+                    branch_id,
+                    items,
+                    is_array,
+                    handed_over,
+                    reply,
+                } = msg;
+                let outcome = post(&state, &deps, branch_id, &items, is_array, &handed_over).await;
                 let _ = reply.send(outcome);
             }
             .into_actor(self),
@@ -163,6 +174,7 @@ async fn post(
     branch_id: BranchId,
     items: &[SaleItem],
     is_array: bool,
+    handed_over: &AtomicBool,
 ) -> Result<PostOutcome, TenantError> {
     ensure_in_catalog(state, deps, branch_id, items, is_array).await?;
     let _claim = KeyClaim::acquire(state, items).await;
@@ -170,12 +182,18 @@ async fn post(
     let mut outcome: Vec<Option<StoredSale>> = vec![None; items.len()];
     let mut created = false;
     for _ in 0..KEY_ROUNDS {
-        state.borrow().settle_known_keys(branch_id, items, &mut outcome)?;
+        state
+            .borrow()
+            .settle_known_keys(branch_id, items, &mut outcome)?;
         let fresh: Vec<usize> = (0..items.len()).filter(|&i| outcome[i].is_none()).collect();
         if fresh.is_empty() {
             break;
         }
-        let sales = fresh.iter().map(|&i| NewSale::new(tenant, branch_id, &items[i])).collect();
+        let sales = fresh
+            .iter()
+            .map(|&i| NewSale::new(tenant, branch_id, &items[i]))
+            .collect();
+        handed_over.store(true, Ordering::SeqCst);
         match save(deps, sales).await {
             Ok(stored) => {
                 state.borrow_mut().apply_committed(&stored, deps);
@@ -188,15 +206,25 @@ async fn post(
             Err(SaveError::DuplicateKey) => {
                 // Keys stored before (by an earlier process or an earlier
                 // request): fetch them, then settle again.
-                let keys = fresh.iter().filter_map(|&i| items[i].idempotency_key.clone()).collect();
-                let found = read(&deps.persistence, |reply| Read::Keys { tenant, keys, reply }).await?;
+                let keys = fresh
+                    .iter()
+                    .filter_map(|&i| items[i].idempotency_key.clone())
+                    .collect();
+                let found = read(&deps.persistence, |reply| Read::Keys {
+                    tenant,
+                    keys,
+                    reply,
+                })
+                .await?;
                 state.borrow_mut().recent.extend(found);
             }
             Err(e) => return Err(e.into()),
         }
     }
     let sales: Option<Vec<StoredSale>> = outcome.into_iter().collect();
-    let sales = sales.ok_or(SaveError::Rejected("idempotency keys could not be settled".into()))?;
+    let sales = sales.ok_or(SaveError::Rejected(
+        "idempotency keys could not be settled".into(),
+    ))?;
     Ok(PostOutcome { created, sales })
 }
 
@@ -221,7 +249,12 @@ async fn ensure_in_catalog(
     check_catalog(&state.borrow().catalog, branch_id, items, is_array)
 }
 
-fn check_catalog(catalog: &Catalog, branch_id: BranchId, items: &[SaleItem], is_array: bool) -> Result<(), TenantError> {
+fn check_catalog(
+    catalog: &Catalog,
+    branch_id: BranchId,
+    items: &[SaleItem],
+    is_array: bool,
+) -> Result<(), TenantError> {
     if !catalog.branches.contains(&branch_id) {
         return Err(TenantError::BranchNotFound);
     }
@@ -230,7 +263,11 @@ fn check_catalog(catalog: &Catalog, branch_id: BranchId, items: &[SaleItem], is_
         .enumerate()
         .filter(|(_, item)| !catalog.products.contains_key(&item.product_id))
         .map(|(i, _)| {
-            let name = if is_array { format!("[{i}].productID") } else { "productID".to_string() };
+            let name = if is_array {
+                format!("[{i}].productID")
+            } else {
+                "productID".to_string()
+            };
             (name, "is not a product of this tenant".to_string())
         })
         .collect();
@@ -243,10 +280,12 @@ fn check_catalog(catalog: &Catalog, branch_id: BranchId, items: &[SaleItem], is_
 
 async fn save(deps: &TenantDeps, sales: Vec<NewSale>) -> Result<Vec<StoredSale>, SaveError> {
     let (reply, rx) = oneshot::channel();
-    deps.persistence.try_send(Save { sales, reply }).map_err(|e| match e {
-        SendError::Full(_) => SaveError::Overloaded,
-        SendError::Closed(_) => SaveError::Unavailable,
-    })?;
+    deps.persistence
+        .try_send(Save { sales, reply })
+        .map_err(|e| match e {
+            SendError::Full(_) => SaveError::Overloaded,
+            SendError::Closed(_) => SaveError::Unavailable,
+        })?;
     rx.await.map_err(|_| SaveError::Unavailable)?
 }
 
@@ -266,7 +305,10 @@ pub(crate) async fn read<T>(
 impl TenantState {
     fn may_reload(&mut self) -> bool {
         let now = Instant::now();
-        if self.last_reload.is_some_and(|t| now.duration_since(t) < CATALOG_RELOAD_INTERVAL) {
+        if self
+            .last_reload
+            .is_some_and(|t| now.duration_since(t) < CATALOG_RELOAD_INTERVAL)
+        {
             return false;
         }
         self.last_reload = Some(now);
@@ -275,10 +317,19 @@ impl TenantState {
 
     /// Fills `outcome` for items whose key is already committed; a key
     /// committed with other content is a conflict (nothing is stored).
-    fn settle_known_keys(&self, branch_id: BranchId, items: &[SaleItem], outcome: &mut [Option<StoredSale>]) -> Result<(), TenantError> {
+    fn settle_known_keys(
+        &self,
+        branch_id: BranchId,
+        items: &[SaleItem],
+        outcome: &mut [Option<StoredSale>],
+    ) -> Result<(), TenantError> {
         for (i, item) in items.iter().enumerate() {
-            let Some(key) = &item.idempotency_key else { continue };
-            let Some(stored) = self.recent.get(key) else { continue };
+            let Some(key) = &item.idempotency_key else {
+                continue;
+            };
+            let Some(stored) = self.recent.get(key) else {
+                continue;
+            };
             if !stored.same_content(branch_id, item) {
                 return Err(TenantError::Conflict(key.as_str().to_string()));
             }
@@ -292,14 +343,22 @@ impl TenantState {
         let mut changed: HashMap<ProductId, ProductTotal> = HashMap::new();
         for s in stored {
             let sale = &s.sale;
-            let name = self.catalog.products.get(&sale.product_id).cloned().unwrap_or_else(|| Arc::from(""));
-            let mut entry = self.totals.entry(sale.product_id).or_insert_with(|| ProductTotal {
-                tenant_id: self.id,
-                product_id: sale.product_id,
-                name,
-                quantity: 0,
-                revenue: crate::domain::Money::ZERO,
-            });
+            let name = self
+                .catalog
+                .products
+                .get(&sale.product_id)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(""));
+            let mut entry = self
+                .totals
+                .entry(sale.product_id)
+                .or_insert_with(|| ProductTotal {
+                    tenant_id: self.id,
+                    product_id: sale.product_id,
+                    name,
+                    quantity: 0,
+                    revenue: crate::domain::Money::ZERO,
+                });
             entry.quantity += u64::from(sale.quantity);
             entry.revenue += sale.revenue();
             changed.insert(sale.product_id, entry.clone());
@@ -310,7 +369,8 @@ impl TenantState {
         }
         // The ranking is a view; its mailbox is fed only by committed work,
         // which the persistence bound already limits.
-        deps.ranking.do_send(TotalsChanged(changed.into_values().collect()));
+        deps.ranking
+            .do_send(TotalsChanged(changed.into_values().collect()));
     }
 }
 
@@ -323,11 +383,16 @@ struct KeyClaim {
 
 impl KeyClaim {
     async fn acquire(state: &Rc<RefCell<TenantState>>, items: &[SaleItem]) -> KeyClaim {
-        let keys: Vec<IdempotencyKey> = items.iter().filter_map(|i| i.idempotency_key.clone()).collect();
+        let keys: Vec<IdempotencyKey> = items
+            .iter()
+            .filter_map(|i| i.idempotency_key.clone())
+            .collect();
         loop {
             let busy: Vec<Rc<Notify>> = {
                 let s = state.borrow();
-                keys.iter().filter_map(|k| s.pending.get(k).cloned()).collect()
+                keys.iter()
+                    .filter_map(|k| s.pending.get(k).cloned())
+                    .collect()
             };
             if busy.is_empty() {
                 break;
@@ -343,7 +408,11 @@ impl KeyClaim {
         for k in &keys {
             s.pending.insert(k.clone(), done.clone());
         }
-        KeyClaim { state: state.clone(), keys, done }
+        KeyClaim {
+            state: state.clone(),
+            keys,
+            done,
+        }
     }
 }
 
@@ -371,7 +440,9 @@ impl RecentKeys {
     }
 
     fn insert(&mut self, sale: StoredSale) {
-        let Some(key) = sale.sale.idempotency_key.clone() else { return };
+        let Some(key) = sale.sale.idempotency_key.clone() else {
+            return;
+        };
         if self.by_key.insert(key.clone(), sale).is_none() {
             self.order.push_back(key);
         }

@@ -5,7 +5,10 @@ mod money;
 mod sale;
 
 pub use money::Money;
-pub use sale::{parse_sales, IdempotencyKey, NewSale, ParsedSales, Quantity, SaleItem, SalesParseError, StoredSale, Timestamp, MAX_ITEMS};
+pub use sale::{
+    parse_sales, IdempotencyKey, NewSale, ParsedSales, Quantity, SaleItem, SalesParseError,
+    StoredSale, Timestamp, MAX_ITEMS,
+};
 
 /// Ids in paths and bodies: positive integers.
 pub type TenantId = u64;

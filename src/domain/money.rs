@@ -16,7 +16,7 @@ impl Money {
 
     /// Largest unit price accepted: what fits `DECIMAL(10,2)`.
     pub fn max_unit_price() -> Decimal {
-        Decimal::new(99_999_999_99, 2)
+        Decimal::new(9_999_999_999, 2)
     }
 
     /// Parses a price as sent by a client (the JSON text of a string or a
@@ -24,14 +24,22 @@ impl Money {
     pub fn parse_price(json_text: &str) -> Result<Money, &'static str> {
         let text = json_text.trim();
         let text = if let Some(inner) = text.strip_prefix('"') {
-            inner.strip_suffix('"').ok_or("must be a decimal string or number")?.trim()
+            inner
+                .strip_suffix('"')
+                .ok_or("must be a decimal string or number")?
+                .trim()
         } else {
             text
         };
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+') {
+        if text.is_empty()
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+')
+        {
             return Err("must be a decimal number like \"12.34\"");
         }
-        let value = Decimal::from_str_exact(text).map_err(|_| "must be a decimal number like \"12.34\"")?;
+        let value =
+            Decimal::from_str_exact(text).map_err(|_| "must be a decimal number like \"12.34\"")?;
         if value.scale() > 2 && value.normalize().scale() > 2 {
             return Err("must have at most 2 fractional digits");
         }
@@ -84,7 +92,9 @@ impl fmt::Display for Money {
 impl FromStr for Money {
     type Err = &'static str;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Decimal::from_str_exact(s).map(Money::new).map_err(|_| "not a decimal")
+        Decimal::from_str_exact(s)
+            .map(Money::new)
+            .map_err(|_| "not a decimal")
     }
 }
 
@@ -103,7 +113,10 @@ mod tests {
         assert_eq!(Money::parse_price("\"12.3\"").unwrap().to_string(), "12.30");
         assert_eq!(Money::parse_price("12.34").unwrap().to_string(), "12.34");
         assert_eq!(Money::parse_price("7").unwrap().to_string(), "7.00");
-        assert_eq!(Money::parse_price("\"99999999.99\"").unwrap().to_string(), "99999999.99");
+        assert_eq!(
+            Money::parse_price("\"99999999.99\"").unwrap().to_string(),
+            "99999999.99"
+        );
     }
 
     #[test]
@@ -120,7 +133,16 @@ mod tests {
 
     #[test]
     fn out_of_range_and_non_numbers_are_rejected() {
-        for bad in ["0", "-1", "\"100000000.00\"", "\"abc\"", "true", "null", "1e2", "\"\""] {
+        for bad in [
+            "0",
+            "-1",
+            "\"100000000.00\"",
+            "\"abc\"",
+            "true",
+            "null",
+            "1e2",
+            "\"\"",
+        ] {
             assert!(Money::parse_price(bad).is_err(), "{bad}");
         }
     }

@@ -35,7 +35,9 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     pub fn parse(text: &str) -> Option<Self> {
         let ok = (1..=MAX_KEY_LEN).contains(&text.len())
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
         ok.then(|| IdempotencyKey(text.to_string()))
     }
 
@@ -106,12 +108,21 @@ pub enum SalesParseError {
     #[error("an array may hold at most {MAX_ITEMS} transactions, got {0}")]
     TooManyItems(usize),
     #[error("{message}")]
-    Invalid { message: String, fields: BTreeMap<String, String> },
+    Invalid {
+        message: String,
+        fields: BTreeMap<String, String>,
+    },
 }
 
 /// Parses a request body for `tenant`/`branch` received at `now`.
-pub fn parse_sales(body: &[u8], tenant: TenantId, branch: BranchId, now: DateTime<Utc>) -> Result<ParsedSales, SalesParseError> {
-    let text = std::str::from_utf8(body).map_err(|_| SalesParseError::BadJson("body is not UTF-8".into()))?;
+pub fn parse_sales(
+    body: &[u8],
+    tenant: TenantId,
+    branch: BranchId,
+    now: DateTime<Utc>,
+) -> Result<ParsedSales, SalesParseError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| SalesParseError::BadJson("body is not UTF-8".into()))?;
     let (raws, is_array): (Vec<&RawValue>, bool) = match text.trim_start().as_bytes().first() {
         Some(b'[') => (serde_json::from_str(text).map_err(bad_json)?, true),
         _ => {
@@ -123,13 +134,24 @@ pub fn parse_sales(body: &[u8], tenant: TenantId, branch: BranchId, now: DateTim
         return Err(SalesParseError::TooManyItems(raws.len()));
     }
     if raws.is_empty() {
-        return Err(invalid("the array must hold 1 to 1000 transactions", BTreeMap::new()));
+        return Err(invalid(
+            "the array must hold 1 to 1000 transactions",
+            BTreeMap::new(),
+        ));
     }
-    let ctx = ItemContext { tenant, branch, now };
+    let ctx = ItemContext {
+        tenant,
+        branch,
+        now,
+    };
     let mut fields = BTreeMap::new();
     let mut items = Vec::with_capacity(raws.len());
     for (i, raw) in raws.iter().enumerate() {
-        let prefix = if is_array { format!("[{i}].") } else { String::new() };
+        let prefix = if is_array {
+            format!("[{i}].")
+        } else {
+            String::new()
+        };
         match ctx.parse_item(raw, &prefix, &mut fields) {
             Some(item) => items.push(item),
             None => continue,
@@ -138,7 +160,11 @@ pub fn parse_sales(body: &[u8], tenant: TenantId, branch: BranchId, now: DateTim
     check_repeated_keys(&items, is_array, &mut fields);
     if !fields.is_empty() {
         let n = fields.len();
-        let message = if n == 1 { "1 field is invalid".to_string() } else { format!("{n} fields are invalid") };
+        let message = if n == 1 {
+            "1 field is invalid".to_string()
+        } else {
+            format!("{n} fields are invalid")
+        };
         return Err(invalid(&message, fields));
     }
     Ok(ParsedSales { items, is_array })
@@ -149,7 +175,10 @@ fn bad_json(e: serde_json::Error) -> SalesParseError {
 }
 
 fn invalid(message: &str, fields: BTreeMap<String, String>) -> SalesParseError {
-    SalesParseError::Invalid { message: message.to_string(), fields }
+    SalesParseError::Invalid {
+        message: message.to_string(),
+        fields,
+    }
 }
 
 /// One key twice in one request is ambiguous (which one is the original?), so
@@ -162,7 +191,10 @@ fn check_repeated_keys(items: &[SaleItem], is_array: bool, fields: &mut BTreeMap
     for (i, item) in items.iter().enumerate() {
         if let Some(key) = &item.idempotency_key {
             if let Some(first) = first_seen.insert(key.as_str(), i) {
-                fields.insert(format!("[{i}].idempotencyKey"), format!("repeats the key of [{first}]"));
+                fields.insert(
+                    format!("[{i}].idempotencyKey"),
+                    format!("repeats the key of [{first}]"),
+                );
             }
         }
     }
@@ -176,9 +208,18 @@ struct ItemContext {
 
 impl ItemContext {
     /// Parses one object; records every problem in `fields` and returns `None` if any.
-    fn parse_item(&self, raw: &RawValue, prefix: &str, fields: &mut BTreeMap<String, String>) -> Option<SaleItem> {
+    fn parse_item(
+        &self,
+        raw: &RawValue,
+        prefix: &str,
+        fields: &mut BTreeMap<String, String>,
+    ) -> Option<SaleItem> {
         let Ok(object) = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()) else {
-            let name = if prefix.is_empty() { "body".to_string() } else { prefix.trim_end_matches('.').to_string() };
+            let name = if prefix.is_empty() {
+                "body".to_string()
+            } else {
+                prefix.trim_end_matches('.').to_string()
+            };
             fields.insert(name, "must be a transaction object".into());
             return None;
         };
@@ -213,23 +254,39 @@ impl ItemContext {
                 },
                 "tenantID" => {
                     if positive_int(value) != Some(self.tenant) {
-                        err(name, format!("must equal the tenant in the path ({})", self.tenant));
+                        err(
+                            name,
+                            format!("must equal the tenant in the path ({})", self.tenant),
+                        );
                     }
                 }
                 "branchID" => {
                     if positive_int(value) != Some(self.branch) {
-                        err(name, format!("must equal the branch in the path ({})", self.branch));
+                        err(
+                            name,
+                            format!("must equal the branch in the path ({})", self.branch),
+                        );
                     }
                 }
                 "idempotencyKey" if value.get() == "null" => {}
-                "idempotencyKey" => match serde_json::from_str::<String>(value.get()).ok().and_then(|s| IdempotencyKey::parse(&s)) {
+                "idempotencyKey" => match serde_json::from_str::<String>(value.get())
+                    .ok()
+                    .and_then(|s| IdempotencyKey::parse(&s))
+                {
                     Some(k) => idempotency_key = Some(k),
-                    None => err(name, "must be 1 to 64 characters of A-Z a-z 0-9 . _ : -".into()),
+                    None => err(
+                        name,
+                        "must be 1 to 64 characters of A-Z a-z 0-9 . _ : -".into(),
+                    ),
                 },
                 _ => err(name, "unknown field".into()),
             }
         }
-        for (name, missing) in [("productID", product_id.is_none()), ("quantitySold", quantity.is_none()), ("pricePerUnit", price.is_none())] {
+        for (name, missing) in [
+            ("productID", product_id.is_none()),
+            ("quantitySold", quantity.is_none()),
+            ("pricePerUnit", price.is_none()),
+        ] {
             if missing && !object.contains_key(name) {
                 err(name, "is required".into());
             }
@@ -248,12 +305,15 @@ impl ItemContext {
     }
 
     fn timestamp(&self, value: &RawValue) -> Result<Timestamp, String> {
-        let text: String = serde_json::from_str(value.get()).map_err(|_| "must be an RFC 3339 string".to_string())?;
+        let text: String = serde_json::from_str(value.get())
+            .map_err(|_| "must be an RFC 3339 string".to_string())?;
         let t = DateTime::parse_from_rfc3339(&text)
             .map_err(|_| "must be RFC 3339, like 2026-01-31T12:00:00.123Z".to_string())?
             .with_timezone(&Utc);
         if t > self.now + chrono::Duration::seconds(MAX_FUTURE_SECONDS) {
-            return Err(format!("must not be more than {MAX_FUTURE_SECONDS} s in the future"));
+            return Err(format!(
+                "must not be more than {MAX_FUTURE_SECONDS} s in the future"
+            ));
         }
         if t < DateTime::UNIX_EPOCH {
             return Err("must not be before 1970-01-01".into());
@@ -263,7 +323,9 @@ impl ItemContext {
 }
 
 fn positive_int(value: &RawValue) -> Option<u64> {
-    serde_json::from_str::<u64>(value.get()).ok().filter(|&n| n > 0)
+    serde_json::from_str::<u64>(value.get())
+        .ok()
+        .filter(|&n| n > 0)
 }
 
 #[cfg(test)]
@@ -294,7 +356,9 @@ mod tests {
 
     #[test]
     fn every_bad_field_of_an_array_is_named_with_its_index() {
-        let f = fields_of(r#"[{"productID":1,"quantitySold":1,"pricePerUnit":"1.00"},{"productID":0,"quantitySold":0,"pricePerUnit":"1.001","colour":"red"}]"#);
+        let f = fields_of(
+            r#"[{"productID":1,"quantitySold":1,"pricePerUnit":"1.00"},{"productID":0,"quantitySold":0,"pricePerUnit":"1.001","colour":"red"}]"#,
+        );
         assert_eq!(f.len(), 4, "{f:?}");
         assert!(f.contains_key("[1].productID"));
         assert!(f.contains_key("[1].quantitySold"));
@@ -313,26 +377,43 @@ mod tests {
 
     #[test]
     fn timestamps_too_far_ahead_are_refused() {
-        let f = fields_of(r#"{"productID":1,"quantitySold":1,"pricePerUnit":1,"timestamp":"2026-11-25T12:01:01Z"}"#);
+        let f = fields_of(
+            r#"{"productID":1,"quantitySold":1,"pricePerUnit":1,"timestamp":"2026-11-25T12:01:01Z"}"#,
+        );
         assert!(f.contains_key("timestamp"));
     }
 
     #[test]
     fn malformed_json_is_not_a_validation_error() {
-        assert!(matches!(parse_sales(b"{\"productID\":", 1, 1, now()), Err(SalesParseError::BadJson(_))));
-        assert!(matches!(parse_sales(b"[1,", 1, 1, now()), Err(SalesParseError::BadJson(_))));
+        assert!(matches!(
+            parse_sales(b"{\"productID\":", 1, 1, now()),
+            Err(SalesParseError::BadJson(_))
+        ));
+        assert!(matches!(
+            parse_sales(b"[1,", 1, 1, now()),
+            Err(SalesParseError::BadJson(_))
+        ));
     }
 
     #[test]
     fn repeated_keys_in_one_request_are_refused() {
-        let f = fields_of(r#"[{"productID":1,"quantitySold":1,"pricePerUnit":1,"idempotencyKey":"a"},{"productID":1,"quantitySold":1,"pricePerUnit":1,"idempotencyKey":"a"}]"#);
+        let f = fields_of(
+            r#"[{"productID":1,"quantitySold":1,"pricePerUnit":1,"idempotencyKey":"a"},{"productID":1,"quantitySold":1,"pricePerUnit":1,"idempotencyKey":"a"}]"#,
+        );
         assert!(f.contains_key("[1].idempotencyKey"));
     }
 
     #[test]
     fn bad_keys_are_refused() {
-        for key in ["\"\"", "\"has space\"", &format!("\"{}\"", "k".repeat(65)), "5"] {
-            let f = fields_of(&format!(r#"{{"productID":1,"quantitySold":1,"pricePerUnit":1,"idempotencyKey":{key}}}"#));
+        for key in [
+            "\"\"",
+            "\"has space\"",
+            &format!("\"{}\"", "k".repeat(65)),
+            "5",
+        ] {
+            let f = fields_of(&format!(
+                r#"{{"productID":1,"quantitySold":1,"pricePerUnit":1,"idempotencyKey":{key}}}"#
+            ));
             assert!(f.contains_key("idempotencyKey"), "{key}");
         }
     }

@@ -25,7 +25,10 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
-    Validation { message: String, fields: BTreeMap<String, String> },
+    Validation {
+        message: String,
+        fields: BTreeMap<String, String>,
+    },
     #[error("{0}")]
     IdempotencyConflict(String),
     #[error("{0}")]
@@ -93,7 +96,9 @@ impl From<SalesParseError> for ApiError {
         match e {
             SalesParseError::BadJson(m) => ApiError::BadJson(format!("malformed JSON: {m}")),
             e @ SalesParseError::TooManyItems(_) => ApiError::PayloadTooLarge(e.to_string()),
-            SalesParseError::Invalid { message, fields } => ApiError::Validation { message, fields },
+            SalesParseError::Invalid { message, fields } => {
+                ApiError::Validation { message, fields }
+            }
         }
     }
 }
@@ -101,9 +106,15 @@ impl From<SalesParseError> for ApiError {
 impl From<SaveError> for ApiError {
     fn from(e: SaveError) -> Self {
         match e {
-            SaveError::Overloaded => ApiError::Unavailable("too many sales are waiting to be stored; retry shortly".into()),
-            SaveError::Unavailable => ApiError::Unavailable("storage is unavailable; nothing was stored, retry shortly".into()),
-            SaveError::DuplicateKey | SaveError::Rejected(_) => ApiError::Internal("storage refused the transaction".into()),
+            SaveError::Overloaded => ApiError::Unavailable(
+                "too many sales are waiting to be stored; retry shortly".into(),
+            ),
+            SaveError::Unavailable => ApiError::Unavailable(
+                "storage is unavailable; nothing was stored, retry shortly".into(),
+            ),
+            SaveError::DuplicateKey | SaveError::Rejected(_) => {
+                ApiError::Internal("storage refused the transaction".into())
+            }
         }
     }
 }

@@ -16,7 +16,10 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         None => false,
         Some(core) => {
             let pings = core.tenants.persistence().iter().map(|p| p.send(Ping));
-            join_all(pings).await.into_iter().all(|r| matches!(r, Ok(true)))
+            join_all(pings)
+                .await
+                .into_iter()
+                .all(|r| matches!(r, Ok(true)))
         }
     };
     let redis = match &state.mirror {
@@ -32,6 +35,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if mysql_up {
         HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "1")).json(body)
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(body)
     }
 }

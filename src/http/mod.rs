@@ -47,8 +47,14 @@ impl AppState {
 pub fn api_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready))
-        .route("/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions", web::post().to(sales::post_sales))
-        .route("/v1/tenants/{tenantID}/sales", web::get().to(reads::tenant_sales))
+        .route(
+            "/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions",
+            web::post().to(sales::post_sales),
+        )
+        .route(
+            "/v1/tenants/{tenantID}/sales",
+            web::get().to(reads::tenant_sales),
+        )
         .route("/v1/top-selling", web::get().to(reads::top_selling))
         .default_service(web::to(not_found));
 }
@@ -71,25 +77,40 @@ async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
 
 /// Counts and times each request by route template (never the raw path, so
 /// ids do not become series), and echoes the request id as a header.
-pub async fn track_requests(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn track_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
     let method = match req.method().as_str() {
         m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "PATCH" | "OPTIONS") => m,
         _ => "other",
     }
     .to_string();
     let mut res = next.call(req).await?;
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
     let status = res.status().as_u16().to_string();
     if let Some(m) = metrics {
         let labels = [route.as_str(), method.as_str(), status.as_str()];
         m.http_requests.with_label_values(&labels).inc();
-        m.http_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+        m.http_duration
+            .with_label_values(&labels)
+            .observe(started.elapsed().as_secs_f64());
     }
-    let id = res.request().extensions().get::<tracing_actix_web::RequestId>().map(|id| id.to_string());
+    let id = res
+        .request()
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(|id| id.to_string());
     if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-        res.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
     }
     Ok(res)
 }

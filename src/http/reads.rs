@@ -25,16 +25,32 @@ struct ProductSales<'a> {
     total_sales: Money,
 }
 
-pub async fn tenant_sales(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn tenant_sales(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let core = state.core()?;
     let tenant = parse_path_id(&path).ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
-    let handle = core.tenants.get(tenant).await?.ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+    let handle = core
+        .tenants
+        .get(tenant)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
     // Copy out and drop the map guards before doing anything else.
     let mut rows: Vec<ProductTotal> = handle.totals.iter().map(|e| e.value().clone()).collect();
-    rows.sort_unstable_by(|a, b| b.revenue.cmp(&a.revenue).then(a.product_id.cmp(&b.product_id)));
+    rows.sort_unstable_by(|a, b| {
+        b.revenue
+            .cmp(&a.revenue)
+            .then(a.product_id.cmp(&b.product_id))
+    });
     let items: Vec<ProductSales> = rows
         .iter()
-        .map(|t| ProductSales { product_id: t.product_id, product_name: &t.name, quantity_sold: t.quantity, total_sales: t.revenue })
+        .map(|t| ProductSales {
+            product_id: t.product_id,
+            product_name: &t.name,
+            quantity_sold: t.quantity,
+            total_sales: t.revenue,
+        })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "tenantID": tenant, "sales_per_product": items })))
 }
@@ -54,7 +70,10 @@ struct Ranked<'a> {
     total_sales: Money,
 }
 
-pub async fn top_selling(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn top_selling(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let core = state.core()?;
     let (limit, by) = top_selling_params(req.query_string())?;
     let as_of = Timestamp::from_utc(chrono::Utc::now());
@@ -90,7 +109,9 @@ fn top_selling_params(query: &str) -> Result<(usize, RankBy), ApiError> {
                     .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| ApiError::validation("limit", "must be an integer between 1 and 100"))?;
+                    .ok_or_else(|| {
+                        ApiError::validation("limit", "must be an integer between 1 and 100")
+                    })?;
             }
             "by" => {
                 by = match value.as_str() {

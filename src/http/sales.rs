@@ -30,18 +30,34 @@ pub async fn post_sales(
     result
 }
 
-async fn handle(state: &AppState, path: &(String, String), req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn handle(
+    state: &AppState,
+    path: &(String, String),
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let core = state.core()?;
     let (Some(tenant), Some(branch)) = (parse_path_id(&path.0), parse_path_id(&path.1)) else {
-        return Err(ApiError::NotFound("tenant and branch ids must be positive integers".into()));
+        return Err(ApiError::NotFound(
+            "tenant and branch ids must be positive integers".into(),
+        ));
     };
     require_json(req)?;
     let body = read_body(req, payload).await?;
     let parsed = parse_sales(&body, tenant, branch, chrono::Utc::now())?;
-    let outcome = core.tenants.post(tenant, branch, parsed.items, parsed.is_array).await?;
-    let mut res = if outcome.created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    let outcome = core
+        .tenants
+        .post(tenant, branch, parsed.items, parsed.is_array)
+        .await?;
+    let mut res = if outcome.created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
     Ok(if parsed.is_array {
-        res.json(Transactions { transactions: &outcome.sales })
+        res.json(Transactions {
+            transactions: &outcome.sales,
+        })
     } else {
         res.json(&outcome.sales[0])
     })
@@ -52,18 +68,32 @@ fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     match mime.as_deref() {
         Some("application/json") => Ok(()),
         Some(m) if m.starts_with("application/") && m.ends_with("+json") => Ok(()),
-        Some(m) => Err(ApiError::UnsupportedMediaType(format!("Content-Type must be application/json, got {m:?}"))),
-        None => Err(ApiError::UnsupportedMediaType("Content-Type must be application/json".into())),
+        Some(m) => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type must be application/json, got {m:?}"
+        ))),
+        None => Err(ApiError::UnsupportedMediaType(
+            "Content-Type must be application/json".into(),
+        )),
     }
 }
 
 /// Reads at most [`MAX_BODY_BYTES`], refusing more without reading it all.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge(format!("the body may be at most {MAX_BODY_BYTES} bytes"));
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::BytesMut, ApiError> {
+    let too_large =
+        || ApiError::PayloadTooLarge(format!("the body may be at most {MAX_BODY_BYTES} bytes"));
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -74,7 +104,8 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadJson(format!("could not read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::BadJson(format!("could not read the body: {e}")))?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }

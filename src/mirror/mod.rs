@@ -86,11 +86,21 @@ impl Mirror {
         if entries.is_empty() {
             return Ok(());
         }
-        let quantity: Vec<(f64, String)> = entries.iter().map(|e| (e.quantity as f64, e.product_id.to_string())).collect();
-        let revenue: Vec<(f64, String)> = entries.iter().map(|e| (score(e.revenue), e.product_id.to_string())).collect();
+        let quantity: Vec<(f64, String)> = entries
+            .iter()
+            .map(|e| (e.quantity as f64, e.product_id.to_string()))
+            .collect();
+        let revenue: Vec<(f64, String)> = entries
+            .iter()
+            .map(|e| (score(e.revenue), e.product_id.to_string()))
+            .collect();
         let pipeline = self.client.pipeline();
-        let _: () = pipeline.zadd(&self.quantity_key, None, None, false, false, quantity).await?;
-        let _: () = pipeline.zadd(&self.revenue_key, None, None, false, false, revenue).await?;
+        let _: () = pipeline
+            .zadd(&self.quantity_key, None, None, false, false, quantity)
+            .await?;
+        let _: () = pipeline
+            .zadd(&self.revenue_key, None, None, false, false, revenue)
+            .await?;
         let _: Vec<Value> = pipeline.all().await?;
         Ok(())
     }
@@ -106,8 +116,22 @@ impl Mirror {
         for key in [&self.quantity_key, &self.revenue_key] {
             let count: u64 = self.client.zcard(key).await?;
             if count as usize > wanted.len() {
-                let members: Vec<String> = self.client.zrange(key, ZRange::from(0), ZRange::from(-1), None, false, None, false).await?;
-                let extra: Vec<String> = members.into_iter().filter(|m| !wanted.contains(m)).collect();
+                let members: Vec<String> = self
+                    .client
+                    .zrange(
+                        key,
+                        ZRange::from(0),
+                        ZRange::from(-1),
+                        None,
+                        false,
+                        None,
+                        false,
+                    )
+                    .await?;
+                let extra: Vec<String> = members
+                    .into_iter()
+                    .filter(|m| !wanted.contains(m))
+                    .collect();
                 for chunk in extra.chunks(RESYNC_CHUNK) {
                     let _: () = self.client.zrem(key, chunk.to_vec()).await?;
                 }

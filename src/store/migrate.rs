@@ -30,8 +30,11 @@ pub async fn ensure_database(url: &str) -> Result<(), MigrateError> {
     let name = opts.db_name().ok_or(MigrateError::NoDatabase)?.to_string();
     let server = OptsBuilder::from_opts(opts).db_name(None::<String>);
     let mut conn = Conn::new(server).await?;
-    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{}`", name.replace('`', "``")))
-        .await?;
+    conn.query_drop(format!(
+        "CREATE DATABASE IF NOT EXISTS `{}`",
+        name.replace('`', "``")
+    ))
+    .await?;
     conn.disconnect().await?;
     Ok(())
 }
@@ -49,13 +52,25 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, MigrateError> {
 
 async fn migrate_locked(pool: &mut Pool) -> Result<Vec<String>, MigrateError> {
     let mut lock_conn = pool.get_conn().await?;
-    let got: Option<i64> = lock_conn.query_first("SELECT GET_LOCK('pos_migrate', 60)").await?;
+    let got: Option<i64> = lock_conn
+        .query_first("SELECT GET_LOCK('pos_migrate', 60)")
+        .await?;
     if got != Some(1) {
         return Err(MigrateError::Locked);
     }
-    let report = tokio::time::timeout(Duration::from_secs(600), embedded::migrations::runner().run_async(pool)).await;
-    let _ = lock_conn.query_drop("SELECT RELEASE_LOCK('pos_migrate')").await;
+    let report = tokio::time::timeout(
+        Duration::from_secs(600),
+        embedded::migrations::runner().run_async(pool),
+    )
+    .await;
+    let _ = lock_conn
+        .query_drop("SELECT RELEASE_LOCK('pos_migrate')")
+        .await;
     drop(lock_conn);
     let report = report.map_err(|_| MigrateError::Locked)??;
-    Ok(report.applied_migrations().iter().map(|m| m.to_string()).collect())
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect())
 }

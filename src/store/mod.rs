@@ -18,7 +18,9 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts, TxOpts};
 use rust_decimal::Decimal;
 
-use crate::domain::{BranchId, IdempotencyKey, Money, NewSale, ProductId, StoredSale, TenantId, Timestamp};
+use crate::domain::{
+    BranchId, IdempotencyKey, Money, NewSale, ProductId, StoredSale, TenantId, Timestamp,
+};
 
 pub use migrate::{ensure_database, migrate, MigrateError};
 
@@ -43,7 +45,12 @@ impl From<mysql_async::Error> for StoreError {
             E::Server(s) if s.code == 1062 => StoreError::DuplicateKey,
             // Deadlock, lock wait timeout, too many connections, shutdown,
             // killed or interrupted: the statement may succeed if run again.
-            E::Server(s) if matches!(s.code, 1213 | 1205 | 1040 | 1053 | 1317 | 1927 | 2006 | 2013 | 1290 | 1836) => {
+            E::Server(s)
+                if matches!(
+                    s.code,
+                    1213 | 1205 | 1040 | 1053 | 1317 | 1927 | 2006 | 2013 | 1290 | 1836
+                ) =>
+            {
                 StoreError::Unavailable(e)
             }
             E::Server(_) | E::Url(_) => StoreError::Rejected(e),
@@ -59,7 +66,11 @@ pub fn pool_opts(url: &str, pool_max: usize) -> Result<Opts, mysql_async::UrlErr
     let opts = Opts::from_url(url)?;
     let constraints = PoolConstraints::new(0, pool_max.max(1)).unwrap_or_default();
     Ok(OptsBuilder::from_opts(opts)
-        .pool_opts(PoolOpts::default().with_constraints(constraints).with_reset_connection(false))
+        .pool_opts(
+            PoolOpts::default()
+                .with_constraints(constraints)
+                .with_reset_connection(false),
+        )
         .stmt_cache_size(64)
         .into())
 }
@@ -90,22 +101,36 @@ pub struct TenantSnapshot {
 
 /// Reads a tenant's branches and products; `None` if the tenant does not exist.
 pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Catalog>> {
-    let exists: Option<u64> = conn.exec_first("SELECT id FROM tenants WHERE id = ?", (tenant,)).await?;
+    let exists: Option<u64> = conn
+        .exec_first("SELECT id FROM tenants WHERE id = ?", (tenant,))
+        .await?;
     if exists.is_none() {
         return Ok(None);
     }
-    let branches: Vec<u64> = conn.exec("SELECT id FROM branches WHERE tenant_id = ?", (tenant,)).await?;
-    let products: Vec<(u64, String)> = conn.exec("SELECT id, name FROM products WHERE tenant_id = ?", (tenant,)).await?;
+    let branches: Vec<u64> = conn
+        .exec("SELECT id FROM branches WHERE tenant_id = ?", (tenant,))
+        .await?;
+    let products: Vec<(u64, String)> = conn
+        .exec(
+            "SELECT id, name FROM products WHERE tenant_id = ?",
+            (tenant,),
+        )
+        .await?;
     Ok(Some(Catalog {
         branches: branches.into_iter().collect(),
-        products: products.into_iter().map(|(id, name)| (id, Arc::from(name))).collect(),
+        products: products
+            .into_iter()
+            .map(|(id, name)| (id, Arc::from(name)))
+            .collect(),
     }))
 }
 
 /// Reads a tenant's catalog and its per-product totals (from the summary
 /// table, never from the history).
 pub async fn load_tenant(conn: &mut Conn, tenant: TenantId) -> Result<Option<TenantSnapshot>> {
-    let Some(catalog) = load_catalog(conn, tenant).await? else { return Ok(None) };
+    let Some(catalog) = load_catalog(conn, tenant).await? else {
+        return Ok(None);
+    };
     let rows: Vec<(u64, u64, Decimal)> = conn
         .exec("SELECT product_id, quantity_sold, revenue FROM product_sales_totals WHERE tenant_id = ?", (tenant,))
         .await?;
@@ -114,7 +139,11 @@ pub async fn load_tenant(conn: &mut Conn, tenant: TenantId) -> Result<Option<Ten
         .map(|(product_id, quantity, revenue)| ProductTotal {
             tenant_id: tenant,
             product_id,
-            name: catalog.products.get(&product_id).cloned().unwrap_or_else(|| Arc::from("")),
+            name: catalog
+                .products
+                .get(&product_id)
+                .cloned()
+                .unwrap_or_else(|| Arc::from("")),
             quantity,
             revenue: Money::new(revenue),
         })
@@ -131,8 +160,15 @@ pub async fn load_all_totals(conn: &mut Conn) -> Result<Vec<ProductTotal>> {
     )
     .await?
     .for_each(|row| {
-        let (tenant_id, product_id, name, quantity, revenue): (u64, u64, String, u64, Decimal) = mysql_async::from_row(row);
-        out.push(ProductTotal { tenant_id, product_id, name: Arc::from(name), quantity, revenue: Money::new(revenue) });
+        let (tenant_id, product_id, name, quantity, revenue): (u64, u64, String, u64, Decimal) =
+            mysql_async::from_row(row);
+        out.push(ProductTotal {
+            tenant_id,
+            product_id,
+            name: Arc::from(name),
+            quantity,
+            revenue: Money::new(revenue),
+        });
     })
     .await?;
     Ok(out)
@@ -152,13 +188,21 @@ pub enum CommitFailure {
 /// consecutive).
 pub async fn insert_sales(conn: &mut Conn, sales: &[&NewSale]) -> Result<u64, CommitFailure> {
     let before = |e: mysql_async::Error| CommitFailure::BeforeCommit(e.into());
-    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(before)?;
-    tx.query_drop(insert_sales_sql(sales)).await.map_err(before)?;
-    let first_id = tx.last_insert_id().unwrap_or(0);
-    tx.query_drop(upsert_totals_sql(sales)).await.map_err(before)?;
-    tx.commit()
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
         .await
-        .map_err(|e| CommitFailure::AtCommit { first_id, error: e.into() })?;
+        .map_err(before)?;
+    tx.query_drop(insert_sales_sql(sales))
+        .await
+        .map_err(before)?;
+    let first_id = tx.last_insert_id().unwrap_or(0);
+    tx.query_drop(upsert_totals_sql(sales))
+        .await
+        .map_err(before)?;
+    tx.commit().await.map_err(|e| CommitFailure::AtCommit {
+        first_id,
+        error: e.into(),
+    })?;
     Ok(first_id)
 }
 
@@ -167,7 +211,10 @@ pub async fn insert_sales(conn: &mut Conn, sales: &[&NewSale]) -> Result<u64, Co
 pub async fn rows_exist(conn: &mut Conn, first: u64, count: usize) -> Result<bool> {
     let last = first + count as u64 - 1;
     let n: Option<u64> = conn
-        .exec_first("SELECT COUNT(*) FROM sales_transactions WHERE id BETWEEN ? AND ?", (first, last))
+        .exec_first(
+            "SELECT COUNT(*) FROM sales_transactions WHERE id BETWEEN ? AND ?",
+            (first, last),
+        )
         .await?;
     Ok(n == Some(count as u64))
 }
@@ -183,7 +230,11 @@ fn insert_sales_sql(sales: &[&NewSale]) -> String {
             sql.push(',');
         }
         let ts = s.timestamp.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f");
-        let _ = write!(sql, "({},{},{},{},{},'{}',", s.tenant_id, s.branch_id, s.product_id, s.quantity, s.price, ts);
+        let _ = write!(
+            sql,
+            "({},{},{},{},{},'{}',",
+            s.tenant_id, s.branch_id, s.product_id, s.quantity, s.price, ts
+        );
         match &s.idempotency_key {
             Some(k) => {
                 let _ = write!(sql, "'{}')", k.as_str());
@@ -204,7 +255,9 @@ fn upsert_totals_sql(sales: &[&NewSale]) -> String {
         e.1 += s.revenue();
     }
     let mut sql = String::with_capacity(96 + sums.len() * 48);
-    sql.push_str("INSERT INTO product_sales_totals (tenant_id, product_id, quantity_sold, revenue) VALUES ");
+    sql.push_str(
+        "INSERT INTO product_sales_totals (tenant_id, product_id, quantity_sold, revenue) VALUES ",
+    );
     for (i, ((t, p), (q, r))) in sums.iter().enumerate() {
         if i > 0 {
             sql.push(',');
@@ -218,7 +271,11 @@ fn upsert_totals_sql(sales: &[&NewSale]) -> String {
 }
 
 /// The stored sales of `tenant` carrying any of `keys`.
-pub async fn find_by_keys(conn: &mut Conn, tenant: TenantId, keys: &[IdempotencyKey]) -> Result<Vec<StoredSale>> {
+pub async fn find_by_keys(
+    conn: &mut Conn,
+    tenant: TenantId,
+    keys: &[IdempotencyKey],
+) -> Result<Vec<StoredSale>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -230,28 +287,33 @@ pub async fn find_by_keys(conn: &mut Conn, tenant: TenantId, keys: &[Idempotency
         let _ = write!(sql, "{}'{}'", if i > 0 { "," } else { "" }, k.as_str());
     }
     sql.push(')');
-    let rows: Vec<(u64, u64, u64, u32, Decimal, NaiveDateTime, String)> = conn.exec(sql, (tenant,)).await?;
+    let rows: Vec<(u64, u64, u64, u32, Decimal, NaiveDateTime, String)> =
+        conn.exec(sql, (tenant,)).await?;
     Ok(rows
         .into_iter()
-        .map(|(id, branch_id, product_id, quantity, price, ts, key)| StoredSale {
-            id,
-            sale: NewSale {
-                tenant_id: tenant,
-                branch_id,
-                product_id,
-                quantity,
-                price: Money::new(price),
-                timestamp: Timestamp::from_naive_utc(ts),
-                idempotency_key: IdempotencyKey::parse(&key),
+        .map(
+            |(id, branch_id, product_id, quantity, price, ts, key)| StoredSale {
+                id,
+                sale: NewSale {
+                    tenant_id: tenant,
+                    branch_id,
+                    product_id,
+                    quantity,
+                    price: Money::new(price),
+                    timestamp: Timestamp::from_naive_utc(ts),
+                    idempotency_key: IdempotencyKey::parse(&key),
+                },
             },
-        })
+        )
         .collect())
 }
 
 /// Whether one multi-row INSERT gets consecutive auto-increment ids even
 /// while other connections insert (`innodb_autoinc_lock_mode` below 2).
 pub async fn autoinc_ids_consecutive(conn: &mut Conn) -> Result<bool> {
-    let mode: Option<u32> = conn.query_first("SELECT @@innodb_autoinc_lock_mode").await?;
+    let mode: Option<u32> = conn
+        .query_first("SELECT @@innodb_autoinc_lock_mode")
+        .await?;
     Ok(mode.unwrap_or(2) < 2)
 }
 

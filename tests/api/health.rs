@@ -1,0 +1,171 @@
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::{free_port, spawn_app, spawn_app_with, Options};
+
+#[actix_web::test]
+async fn health_answers_ok() {
+    let app = spawn_app().await;
+    let a = app.get("/health").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body, json!({"status": "ok"}));
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn ready_names_mysql_and_redis_when_both_are_up() {
+    let app = spawn_app().await;
+    let a = app.get("/ready").await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["mysql"], "up");
+    let redis_up = crate::support::eventually(std::time::Duration::from_secs(5), || async {
+        app.get("/ready").await.body["redis"] == "up"
+    })
+    .await;
+    assert!(redis_up);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn ready_says_redis_disabled_without_a_redis_url() {
+    let app = spawn_app_with(Options {
+        redis_url: None,
+        ..Options::default()
+    })
+    .await;
+    let a = app.get("/ready").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["redis"], "disabled");
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn unreachable_mysql_keeps_health_up_and_answers_503_naming_mysql() {
+    let dead = format!("mysql://root@127.0.0.1:{}/pos", free_port());
+    let app = spawn_app_with(Options {
+        app_database_url: Some(dead),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(app.get("/health").await.status, 200);
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["mysql"], "down");
+    let post = app
+        .post_json(
+            "/v1/tenants/1/branches/1/sales-transactions",
+            &json!({"productID": 1, "quantitySold": 1, "pricePerUnit": "1.00"}),
+        )
+        .await;
+    assert_eq!(post.status, 503);
+    assert_eq!(post.body["error"]["code"], "unavailable");
+    assert!(post.retry_after.is_some());
+    assert_eq!(app.get("/v1/top-selling").await.status, 503);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn metrics_are_on_their_own_port_and_not_on_the_api_port() {
+    let app = spawn_app().await;
+    app.get("/health").await;
+    let text = app.get_metrics().await;
+    assert!(
+        text.contains("pos_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"}"),
+        "{text}"
+    );
+    for name in [
+        "pos_transactions_committed_total 0",
+        "pos_transactions_rejected_total{reason=\"validation_failed\"} 0",
+        "pos_rows_waiting 0",
+        "pos_batch_commit_duration_seconds_count 0",
+        "pos_redis_mirror_errors_total 0",
+    ] {
+        assert!(text.contains(name), "missing {name}");
+    }
+    let api = app.get("/metrics").await;
+    assert_eq!(api.status, 404);
+    assert_eq!(api.body["error"]["code"], "not_found");
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn migrations_run_once_and_are_recorded() {
+    let app = spawn_app().await;
+    assert_eq!(app.db.count("refinery_schema_history").await, 5);
+    let again = pos::store::migrate(&app.db.url)
+        .await
+        .expect("migrates again");
+    assert!(again.is_empty(), "second run applied {again:?}");
+    assert_eq!(app.db.count("refinery_schema_history").await, 5);
+    for table in [
+        "tenants",
+        "branches",
+        "products",
+        "sales_transactions",
+        "product_sales_totals",
+    ] {
+        assert_eq!(app.db.count(table).await, 0);
+    }
+    app.cleanup().await;
+}
+
+fn pos_binary(vars: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pos"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("pos runs")
+}
+
+#[test]
+fn a_bad_setting_exits_2_naming_the_variable() {
+    let out = pos_binary(&[("POS_HTTP_ADDR", "nonsense")], &["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("POS_HTTP_ADDR:"), "{err}");
+    let out = pos_binary(&[("POS_BATCH_LINGER_MS", "fast")], &["migrate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        r#"POS_BATCH_LINGER_MS: expected an integer, got "fast""#
+    );
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = pos_binary(&[], &["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "migrate"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+}
+
+#[actix_web::test]
+async fn migrate_command_creates_the_database_and_a_second_run_applies_nothing() {
+    let name = format!("pos_test_{}", uuid::Uuid::new_v4().simple());
+    let url = format!("{}/{}", crate::support::mysql_server_url(), name);
+    let first = pos_binary(&[("POS_DATABASE_URL", &url)], &["migrate"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied V5__product_sales_totals"));
+    let second = pos_binary(&[("POS_DATABASE_URL", &url)], &["migrate"]);
+    assert!(second.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout).trim(),
+        "no pending migrations"
+    );
+    let db = crate::support::TestDb {
+        name: name.clone(),
+        url: url.clone(),
+        pool: mysql_async::Pool::new(url.as_str()),
+    };
+    assert_eq!(db.count("refinery_schema_history").await, 5);
+    db.drop_database().await;
+}

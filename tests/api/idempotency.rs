@@ -1,0 +1,129 @@
+use serde_json::{json, Value};
+
+use crate::support::{spawn_app, start_app};
+
+fn keyed(product: u64, quantity: u64, key: &str) -> Value {
+    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": "2.00", "idempotencyKey": key})
+}
+
+#[actix_web::test]
+async fn replayed_idempotency_key_returns_original_ids_and_counts_once() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let body = keyed(t.products[0], 2, "till-1:0001");
+    let first = app.post_json(&t.sales_path(0), &body).await;
+    assert_eq!(first.status, 201);
+    let again = app.post_json(&t.sales_path(0), &body).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, first.body);
+    assert_eq!(app.db.count("sales_transactions").await, 1);
+    assert_eq!(
+        app.db
+            .scalar("SELECT quantity_sold FROM product_sales_totals")
+            .await,
+        "2"
+    );
+    let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    assert_eq!(sales.body["sales_per_product"][0]["quantitySold"], 2);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_key_reused_with_other_content_is_409_and_stores_nothing() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 2).await;
+    assert_eq!(
+        app.post_json(&t.sales_path(0), &keyed(t.products[0], 2, "k-1"))
+            .await
+            .status,
+        201
+    );
+    let a = app
+        .post_json(&t.sales_path(0), &keyed(t.products[0], 3, "k-1"))
+        .await;
+    assert_eq!(a.status, 409);
+    assert_eq!(a.body["error"]["code"], "idempotency_conflict");
+    let mixed = json!([
+        keyed(t.products[1], 1, "k-2"),
+        keyed(t.products[1], 9, "k-1")
+    ]);
+    assert_eq!(app.post_json(&t.sales_path(0), &mixed).await.status, 409);
+    assert_eq!(app.db.count("sales_transactions").await, 1);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn an_array_mixing_replays_and_new_items_stores_only_the_new_ones() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let p = t.products[0];
+    let first = app.post_json(&t.sales_path(0), &keyed(p, 1, "a")).await;
+    let a = app
+        .post_json(
+            &t.sales_path(0),
+            &json!([keyed(p, 1, "a"), keyed(p, 4, "b")]),
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    assert_eq!(a.body["transactions"][0]["id"], first.body["id"]);
+    assert_ne!(a.body["transactions"][1]["id"], first.body["id"]);
+    assert_eq!(app.db.count("sales_transactions").await, 2);
+    assert_eq!(
+        app.db
+            .scalar("SELECT quantity_sold FROM product_sales_totals")
+            .await,
+        "5"
+    );
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn concurrent_requests_with_one_key_store_one_row() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let body = keyed(t.products[0], 1, "same-key");
+    let path = t.sales_path(0);
+    let posts = (0..8).map(|_| app.post_json(&path, &body));
+    let answers = futures_util::future::join_all(posts).await;
+    let created = answers.iter().filter(|a| a.status == 201).count();
+    let replayed = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!((created, replayed), (1, 7));
+    assert!(answers
+        .iter()
+        .all(|a| a.body["id"] == answers[0].body["id"]));
+    assert_eq!(app.db.count("sales_transactions").await, 1);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_replay_after_a_restart_is_read_from_mysql() {
+    let mut app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let body = keyed(t.products[0], 2, "before-restart");
+    let first = app.post_json(&t.sales_path(0), &body).await;
+    assert_eq!(first.status, 201);
+    app.stop().await;
+    let app = start_app(app.db.clone(), app.prefix.clone(), app.options.clone()).await;
+    let again = app.post_json(&t.sales_path(0), &body).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(again.body, first.body);
+    let other = app
+        .post_json(&t.sales_path(0), &keyed(t.products[0], 5, "before-restart"))
+        .await;
+    assert_eq!(other.status, 409);
+    assert_eq!(app.db.count("sales_transactions").await, 1);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_retry_without_a_timestamp_is_still_a_replay() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let body = keyed(t.products[0], 1, "no-time");
+    let first = app.post_json(&t.sales_path(0), &body).await;
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    let again = app.post_json(&t.sales_path(0), &body).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["timestamp"], first.body["timestamp"]);
+    app.cleanup().await;
+}

@@ -1,0 +1,10 @@
+//! Black-box tests over HTTP against the real MariaDB and Redis (one test
+//! binary, so one link step).
+
+mod health;
+mod idempotency;
+mod ingest;
+mod mirror;
+mod reads;
+mod resilience;
+mod support;

@@ -1,0 +1,175 @@
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::redis_server::RedisServer;
+use crate::support::{eventually, spawn_app, spawn_app_with, Options, TestApp};
+
+fn sale(product: u64, quantity: u64, price: &str) -> Value {
+    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
+}
+
+/// The API's ranking as the mirror should hold it: (product id, score).
+async fn api_scores(app: &TestApp, by: &str) -> Vec<(String, f64)> {
+    let a = app.get(&format!("/v1/top-selling?by={by}&limit=100")).await;
+    let mut v: Vec<(String, f64)> = a.body["top_selling_products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let score = if by == "quantity" {
+                p["quantitySold"].as_f64().unwrap()
+            } else {
+                p["totalSales"].as_str().unwrap().parse().unwrap()
+            };
+            (p["productID"].as_u64().unwrap().to_string(), score)
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+async fn mirror_matches_api(app: &TestApp) -> bool {
+    for by in ["quantity", "revenue"] {
+        let mut redis = app.redis_set(by).await;
+        redis.sort_by(|a, b| a.0.cmp(&b.0));
+        if redis != api_scores(app, by).await {
+            return false;
+        }
+    }
+    true
+}
+
+#[actix_web::test]
+async fn redis_sorted_sets_hold_the_same_numbers_as_the_api() {
+    let app = spawn_app().await;
+    let a = app.db.tenant(1, 3).await;
+    let b = app.db.tenant(1, 2).await;
+    app.post_json(
+        &a.sales_path(0),
+        &json!([
+            sale(a.products[0], 3, "1.10"),
+            sale(a.products[2], 1, "9.99")
+        ]),
+    )
+    .await;
+    app.post_json(&b.sales_path(0), &json!([sale(b.products[1], 7, "0.25")]))
+        .await;
+    app.post_json(&a.sales_path(0), &sale(a.products[0], 2, "1.10"))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(3), || mirror_matches_api(&app)).await,
+        "mirror differs from the API"
+    );
+    let quantity = app.redis_set("quantity").await;
+    assert!(
+        quantity.contains(&(a.products[0].to_string(), 5.0)),
+        "{quantity:?}"
+    );
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn ingest_and_reads_survive_redis_going_away_and_the_mirror_is_refilled() {
+    let mut redis = RedisServer::start().await;
+    let app = spawn_app_with(Options {
+        redis_url: Some(redis.url()),
+        ..Options::default()
+    })
+    .await;
+    let t = app.db.tenant(1, 2).await;
+    assert_eq!(
+        app.post_json(&t.sales_path(0), &sale(t.products[0], 2, "1.00"))
+            .await
+            .status,
+        201
+    );
+    assert!(eventually(Duration::from_secs(5), || mirror_matches_api(&app)).await);
+
+    redis.stop();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.get("/ready").await.body["redis"] == "down"
+        })
+        .await
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            app.post_json(&t.sales_path(0), &sale(t.products[1], 1, "3.00"))
+                .await
+                .status,
+            201
+        );
+    }
+    assert_eq!(
+        app.get(&format!("/v1/tenants/{}/sales", t.id)).await.status,
+        200
+    );
+    assert_eq!(app.get("/v1/top-selling").await.status, 200);
+    assert_eq!(app.get("/ready").await.status, 200);
+
+    redis.restart().await; // empty: nothing was persisted
+    assert!(
+        eventually(Duration::from_secs(15), || mirror_matches_api(&app)).await,
+        "mirror was not refilled"
+    );
+    assert_eq!(app.redis_set("quantity").await.len(), 2);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_flushed_redis_is_refilled() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    app.post_json(&t.sales_path(0), &sale(t.products[0], 4, "2.50"))
+        .await;
+    assert!(eventually(Duration::from_secs(3), || mirror_matches_api(&app)).await);
+    let client = crate::support::redis_client(&crate::support::redis_url()).await;
+    let _: () =
+        fred::prelude::KeysInterface::del(&client, format!("{}top_selling:quantity", app.prefix))
+            .await
+            .unwrap();
+    let _: () =
+        fred::prelude::KeysInterface::del(&client, format!("{}top_selling:revenue", app.prefix))
+            .await
+            .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || mirror_matches_api(&app)).await,
+        "mirror was not refilled"
+    );
+    app.cleanup().await;
+}
+
+/// Runs against the 3-master cluster `scripts/test` starts (it sets
+/// POS_TEST_REDIS_CLUSTER_URL); without it the test fails rather than
+/// passing silently, unless POS_TEST_SKIP_CLUSTER is set.
+#[actix_web::test]
+async fn the_mirror_works_on_redis_cluster() {
+    let Ok(url) = std::env::var("POS_TEST_REDIS_CLUSTER_URL") else {
+        assert!(
+            std::env::var("POS_TEST_SKIP_CLUSTER").is_ok(),
+            "POS_TEST_REDIS_CLUSTER_URL is not set (scripts/test sets it)"
+        );
+        return;
+    };
+    let app = spawn_app_with(Options {
+        redis_url: Some(url),
+        ..Options::default()
+    })
+    .await;
+    let t = app.db.tenant(1, 3).await;
+    app.post_json(
+        &t.sales_path(0),
+        &json!([
+            sale(t.products[0], 3, "1.00"),
+            sale(t.products[1], 1, "7.00"),
+            sale(t.products[2], 2, "0.50")
+        ]),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(5), || mirror_matches_api(&app)).await,
+        "cluster mirror differs"
+    );
+    app.cleanup().await;
+}

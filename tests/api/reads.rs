@@ -1,0 +1,199 @@
+use serde_json::{json, Value};
+
+use crate::support::{spawn_app, start_app};
+
+fn sale(product: u64, quantity: u64, price: &str) -> Value {
+    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
+}
+
+#[actix_web::test]
+async fn sales_per_product_are_exact_and_ordered_by_total_then_product() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 4).await;
+    let p = &t.products;
+    let body = json!([
+        sale(p[0], 3, "0.10"),  // 0.30
+        sale(p[1], 1, "10.00"), // 10.00
+        sale(p[2], 2, "5.00"),  // 10.00: ties with p[1], lower id first
+        sale(p[0], 1, "0.05"),  // p[0] = 0.35, 4 units
+    ]);
+    assert_eq!(app.post_json(&t.sales_path(0), &body).await.status, 201);
+    let a = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.body,
+        json!({"tenantID": t.id, "sales_per_product": [
+            {"productID": p[1], "productName": "Product 1", "quantitySold": 1, "totalSales": "10.00"},
+            {"productID": p[2], "productName": "Product 2", "quantitySold": 2, "totalSales": "10.00"},
+            {"productID": p[0], "productName": "Product 0", "quantitySold": 4, "totalSales": "0.35"},
+        ]})
+    );
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_tenant_without_sales_has_an_empty_list_and_an_unknown_one_is_404() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let a = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    assert_eq!(a.body, json!({"tenantID": t.id, "sales_per_product": []}));
+    assert_eq!(
+        app.get(&format!("/v1/tenants/{}/sales", t.id + 1))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(app.get("/v1/tenants/x/sales").await.status, 404);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn every_answered_sale_is_visible_to_the_next_read() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let tasks = (0..16).map(|_| {
+        let (client, base, t) = (app.client.clone(), app.base.clone(), t.clone());
+        async move {
+            let mut seen_before = 0;
+            for _ in 0..5 {
+                let res = client
+                    .post(format!("{base}{}", t.sales_path(0)))
+                    .send_json(&sale(t.products[0], 1, "1.00"))
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 201);
+                let mut read = client
+                    .get(format!("{base}/v1/tenants/{}/sales", t.id))
+                    .send()
+                    .await
+                    .unwrap();
+                let body: Value = read.json().await.unwrap();
+                let q = body["sales_per_product"][0]["quantitySold"]
+                    .as_u64()
+                    .unwrap();
+                assert!(
+                    q > seen_before,
+                    "a committed sale was missing from the read"
+                );
+                seen_before = q;
+            }
+        }
+    });
+    futures_util::future::join_all(tasks).await;
+    let a = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    assert_eq!(a.body["sales_per_product"][0]["quantitySold"], 80);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn top_selling_ranks_across_tenants_by_quantity_and_by_revenue() {
+    let app = spawn_app().await;
+    let a = app.db.tenant(1, 2).await;
+    let b = app.db.tenant(1, 2).await;
+    app.post_json(
+        &a.sales_path(0),
+        &json!([
+            sale(a.products[0], 10, "1.00"),
+            sale(a.products[1], 2, "100.00")
+        ]),
+    )
+    .await;
+    app.post_json(
+        &b.sales_path(0),
+        &json!([
+            sale(b.products[0], 10, "2.00"),
+            sale(b.products[1], 5, "3.00")
+        ]),
+    )
+    .await;
+    let q = app.get("/v1/top-selling?by=quantity&limit=3").await;
+    assert_eq!(q.status, 200);
+    let ids: Vec<u64> = q.body["top_selling_products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["productID"].as_u64().unwrap())
+        .collect();
+    // a.p0 and b.p0 tie at 10: lower product id first.
+    assert_eq!(ids, vec![a.products[0], b.products[0], b.products[1]]);
+    let first = &q.body["top_selling_products"][0];
+    assert_eq!(first["rank"], 1);
+    assert_eq!(first["tenantID"], a.id);
+    assert_eq!(first["productName"], "Product 0");
+    assert_eq!(first["quantitySold"], 10);
+    assert_eq!(first["totalSales"], "10.00");
+    assert!(q.body["asOf"].as_str().unwrap().ends_with('Z'));
+    let r = app.get("/v1/top-selling?by=revenue").await;
+    let ids: Vec<u64> = r.body["top_selling_products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["productID"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![a.products[1], b.products[0], b.products[1], a.products[0]]
+    );
+    assert_eq!(
+        app.get("/v1/top-selling?limit=1").await.body["top_selling_products"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.get("/v1/top-selling?limit=100").await.body["top_selling_products"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn top_selling_refuses_bad_parameters_with_422() {
+    let app = spawn_app().await;
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("limit=-1", "limit"),
+        ("by=price", "by"),
+    ] {
+        let a = app.get(&format!("/v1/top-selling?{query}")).await;
+        assert_eq!(a.status, 422, "{query}");
+        assert_eq!(a.body["error"]["code"], "validation_failed");
+        assert!(a.body["error"]["fields"][field].is_string(), "{query}");
+    }
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_restart_loads_totals_from_the_summary_table_not_the_history() {
+    let mut app = spawn_app().await;
+    let t = app.db.tenant(1, 3).await;
+    for i in 0..3 {
+        let body = json!([
+            sale(t.products[i], (i + 1) as u64, "1.25"),
+            sale(t.products[(i + 1) % 3], 2, "0.50")
+        ]);
+        assert_eq!(app.post_json(&t.sales_path(0), &body).await.status, 201);
+    }
+    let sales_before = app.get(&format!("/v1/tenants/{}/sales", t.id)).await.body;
+    let top_before =
+        app.get("/v1/top-selling?by=revenue").await.body["top_selling_products"].clone();
+    app.stop().await;
+    // With the history gone, only the summary table can give the same totals.
+    app.db.exec("DELETE FROM sales_transactions").await;
+    let app = start_app(app.db.clone(), app.prefix.clone(), app.options.clone()).await;
+    assert_eq!(
+        app.get(&format!("/v1/tenants/{}/sales", t.id)).await.body,
+        sales_before
+    );
+    assert_eq!(
+        app.get("/v1/top-selling?by=revenue").await.body["top_selling_products"],
+        top_before
+    );
+    app.cleanup().await;
+}

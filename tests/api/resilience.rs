@@ -1,0 +1,103 @@
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::proxy::Proxy;
+use crate::support::{eventually, mysql_server_url, start_app, Options, TestDb};
+
+fn sale(product: u64, quantity: u64, price: &str) -> Value {
+    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
+}
+
+#[actix_web::test]
+async fn a_panicking_tenant_actor_is_replaced_and_keeps_correct_totals() {
+    let app = crate::support::spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    assert_eq!(
+        app.post_json(&t.sales_path(0), &sale(t.products[0], 2, "1.50"))
+            .await
+            .status,
+        201
+    );
+    let tenants = app.app.as_ref().and_then(|a| a.tenants()).expect("booted");
+    tenants.crash(t.id);
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    let a = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 3, "1.50"))
+        .await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    assert_eq!(sales.body["sales_per_product"][0]["quantitySold"], 5);
+    assert_eq!(sales.body["sales_per_product"][0]["totalSales"], "7.50");
+    let text = app.get_metrics().await;
+    assert!(text.contains("pos_tenant_actor_restarts_total 1"), "{text}");
+    assert!(text.contains("pos_tenant_actors 1"), "{text}");
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn losing_mysql_answers_503_with_retry_after_and_stores_nothing_half_way() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let target = mysql_server_url()
+        .trim_start_matches("mysql://root@")
+        .to_string();
+    let proxy = Proxy::start(target).await;
+    let url = format!("mysql://root@127.0.0.1:{}/{}", proxy.port, db.name);
+    let options = Options {
+        app_database_url: Some(url),
+        ..Options::default()
+    };
+    let app = start_app(
+        db,
+        format!("{{t{}}}:", uuid::Uuid::new_v4().simple()),
+        options,
+    )
+    .await;
+    app.wait_ready().await;
+    assert_eq!(
+        app.post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+            .await
+            .status,
+        201
+    );
+
+    proxy.cut();
+    let batch = Value::Array((0..50).map(|_| sale(t.products[0], 1, "1.00")).collect());
+    let a = app.post_json(&t.sales_path(0), &batch).await;
+    assert_eq!(a.status, 503, "{:?}", a.body);
+    assert_eq!(a.body["error"]["code"], "unavailable");
+    assert!(a.retry_after.is_some());
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.get("/ready").await.status == 503
+        })
+        .await
+    );
+    // Reads of live totals keep working without MySQL.
+    assert_eq!(
+        app.get(&format!("/v1/tenants/{}/sales", t.id)).await.status,
+        200
+    );
+
+    proxy.restore();
+    assert_eq!(
+        app.db.count("sales_transactions").await,
+        1,
+        "the failed batch left rows behind"
+    );
+    let again = app.post_json(&t.sales_path(0), &batch).await;
+    assert_eq!(again.status, 201, "{:?}", again.body);
+    assert_eq!(app.db.count("sales_transactions").await, 51);
+    assert_eq!(
+        app.db
+            .scalar("SELECT quantity_sold FROM product_sales_totals")
+            .await,
+        "51"
+    );
+    let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    assert_eq!(sales.body["sales_per_product"][0]["quantitySold"], 51);
+    let text = app.get_metrics().await;
+    assert!(text.contains("pos_persistence_failures_total 1"), "{text}");
+    app.cleanup().await;
+}

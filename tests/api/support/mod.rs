@@ -1,0 +1,373 @@
+//! Test harness: every test gets its own database (random name, migrated by
+//! the service's own code), its own Redis key prefix and its own app on
+//! random ports, so tests run in parallel against the real MariaDB and Redis.
+
+#![allow(dead_code)]
+
+pub mod proxy;
+pub mod redis_server;
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use fred::prelude::*;
+use mysql_async::prelude::*;
+use pos::config::Config;
+use pos::startup::RunningApp;
+use serde_json::Value;
+
+pub fn mysql_server_url() -> String {
+    std::env::var("POS_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("POS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        pos::telemetry::init("info,pos=debug", pos::config::LogFormat::Text);
+    }
+});
+
+/// How a test app is set up.
+#[derive(Clone)]
+pub struct Options {
+    /// `None`: the mirror is disabled.
+    pub redis_url: Option<String>,
+    /// Overrides the database URL the app uses (the test database is still
+    /// created and migrated at the normal URL).
+    pub app_database_url: Option<String>,
+    pub extra: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            redis_url: Some(redis_url()),
+            app_database_url: None,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// A database of one test; dropped by [`TestDb::drop_database`].
+#[derive(Clone)]
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub pool: mysql_async::Pool,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let name = format!("pos_test_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{}/{}", mysql_server_url(), name);
+        pos::store::migrate(&url)
+            .await
+            .expect("test database migrates");
+        let pool = mysql_async::Pool::new(format!("{url}?pool_min=0&pool_max=3").as_str());
+        TestDb { name, url, pool }
+    }
+
+    pub async fn conn(&self) -> mysql_async::Conn {
+        self.pool.get_conn().await.expect("test connection")
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        self.conn()
+            .await
+            .query_drop(sql)
+            .await
+            .expect("test SQL runs");
+    }
+
+    pub async fn scalar(&self, sql: &str) -> String {
+        let v: Option<String> = self
+            .conn()
+            .await
+            .query_first(sql)
+            .await
+            .expect("test SQL runs");
+        v.unwrap_or_default()
+    }
+
+    pub async fn count(&self, table: &str) -> u64 {
+        self.scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .await
+            .parse()
+            .expect("a count")
+    }
+
+    /// A tenant with `branches` branches and `products` products (prices are the client's).
+    pub async fn tenant(&self, branches: usize, products: usize) -> Tenant {
+        let mut conn = self.conn().await;
+        conn.query_drop("INSERT INTO tenants (name) VALUES ('Test tenant')")
+            .await
+            .expect("insert tenant");
+        let id = conn.last_insert_id().expect("tenant id");
+        let mut t = Tenant {
+            id,
+            branches: Vec::new(),
+            products: Vec::new(),
+        };
+        for b in 0..branches {
+            conn.exec_drop(
+                "INSERT INTO branches (tenant_id, name) VALUES (?, ?)",
+                (id, format!("Branch {b}")),
+            )
+            .await
+            .expect("insert branch");
+            t.branches.push(conn.last_insert_id().expect("branch id"));
+        }
+        for p in 0..products {
+            conn.exec_drop(
+                "INSERT INTO products (tenant_id, name) VALUES (?, ?)",
+                (id, format!("Product {p}")),
+            )
+            .await
+            .expect("insert product");
+            t.products.push(conn.last_insert_id().expect("product id"));
+        }
+        t
+    }
+
+    pub async fn drop_database(self) {
+        let _ = self.pool.disconnect().await;
+        let mut conn = mysql_async::Conn::from_url(mysql_server_url())
+            .await
+            .expect("server connection");
+        let _ = conn
+            .query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name))
+            .await;
+        let _ = conn.disconnect().await;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: u64,
+    pub branches: Vec<u64>,
+    pub products: Vec<u64>,
+}
+
+impl Tenant {
+    pub fn sales_path(&self, branch: usize) -> String {
+        format!(
+            "/v1/tenants/{}/branches/{}/sales-transactions",
+            self.id, self.branches[branch]
+        )
+    }
+}
+
+/// A running app with its database and Redis prefix.
+pub struct TestApp {
+    pub app: Option<RunningApp>,
+    pub base: String,
+    pub metrics_base: String,
+    pub db: TestDb,
+    pub prefix: String,
+    pub options: Options,
+    pub client: awc::Client,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub retry_after: Option<String>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let db = TestDb::create().await;
+    let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
+    start_app(db, prefix, options).await
+}
+
+/// Starts an app on an existing database (a restart).
+pub async fn start_app(db: TestDb, prefix: String, options: Options) -> TestApp {
+    LazyLock::force(&TRACING);
+    let app_url = options
+        .app_database_url
+        .clone()
+        .unwrap_or_else(|| db.url.clone());
+    let db_url = format!("{app_url}?pool_min=0&pool_max=4");
+    let mut pairs: Vec<(String, String)> = vec![
+        ("POS_DATABASE_URL".into(), db_url),
+        (
+            "POS_REDIS_URL".into(),
+            options.redis_url.clone().unwrap_or_default(),
+        ),
+        ("POS_REDIS_PREFIX".into(), prefix.clone()),
+        ("POS_HTTP_ADDR".into(), "127.0.0.1:0".into()),
+        ("POS_METRICS_ADDR".into(), "127.0.0.1:0".into()),
+        ("POS_HTTP_WORKERS".into(), "1".into()),
+        ("POS_TENANT_ARBITERS".into(), "1".into()),
+        ("POS_STORAGE_RETRY_MS".into(), "1000".into()),
+    ];
+    pairs.extend(options.extra.iter().cloned());
+    let config = Config::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .expect("test config is valid");
+    let app = pos::startup::start(config).expect("app starts");
+    let base = format!("http://{}", app.api_addr);
+    let metrics_base = format!("http://{}", app.metrics_addr);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let t = TestApp {
+        app: Some(app),
+        base,
+        metrics_base,
+        db,
+        prefix,
+        options,
+        client,
+    };
+    if t.options.app_database_url.is_none() {
+        t.wait_ready().await;
+    }
+    t
+}
+
+impl TestApp {
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.app.as_ref().is_some_and(|a| a.is_booted()) {
+                return;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("app did not boot");
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        let mut res = self
+            .client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("GET answers");
+        answer(&mut res).await
+    }
+
+    pub async fn get_metrics(&self) -> String {
+        let mut res = self
+            .client
+            .get(format!("{}/metrics", self.metrics_base))
+            .send()
+            .await
+            .expect("metrics answer");
+        let body = res.body().await.expect("metrics body");
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Answer {
+        self.post_raw(
+            path,
+            Some("application/json"),
+            serde_json::to_vec(body).expect("json"),
+        )
+        .await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Answer {
+        let mut req = self.client.post(format!("{}{}", self.base, path));
+        if let Some(ct) = content_type {
+            req = req.insert_header(("Content-Type", ct));
+        }
+        let mut res = req.send_body(body).await.expect("POST answers");
+        answer(&mut res).await
+    }
+
+    /// The Redis sorted set `name` under this test's prefix, as (member, score).
+    pub async fn redis_set(&self, name: &str) -> Vec<(String, f64)> {
+        let client = redis_client(self.options.redis_url.as_deref().unwrap_or(&redis_url())).await;
+        let key = format!("{}top_selling:{name}", self.prefix);
+        let v: Vec<(String, f64)> = client
+            .zrange(key, 0, -1, None, false, None, true)
+            .await
+            .expect("zrange");
+        let _ = client.quit().await;
+        v
+    }
+
+    /// Stops the app, keeping the database (for restarts).
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+
+    pub async fn cleanup(mut self) {
+        self.stop().await;
+        if let Some(url) = self.options.redis_url.clone() {
+            let client = redis_client(&url).await;
+            for name in ["quantity", "revenue"] {
+                let _: Result<(), _> = client
+                    .del(format!("{}top_selling:{name}", self.prefix))
+                    .await;
+            }
+            let _ = client.quit().await;
+        }
+        self.db.drop_database().await;
+    }
+}
+
+pub async fn redis_client(url: &str) -> Client {
+    let client = Builder::from_config(fred::prelude::Config::from_url(url).expect("redis url"))
+        .build()
+        .expect("redis client");
+    client.init().await.expect("redis connects");
+    client
+}
+
+async fn answer<S>(res: &mut awc::ClientResponse<S>) -> Answer
+where
+    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let status = res.status();
+    let retry_after = res
+        .headers()
+        .get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let bytes = res.body().limit(8 << 20).await.expect("body");
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Answer {
+        status,
+        body,
+        retry_after,
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A free local TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
