@@ -27,7 +27,6 @@ pub struct Config {
     /// Longest time a row waits for its batch to fill before it is flushed.
     pub batch_linger: Duration,
     pub persistence_actors: usize,
-    pub tenant_arbiters: usize,
     pub http_workers: usize,
     /// Rows accepted but not yet committed, over all persistence actors, past
     /// which new requests are refused with 503.
@@ -59,7 +58,6 @@ struct RawEnv {
     batch_rows: Option<String>,
     batch_linger_ms: Option<String>,
     persistence_actors: Option<String>,
-    tenant_arbiters: Option<String>,
     http_workers: Option<String>,
     max_rows_waiting: Option<String>,
     storage_retry_ms: Option<String>,
@@ -154,7 +152,6 @@ impl Config {
                 10_000,
             )?),
             persistence_actors: int("POS_PERSISTENCE_ACTORS", raw.persistence_actors, 2, 1, 64)?,
-            tenant_arbiters: int("POS_TENANT_ARBITERS", raw.tenant_arbiters, 2, 1, 64)?,
             http_workers: int("POS_HTTP_WORKERS", raw.http_workers, cores, 1, 256)?,
             max_rows_waiting: int(
                 "POS_MAX_ROWS_WAITING",

@@ -155,6 +155,9 @@ async fn boot(state: web::Data<AppState>, config: Config, arbiters: Arc<Mutex<Ve
     let metrics = state.metrics.clone();
     let mut owned = Vec::new();
     let mut persistence = Vec::new();
+    // A tenant's actor lives on its persistence actor's thread: the hand-over
+    // of rows and the commit answer then never cross threads.
+    let mut tenant_arbiters = Vec::new();
     for _ in 0..persistence_count {
         let settings = PersistenceSettings {
             database_url: config.database_url.clone(),
@@ -172,24 +175,20 @@ async fn boot(state: web::Data<AppState>, config: Config, arbiters: Arc<Mutex<Ve
                 PersistenceActor::new(settings, m).expect("the database URL was checked at start")
             },
         ));
-        owned.push(arbiter);
-    }
-    let mut tenant_arbiters = Vec::new();
-    for _ in 0..config.tenant_arbiters {
-        let arbiter = Arbiter::new();
         tenant_arbiters.push(arbiter.handle());
         owned.push(arbiter);
     }
     if let Ok(mut a) = arbiters.lock() {
         a.extend(owned);
     }
-    let ranking = RankingActor::new(state.mirror.clone(), metrics.clone()).start();
+    let (ranking, feed) =
+        RankingActor::new(state.mirror.clone(), metrics.clone()).start_with_feed();
     let products = totals.len();
     ranking.do_send(TotalsChanged(totals));
     let tenants = Arc::new(TenantRegistry::new(
         tenant_arbiters,
         persistence,
-        ranking.clone(),
+        feed,
         metrics,
     ));
     if state.core.set(Core { tenants, ranking }).is_err() {

@@ -11,6 +11,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -21,7 +22,7 @@ use crate::mirror::{Mirror, MirrorEntry};
 use crate::store::ProductTotal;
 
 /// How often changed totals are written to Redis.
-const MIRROR_TICK: Duration = Duration::from_millis(50);
+const MIRROR_TICK: Duration = Duration::from_millis(100);
 /// How often Redis's member count is compared with the ranking's.
 const MIRROR_AUDIT: Duration = Duration::from_secs(1);
 
@@ -37,6 +38,37 @@ pub enum RankBy {
 #[rtype(result = "()")]
 pub struct TotalsChanged(pub Vec<ProductTotal>);
 
+/// Where tenant actors leave changed totals for the ranking. The ranking
+/// actor is woken only when the feed goes from empty to non-empty, so under
+/// load many commits cost one cross-thread wake-up, not one each.
+#[derive(Clone)]
+pub struct RankingFeed {
+    pending: Arc<Mutex<Vec<ProductTotal>>>,
+    ranking: Addr<RankingActor>,
+}
+
+impl RankingFeed {
+    pub fn push(&self, totals: impl IntoIterator<Item = ProductTotal>) {
+        let was_empty = match self.pending.lock() {
+            Ok(mut p) => {
+                let was_empty = p.is_empty();
+                p.extend(totals);
+                was_empty
+            }
+            Err(_) => return,
+        };
+        if was_empty {
+            // Unbounded on purpose: at most one is queued per drain.
+            self.ranking.do_send(FeedReady);
+        }
+    }
+}
+
+/// The feed has totals to take.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FeedReady;
+
 /// The first `limit` products by `by`.
 #[derive(Message)]
 #[rtype(result = "Vec<ProductTotal>")]
@@ -51,6 +83,7 @@ pub struct TopSelling {
 pub struct FinalFlush;
 
 pub struct RankingActor {
+    feed: Arc<Mutex<Vec<ProductTotal>>>,
     totals: HashMap<ProductId, ProductTotal>,
     by_quantity: BTreeSet<(Reverse<u64>, ProductId)>,
     by_revenue: BTreeSet<(Reverse<Money>, ProductId)>,
@@ -66,6 +99,7 @@ pub struct RankingActor {
 impl RankingActor {
     pub fn new(mirror: Option<Mirror>, metrics: Metrics) -> Self {
         RankingActor {
+            feed: Arc::default(),
             totals: HashMap::new(),
             by_quantity: BTreeSet::new(),
             by_revenue: BTreeSet::new(),
@@ -77,6 +111,13 @@ impl RankingActor {
             last_audit: Instant::now(),
             metrics,
         }
+    }
+
+    /// Starts the actor and returns its address with the feed into it.
+    pub fn start_with_feed(self) -> (Addr<RankingActor>, RankingFeed) {
+        let pending = self.feed.clone();
+        let ranking = self.start();
+        (ranking.clone(), RankingFeed { pending, ranking })
     }
 
     fn apply(&mut self, t: ProductTotal) {
@@ -210,6 +251,21 @@ impl Handler<TotalsChanged> for RankingActor {
 
     fn handle(&mut self, msg: TotalsChanged, _: &mut Context<Self>) {
         for t in msg.0 {
+            self.apply(t);
+        }
+        self.metrics.ranking_products.set(self.totals.len() as i64);
+    }
+}
+
+impl Handler<FeedReady> for RankingActor {
+    type Result = ();
+
+    fn handle(&mut self, _: FeedReady, _: &mut Context<Self>) {
+        let taken = match self.feed.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return,
+        };
+        for t in taken {
             self.apply(t);
         }
         self.metrics.ranking_products.set(self.totals.len() as i64);

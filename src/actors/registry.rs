@@ -15,8 +15,10 @@ use dashmap::DashMap;
 use tokio::sync::oneshot;
 
 use super::persistence::{PersistenceActor, Read};
-use super::ranking::RankingActor;
-use super::tenant::{self, PostOutcome, PostSales, TenantActor, TenantDeps, TenantError, Totals};
+use super::ranking::RankingFeed;
+use super::tenant::{
+    self, LiveTotals, PostOutcome, PostSales, TenantActor, TenantDeps, TenantError, Totals,
+};
 use crate::domain::{BranchId, SaleItem, TenantId};
 use crate::metrics::Metrics;
 
@@ -33,7 +35,7 @@ pub struct TenantRegistry {
     starting: DashMap<TenantId, Arc<tokio::sync::Mutex<()>>>,
     arbiters: Vec<ArbiterHandle>,
     persistence: Vec<Addr<PersistenceActor>>,
-    ranking: Addr<RankingActor>,
+    ranking: RankingFeed,
     metrics: Metrics,
 }
 
@@ -41,7 +43,7 @@ impl TenantRegistry {
     pub fn new(
         arbiters: Vec<ArbiterHandle>,
         persistence: Vec<Addr<PersistenceActor>>,
-        ranking: Addr<RankingActor>,
+        ranking: RankingFeed,
         metrics: Metrics,
     ) -> Self {
         assert!(
@@ -89,13 +91,7 @@ impl TenantRegistry {
         };
         // Filled before the handle is shared: readers must never see a
         // started tenant without its totals.
-        let totals: Totals = Arc::new(
-            snapshot
-                .totals
-                .into_iter()
-                .map(|t| (t.product_id, t))
-                .collect(),
-        );
+        let totals: Totals = Arc::new(LiveTotals::new(snapshot.totals));
         let catalog = snapshot.catalog;
         let deps = TenantDeps {
             persistence: self.persistence_for(tenant).clone(),

@@ -12,17 +12,20 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_web::web::Bytes;
 use dashmap::DashMap;
 use tokio::sync::{oneshot, Notify};
 
 use super::persistence::{PersistenceActor, Read, Save, SaveError};
-use super::ranking::{RankingActor, TotalsChanged};
-use crate::domain::{BranchId, IdempotencyKey, NewSale, ProductId, SaleItem, StoredSale, TenantId};
+use super::ranking::RankingFeed;
+use crate::domain::{
+    BranchId, IdempotencyKey, Money, NewSale, ProductId, SaleItem, StoredSale, TenantId,
+};
 use crate::metrics::Metrics;
 use crate::store::{Catalog, ProductTotal};
 
@@ -34,8 +37,78 @@ const RECENT_KEYS: usize = 4096;
 const KEY_ROUNDS: usize = 3;
 pub(crate) const MAILBOX_CAPACITY: usize = 4096;
 
-/// A tenant's live totals, keyed by product; shared with HTTP readers.
-pub type Totals = Arc<DashMap<ProductId, ProductTotal>>;
+/// A tenant's live totals, shared with HTTP readers.
+pub type Totals = Arc<LiveTotals>;
+
+/// Per-product totals that readers use without a mailbox round trip, plus
+/// a rendering of them kept until the next change (a busy back office
+/// re-reading 1,000 products should not re-sort and re-encode them each time).
+pub struct LiveTotals {
+    by_product: DashMap<ProductId, ProductTotal>,
+    /// Bumped after every change is applied.
+    version: AtomicU64,
+    rendered: Mutex<Option<(u64, Bytes)>>,
+}
+
+impl LiveTotals {
+    pub fn new(totals: Vec<ProductTotal>) -> Self {
+        LiveTotals {
+            by_product: totals.into_iter().map(|t| (t.product_id, t)).collect(),
+            version: AtomicU64::new(0),
+            rendered: Mutex::new(None),
+        }
+    }
+
+    /// A copy of every product's totals.
+    pub fn snapshot(&self) -> Vec<ProductTotal> {
+        // Copied out so no map guard outlives this call.
+        self.by_product.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// `render(snapshot)`, reused while nothing changed. The version is read
+    /// before the snapshot, so a rendering is never tagged newer than its data.
+    pub fn rendered(&self, render: impl FnOnce(Vec<ProductTotal>) -> Bytes) -> Bytes {
+        let version = self.version.load(Ordering::Acquire);
+        if let Ok(cache) = self.rendered.lock() {
+            if let Some((v, body)) = cache.as_ref() {
+                if *v == version {
+                    return body.clone();
+                }
+            }
+        }
+        let body = render(self.snapshot());
+        if let Ok(mut cache) = self.rendered.lock() {
+            *cache = Some((version, body.clone()));
+        }
+        body
+    }
+
+    /// Adds one committed sale; returns the product's new totals.
+    fn add(
+        &self,
+        tenant_id: TenantId,
+        name: impl FnOnce() -> Arc<str>,
+        sale: &NewSale,
+    ) -> ProductTotal {
+        let mut entry = self
+            .by_product
+            .entry(sale.product_id)
+            .or_insert_with(|| ProductTotal {
+                tenant_id,
+                product_id: sale.product_id,
+                name: name(),
+                quantity: 0,
+                revenue: Money::ZERO,
+            });
+        entry.quantity += u64::from(sale.quantity);
+        entry.revenue += sale.revenue();
+        entry.clone()
+    }
+
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+    }
+}
 
 /// Why a tenant refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,7 +160,7 @@ pub struct Crash;
 #[derive(Clone)]
 pub struct TenantDeps {
     pub persistence: Addr<PersistenceActor>,
-    pub ranking: Addr<RankingActor>,
+    pub ranking: RankingFeed,
     pub metrics: Metrics,
 }
 
@@ -343,35 +416,26 @@ impl TenantState {
         let mut changed: HashMap<ProductId, ProductTotal> = HashMap::new();
         for s in stored {
             let sale = &s.sale;
-            let name = self
-                .catalog
-                .products
-                .get(&sale.product_id)
-                .cloned()
-                .unwrap_or_else(|| Arc::from(""));
-            let mut entry = self
+            let catalog = &self.catalog;
+            let total = self
                 .totals
-                .entry(sale.product_id)
-                .or_insert_with(|| ProductTotal {
-                    tenant_id: self.id,
-                    product_id: sale.product_id,
-                    name,
-                    quantity: 0,
-                    revenue: crate::domain::Money::ZERO,
-                });
-            entry.quantity += u64::from(sale.quantity);
-            entry.revenue += sale.revenue();
-            changed.insert(sale.product_id, entry.clone());
-            drop(entry);
+                .add(self.id, || product_name(catalog, sale.product_id), sale);
+            changed.insert(sale.product_id, total);
             if sale.idempotency_key.is_some() {
                 self.recent.insert(s.clone());
             }
         }
-        // The ranking is a view; its mailbox is fed only by committed work,
-        // which the persistence bound already limits.
-        deps.ranking
-            .do_send(TotalsChanged(changed.into_values().collect()));
+        self.totals.changed();
+        deps.ranking.push(changed.into_values());
     }
+}
+
+fn product_name(catalog: &Catalog, product: ProductId) -> Arc<str> {
+    catalog
+        .products
+        .get(&product)
+        .cloned()
+        .unwrap_or_else(|| Arc::from(""))
 }
 
 /// Keys this request is settling; dropping it wakes requests that wait for them.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -67,9 +67,29 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Writes `2026-01-31<sep>12:00:00.123456`; by hand because chrono's
+    /// format strings are re-parsed on every call and this runs per row.
+    pub fn write_to(self, out: &mut impl fmt::Write, sep: char) -> fmt::Result {
+        let t = self.0;
+        write!(
+            out,
+            "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}.{:06}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond() / 1000
+        )
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+        self.write_to(f, 'T')?;
+        f.write_str("Z")
     }
 }
 

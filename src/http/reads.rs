@@ -1,6 +1,7 @@
 //! Reads: a tenant's sales per product (straight from the tenant's live
 //! totals, no mailbox round trip, no SQL) and the global top sellers.
 
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::json;
@@ -36,23 +37,40 @@ pub async fn tenant_sales(
         .get(tenant)
         .await?
         .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
-    // Copy out and drop the map guards before doing anything else.
-    let mut rows: Vec<ProductTotal> = handle.totals.iter().map(|e| e.value().clone()).collect();
+    let body = handle.totals.rendered(|rows| render_sales(tenant, rows));
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
+}
+
+#[derive(Serialize)]
+struct TenantSales<'a> {
+    #[serde(rename = "tenantID")]
+    tenant_id: u64,
+    sales_per_product: Vec<ProductSales<'a>>,
+}
+
+fn render_sales(tenant: u64, mut rows: Vec<ProductTotal>) -> Bytes {
     rows.sort_unstable_by(|a, b| {
         b.revenue
             .cmp(&a.revenue)
             .then(a.product_id.cmp(&b.product_id))
     });
-    let items: Vec<ProductSales> = rows
-        .iter()
-        .map(|t| ProductSales {
-            product_id: t.product_id,
-            product_name: &t.name,
-            quantity_sold: t.quantity,
-            total_sales: t.revenue,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "tenantID": tenant, "sales_per_product": items })))
+    let body = TenantSales {
+        tenant_id: tenant,
+        sales_per_product: rows
+            .iter()
+            .map(|t| ProductSales {
+                product_id: t.product_id,
+                product_name: &t.name,
+                quantity_sold: t.quantity,
+                total_sales: t.revenue,
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .unwrap_or_default()
 }
 
 #[derive(Serialize)]

@@ -12,6 +12,7 @@ mod migrate;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use mysql_async::prelude::*;
@@ -69,6 +70,9 @@ pub fn pool_opts(url: &str, pool_max: usize) -> Result<Opts, mysql_async::UrlErr
         .pool_opts(
             PoolOpts::default()
                 .with_constraints(constraints)
+                // A TTL keeps idle connections pooled; with none, mysql_async
+                // closes every returned connection beyond `min` (here 0).
+                .with_inactive_connection_ttl(Duration::from_secs(60))
                 .with_reset_connection(false),
         )
         .stmt_cache_size(64)
@@ -229,12 +233,13 @@ fn insert_sales_sql(sales: &[&NewSale]) -> String {
         if i > 0 {
             sql.push(',');
         }
-        let ts = s.timestamp.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f");
         let _ = write!(
             sql,
-            "({},{},{},{},{},'{}',",
-            s.tenant_id, s.branch_id, s.product_id, s.quantity, s.price, ts
+            "({},{},{},{},{},'",
+            s.tenant_id, s.branch_id, s.product_id, s.quantity, s.price
         );
+        let _ = s.timestamp.write_to(&mut sql, ' ');
+        sql.push_str("',");
         match &s.idempotency_key {
             Some(k) => {
                 let _ = write!(sql, "'{}')", k.as_str());

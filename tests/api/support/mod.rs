@@ -206,7 +206,6 @@ pub async fn start_app(db: TestDb, prefix: String, options: Options) -> TestApp 
         ("POS_HTTP_ADDR".into(), "127.0.0.1:0".into()),
         ("POS_METRICS_ADDR".into(), "127.0.0.1:0".into()),
         ("POS_HTTP_WORKERS".into(), "1".into()),
-        ("POS_TENANT_ARBITERS".into(), "1".into()),
         ("POS_STORAGE_RETRY_MS".into(), "1000".into()),
     ];
     pairs.extend(options.extra.iter().cloned());

@@ -1,0 +1,15 @@
+-- One sale per request, spread over the bench tenants (see scripts/bench).
+local tenants = tonumber(os.getenv("BENCH_TENANTS") or "100")
+local products = tonumber(os.getenv("BENCH_PRODUCTS") or "1000")
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+
+request = function()
+  local t = math.random(1, tenants)
+  local b = 2 * t - math.random(0, 1)
+  local p = (t - 1) * products + math.random(1, products)
+  local body = string.format('{"productID":%d,"quantitySold":%d,"pricePerUnit":"%d.%02d"}',
+    p, math.random(1, 3), math.random(1, 20), math.random(0, 99))
+  return wrk.format(nil, string.format("/v1/tenants/%d/branches/%d/sales-transactions", t, b), nil, body)
+end
