@@ -195,7 +195,8 @@ pub async fn start_app(db: TestDb, prefix: String, options: Options) -> TestApp 
         .app_database_url
         .clone()
         .unwrap_or_else(|| db.url.clone());
-    let db_url = format!("{app_url}?pool_min=0&pool_max=4");
+    let sep = if app_url.contains('?') { '&' } else { '?' };
+    let db_url = format!("{app_url}{sep}pool_min=0&pool_max=4");
     let mut pairs: Vec<(String, String)> = vec![
         ("POS_DATABASE_URL".into(), db_url),
         (
