@@ -19,6 +19,11 @@ fn main() {
         match cli.command {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Seed(args) => seed(args, config).await,
+            Command::Loadgen(args) => {
+                let url = args.database_url.clone().unwrap_or(config.database_url);
+                pos::cli::loadgen::run(args, &url).await
+            }
         }
     });
     std::process::exit(code);
@@ -51,6 +56,28 @@ async fn migrate(config: Config) -> i32 {
         }
         Err(e) => {
             eprintln!("migrate: {e}");
+            1
+        }
+    }
+}
+
+async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
+    let url = args.database_url.clone().unwrap_or(config.database_url);
+    match pos::cli::seed::run(&args, &url).await {
+        Ok(r) => {
+            println!(
+                "seeded tenants {}..={} ({} tenants, {} branches, {} products) in {:.1} s",
+                r.first_tenant,
+                r.last_tenant,
+                r.last_tenant + 1 - r.first_tenant,
+                r.branches,
+                r.products,
+                r.elapsed.as_secs_f64()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
             1
         }
     }

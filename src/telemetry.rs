@@ -6,7 +6,13 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber once; later calls do nothing.
 pub fn init(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // refinery reports every migration step at info; `pos` reports what it applied.
+    let level = if level.contains("refinery") {
+        level.to_string()
+    } else {
+        format!("{level},refinery_core=warn")
+    };
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,4 +1,8 @@
-//! The command line: `pos serve`, `pos migrate`.
+//! The command line: `pos serve`, `pos migrate`, `pos seed`, `pos loadgen`.
+
+pub mod loadgen;
+mod names;
+pub mod seed;
 
 use clap::{Parser, Subcommand};
 
@@ -17,4 +21,8 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Create tenants with their branches and products (bulk inserts; adds to what exists).
+    Seed(seed::SeedArgs),
+    /// Drive the API with simulated tills and report throughput and latency.
+    Loadgen(loadgen::LoadgenArgs),
 }

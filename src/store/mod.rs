@@ -8,6 +8,7 @@
 //! can carry quoting.
 
 mod migrate;
+mod seed;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -24,6 +25,7 @@ use crate::domain::{
 };
 
 pub use migrate::{ensure_database, migrate, MigrateError};
+pub use seed::{insert_seed_chunk, load_shops, SeedChunk, Shop};
 
 /// A storage failure, split by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@ mod health;
 mod idempotency;
 mod ingest;
 mod mirror;
+mod operator;
 mod reads;
 mod resilience;
 mod support;

@@ -45,7 +45,10 @@ async fn losing_mysql_answers_503_with_retry_after_and_stores_nothing_half_way()
     let proxy = Proxy::start(target).await;
     // prefer_socket=false: mysql_async would otherwise switch to the local
     // Unix socket and go around the proxy.
-    let url = format!("mysql://root@127.0.0.1:{}/{}?prefer_socket=false", proxy.port, db.name);
+    let url = format!(
+        "mysql://root@127.0.0.1:{}/{}?prefer_socket=false",
+        proxy.port, db.name
+    );
     let options = Options {
         app_database_url: Some(url),
         ..Options::default()

@@ -1,0 +1,387 @@
+//! `pos loadgen`: drives the real endpoint with simulated tills (one actor
+//! each) spread over existing tenants and branches, prints a progress line
+//! each second and a final report, and with `--verify` checks that the
+//! server's totals grew by exactly what it confirmed.
+
+mod report;
+mod sales;
+mod terminal;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use crate::domain::Money;
+use crate::store::{self, Shop};
+use report::Stats;
+use sales::Zipf;
+use terminal::{Terminal, TerminalPlan};
+
+/// Zipf exponent of product popularity.
+const POPULARITY_SKEW: f64 = 1.1;
+/// Longest wait for answers still in flight after the run.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, clap::Args)]
+pub struct LoadgenArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Total requests per second over all terminals.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub rate: u64,
+    /// How long to send: 30s, 5m, 1h.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Simulated tills (one actor each).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub terminals: u64,
+    /// Transactions per request.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub batch: u64,
+    /// Tenant ids to use, comma-separated (default: the first tenants by id).
+    #[arg(long, value_delimiter = ',')]
+    pub tenants: Vec<u64>,
+    /// Check that the server's totals grew by exactly what was confirmed.
+    #[arg(long)]
+    pub verify: bool,
+    /// Seed of the random choices (default: time-based).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Requests in flight per terminal before sends are skipped.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_in_flight: u64,
+    /// Print the final report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to read tenants, branches and products (default: POS_DATABASE_URL).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+/// Parses `30s`, `5m`, `1h`, `500ms` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((t, "s"), |i| t.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 30s or 5m, got {text:?}"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("expected a duration like 30s or 5m, got {text:?}")),
+    };
+    if d.is_zero() {
+        return Err("the duration must be more than 0".into());
+    }
+    Ok(d)
+}
+
+/// Runs the load; returns the process exit code.
+pub async fn run(args: LoadgenArgs, database_url: &str) -> i32 {
+    match run_inner(&args, database_url).await {
+        Ok(ok) => i32::from(!ok),
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            1
+        }
+    }
+}
+
+async fn run_inner(args: &LoadgenArgs, database_url: &str) -> Result<bool, String> {
+    let base_url = args.url.trim_end_matches('/').to_string();
+    let shops: Vec<Arc<Shop>> = load_shops(args, database_url)
+        .await?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let before = if args.verify {
+        Some(read_totals(&client, &base_url, &shops).await?)
+    } else {
+        None
+    };
+
+    let stats = Arc::new(Stats::new());
+    let live = Arc::new(AtomicUsize::new(args.terminals as usize));
+    let start = Instant::now();
+    let end = start + args.duration;
+    let arbiters: Vec<Arbiter> = (0..2).map(|_| Arbiter::new()).collect();
+    let seed = args
+        .seed
+        .unwrap_or_else(|| start.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()));
+    let run_id = format!("{:x}", seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24);
+    let zipfs: HashMap<usize, Arc<Zipf>> = shops
+        .iter()
+        .map(|s| s.products.len())
+        .map(|n| (n, Arc::new(Zipf::new(n, POPULARITY_SKEW))))
+        .collect();
+    for i in 0..args.terminals as usize {
+        let shop = shops[i % shops.len()].clone();
+        let plan = TerminalPlan {
+            id: i,
+            branch: shop.branches[(i / shops.len()) % shop.branches.len()],
+            zipf: zipfs[&shop.products.len()].clone(),
+            shop,
+            rate: args.rate as f64 / args.terminals as f64,
+            batch: args.batch as usize,
+            base_url: base_url.clone(),
+            run_id: run_id.clone(),
+            seed,
+            start,
+            end,
+            max_in_flight: args.max_in_flight as usize,
+            stats: stats.clone(),
+            live: live.clone(),
+        };
+        Terminal::start_in_arbiter(&arbiters[i % arbiters.len()].handle(), move |_| {
+            Terminal::new(plan)
+        });
+    }
+    eprintln!(
+        "loadgen: {} terminals over {} tenants, {} req/s x {} transactions for {:?} (run {run_id})",
+        args.terminals,
+        shops.len(),
+        args.rate,
+        args.batch,
+        args.duration
+    );
+    watch_progress(&stats, &live, end).await;
+    for a in arbiters {
+        a.stop();
+    }
+    let elapsed = start
+        .elapsed()
+        .min(args.duration.max(Duration::from_millis(1)) + DRAIN_TIMEOUT);
+    let report = stats.report(elapsed.max(args.duration), args.batch as usize);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        println!("{report}");
+    }
+    let Some(before) = before else {
+        return Ok(true);
+    };
+    // The ranking includes every sale answered at least 100 ms ago.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let after = read_totals(&client, &base_url, &shops).await?;
+    let confirmed = stats
+        .confirmed
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    let mut problems = compare(&before, &after, &confirmed);
+    let unknown = stats.unknown.load(Ordering::Relaxed);
+    if unknown > 0 {
+        problems.insert(0, format!("{unknown} requests have an unknown outcome"));
+    }
+    if problems.is_empty() {
+        eprintln!("verify: ok");
+        Ok(true)
+    } else {
+        for p in &problems {
+            eprintln!("verify: {p}");
+        }
+        Ok(false)
+    }
+}
+
+async fn load_shops(args: &LoadgenArgs, database_url: &str) -> Result<Vec<Shop>, String> {
+    let pool =
+        mysql_async::Pool::new(store::pool_opts(database_url, 1).map_err(|e| e.to_string())?);
+    let shops = async {
+        let mut conn = pool.get_conn().await?;
+        let tenants = (!args.tenants.is_empty()).then_some(args.tenants.as_slice());
+        store::load_shops(&mut conn, tenants, args.terminals as usize).await
+    }
+    .await;
+    let _ = pool.disconnect().await;
+    let shops = shops.map_err(|e| format!("cannot read tenants from {database_url}: {e}"))?;
+    if shops.is_empty() {
+        return Err("no tenants with branches and products; run `pos seed` first".into());
+    }
+    Ok(shops)
+}
+
+async fn watch_progress(stats: &Stats, live: &AtomicUsize, end: Instant) {
+    let mut last = (Instant::now(), 0u64);
+    let deadline = end + DRAIN_TIMEOUT;
+    while live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        if last.0.elapsed() >= Duration::from_secs(1) {
+            let answered = stats.answered_total();
+            let rate = (answered - last.1) as f64 / last.0.elapsed().as_secs_f64();
+            last = (Instant::now(), answered);
+            eprintln!("{}", stats.progress_line(rate));
+        }
+    }
+}
+
+/// Quantity and revenue of a product, as the API answers them.
+type Totals = HashMap<u64, (u64, Money)>;
+
+/// Per tenant and, under key 0, the top-selling list (by quantity).
+struct Snapshot {
+    tenants: HashMap<u64, Totals>,
+    top: HashMap<u64, (u64, u64, Money)>,
+}
+
+async fn read_totals(
+    client: &awc::Client,
+    base: &str,
+    shops: &[Arc<Shop>],
+) -> Result<Snapshot, String> {
+    let mut tenants = HashMap::new();
+    for shop in shops {
+        let v = get_json(
+            client,
+            &format!("{base}/v1/tenants/{}/sales", shop.tenant_id),
+        )
+        .await?;
+        let mut totals = Totals::new();
+        for p in v["sales_per_product"].as_array().into_iter().flatten() {
+            totals.insert(
+                p["productID"].as_u64().unwrap_or(0),
+                (
+                    p["quantitySold"].as_u64().unwrap_or(0),
+                    money(&p["totalSales"]),
+                ),
+            );
+        }
+        tenants.insert(shop.tenant_id, totals);
+    }
+    let v = get_json(
+        client,
+        &format!("{base}/v1/top-selling?limit=100&by=quantity"),
+    )
+    .await?;
+    let top = v["top_selling_products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let id = p["productID"].as_u64().unwrap_or(0);
+            (
+                id,
+                (
+                    p["tenantID"].as_u64().unwrap_or(0),
+                    p["quantitySold"].as_u64().unwrap_or(0),
+                    money(&p["totalSales"]),
+                ),
+            )
+        })
+        .collect();
+    Ok(Snapshot { tenants, top })
+}
+
+fn money(v: &Value) -> Money {
+    v.as_str().and_then(|s| s.parse().ok()).unwrap_or_default()
+}
+
+async fn get_json(client: &awc::Client, url: &str) -> Result<Value, String> {
+    let mut res = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    if !res.status().is_success() {
+        return Err(format!("GET {url}: {}", res.status()));
+    }
+    res.json::<Value>()
+        .limit(64 << 20)
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))
+}
+
+/// Every difference between `after` and `before` + what was confirmed.
+fn compare(
+    before: &Snapshot,
+    after: &Snapshot,
+    confirmed: &HashMap<(u64, u64), (u64, Money)>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let expected = |tenant: u64, product: u64, base: (u64, Money)| {
+        let d = confirmed
+            .get(&(tenant, product))
+            .copied()
+            .unwrap_or((0, Money::ZERO));
+        (base.0 + d.0, base.1 + d.1)
+    };
+    for (tenant, after_totals) in &after.tenants {
+        let empty = Totals::new();
+        let before_totals = before.tenants.get(tenant).unwrap_or(&empty);
+        let mut products: Vec<u64> = after_totals
+            .keys()
+            .chain(before_totals.keys())
+            .copied()
+            .collect();
+        products.extend(
+            confirmed
+                .keys()
+                .filter(|(t, _)| t == tenant)
+                .map(|(_, p)| *p),
+        );
+        products.sort_unstable();
+        products.dedup();
+        for p in products {
+            let want = expected(
+                *tenant,
+                p,
+                before_totals.get(&p).copied().unwrap_or((0, Money::ZERO)),
+            );
+            let got = after_totals.get(&p).copied().unwrap_or((0, Money::ZERO));
+            if want != got {
+                problems.push(format!(
+                    "tenant {tenant} product {p}: expected {} units / {}, server has {} / {}",
+                    want.0, want.1, got.0, got.1
+                ));
+            }
+        }
+    }
+    for (product, (tenant, quantity, revenue)) in &after.top {
+        let base = match before.tenants.get(tenant) {
+            Some(t) => t.get(product).copied().unwrap_or((0, Money::ZERO)),
+            None => match before.top.get(product) {
+                Some((_, q, r)) => (*q, *r),
+                None => continue, // another tenant's product that entered the list: not ours to check
+            },
+        };
+        let want = expected(*tenant, *product, base);
+        if want != (*quantity, *revenue) {
+            problems.push(format!(
+                "top-selling product {product}: expected {} units / {}, server has {quantity} / {revenue}",
+                want.0, want.1
+            ));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

@@ -1,0 +1,217 @@
+//! Counters shared by the terminals, the live progress line and the final report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::domain::Money;
+
+/// Everything the terminals record.
+pub struct Stats {
+    pub sent: AtomicU64,
+    pub retries: AtomicU64,
+    /// Sends skipped because a terminal had too many requests in flight.
+    pub skipped: AtomicU64,
+    /// Transactions whose outcome stayed unknown after every retry.
+    pub unknown: AtomicU64,
+    pub by_status: Mutex<BTreeMap<u16, u64>>,
+    pub errors: Mutex<BTreeMap<String, u64>>,
+    /// Microseconds from the scheduled send to the answer.
+    pub latency: Mutex<Histogram<u64>>,
+    /// What the server confirmed (201/200), per (tenant, product).
+    pub confirmed: Mutex<HashMap<(u64, u64), (u64, Money)>>,
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Stats {
+            sent: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            unknown: AtomicU64::new(0),
+            by_status: Mutex::default(),
+            errors: Mutex::default(),
+            latency: Mutex::new(
+                Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"),
+            ),
+            confirmed: Mutex::default(),
+        }
+    }
+
+    pub fn answered(&self, status: u16, latency: Duration) {
+        if let Ok(mut m) = self.by_status.lock() {
+            *m.entry(status).or_default() += 1;
+        }
+        if let Ok(mut h) = self.latency.lock() {
+            h.saturating_record(latency.as_micros().max(1) as u64);
+        }
+    }
+
+    pub fn error(&self, kind: &str) {
+        if let Ok(mut m) = self.errors.lock() {
+            *m.entry(kind.to_string()).or_default() += 1;
+        }
+    }
+
+    pub fn confirm(&self, tenant: u64, product: u64, quantity: u32, revenue: Money) {
+        if let Ok(mut m) = self.confirmed.lock() {
+            let e = m.entry((tenant, product)).or_insert((0, Money::ZERO));
+            e.0 += u64::from(quantity);
+            e.1 += revenue;
+        }
+    }
+
+    pub fn answered_total(&self) -> u64 {
+        self.by_status.lock().map(|m| m.values().sum()).unwrap_or(0)
+    }
+
+    pub fn p99_ms(&self) -> f64 {
+        self.latency
+            .lock()
+            .map(|h| h.value_at_quantile(0.99) as f64 / 1000.0)
+            .unwrap_or(0.0)
+    }
+
+    /// `sent 1200 · 201: 1190 503: 10 · 400/s · p99 12.3 ms`
+    pub fn progress_line(&self, rate: f64) -> String {
+        let statuses = self
+            .by_status
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(s, n)| format!("{s}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        format!(
+            "sent {} · {} · {:.0}/s · p99 {:.1} ms",
+            self.sent.load(Ordering::Relaxed),
+            if statuses.is_empty() {
+                "no answers yet".into()
+            } else {
+                statuses
+            },
+            rate,
+            self.p99_ms()
+        )
+    }
+
+    pub fn report(&self, elapsed: Duration, batch: usize) -> Report {
+        let h = self.latency.lock().map(|h| h.clone()).ok();
+        let q = |p: f64| {
+            h.as_ref()
+                .map_or(0.0, |h| h.value_at_quantile(p) as f64 / 1000.0)
+        };
+        let answered = self.answered_total();
+        Report {
+            elapsed_seconds: elapsed.as_secs_f64(),
+            requests_sent: self.sent.load(Ordering::Relaxed),
+            requests_answered: answered,
+            transactions_per_request: batch,
+            throughput_requests_per_second: answered as f64 / elapsed.as_secs_f64().max(1e-9),
+            latency_ms: Latency {
+                p50: q(0.50),
+                p90: q(0.90),
+                p99: q(0.99),
+                max: h.as_ref().map_or(0.0, |h| h.max() as f64 / 1000.0),
+            },
+            answers_by_status: self
+                .by_status
+                .lock()
+                .map(|m| m.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+                .unwrap_or_default(),
+            errors_by_kind: self.errors.lock().map(|m| m.clone()).unwrap_or_default(),
+            retries: self.retries.load(Ordering::Relaxed),
+            skipped_in_flight_cap: self.skipped.load(Ordering::Relaxed),
+            unknown_outcomes: self.unknown.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// The final report (`--json` prints it as is).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub elapsed_seconds: f64,
+    pub requests_sent: u64,
+    pub requests_answered: u64,
+    pub transactions_per_request: usize,
+    pub throughput_requests_per_second: f64,
+    pub latency_ms: Latency,
+    pub answers_by_status: BTreeMap<String, u64>,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub retries: u64,
+    pub skipped_in_flight_cap: u64,
+    pub unknown_outcomes: u64,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "duration      {:.1} s", self.elapsed_seconds)?;
+        writeln!(
+            f,
+            "requests      {} sent, {} answered ({} transactions each), {:.1} req/s",
+            self.requests_sent,
+            self.requests_answered,
+            self.transactions_per_request,
+            self.throughput_requests_per_second
+        )?;
+        let l = &self.latency_ms;
+        writeln!(
+            f,
+            "latency       p50 {:.2} ms · p90 {:.2} ms · p99 {:.2} ms · max {:.2} ms",
+            l.p50, l.p90, l.p99, l.max
+        )?;
+        let statuses: Vec<String> = self
+            .answers_by_status
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        writeln!(
+            f,
+            "answers       {}",
+            if statuses.is_empty() {
+                "none".into()
+            } else {
+                statuses.join(" · ")
+            }
+        )?;
+        let errors: Vec<String> = self
+            .errors_by_kind
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        writeln!(
+            f,
+            "errors        {}",
+            if errors.is_empty() {
+                "none".into()
+            } else {
+                errors.join(" · ")
+            }
+        )?;
+        write!(
+            f,
+            "retries       {} · skipped (in-flight cap) {} · unknown outcomes {}",
+            self.retries, self.skipped_in_flight_cap, self.unknown_outcomes
+        )
+    }
+}

@@ -1,0 +1,243 @@
+//! A simulated till: one actor that sells at its share of the total rate on
+//! an open-loop schedule (a slow server does not slow the schedule down, so
+//! latency under overload is measured honestly), with a cap on requests in
+//! flight, and retries a 503 after its `Retry-After` with the same
+//! idempotency keys, so a retried sale is never counted twice.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde::Serialize;
+
+use super::report::Stats;
+use super::sales::{price_of, quantity, Rng, Zipf};
+use crate::domain::Money;
+use crate::store::Shop;
+
+const TICK: Duration = Duration::from_millis(5);
+/// Attempts per request before its outcome is declared unknown.
+const MAX_ATTEMPTS: u32 = 30;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one terminal does.
+pub struct TerminalPlan {
+    pub id: usize,
+    pub shop: Arc<Shop>,
+    pub branch: u64,
+    pub zipf: Arc<Zipf>,
+    /// Requests per second.
+    pub rate: f64,
+    pub batch: usize,
+    pub base_url: String,
+    pub run_id: String,
+    pub seed: u64,
+    pub start: Instant,
+    pub end: Instant,
+    pub max_in_flight: usize,
+    pub stats: Arc<Stats>,
+    /// Decremented when the terminal stops.
+    pub live: Arc<AtomicUsize>,
+}
+
+pub struct Terminal {
+    plan: TerminalPlan,
+    client: Option<awc::Client>,
+    scheduled: u64,
+    in_flight: usize,
+    /// Sends timed for later in the current tick.
+    timers: usize,
+    rng: Rng,
+    seq: u64,
+}
+
+impl Terminal {
+    pub fn new(plan: TerminalPlan) -> Self {
+        let rng = Rng::new(plan.seed ^ (plan.id as u64).wrapping_mul(0x1000_0000_01B3));
+        Terminal {
+            plan,
+            client: None,
+            scheduled: 0,
+            in_flight: 0,
+            timers: 0,
+            rng,
+            seq: 0,
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        // Everything due before the next tick is timed to its exact instant.
+        let horizon = (now + TICK).min(self.plan.end);
+        let due = (horizon.duration_since(self.plan.start).as_secs_f64() * self.plan.rate) as u64;
+        while self.scheduled < due {
+            self.scheduled += 1;
+            let at =
+                self.plan.start + Duration::from_secs_f64(self.scheduled as f64 / self.plan.rate);
+            if at <= now {
+                self.send_unless_capped(at, ctx);
+            } else {
+                self.timers += 1;
+                ctx.run_later(at - now, move |act, ctx| {
+                    act.timers -= 1;
+                    act.send_unless_capped(at, ctx);
+                });
+            }
+        }
+        self.stop_when_done(ctx);
+    }
+
+    /// Stops once the schedule is over and nothing is pending.
+    fn stop_when_done(&self, ctx: &mut Context<Self>) {
+        if Instant::now() >= self.plan.end && self.in_flight == 0 && self.timers == 0 {
+            ctx.stop();
+        }
+    }
+
+    fn send_unless_capped(&mut self, at: Instant, ctx: &mut Context<Self>) {
+        if self.in_flight >= self.plan.max_in_flight {
+            self.plan.stats.skipped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.send(at, ctx);
+        }
+    }
+
+    fn next_sale(&mut self) -> Sale {
+        self.seq += 1;
+        let product = self.plan.shop.products[self.plan.zipf.sample(&mut self.rng)];
+        Sale {
+            product_id: product,
+            quantity_sold: quantity(&mut self.rng),
+            price_per_unit: price_of(product),
+            idempotency_key: format!("lg-{}-{}-{}", self.plan.run_id, self.plan.id, self.seq),
+        }
+    }
+
+    fn send(&mut self, at: Instant, ctx: &mut Context<Self>) {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        let sales: Vec<Sale> = (0..self.plan.batch).map(|_| self.next_sale()).collect();
+        let body = if self.plan.batch == 1 {
+            serde_json::to_vec(&sales[0])
+        } else {
+            serde_json::to_vec(&sales)
+        };
+        let Ok(body) = body else { return };
+        let url = format!(
+            "{}/v1/tenants/{}/branches/{}/sales-transactions",
+            self.plan.base_url, self.plan.shop.tenant_id, self.plan.branch
+        );
+        let stats = self.plan.stats.clone();
+        let tenant = self.plan.shop.tenant_id;
+        self.in_flight += 1;
+        stats.sent.fetch_add(1, Ordering::Relaxed);
+        ctx.spawn(
+            async move {
+                if deliver(&client, &url, body, at, &stats).await {
+                    for s in &sales {
+                        stats.confirm(
+                            tenant,
+                            s.product_id,
+                            s.quantity_sold,
+                            s.price_per_unit.times(s.quantity_sold),
+                        );
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(|(), act, ctx| {
+                act.in_flight -= 1;
+                act.stop_when_done(ctx);
+            }),
+        );
+    }
+}
+
+/// Sends until the server gives a final answer; true when it confirmed
+/// the sales (201 or 200).
+async fn deliver(
+    client: &awc::Client,
+    url: &str,
+    body: Vec<u8>,
+    at: Instant,
+    stats: &Stats,
+) -> bool {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            stats.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        let res = client
+            .post(url)
+            .insert_header(("Content-Type", "application/json"))
+            .timeout(REQUEST_TIMEOUT)
+            .send_body(body.clone())
+            .await;
+        let wait = match res {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                let _ = r.body().await;
+                stats.answered(status, at.elapsed());
+                match status {
+                    200 | 201 => return true,
+                    503 => retry_after(&r),
+                    _ => return false,
+                }
+            }
+            Err(e) => {
+                stats.error(error_kind(&e));
+                Duration::from_secs(1)
+            }
+        };
+        actix_web::rt::time::sleep(wait).await;
+    }
+    stats.unknown.fetch_add(1, Ordering::Relaxed);
+    false
+}
+
+fn retry_after<S>(r: &awc::ClientResponse<S>) -> Duration {
+    let secs = r
+        .headers()
+        .get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    Duration::from_secs(secs.clamp(1, 60))
+}
+
+fn error_kind(e: &awc::error::SendRequestError) -> &'static str {
+    use awc::error::SendRequestError as E;
+    match e {
+        E::Connect(_) => "connect",
+        E::Timeout => "timeout",
+        E::Send(_) | E::Response(_) => "io",
+        _ => "other",
+    }
+}
+
+#[derive(Serialize)]
+struct Sale {
+    #[serde(rename = "productID")]
+    product_id: u64,
+    #[serde(rename = "quantitySold")]
+    quantity_sold: u32,
+    #[serde(rename = "pricePerUnit")]
+    price_per_unit: Money,
+    #[serde(rename = "idempotencyKey")]
+    idempotency_key: String,
+}
+
+impl Actor for Terminal {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // awc's client is single-threaded: one per terminal, made on its thread.
+        self.client = Some(awc::Client::builder().timeout(REQUEST_TIMEOUT).finish());
+        ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.plan.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,164 @@
+//! `pos seed`: creates tenants with their branches and products, fast (bulk
+//! inserts, one transaction per chunk of tenants), adding to what exists.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::names::{self, NameStyle};
+use crate::store;
+
+/// Tenants per transaction.
+const TENANTS_PER_CHUNK: usize = 200;
+/// Above this many products per tenant, `--yes` is required.
+pub const MAX_PRODUCTS_WITHOUT_YES: u64 = 100_000;
+/// Above this many rows in all, `--yes` is required.
+pub const MAX_ROWS_WITHOUT_YES: u64 = 50_000_000;
+
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    /// Tenants to create.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub tenants: u64,
+    /// Branches per tenant.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub branches: u64,
+    /// Products per tenant.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub products: u64,
+    /// Database URL (default: POS_DATABASE_URL).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// How rows are named.
+    #[arg(long, value_enum, default_value = "realistic")]
+    pub names: NameStyle,
+    /// Allow very large seeds.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// What a seed run made.
+#[derive(Debug)]
+pub struct SeedReport {
+    pub first_tenant: u64,
+    pub last_tenant: u64,
+    pub branches: u64,
+    pub products: u64,
+    pub elapsed: Duration,
+}
+
+/// Checks sizes, migrates, inserts; errors are one line for the user.
+pub async fn run(args: &SeedArgs, database_url: &str) -> Result<SeedReport, String> {
+    let total = args.tenants * (1 + args.branches + args.products);
+    if !args.yes && (args.products > MAX_PRODUCTS_WITHOUT_YES || total > MAX_ROWS_WITHOUT_YES) {
+        return Err(format!(
+            "seed: {total} rows ({} products per tenant) is very large; add --yes if you mean it",
+            args.products
+        ));
+    }
+    store::migrate(database_url)
+        .await
+        .map_err(|e| format!("seed: cannot prepare the database: {e}"))?;
+    let pool = mysql_async::Pool::new(
+        store::pool_opts(database_url, 1).map_err(|e| format!("seed: {e}"))?,
+    );
+    let result = insert_all(args, &pool, total).await;
+    let _ = pool.disconnect().await;
+    result
+}
+
+async fn insert_all(
+    args: &SeedArgs,
+    pool: &mysql_async::Pool,
+    total: u64,
+) -> Result<SeedReport, String> {
+    let branch_names: Vec<String> = (0..args.branches as usize)
+        .map(|i| names::branch(args.names, i))
+        .collect();
+    let product_names: Vec<String> = (0..args.products as usize)
+        .map(|i| names::product(args.names, i))
+        .collect();
+    let progress = Progress::new(total);
+    let started = Instant::now();
+    let mut conn = pool
+        .get_conn()
+        .await
+        .map_err(|e| format!("seed: cannot reach MySQL: {e}"))?;
+    let mut first_tenant = None;
+    let mut last_tenant = 0;
+    let mut done_tenants = 0u64;
+    // Chunks small enough that one transaction stays a few MB.
+    let per_chunk =
+        (TENANTS_PER_CHUNK as u64).min((200_000 / (1 + args.branches + args.products)).max(1));
+    while done_tenants < args.tenants {
+        let n = per_chunk.min(args.tenants - done_tenants);
+        let tenant_names: Vec<String> = (done_tenants..done_tenants + n)
+            .map(|i| names::tenant(args.names, i as usize))
+            .collect();
+        let chunk = store::SeedChunk {
+            tenant_names: &tenant_names,
+            branch_names: &branch_names,
+            product_names: &product_names,
+        };
+        let first = store::insert_seed_chunk(&mut conn, &chunk)
+            .await
+            .map_err(|e| format!("seed: insert failed: {e}"))?;
+        first_tenant.get_or_insert(first);
+        last_tenant = first + n - 1;
+        done_tenants += n;
+        progress.add(n * (1 + args.branches + args.products));
+    }
+    progress.finish();
+    Ok(SeedReport {
+        first_tenant: first_tenant.unwrap_or(0),
+        last_tenant,
+        branches: args.tenants * args.branches,
+        products: args.tenants * args.products,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// A bar on a terminal; a plain line every few seconds otherwise.
+struct Progress {
+    bar: ProgressBar,
+    total: u64,
+    started: Instant,
+    last_line: std::cell::Cell<Instant>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::new(total).with_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({per_sec}, eta {eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            )
+        } else {
+            ProgressBar::hidden()
+        };
+        Progress {
+            bar,
+            total,
+            started: Instant::now(),
+            last_line: std::cell::Cell::new(Instant::now()),
+        }
+    }
+
+    fn add(&self, rows: u64) {
+        self.bar.inc(rows);
+        if self.bar.is_hidden() && self.last_line.get().elapsed() >= Duration::from_secs(2) {
+            self.last_line.set(Instant::now());
+            eprintln!(
+                "seed: {}/{} rows ({:.0} s)",
+                self.bar.position(),
+                self.total,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

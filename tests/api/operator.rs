@@ -1,0 +1,267 @@
+//! `pos seed` and `pos loadgen`, run as the real binary.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::proxy::Proxy;
+use crate::support::{mysql_server_url, spawn_app, start_app, Options, TestDb};
+
+fn pos() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pos"));
+    cmd.env_remove("POS_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+async fn run(args: &[&str]) -> (i32, String, String) {
+    let out = pos().args(args).output().await.expect("pos runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn seed_creates_exactly_what_is_asked_and_adds_to_what_exists() {
+    let db = TestDb::create().await;
+    let (code, out, err) = run(&[
+        "seed",
+        "--tenants",
+        "3",
+        "--branches",
+        "2",
+        "--products",
+        "5",
+        "--database-url",
+        &db.url,
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tenants 1..=3"), "{out}");
+    assert_eq!(
+        (
+            db.count("tenants").await,
+            db.count("branches").await,
+            db.count("products").await
+        ),
+        (3, 6, 15)
+    );
+    let (code, out, _) = run(&[
+        "seed",
+        "--tenants",
+        "2",
+        "--branches",
+        "1",
+        "--products",
+        "4",
+        "--names",
+        "plain",
+        "--database-url",
+        &db.url,
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(out.contains("tenants 4..=5"), "{out}");
+    assert_eq!(
+        (
+            db.count("tenants").await,
+            db.count("branches").await,
+            db.count("products").await
+        ),
+        (5, 8, 23)
+    );
+    // Every tenant has its own rows.
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM products WHERE tenant_id = 5")
+            .await,
+        "4"
+    );
+    assert_eq!(
+        db.scalar("SELECT name FROM products WHERE tenant_id = 5 ORDER BY id LIMIT 1")
+            .await,
+        "Product 1"
+    );
+    db.drop_database().await;
+}
+
+#[actix_web::test]
+async fn seed_and_loadgen_refuse_bad_arguments_with_one_clear_line() {
+    let unreachable = format!("mysql://root@127.0.0.1:{}/pos", crate::support::free_port());
+    let cases: Vec<Vec<&str>> = vec![
+        vec![
+            "seed",
+            "--tenants",
+            "0",
+            "--branches",
+            "1",
+            "--products",
+            "1",
+        ],
+        vec![
+            "seed",
+            "--tenants",
+            "-1",
+            "--branches",
+            "1",
+            "--products",
+            "1",
+        ],
+        vec![
+            "seed",
+            "--tenants",
+            "1",
+            "--branches",
+            "1",
+            "--products",
+            "5000000",
+        ],
+        vec![
+            "seed",
+            "--tenants",
+            "1",
+            "--branches",
+            "1",
+            "--products",
+            "1",
+            "--database-url",
+            &unreachable,
+        ],
+        vec![
+            "loadgen",
+            "--rate",
+            "0",
+            "--duration",
+            "1s",
+            "--terminals",
+            "1",
+        ],
+        vec![
+            "loadgen",
+            "--rate",
+            "10",
+            "--duration",
+            "soon",
+            "--terminals",
+            "1",
+        ],
+        vec![
+            "loadgen",
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--terminals",
+            "1",
+            "--database-url",
+            &unreachable,
+        ],
+    ];
+    for args in cases {
+        let (code, _, err) = run(&args).await;
+        assert_ne!(code, 0, "{args:?}");
+        let first = err.lines().next().unwrap_or("");
+        assert!(first.len() > 10 && first.len() < 300, "{args:?}: {err}");
+    }
+}
+
+async fn loadgen_json(app_url: &str, db_url: &str, extra: &[&str]) -> (i32, Value, String) {
+    let mut args = vec![
+        "loadgen",
+        "--url",
+        app_url,
+        "--database-url",
+        db_url,
+        "--verify",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args).await;
+    (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
+}
+
+#[actix_web::test]
+async fn loadgen_reports_correct_counts_and_verify_passes() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        app.db.tenant(2, 20).await;
+    }
+    let (code, report, err) = loadgen_json(
+        &app.base,
+        &app.db.url,
+        &[
+            "--rate",
+            "100",
+            "--duration",
+            "2s",
+            "--terminals",
+            "6",
+            "--batch",
+            "3",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("verify: ok"), "{err}");
+    let created = report["answers_by_status"]["201"].as_u64().unwrap_or(0);
+    assert!(created >= 150, "{report}");
+    assert_eq!(report["requests_answered"], report["requests_sent"]);
+    assert_eq!(app.db.count("sales_transactions").await, created * 3);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn loadgen_retries_through_a_storage_outage_and_still_verifies() {
+    let db = TestDb::create().await;
+    for _ in 0..2 {
+        db.tenant(1, 10).await;
+    }
+    let target = mysql_server_url()
+        .trim_start_matches("mysql://root@")
+        .to_string();
+    let proxy = Proxy::start(target).await;
+    let url = format!(
+        "mysql://root@127.0.0.1:{}/{}?prefer_socket=false",
+        proxy.port, db.name
+    );
+    let options = Options {
+        app_database_url: Some(url),
+        ..Options::default()
+    };
+    let app = start_app(
+        db,
+        format!("{{t{}}}:", uuid::Uuid::new_v4().simple()),
+        options,
+    )
+    .await;
+    app.wait_ready().await;
+    let base = app.base.clone();
+    let db_url = app.db.url.clone();
+    let run = actix_web::rt::spawn(async move {
+        loadgen_json(
+            &base,
+            &db_url,
+            &["--rate", "40", "--duration", "4s", "--terminals", "4"],
+        )
+        .await
+    });
+    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+    proxy.cut();
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restore();
+    let (code, report, err) = run.await.expect("loadgen task");
+    assert_eq!(code, 0, "{err}\n{report}");
+    assert!(err.contains("verify: ok"), "{err}");
+    assert!(
+        report["answers_by_status"]["503"].as_u64().unwrap_or(0) > 0,
+        "no 503 seen: {report}"
+    );
+    assert!(report["retries"].as_u64().unwrap_or(0) > 0, "{report}");
+    let confirmed = report["answers_by_status"]["201"].as_u64().unwrap_or(0)
+        + report["answers_by_status"]["200"].as_u64().unwrap_or(0);
+    assert_eq!(app.db.count("sales_transactions").await, confirmed);
+    app.cleanup().await;
+}
