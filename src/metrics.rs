@@ -2,6 +2,9 @@
 //! per-app registry (so tests can run several apps in one process). No
 //! metric carries a tenant or product label: tenants reach 10^5.
 
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -47,8 +50,11 @@ pub struct Metrics {
     pub mirror_errors: IntCounter,
     /// Seconds since the Redis mirror last equalled the ranking (0 when equal).
     pub mirror_lag_seconds: prometheus::Gauge,
-    /// MySQL connections taken from the persistence pools.
+    /// MySQL connections taken from the persistence pools (read at scrape).
     pub mysql_connections_in_use: IntGauge,
+    /// MySQL connections open in the persistence pools (read at scrape).
+    pub mysql_connections_open: IntGauge,
+    pools: Arc<Mutex<Vec<Arc<mysql_async::Metrics>>>>,
 }
 
 impl Metrics {
@@ -144,6 +150,12 @@ impl Metrics {
                 "MySQL connections taken from the persistence pools",
             )
             .expect("valid"),
+            mysql_connections_open: IntGauge::new(
+                "pos_mysql_connections_open",
+                "MySQL connections open in the persistence pools",
+            )
+            .expect("valid"),
+            pools: Arc::default(),
             registry,
         };
         m.register_all();
@@ -168,6 +180,7 @@ impl Metrics {
             Box::new(self.mirror_errors.clone()),
             Box::new(self.mirror_lag_seconds.clone()),
             Box::new(self.mysql_connections_in_use.clone()),
+            Box::new(self.mysql_connections_open.clone()),
         ];
         for c in all {
             r.register(c).expect("each metric is registered once");
@@ -189,8 +202,27 @@ impl Metrics {
         self.rejected.with_label_values(&[code]).inc();
     }
 
+    /// Reports this pool's connections in the MySQL gauges.
+    pub fn watch_pool(&self, pool: &mysql_async::Pool) {
+        if let Ok(mut pools) = self.pools.lock() {
+            pools.push(pool.metrics());
+        }
+    }
+
+    fn refresh_pool_gauges(&self) {
+        let Ok(pools) = self.pools.lock() else { return };
+        let sum = |f: fn(&mysql_async::Metrics) -> usize| {
+            pools.iter().map(|m| f(m)).sum::<usize>() as i64
+        };
+        self.mysql_connections_in_use
+            .set(sum(|m| m.connections_in_use.load(Ordering::Relaxed)));
+        self.mysql_connections_open
+            .set(sum(|m| m.connection_count.load(Ordering::Relaxed)));
+    }
+
     /// The registry in Prometheus text format.
     pub fn render(&self) -> String {
+        self.refresh_pool_gauges();
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()

@@ -115,6 +115,7 @@ impl PersistenceActor {
         metrics: Metrics,
     ) -> Result<Self, mysql_async::UrlError> {
         let pool = Pool::new(store::pool_opts(&settings.database_url, settings.pool_max)?);
+        metrics.watch_pool(&pool);
         Ok(PersistenceActor {
             pool,
             settings,
@@ -176,13 +177,10 @@ impl PersistenceActor {
             metrics: self.metrics.clone(),
             retry_window: self.settings.retry_window,
         };
-        let in_use = self.metrics.mysql_connections_in_use.clone();
         ctx.spawn(
             async move {
-                in_use.inc();
                 job.commit_all(saves).await;
                 job.run_reads(reads).await;
-                in_use.dec();
             }
             .into_actor(self)
             .map(move |(), act, ctx| {

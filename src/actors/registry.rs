@@ -148,6 +148,7 @@ impl TenantRegistry {
                 items: items.clone(),
                 is_array,
                 handed_over: handed_over.clone(),
+                span: tracing::Span::current(),
                 reply,
             };
             match handle.addr.try_send(msg) {

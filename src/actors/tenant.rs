@@ -20,6 +20,7 @@ use actix::prelude::*;
 use actix_web::web::Bytes;
 use dashmap::DashMap;
 use tokio::sync::{oneshot, Notify};
+use tracing::Instrument;
 
 use super::persistence::{PersistenceActor, Read, Save, SaveError};
 use super::ranking::RankingFeed;
@@ -148,6 +149,9 @@ pub struct PostSales {
     /// answering, only then may they have been stored (otherwise the
     /// request can safely go to a fresh actor).
     pub handed_over: Arc<AtomicBool>,
+    /// The HTTP request's span (with its request id): spans do not cross
+    /// mailboxes by themselves.
+    pub span: tracing::Span,
     pub reply: oneshot::Sender<Result<PostOutcome, TenantError>>,
 }
 
@@ -216,18 +220,23 @@ impl Handler<PostSales> for TenantActor {
     fn handle(&mut self, msg: PostSales, ctx: &mut Context<Self>) {
         let state = self.state.clone();
         let deps = self.deps.clone();
+        let PostSales {
+            branch_id,
+            items,
+            is_array,
+            handed_over,
+            span,
+            reply,
+        } = msg;
         ctx.spawn(
             async move {
-                let PostSales {
-                    branch_id,
-                    items,
-                    is_array,
-                    handed_over,
-                    reply,
-                } = msg;
                 let outcome = post(&state, &deps, branch_id, &items, is_array, &handed_over).await;
+                if let Err(e) = &outcome {
+                    tracing::debug!(error = %e, "sales request refused");
+                }
                 let _ = reply.send(outcome);
             }
+            .instrument(span)
             .into_actor(self),
         );
     }
