@@ -65,6 +65,23 @@ struct RawEnv {
     log_format: Option<String>,
 }
 
+/// Every variable `pos` reads (the README's table and the Docker files use these).
+pub const VARIABLES: &[&str] = &[
+    "POS_DATABASE_URL",
+    "POS_REDIS_URL",
+    "POS_REDIS_PREFIX",
+    "POS_HTTP_ADDR",
+    "POS_METRICS_ADDR",
+    "POS_BATCH_ROWS",
+    "POS_BATCH_LINGER_MS",
+    "POS_PERSISTENCE_ACTORS",
+    "POS_HTTP_WORKERS",
+    "POS_MAX_ROWS_WAITING",
+    "POS_STORAGE_RETRY_MS",
+    "POS_LOG_LEVEL",
+    "POS_LOG_FORMAT",
+];
+
 pub const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/pos";
 
 impl Config {

@@ -64,7 +64,11 @@ async fn migrate(config: Config) -> i32 {
 async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
     let url = args.database_url.clone().unwrap_or(config.database_url);
     match pos::cli::seed::run(&args, &url).await {
-        Ok(r) => {
+        Ok(None) => {
+            println!("the database already has tenants; nothing seeded (--if-empty)");
+            0
+        }
+        Ok(Some(r)) => {
             println!(
                 "seeded tenants {}..={} ({} tenants, {} branches, {} products) in {:.1} s",
                 r.first_tenant,

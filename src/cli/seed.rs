@@ -36,9 +36,12 @@ pub struct SeedArgs {
     /// Allow very large seeds.
     #[arg(long)]
     pub yes: bool,
+    /// Do nothing if the database already has tenants (for scripts run again).
+    #[arg(long)]
+    pub if_empty: bool,
 }
 
-/// What a seed run made.
+/// What a seed run made (`None` of it when `--if-empty` found tenants).
 #[derive(Debug)]
 pub struct SeedReport {
     pub first_tenant: u64,
@@ -49,7 +52,7 @@ pub struct SeedReport {
 }
 
 /// Checks sizes, migrates, inserts; errors are one line for the user.
-pub async fn run(args: &SeedArgs, database_url: &str) -> Result<SeedReport, String> {
+pub async fn run(args: &SeedArgs, database_url: &str) -> Result<Option<SeedReport>, String> {
     let total = args.tenants * (1 + args.branches + args.products);
     if !args.yes && (args.products > MAX_PRODUCTS_WITHOUT_YES || total > MAX_ROWS_WITHOUT_YES) {
         return Err(format!(
@@ -63,7 +66,22 @@ pub async fn run(args: &SeedArgs, database_url: &str) -> Result<SeedReport, Stri
     let pool = mysql_async::Pool::new(
         store::pool_opts(database_url, 1).map_err(|e| format!("seed: {e}"))?,
     );
-    let result = insert_all(args, &pool, total).await;
+    let result = async {
+        if args.if_empty {
+            let mut conn = pool
+                .get_conn()
+                .await
+                .map_err(|e| format!("seed: cannot reach MySQL: {e}"))?;
+            let existing = store::count_tenants(&mut conn)
+                .await
+                .map_err(|e| format!("seed: {e}"))?;
+            if existing > 0 {
+                return Ok(None);
+            }
+        }
+        insert_all(args, &pool, total).await.map(Some)
+    }
+    .await;
     let _ = pool.disconnect().await;
     result
 }

@@ -25,7 +25,7 @@ use crate::domain::{
 };
 
 pub use migrate::{ensure_database, migrate, MigrateError};
-pub use seed::{insert_seed_chunk, load_shops, SeedChunk, Shop};
+pub use seed::{count_tenants, insert_seed_chunk, load_shops, SeedChunk, Shop};
 
 /// A storage failure, split by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]

@@ -150,3 +150,9 @@ pub async fn load_shops(
         .filter(|s| !s.branches.is_empty() && !s.products.is_empty())
         .collect())
 }
+
+/// Tenants in the database.
+pub async fn count_tenants(conn: &mut Conn) -> Result<u64> {
+    let n: Option<u64> = conn.query_first("SELECT COUNT(*) FROM tenants").await?;
+    Ok(n.unwrap_or(0))
+}

@@ -74,6 +74,22 @@ async fn seed_creates_exactly_what_is_asked_and_adds_to_what_exists() {
         ),
         (5, 8, 23)
     );
+    let (code, out, _) = run(&[
+        "seed",
+        "--tenants",
+        "9",
+        "--branches",
+        "1",
+        "--products",
+        "1",
+        "--if-empty",
+        "--database-url",
+        &db.url,
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing seeded"), "{out}");
+    assert_eq!(db.count("tenants").await, 5);
     // Every tenant has its own rows.
     assert_eq!(
         db.scalar("SELECT COUNT(*) FROM products WHERE tenant_id = 5")

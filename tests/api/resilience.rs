@@ -106,3 +106,77 @@ async fn losing_mysql_answers_503_with_retry_after_and_stores_nothing_half_way()
     assert!(text.contains("pos_persistence_failures_total 1"), "{text}");
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn too_many_rows_waiting_answers_503_at_once_instead_of_queueing() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let target = mysql_server_url()
+        .trim_start_matches("mysql://root@")
+        .to_string();
+    let proxy = Proxy::start(target).await;
+    let url = format!(
+        "mysql://root@127.0.0.1:{}/{}?prefer_socket=false",
+        proxy.port, db.name
+    );
+    let extra = vec![
+        ("POS_MAX_ROWS_WAITING".to_string(), "1000".to_string()),
+        ("POS_PERSISTENCE_ACTORS".to_string(), "1".to_string()),
+        ("POS_STORAGE_RETRY_MS".to_string(), "3000".to_string()),
+    ];
+    let options = Options {
+        app_database_url: Some(url),
+        extra,
+        ..Options::default()
+    };
+    let app = start_app(
+        db,
+        format!("{{t{}}}:", uuid::Uuid::new_v4().simple()),
+        options,
+    )
+    .await;
+    app.wait_ready().await;
+    assert_eq!(
+        app.post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+            .await
+            .status,
+        201
+    );
+
+    // With MySQL gone, a first batch waits in its retries...
+    proxy.cut();
+    let batch = Value::Array((0..600).map(|_| sale(t.products[0], 1, "1.00")).collect());
+    let (client, first_url, first_body) = (
+        app.client.clone(),
+        format!("{}{}", app.base, t.sales_path(0)),
+        batch.clone(),
+    );
+    let first = actix_web::rt::spawn(async move {
+        client
+            .post(first_url)
+            .send_json(&first_body)
+            .await
+            .map(|r| r.status())
+    });
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            app.get_metrics().await.contains("pos_rows_waiting 600")
+        })
+        .await
+    );
+    // ...and a second one that would exceed the bound is refused at once.
+    let started = std::time::Instant::now();
+    let second = app.post_json(&t.sales_path(0), &batch).await;
+    assert_eq!(second.status, 503, "{:?}", second.body);
+    assert!(second.retry_after.is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the refusal waited for storage"
+    );
+    proxy.restore();
+    let first = first.await.expect("task").expect("answer");
+    assert!(first == 201 || first == 503, "{first}");
+    let expected = if first == 201 { 601 } else { 1 };
+    assert_eq!(app.db.count("sales_transactions").await, expected);
+    app.cleanup().await;
+}

@@ -209,7 +209,10 @@ pub async fn start_app(db: TestDb, prefix: String, options: Options) -> TestApp 
         ("POS_HTTP_WORKERS".into(), "1".into()),
         ("POS_STORAGE_RETRY_MS".into(), "1000".into()),
     ];
-    pairs.extend(options.extra.iter().cloned());
+    for (k, v) in &options.extra {
+        pairs.retain(|(key, _)| key != k);
+        pairs.push((k.clone(), v.clone()));
+    }
     let config = Config::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .expect("test config is valid");
     let app = pos::startup::start(config).expect("app starts");

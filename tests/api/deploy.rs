@@ -1,0 +1,224 @@
+//! The Grafana dashboard and the Docker files agree with the code. No
+//! Docker engine runs here, so the files are checked by reading them.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::support::spawn_app;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every `pos_*` name in the dashboard's expressions.
+fn dashboard_metric_names() -> BTreeSet<String> {
+    let dashboard: Value = serde_json::from_str(&read("grafana/dashboards/pos-overview.json"))
+        .expect("dashboard is JSON");
+    assert_eq!(dashboard["title"], "POS overview");
+    let mut names = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let mut rest = expr;
+            while let Some(i) = rest.find("pos_") {
+                let tail = &rest[i..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                names.insert(tail[..end].to_string());
+                rest = &tail[end..];
+            }
+        }
+    }
+    names
+}
+
+#[actix_web::test]
+async fn every_dashboard_expression_uses_metrics_the_server_exports() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 2).await;
+    let sale = json!({"productID": t.products[0], "quantitySold": 2, "pricePerUnit": "3.00"});
+    assert_eq!(app.post_json(&t.sales_path(0), &sale).await.status, 201);
+    assert_eq!(
+        app.post_json(&t.sales_path(0), &json!({"productID": 0}))
+            .await
+            .status,
+        422
+    );
+    app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    app.get("/v1/top-selling").await;
+    let text = app.get_metrics().await;
+    let exported: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let wanted = dashboard_metric_names();
+    assert!(wanted.len() >= 15, "{wanted:?}");
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|n| !exported.contains(n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "dashboard uses metrics the server does not export: {missing:?}"
+    );
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn metrics_show_sensible_values_after_traffic() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let batch: Vec<Value> = (0..4)
+        .map(|_| json!({"productID": t.products[0], "quantitySold": 1, "pricePerUnit": "1.00"}))
+        .collect();
+    assert_eq!(
+        app.post_json(&t.sales_path(0), &Value::Array(batch))
+            .await
+            .status,
+        201
+    );
+    let text = app.get_metrics().await;
+    for line in [
+        "pos_transactions_committed_total 4",
+        "pos_batch_rows_sum 4",
+        "pos_batch_commit_duration_seconds_count 1",
+        "pos_tenant_actors 1",
+        "pos_rows_waiting 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    let route = r#"pos_http_requests_total{method="POST",route="/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions",status="201"} 1"#;
+    assert!(text.contains(route), "{text}");
+    assert!(text.contains("pos_process_resident_memory_bytes"), "{text}");
+    assert!(text.contains("pos_mysql_connections_open"), "{text}");
+    app.cleanup().await;
+}
+
+fn yaml(path: &str) -> Yaml {
+    YamlLoader::load_from_str(&read(path))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .remove(0)
+}
+
+fn host_path_exists(base: &str, spec: &str) -> bool {
+    let host = spec.split(':').next().unwrap_or(spec);
+    !(host.starts_with('.') || host.starts_with('/')) || repo(base).join(host).exists()
+}
+
+#[test]
+fn the_compose_file_parses_and_names_only_files_that_exist() {
+    let compose = yaml("docker/compose.yaml");
+    let services = compose["services"].as_hash().expect("services");
+    let names: BTreeSet<&str> = services.keys().filter_map(|k| k.as_str()).collect();
+    for s in [
+        "mariadb",
+        "redis",
+        "pos",
+        "seed",
+        "loadgen",
+        "prometheus",
+        "grafana",
+    ] {
+        assert!(names.contains(s), "service {s} missing");
+    }
+    for (name, service) in services {
+        let name = name.as_str().unwrap_or("?");
+        if let Some(build) = service["build"].as_hash().map(|_| &service["build"]) {
+            let context = repo("docker").join(build["context"].as_str().expect("context"));
+            let dockerfile = build["dockerfile"].as_str().expect("dockerfile");
+            assert!(
+                context.join(dockerfile).exists(),
+                "{name}: {dockerfile} does not exist"
+            );
+        }
+        for v in service["volumes"].as_vec().into_iter().flatten() {
+            let spec = v.as_str().expect("volume");
+            assert!(
+                host_path_exists("docker", spec),
+                "{name}: {spec} does not exist"
+            );
+        }
+        for (k, _) in service["environment"].as_hash().into_iter().flatten() {
+            let k = k.as_str().unwrap_or("");
+            assert!(
+                !k.starts_with("POS_") || pos::config::VARIABLES.contains(&k),
+                "{name}: unknown variable {k}"
+            );
+        }
+    }
+    let env = compose["x-pos-env"].as_hash().expect("x-pos-env");
+    for (k, _) in env {
+        let k = k.as_str().unwrap_or("");
+        assert!(pos::config::VARIABLES.contains(&k), "unknown variable {k}");
+    }
+    let ports: Vec<&str> = compose["services"]["pos"]["ports"]
+        .as_vec()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert_eq!(ports, vec!["8080:8080", "8081:8081"]);
+    assert_eq!(
+        compose["services"]["loadgen"]["profiles"][0].as_str(),
+        Some("demo")
+    );
+    for (name, command) in [("seed", "seed"), ("loadgen", "loadgen")] {
+        assert_eq!(
+            compose["services"][name]["command"][0].as_str(),
+            Some(command)
+        );
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_metrics_port_and_grafana_provisioning_points_at_it() {
+    let prom = yaml("docker/prometheus.yml");
+    let target = prom["scrape_configs"][0]["static_configs"][0]["targets"][0]
+        .as_str()
+        .expect("target");
+    let defaults = pos::config::Config::from_pairs([]).expect("defaults");
+    assert_eq!(target, format!("pos:{}", defaults.metrics_addr.port()));
+    let ds = yaml("grafana/provisioning/datasources/prometheus.yaml");
+    assert_eq!(
+        ds["datasources"][0]["url"].as_str(),
+        Some("http://prometheus:9090")
+    );
+    let dash = yaml("grafana/provisioning/dashboards/pos.yaml");
+    assert_eq!(
+        dash["providers"][0]["options"]["path"].as_str(),
+        Some("/var/lib/grafana/dashboards")
+    );
+}
+
+#[test]
+fn the_dockerfile_builds_from_files_that_exist_and_runs_as_non_root() {
+    let dockerfile = read("docker/Dockerfile");
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        for src in &parts[1..parts.len() - 1] {
+            assert!(
+                repo(src).exists(),
+                "Dockerfile copies {src}, which does not exist"
+            );
+        }
+    }
+    assert!(dockerfile.contains("HEALTHCHECK"));
+    assert!(dockerfile.contains("USER pos"));
+    assert!(dockerfile.contains("EXPOSE 8080 8081"));
+    assert!(dockerfile.contains("FROM rust:") && dockerfile.contains("FROM debian:"));
+}
