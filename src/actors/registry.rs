@@ -105,6 +105,8 @@ impl TenantRegistry {
         });
         let handle = TenantHandle { addr, totals };
         self.live.insert(tenant, handle.clone());
+        // Later lookups find the live handle first; the gate is no longer needed.
+        self.starting.remove(&tenant);
         Ok(Some(handle))
     }
 
