@@ -180,3 +180,81 @@ async fn too_many_rows_waiting_answers_503_at_once_instead_of_queueing() {
     assert_eq!(app.db.count("sales_transactions").await, expected);
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn sigterm_answers_the_requests_in_flight_then_exits_cleanly() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let (port, metrics_port) = (crate::support::free_port(), crate::support::free_port());
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_pos"))
+        .arg("serve")
+        .env("POS_DATABASE_URL", &db.url)
+        .env("POS_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("POS_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+        .env("POS_REDIS_URL", "")
+        // A long linger keeps the requests waiting for their batch when the signal comes.
+        .env("POS_BATCH_LINGER_MS", "300")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("pos serve starts");
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = eventually(Duration::from_secs(20), || {
+        let (client, url) = (client.clone(), format!("{base}/ready"));
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(ready, "server did not become ready");
+
+    let posts: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("{base}{}", t.sales_path(0)));
+            let body = sale(t.products[0], 1, "2.00");
+            actix_web::rt::spawn(async move {
+                client
+                    .post(url)
+                    .send_json(&body)
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    let pid = server.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+
+    let mut created = 0;
+    for p in posts {
+        if let Ok(Ok(201)) = p.await {
+            created += 1;
+        }
+    }
+    let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(created, 20, "requests in flight were not all answered");
+    assert_eq!(db.count("sales_transactions").await, 20);
+    assert_eq!(
+        db.scalar("SELECT quantity_sold FROM product_sales_totals")
+            .await,
+        "20"
+    );
+    db.drop_database().await;
+}
