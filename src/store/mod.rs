@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts, TxOpts};
+use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts};
 use rust_decimal::Decimal;
 
 use crate::domain::{
@@ -193,22 +193,33 @@ pub enum CommitFailure {
 /// service checks at start that auto-increment ids of one statement are
 /// consecutive).
 pub async fn insert_sales(conn: &mut Conn, sales: &[&NewSale]) -> Result<u64, CommitFailure> {
-    let before = |e: mysql_async::Error| CommitFailure::BeforeCommit(e.into());
-    let mut tx = conn
-        .start_transaction(TxOpts::default())
+    // One round trip for BEGIN and both statements (the flush is latency
+    // bound), a second for COMMIT so that a lost answer is known to be the
+    // COMMIT's. The history INSERT goes last: its OK packet carries the first id.
+    let sql = format!(
+        "START TRANSACTION; {}; {}",
+        upsert_totals_sql(sales),
+        insert_sales_sql(sales)
+    );
+    let written = async {
+        conn.query_iter(sql).await?.drop_result().await?;
+        Ok::<_, mysql_async::Error>(conn.last_insert_id().unwrap_or(0))
+    }
+    .await;
+    let first_id = match written {
+        Ok(id) => id,
+        Err(e) => {
+            // A statement failed inside the open transaction: undo the rest.
+            let _ = conn.query_drop("ROLLBACK").await;
+            return Err(CommitFailure::BeforeCommit(e.into()));
+        }
+    };
+    conn.query_drop("COMMIT")
         .await
-        .map_err(before)?;
-    tx.query_drop(insert_sales_sql(sales))
-        .await
-        .map_err(before)?;
-    let first_id = tx.last_insert_id().unwrap_or(0);
-    tx.query_drop(upsert_totals_sql(sales))
-        .await
-        .map_err(before)?;
-    tx.commit().await.map_err(|e| CommitFailure::AtCommit {
-        first_id,
-        error: e.into(),
-    })?;
+        .map_err(|e| CommitFailure::AtCommit {
+            first_id,
+            error: e.into(),
+        })?;
     Ok(first_id)
 }
 
