@@ -40,6 +40,10 @@ pub enum SaveError {
     DuplicateKey,
     #[error("storage refused the rows: {0}")]
     Rejected(String),
+    /// MySQL went away during COMMIT and did not come back in time to tell
+    /// whether the rows were stored.
+    #[error("the outcome of the commit is unknown")]
+    OutcomeUnknown,
 }
 
 /// Settings of one persistence actor.
@@ -275,6 +279,15 @@ impl Handler<Drain> for PersistenceActor {
     }
 }
 
+/// Why a batch was not committed: `Settled` when it is known that nothing
+/// was stored; `Unsettled` when a COMMIT's answer was lost and MySQL never
+/// came back to tell.
+enum Failure {
+    Settled(StoreError),
+    Unsettled(StoreError),
+}
+use Failure::{Settled, Unsettled};
+
 /// The work of one flush, independent of the actor's state.
 struct FlushJob {
     pool: Pool,
@@ -306,19 +319,23 @@ impl FlushJob {
         Box::pin(async move {
             match self.commit_with_retry(&group, deadline).await {
                 Ok(first_id) => self.answer_committed(group, first_id),
-                Err(StoreError::Unavailable(e)) => {
+                Err(Unsettled(e)) => {
+                    tracing::error!(error = %e, requests = group.len(), "COMMIT outcome unknown");
+                    self.fail(group, SaveError::OutcomeUnknown);
+                }
+                Err(Settled(StoreError::Unavailable(e))) => {
                     tracing::error!(error = %e, requests = group.len(), "MySQL unavailable; answering 503");
                     self.fail(group, SaveError::Unavailable);
                 }
-                Err(refused) if group.len() > 1 => {
+                Err(Settled(refused)) if group.len() > 1 => {
                     tracing::debug!(error = %refused, requests = group.len(), "batch refused; splitting");
                     let mut left = group;
                     let right = left.split_off(left.len() / 2);
                     self.commit_group(left, deadline).await;
                     self.commit_group(right, deadline).await;
                 }
-                Err(StoreError::DuplicateKey) => self.fail(group, SaveError::DuplicateKey),
-                Err(StoreError::Rejected(e)) => {
+                Err(Settled(StoreError::DuplicateKey)) => self.fail(group, SaveError::DuplicateKey),
+                Err(Settled(StoreError::Rejected(e))) => {
                     tracing::error!(error = %e, "MySQL refused a request's rows");
                     self.fail(group, SaveError::Rejected(e.to_string()));
                 }
@@ -329,11 +346,7 @@ impl FlushJob {
     /// Runs the transaction, retrying lost connections with backoff until
     /// `deadline`. A COMMIT whose answer was lost is settled by looking for
     /// the rows, so a batch is never stored twice.
-    async fn commit_with_retry(
-        &self,
-        group: &[Save],
-        deadline: Instant,
-    ) -> Result<u64, StoreError> {
+    async fn commit_with_retry(&self, group: &[Save], deadline: Instant) -> Result<u64, Failure> {
         let sales: Vec<&NewSale> = group.iter().flat_map(|s| s.sales.iter()).collect();
         let mut backoff = FIRST_BACKOFF;
         let mut unsettled: Option<u64> = None;
@@ -367,7 +380,10 @@ impl FlushJob {
                 Err(e) => e,
             };
             if !matches!(error, StoreError::Unavailable(_)) || Instant::now() + backoff > deadline {
-                return Err(error);
+                return Err(match unsettled {
+                    Some(_) => Unsettled(error),
+                    None => Settled(error),
+                });
             }
             tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "batch failed; retrying");
             self.metrics.persistence_retries.inc();

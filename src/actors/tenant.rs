@@ -229,15 +229,21 @@ impl Handler<PostSales> for TenantActor {
             reply,
         } = msg;
         ctx.spawn(
-            async move {
-                let outcome = post(&state, &deps, branch_id, &items, is_array, &handed_over).await;
-                if let Err(e) = &outcome {
-                    tracing::debug!(error = %e, "sales request refused");
-                }
-                let _ = reply.send(outcome);
-            }
-            .instrument(span)
-            .into_actor(self),
+            async move { post(&state, &deps, branch_id, &items, is_array, &handed_over).await }
+                .instrument(span)
+                .into_actor(self)
+                .map(|outcome, _, ctx| {
+                    if let Err(e) = &outcome {
+                        tracing::debug!(error = %e, "sales request refused");
+                    }
+                    // Rows may be stored that these totals lack: stop, so the
+                    // next request starts a fresh actor that reloads from MySQL.
+                    if matches!(outcome, Err(TenantError::Save(SaveError::OutcomeUnknown))) {
+                        tracing::warn!("commit outcome unknown; reloading the tenant");
+                        ctx.stop();
+                    }
+                    let _ = reply.send(outcome);
+                }),
         );
     }
 }

@@ -112,6 +112,9 @@ impl From<SaveError> for ApiError {
             SaveError::Unavailable => ApiError::Unavailable(
                 "storage is unavailable; nothing was stored, retry shortly".into(),
             ),
+            SaveError::OutcomeUnknown => ApiError::Internal(
+                "storage failed during the commit; retry with the same idempotencyKey to learn the outcome".into(),
+            ),
             SaveError::DuplicateKey | SaveError::Rejected(_) => {
                 ApiError::Internal("storage refused the transaction".into())
             }
