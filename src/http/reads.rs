@@ -4,7 +4,6 @@
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
-use serde_json::json;
 
 use super::{ApiError, AppState};
 use crate::actors::ranking::{RankBy, TopSelling};
@@ -112,7 +111,17 @@ pub async fn top_selling(
             total_sales: t.revenue,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "top_selling_products": items, "asOf": as_of })))
+    Ok(HttpResponse::Ok().json(TopSellingBody {
+        top_selling_products: items,
+        as_of,
+    }))
+}
+
+#[derive(Serialize)]
+struct TopSellingBody<'a> {
+    top_selling_products: Vec<Ranked<'a>>,
+    #[serde(rename = "asOf")]
+    as_of: Timestamp,
 }
 
 fn top_selling_params(query: &str) -> Result<(usize, RankBy), ApiError> {

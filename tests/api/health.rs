@@ -5,11 +5,23 @@ use serde_json::json;
 use crate::support::{free_port, spawn_app, spawn_app_with, Options};
 
 #[actix_web::test]
-async fn health_answers_ok() {
+async fn health_answers_ok_with_a_request_id() {
     let app = spawn_app().await;
     let a = app.get("/health").await;
     assert_eq!(a.status, 200);
     assert_eq!(a.body, json!({"status": "ok"}));
+    let res = app
+        .client
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .expect("answer");
+    let id = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert_eq!(id.len(), 36, "request id {id:?}");
     app.cleanup().await;
 }
 
