@@ -110,11 +110,28 @@ mod tests {
 
     #[test]
     fn prices_parse_exactly_from_strings_and_numbers() {
-        assert_eq!(Money::parse_price("\"12.3\"").unwrap().to_string(), "12.30");
-        assert_eq!(Money::parse_price("12.34").unwrap().to_string(), "12.34");
-        assert_eq!(Money::parse_price("7").unwrap().to_string(), "7.00");
         assert_eq!(
-            Money::parse_price("\"99999999.99\"").unwrap().to_string(),
+            Money::parse_price("\"12.3\"")
+                .expect("valid test input")
+                .to_string(),
+            "12.30"
+        );
+        assert_eq!(
+            Money::parse_price("12.34")
+                .expect("valid test input")
+                .to_string(),
+            "12.34"
+        );
+        assert_eq!(
+            Money::parse_price("7")
+                .expect("valid test input")
+                .to_string(),
+            "7.00"
+        );
+        assert_eq!(
+            Money::parse_price("\"99999999.99\"")
+                .expect("valid test input")
+                .to_string(),
             "99999999.99"
         );
     }
@@ -128,7 +145,12 @@ mod tests {
 
     #[test]
     fn trailing_zeros_are_not_extra_precision() {
-        assert_eq!(Money::parse_price("\"1.500\"").unwrap().to_string(), "1.50");
+        assert_eq!(
+            Money::parse_price("\"1.500\"")
+                .expect("valid test input")
+                .to_string(),
+            "1.50"
+        );
     }
 
     #[test]

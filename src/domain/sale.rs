@@ -353,7 +353,7 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        "2026-11-25T12:00:00Z".parse().unwrap()
+        "2026-11-25T12:00:00Z".parse().expect("valid test input")
     }
 
     fn fields_of(body: &str) -> BTreeMap<String, String> {
@@ -366,7 +366,7 @@ mod tests {
     #[test]
     fn a_go_client_body_is_accepted_and_truncated_to_microseconds() {
         let body = r#"{"tenantID":1,"branchID":2,"productID":3,"quantitySold":2,"pricePerUnit":"4.50","timestamp":"2026-11-25T13:59:59.123456789+02:00"}"#;
-        let parsed = parse_sales(body.as_bytes(), 1, 2, now()).unwrap();
+        let parsed = parse_sales(body.as_bytes(), 1, 2, now()).expect("valid test input");
         assert!(!parsed.is_array);
         let item = &parsed.items[0];
         assert_eq!(item.timestamp.to_string(), "2026-11-25T11:59:59.123456Z");
