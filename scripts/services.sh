@@ -54,6 +54,18 @@ ensure_redis() {
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { log "Redis does not answer on 6379"; return 1; }
 }
 
+# Rust through rustup when cargo is missing (a fresh machine).
+ensure_rust() {
+  command -v cargo >/dev/null 2>&1 && return 0
+  [ -x "$HOME/.cargo/bin/cargo" ] || {
+    log "installing Rust (rustup)"
+    command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
+    command -v cc >/dev/null 2>&1 || apt_install build-essential
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
+  }
+  export PATH="$HOME/.cargo/bin:$PATH"
+}
+
 ensure_services() {
   command -v mysql >/dev/null 2>&1 || apt_install mariadb-client
   ensure_mariadb
