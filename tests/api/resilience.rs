@@ -193,7 +193,7 @@ async fn sigterm_answers_the_requests_in_flight_then_exits_cleanly() {
         .env("POS_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
         .env("POS_REDIS_URL", "")
         // A long linger keeps the requests waiting for their batch when the signal comes.
-        .env("POS_BATCH_LINGER_MS", "300")
+        .env("POS_BATCH_LINGER_MS", "3000")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -230,7 +230,23 @@ async fn sigterm_answers_the_requests_in_flight_then_exits_cleanly() {
             })
         })
         .collect();
-    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    // Signal only once all 20 are inside the server, waiting for their batch.
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let all_waiting = eventually(Duration::from_secs(10), || {
+        let (client, url) = (client.clone(), metrics_url.clone());
+        async move {
+            match client.get(url).send().await {
+                Ok(mut r) => r
+                    .body()
+                    .await
+                    .map(|b| String::from_utf8_lossy(&b).contains("pos_rows_waiting 20"))
+                    .unwrap_or(false),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    assert!(all_waiting, "the requests did not reach the server");
     let pid = server.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
