@@ -151,8 +151,23 @@ fn a_bad_setting_exits_2_naming_the_variable() {
 fn help_lists_every_subcommand() {
     let out = pos_binary(&[], &["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "migrate"] {
+    for cmd in ["serve", "migrate", "seed", "loadgen"] {
         assert!(text.contains(cmd), "{text}");
+    }
+    let out = pos_binary(&[], &["loadgen", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--url",
+        "--rate",
+        "--duration",
+        "--terminals",
+        "--batch",
+        "--tenants",
+        "--verify",
+        "--seed",
+        "--json",
+    ] {
+        assert!(text.contains(flag), "{flag} missing in {text}");
     }
 }
 
