@@ -48,15 +48,19 @@ pub struct LiveTotals {
     by_product: DashMap<ProductId, ProductTotal>,
     /// Bumped after every change is applied.
     version: AtomicU64,
-    rendered: Mutex<Option<(u64, Bytes)>>,
+    /// One cached rendering per encoding, tagged with the version it shows.
+    rendered: Mutex<[Option<(u64, Bytes)>; ENCODINGS]>,
 }
+
+/// Renderings kept per tenant (plain and gzip JSON).
+pub const ENCODINGS: usize = 2;
 
 impl LiveTotals {
     pub fn new(totals: Vec<ProductTotal>) -> Self {
         LiveTotals {
             by_product: totals.into_iter().map(|t| (t.product_id, t)).collect(),
             version: AtomicU64::new(0),
-            rendered: Mutex::new(None),
+            rendered: Mutex::new([None, None]),
         }
     }
 
@@ -66,12 +70,14 @@ impl LiveTotals {
         self.by_product.iter().map(|e| e.value().clone()).collect()
     }
 
-    /// `render(snapshot)`, reused while nothing changed. The version is read
-    /// before the snapshot, so a rendering is never tagged newer than its data.
-    pub fn rendered(&self, render: impl FnOnce(Vec<ProductTotal>) -> Bytes) -> Bytes {
+    /// `render(snapshot)` in encoding `slot` (below [`ENCODINGS`]), reused
+    /// while nothing changed. The version is read before the snapshot, so a
+    /// rendering is never tagged newer than its data.
+    pub fn rendered(&self, slot: usize, render: impl FnOnce(Vec<ProductTotal>) -> Bytes) -> Bytes {
+        let slot = slot.min(ENCODINGS - 1);
         let version = self.version.load(Ordering::Acquire);
         if let Ok(cache) = self.rendered.lock() {
-            if let Some((v, body)) = cache.as_ref() {
+            if let Some((v, body)) = &cache[slot] {
                 if *v == version {
                     return body.clone();
                 }
@@ -79,7 +85,7 @@ impl LiveTotals {
         }
         let body = render(self.snapshot());
         if let Ok(mut cache) = self.rendered.lock() {
-            *cache = Some((version, body.clone()));
+            cache[slot] = Some((version, body.clone()));
         }
         body
     }

@@ -197,3 +197,56 @@ async fn a_restart_loads_totals_from_the_summary_table_not_the_history() {
     );
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn sales_are_gzipped_for_clients_that_accept_it_and_stay_current() {
+    use std::io::Read;
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 3).await;
+    let path = format!("{}/v1/tenants/{}/sales", app.base, t.id);
+    let get = |encoding: &'static str| {
+        let (client, path) = (app.client.clone(), path.clone());
+        async move {
+            let mut res = client
+                .get(path)
+                .insert_header(("Accept-Encoding", encoding))
+                .send()
+                .await
+                .expect("answer");
+            let gzipped = res
+                .headers()
+                .get("content-encoding")
+                .is_some_and(|v| v == "gzip");
+            let raw = res.body().await.expect("body").to_vec();
+            let body = if gzipped {
+                let mut out = String::new();
+                flate2::read::GzDecoder::new(raw.as_slice())
+                    .read_to_string(&mut out)
+                    .expect("valid gzip");
+                out
+            } else {
+                String::from_utf8(raw).expect("utf-8")
+            };
+            (gzipped, serde_json::from_str::<Value>(&body).expect("json"))
+        }
+    };
+    for (i, p) in t.products.iter().enumerate() {
+        assert_eq!(
+            app.post_json(&t.sales_path(0), &sale(*p, (i + 1) as u64, "2.50"))
+                .await
+                .status,
+            201
+        );
+        let (gzipped, zipped) = get("gzip, deflate").await;
+        let (plain_flag, plain) = get("identity").await;
+        let (refused_flag, _) = get("gzip;q=0").await;
+        assert!(gzipped && !plain_flag && !refused_flag);
+        // Both renderings follow every sale (read-your-writes holds for both caches).
+        assert_eq!(zipped, plain);
+        assert_eq!(
+            zipped["sales_per_product"].as_array().expect("list").len(),
+            i + 1
+        );
+    }
+    app.cleanup().await;
+}
