@@ -7,8 +7,9 @@
 //! is started from MySQL (through the tenant's persistence actor, behind
 //! any writes still queued there, so the reload sees every commit).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use dashmap::DashMap;
@@ -21,12 +22,36 @@ use super::tenant::{
 };
 use crate::domain::{BranchId, SaleItem, TenantId};
 use crate::metrics::Metrics;
+use crate::store::{ProductTotal, TenantSnapshot};
 
 /// A live tenant: its mailbox and its totals (read without a round trip).
 #[derive(Clone)]
 pub struct TenantHandle {
     pub addr: Addr<TenantActor>,
     pub totals: Totals,
+}
+
+/// Every tenant's totals as read from the summary table at boot, before any
+/// write was accepted. Writes go only through a tenant's actor, so until its
+/// first actor starts these are exact and its start reads only the catalog;
+/// any later start (after a crash) reads MySQL again.
+#[derive(Default)]
+struct BootTotals {
+    by_tenant: HashMap<TenantId, Vec<ProductTotal>>,
+    started: HashSet<TenantId>,
+}
+
+impl BootTotals {
+    fn grouped(totals: Vec<ProductTotal>) -> Self {
+        let mut by_tenant: HashMap<TenantId, Vec<ProductTotal>> = HashMap::new();
+        for t in totals {
+            by_tenant.entry(t.tenant_id).or_default().push(t);
+        }
+        BootTotals {
+            by_tenant,
+            started: HashSet::new(),
+        }
+    }
 }
 
 pub struct TenantRegistry {
@@ -37,6 +62,7 @@ pub struct TenantRegistry {
     persistence: Vec<Addr<PersistenceActor>>,
     ranking: RankingFeed,
     metrics: Metrics,
+    boot: Mutex<BootTotals>,
 }
 
 impl TenantRegistry {
@@ -45,6 +71,7 @@ impl TenantRegistry {
         persistence: Vec<Addr<PersistenceActor>>,
         ranking: RankingFeed,
         metrics: Metrics,
+        boot_totals: Vec<ProductTotal>,
     ) -> Self {
         assert!(
             !arbiters.is_empty() && !persistence.is_empty(),
@@ -57,6 +84,7 @@ impl TenantRegistry {
             persistence,
             ranking,
             metrics,
+            boot: Mutex::new(BootTotals::grouped(boot_totals)),
         }
     }
 
@@ -80,11 +108,13 @@ impl TenantRegistry {
         if let Some(h) = self.running(tenant) {
             return Ok(Some(h));
         }
-        let snapshot = tenant::read(self.persistence_for(tenant), |reply| Read::Tenant {
-            tenant,
-            reply,
-        })
-        .await?;
+        let persistence = self.persistence_for(tenant);
+        let snapshot = match self.take_boot_totals(tenant) {
+            Some(totals) => tenant::read(persistence, |reply| Read::Catalog { tenant, reply })
+                .await?
+                .map(|catalog| TenantSnapshot { catalog, totals }),
+            None => tenant::read(persistence, |reply| Read::Tenant { tenant, reply }).await?,
+        };
         let Some(snapshot) = snapshot else {
             self.starting.remove(&tenant);
             return Ok(None);
@@ -108,6 +138,16 @@ impl TenantRegistry {
         // Later lookups find the live handle first; the gate is no longer needed.
         self.starting.remove(&tenant);
         Ok(Some(handle))
+    }
+
+    /// The totals read at boot for a tenant's first actor; `None` once the
+    /// tenant was started before (its totals may have changed since).
+    fn take_boot_totals(&self, tenant: TenantId) -> Option<Vec<ProductTotal>> {
+        let mut boot = self.boot.lock().ok()?;
+        if !boot.started.insert(tenant) {
+            return None;
+        }
+        Some(boot.by_tenant.remove(&tenant).unwrap_or_default())
     }
 
     /// The handle of a running actor; a crashed one is forgotten here.

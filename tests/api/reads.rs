@@ -250,3 +250,25 @@ async fn sales_are_gzipped_for_clients_that_accept_it_and_stay_current() {
     }
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn start_up_loads_every_tenants_totals_before_serving() {
+    let mut app = spawn_app().await;
+    let t = app.db.tenant(1, 2).await;
+    let body = json!([
+        sale(t.products[0], 3, "1.10"),
+        sale(t.products[1], 1, "9.00")
+    ]);
+    assert_eq!(app.post_json(&t.sales_path(0), &body).await.status, 201);
+    let before = app.get(&format!("/v1/tenants/{}/sales", t.id)).await.body;
+    app.stop().await;
+    let app = start_app(app.db.clone(), app.prefix.clone(), app.options.clone()).await;
+    // Once booted, the totals are in memory: the tenant's first request does
+    // not need the summary table any more.
+    app.db.exec("DELETE FROM product_sales_totals").await;
+    assert_eq!(
+        app.get(&format!("/v1/tenants/{}/sales", t.id)).await.body,
+        before
+    );
+    app.cleanup().await;
+}
