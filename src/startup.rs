@@ -184,13 +184,13 @@ async fn boot(state: web::Data<AppState>, config: Config, arbiters: Arc<Mutex<Ve
     let (ranking, feed) =
         RankingActor::new(state.mirror.clone(), metrics.clone()).start_with_feed();
     let products = totals.len();
-    ranking.do_send(TotalsChanged(totals.clone()));
+    // Before the core is published, so it precedes every tenant's first start.
+    ranking.do_send(TotalsChanged(totals));
     let tenants = Arc::new(TenantRegistry::new(
         tenant_arbiters,
         persistence,
         feed,
         metrics,
-        totals,
     ));
     if state.core.set(Core { tenants, ranking }).is_err() {
         tracing::error!("service core was already set");

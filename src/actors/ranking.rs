@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::domain::{Money, ProductId};
+use crate::domain::{Money, ProductId, TenantId};
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorEntry};
 use crate::store::ProductTotal;
@@ -48,6 +48,13 @@ pub struct RankingFeed {
 }
 
 impl RankingFeed {
+    /// A tenant's totals as the ranking holds them. Exact for a tenant whose
+    /// actor never ran in this process: all its writes go through that actor,
+    /// so until then the ranking holds what start-up read from MySQL.
+    pub async fn boot_totals(&self, tenant: TenantId) -> Option<Vec<ProductTotal>> {
+        self.ranking.send(TenantTotals(tenant)).await.ok()
+    }
+
     pub fn push(&self, totals: impl IntoIterator<Item = ProductTotal>) {
         let was_empty = match self.pending.lock() {
             Ok(mut p) => {
@@ -63,6 +70,11 @@ impl RankingFeed {
         }
     }
 }
+
+/// Every product total of one tenant, as the ranking holds it.
+#[derive(Message)]
+#[rtype(result = "Vec<ProductTotal>")]
+pub struct TenantTotals(pub TenantId);
 
 /// The feed has totals to take.
 #[derive(Message)]
@@ -85,6 +97,8 @@ pub struct FinalFlush;
 pub struct RankingActor {
     feed: Arc<Mutex<Vec<ProductTotal>>>,
     totals: HashMap<ProductId, ProductTotal>,
+    /// Products of each tenant, to hand a tenant's first actor its totals.
+    by_tenant: HashMap<TenantId, Vec<ProductId>>,
     by_quantity: BTreeSet<(Reverse<u64>, ProductId)>,
     by_revenue: BTreeSet<(Reverse<Money>, ProductId)>,
     mirror: Option<Mirror>,
@@ -101,6 +115,7 @@ impl RankingActor {
         RankingActor {
             feed: Arc::default(),
             totals: HashMap::new(),
+            by_tenant: HashMap::new(),
             by_quantity: BTreeSet::new(),
             by_revenue: BTreeSet::new(),
             mirror,
@@ -121,11 +136,18 @@ impl RankingActor {
     }
 
     fn apply(&mut self, t: ProductTotal) {
-        if let Some(old) = self.totals.get(&t.product_id) {
-            self.by_quantity
-                .remove(&(Reverse(old.quantity), old.product_id));
-            self.by_revenue
-                .remove(&(Reverse(old.revenue), old.product_id));
+        match self.totals.get(&t.product_id) {
+            Some(old) => {
+                self.by_quantity
+                    .remove(&(Reverse(old.quantity), old.product_id));
+                self.by_revenue
+                    .remove(&(Reverse(old.revenue), old.product_id));
+            }
+            None => self
+                .by_tenant
+                .entry(t.tenant_id)
+                .or_default()
+                .push(t.product_id),
         }
         self.by_quantity.insert((Reverse(t.quantity), t.product_id));
         self.by_revenue.insert((Reverse(t.revenue), t.product_id));
@@ -269,6 +291,24 @@ impl Handler<FeedReady> for RankingActor {
             self.apply(t);
         }
         self.metrics.ranking_products.set(self.totals.len() as i64);
+    }
+}
+
+impl Handler<TenantTotals> for RankingActor {
+    type Result = MessageResult<TenantTotals>;
+
+    fn handle(&mut self, msg: TenantTotals, _: &mut Context<Self>) -> Self::Result {
+        let products = self
+            .by_tenant
+            .get(&msg.0)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        MessageResult(
+            products
+                .iter()
+                .filter_map(|p| self.totals.get(p).cloned())
+                .collect(),
+        )
     }
 }
 

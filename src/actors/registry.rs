@@ -7,7 +7,7 @@
 //! is started from MySQL (through the tenant's persistence actor, behind
 //! any writes still queued there, so the reload sees every commit).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -31,29 +31,6 @@ pub struct TenantHandle {
     pub totals: Totals,
 }
 
-/// Every tenant's totals as read from the summary table at boot, before any
-/// write was accepted. Writes go only through a tenant's actor, so until its
-/// first actor starts these are exact and its start reads only the catalog;
-/// any later start (after a crash) reads MySQL again.
-#[derive(Default)]
-struct BootTotals {
-    by_tenant: HashMap<TenantId, Vec<ProductTotal>>,
-    started: HashSet<TenantId>,
-}
-
-impl BootTotals {
-    fn grouped(totals: Vec<ProductTotal>) -> Self {
-        let mut by_tenant: HashMap<TenantId, Vec<ProductTotal>> = HashMap::new();
-        for t in totals {
-            by_tenant.entry(t.tenant_id).or_default().push(t);
-        }
-        BootTotals {
-            by_tenant,
-            started: HashSet::new(),
-        }
-    }
-}
-
 pub struct TenantRegistry {
     live: DashMap<TenantId, TenantHandle>,
     /// One start at a time per tenant.
@@ -62,7 +39,9 @@ pub struct TenantRegistry {
     persistence: Vec<Addr<PersistenceActor>>,
     ranking: RankingFeed,
     metrics: Metrics,
-    boot: Mutex<BootTotals>,
+    /// Tenants whose actor ran in this process; the others take their
+    /// totals from the ranking, which start-up filled from the summary table.
+    started: Mutex<HashSet<TenantId>>,
 }
 
 impl TenantRegistry {
@@ -71,7 +50,6 @@ impl TenantRegistry {
         persistence: Vec<Addr<PersistenceActor>>,
         ranking: RankingFeed,
         metrics: Metrics,
-        boot_totals: Vec<ProductTotal>,
     ) -> Self {
         assert!(
             !arbiters.is_empty() && !persistence.is_empty(),
@@ -84,7 +62,7 @@ impl TenantRegistry {
             persistence,
             ranking,
             metrics,
-            boot: Mutex::new(BootTotals::grouped(boot_totals)),
+            started: Mutex::default(),
         }
     }
 
@@ -109,7 +87,7 @@ impl TenantRegistry {
             return Ok(Some(h));
         }
         let persistence = self.persistence_for(tenant);
-        let snapshot = match self.take_boot_totals(tenant) {
+        let snapshot = match self.boot_totals(tenant).await {
             Some(totals) => tenant::read(persistence, |reply| Read::Catalog { tenant, reply })
                 .await?
                 .map(|catalog| TenantSnapshot { catalog, totals }),
@@ -140,14 +118,18 @@ impl TenantRegistry {
         Ok(Some(handle))
     }
 
-    /// The totals read at boot for a tenant's first actor; `None` once the
-    /// tenant was started before (its totals may have changed since).
-    fn take_boot_totals(&self, tenant: TenantId) -> Option<Vec<ProductTotal>> {
-        let mut boot = self.boot.lock().ok()?;
-        if !boot.started.insert(tenant) {
+    /// Totals for a tenant's first actor in this process, from the ranking;
+    /// `None` once the tenant ran before (then MySQL is read again).
+    async fn boot_totals(&self, tenant: TenantId) -> Option<Vec<ProductTotal>> {
+        let first = self
+            .started
+            .lock()
+            .map(|mut s| s.insert(tenant))
+            .unwrap_or(false);
+        if !first {
             return None;
         }
-        Some(boot.by_tenant.remove(&tenant).unwrap_or_default())
+        self.ranking.boot_totals(tenant).await
     }
 
     /// The handle of a running actor; a crashed one is forgotten here.
