@@ -1,5 +1,7 @@
 //! The tenant registry: finds a tenant's actor, starting it on first use
-//! (and again after a crash) on one of the tenant arbiters.
+//! (and again after a crash) on its persistence actor's arbiter. A first
+//! start takes the tenant's totals from the ranking (loaded from the summary
+//! table at boot) and reads only the catalog.
 //!
 //! actix's `Supervisor` restarts an actor that stops, not one that panics:
 //! a panicking actor just leaves a closed mailbox behind. So the registry
