@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::proxy::Proxy;
-use crate::support::{mysql_server_url, spawn_app, start_app, Options, TestDb};
+use crate::support::{spawn_app, start_app_behind_proxy, TestDb};
 
 fn pos() -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pos"));
@@ -235,25 +234,7 @@ async fn loadgen_retries_through_a_storage_outage_and_still_verifies() {
     for _ in 0..2 {
         db.tenant(1, 10).await;
     }
-    let target = mysql_server_url()
-        .trim_start_matches("mysql://root@")
-        .to_string();
-    let proxy = Proxy::start(target).await;
-    let url = format!(
-        "mysql://root@127.0.0.1:{}/{}?prefer_socket=false",
-        proxy.port, db.name
-    );
-    let options = Options {
-        app_database_url: Some(url),
-        ..Options::default()
-    };
-    let app = start_app(
-        db,
-        format!("{{t{}}}:", uuid::Uuid::new_v4().simple()),
-        options,
-    )
-    .await;
-    app.wait_ready().await;
+    let (app, proxy) = start_app_behind_proxy(db, &[]).await;
     let base = app.base.clone();
     let db_url = app.db.url.clone();
     let run = actix_web::rt::spawn(async move {

@@ -2,8 +2,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::proxy::Proxy;
-use crate::support::{eventually, mysql_server_url, start_app, Options, TestDb};
+use crate::support::{eventually, start_app_behind_proxy, TestDb};
 
 fn sale(product: u64, quantity: u64, price: &str) -> Value {
     json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
@@ -39,27 +38,7 @@ async fn a_panicking_tenant_actor_is_replaced_and_keeps_correct_totals() {
 async fn losing_mysql_answers_503_with_retry_after_and_stores_nothing_half_way() {
     let db = TestDb::create().await;
     let t = db.tenant(1, 1).await;
-    let target = mysql_server_url()
-        .trim_start_matches("mysql://root@")
-        .to_string();
-    let proxy = Proxy::start(target).await;
-    // prefer_socket=false: mysql_async would otherwise switch to the local
-    // Unix socket and go around the proxy.
-    let url = format!(
-        "mysql://root@127.0.0.1:{}/{}?prefer_socket=false",
-        proxy.port, db.name
-    );
-    let options = Options {
-        app_database_url: Some(url),
-        ..Options::default()
-    };
-    let app = start_app(
-        db,
-        format!("{{t{}}}:", uuid::Uuid::new_v4().simple()),
-        options,
-    )
-    .await;
-    app.wait_ready().await;
+    let (app, proxy) = start_app_behind_proxy(db, &[]).await;
     assert_eq!(
         app.post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
             .await
@@ -111,31 +90,12 @@ async fn losing_mysql_answers_503_with_retry_after_and_stores_nothing_half_way()
 async fn too_many_rows_waiting_answers_503_at_once_instead_of_queueing() {
     let db = TestDb::create().await;
     let t = db.tenant(1, 1).await;
-    let target = mysql_server_url()
-        .trim_start_matches("mysql://root@")
-        .to_string();
-    let proxy = Proxy::start(target).await;
-    let url = format!(
-        "mysql://root@127.0.0.1:{}/{}?prefer_socket=false",
-        proxy.port, db.name
-    );
-    let extra = vec![
-        ("POS_MAX_ROWS_WAITING".to_string(), "1000".to_string()),
-        ("POS_PERSISTENCE_ACTORS".to_string(), "1".to_string()),
-        ("POS_STORAGE_RETRY_MS".to_string(), "3000".to_string()),
+    let settings = [
+        ("POS_MAX_ROWS_WAITING", "1000"),
+        ("POS_PERSISTENCE_ACTORS", "1"),
+        ("POS_STORAGE_RETRY_MS", "3000"),
     ];
-    let options = Options {
-        app_database_url: Some(url),
-        extra,
-        ..Options::default()
-    };
-    let app = start_app(
-        db,
-        format!("{{t{}}}:", uuid::Uuid::new_v4().simple()),
-        options,
-    )
-    .await;
-    app.wait_ready().await;
+    let (app, proxy) = start_app_behind_proxy(db, &settings).await;
     assert_eq!(
         app.post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
             .await

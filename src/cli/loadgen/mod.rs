@@ -3,8 +3,8 @@
 //! each second and a final report, and with `--verify` checks that the
 //! server's totals grew by exactly what it confirmed.
 
+mod mix;
 mod report;
-mod sales;
 mod terminal;
 
 use std::collections::HashMap;
@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use crate::domain::Money;
 use crate::store::{self, Shop};
+use mix::Zipf;
 use report::Stats;
-use sales::Zipf;
 use terminal::{Terminal, TerminalPlan};
 
 /// Zipf exponent of product popularity.

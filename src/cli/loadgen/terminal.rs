@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde::Serialize;
 
+use super::mix::{price_of, quantity, Rng, Zipf};
 use super::report::Stats;
-use super::sales::{price_of, quantity, Rng, Zipf};
 use crate::domain::Money;
 use crate::store::Shop;
 

@@ -188,6 +188,33 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     start_app(db, prefix, options).await
 }
 
+/// Starts an app on `db` whose MySQL connections go through a proxy the
+/// test can cut; `extra` are more `POS_*` settings.
+pub async fn start_app_behind_proxy(db: TestDb, extra: &[(&str, &str)]) -> (TestApp, proxy::Proxy) {
+    let target = mysql_server_url()
+        .trim_start_matches("mysql://root@")
+        .to_string();
+    let proxy = proxy::Proxy::start(target).await;
+    // prefer_socket=false: mysql_async would otherwise switch to the local
+    // Unix socket and go around the proxy.
+    let url = format!(
+        "mysql://root@127.0.0.1:{}/{}?prefer_socket=false",
+        proxy.port, db.name
+    );
+    let options = Options {
+        app_database_url: Some(url),
+        extra: extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Options::default()
+    };
+    let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
+    let app = start_app(db, prefix, options).await;
+    app.wait_ready().await;
+    (app, proxy)
+}
+
 /// Starts an app on an existing database (a restart).
 pub async fn start_app(db: TestDb, prefix: String, options: Options) -> TestApp {
     LazyLock::force(&TRACING);

@@ -1,4 +1,4 @@
-//! What a simulated till sells: popular products sell more (Zipf-like), each
+//! The sales mix of a simulated till: popular products sell more (Zipf-like), each
 //! product has one fixed price, quantities are mostly 1 to 3.
 
 use rust_decimal::Decimal;
