@@ -40,15 +40,15 @@ pub struct Zipf {
 
 impl Zipf {
     pub fn new(n: usize, s: f64) -> Self {
-        let mut total = 0.0;
+        let mut weight_sum = 0.0;
         let cumulative = (1..=n.max(1))
             .map(|k| {
-                total += 1.0 / (k as f64).powf(s);
-                total
+                weight_sum += 1.0 / (k as f64).powf(s);
+                weight_sum
             })
             .collect::<Vec<_>>();
         Zipf {
-            cumulative: cumulative.into_iter().map(|c| c / total).collect(),
+            cumulative: cumulative.into_iter().map(|c| c / weight_sum).collect(),
         }
     }
 
