@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::sorted_sets::ZRange;
-use rust_decimal::prelude::ToPrimitive;
+use fred::types::{ClusterHash, CustomCommand};
 
 use crate::domain::{Money, ProductId};
 
@@ -77,30 +77,16 @@ impl Mirror {
         self.reconnected.swap(false, Ordering::SeqCst)
     }
 
-    pub fn keys(&self) -> (&str, &str) {
-        (&self.quantity_key, &self.revenue_key)
-    }
-
     /// Writes these products' current scores.
     pub async fn write(&self, entries: &[MirrorEntry]) -> Result<(), Error> {
         if entries.is_empty() {
             return Ok(());
         }
-        let quantity: Vec<(f64, String)> = entries
-            .iter()
-            .map(|e| (e.quantity as f64, e.product_id.to_string()))
-            .collect();
-        let revenue: Vec<(f64, String)> = entries
-            .iter()
-            .map(|e| (score(e.revenue), e.product_id.to_string()))
-            .collect();
         let pipeline = self.client.pipeline();
-        let _: () = pipeline
-            .zadd(&self.quantity_key, None, None, false, false, quantity)
-            .await?;
-        let _: () = pipeline
-            .zadd(&self.revenue_key, None, None, false, false, revenue)
-            .await?;
+        let quantity = zadd_args(&self.quantity_key, entries, |e| e.quantity.to_string());
+        let revenue = zadd_args(&self.revenue_key, entries, |e| e.revenue.to_string());
+        let _: () = pipeline.custom(zadd(), quantity).await?;
+        let _: () = pipeline.custom(zadd(), revenue).await?;
         let _: Vec<Value> = pipeline.all().await?;
         Ok(())
     }
@@ -150,8 +136,23 @@ impl Mirror {
     }
 }
 
-/// Redis scores are doubles; this is the one place money becomes one, for
-/// display in the mirror only (the ranking itself is exact).
-fn score(m: Money) -> f64 {
-    m.amount().to_f64().unwrap_or(0.0)
+/// `ZADD` sent with scores as decimal text, exactly as the ranking holds
+/// them (Redis parses them itself), so money never passes through a float here.
+fn zadd() -> CustomCommand {
+    CustomCommand::new_static("ZADD", ClusterHash::FirstKey, false)
+}
+
+/// `key score member score member ...`
+fn zadd_args(
+    key: &str,
+    entries: &[MirrorEntry],
+    score: impl Fn(&MirrorEntry) -> String,
+) -> Vec<String> {
+    let mut args = Vec::with_capacity(1 + 2 * entries.len());
+    args.push(key.to_string());
+    for e in entries {
+        args.push(score(e));
+        args.push(e.product_id.to_string());
+    }
+    args
 }

@@ -180,38 +180,23 @@ impl std::fmt::Display for Report {
             "latency       p50 {:.2} ms · p90 {:.2} ms · p99 {:.2} ms · max {:.2} ms",
             l.p50, l.p90, l.p99, l.max
         )?;
-        let statuses: Vec<String> = self
-            .answers_by_status
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect();
-        writeln!(
-            f,
-            "answers       {}",
-            if statuses.is_empty() {
-                "none".into()
-            } else {
-                statuses.join(" · ")
-            }
-        )?;
-        let errors: Vec<String> = self
-            .errors_by_kind
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect();
-        writeln!(
-            f,
-            "errors        {}",
-            if errors.is_empty() {
-                "none".into()
-            } else {
-                errors.join(" · ")
-            }
-        )?;
+        writeln!(f, "answers       {}", counts(&self.answers_by_status))?;
+        writeln!(f, "errors        {}", counts(&self.errors_by_kind))?;
         write!(
             f,
             "retries       {} · skipped (in-flight cap) {} · unknown outcomes {}",
             self.retries, self.skipped_in_flight_cap, self.unknown_outcomes
         )
     }
+}
+
+/// `201: 1190 · 503: 10`, or `none`.
+fn counts<K: std::fmt::Display>(map: &BTreeMap<K, u64>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
