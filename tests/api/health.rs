@@ -1,5 +1,7 @@
 use std::process::Command;
 
+use mysql_async::prelude::Queryable;
+
 use serde_json::json;
 
 use crate::support::{free_port, spawn_app, spawn_app_with, Options};
@@ -101,15 +103,29 @@ async fn metrics_are_on_their_own_port_and_not_on_the_api_port() {
     app.cleanup().await;
 }
 
+/// How many migrations the repository holds (each is recorded once).
+fn migration_files() -> u64 {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    std::fs::read_dir(dir)
+        .expect("migrations directory")
+        .count() as u64
+}
+
 #[actix_web::test]
 async fn migrations_run_once_and_are_recorded() {
     let app = spawn_app().await;
-    assert_eq!(app.db.count("refinery_schema_history").await, 5);
+    assert_eq!(
+        app.db.count("refinery_schema_history").await,
+        migration_files()
+    );
     let again = pos::store::migrate(&app.db.url)
         .await
         .expect("migrates again");
     assert!(again.is_empty(), "second run applied {again:?}");
-    assert_eq!(app.db.count("refinery_schema_history").await, 5);
+    assert_eq!(
+        app.db.count("refinery_schema_history").await,
+        migration_files()
+    );
     for table in [
         "tenants",
         "branches",
@@ -119,6 +135,38 @@ async fn migrations_run_once_and_are_recorded() {
     ] {
         assert_eq!(app.db.count(table).await, 0);
     }
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn the_schema_refuses_rows_that_mix_tenants() {
+    let app = spawn_app().await;
+    let (a, b) = (app.db.tenant(1, 1).await, app.db.tenant(1, 1).await);
+    let mut conn = app.db.conn().await;
+    let sale = "INSERT INTO sales_transactions \
+        (tenant_id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp) \
+        VALUES (?, ?, ?, 1, 1.00, NOW(6))";
+    let totals = "INSERT INTO product_sales_totals VALUES (?, ?, 1, 1.00)";
+    let (ta, ba, pa, pb) = (a.id, a.branches[0], a.products[0], b.products[0]);
+    let other_branch = conn.exec_drop(sale, (ta, b.branches[0], pa)).await;
+    assert!(
+        other_branch.is_err(),
+        "a sale at another tenant's branch was stored"
+    );
+    let other_product = conn.exec_drop(totals, (ta, pb)).await;
+    assert!(
+        other_product.is_err(),
+        "totals of another tenant's product were stored"
+    );
+    conn.exec_drop(sale, (ta, ba, pa))
+        .await
+        .expect("a sale of the tenant's own branch");
+    conn.exec_drop(totals, (ta, pa))
+        .await
+        .expect("totals of the tenant's own product");
+    drop(conn);
+    assert_eq!(app.db.count("sales_transactions").await, 1);
+    assert_eq!(app.db.count("product_sales_totals").await, 1);
     app.cleanup().await;
 }
 
@@ -181,7 +229,9 @@ async fn migrate_command_creates_the_database_and_a_second_run_applies_nothing()
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(String::from_utf8_lossy(&first.stdout).contains("applied V5__product_sales_totals"));
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("applied V6__tenant_scoped_foreign_keys")
+    );
     let second = pos_binary(&[("POS_DATABASE_URL", &url)], &["migrate"]);
     assert!(second.status.success());
     assert_eq!(
@@ -193,6 +243,6 @@ async fn migrate_command_creates_the_database_and_a_second_run_applies_nothing()
         url: url.clone(),
         pool: mysql_async::Pool::new(url.as_str()),
     };
-    assert_eq!(db.count("refinery_schema_history").await, 5);
+    assert_eq!(db.count("refinery_schema_history").await, migration_files());
     db.drop_database().await;
 }
