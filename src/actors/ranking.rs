@@ -1,9 +1,12 @@
 //! RankingActor: the global top sellers, merged from every tenant's
 //! committed totals and kept in memory, and mirrored to Redis.
 //!
-//! Two ordered sets keyed by (total descending, product id) give the ranking
-//! by quantity and by revenue; an update is a remove and an insert, so its
-//! cost grows with log(products), and a top-N read walks N entries. Changes
+//! Every product's totals sit in a map; two small ordered sets keyed by
+//! (total descending, product id) hold only the leaders by quantity and by
+//! revenue, as many as the longest list a reader may ask for. Totals only
+//! grow (quantities and prices are positive), so a product outside the
+//! leaders can only join them by passing the last one: most updates cost a
+//! map write and one comparison, whatever the number of products. Changes
 //! are coalesced and written to Redis every tick (one ZADD per changed
 //! product, pipelined); after any mirror error or reconnection, or when
 //! Redis turns out to hold a different number of products (flushed,
@@ -25,6 +28,9 @@ use crate::store::ProductTotal;
 const MIRROR_TICK: Duration = Duration::from_millis(100);
 /// How often Redis's member count is compared with the ranking's.
 const MIRROR_AUDIT: Duration = Duration::from_secs(1);
+
+/// The longest top-selling list a reader may ask for.
+pub const MAX_TOP: usize = 100;
 
 /// The ranking order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,8 +105,8 @@ pub struct RankingActor {
     totals: HashMap<ProductId, ProductTotal>,
     /// Products of each tenant, to hand a tenant's first actor its totals.
     by_tenant: HashMap<TenantId, Vec<ProductId>>,
-    by_quantity: BTreeSet<(Reverse<u64>, ProductId)>,
-    by_revenue: BTreeSet<(Reverse<Money>, ProductId)>,
+    by_quantity: Leaders<Reverse<u64>>,
+    by_revenue: Leaders<Reverse<Money>>,
     mirror: Option<Mirror>,
     dirty: HashSet<ProductId>,
     resync_needed: bool,
@@ -116,8 +122,8 @@ impl RankingActor {
             feed: Arc::default(),
             totals: HashMap::new(),
             by_tenant: HashMap::new(),
-            by_quantity: BTreeSet::new(),
-            by_revenue: BTreeSet::new(),
+            by_quantity: Leaders::new(MAX_TOP),
+            by_revenue: Leaders::new(MAX_TOP),
             mirror,
             dirty: HashSet::new(),
             resync_needed: true,
@@ -136,31 +142,48 @@ impl RankingActor {
     }
 
     fn apply(&mut self, t: ProductTotal) {
-        match self.totals.get(&t.product_id) {
-            Some(old) => {
-                self.by_quantity
-                    .remove(&(Reverse(old.quantity), old.product_id));
-                self.by_revenue
-                    .remove(&(Reverse(old.revenue), old.product_id));
-            }
-            None => self
-                .by_tenant
+        let old = self.totals.get(&t.product_id);
+        if old.is_none() {
+            self.by_tenant
                 .entry(t.tenant_id)
                 .or_default()
-                .push(t.product_id),
+                .push(t.product_id);
         }
-        self.by_quantity.insert((Reverse(t.quantity), t.product_id));
-        self.by_revenue.insert((Reverse(t.revenue), t.product_id));
+        let (old_quantity, old_revenue) = match old {
+            Some(o) => (Some(Reverse(o.quantity)), Some(Reverse(o.revenue))),
+            None => (None, None),
+        };
+        let product = t.product_id;
+        let quantity_kept = self
+            .by_quantity
+            .update(product, old_quantity, Reverse(t.quantity));
+        let revenue_kept = self
+            .by_revenue
+            .update(product, old_revenue, Reverse(t.revenue));
         if self.mirror.is_some() {
-            self.dirty.insert(t.product_id);
+            self.dirty.insert(product);
         }
-        self.totals.insert(t.product_id, t);
+        self.totals.insert(product, t);
+        if !quantity_kept {
+            let all = self
+                .totals
+                .values()
+                .map(|t| (Reverse(t.quantity), t.product_id));
+            self.by_quantity.rebuild(all);
+        }
+        if !revenue_kept {
+            let all = self
+                .totals
+                .values()
+                .map(|t| (Reverse(t.revenue), t.product_id));
+            self.by_revenue.rebuild(all);
+        }
     }
 
     fn top(&self, limit: usize, by: RankBy) -> Vec<ProductTotal> {
         let ids: Box<dyn Iterator<Item = ProductId>> = match by {
-            RankBy::Quantity => Box::new(self.by_quantity.iter().map(|(_, p)| *p)),
-            RankBy::Revenue => Box::new(self.by_revenue.iter().map(|(_, p)| *p)),
+            RankBy::Quantity => Box::new(self.by_quantity.products()),
+            RankBy::Revenue => Box::new(self.by_revenue.products()),
         };
         ids.take(limit)
             .filter_map(|p| self.totals.get(&p).cloned())
@@ -349,5 +372,96 @@ impl Handler<FinalFlush> for RankingActor {
             }
             mirror.quit().await;
         })
+    }
+}
+
+/// The best `capacity` products by one order (`K` ascending, then product
+/// id). Exact as long as a product's key only improves; a member whose key
+/// got worse may now rank below a product that is not kept, so the caller
+/// rebuilds from all keys then (never happens while totals only grow).
+struct Leaders<K> {
+    capacity: usize,
+    set: BTreeSet<(K, ProductId)>,
+}
+
+impl<K: Ord + Copy> Leaders<K> {
+    fn new(capacity: usize) -> Self {
+        Leaders {
+            capacity,
+            set: BTreeSet::new(),
+        }
+    }
+
+    /// Records `product`'s new key; false if the set must be rebuilt.
+    fn update(&mut self, product: ProductId, old: Option<K>, new: K) -> bool {
+        if let Some(old) = old {
+            if self.set.remove(&(old, product)) {
+                self.set.insert((new, product));
+                return new <= old;
+            }
+        }
+        self.offer((new, product));
+        true
+    }
+
+    /// Keeps `entry` if it ranks among the best `capacity`.
+    fn offer(&mut self, entry: (K, ProductId)) {
+        if self.set.len() < self.capacity {
+            self.set.insert(entry);
+        } else if self.set.last().is_some_and(|last| entry < *last) {
+            self.set.insert(entry);
+            self.set.pop_last();
+        }
+    }
+
+    fn rebuild(&mut self, all: impl Iterator<Item = (K, ProductId)>) {
+        self.set.clear();
+        all.for_each(|e| self.offer(e));
+    }
+
+    fn products(&self) -> impl Iterator<Item = ProductId> + '_ {
+        self.set.iter().map(|(_, p)| *p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The best `n` of `keys` by brute force.
+    fn best(keys: &HashMap<ProductId, u64>, n: usize) -> Vec<ProductId> {
+        let mut all: Vec<_> = keys.iter().map(|(p, k)| (*k, *p)).collect();
+        all.sort();
+        all.into_iter().take(n).map(|(_, p)| p).collect()
+    }
+
+    #[test]
+    fn leaders_stay_exact_under_growing_and_shrinking_keys() {
+        let mut leaders = Leaders::new(5);
+        let mut keys: HashMap<ProductId, u64> = HashMap::new();
+        let mut seed: u64 = 7;
+        for step in 0..20_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let product: ProductId = (seed >> 33) % 40 + 1;
+            let old = keys.get(&product).copied();
+            // Keys here sort best-first like Reverse(total); mostly they
+            // improve (a growing total), now and then one gets worse.
+            let new = match old {
+                Some(k) if step % 50 == 0 => k + (seed >> 40) % 1000,
+                Some(k) => k.saturating_sub((seed >> 40) % 1000),
+                None => 1_000_000 + (seed >> 40) % 1000,
+            };
+            keys.insert(product, new);
+            if !leaders.update(product, old, new) {
+                leaders.rebuild(keys.iter().map(|(p, k)| (*k, *p)));
+            }
+            assert_eq!(
+                leaders.products().collect::<Vec<_>>(),
+                best(&keys, 5),
+                "step {step}"
+            );
+        }
     }
 }

@@ -7,11 +7,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::actors::ranking::{RankBy, TopSelling};
+use crate::actors::ranking::{RankBy, TopSelling, MAX_TOP};
 use crate::domain::{parse_path_id, Money, Timestamp};
 use crate::store::ProductTotal;
 
-const MAX_LIMIT: usize = 100;
 const DEFAULT_LIMIT: usize = 10;
 
 #[derive(Serialize)]
@@ -179,7 +178,7 @@ fn top_selling_params(query: &str) -> Result<(usize, RankBy), ApiError> {
                 limit = value
                     .parse::<usize>()
                     .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .filter(|n| (1..=MAX_TOP).contains(n))
                     .ok_or_else(|| {
                         ApiError::validation("limit", "must be an integer between 1 and 100")
                     })?;
