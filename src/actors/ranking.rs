@@ -122,8 +122,8 @@ impl RankingActor {
             feed: Arc::default(),
             totals: HashMap::new(),
             by_tenant: HashMap::new(),
-            by_quantity: Leaders::new(MAX_TOP),
-            by_revenue: Leaders::new(MAX_TOP),
+            by_quantity: Leaders::new(MAX_TOP, |t| Reverse(t.quantity)),
+            by_revenue: Leaders::new(MAX_TOP, |t| Reverse(t.revenue)),
             mirror,
             dirty: HashSet::new(),
             resync_needed: true,
@@ -149,34 +149,17 @@ impl RankingActor {
                 .or_default()
                 .push(t.product_id);
         }
-        let (old_quantity, old_revenue) = match old {
-            Some(o) => (Some(Reverse(o.quantity)), Some(Reverse(o.revenue))),
-            None => (None, None),
-        };
-        let product = t.product_id;
-        let quantity_kept = self
-            .by_quantity
-            .update(product, old_quantity, Reverse(t.quantity));
-        let revenue_kept = self
-            .by_revenue
-            .update(product, old_revenue, Reverse(t.revenue));
+        let quantity_kept = self.by_quantity.update(old, &t);
+        let revenue_kept = self.by_revenue.update(old, &t);
         if self.mirror.is_some() {
-            self.dirty.insert(product);
+            self.dirty.insert(t.product_id);
         }
-        self.totals.insert(product, t);
+        self.totals.insert(t.product_id, t);
         if !quantity_kept {
-            let all = self
-                .totals
-                .values()
-                .map(|t| (Reverse(t.quantity), t.product_id));
-            self.by_quantity.rebuild(all);
+            self.by_quantity.rebuild(self.totals.values());
         }
         if !revenue_kept {
-            let all = self
-                .totals
-                .values()
-                .map(|t| (Reverse(t.revenue), t.product_id));
-            self.by_revenue.rebuild(all);
+            self.by_revenue.rebuild(self.totals.values());
         }
     }
 
@@ -375,32 +358,37 @@ impl Handler<FinalFlush> for RankingActor {
     }
 }
 
-/// The best `capacity` products by one order (`K` ascending, then product
-/// id). Exact as long as a product's key only improves; a member whose key
-/// got worse may now rank below a product that is not kept, so the caller
-/// rebuilds from all keys then (never happens while totals only grow).
+/// The best `capacity` products by one order (`key` ascending, then
+/// product id). Exact as long as a product's key only improves; a member
+/// whose key got worse may now rank below a product that is not kept, so the
+/// caller rebuilds from all totals then (never while totals only grow).
 struct Leaders<K> {
     capacity: usize,
+    key: fn(&ProductTotal) -> K,
     set: BTreeSet<(K, ProductId)>,
 }
 
-impl<K: Ord + Copy> Leaders<K> {
-    fn new(capacity: usize) -> Self {
+impl<K: Ord> Leaders<K> {
+    fn new(capacity: usize, key: fn(&ProductTotal) -> K) -> Self {
         Leaders {
             capacity,
+            key,
             set: BTreeSet::new(),
         }
     }
 
-    /// Records `product`'s new key; false if the set must be rebuilt.
-    fn update(&mut self, product: ProductId, old: Option<K>, new: K) -> bool {
+    /// Records a product's new totals; false if the set must be rebuilt.
+    fn update(&mut self, old: Option<&ProductTotal>, new: &ProductTotal) -> bool {
+        let entry = ((self.key)(new), new.product_id);
         if let Some(old) = old {
-            if self.set.remove(&(old, product)) {
-                self.set.insert((new, product));
-                return new <= old;
+            let old_entry = ((self.key)(old), old.product_id);
+            if self.set.remove(&old_entry) {
+                let worse = entry > old_entry;
+                self.set.insert(entry);
+                return !worse;
             }
         }
-        self.offer((new, product));
+        self.offer(entry);
         true
     }
 
@@ -414,9 +402,11 @@ impl<K: Ord + Copy> Leaders<K> {
         }
     }
 
-    fn rebuild(&mut self, all: impl Iterator<Item = (K, ProductId)>) {
+    fn rebuild<'a>(&mut self, all: impl Iterator<Item = &'a ProductTotal>) {
         self.set.clear();
-        all.for_each(|e| self.offer(e));
+        for t in all {
+            self.offer(((self.key)(t), t.product_id));
+        }
     }
 
     fn products(&self) -> impl Iterator<Item = ProductId> + '_ {
@@ -428,38 +418,52 @@ impl<K: Ord + Copy> Leaders<K> {
 mod tests {
     use super::*;
 
-    /// The best `n` of `keys` by brute force.
-    fn best(keys: &HashMap<ProductId, u64>, n: usize) -> Vec<ProductId> {
-        let mut all: Vec<_> = keys.iter().map(|(p, k)| (*k, *p)).collect();
+    fn total(product: ProductId, quantity: u64) -> ProductTotal {
+        ProductTotal {
+            tenant_id: 1,
+            product_id: product,
+            name: Arc::from("p"),
+            quantity,
+            revenue: Money::ZERO,
+        }
+    }
+
+    /// The best `n` products by quantity, by brute force.
+    fn best(totals: &HashMap<ProductId, ProductTotal>, n: usize) -> Vec<ProductId> {
+        let mut all: Vec<_> = totals
+            .values()
+            .map(|t| (Reverse(t.quantity), t.product_id))
+            .collect();
         all.sort();
         all.into_iter().take(n).map(|(_, p)| p).collect()
     }
 
     #[test]
-    fn leaders_stay_exact_under_growing_and_shrinking_keys() {
-        let mut leaders = Leaders::new(5);
-        let mut keys: HashMap<ProductId, u64> = HashMap::new();
+    fn leaders_stay_exact_under_growing_and_shrinking_totals() {
+        let mut leaders = Leaders::new(5, |t| Reverse(t.quantity));
+        let mut totals: HashMap<ProductId, ProductTotal> = HashMap::new();
         let mut seed: u64 = 7;
         for step in 0..20_000 {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let product: ProductId = (seed >> 33) % 40 + 1;
-            let old = keys.get(&product).copied();
-            // Keys here sort best-first like Reverse(total); mostly they
-            // improve (a growing total), now and then one gets worse.
-            let new = match old {
-                Some(k) if step % 50 == 0 => k + (seed >> 40) % 1000,
-                Some(k) => k.saturating_sub((seed >> 40) % 1000),
-                None => 1_000_000 + (seed >> 40) % 1000,
+            let change = (seed >> 40) % 1000;
+            // Mostly a growing total, as sales make it; now and then a smaller one.
+            let quantity = match totals.get(&product) {
+                Some(t) if step % 50 == 0 => t.quantity.saturating_sub(change),
+                Some(t) => t.quantity + change,
+                None => change,
             };
-            keys.insert(product, new);
-            if !leaders.update(product, old, new) {
-                leaders.rebuild(keys.iter().map(|(p, k)| (*k, *p)));
+            let new = total(product, quantity);
+            let kept = leaders.update(totals.get(&product), &new);
+            totals.insert(product, new);
+            if !kept {
+                leaders.rebuild(totals.values());
             }
             assert_eq!(
                 leaders.products().collect::<Vec<_>>(),
-                best(&keys, 5),
+                best(&totals, 5),
                 "step {step}"
             );
         }
