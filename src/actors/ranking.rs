@@ -7,8 +7,8 @@
 //! grow (quantities and prices are positive), so a product outside the
 //! leaders can only join them by passing the last one: most updates cost a
 //! map write and one comparison, whatever the number of products. Changes
-//! are coalesced and written to Redis every tick (one ZADD per changed
-//! product, pipelined); after any mirror error or reconnection, or when
+//! are coalesced and written to Redis every tick (per set, one ZADD carrying
+//! every changed product; the two pipelined); after any mirror error or reconnection, or when
 //! Redis turns out to hold a different number of products (flushed,
 //! restarted empty), the whole view is rewritten from memory.
 
