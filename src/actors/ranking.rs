@@ -8,9 +8,10 @@
 //! leaders can only join them by passing the last one: most updates cost a
 //! map write and one comparison, whatever the number of products. Changes
 //! are coalesced and written to Redis every tick (per set, one ZADD carrying
-//! every changed product; the two pipelined); after any mirror error or reconnection, or when
-//! Redis turns out to hold a different number of products (flushed,
-//! restarted empty), the whole view is rewritten from memory.
+//! every changed product; the two pipelined); after any mirror error or
+//! reconnection, or when Redis turns out to hold a different number of
+//! products (flushed, restarted empty), the whole view is rewritten from
+//! memory.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
