@@ -87,6 +87,69 @@ async fn losing_mysql_answers_503_with_retry_after_and_stores_nothing_half_way()
 }
 
 #[actix_web::test]
+async fn a_commit_whose_answer_is_lost_is_settled_and_stored_once() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let (app, proxy) = start_app_behind_proxy(db, &[]).await;
+    let batch: Value = (0..3)
+        .map(|i| {
+            let mut s = sale(t.products[0], 2, "1.25");
+            s["idempotencyKey"] = json!(format!("till-1:{i}"));
+            s
+        })
+        .collect();
+
+    proxy.lose_next_commit_answer();
+    let first = app.post_json(&t.sales_path(0), &batch).await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let ids: Vec<u64> = first.body["transactions"]
+        .as_array()
+        .expect("transactions")
+        .iter()
+        .map(|s| s["id"].as_u64().expect("id"))
+        .collect();
+    let stored = app
+        .db
+        .scalar("SELECT GROUP_CONCAT(id ORDER BY id) FROM sales_transactions")
+        .await;
+    let answered = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    assert_eq!(
+        stored, answered,
+        "the answered ids are the stored rows, once"
+    );
+    assert_eq!(
+        app.db
+            .scalar("SELECT CONCAT(quantity_sold, ' ', revenue) FROM product_sales_totals")
+            .await,
+        "6 7.50"
+    );
+    let text = app.get_metrics().await;
+    assert!(text.contains("pos_persistence_retries_total 1"), "{text}");
+
+    let replay = app.post_json(&t.sales_path(0), &batch).await;
+    assert_eq!(replay.status, 200, "{:?}", replay.body);
+    assert_eq!(replay.body["transactions"], first.body["transactions"]);
+    assert_eq!(app.db.count("sales_transactions").await, 3);
+
+    // Without a key nothing but the settling keeps a retry from storing it twice.
+    proxy.lose_next_commit_answer();
+    let keyless = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.25"))
+        .await;
+    assert_eq!(keyless.status, 201, "{:?}", keyless.body);
+    assert_eq!(app.db.count("sales_transactions").await, 4);
+    let last = app
+        .db
+        .scalar("SELECT MAX(id) FROM sales_transactions")
+        .await;
+    assert_eq!(keyless.body["id"].to_string(), last);
+    let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    assert_eq!(sales.body["sales_per_product"][0]["quantitySold"], 7);
+    assert_eq!(sales.body["sales_per_product"][0]["totalSales"], "8.75");
+    app.cleanup().await;
+}
+
+#[actix_web::test]
 async fn too_many_rows_waiting_answers_503_at_once_instead_of_queueing() {
     let db = TestDb::create().await;
     let t = db.tenant(1, 1).await;
