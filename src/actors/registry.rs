@@ -96,6 +96,10 @@ impl TenantRegistry {
             None => tenant::read(persistence, |reply| Read::Tenant { tenant, reply }).await?,
         };
         let Some(snapshot) = snapshot else {
+            // Unknown: remember nothing of it, or random ids would pile up here.
+            if let Ok(mut started) = self.started.lock() {
+                started.remove(&tenant);
+            }
             self.starting.remove(&tenant);
             return Ok(None);
         };
