@@ -2,6 +2,7 @@
 //! turn a bad value into one line naming the variable (exit code 2).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -17,6 +18,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// A privileged URL for migrations; `None`: migrations use `database_url`.
+    pub migrate_database_url: Option<String>,
     /// `None` disables the Redis mirror.
     pub redis_url: Option<String>,
     pub redis_prefix: String,
@@ -36,6 +39,25 @@ pub struct Config {
     pub storage_retry: Duration,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// `false` only with `POS_AUTH=disabled` (a local trial).
+    pub auth_enabled: bool,
+    pub rate_limit_per_key: NonZeroU32,
+    pub rate_limit_burst: NonZeroU32,
+    /// Failed authentications per second per client address.
+    pub auth_failures_per_address: NonZeroU32,
+    /// Longest time a request body may take to arrive after its headers.
+    pub body_timeout: Duration,
+    /// Open API connections, over all workers.
+    pub max_connections: usize,
+}
+
+impl Config {
+    /// The URL migrations run with.
+    pub fn migration_url(&self) -> &str {
+        self.migrate_database_url
+            .as_deref()
+            .unwrap_or(&self.database_url)
+    }
 }
 
 /// A setting that could not be used; the message names the variable.
@@ -51,6 +73,7 @@ pub struct ConfigError {
 #[derive(Deserialize, Default)]
 struct RawEnv {
     database_url: Option<String>,
+    migrate_database_url: Option<String>,
     redis_url: Option<String>,
     redis_prefix: Option<String>,
     http_addr: Option<String>,
@@ -63,11 +86,18 @@ struct RawEnv {
     storage_retry_ms: Option<String>,
     log_level: Option<String>,
     log_format: Option<String>,
+    auth: Option<String>,
+    rate_limit_per_key: Option<String>,
+    rate_limit_burst: Option<String>,
+    auth_failures_per_address: Option<String>,
+    body_timeout_ms: Option<String>,
+    max_connections: Option<String>,
 }
 
 /// Every variable `pos` reads (the README's table and the Docker files use these).
 pub const VARIABLES: &[&str] = &[
     "POS_DATABASE_URL",
+    "POS_MIGRATE_DATABASE_URL",
     "POS_REDIS_URL",
     "POS_REDIS_PREFIX",
     "POS_HTTP_ADDR",
@@ -80,6 +110,12 @@ pub const VARIABLES: &[&str] = &[
     "POS_STORAGE_RETRY_MS",
     "POS_LOG_LEVEL",
     "POS_LOG_FORMAT",
+    "POS_AUTH",
+    "POS_RATE_LIMIT_PER_KEY",
+    "POS_RATE_LIMIT_BURST",
+    "POS_AUTH_FAILURES_PER_ADDRESS",
+    "POS_BODY_TIMEOUT_MS",
+    "POS_MAX_CONNECTIONS",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/pos";
@@ -115,11 +151,10 @@ impl Config {
         let database_url = raw
             .database_url
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-        if mysql_async::Opts::from_url(&database_url).is_err() {
-            return Err(problem(
-                "POS_DATABASE_URL",
-                format!("not a MySQL URL: {database_url:?}"),
-            ));
+        mysql_url("POS_DATABASE_URL", &database_url)?;
+        let migrate_database_url = raw.migrate_database_url.filter(|u| !u.trim().is_empty());
+        if let Some(url) = &migrate_database_url {
+            mysql_url("POS_MIGRATE_DATABASE_URL", url)?;
         }
         let redis_url = match raw.redis_url {
             None => Some("redis://127.0.0.1:6379".to_string()),
@@ -131,7 +166,10 @@ impl Config {
                 {
                     return Err(problem(
                         "POS_REDIS_URL",
-                        format!("expected redis://… or redis-cluster://…, got {u:?}"),
+                        format!(
+                            "expected redis://… or redis-cluster://…, got {:?}",
+                            redact_url(&u)
+                        ),
                     ));
                 }
                 Some(u)
@@ -154,12 +192,23 @@ impl Config {
                 format!("not a log filter: {log_level:?}"),
             ));
         }
+        let auth_enabled = match raw.auth.as_deref().map(str::trim) {
+            None | Some("") | Some("enabled") => true,
+            Some("disabled") => false,
+            Some(other) => {
+                return Err(problem(
+                    "POS_AUTH",
+                    format!("expected enabled or disabled, got {other:?}"),
+                ))
+            }
+        };
         Ok(Config {
             database_url,
+            migrate_database_url,
             redis_url,
             redis_prefix: raw.redis_prefix.unwrap_or_else(|| "pos:".into()),
             http_addr: addr("POS_HTTP_ADDR", raw.http_addr, "0.0.0.0:8080")?,
-            metrics_addr: addr("POS_METRICS_ADDR", raw.metrics_addr, "0.0.0.0:8081")?,
+            metrics_addr: addr("POS_METRICS_ADDR", raw.metrics_addr, "127.0.0.1:8081")?,
             batch_rows: int("POS_BATCH_ROWS", raw.batch_rows, 1000, 1, 100_000)?,
             batch_linger: Duration::from_millis(int(
                 "POS_BATCH_LINGER_MS",
@@ -186,8 +235,72 @@ impl Config {
             )?),
             log_level,
             log_format,
+            auth_enabled,
+            rate_limit_per_key: nonzero(int(
+                "POS_RATE_LIMIT_PER_KEY",
+                raw.rate_limit_per_key,
+                100,
+                1,
+                1_000_000,
+            )?),
+            rate_limit_burst: nonzero(int(
+                "POS_RATE_LIMIT_BURST",
+                raw.rate_limit_burst,
+                200,
+                1,
+                1_000_000,
+            )?),
+            auth_failures_per_address: nonzero(int(
+                "POS_AUTH_FAILURES_PER_ADDRESS",
+                raw.auth_failures_per_address,
+                10,
+                1,
+                1_000_000,
+            )?),
+            body_timeout: Duration::from_millis(int(
+                "POS_BODY_TIMEOUT_MS",
+                raw.body_timeout_ms,
+                10_000,
+                100,
+                600_000,
+            )?),
+            max_connections: int(
+                "POS_MAX_CONNECTIONS",
+                raw.max_connections,
+                10_000,
+                1,
+                1_000_000,
+            )?,
         })
     }
+}
+
+/// A URL with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+fn mysql_url(var: &str, url: &str) -> Result<(), ConfigError> {
+    mysql_async::Opts::from_url(url)
+        .map(|_| ())
+        .map_err(|_| problem(var, format!("not a MySQL URL: {:?}", redact_url(url))))
+}
+
+/// `int` checked the value is at least 1.
+fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
 fn problem(var: &str, problem: String) -> ConfigError {
@@ -239,7 +352,42 @@ mod tests {
         assert_eq!(c.batch_rows, 1000);
         assert_eq!(c.batch_linger, Duration::from_millis(2));
         assert_eq!(c.http_addr.port(), 8080);
-        assert_eq!(c.metrics_addr.port(), 8081);
+        assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:8081");
+        assert!(c.auth_enabled);
+        assert_eq!(c.rate_limit_per_key.get(), 100);
+        assert_eq!(c.rate_limit_burst.get(), 200);
+        assert_eq!(c.body_timeout, Duration::from_secs(10));
+        assert_eq!(c.migration_url(), DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn auth_is_on_unless_disabled_by_name() {
+        let c = Config::from_pairs([("POS_AUTH", "disabled")]).expect("valid");
+        assert!(!c.auth_enabled);
+        let e = Config::from_pairs([("POS_AUTH", "off")]).unwrap_err();
+        assert!(e.to_string().starts_with("POS_AUTH:"), "{e}");
+    }
+
+    #[test]
+    fn passwords_in_urls_are_never_printed() {
+        let e = Config::from_pairs([(
+            "POS_DATABASE_URL",
+            "mysql://pos:s3cret@db:3306/pos?pool_max=many",
+        )])
+        .unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(e.to_string().contains("pos:***@db:3306"), "{e}");
+        let e = Config::from_pairs([("POS_REDIS_URL", "http://u:s3cret@r:6379")]).unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert_eq!(
+            redact_url("mysql://root@127.0.0.1/pos"),
+            "mysql://root@127.0.0.1/pos"
+        );
+        assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(
+            redact_url("mysql://a:b:c@h/db?p=@"),
+            "mysql://a:***@h/db?p=@"
+        );
     }
 
     #[test]

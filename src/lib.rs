@@ -2,6 +2,7 @@
 //! "Architecture", for the bird's-eye view.
 
 pub mod actors;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;

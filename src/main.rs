@@ -35,6 +35,7 @@ fn main() {
         match cli.command {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Keys(args) => keys(args, config).await,
             Command::Seed(args) => seed(args, config).await,
             Command::Loadgen(args) => {
                 let url = args.database_url.clone().unwrap_or(config.database_url);
@@ -59,7 +60,7 @@ async fn serve(config: Config) -> i32 {
 }
 
 async fn migrate(config: Config) -> i32 {
-    match pos::store::migrate(&config.database_url).await {
+    match pos::store::migrate(config.migration_url()).await {
         Ok(applied) if applied.is_empty() => {
             println!("no pending migrations");
             0
@@ -77,9 +78,37 @@ async fn migrate(config: Config) -> i32 {
     }
 }
 
+async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or(config.database_url.clone());
+    let migration_url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| config.migration_url().to_string());
+    match pos::cli::keys::run(&args.command, &url, &migration_url).await {
+        Ok(out) => {
+            print!("{out}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
 async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
-    let url = args.database_url.clone().unwrap_or(config.database_url);
-    match pos::cli::seed::run(&args, &url).await {
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or(config.database_url.clone());
+    let migration_url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| config.migration_url().to_string());
+    match pos::cli::seed::run(&args, &url, &migration_url).await {
         Ok(None) => {
             println!("the database already has tenants; nothing seeded (--if-empty)");
             0
@@ -94,6 +123,13 @@ async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
                 r.products,
                 r.elapsed.as_secs_f64()
             );
+            if let Some(path) = &args.keys_file {
+                println!(
+                    "wrote {} keys (a till key per tenant, an operator key) to {}",
+                    r.keys,
+                    path.display()
+                );
+            }
             0
         }
         Err(e) => {

@@ -19,9 +19,19 @@ pub const REJECT_REASONS: &[&str] = &[
     "not_found",
     "validation_failed",
     "idempotency_conflict",
+    "unauthorized",
+    "forbidden",
+    "rate_limited",
+    "request_timeout",
     "unavailable",
     "internal",
 ];
+
+/// Kinds and results of the lookup actor's reads (`pos_lookups_total`).
+pub const LOOKUP_KINDS: &[&str] = &["key", "revocations", "catalog"];
+pub const LOOKUP_RESULTS: &[&str] = &["ok", "error", "busy"];
+/// Why the key check refused a request (`pos_auth_refusals_total`).
+pub const AUTH_REFUSALS: &[&str] = &["unauthorized", "forbidden", "rate_limited", "unavailable"];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -54,6 +64,10 @@ pub struct Metrics {
     pub mysql_connections_in_use: IntGauge,
     /// MySQL connections open in the persistence pools (read at scrape).
     pub mysql_connections_open: IntGauge,
+    /// Reads of the lookup actor (keys, revocations, catalogs), by result.
+    pub lookups: IntCounterVec,
+    /// Requests the key check refused, by reason.
+    pub auth_refusals: IntCounterVec,
     pools: Arc<Mutex<Vec<Arc<mysql_async::Metrics>>>>,
 }
 
@@ -86,6 +100,30 @@ impl Metrics {
         .expect("valid metric");
         for reason in REJECT_REASONS {
             rejected.with_label_values(&[reason]);
+        }
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "pos_lookups_total",
+                "Reads off the write path (API keys, revocations, catalogs), by result",
+            ),
+            &["kind", "result"],
+        )
+        .expect("valid metric");
+        for kind in LOOKUP_KINDS {
+            for result in LOOKUP_RESULTS {
+                lookups.with_label_values(&[kind, result]);
+            }
+        }
+        let auth_refusals = IntCounterVec::new(
+            Opts::new(
+                "pos_auth_refusals_total",
+                "Requests refused by the API key check, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in AUTH_REFUSALS {
+            auth_refusals.with_label_values(&[reason]);
         }
         let m = Metrics {
             http_requests,
@@ -155,6 +193,8 @@ impl Metrics {
                 "MySQL connections open in the persistence pools",
             )
             .expect("valid"),
+            lookups,
+            auth_refusals,
             pools: Arc::default(),
             registry,
         };
@@ -181,6 +221,8 @@ impl Metrics {
             Box::new(self.mirror_lag_seconds.clone()),
             Box::new(self.mysql_connections_in_use.clone()),
             Box::new(self.mysql_connections_open.clone()),
+            Box::new(self.lookups.clone()),
+            Box::new(self.auth_refusals.clone()),
         ];
         for c in all {
             r.register(c).expect("each metric is registered once");
@@ -200,6 +242,16 @@ impl Metrics {
     /// Counts one refused sales request.
     pub fn reject(&self, code: &str) {
         self.rejected.with_label_values(&[code]).inc();
+    }
+
+    /// Counts one read of the lookup actor.
+    pub fn lookup(&self, kind: &str, result: &str) {
+        self.lookups.with_label_values(&[kind, result]).inc();
+    }
+
+    /// Counts one request refused by the key check.
+    pub fn auth_refused(&self, reason: &str) {
+        self.auth_refusals.with_label_values(&[reason]).inc();
     }
 
     /// Reports this pool's connections in the MySQL gauges.

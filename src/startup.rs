@@ -16,10 +16,12 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
+use crate::actors::lookup::LookupActor;
 use crate::actors::persistence::{Drain, PersistenceActor, PersistenceSettings};
 use crate::actors::ranking::{FinalFlush, RankingActor, TotalsChanged};
 use crate::actors::registry::TenantRegistry;
-use crate::config::Config;
+use crate::auth::{Auth, Limits};
+use crate::config::{redact_url, Config};
 use crate::http::{self, AppState, Core};
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
@@ -49,6 +51,7 @@ pub struct RunningApp {
     api: ServerHandle,
     metrics_server: ServerHandle,
     boot: actix_web::rt::task::JoinHandle<()>,
+    revocations: Option<actix_web::rt::task::JoinHandle<()>>,
     arbiters: Arc<Mutex<Vec<Arbiter>>>,
 }
 
@@ -66,11 +69,36 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         ),
         None => None,
     };
+    let metrics = Metrics::new();
+    // Reads off the write path (keys, catalogs) have their own thread and pool.
+    let lookup_arbiter = Arbiter::new();
+    let (url, m) = (config.database_url.clone(), metrics.clone());
+    let lookup = LookupActor::start_in_arbiter(&lookup_arbiter.handle(), move |_| {
+        LookupActor::new(&url, m).expect("the database URL was checked at start")
+    });
+    let auth = config.auth_enabled.then(|| {
+        Arc::new(Auth::new(
+            Limits {
+                per_key: config.rate_limit_per_key,
+                per_key_burst: config.rate_limit_burst,
+                failures_per_address: config.auth_failures_per_address,
+            },
+            lookup.clone(),
+        ))
+    });
+    if auth.is_none() {
+        tracing::warn!(
+            "POS_AUTH=disabled: every request is let in without a key; use this only for a local trial"
+        );
+    }
     let state = web::Data::new(AppState {
         core: Default::default(),
-        metrics: Metrics::new(),
+        metrics,
         mirror,
+        auth: auth.clone(),
+        body_timeout: config.body_timeout,
     });
+    let workers = config.http_workers;
 
     let s = state.clone();
     let api = HttpServer::new(move || {
@@ -80,7 +108,8 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
             .wrap(TracingLogger::default())
             .configure(http::api_routes)
     })
-    .workers(config.http_workers)
+    .workers(workers)
+    .max_connections(config.max_connections.div_ceil(workers))
     .disable_signals()
     .shutdown_timeout(30)
     .listen(api_listener)
@@ -107,8 +136,9 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     actix_web::rt::spawn(api);
     actix_web::rt::spawn(metrics_server);
 
-    let arbiters = Arc::new(Mutex::new(Vec::new()));
-    let boot = actix_web::rt::spawn(boot(state.clone(), config, arbiters.clone()));
+    let arbiters = Arc::new(Mutex::new(vec![lookup_arbiter]));
+    let revocations = auth.map(|a| actix_web::rt::spawn(a.watch_revocations()));
+    let boot = actix_web::rt::spawn(boot(state.clone(), config, lookup, arbiters.clone()));
     tracing::info!(%api_addr, %metrics_addr, "listening");
     Ok(RunningApp {
         api_addr,
@@ -117,6 +147,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         api: api_handle,
         metrics_server: metrics_handle,
         boot,
+        revocations,
         arbiters,
     })
 }
@@ -132,10 +163,15 @@ fn local_addr(l: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, StartErro
 
 /// Waits for MySQL (retrying with backoff, logging each try), migrates,
 /// loads the ranking from the summary table, starts the actors.
-async fn boot(state: web::Data<AppState>, config: Config, arbiters: Arc<Mutex<Vec<Arbiter>>>) {
+async fn boot(
+    state: web::Data<AppState>,
+    config: Config,
+    lookup: Addr<LookupActor>,
+    arbiters: Arc<Mutex<Vec<Arbiter>>>,
+) {
     let mut backoff = FIRST_BOOT_BACKOFF;
     let (consecutive_ids, totals) = loop {
-        match prepare_database(&config.database_url).await {
+        match prepare_database(&config).await {
             Ok(ready) => break ready,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MySQL not ready");
@@ -189,6 +225,7 @@ async fn boot(state: web::Data<AppState>, config: Config, arbiters: Arc<Mutex<Ve
     let tenants = Arc::new(TenantRegistry::new(
         tenant_arbiters,
         persistence,
+        lookup,
         feed,
         metrics,
     ));
@@ -198,15 +235,18 @@ async fn boot(state: web::Data<AppState>, config: Config, arbiters: Arc<Mutex<Ve
     tracing::info!(products, persistence_actors = persistence_count, "ready");
 }
 
-/// Migrates and reads what start-up needs, on a short-lived pool.
+/// Migrates (if anything is pending) and reads what start-up needs, on a
+/// short-lived pool.
 async fn prepare_database(
-    url: &str,
+    config: &Config,
 ) -> Result<(bool, Vec<store::ProductTotal>), Box<dyn std::error::Error>> {
-    let applied = store::migrate(url).await?;
+    let applied = store::migrate_if_pending(&config.database_url, config.migration_url())
+        .await
+        .map_err(|e| format!("{e} (migrating as {})", redact_url(config.migration_url())))?;
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");
     }
-    let pool = mysql_async::Pool::new(store::pool_opts(url, 1)?);
+    let pool = mysql_async::Pool::new(store::pool_opts(&config.database_url, 1)?);
     let result = async {
         let mut conn = pool.get_conn().await?;
         let consecutive = store::autoinc_ids_consecutive(&mut conn).await?;
@@ -233,6 +273,9 @@ impl RunningApp {
     pub async fn stop(self) {
         self.api.stop(true).await;
         self.boot.abort();
+        if let Some(r) = &self.revocations {
+            r.abort();
+        }
         match self.state.core.get() {
             Some(core) => {
                 for p in core.tenants.persistence() {

@@ -7,8 +7,8 @@
 //! flush is in flight the next batch gathers (at most one flush in flight, so
 //! a tenant's writes commit in order and no two connections ever upsert the
 //! same summary rows). Reads that must see every earlier write of a tenant
-//! (a tenant's start, a catalog reload, an idempotency lookup) queue behind
-//! the writes and run after their commit.
+//! (a tenant's restart, an idempotency lookup) queue behind the writes and
+//! run after their commit; other reads go to the lookup actor.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::domain::{IdempotencyKey, NewSale, StoredSale, TenantId};
 use crate::metrics::Metrics;
-use crate::store::{self, Catalog, CommitFailure, StoreError, TenantSnapshot};
+use crate::store::{self, CommitFailure, StoreError, TenantSnapshot};
 
 /// Longest wait for a pooled connection before the attempt counts as failed.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -73,10 +73,6 @@ pub enum Read {
     Tenant {
         tenant: TenantId,
         reply: oneshot::Sender<Result<Option<TenantSnapshot>, SaveError>>,
-    },
-    Catalog {
-        tenant: TenantId,
-        reply: oneshot::Sender<Result<Option<Catalog>, SaveError>>,
     },
     Keys {
         tenant: TenantId,
@@ -436,11 +432,6 @@ impl FlushJob {
             match read {
                 Read::Tenant { tenant, reply } => {
                     let r = read_with(&mut conn, |c| Box::pin(store::load_tenant(c, tenant))).await;
-                    let _ = reply.send(r);
-                }
-                Read::Catalog { tenant, reply } => {
-                    let r =
-                        read_with(&mut conn, |c| Box::pin(store::load_catalog(c, tenant))).await;
                     let _ = reply.send(r);
                 }
                 Read::Keys {

@@ -1,7 +1,9 @@
 //! The tenant registry: finds a tenant's actor, starting it on first use
 //! (and again after a crash) on its persistence actor's arbiter. A first
 //! start takes the tenant's totals from the ranking (loaded from the summary
-//! table at boot) and reads only the catalog.
+//! table at boot) and reads only the catalog, through the lookup actor (off
+//! the write queue). An unknown tenant id is remembered for a short while
+//! in a bounded cache, so repeating it costs no read at all.
 //!
 //! actix's `Supervisor` restarts an actor that stops, not one that panics:
 //! a panicking actor just leaves a closed mailbox behind. So the registry
@@ -12,11 +14,13 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix::prelude::*;
 use dashmap::DashMap;
 use tokio::sync::oneshot;
 
+use super::lookup::{self, FindCatalog, LookupActor};
 use super::persistence::{PersistenceActor, Read};
 use super::ranking::RankingFeed;
 use super::tenant::{
@@ -24,7 +28,15 @@ use super::tenant::{
 };
 use crate::domain::{BranchId, SaleItem, TenantId};
 use crate::metrics::Metrics;
-use crate::store::{ProductTotal, TenantSnapshot};
+use crate::store::TenantSnapshot;
+
+/// Unknown tenant ids remembered at most (the oldest go first).
+const UNKNOWN_TENANTS: u64 = 10_000;
+/// How long an unknown tenant id is remembered; a tenant created meanwhile
+/// is found after this.
+const UNKNOWN_TENANT_TTL: Duration = Duration::from_secs(2);
+
+type Gates = DashMap<TenantId, Arc<tokio::sync::Mutex<()>>>;
 
 /// A live tenant: its mailbox and its totals (read without a round trip).
 #[derive(Clone)]
@@ -36,9 +48,11 @@ pub struct TenantHandle {
 pub struct TenantRegistry {
     live: DashMap<TenantId, TenantHandle>,
     /// One start at a time per tenant.
-    starting: DashMap<TenantId, Arc<tokio::sync::Mutex<()>>>,
+    starting: Gates,
     arbiters: Vec<ArbiterHandle>,
     persistence: Vec<Addr<PersistenceActor>>,
+    lookup: Addr<LookupActor>,
+    unknown: moka::future::Cache<TenantId, ()>,
     ranking: RankingFeed,
     metrics: Metrics,
     /// Tenants whose actor ran in this process; the others take their
@@ -50,6 +64,7 @@ impl TenantRegistry {
     pub fn new(
         arbiters: Vec<ArbiterHandle>,
         persistence: Vec<Addr<PersistenceActor>>,
+        lookup: Addr<LookupActor>,
         ranking: RankingFeed,
         metrics: Metrics,
     ) -> Self {
@@ -62,6 +77,11 @@ impl TenantRegistry {
             starting: DashMap::new(),
             arbiters,
             persistence,
+            lookup,
+            unknown: moka::future::Cache::builder()
+                .max_capacity(UNKNOWN_TENANTS)
+                .time_to_live(UNKNOWN_TENANT_TTL)
+                .build(),
             ranking,
             metrics,
             started: Mutex::default(),
@@ -83,24 +103,16 @@ impl TenantRegistry {
         if let Some(h) = self.running(tenant) {
             return Ok(Some(h));
         }
-        let gate = self.starting.entry(tenant).or_default().clone();
-        let _turn = gate.lock().await;
+        if self.unknown.contains_key(&tenant) {
+            return Ok(None);
+        }
+        let gate = StartGate::enter(&self.starting, tenant);
+        let _turn = gate.gate.lock().await;
         if let Some(h) = self.running(tenant) {
             return Ok(Some(h));
         }
-        let persistence = self.persistence_for(tenant);
-        let snapshot = match self.boot_totals(tenant).await {
-            Some(totals) => tenant::read(persistence, |reply| Read::Catalog { tenant, reply })
-                .await?
-                .map(|catalog| TenantSnapshot { catalog, totals }),
-            None => tenant::read(persistence, |reply| Read::Tenant { tenant, reply }).await?,
-        };
-        let Some(snapshot) = snapshot else {
-            // Unknown: remember nothing of it, or random ids would pile up here.
-            if let Ok(mut started) = self.started.lock() {
-                started.remove(&tenant);
-            }
-            self.starting.remove(&tenant);
+        let Some(snapshot) = self.load(tenant).await? else {
+            self.unknown.insert(tenant, ()).await;
             return Ok(None);
         };
         // Filled before the handle is shared: readers must never see a
@@ -109,6 +121,7 @@ impl TenantRegistry {
         let catalog = snapshot.catalog;
         let deps = TenantDeps {
             persistence: self.persistence_for(tenant).clone(),
+            lookup: self.lookup.clone(),
             ranking: self.ranking.clone(),
             metrics: self.metrics.clone(),
         };
@@ -117,25 +130,35 @@ impl TenantRegistry {
         let addr = TenantActor::start_in_arbiter(arbiter, move |_| {
             TenantActor::new(tenant, catalog, actor_totals, deps)
         });
+        if let Ok(mut started) = self.started.lock() {
+            started.insert(tenant);
+        }
         let handle = TenantHandle { addr, totals };
         self.live.insert(tenant, handle.clone());
-        // Later lookups find the live handle first; the gate is no longer needed.
-        self.starting.remove(&tenant);
         Ok(Some(handle))
     }
 
-    /// Totals for a tenant's first actor in this process, from the ranking;
-    /// `None` once the tenant ran before (then MySQL is read again).
-    async fn boot_totals(&self, tenant: TenantId) -> Option<Vec<ProductTotal>> {
+    /// What a tenant's actor starts from; `None` for an unknown tenant. A
+    /// first start in this process reads the catalog (off the write queue)
+    /// and takes the totals from the ranking; a restart after a crash reads
+    /// both behind the writes still queued for the tenant, so it sees every
+    /// commit of its predecessor.
+    async fn load(&self, tenant: TenantId) -> Result<Option<TenantSnapshot>, TenantError> {
         let first = self
             .started
             .lock()
-            .map(|mut s| s.insert(tenant))
+            .map(|s| !s.contains(&tenant))
             .unwrap_or(false);
-        if !first {
-            return None;
+        if first {
+            let Some(catalog) = lookup::ask(&self.lookup, FindCatalog(tenant)).await? else {
+                return Ok(None);
+            };
+            if let Some(totals) = self.ranking.boot_totals(tenant).await {
+                return Ok(Some(TenantSnapshot { catalog, totals }));
+            }
         }
-        self.ranking.boot_totals(tenant).await
+        let persistence = self.persistence_for(tenant);
+        Ok(tenant::read(persistence, |reply| Read::Tenant { tenant, reply }).await?)
     }
 
     /// The handle of a running actor; a crashed one is forgotten here.
@@ -204,5 +227,35 @@ impl TenantRegistry {
         if let Some(h) = self.live.get(&tenant) {
             let _ = h.addr.try_send(tenant::Crash);
         }
+    }
+}
+
+/// A turn at starting one tenant. The gate leaves the map with its last
+/// user, also when that user's request is dropped half-way (a client that
+/// hangs up), so the map holds only tenants being started right now.
+struct StartGate<'a> {
+    gates: &'a Gates,
+    tenant: TenantId,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> StartGate<'a> {
+    fn enter(gates: &'a Gates, tenant: TenantId) -> StartGate<'a> {
+        let gate = gates.entry(tenant).or_default().clone();
+        StartGate {
+            gates,
+            tenant,
+            gate,
+        }
+    }
+}
+
+impl Drop for StartGate<'_> {
+    fn drop(&mut self) {
+        // The map's copy and ours: nobody else waits. `remove_if` holds the
+        // shard lock, so no one can take a copy in between.
+        self.gates.remove_if(&self.tenant, |_, g| {
+            Arc::ptr_eq(g, &self.gate) && Arc::strong_count(g) == 2
+        });
     }
 }

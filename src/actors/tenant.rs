@@ -22,6 +22,7 @@ use dashmap::DashMap;
 use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
 
+use super::lookup::{self, FindCatalog, LookupActor, LookupError};
 use super::persistence::{PersistenceActor, Read, Save, SaveError};
 use super::ranking::RankingFeed;
 use crate::domain::{
@@ -130,6 +131,8 @@ pub enum TenantError {
     Conflict(String),
     #[error(transparent)]
     Save(#[from] SaveError),
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
     #[error("the tenant's actor stopped while handling the request")]
     Crashed,
 }
@@ -170,6 +173,8 @@ pub struct Crash;
 #[derive(Clone)]
 pub struct TenantDeps {
     pub persistence: Addr<PersistenceActor>,
+    /// Catalog re-reads go here, not behind the writes.
+    pub lookup: Addr<LookupActor>,
     pub ranking: RankingFeed,
     pub metrics: Metrics,
 }
@@ -336,7 +341,7 @@ async fn ensure_in_catalog(
         return first;
     }
     let tenant = state.borrow().id;
-    match read(&deps.persistence, |reply| Read::Catalog { tenant, reply }).await? {
+    match lookup::ask(&deps.lookup, FindCatalog(tenant)).await? {
         Some(catalog) => state.borrow_mut().catalog = catalog,
         None => return Err(TenantError::TenantNotFound),
     }

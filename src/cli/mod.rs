@@ -1,5 +1,8 @@
-//! The command line: `pos serve`, `pos migrate`, `pos seed`, `pos loadgen`.
+//! The command line: `pos serve`, `pos migrate`, `pos keys`, `pos seed`,
+//! `pos loadgen`.
 
+pub mod keys;
+pub mod keys_file;
 pub mod loadgen;
 mod names;
 pub mod seed;
@@ -19,8 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API (POS_HTTP_ADDR) and metrics (POS_METRICS_ADDR); migrates first.
     Serve,
-    /// Apply pending database migrations and exit.
+    /// Apply pending database migrations and exit (POS_MIGRATE_DATABASE_URL if set).
     Migrate,
+    /// Make, list and revoke API keys.
+    Keys(keys::KeysArgs),
     /// Create tenants with their branches and products (bulk inserts; adds to what exists).
     Seed(seed::SeedArgs),
     /// Drive the API with simulated tills and report throughput and latency.

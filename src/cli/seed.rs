@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::keys_file::KeysFile;
 use super::names::{self, NameStyle};
-use crate::store;
+use crate::auth::{NewKey, Scope};
+use crate::store::{self, KeyInsert};
 
 /// Tenants per transaction.
 const TENANTS_PER_CHUNK: usize = 200;
@@ -39,6 +41,10 @@ pub struct SeedArgs {
     /// Do nothing if the database already has tenants (for scripts run again).
     #[arg(long)]
     pub if_empty: bool,
+    /// Make a till key for each tenant made and one operator key, and write
+    /// their tokens to this file (mode 0600) for `pos loadgen --keys-file`.
+    #[arg(long)]
+    pub keys_file: Option<std::path::PathBuf>,
 }
 
 /// What a seed run made (`None` of it when `--if-empty` found tenants).
@@ -49,10 +55,17 @@ pub struct SeedReport {
     pub branches: u64,
     pub products: u64,
     pub elapsed: Duration,
+    /// Keys made for `--keys-file` (till keys and the operator key).
+    pub keys: usize,
 }
 
-/// Checks sizes, migrates, inserts; errors are one line for the user.
-pub async fn run(args: &SeedArgs, database_url: &str) -> Result<Option<SeedReport>, String> {
+/// Checks sizes, migrates (with `migration_url`, if anything is pending),
+/// inserts; errors are one line for the user.
+pub async fn run(
+    args: &SeedArgs,
+    database_url: &str,
+    migration_url: &str,
+) -> Result<Option<SeedReport>, String> {
     let total = args.tenants * (1 + args.branches + args.products);
     if !args.yes && (args.products > MAX_PRODUCTS_WITHOUT_YES || total > MAX_ROWS_WITHOUT_YES) {
         return Err(format!(
@@ -60,7 +73,7 @@ pub async fn run(args: &SeedArgs, database_url: &str) -> Result<Option<SeedRepor
             args.products
         ));
     }
-    store::migrate(database_url)
+    store::migrate_if_pending(database_url, migration_url)
         .await
         .map_err(|e| format!("seed: cannot prepare the database: {e}"))?;
     let pool = mysql_async::Pool::new(
@@ -79,7 +92,11 @@ pub async fn run(args: &SeedArgs, database_url: &str) -> Result<Option<SeedRepor
                 return Ok(None);
             }
         }
-        insert_all(args, &pool, total).await.map(Some)
+        let mut report = insert_all(args, &pool, total).await?;
+        if let Some(path) = &args.keys_file {
+            report.keys = write_keys(&pool, report.first_tenant..=report.last_tenant, path).await?;
+        }
+        Ok(Some(report))
     }
     .await;
     let _ = pool.disconnect().await;
@@ -134,7 +151,53 @@ async fn insert_all(
         branches: args.tenants * args.branches,
         products: args.tenants * args.products,
         elapsed: started.elapsed(),
+        keys: 0,
     })
+}
+
+/// Makes a till key per tenant and an operator key, stores their hashes,
+/// and writes the tokens to `path`; returns how many keys it made.
+async fn write_keys(
+    pool: &mysql_async::Pool,
+    tenants: std::ops::RangeInclusive<u64>,
+    path: &std::path::Path,
+) -> Result<usize, String> {
+    let no_random = |e| format!("seed: no randomness for keys: {e}");
+    let mut scoped = vec![(Scope::Operator, NewKey::generate().map_err(no_random)?)];
+    for tenant in tenants {
+        let till = Scope::Till {
+            tenant,
+            branch: None,
+        };
+        scoped.push((till, NewKey::generate().map_err(no_random)?));
+    }
+    let rows: Vec<KeyInsert> = scoped
+        .iter()
+        .map(|(scope, key)| KeyInsert {
+            id: &key.id,
+            hash: key.hash,
+            scope: *scope,
+            label: "pos seed",
+        })
+        .collect();
+    let mut conn = pool
+        .get_conn()
+        .await
+        .map_err(|e| format!("seed: cannot reach MySQL: {e}"))?;
+    store::insert_keys(&mut conn, &rows)
+        .await
+        .map_err(|e| format!("seed: storing keys failed: {e}"))?;
+    let mut file = KeysFile::default();
+    for (scope, key) in &scoped {
+        match scope.tenant() {
+            Some(tenant) => {
+                file.tills.insert(tenant, key.token.clone());
+            }
+            None => file.operator = Some(key.token.clone()),
+        }
+    }
+    file.write(path).map_err(|e| format!("seed: {e}"))?;
+    Ok(scoped.len())
 }
 
 /// A bar on a terminal; a plain line every few seconds otherwise.

@@ -7,8 +7,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::actors::lookup::LookupError;
 use crate::actors::persistence::SaveError;
 use crate::actors::tenant::TenantError;
+use crate::auth::AuthError;
 use crate::domain::SalesParseError;
 
 /// Seconds a client should wait after a 503.
@@ -31,6 +33,14 @@ pub enum ApiError {
     },
     #[error("{0}")]
     IdempotencyConflict(String),
+    #[error("a valid API key is required: Authorization: Bearer pos_<keyid>_<secret>")]
+    Unauthorized,
+    #[error("this key may not do that")]
+    Forbidden,
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -47,6 +57,10 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Validation { .. } => "validation_failed",
             ApiError::IdempotencyConflict(_) => "idempotency_conflict",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -73,6 +87,10 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,10 +102,50 @@ impl ResponseError for ApiError {
             body["fields"] = json!(fields);
         }
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable(_)) {
-            res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+        match self {
+            ApiError::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::Unauthorized => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            // The rest of the body may still be on its way: the connection
+            // cannot be reused.
+            ApiError::RequestTimeout(_) | ApiError::PayloadTooLarge(_) => {
+                res.force_close();
+            }
+            _ => {}
         }
         res.json(json!({ "error": body }))
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized => ApiError::Unauthorized,
+            AuthError::Forbidden => ApiError::Forbidden,
+            AuthError::RateLimited(wait) => ApiError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil() as u64,
+            },
+            AuthError::Unavailable => {
+                ApiError::Unavailable("API keys cannot be checked right now; retry shortly".into())
+            }
+        }
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(e: LookupError) -> Self {
+        match e {
+            LookupError::Busy => ApiError::Unavailable("too many lookups; retry shortly".into()),
+            LookupError::Unavailable => {
+                ApiError::Unavailable("storage is unavailable; retry shortly".into())
+            }
+        }
     }
 }
 
@@ -135,6 +193,7 @@ impl From<TenantError> for ApiError {
                 ApiError::IdempotencyConflict(format!("idempotencyKey {key:?} was already used for a different transaction"))
             }
             TenantError::Save(e) => e.into(),
+            TenantError::Lookup(e) => e.into(),
             TenantError::Crashed => ApiError::Internal(
                 "the request was interrupted; retry with the same idempotencyKey to learn its outcome".into(),
             ),

@@ -31,6 +31,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         "status": if mysql_up { "ready" } else { "unavailable" },
         "mysql": if mysql_up { "up" } else { "down" },
         "redis": redis,
+        "auth": if state.auth.is_some() { "enabled" } else { "disabled" },
     });
     if mysql_up {
         HttpResponse::Ok().json(body)

@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, body reading, and the request metrics. Handlers
 //! parse, hand over to actors, and shape the answer; they know no SQL.
 
+mod auth;
 mod error;
 mod health;
 mod reads;
@@ -13,13 +14,14 @@ use actix::prelude::*;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpMessage, HttpResponse};
 
 pub use error::ApiError;
 
 use crate::actors::ranking::RankingActor;
 use crate::actors::registry::TenantRegistry;
+use crate::auth::{Auth, Operation};
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
 
@@ -35,6 +37,10 @@ pub struct AppState {
     pub core: OnceLock<Core>,
     pub metrics: Metrics,
     pub mirror: Option<Mirror>,
+    /// `None` when authentication is disabled (`POS_AUTH=disabled`).
+    pub auth: Option<Arc<Auth>>,
+    /// Longest a request body may take after its headers.
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -43,19 +49,32 @@ impl AppState {
     }
 }
 
-/// The API routes (port 8080).
+/// The API routes (port 8080). Each `/v1` resource carries its own key
+/// check (see `auth.rs` for why per resource).
 pub fn api_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready))
-        .route(
-            "/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions",
-            web::post().to(sales::post_sales),
+        .service(
+            web::resource("/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions")
+                .wrap(from_fn(|req, next| {
+                    auth::guard(Operation::PostSales, req, next)
+                }))
+                .route(web::post().to(sales::post_sales)),
         )
-        .route(
-            "/v1/tenants/{tenantID}/sales",
-            web::get().to(reads::tenant_sales),
+        .service(
+            web::resource("/v1/tenants/{tenantID}/sales")
+                .wrap(from_fn(|req, next| {
+                    auth::guard(Operation::ReadTenantSales, req, next)
+                }))
+                .route(web::get().to(reads::tenant_sales)),
         )
-        .route("/v1/top-selling", web::get().to(reads::top_selling))
+        .service(
+            web::resource("/v1/top-selling")
+                .wrap(from_fn(|req, next| {
+                    auth::guard(Operation::ReadTopSelling, req, next)
+                }))
+                .route(web::get().to(reads::top_selling)),
+        )
         .default_service(web::to(not_found));
 }
 

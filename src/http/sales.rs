@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::domain::{parse_path_id, parse_sales, StoredSale};
+use crate::domain::{clip, parse_path_id, parse_sales, StoredSale};
 
 /// The answer to an array body.
 #[derive(Serialize)]
@@ -16,6 +16,9 @@ struct Transactions<'a> {
 
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Buffer reserved before any byte arrived; it grows with what is received,
+/// never with what a client announces.
+const FIRST_BUFFER_BYTES: usize = 16 << 10;
 
 pub async fn post_sales(
     state: web::Data<AppState>,
@@ -43,7 +46,14 @@ async fn handle(
         ));
     };
     require_json(req)?;
-    let body = read_body(req, payload).await?;
+    let body = tokio::time::timeout(state.body_timeout, read_body(req, payload))
+        .await
+        .map_err(|_| {
+            ApiError::RequestTimeout(format!(
+                "the body did not arrive within {} ms of the headers",
+                state.body_timeout.as_millis()
+            ))
+        })??;
     let parsed = parse_sales(&body, tenant, branch, chrono::Utc::now())?;
     let outcome = core
         .tenants
@@ -79,7 +89,8 @@ fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
         Some("application/json") => Ok(()),
         Some(m) if m.starts_with("application/") && m.ends_with("+json") => Ok(()),
         Some(m) => Err(ApiError::UnsupportedMediaType(format!(
-            "Content-Type must be application/json, got {m:?}"
+            "Content-Type must be application/json, got {:?}",
+            clip(m)
         ))),
         None => Err(ApiError::UnsupportedMediaType(
             "Content-Type must be application/json".into(),
@@ -102,7 +113,7 @@ async fn read_body(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(too_large());
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(FIRST_BUFFER_BYTES));
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadJson(format!("could not read the body: {e}")))?;

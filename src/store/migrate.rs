@@ -39,6 +39,34 @@ pub async fn ensure_database(url: &str) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// Applies pending migrations with `migration_url` only if `url` shows some
+/// pending: a service user that may only read and write its tables starts
+/// without needing DDL rights once the schema is current. Anything that
+/// cannot be read (no database yet, no history table) counts as pending.
+pub async fn migrate_if_pending(
+    url: &str,
+    migration_url: &str,
+) -> Result<Vec<String>, MigrateError> {
+    if !pending(url).await.unwrap_or(true) {
+        return Ok(Vec::new());
+    }
+    migrate(migration_url).await
+}
+
+/// Whether the database at `url` lacks any embedded migration.
+async fn pending(url: &str) -> Result<bool, MigrateError> {
+    let mut conn = Conn::new(Opts::from_url(url)?).await?;
+    let applied: Result<Vec<i64>, _> = conn
+        .query("SELECT version FROM refinery_schema_history")
+        .await;
+    let _ = conn.disconnect().await;
+    let applied = applied?;
+    Ok(embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .any(|m| !applied.contains(&i64::from(m.version()))))
+}
+
 /// Creates the database if needed and applies pending migrations; returns the
 /// names of those applied. Two processes starting together are serialized by
 /// a named lock (refinery takes none).

@@ -7,6 +7,7 @@
 //! (numbers, decimals, times, keys of `A-Z a-z 0-9 . _ : -`), so no value
 //! can carry quoting.
 
+mod keys;
 mod migrate;
 mod seed;
 
@@ -24,7 +25,11 @@ use crate::domain::{
     BranchId, IdempotencyKey, Money, NewSale, ProductId, StoredSale, TenantId, Timestamp,
 };
 
-pub use migrate::{ensure_database, migrate, MigrateError};
+pub use keys::{
+    find_key, insert_key, insert_keys, list_keys, revoke_key, revoked_since, scope_exists,
+    KeyInsert, KeyListing, Revocations, Revoked, StoredKey,
+};
+pub use migrate::{ensure_database, migrate, migrate_if_pending, MigrateError};
 pub use seed::{count_tenants, insert_seed_chunk, load_shops, SeedChunk, Shop};
 
 /// A storage failure, split by what the caller can do about it.

@@ -264,13 +264,12 @@ async fn malformed_oversized_and_non_json_bodies_get_their_codes() {
 }
 
 #[actix_web::test]
-async fn unknown_tenants_branches_and_bad_path_ids_are_404() {
+async fn branches_outside_the_tenant_and_bad_branch_ids_are_404() {
     let app = spawn_app().await;
     let t = app.db.tenant(1, 1).await;
     let other = app.db.tenant(1, 1).await;
     let body = sale(t.products[0], 1, "1.00");
     let paths = [
-        format!("/v1/tenants/{}/branches/1/sales-transactions", t.id + 100),
         format!(
             "/v1/tenants/{}/branches/{}/sales-transactions",
             t.id, other.branches[0]
@@ -279,23 +278,31 @@ async fn unknown_tenants_branches_and_bad_path_ids_are_404() {
             "/v1/tenants/{}/branches/{}/sales-transactions",
             t.id, 999_999
         ),
-        format!(
-            "/v1/tenants/abc/branches/{}/sales-transactions",
-            t.branches[0]
-        ),
-        format!(
-            "/v1/tenants/0/branches/{}/sales-transactions",
-            t.branches[0]
-        ),
         format!("/v1/tenants/{}/branches/-1/sales-transactions", t.id),
+        format!("/v1/tenants/{}/branches/0/sales-transactions", t.id),
     ];
     for path in paths {
-        let a = app.post_json(&path, &body).await;
+        let a = app.post_json_as(&path, Some(&t.till), &body).await;
         assert_eq!(a.status, 404, "{path}: {:?}", a.body);
         assert_eq!(a.body["error"]["code"], "not_found");
     }
+    // Other tenants, known or not, are refused before anything is looked up
+    // (tests/api/auth.rs covers every role).
+    for tenant in [
+        (t.id + 100).to_string(),
+        other.id.to_string(),
+        "abc".into(),
+        "0".into(),
+    ] {
+        let path = format!(
+            "/v1/tenants/{tenant}/branches/{}/sales-transactions",
+            t.branches[0]
+        );
+        let a = app.post_json_as(&path, Some(&t.till), &body).await;
+        assert_eq!(a.status, 403, "{path}: {:?}", a.body);
+    }
     assert_eq!(stored_rows(&app).await, (0, 0));
-    // The unknown tenant left no actor behind; the two real ones may run.
+    // Only the tenant that was written to has an actor.
     let text = app.get_metrics().await;
     assert!(text.contains("pos_tenant_actors 1"), "{text}");
     app.cleanup().await;
@@ -370,6 +377,7 @@ async fn concurrent_writers_on_many_tenants_keep_summary_equal_to_history() {
                         .collect();
                     let res = client
                         .post(format!("{base}{}", t.sales_path(w % 2)))
+                        .bearer_auth(&t.till)
                         .send_json(&Value::Array(items))
                         .await
                         .expect("post");

@@ -183,13 +183,17 @@ async fn seed_and_loadgen_refuse_bad_arguments_with_one_clear_line() {
     }
 }
 
-async fn loadgen_json(app_url: &str, db_url: &str, extra: &[&str]) -> (i32, Value, String) {
+async fn loadgen_json(app_url: &str, db: &TestDb, extra: &[&str]) -> (i32, Value, String) {
+    let keys = db.keys_file();
+    let keys = keys.to_str().expect("utf-8 path");
     let mut args = vec![
         "loadgen",
         "--url",
         app_url,
         "--database-url",
-        db_url,
+        &db.url,
+        "--keys-file",
+        keys,
         "--verify",
         "--json",
     ];
@@ -206,7 +210,7 @@ async fn loadgen_reports_correct_counts_and_verify_passes() {
     }
     let (code, report, err) = loadgen_json(
         &app.base,
-        &app.db.url,
+        &app.db,
         &[
             "--rate",
             "100",
@@ -236,11 +240,11 @@ async fn loadgen_retries_through_a_storage_outage_and_still_verifies() {
     }
     let (app, proxy) = start_app_behind_proxy(db, &[]).await;
     let base = app.base.clone();
-    let db_url = app.db.url.clone();
+    let db = app.db.clone();
     let run = actix_web::rt::spawn(async move {
         loadgen_json(
             &base,
-            &db_url,
+            &db,
             &["--rate", "40", "--duration", "4s", "--terminals", "4"],
         )
         .await

@@ -58,12 +58,14 @@ async fn every_answered_sale_is_visible_to_the_next_read() {
             for _ in 0..5 {
                 let res = client
                     .post(format!("{base}{}", t.sales_path(0)))
+                    .bearer_auth(&t.till)
                     .send_json(&sale(t.products[0], 1, "1.00"))
                     .await
                     .unwrap();
                 assert_eq!(res.status(), 201);
                 let mut read = client
                     .get(format!("{base}/v1/tenants/{}/sales", t.id))
+                    .bearer_auth(&t.backoffice)
                     .send()
                     .await
                     .unwrap();
@@ -205,10 +207,11 @@ async fn sales_are_gzipped_for_clients_that_accept_it_and_stay_current() {
     let t = app.db.tenant(1, 3).await;
     let path = format!("{}/v1/tenants/{}/sales", app.base, t.id);
     let get = |encoding: &'static str| {
-        let (client, path) = (app.client.clone(), path.clone());
+        let (client, path, token) = (app.client.clone(), path.clone(), t.backoffice.clone());
         async move {
             let mut res = client
                 .get(path)
+                .bearer_auth(token)
                 .insert_header(("Accept-Encoding", encoding))
                 .send()
                 .await

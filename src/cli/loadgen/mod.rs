@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::Value;
 
+use super::keys_file::KeysFile;
 use crate::domain::Money;
 use crate::store::{self, Shop};
 use mix::Zipf;
@@ -61,6 +62,11 @@ pub struct LoadgenArgs {
     /// Where to read tenants, branches and products (default: POS_DATABASE_URL).
     #[arg(long)]
     pub database_url: Option<String>,
+    /// API keys (as `pos seed --keys-file` writes them): tills post with
+    /// their tenant's key, `--verify` reads with the operator key. Without
+    /// it requests carry no key (a server with POS_AUTH=disabled).
+    #[arg(long)]
+    pub keys_file: Option<std::path::PathBuf>,
 }
 
 /// Parses `30s`, `5m`, `1h`, `500ms` or a plain number of seconds.
@@ -98,7 +104,18 @@ pub async fn run(args: LoadgenArgs, database_url: &str) -> i32 {
 
 async fn run_inner(args: &LoadgenArgs, database_url: &str) -> Result<bool, String> {
     let base_url = args.url.trim_end_matches('/').to_string();
-    let shops: Vec<Arc<Shop>> = load_shops(args, database_url)
+    let keys = match &args.keys_file {
+        Some(path) => Some(KeysFile::read(path)?),
+        None => None,
+    };
+    let operator =
+        match (&keys, args.verify) {
+            (Some(k), true) => Some(k.operator.clone().ok_or(
+                "--verify reads every tenant's totals: the keys file needs an operator key",
+            )?),
+            _ => None,
+        };
+    let shops: Vec<Arc<Shop>> = load_shops(args, keys.as_ref(), database_url)
         .await?
         .into_iter()
         .map(Arc::new)
@@ -106,8 +123,13 @@ async fn run_inner(args: &LoadgenArgs, database_url: &str) -> Result<bool, Strin
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
+    let reader = Reader {
+        client: &client,
+        base: &base_url,
+        token: operator.as_deref(),
+    };
     let before = if args.verify {
-        Some(read_totals(&client, &base_url, &shops).await?)
+        Some(reader.totals(&shops).await?)
     } else {
         None
     };
@@ -128,8 +150,18 @@ async fn run_inner(args: &LoadgenArgs, database_url: &str) -> Result<bool, Strin
         .collect();
     for i in 0..args.terminals as usize {
         let shop = shops[i % shops.len()].clone();
+        let token = match &keys {
+            Some(k) => Some(k.tills.get(&shop.tenant_id).cloned().ok_or_else(|| {
+                format!(
+                    "the keys file has no till key for tenant {}",
+                    shop.tenant_id
+                )
+            })?),
+            None => None,
+        };
         let plan = TerminalPlan {
             id: i,
+            token: token.map(Arc::from),
             branch: shop.branches[(i / shops.len()) % shop.branches.len()],
             zipf: zipfs[&shop.products.len()].clone(),
             shop,
@@ -177,7 +209,7 @@ async fn run_inner(args: &LoadgenArgs, database_url: &str) -> Result<bool, Strin
     };
     // The ranking includes every sale answered at least 100 ms ago.
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    let after = read_totals(&client, &base_url, &shops).await?;
+    let after = reader.totals(&shops).await?;
     let confirmed = stats
         .confirmed
         .lock()
@@ -199,17 +231,40 @@ async fn run_inner(args: &LoadgenArgs, database_url: &str) -> Result<bool, Strin
     }
 }
 
-async fn load_shops(args: &LoadgenArgs, database_url: &str) -> Result<Vec<Shop>, String> {
+/// The tenants to drive: `--tenants`, else those of the keys file, else the first ones.
+async fn load_shops(
+    args: &LoadgenArgs,
+    keys: Option<&KeysFile>,
+    database_url: &str,
+) -> Result<Vec<Shop>, String> {
     let pool =
         mysql_async::Pool::new(store::pool_opts(database_url, 1).map_err(|e| e.to_string())?);
+    let with_keys: Vec<u64> = keys
+        .map(|k| {
+            k.tills
+                .keys()
+                .copied()
+                .take(args.terminals as usize)
+                .collect()
+        })
+        .unwrap_or_default();
     let shops = async {
         let mut conn = pool.get_conn().await?;
-        let tenants = (!args.tenants.is_empty()).then_some(args.tenants.as_slice());
+        let tenants = if !args.tenants.is_empty() {
+            Some(args.tenants.as_slice())
+        } else {
+            keys.is_some().then_some(with_keys.as_slice())
+        };
         store::load_shops(&mut conn, tenants, args.terminals as usize).await
     }
     .await;
     let _ = pool.disconnect().await;
-    let shops = shops.map_err(|e| format!("cannot read tenants from {database_url}: {e}"))?;
+    let shops = shops.map_err(|e| {
+        format!(
+            "cannot read tenants from {}: {e}",
+            crate::config::redact_url(database_url)
+        )
+    })?;
     if shops.is_empty() {
         return Err("no tenants with branches and products; run `pos seed` first".into());
     }
@@ -239,71 +294,73 @@ struct Snapshot {
     top: HashMap<u64, (u64, u64, Money)>,
 }
 
-async fn read_totals(
-    client: &awc::Client,
-    base: &str,
-    shops: &[Arc<Shop>],
-) -> Result<Snapshot, String> {
-    let mut tenants = HashMap::new();
-    for shop in shops {
-        let v = get_json(
-            client,
-            &format!("{base}/v1/tenants/{}/sales", shop.tenant_id),
-        )
-        .await?;
-        let mut totals = Totals::new();
-        for p in v["sales_per_product"].as_array().into_iter().flatten() {
-            totals.insert(
-                p["productID"].as_u64().unwrap_or(0),
-                (
-                    p["quantitySold"].as_u64().unwrap_or(0),
-                    money(&p["totalSales"]),
-                ),
-            );
+/// Reads the server's totals for `--verify`, with the operator key if any.
+struct Reader<'a> {
+    client: &'a awc::Client,
+    base: &'a str,
+    token: Option<&'a str>,
+}
+
+impl Reader<'_> {
+    async fn totals(&self, shops: &[Arc<Shop>]) -> Result<Snapshot, String> {
+        let base = self.base;
+        let mut tenants = HashMap::new();
+        for shop in shops {
+            let v = self
+                .get_json(&format!("{base}/v1/tenants/{}/sales", shop.tenant_id))
+                .await?;
+            let mut totals = Totals::new();
+            for p in v["sales_per_product"].as_array().into_iter().flatten() {
+                totals.insert(
+                    p["productID"].as_u64().unwrap_or(0),
+                    (
+                        p["quantitySold"].as_u64().unwrap_or(0),
+                        money(&p["totalSales"]),
+                    ),
+                );
+            }
+            tenants.insert(shop.tenant_id, totals);
         }
-        tenants.insert(shop.tenant_id, totals);
-    }
-    let v = get_json(
-        client,
-        &format!("{base}/v1/top-selling?limit=100&by=quantity"),
-    )
-    .await?;
-    let top = v["top_selling_products"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let id = p["productID"].as_u64().unwrap_or(0);
-            (
-                id,
+        let v = self
+            .get_json(&format!("{base}/v1/top-selling?limit=100&by=quantity"))
+            .await?;
+        let top = v["top_selling_products"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let id = p["productID"].as_u64().unwrap_or(0);
                 (
-                    p["tenantID"].as_u64().unwrap_or(0),
-                    p["quantitySold"].as_u64().unwrap_or(0),
-                    money(&p["totalSales"]),
-                ),
-            )
-        })
-        .collect();
-    Ok(Snapshot { tenants, top })
+                    id,
+                    (
+                        p["tenantID"].as_u64().unwrap_or(0),
+                        p["quantitySold"].as_u64().unwrap_or(0),
+                        money(&p["totalSales"]),
+                    ),
+                )
+            })
+            .collect();
+        Ok(Snapshot { tenants, top })
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, String> {
+        let mut req = self.client.get(url);
+        if let Some(token) = self.token {
+            req = req.bearer_auth(token);
+        }
+        let mut res = req.send().await.map_err(|e| format!("GET {url}: {e}"))?;
+        if !res.status().is_success() {
+            return Err(format!("GET {url}: {}", res.status()));
+        }
+        res.json::<Value>()
+            .limit(64 << 20)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))
+    }
 }
 
 fn money(v: &Value) -> Money {
     v.as_str().and_then(|s| s.parse().ok()).unwrap_or_default()
-}
-
-async fn get_json(client: &awc::Client, url: &str) -> Result<Value, String> {
-    let mut res = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    if !res.status().is_success() {
-        return Err(format!("GET {url}: {}", res.status()));
-    }
-    res.json::<Value>()
-        .limit(64 << 20)
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))
 }
 
 /// Every difference between `after` and `before` + what was confirmed.

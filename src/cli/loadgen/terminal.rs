@@ -1,7 +1,7 @@
 //! A simulated till: one actor that sells at its share of the total rate on
 //! an open-loop schedule (a slow server does not slow the schedule down, so
 //! latency under overload is measured honestly), with a cap on requests in
-//! flight, and retries a 503 after its `Retry-After` with the same
+//! flight, and retries a 503 or 429 after its `Retry-After` with the same
 //! idempotency keys, so a retried sale is never counted twice.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +24,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// What one terminal does.
 pub struct TerminalPlan {
     pub id: usize,
+    /// The till key of the shop's tenant (`None`: no key is sent).
+    pub token: Option<Arc<str>>,
     pub shop: Arc<Shop>,
     pub branch: u64,
     pub zipf: Arc<Zipf>,
@@ -131,11 +133,12 @@ impl Terminal {
         );
         let stats = self.plan.stats.clone();
         let tenant = self.plan.shop.tenant_id;
+        let token = self.plan.token.clone();
         self.in_flight += 1;
         stats.sent.fetch_add(1, Ordering::Relaxed);
         ctx.spawn(
             async move {
-                if deliver(&client, &url, body, at, &stats).await {
+                if deliver(&client, &url, token.as_deref(), body, at, &stats).await {
                     for s in &sales {
                         stats.confirm(
                             tenant,
@@ -160,6 +163,7 @@ impl Terminal {
 async fn deliver(
     client: &awc::Client,
     url: &str,
+    token: Option<&str>,
     body: Vec<u8>,
     at: Instant,
     stats: &Stats,
@@ -168,12 +172,14 @@ async fn deliver(
         if attempt > 0 {
             stats.retries.fetch_add(1, Ordering::Relaxed);
         }
-        let res = client
+        let mut req = client
             .post(url)
             .insert_header(("Content-Type", "application/json"))
-            .timeout(REQUEST_TIMEOUT)
-            .send_body(body.clone())
-            .await;
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send_body(body.clone()).await;
         let wait = match res {
             Ok(mut r) => {
                 let status = r.status().as_u16();
@@ -181,7 +187,8 @@ async fn deliver(
                 stats.answered(status, at.elapsed());
                 match status {
                     200 | 201 => return true,
-                    503 => retry_after(&r),
+                    // Nothing of the request was stored: send it again later.
+                    503 | 429 => retry_after(&r),
                     _ => return false,
                 }
             }

@@ -7,14 +7,17 @@
 pub mod proxy;
 pub mod redis_server;
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use fred::prelude::*;
 use mysql_async::prelude::*;
+use pos::auth::{NewKey, Scope};
 use pos::config::Config;
 use pos::startup::RunningApp;
+use pos::store::KeyInsert;
 use serde_json::Value;
 
 pub fn mysql_server_url() -> String {
@@ -58,6 +61,10 @@ pub struct TestDb {
     pub name: String,
     pub url: String,
     pub pool: mysql_async::Pool,
+    /// Token of an operator key made with the database.
+    pub operator: String,
+    /// Till and back-office tokens of each tenant made by [`TestDb::tenant`].
+    keys: Arc<Mutex<HashMap<u64, Tenant>>>,
 }
 
 impl TestDb {
@@ -68,7 +75,64 @@ impl TestDb {
             .await
             .expect("test database migrates");
         let pool = mysql_async::Pool::new(format!("{url}?pool_min=0&pool_max=3").as_str());
-        TestDb { name, url, pool }
+        let mut db = TestDb {
+            name,
+            url,
+            pool,
+            operator: String::new(),
+            keys: Arc::default(),
+        };
+        db.operator = db.key(Scope::Operator).await;
+        db
+    }
+
+    /// A database made elsewhere (no keys are made).
+    pub fn attach(name: &str) -> TestDb {
+        let url = format!("{}/{}", mysql_server_url(), name);
+        TestDb {
+            name: name.to_string(),
+            pool: mysql_async::Pool::new(format!("{url}?pool_min=0&pool_max=3").as_str()),
+            url,
+            operator: String::new(),
+            keys: Arc::default(),
+        }
+    }
+
+    /// Makes a key with the service's own code; returns its token.
+    pub async fn key(&self, scope: Scope) -> String {
+        let key = NewKey::generate().expect("random bytes");
+        let insert = KeyInsert {
+            id: &key.id,
+            hash: key.hash,
+            scope,
+            label: "test",
+        };
+        pos::store::insert_key(&mut self.conn().await, &insert)
+            .await
+            .expect("key stored");
+        key.token
+    }
+
+    /// A keys file (as `pos seed --keys-file` writes it) with the till keys
+    /// of every tenant made so far and the operator key.
+    pub fn keys_file(&self) -> std::path::PathBuf {
+        let mut file = pos::cli::keys_file::KeysFile {
+            operator: Some(self.operator.clone()),
+            ..Default::default()
+        };
+        if let Ok(keys) = self.keys.lock() {
+            for (id, t) in keys.iter() {
+                file.tills.insert(*id, t.till.clone());
+            }
+        }
+        let path = std::env::temp_dir().join(format!("{}-keys.json", self.name));
+        file.write(&path).expect("keys file written");
+        path
+    }
+
+    /// The tenant (with its keys) that [`TestDb::tenant`] made, if any.
+    pub fn known_tenant(&self, id: u64) -> Option<Tenant> {
+        self.keys.lock().ok()?.get(&id).cloned()
     }
 
     pub async fn conn(&self) -> mysql_async::Conn {
@@ -111,6 +175,8 @@ impl TestDb {
             id,
             branches: Vec::new(),
             products: Vec::new(),
+            till: String::new(),
+            backoffice: String::new(),
         };
         for b in 0..branches {
             conn.exec_drop(
@@ -130,10 +196,22 @@ impl TestDb {
             .expect("insert product");
             t.products.push(conn.last_insert_id().expect("product id"));
         }
+        drop(conn);
+        t.till = self
+            .key(Scope::Till {
+                tenant: id,
+                branch: None,
+            })
+            .await;
+        t.backoffice = self.key(Scope::Backoffice { tenant: id }).await;
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.insert(id, t.clone());
+        }
         t
     }
 
     pub async fn drop_database(self) {
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{}-keys.json", self.name)));
         let _ = self.pool.disconnect().await;
         let mut conn = mysql_async::Conn::from_url(mysql_server_url())
             .await
@@ -150,6 +228,10 @@ pub struct Tenant {
     pub id: u64,
     pub branches: Vec<u64>,
     pub products: Vec<u64>,
+    /// Token of a till key of this tenant (any branch).
+    pub till: String,
+    /// Token of a back-office key of this tenant.
+    pub backoffice: String,
 }
 
 impl Tenant {
@@ -176,6 +258,7 @@ pub struct Answer {
     pub status: StatusCode,
     pub body: Value,
     pub retry_after: Option<String>,
+    pub www_authenticate: Option<String>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -275,14 +358,39 @@ impl TestApp {
         panic!("app did not boot");
     }
 
+    /// GET with the key a path needs: a tenant's sales with its back-office
+    /// key (the operator's for tenants made elsewhere), the rest with the
+    /// operator key.
     pub async fn get(&self, path: &str) -> Answer {
-        let mut res = self
-            .client
-            .get(format!("{}{}", self.base, path))
-            .send()
-            .await
-            .expect("GET answers");
+        let token = self.token_for(path);
+        self.get_as(path, token.as_deref()).await
+    }
+
+    /// GET with this token (`None`: no `Authorization` header).
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut req = self.client.get(format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let mut res = req.send().await.expect("GET answers");
         answer(&mut res).await
+    }
+
+    /// The token [`TestApp::get`] and [`TestApp::post_json`] send for `path`.
+    pub fn token_for(&self, path: &str) -> Option<String> {
+        let segments: Vec<&str> = path.split(['/', '?']).collect();
+        let tenant = match segments.as_slice() {
+            ["", "v1", "tenants", t, ..] => t.parse::<u64>().ok(),
+            ["", "v1", ..] => return Some(self.db.operator.clone()),
+            _ => return None,
+        };
+        let known = tenant.and_then(|t| self.db.known_tenant(t));
+        match (segments.get(4), known) {
+            (Some(&"branches"), Some(t)) => Some(t.till),
+            (Some(&"branches"), None) => None,
+            (_, Some(t)) => Some(t.backoffice),
+            (_, None) => Some(self.db.operator.clone()),
+        }
     }
 
     pub async fn get_metrics(&self) -> String {
@@ -305,10 +413,32 @@ impl TestApp {
         .await
     }
 
+    /// POSTs with the till key of the path's tenant (see [`TestApp::token_for`]).
     pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Answer {
+        let token = self.token_for(path);
+        self.post_raw_as(path, token.as_deref(), content_type, body)
+            .await
+    }
+
+    pub async fn post_json_as(&self, path: &str, token: Option<&str>, body: &Value) -> Answer {
+        let body = serde_json::to_vec(body).expect("json");
+        self.post_raw_as(path, token, Some("application/json"), body)
+            .await
+    }
+
+    pub async fn post_raw_as(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
         let mut req = self.client.post(format!("{}{}", self.base, path));
         if let Some(ct) = content_type {
             req = req.insert_header(("Content-Type", ct));
+        }
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
         }
         let mut res = req.send_body(body).await.expect("POST answers");
         answer(&mut res).await
@@ -366,6 +496,11 @@ where
         .get("Retry-After")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
+    let www_authenticate = res
+        .headers()
+        .get("WWW-Authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     let bytes = res.body().limit(8 << 20).await.expect("body");
     let body = serde_json::from_slice(&bytes)
         .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
@@ -373,6 +508,7 @@ where
         status,
         body,
         retry_after,
+        www_authenticate,
     }
 }
 

@@ -1,0 +1,224 @@
+//! Who may do what. Every `/v1/...` request carries `Authorization: Bearer
+//! pos_<keyid>_<secret>`; the key is checked from a bounded in-memory cache
+//! (a miss is one read on the lookup actor's own pool, never through the
+//! persistence actors, and concurrent misses for one key share it), then
+//! against the role table ([`policy`]), then against its rate limit.
+//!
+//! Revocations reach every server within two seconds: each polls the
+//! database once a second for keys revoked since its last poll (with an
+//! overlap, so a revocation that commits late, or a cache fill that raced
+//! it, is still caught on the next poll) and drops them from its cache.
+//!
+//! Failed authentications, and cache misses (they cost a MySQL read), are
+//! limited per client address, so guessing keys is slow and cannot load
+//! MySQL.
+
+mod key;
+mod policy;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use moka::future::Cache;
+
+pub use key::{NewKey, Role, Scope, ScopeError, SecretHash, Token};
+pub use policy::{permits, Operation};
+
+use crate::actors::lookup::{self, FindKey, LookupActor, LookupError, RevokedSince};
+
+/// Keys (known and unknown ids) kept in memory.
+const CACHE_CAPACITY: u64 = 100_000;
+/// A cached answer is read again after this long even if nothing revoked it.
+const CACHE_TTL: Duration = Duration::from_secs(600);
+/// How often the servers ask for new revocations.
+pub const REVOCATION_POLL: Duration = Duration::from_secs(1);
+/// How far back each poll looks before the previous one (commit delays).
+const REVOCATION_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
+/// How often idle rate-limit states are forgotten.
+const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(10);
+
+/// Rate limits, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests per second per key, and the burst above it.
+    pub per_key: NonZeroU32,
+    pub per_key_burst: NonZeroU32,
+    /// Failed authentications (and key lookups) per second per client address.
+    pub failures_per_address: NonZeroU32,
+}
+
+/// A key that passed the check.
+#[derive(Debug)]
+pub struct CheckedKey {
+    pub id: Arc<str>,
+    pub scope: Scope,
+    hash: SecretHash,
+}
+
+/// Why a request was not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("a valid API key is required")]
+    Unauthorized,
+    #[error("this key may not do that")]
+    Forbidden,
+    #[error("too many requests; retry after {0:?}")]
+    RateLimited(Duration),
+    #[error("keys cannot be checked right now")]
+    Unavailable,
+}
+
+/// The key check shared by every worker.
+pub struct Auth {
+    /// `None` for ids that are unknown or revoked.
+    keys: Cache<String, Option<Arc<CheckedKey>>>,
+    per_key: DefaultKeyedRateLimiter<Arc<str>>,
+    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    lookup: Addr<LookupActor>,
+}
+
+impl Auth {
+    pub fn new(limits: Limits, lookup: Addr<LookupActor>) -> Auth {
+        let burst = NonZeroU32::new(limits.failures_per_address.get().saturating_mul(5))
+            .unwrap_or(limits.failures_per_address);
+        Auth {
+            keys: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            per_key: RateLimiter::keyed(
+                Quota::per_second(limits.per_key).allow_burst(limits.per_key_burst),
+            ),
+            per_address: RateLimiter::keyed(
+                Quota::per_second(limits.failures_per_address).allow_burst(burst),
+            ),
+            lookup,
+        }
+    }
+
+    /// Checks an `Authorization` header value from `peer` for `op` on the
+    /// path's tenant and branch segments.
+    pub async fn check(
+        &self,
+        header: Option<&str>,
+        peer: Option<IpAddr>,
+        op: Operation,
+        tenant: Option<&str>,
+        branch: Option<&str>,
+    ) -> Result<Arc<CheckedKey>, AuthError> {
+        let key = self.authenticate(header, peer).await?;
+        if !permits(key.scope, op, tenant, branch) {
+            return Err(AuthError::Forbidden);
+        }
+        self.per_key
+            .check_key(&key.id)
+            .map_err(|not_until| AuthError::RateLimited(wait(not_until)))?;
+        Ok(key)
+    }
+
+    async fn authenticate(
+        &self,
+        header: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<Arc<CheckedKey>, AuthError> {
+        let peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let Some(token) = header.and_then(Token::from_bearer) else {
+            return Err(self.failed(peer));
+        };
+        let entry = match self.keys.get(token.key_id).await {
+            Some(entry) => entry,
+            None => {
+                // A miss costs a MySQL read: it counts like a failure.
+                self.charge(peer)?;
+                self.load(token.key_id).await?
+            }
+        };
+        match entry {
+            Some(key) if key.hash.matches(token.secret) => Ok(key),
+            _ => Err(self.failed(peer)),
+        }
+    }
+
+    /// The key with this id from MySQL, shared by concurrent misses.
+    async fn load(&self, id: &str) -> Result<Option<Arc<CheckedKey>>, AuthError> {
+        let lookup = self.lookup.clone();
+        let fetch = async move {
+            let stored = lookup::ask(&lookup, FindKey(id.to_string())).await?;
+            Ok::<_, LookupError>(stored.filter(|k| !k.revoked).map(|k| {
+                Arc::new(CheckedKey {
+                    id: Arc::from(k.id),
+                    scope: k.scope,
+                    hash: k.hash,
+                })
+            }))
+        };
+        self.keys
+            .try_get_with(id.to_string(), fetch)
+            .await
+            .map_err(|_| AuthError::Unavailable)
+    }
+
+    /// Counts a failure against `peer`: `Unauthorized`, or `RateLimited`
+    /// once the address has failed too often.
+    fn failed(&self, peer: IpAddr) -> AuthError {
+        match self.charge(peer) {
+            Ok(()) => AuthError::Unauthorized,
+            Err(e) => e,
+        }
+    }
+
+    fn charge(&self, peer: IpAddr) -> Result<(), AuthError> {
+        self.per_address
+            .check_key(&peer)
+            .map_err(|not_until| AuthError::RateLimited(wait(not_until)))
+    }
+
+    /// Drops revoked keys from the cache.
+    pub async fn forget(&self, ids: &[String]) {
+        for id in ids {
+            self.keys.invalidate(id.as_str()).await;
+        }
+    }
+
+    /// Forgets rate-limit states that are full again (idle keys and addresses).
+    pub fn housekeeping(&self) {
+        self.per_key.retain_recent();
+        self.per_address.retain_recent();
+        self.per_key.shrink_to_fit();
+        self.per_address.shrink_to_fit();
+    }
+
+    /// Polls revocations once a second, forever; run it on the System arbiter.
+    pub async fn watch_revocations(self: Arc<Self>) {
+        let mut since = None;
+        let mut last_housekeeping = std::time::Instant::now();
+        loop {
+            match lookup::ask(&self.lookup, RevokedSince(since)).await {
+                Ok(r) => {
+                    self.forget(&r.ids).await;
+                    if let Some(now) = r.now {
+                        since = Some(now - REVOCATION_OVERLAP);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "revocation poll failed; retrying"),
+            }
+            if last_housekeeping.elapsed() >= LIMITER_HOUSEKEEPING {
+                last_housekeeping = std::time::Instant::now();
+                self.housekeeping();
+            }
+            tokio::time::sleep(REVOCATION_POLL).await;
+        }
+    }
+}
+
+/// The wait a rate limiter asks for, at least a second (`Retry-After` counts whole seconds).
+fn wait(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Duration {
+    not_until
+        .wait_time_from(DefaultClock::default().now())
+        .max(Duration::from_secs(1))
+}

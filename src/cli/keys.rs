@@ -1,0 +1,177 @@
+//! `pos keys create|list|revoke`: API keys for tills, back offices and the
+//! operator. A token is printed once, when its key is made, alone on the
+//! last line of standard output; only a hash of its secret is stored, and
+//! nothing here ever prints a secret again.
+
+use std::fmt::Write as _;
+
+use chrono::NaiveDateTime;
+use mysql_async::Pool;
+
+use crate::auth::{NewKey, Role, Scope};
+use crate::store::{self, KeyInsert, KeyListing, Revoked};
+
+/// Longest label (the column's width).
+const MAX_LABEL_CHARS: usize = 255;
+
+#[derive(Debug, clap::Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+    /// Database URL (default: POS_DATABASE_URL).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Make a key; its token is printed alone on the last line, this once only.
+    Create {
+        /// till (POSTs sales), backoffice (reads its tenant's sales) or operator (reads everything).
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// The tenant of a till or backoffice key.
+        #[arg(long)]
+        tenant: Option<u64>,
+        /// Binds a till key to one branch of its tenant.
+        #[arg(long)]
+        branch: Option<u64>,
+        /// A note for people, e.g. "Station Road till 2".
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List keys (id, role, tenant, branch, label, created, revoked); never secrets.
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<u64>,
+    },
+    /// Revoke a key; every server refuses it within 2 s.
+    Revoke {
+        /// The key's id (the part after `pos_` in its token).
+        key_id: String,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("expected till, backoffice or operator, got {text:?}"))
+}
+
+/// Runs a `pos keys` command; the output for stdout, or a one-line error.
+pub async fn run(command: &KeysCommand, url: &str, migration_url: &str) -> Result<String, String> {
+    store::migrate_if_pending(url, migration_url)
+        .await
+        .map_err(|e| format!("keys: cannot prepare the database: {e}"))?;
+    let pool = Pool::new(store::pool_opts(url, 1).map_err(|e| format!("keys: {e}"))?);
+    let result = async {
+        let mut conn = pool
+            .get_conn()
+            .await
+            .map_err(|e| format!("keys: cannot reach MySQL: {e}"))?;
+        match command {
+            KeysCommand::Create {
+                role,
+                tenant,
+                branch,
+                label,
+            } => create(&mut conn, *role, *tenant, *branch, label).await,
+            KeysCommand::List { tenant } => store::list_keys(&mut conn, *tenant)
+                .await
+                .map(|keys| render_list(&keys))
+                .map_err(|e| format!("keys: {e}")),
+            KeysCommand::Revoke { key_id } => revoke(&mut conn, key_id).await,
+        }
+    }
+    .await;
+    let _ = pool.disconnect().await;
+    result
+}
+
+async fn create(
+    conn: &mut mysql_async::Conn,
+    role: Role,
+    tenant: Option<u64>,
+    branch: Option<u64>,
+    label: &str,
+) -> Result<String, String> {
+    let scope = Scope::new(role, tenant, branch).map_err(|e| format!("keys: {e}"))?;
+    if label.chars().count() > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
+        return Err(format!(
+            "keys: the label may be at most {MAX_LABEL_CHARS} characters, without control characters"
+        ));
+    }
+    if !store::scope_exists(conn, scope)
+        .await
+        .map_err(|e| format!("keys: {e}"))?
+    {
+        return Err(match (scope.tenant(), scope.branch()) {
+            (Some(t), Some(b)) => format!("keys: tenant {t} has no branch {b}"),
+            (Some(t), None) => format!("keys: there is no tenant {t}"),
+            _ => "keys: unknown scope".into(),
+        });
+    }
+    let key = NewKey::generate().map_err(|e| format!("keys: no randomness: {e}"))?;
+    let insert = KeyInsert {
+        id: &key.id,
+        hash: key.hash,
+        scope,
+        label,
+    };
+    store::insert_key(conn, &insert)
+        .await
+        .map_err(|e| format!("keys: {e}"))?;
+    Ok(format!(
+        "created {} key {}{} (the token below is shown only now)\n{}\n",
+        role,
+        key.id,
+        describe_scope(scope),
+        key.token
+    ))
+}
+
+async fn revoke(conn: &mut mysql_async::Conn, key_id: &str) -> Result<String, String> {
+    match store::revoke_key(conn, key_id)
+        .await
+        .map_err(|e| format!("keys: {e}"))?
+    {
+        Revoked::Now => Ok(format!(
+            "revoked key {key_id}; servers refuse it within 2 s\n"
+        )),
+        Revoked::Already => Ok(format!("key {key_id} was already revoked\n")),
+        Revoked::NoSuchKey => Err(format!("keys: there is no key {key_id:?}")),
+    }
+}
+
+fn describe_scope(scope: Scope) -> String {
+    match (scope.tenant(), scope.branch()) {
+        (Some(t), Some(b)) => format!(" for tenant {t}, branch {b}"),
+        (Some(t), None) => format!(" for tenant {t}"),
+        _ => String::new(),
+    }
+}
+
+fn render_list(keys: &[KeyListing]) -> String {
+    let mut out = format!(
+        "{:<17} {:<10} {:>8} {:>8} {:<20} {:<20} {}\n",
+        "ID", "ROLE", "TENANT", "BRANCH", "CREATED (UTC)", "REVOKED (UTC)", "LABEL"
+    );
+    let dash = || "-".to_string();
+    for k in keys {
+        let _ = writeln!(
+            out,
+            "{:<17} {:<10} {:>8} {:>8} {:<20} {:<20} {}",
+            k.id,
+            k.scope.role(),
+            k.scope.tenant().map_or_else(dash, |t| t.to_string()),
+            k.scope.branch().map_or_else(dash, |b| b.to_string()),
+            time(k.created),
+            k.revoked.map_or_else(dash, time),
+            k.label
+        );
+    }
+    out
+}
+
+fn time(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}

@@ -1,0 +1,58 @@
+//! The key check in front of every `/v1` route. It wraps each resource, not
+//! the whole app: it then runs after routing, on the very path parameters
+//! the handler will see (`%31` decoded to `1` as the router decodes it), so
+//! no spelling of a path can reach a route without its own rule. It runs
+//! before the handler reads the body or looks anything up.
+
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::web;
+
+use super::{ApiError, AppState};
+use crate::auth::{AuthError, Operation};
+
+/// Lets the request through only with a key that may perform `op` here.
+pub async fn guard(
+    op: Operation,
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(req
+            .error_response(ApiError::Internal("no application state".into()))
+            .map_into_right_body());
+    };
+    if let Some(auth) = &state.auth {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let peer = req.peer_addr().map(|a| a.ip());
+        let path = req.match_info();
+        let checked = auth
+            .check(header, peer, op, path.get("tenantID"), path.get("branchID"))
+            .await;
+        if let Err(e) = checked {
+            state.metrics.auth_refused(reason(e));
+            let e = ApiError::from(e);
+            if op == Operation::PostSales {
+                state.metrics.reject(e.code());
+            }
+            return Ok(req.error_response(e).map_into_right_body());
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+fn reason(e: AuthError) -> &'static str {
+    match e {
+        AuthError::Unauthorized => "unauthorized",
+        AuthError::Forbidden => "forbidden",
+        AuthError::RateLimited(_) => "rate_limited",
+        AuthError::Unavailable => "unavailable",
+    }
+}

@@ -1,0 +1,213 @@
+//! API keys in `api_keys`: made by `pos keys create` and `pos seed`, read by
+//! the servers on a cache miss, polled for revocations, listed and revoked
+//! by `pos keys`. No statement here ever sees a secret, only its hash.
+
+use chrono::NaiveDateTime;
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+use super::Result;
+use crate::auth::{Role, Scope, SecretHash};
+use crate::domain::TenantId;
+
+/// A key as a server needs it to check a token.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub id: String,
+    pub hash: SecretHash,
+    pub scope: Scope,
+    pub revoked: bool,
+}
+
+/// A key as `pos keys list` shows it.
+#[derive(Debug, Clone)]
+pub struct KeyListing {
+    pub id: String,
+    pub scope: Scope,
+    pub label: String,
+    pub created: NaiveDateTime,
+    pub revoked: Option<NaiveDateTime>,
+}
+
+/// A key to store.
+pub struct KeyInsert<'a> {
+    pub id: &'a str,
+    pub hash: SecretHash,
+    pub scope: Scope,
+    pub label: &'a str,
+}
+
+/// What `revoke_key` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    Now,
+    Already,
+    NoSuchKey,
+}
+
+/// Keys revoked in a time window, and the database's clock when asked.
+#[derive(Debug, Clone, Default)]
+pub struct Revocations {
+    pub ids: Vec<String>,
+    pub now: Option<NaiveDateTime>,
+}
+
+const INSERT_KEY: &str =
+    "INSERT INTO api_keys (id, secret_hash, role, tenant_id, branch_id, label, created) \
+     VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))";
+
+fn insert_params(k: &KeyInsert<'_>) -> mysql_async::Params {
+    (
+        k.id,
+        k.hash.0.to_vec(),
+        k.scope.role().as_str(),
+        k.scope.tenant(),
+        k.scope.branch(),
+        k.label,
+    )
+        .into()
+}
+
+/// Stores one key.
+pub async fn insert_key(conn: &mut Conn, key: &KeyInsert<'_>) -> Result<()> {
+    conn.exec_drop(INSERT_KEY, insert_params(key)).await?;
+    Ok(())
+}
+
+/// Stores many keys in one transaction (`pos seed`).
+pub async fn insert_keys(conn: &mut Conn, keys: &[KeyInsert<'_>]) -> Result<()> {
+    let mut tx = conn
+        .start_transaction(mysql_async::TxOpts::default())
+        .await?;
+    tx.exec_batch(INSERT_KEY, keys.iter().map(insert_params))
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether the tenant of `scope` exists and its branch (if any) is the tenant's.
+pub async fn scope_exists(conn: &mut Conn, scope: Scope) -> Result<bool> {
+    let found: Option<u64> = match (scope.tenant(), scope.branch()) {
+        (None, _) => return Ok(true),
+        (Some(t), None) => {
+            conn.exec_first("SELECT id FROM tenants WHERE id = ?", (t,))
+                .await?
+        }
+        (Some(t), Some(b)) => {
+            conn.exec_first(
+                "SELECT id FROM branches WHERE tenant_id = ? AND id = ?",
+                (t, b),
+            )
+            .await?
+        }
+    };
+    Ok(found.is_some())
+}
+
+type KeyRow = (
+    String,
+    Vec<u8>,
+    String,
+    Option<u64>,
+    Option<u64>,
+    Option<NaiveDateTime>,
+);
+
+fn scope_of(role: &str, tenant: Option<u64>, branch: Option<u64>) -> Option<Scope> {
+    Scope::new(Role::parse(role)?, tenant, branch).ok()
+}
+
+/// The key with this public id; `None` if there is none (or its row is
+/// not one a server can use).
+pub async fn find_key(conn: &mut Conn, id: &str) -> Result<Option<StoredKey>> {
+    let row: Option<KeyRow> = conn
+        .exec_first(
+            "SELECT id, secret_hash, role, tenant_id, branch_id, revoked FROM api_keys WHERE id = ?",
+            (id,),
+        )
+        .await?;
+    let Some((id, hash, role, tenant, branch, revoked)) = row else {
+        return Ok(None);
+    };
+    let (Ok(hash), Some(scope)) = (<[u8; 32]>::try_from(hash), scope_of(&role, tenant, branch))
+    else {
+        tracing::warn!(key = %id, "api_keys row is malformed; the key is refused");
+        return Ok(None);
+    };
+    Ok(Some(StoredKey {
+        id,
+        hash: SecretHash(hash),
+        scope,
+        revoked: revoked.is_some(),
+    }))
+}
+
+/// Ids of keys revoked at or after `since` (all revoked keys when `None`),
+/// with the database's UTC clock, which the next call passes back.
+pub async fn revoked_since(conn: &mut Conn, since: Option<NaiveDateTime>) -> Result<Revocations> {
+    let now: Option<NaiveDateTime> = conn.query_first("SELECT UTC_TIMESTAMP(6)").await?;
+    let ids: Vec<String> = match since {
+        Some(t) => {
+            conn.exec("SELECT id FROM api_keys WHERE revoked >= ?", (t,))
+                .await?
+        }
+        None => {
+            conn.query("SELECT id FROM api_keys WHERE revoked IS NOT NULL")
+                .await?
+        }
+    };
+    Ok(Revocations { ids, now })
+}
+
+type ListingRow = (
+    String,
+    String,
+    Option<u64>,
+    Option<u64>,
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+);
+
+/// Every key (or a tenant's), oldest first.
+pub async fn list_keys(conn: &mut Conn, tenant: Option<TenantId>) -> Result<Vec<KeyListing>> {
+    let rows: Vec<ListingRow> = conn
+        .exec(
+            "SELECT id, role, tenant_id, branch_id, label, created, revoked FROM api_keys \
+             WHERE ? IS NULL OR tenant_id = ? ORDER BY created, id",
+            (tenant, tenant),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, role, tenant, branch, label, created, revoked)| {
+            Some(KeyListing {
+                scope: scope_of(&role, tenant, branch)?,
+                id,
+                label,
+                created,
+                revoked,
+            })
+        })
+        .collect())
+}
+
+/// Marks a key revoked (once: the first revocation time is kept).
+pub async fn revoke_key(conn: &mut Conn, id: &str) -> Result<Revoked> {
+    conn.exec_drop(
+        "UPDATE api_keys SET revoked = UTC_TIMESTAMP(6) WHERE id = ? AND revoked IS NULL",
+        (id,),
+    )
+    .await?;
+    if conn.affected_rows() == 1 {
+        return Ok(Revoked::Now);
+    }
+    let exists: Option<String> = conn
+        .exec_first("SELECT id FROM api_keys WHERE id = ?", (id,))
+        .await?;
+    Ok(if exists.is_some() {
+        Revoked::Already
+    } else {
+        Revoked::NoSuchKey
+    })
+}
