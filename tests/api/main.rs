@@ -1,6 +1,7 @@
 //! Black-box tests over HTTP against the real MariaDB and Redis (one test
 //! binary, so one link step).
 
+mod auth;
 mod deploy;
 mod health;
 mod idempotency;

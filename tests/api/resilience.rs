@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::child::ChildServer;
 use crate::support::{eventually, start_app_behind_proxy, TestDb};
 
 fn sale(product: u64, quantity: u64, price: &str) -> Value {
@@ -215,37 +216,9 @@ async fn too_many_rows_waiting_answers_503_at_once_instead_of_queueing() {
 async fn sigterm_answers_the_requests_in_flight_then_exits_cleanly() {
     let db = TestDb::create().await;
     let t = db.tenant(1, 1).await;
-    let (port, metrics_port) = (crate::support::free_port(), crate::support::free_port());
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_pos"))
-        .arg("serve")
-        .env("POS_DATABASE_URL", &db.url)
-        .env("POS_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("POS_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
-        .env("POS_REDIS_URL", "")
-        // A long linger keeps the requests waiting for their batch when the signal comes.
-        .env("POS_BATCH_LINGER_MS", "3000")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("pos serve starts");
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .finish();
-    let base = format!("http://127.0.0.1:{port}");
-    let ready = eventually(Duration::from_secs(20), || {
-        let (client, url) = (client.clone(), format!("{base}/ready"));
-        async move {
-            client
-                .get(url)
-                .send()
-                .await
-                .map(|r| r.status() == 200)
-                .unwrap_or(false)
-        }
-    })
-    .await;
-    assert!(ready, "server did not become ready");
+    // A long linger keeps the requests waiting for their batch when the signal comes.
+    let mut server = ChildServer::start(&db.url, &[("POS_BATCH_LINGER_MS", "3000")]).await;
+    let (client, base) = (server.client.clone(), server.base.clone());
 
     let posts: Vec<_> = (0..20)
         .map(|_| {
@@ -262,25 +235,13 @@ async fn sigterm_answers_the_requests_in_flight_then_exits_cleanly() {
         })
         .collect();
     // Signal only once all 20 are inside the server, waiting for their batch.
-    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
-    let all_waiting = eventually(Duration::from_secs(10), || {
-        let (client, url) = (client.clone(), metrics_url.clone());
-        async move {
-            match client.get(url).send().await {
-                Ok(mut r) => r
-                    .body()
-                    .await
-                    .map(|b| String::from_utf8_lossy(&b).contains("pos_rows_waiting 20"))
-                    .unwrap_or(false),
-                Err(_) => false,
-            }
-        }
+    let all_waiting = eventually(Duration::from_secs(10), || async {
+        server.metrics().await.contains("pos_rows_waiting 20")
     })
     .await;
     assert!(all_waiting, "the requests did not reach the server");
-    let pid = server.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-TERM", &server.pid().to_string()])
         .status()
         .expect("kill runs");
     assert!(killed.success());
@@ -291,10 +252,7 @@ async fn sigterm_answers_the_requests_in_flight_then_exits_cleanly() {
             created += 1;
         }
     }
-    let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
-        .await
-        .expect("exits")
-        .expect("status");
+    let status = server.wait(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
     assert_eq!(created, 20, "requests in flight were not all answered");
     assert_eq!(db.count("sales_transactions").await, 20);

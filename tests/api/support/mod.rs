@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod child;
 pub mod proxy;
 pub mod redis_server;
 
@@ -391,6 +392,14 @@ impl TestApp {
             (_, Some(t)) => Some(t.backoffice),
             (_, None) => Some(self.db.operator.clone()),
         }
+    }
+
+    /// The value of one metric sample (`name{labels}` exactly as exported), 0 if absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.get_metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
     }
 
     pub async fn get_metrics(&self) -> String {

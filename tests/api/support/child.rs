@@ -1,0 +1,103 @@
+//! The real `pos` binary: one-shot commands, and `pos serve` as a child
+//! process on free ports (for what only a second process can show: a
+//! revocation seen by another server, a signal, a kill).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use super::{eventually, free_port};
+
+/// Runs `pos args…` with only `vars` (and PATH) in its environment.
+pub async fn pos_cli(vars: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pos"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.expect("pos runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `pos serve` in a child process; killed when dropped.
+pub struct ChildServer {
+    pub base: String,
+    pub metrics_url: String,
+    pub client: awc::Client,
+    child: tokio::process::Child,
+}
+
+impl ChildServer {
+    /// Starts `pos serve` on `database_url` with `extra` settings and waits
+    /// until it is ready.
+    pub async fn start(database_url: &str, extra: &[(&str, &str)]) -> ChildServer {
+        let (port, metrics_port) = (free_port(), free_port());
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pos"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("POS_DATABASE_URL", database_url)
+            .env("POS_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("POS_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("POS_REDIS_URL", "")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("pos serve starts");
+        let server = ChildServer {
+            base: format!("http://127.0.0.1:{port}"),
+            metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
+            client: awc::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .finish(),
+            child,
+        };
+        let ready = eventually(Duration::from_secs(20), || async {
+            server.status("/ready", None).await == Some(200)
+        })
+        .await;
+        assert!(ready, "pos serve did not become ready");
+        server
+    }
+
+    /// The status of `GET path` with this token (`None` if no answer).
+    pub async fn status(&self, path: &str, token: Option<&str>) -> Option<u16> {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.ok().map(|r| r.status().as_u16())
+    }
+
+    /// The metrics text (empty if no answer).
+    pub async fn metrics(&self) -> String {
+        match self.client.get(&self.metrics_url).send().await {
+            Ok(mut r) => r
+                .body()
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .expect("exits in time")
+            .expect("exit status")
+    }
+}
