@@ -1,6 +1,8 @@
--- 100 sales per request for one tenant's branch (see scripts/bench).
+-- 100 sales per request for one tenant's branch (see scripts/bench), with
+-- the tenant's till key (pos_bench<t>_<BENCH_SECRET><t>).
 local tenants = tonumber(os.getenv("BENCH_TENANTS") or "100")
 local products = tonumber(os.getenv("BENCH_PRODUCTS") or "1000")
+local secret = os.getenv("BENCH_SECRET") or ""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
@@ -14,5 +16,6 @@ request = function()
       p, math.random(1, 3), math.random(1, 20), math.random(0, 99))
   end
   local body = "[" .. table.concat(items, ",") .. "]"
-  return wrk.format(nil, string.format("/v1/tenants/%d/branches/%d/sales-transactions", t, 2 * t), nil, body)
+  local headers = { ["Authorization"] = string.format("Bearer pos_bench%d_%s%d", t, secret, t) }
+  return wrk.format(nil, string.format("/v1/tenants/%d/branches/%d/sales-transactions", t, 2 * t), headers, body)
 end

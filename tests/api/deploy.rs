@@ -125,6 +125,7 @@ fn the_compose_file_parses_and_names_only_files_that_exist() {
     for s in [
         "mariadb",
         "redis",
+        "migrate",
         "pos",
         "seed",
         "loadgen",
@@ -169,7 +170,11 @@ fn the_compose_file_parses_and_names_only_files_that_exist() {
         .iter()
         .filter_map(|p| p.as_str())
         .collect();
-    assert_eq!(ports, vec!["8080:8080", "8081:8081"]);
+    assert_eq!(
+        ports,
+        vec!["8080:8080"],
+        "metrics stay on the compose network"
+    );
     assert_eq!(
         compose["services"]["loadgen"]["profiles"][0].as_str(),
         Some("demo")
@@ -183,6 +188,79 @@ fn the_compose_file_parses_and_names_only_files_that_exist() {
 }
 
 #[test]
+fn the_compose_file_publishes_only_the_api_and_grafana_and_has_no_default_passwords() {
+    let text = read("docker/compose.yaml");
+    let compose = yaml("docker/compose.yaml");
+    for (name, service) in compose["services"].as_hash().expect("services") {
+        let name = name.as_str().unwrap_or("?");
+        if !service["ports"].is_badvalue() {
+            assert!(
+                name == "pos" || name == "grafana",
+                "{name} publishes {:?}",
+                service["ports"]
+            );
+        }
+    }
+    assert_eq!(
+        compose["services"]["grafana"]["ports"][0].as_str(),
+        Some("3000:3000")
+    );
+    // Every password comes from the environment, required, never defaulted.
+    let mut rest = text.as_str();
+    let mut seen = 0;
+    while let Some(i) = rest.find("${") {
+        let end = rest[i..].find('}').expect("closed") + i;
+        let expr = &rest[i + 2..end];
+        assert!(
+            expr.contains(":?"),
+            "${{{expr}}} has a default or may be empty"
+        );
+        seen += 1;
+        rest = &rest[end..];
+    }
+    assert!(seen >= 3);
+    let grafana = &compose["services"]["grafana"]["environment"];
+    assert_eq!(grafana["GF_AUTH_ANONYMOUS_ENABLED"].as_str(), Some("false"));
+    // The service connects as `pos`; only the one-shot migrate runs as root.
+    let env = &compose["x-pos-env"];
+    assert!(env["POS_DATABASE_URL"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("mysql://pos:")));
+    assert!(!text.contains("POS_MIGRATE_DATABASE_URL: mysql://pos"));
+    for name in ["pos", "seed", "loadgen"] {
+        let service_env = &compose["services"][name]["environment"];
+        assert!(
+            service_env["POS_MIGRATE_DATABASE_URL"].is_badvalue(),
+            "{name} holds the root password"
+        );
+    }
+}
+
+#[test]
+fn mariadb_creates_a_service_user_that_may_only_read_and_write() {
+    let path = "docker/mariadb-init/10-pos-user.sh";
+    let script = read(path);
+    assert!(script.contains("GRANT SELECT, INSERT, UPDATE ON \\`pos\\`.* TO 'pos'@'%'"));
+    for word in ["ALL", "DELETE", "DROP", "ALTER", "CREATE TABLE"] {
+        let grants: Vec<&str> = script.lines().filter(|l| l.starts_with("GRANT")).collect();
+        assert!(grants.iter().all(|l| !l.contains(word)), "{grants:?}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(repo(path))
+            .expect("exists")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o111,
+            0,
+            "the entrypoint must source it (not executable)"
+        );
+    }
+}
+
+#[test]
 fn prometheus_scrapes_the_metrics_port_and_grafana_provisioning_points_at_it() {
     let prom = yaml("docker/prometheus.yml");
     let target = prom["scrape_configs"][0]["static_configs"][0]["targets"][0]
@@ -190,6 +268,10 @@ fn prometheus_scrapes_the_metrics_port_and_grafana_provisioning_points_at_it() {
         .expect("target");
     let defaults = pos::config::Config::from_pairs([]).expect("defaults");
     assert_eq!(target, format!("pos:{}", defaults.metrics_addr.port()));
+    assert!(
+        defaults.metrics_addr.ip().is_loopback(),
+        "metrics bind 127.0.0.1 by default"
+    );
     let ds = yaml("grafana/provisioning/datasources/prometheus.yaml");
     assert_eq!(
         ds["datasources"][0]["url"].as_str(),
