@@ -4,7 +4,6 @@ local tenants = tonumber(os.getenv("BENCH_TENANTS") or "100")
 local products = tonumber(os.getenv("BENCH_PRODUCTS") or "1000")
 local secret = os.getenv("BENCH_SECRET") or ""
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
 math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
 
 request = function()
@@ -16,6 +15,10 @@ request = function()
       p, math.random(1, 3), math.random(1, 20), math.random(0, 99))
   end
   local body = "[" .. table.concat(items, ",") .. "]"
-  local headers = { ["Authorization"] = string.format("Bearer pos_bench%d_%s%d", t, secret, t) }
+  -- A table given to wrk.format replaces wrk.headers: it carries them all.
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = string.format("Bearer pos_bench%d_%s%d", t, secret, t),
+  }
   return wrk.format(nil, string.format("/v1/tenants/%d/branches/%d/sales-transactions", t, 2 * t), headers, body)
 end

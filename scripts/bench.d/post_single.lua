@@ -4,7 +4,6 @@ local tenants = tonumber(os.getenv("BENCH_TENANTS") or "100")
 local products = tonumber(os.getenv("BENCH_PRODUCTS") or "1000")
 local secret = os.getenv("BENCH_SECRET") or ""
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
 math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
 
 request = function()
@@ -13,6 +12,10 @@ request = function()
   local p = (t - 1) * products + math.random(1, products)
   local body = string.format('{"productID":%d,"quantitySold":%d,"pricePerUnit":"%d.%02d"}',
     p, math.random(1, 3), math.random(1, 20), math.random(0, 99))
-  local headers = { ["Authorization"] = string.format("Bearer pos_bench%d_%s%d", t, secret, t) }
+  -- A table given to wrk.format replaces wrk.headers: it carries them all.
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = string.format("Bearer pos_bench%d_%s%d", t, secret, t),
+  }
   return wrk.format(nil, string.format("/v1/tenants/%d/branches/%d/sales-transactions", t, b), headers, body)
 end

@@ -20,8 +20,11 @@ use crate::domain::TenantId;
 use crate::metrics::Metrics;
 use crate::store::{self, Catalog, Revocations, StoreError, StoredKey};
 
-/// Reads running at once; more are refused rather than queued.
-pub const MAX_IN_FLIGHT: usize = 64;
+/// Reads waiting for a connection or running; more are refused rather than
+/// queued. The pool runs [`POOL_MAX`] at a time (a key look-up takes well
+/// under a millisecond), so a burst of this many first requests (tills
+/// starting after a restart) is served within a fraction of a second.
+pub const MAX_IN_FLIGHT: usize = 1024;
 /// Connections of the lookup pool.
 const POOL_MAX: usize = 4;
 /// Longest a read may take, connection included.

@@ -9,9 +9,12 @@
 //! overlap, so a revocation that commits late, or a cache fill that raced
 //! it, is still caught on the next poll) and drops them from its cache.
 //!
-//! Failed authentications, and cache misses (they cost a MySQL read), are
-//! limited per client address, so guessing keys is slow and cannot load
-//! MySQL.
+//! Failed authentications are limited per client address. An address that
+//! went over its budget is turned away before any look-up until the
+//! limiter would let it in again, so guessing keys is slow and cannot load
+//! MySQL; keys already in the cache keep working from that address, and
+//! many tills behind one address (a NAT, a proxy) can all make their first
+//! request at once, since a valid key never counts against the budget.
 
 mod key;
 mod policy;
@@ -19,9 +22,10 @@ mod policy;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
+use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::future::Cache;
@@ -48,7 +52,7 @@ pub struct Limits {
     /// Requests per second per key, and the burst above it.
     pub per_key: NonZeroU32,
     pub per_key_burst: NonZeroU32,
-    /// Failed authentications (and key lookups) per second per client address.
+    /// Failed authentications per second per client address.
     pub failures_per_address: NonZeroU32,
 }
 
@@ -78,7 +82,12 @@ pub struct Auth {
     /// `None` for ids that are unknown or revoked.
     keys: Cache<String, Option<Arc<CheckedKey>>>,
     per_key: DefaultKeyedRateLimiter<Arc<str>>,
+    /// Failures per client address.
     per_address: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses the failure limiter refused, until it would take them
+    /// again: turned away before a look-up. Entries expire; housekeeping
+    /// drops them.
+    blocked: DashMap<IpAddr, Instant>,
     lookup: Addr<LookupActor>,
 }
 
@@ -97,6 +106,7 @@ impl Auth {
             per_address: RateLimiter::keyed(
                 Quota::per_second(limits.failures_per_address).allow_burst(burst),
             ),
+            blocked: DashMap::new(),
             lookup,
         }
     }
@@ -133,8 +143,9 @@ impl Auth {
         let entry = match self.keys.get(token.key_id).await {
             Some(entry) => entry,
             None => {
-                // A miss costs a MySQL read: it counts like a failure.
-                self.charge(peer)?;
+                // A miss costs a MySQL read: not for an address that is
+                // guessing.
+                self.still_blocked(peer)?;
                 self.load(token.key_id).await?
             }
         };
@@ -164,18 +175,25 @@ impl Auth {
     }
 
     /// Counts a failure against `peer`: `Unauthorized`, or `RateLimited`
-    /// once the address has failed too often.
+    /// once the address has failed too often (then it is blocked until the
+    /// limiter would take it again).
     fn failed(&self, peer: IpAddr) -> AuthError {
-        match self.charge(peer) {
-            Ok(()) => AuthError::Unauthorized,
-            Err(e) => e,
+        match self.per_address.check_key(&peer) {
+            Ok(_) => AuthError::Unauthorized,
+            Err(not_until) => {
+                let wait = wait(not_until);
+                self.blocked.insert(peer, Instant::now() + wait);
+                AuthError::RateLimited(wait)
+            }
         }
     }
 
-    fn charge(&self, peer: IpAddr) -> Result<(), AuthError> {
-        self.per_address
-            .check_key(&peer)
-            .map_err(|not_until| AuthError::RateLimited(wait(not_until)))
+    fn still_blocked(&self, peer: IpAddr) -> Result<(), AuthError> {
+        let until = self.blocked.get(&peer).map(|u| *u);
+        match until.and_then(|u| u.checked_duration_since(Instant::now())) {
+            Some(left) if !left.is_zero() => Err(AuthError::RateLimited(left)),
+            _ => Ok(()),
+        }
     }
 
     /// Drops revoked keys from the cache.
@@ -185,8 +203,12 @@ impl Auth {
         }
     }
 
-    /// Forgets rate-limit states that are full again (idle keys and addresses).
+    /// Forgets rate-limit states that are full again (idle keys and
+    /// addresses) and blocks that ended.
     pub fn housekeeping(&self) {
+        let now = Instant::now();
+        self.blocked.retain(|_, until| *until > now);
+        self.blocked.shrink_to_fit();
         self.per_key.retain_recent();
         self.per_address.retain_recent();
         self.per_key.shrink_to_fit();
@@ -196,7 +218,7 @@ impl Auth {
     /// Polls revocations once a second, forever; run it on the System arbiter.
     pub async fn watch_revocations(self: Arc<Self>) {
         let mut since = None;
-        let mut last_housekeeping = std::time::Instant::now();
+        let mut last_housekeeping = Instant::now();
         loop {
             match lookup::ask(&self.lookup, RevokedSince(since)).await {
                 Ok(r) => {
@@ -208,7 +230,7 @@ impl Auth {
                 Err(e) => tracing::debug!(error = %e, "revocation poll failed; retrying"),
             }
             if last_housekeeping.elapsed() >= LIMITER_HOUSEKEEPING {
-                last_housekeeping = std::time::Instant::now();
+                last_housekeeping = Instant::now();
                 self.housekeeping();
             }
             tokio::time::sleep(REVOCATION_POLL).await;

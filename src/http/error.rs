@@ -97,6 +97,13 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // In the request's span (with its id). Refusals are the client's
+        // business and can be provoked at will: never above debug.
+        if self.status_code().is_server_error() {
+            tracing::error!(code = self.code(), error = %self, "request failed");
+        } else {
+            tracing::debug!(code = self.code(), error = %self, "request refused");
+        }
         let mut body = json!({"code": self.code(), "message": self.to_string()});
         if let ApiError::Validation { fields, .. } = self {
             body["fields"] = json!(fields);

@@ -400,6 +400,47 @@ async fn failed_authentications_are_limited_per_address_but_known_keys_keep_work
     app.cleanup().await;
 }
 
+#[actix_web::test]
+async fn many_tills_behind_one_address_all_get_in_on_their_first_request() {
+    // Default limits: 10 failures a second per address, burst 50. Valid
+    // keys seen for the first time must not count against that budget (a
+    // shop's NAT, or a proxy in front of the service).
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let mut tokens = Vec::new();
+    for _ in 0..80 {
+        tokens.push(
+            app.db
+                .key(Scope::Till {
+                    tenant: t.id,
+                    branch: None,
+                })
+                .await,
+        );
+    }
+    let posts = tokens.iter().map(|token| {
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}{}", app.base, t.sales_path(0)),
+            token.clone(),
+        );
+        let body = sale(t.products[0]);
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .send_json(&body)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    assert_eq!(app.db.count("sales_transactions").await, 80);
+    app.cleanup().await;
+}
+
 /// Sends `head` and `body` on a raw connection, then waits for the answer or the close.
 async fn raw_exchange(app: &TestApp, head: &str, body: &[u8]) -> tokio::net::TcpStream {
     let addr = app.base.trim_start_matches("http://");
