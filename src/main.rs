@@ -78,15 +78,20 @@ async fn migrate(config: Config) -> i32 {
     }
 }
 
+/// The URL a tool works with and the one it migrates with: both `--database-url`
+/// when given, else `POS_DATABASE_URL` and `POS_MIGRATE_DATABASE_URL`.
+fn tool_urls(database_url: &Option<String>, config: &Config) -> (String, String) {
+    match database_url {
+        Some(url) => (url.clone(), url.clone()),
+        None => (
+            config.database_url.clone(),
+            config.migration_url().to_string(),
+        ),
+    }
+}
+
 async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or(config.database_url.clone());
-    let migration_url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| config.migration_url().to_string());
+    let (url, migration_url) = tool_urls(&args.database_url, &config);
     match pos::cli::keys::run(&args.command, &url, &migration_url).await {
         Ok(out) => {
             print!("{out}");
@@ -100,14 +105,7 @@ async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
 }
 
 async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or(config.database_url.clone());
-    let migration_url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| config.migration_url().to_string());
+    let (url, migration_url) = tool_urls(&args.database_url, &config);
     match pos::cli::seed::run(&args, &url, &migration_url).await {
         Ok(None) => {
             println!("the database already has tenants; nothing seeded (--if-empty)");

@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::child::{pos_cli, ChildServer};
-use crate::support::{eventually, mysql_server_url, spawn_app, spawn_app_with, Options, TestApp};
+use crate::support::{
+    eventually, mysql_server_url, post_status, spawn_app, spawn_app_with, Options, TestApp,
+};
 use pos::auth::Scope;
 
 fn sale(product: u64) -> Value {
@@ -294,15 +296,7 @@ async fn keys_made_by_the_cli_work_list_without_secrets_and_revocation_reaches_a
             token.clone(),
         );
         let body = one_sale.clone();
-        async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .send_json(&body)
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        }
+        async move { post_status(&client, &url, &token, &body).await }
     };
     assert_eq!(post(t.branches[1]).await, 201);
     assert_eq!(post(t.branches[0]).await, 403);
@@ -425,15 +419,7 @@ async fn many_tills_behind_one_address_all_get_in_on_their_first_request() {
             token.clone(),
         );
         let body = sale(t.products[0]);
-        async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .send_json(&body)
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        }
+        async move { post_status(&client, &url, &token, &body).await }
     });
     let statuses = futures_util::future::join_all(posts).await;
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");

@@ -3,7 +3,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::child::ChildServer;
-use crate::support::{eventually, start_app_behind_proxy, TestDb};
+use crate::support::{eventually, post_status, start_app_behind_proxy, TestDb};
 
 fn sale(product: u64, quantity: u64, price: &str) -> Value {
     json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
@@ -224,14 +224,7 @@ async fn sigterm_answers_the_requests_in_flight_then_exits_cleanly() {
         .map(|_| {
             let (client, url) = (client.clone(), format!("{base}{}", t.sales_path(0)));
             let (body, token) = (sale(t.products[0], 1, "2.00"), t.till.clone());
-            actix_web::rt::spawn(async move {
-                client
-                    .post(url)
-                    .bearer_auth(token)
-                    .send_json(&body)
-                    .await
-                    .map(|r| r.status().as_u16())
-            })
+            actix_web::rt::spawn(async move { post_status(&client, &url, &token, &body).await })
         })
         .collect();
     // Signal only once all 20 are inside the server, waiting for their batch.
@@ -248,7 +241,7 @@ async fn sigterm_answers_the_requests_in_flight_then_exits_cleanly() {
 
     let mut created = 0;
     for p in posts {
-        if let Ok(Ok(201)) = p.await {
+        if let Ok(201) = p.await {
             created += 1;
         }
     }

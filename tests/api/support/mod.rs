@@ -521,6 +521,17 @@ where
     }
 }
 
+/// POSTs `body` as JSON to `url` with `token`; the status, or 0 without an answer.
+pub async fn post_status(client: &awc::Client, url: &str, token: &str, body: &Value) -> u16 {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .send_json(body)
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
 /// Polls `check` until it holds or `timeout` passes.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
