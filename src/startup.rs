@@ -170,7 +170,7 @@ async fn boot(
     arbiters: Arc<Mutex<Vec<Arbiter>>>,
 ) {
     let mut backoff = FIRST_BOOT_BACKOFF;
-    let (consecutive_ids, totals) = loop {
+    let (auto_increment, totals) = loop {
         match prepare_database(&config).await {
             Ok(ready) => break ready,
             Err(e) => {
@@ -180,7 +180,7 @@ async fn boot(
             }
         }
     };
-    let persistence_count = if consecutive_ids {
+    let persistence_count = if auto_increment.statement_ids_in_order {
         config.persistence_actors
     } else {
         // Ids of one multi-row INSERT are consecutive only while no other
@@ -202,6 +202,7 @@ async fn boot(
             batch_linger: config.batch_linger,
             max_rows_waiting: (config.max_rows_waiting / persistence_count).max(config.batch_rows),
             retry_window: config.storage_retry,
+            id_step: auto_increment.step,
         };
         let arbiter = Arbiter::new();
         let m = metrics.clone();
@@ -239,7 +240,7 @@ async fn boot(
 /// short-lived pool.
 async fn prepare_database(
     config: &Config,
-) -> Result<(bool, Vec<store::ProductTotal>), Box<dyn std::error::Error>> {
+) -> Result<(store::AutoIncrement, Vec<store::ProductTotal>), Box<dyn std::error::Error>> {
     let applied = store::migrate_if_pending(&config.database_url, config.migration_url())
         .await
         .map_err(|e| format!("{e} (migrating as {})", redact_url(config.migration_url())))?;
@@ -249,9 +250,9 @@ async fn prepare_database(
     let pool = mysql_async::Pool::new(store::pool_opts(&config.database_url, 1)?);
     let result = async {
         let mut conn = pool.get_conn().await?;
-        let consecutive = store::autoinc_ids_consecutive(&mut conn).await?;
+        let auto_increment = store::auto_increment(&mut conn).await?;
         let totals = store::load_all_totals(&mut conn).await?;
-        Ok::<_, store::StoreError>((consecutive, totals))
+        Ok::<_, store::StoreError>((auto_increment, totals))
     }
     .await;
     let _ = pool.disconnect().await;

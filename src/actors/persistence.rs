@@ -10,7 +10,9 @@
 //! (a tenant's restart, an idempotency lookup) queue behind the writes and
 //! run after their commit; other reads go to the lookup actor.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -20,7 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::domain::{IdempotencyKey, NewSale, StoredSale, TenantId};
 use crate::metrics::Metrics;
-use crate::store::{self, CommitFailure, StoreError, TenantSnapshot};
+use crate::store::{self, BatchMark, CommitFailure, StoreError, TenantSnapshot};
 
 /// Longest wait for a pooled connection before the attempt counts as failed.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,6 +58,8 @@ pub struct PersistenceSettings {
     /// This actor's share of the rows-waiting bound.
     pub max_rows_waiting: usize,
     pub retry_window: Duration,
+    /// Distance between the ids of one INSERT (`auto_increment_increment`).
+    pub id_step: u64,
 }
 
 /// Store these sales (one request's rows: always one batch, one outcome).
@@ -64,6 +68,18 @@ pub struct PersistenceSettings {
 pub struct Save {
     pub sales: Vec<NewSale>,
     pub reply: oneshot::Sender<Result<Vec<StoredSale>, SaveError>>,
+}
+
+impl Save {
+    /// Whether this request stores `key` for `tenant`.
+    fn holds_key(&self, (tenant, key): &(TenantId, String)) -> bool {
+        self.sales.iter().any(|s| {
+            s.tenant_id == *tenant
+                && s.idempotency_key
+                    .as_ref()
+                    .is_some_and(|k| k.as_str() == key)
+        })
+    }
 }
 
 /// A read that runs after every write queued before it.
@@ -99,6 +115,8 @@ enum Queued {
 pub struct PersistenceActor {
     pool: Pool,
     settings: PersistenceSettings,
+    /// This writer's batches, as marked in `commit_markers`.
+    batches: Batches,
     metrics: Metrics,
     queue: VecDeque<Queued>,
     queued_rows: usize,
@@ -119,6 +137,7 @@ impl PersistenceActor {
         Ok(PersistenceActor {
             pool,
             settings,
+            batches: Batches::new(),
             metrics,
             queue: VecDeque::new(),
             queued_rows: 0,
@@ -176,6 +195,8 @@ impl PersistenceActor {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
             retry_window: self.settings.retry_window,
+            id_step: self.settings.id_step,
+            batches: self.batches.clone(),
         };
         ctx.spawn(
             async move {
@@ -284,11 +305,46 @@ enum Failure {
 }
 use Failure::{Settled, Unsettled};
 
+/// The marks of one writer: a random writer id per actor start (several
+/// processes may share the database) and a counter, one per attempt.
+#[derive(Clone)]
+struct Batches {
+    writer: u64,
+    last: Rc<Cell<u64>>,
+}
+
+impl Batches {
+    fn new() -> Batches {
+        let mut bytes = [0u8; 8];
+        // Without OS randomness the time still tells runs apart.
+        let writer = match getrandom::fill(&mut bytes) {
+            Ok(()) => u64::from_le_bytes(bytes),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
+        };
+        Batches {
+            writer: writer >> 1, // BIGINT UNSIGNED, and readable as a signed id too
+            last: Rc::default(),
+        }
+    }
+
+    fn next(&self) -> BatchMark {
+        self.last.set(self.last.get() + 1);
+        BatchMark {
+            writer: self.writer,
+            batch: self.last.get(),
+        }
+    }
+}
+
 /// The work of one flush, independent of the actor's state.
 struct FlushJob {
     pool: Pool,
     metrics: Metrics,
     retry_window: Duration,
+    id_step: u64,
+    batches: Batches,
 }
 
 impl FlushJob {
@@ -309,8 +365,11 @@ impl FlushJob {
         self.commit_group(saves, deadline).await;
     }
 
-    /// Commits `group` as one transaction; a refused group is split in
-    /// halves so that one bad request never fails another's rows.
+    /// Commits `group` as one transaction. When MySQL refuses it, the
+    /// refused request is failed alone and the rest committed again: found
+    /// by the key MySQL names for a duplicate idempotency key, else by
+    /// splitting the group in halves, so that one bad request never fails
+    /// another's rows.
     fn commit_group(&self, group: Vec<Save>, deadline: Instant) -> LocalBoxFuture<'_, ()> {
         Box::pin(async move {
             match self.commit_with_retry(&group, deadline).await {
@@ -323,14 +382,26 @@ impl FlushJob {
                     tracing::error!(error = %e, requests = group.len(), "MySQL unavailable; answering 503");
                     self.fail(group, SaveError::Unavailable);
                 }
+                Err(Settled(StoreError::DuplicateKey(Some(entry)))) if group.len() > 1 => {
+                    let (refused, rest): (Vec<Save>, Vec<Save>) =
+                        group.into_iter().partition(|s| s.holds_key(&entry));
+                    if refused.is_empty() {
+                        // Named a key no request of ours holds: halve instead.
+                        self.halve(rest, deadline).await;
+                    } else {
+                        self.fail(refused, SaveError::DuplicateKey);
+                        if !rest.is_empty() {
+                            self.commit_group(rest, deadline).await;
+                        }
+                    }
+                }
                 Err(Settled(refused)) if group.len() > 1 => {
                     tracing::debug!(error = %refused, requests = group.len(), "batch refused; splitting");
-                    let mut left = group;
-                    let right = left.split_off(left.len() / 2);
-                    self.commit_group(left, deadline).await;
-                    self.commit_group(right, deadline).await;
+                    self.halve(group, deadline).await;
                 }
-                Err(Settled(StoreError::DuplicateKey)) => self.fail(group, SaveError::DuplicateKey),
+                Err(Settled(StoreError::DuplicateKey(_))) => {
+                    self.fail(group, SaveError::DuplicateKey)
+                }
                 Err(Settled(StoreError::Rejected(e))) => {
                     tracing::error!(error = %e, "MySQL refused a request's rows");
                     self.fail(group, SaveError::Rejected(e.to_string()));
@@ -339,23 +410,32 @@ impl FlushJob {
         })
     }
 
+    async fn halve(&self, mut group: Vec<Save>, deadline: Instant) {
+        let right = group.split_off(group.len() / 2);
+        self.commit_group(group, deadline).await;
+        self.commit_group(right, deadline).await;
+    }
+
     /// Runs the transaction, retrying lost connections with backoff until
-    /// `deadline`. A COMMIT whose answer was lost is settled by looking for
-    /// the rows, so a batch is never stored twice.
+    /// `deadline`. A COMMIT whose answer was lost is settled by reading the
+    /// batch's mark back, so a batch is never stored twice.
     async fn commit_with_retry(&self, group: &[Save], deadline: Instant) -> Result<u64, Failure> {
         let sales: Vec<&NewSale> = group.iter().flat_map(|s| s.sales.iter()).collect();
         let mut backoff = FIRST_BACKOFF;
-        let mut unsettled: Option<u64> = None;
+        let mut unsettled: Option<(u64, BatchMark)> = None;
         loop {
             let attempt = async {
                 let mut conn = self.conn().await?;
-                if let Some(first_id) = unsettled {
-                    if store::rows_exist(&mut conn, first_id, sales.len()).await? {
+                if let Some((first_id, mark)) = unsettled {
+                    if store::batch_committed(&mut conn, mark).await? {
                         return Ok(Ok(first_id));
                     }
                 }
+                let mark = self.batches.next();
                 let started = Instant::now();
-                let r = store::insert_sales(&mut conn, &sales).await;
+                let r = store::insert_sales(&mut conn, &sales, mark)
+                    .await
+                    .map_err(|failure| (failure, mark));
                 if r.is_ok() {
                     self.metrics
                         .commit_seconds
@@ -365,12 +445,12 @@ impl FlushJob {
             };
             let error = match attempt.await {
                 Ok(Ok(first_id)) => return Ok(first_id),
-                Ok(Err(CommitFailure::BeforeCommit(e))) => {
+                Ok(Err((CommitFailure::BeforeCommit(e), _))) => {
                     unsettled = None;
                     e
                 }
-                Ok(Err(CommitFailure::AtCommit { first_id, error })) => {
-                    unsettled = Some(first_id);
+                Ok(Err((CommitFailure::AtCommit { first_id, error }, mark))) => {
+                    unsettled = Some((first_id, mark));
                     error
                 }
                 Err(e) => e,
@@ -398,7 +478,7 @@ impl FlushJob {
                 .into_iter()
                 .map(|sale| {
                     let id = next_id;
-                    next_id += 1;
+                    next_id += self.id_step;
                     StoredSale { id, sale }
                 })
                 .collect();

@@ -47,10 +47,13 @@ pub struct TotalsChanged(pub Vec<ProductTotal>);
 
 /// Where tenant actors leave changed totals for the ranking. The ranking
 /// actor is woken only when the feed goes from empty to non-empty, so under
-/// load many commits cost one cross-thread wake-up, not one each.
+/// load many commits cost one cross-thread wake-up, not one each. The feed
+/// keeps the newest total of each product (totals are absolute; a tenant's
+/// are pushed in commit order), so however slow the ranking, it never holds
+/// more than one entry per product.
 #[derive(Clone)]
 pub struct RankingFeed {
-    pending: Arc<Mutex<Vec<ProductTotal>>>,
+    pending: Arc<Mutex<HashMap<ProductId, ProductTotal>>>,
     ranking: Addr<RankingActor>,
 }
 
@@ -66,7 +69,7 @@ impl RankingFeed {
         let was_empty = match self.pending.lock() {
             Ok(mut p) => {
                 let was_empty = p.is_empty();
-                p.extend(totals);
+                p.extend(totals.into_iter().map(|t| (t.product_id, t)));
                 was_empty
             }
             Err(_) => return,
@@ -102,7 +105,7 @@ pub struct TopSelling {
 pub struct FinalFlush;
 
 pub struct RankingActor {
-    feed: Arc<Mutex<Vec<ProductTotal>>>,
+    feed: Arc<Mutex<HashMap<ProductId, ProductTotal>>>,
     totals: HashMap<ProductId, ProductTotal>,
     /// Products of each tenant, to hand a tenant's first actor its totals.
     by_tenant: HashMap<TenantId, Vec<ProductId>>,
@@ -294,7 +297,7 @@ impl Handler<FeedReady> for RankingActor {
             Ok(mut p) => std::mem::take(&mut *p),
             Err(_) => return,
         };
-        for t in taken {
+        for t in taken.into_values() {
             self.apply(t);
         }
         self.metrics.ranking_products.set(self.totals.len() as i64);

@@ -158,7 +158,13 @@ impl TenantRegistry {
             }
         }
         let persistence = self.persistence_for(tenant);
-        Ok(tenant::read(persistence, |reply| Read::Tenant { tenant, reply }).await?)
+        let snapshot = tenant::read(persistence, |reply| Read::Tenant { tenant, reply }).await?;
+        if let Some(s) = &snapshot {
+            // The predecessor may have died with commits it never reported
+            // (an unknown outcome): the ranking takes the totals as stored.
+            self.ranking.push(s.totals.iter().cloned());
+        }
+        Ok(snapshot)
     }
 
     /// The handle of a running actor; a crashed one is forgotten here.
@@ -221,11 +227,13 @@ impl TenantRegistry {
         Err(TenantError::Crashed)
     }
 
-    /// Test hook: makes the tenant's actor panic.
+    /// Test hook: makes the tenant's actor panic; returns once it is dead.
     #[doc(hidden)]
-    pub fn crash(&self, tenant: TenantId) {
-        if let Some(h) = self.live.get(&tenant) {
-            let _ = h.addr.try_send(tenant::Crash);
+    pub async fn crash(&self, tenant: TenantId) {
+        let addr = self.live.get(&tenant).map(|h| h.addr.clone());
+        if let Some(addr) = addr {
+            // The panic drops the answer: the send fails when the actor is gone.
+            let _ = addr.send(tenant::Crash).await;
         }
     }
 }

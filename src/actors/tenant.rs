@@ -38,6 +38,9 @@ const RECENT_KEYS: usize = 4096;
 /// Attempts to settle keys that collide with rows stored meanwhile.
 const KEY_ROUNDS: usize = 3;
 pub(crate) const MAILBOX_CAPACITY: usize = 4096;
+/// Requests one tenant works on at once (they run concurrently up to their
+/// commit); more are refused with 503 rather than piled up.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 1024;
 
 /// A tenant's live totals, shared with HTTP readers.
 pub type Totals = Arc<LiveTotals>;
@@ -91,7 +94,15 @@ impl LiveTotals {
         body
     }
 
-    /// Adds one committed sale; returns the product's new totals.
+    /// A product's committed totals (zero if it never sold).
+    pub fn get(&self, product: ProductId) -> (u64, Money) {
+        self.by_product
+            .get(&product)
+            .map_or((0, Money::ZERO), |t| (t.quantity, t.revenue))
+    }
+
+    /// Adds one committed sale; returns the product's new totals. (The
+    /// tenant actor made sure it fits: see `Reservation`.)
     fn add(
         &self,
         tenant_id: TenantId,
@@ -108,8 +119,11 @@ impl LiveTotals {
                 quantity: 0,
                 revenue: Money::ZERO,
             });
-        entry.quantity += u64::from(sale.quantity);
-        entry.revenue += sale.revenue();
+        entry.quantity = entry.quantity.saturating_add(u64::from(sale.quantity));
+        entry.revenue = entry
+            .revenue
+            .checked_total(sale.revenue())
+            .unwrap_or(entry.revenue);
         entry.clone()
     }
 
@@ -129,6 +143,9 @@ pub enum TenantError {
     UnknownProducts(BTreeMap<String, String>),
     #[error("idempotency key {0} was used for a different transaction")]
     Conflict(String),
+    /// A product's all-time totals would no longer fit their columns.
+    #[error("totals would overflow")]
+    TotalsFull(BTreeMap<String, String>),
     #[error(transparent)]
     Save(#[from] SaveError),
     #[error(transparent)]
@@ -182,6 +199,8 @@ pub struct TenantDeps {
 pub struct TenantActor {
     state: Rc<RefCell<TenantState>>,
     deps: TenantDeps,
+    /// Requests taken from the mailbox and not yet answered.
+    in_flight: usize,
 }
 
 struct TenantState {
@@ -192,6 +211,10 @@ struct TenantState {
     recent: RecentKeys,
     /// Keys of requests in flight; a request with one of them waits.
     pending: HashMap<IdempotencyKey, Rc<Notify>>,
+    /// What requests handed to persistence and not yet settled add, per
+    /// product: counted with the committed totals, so that no two requests
+    /// together push a total past its column.
+    reserved: HashMap<ProductId, (u64, Money)>,
 }
 
 impl TenantActor {
@@ -204,10 +227,12 @@ impl TenantActor {
             totals,
             recent: RecentKeys::default(),
             pending: HashMap::new(),
+            reserved: HashMap::new(),
         };
         TenantActor {
             state: Rc::new(RefCell::new(state)),
             deps,
+            in_flight: 0,
         }
     }
 }
@@ -239,11 +264,17 @@ impl Handler<PostSales> for TenantActor {
             span,
             reply,
         } = msg;
+        if self.in_flight >= MAX_REQUESTS_IN_FLIGHT {
+            let _ = reply.send(Err(SaveError::Overloaded.into()));
+            return;
+        }
+        self.in_flight += 1;
         ctx.spawn(
             async move { post(&state, &deps, branch_id, &items, is_array, &handed_over).await }
                 .instrument(span)
                 .into_actor(self)
-                .map(|outcome, _, ctx| {
+                .map(|outcome, act, ctx| {
+                    act.in_flight -= 1;
                     if let Err(e) = &outcome {
                         tracing::debug!(error = %e, "sales request refused");
                     }
@@ -288,10 +319,11 @@ async fn post(
         if fresh.is_empty() {
             break;
         }
-        let sales = fresh
+        let sales: Vec<NewSale> = fresh
             .iter()
             .map(|&i| NewSale::new(tenant, branch_id, &items[i]))
             .collect();
+        let _reservation = Reservation::take(state, &sales, &fresh, is_array)?;
         handed_over.store(true, Ordering::SeqCst);
         match save(deps, sales).await {
             Ok(stored) => {
@@ -377,6 +409,8 @@ fn check_catalog(
     }
 }
 
+/// Hands the rows to persistence and waits for the outcome. The answer is
+/// a oneshot because it comes later, from the flush, not from the handler.
 async fn save(deps: &TenantDeps, sales: Vec<NewSale>) -> Result<Vec<StoredSale>, SaveError> {
     let (reply, rx) = oneshot::channel();
     deps.persistence
@@ -385,7 +419,9 @@ async fn save(deps: &TenantDeps, sales: Vec<NewSale>) -> Result<Vec<StoredSale>,
             SendError::Full(_) => SaveError::Overloaded,
             SendError::Closed(_) => SaveError::Unavailable,
         })?;
-    rx.await.map_err(|_| SaveError::Unavailable)?
+    // Once queued, the rows may be committed even if the answer never
+    // comes (the persistence actor stopped): the outcome is unknown.
+    rx.await.map_err(|_| SaveError::OutcomeUnknown)?
 }
 
 /// Queues a read behind the tenant's writes and waits for it.
@@ -462,6 +498,105 @@ fn product_name(catalog: &Catalog, product: ProductId) -> Arc<str> {
         .get(&product)
         .cloned()
         .unwrap_or_else(|| Arc::from(""))
+}
+
+/// What one request adds to its products' totals while it is being stored.
+/// Taking it fails if a total would overflow; dropping it (once the outcome
+/// is known and, on success, applied to the totals) gives it back.
+struct Reservation {
+    state: Rc<RefCell<TenantState>>,
+    added: HashMap<ProductId, (u64, Money)>,
+}
+
+impl Reservation {
+    fn take(
+        state: &Rc<RefCell<TenantState>>,
+        sales: &[NewSale],
+        positions: &[usize],
+        is_array: bool,
+    ) -> Result<Reservation, TenantError> {
+        let mut s = state.borrow_mut();
+        let mut added: HashMap<ProductId, (u64, Money)> = HashMap::new();
+        let mut full = BTreeMap::new();
+        for (sale, &i) in sales.iter().zip(positions) {
+            let field = |name: &str| {
+                if is_array {
+                    format!("[{i}].{name}")
+                } else {
+                    name.to_string()
+                }
+            };
+            let (committed_q, committed_r) = s.totals.get(sale.product_id);
+            let (held_q, held_r) = s
+                .reserved
+                .get(&sale.product_id)
+                .copied()
+                .unwrap_or_default();
+            let mine = added.entry(sale.product_id).or_default();
+            let quantity = [committed_q, held_q, mine.0, u64::from(sale.quantity)]
+                .into_iter()
+                .try_fold(0u64, u64::checked_add);
+            let revenue = [committed_r, held_r, mine.1, sale.revenue()]
+                .into_iter()
+                .try_fold(Money::ZERO, Money::checked_total);
+            match (quantity, revenue) {
+                (None, _) => {
+                    full.insert(
+                        field("quantitySold"),
+                        format!(
+                            "would take product {}'s total quantity past {}",
+                            sale.product_id,
+                            u64::MAX
+                        ),
+                    );
+                }
+                (_, None) => {
+                    full.insert(
+                        field("pricePerUnit"),
+                        format!(
+                            "would take product {}'s total sales past {}",
+                            sale.product_id,
+                            Money::new(Money::max_total())
+                        ),
+                    );
+                }
+                (Some(_), Some(_)) => {
+                    mine.0 += u64::from(sale.quantity);
+                    mine.1 += sale.revenue();
+                }
+            }
+        }
+        if !full.is_empty() {
+            return Err(TenantError::TotalsFull(full));
+        }
+        for (product, (q, r)) in &added {
+            let held = s.reserved.entry(*product).or_default();
+            held.0 += q;
+            held.1 += *r;
+        }
+        drop(s);
+        Ok(Reservation {
+            state: state.clone(),
+            added,
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let Ok(mut s) = self.state.try_borrow_mut() else {
+            return;
+        };
+        for (product, (q, r)) in &self.added {
+            if let Some(held) = s.reserved.get_mut(product) {
+                held.0 -= q;
+                held.1 = Money::new(held.1.amount() - r.amount());
+                if held.0 == 0 {
+                    s.reserved.remove(product);
+                }
+            }
+        }
+    }
 }
 
 /// Keys this request is settling; dropping it wakes requests that wait for them.

@@ -52,6 +52,17 @@ impl Money {
         Ok(Money::new(value))
     }
 
+    /// Largest product total: what fits the summary's `DECIMAL(28,2)`.
+    pub fn max_total() -> Decimal {
+        Decimal::from_i128_with_scale(9_999_999_999_999_999_999_999_999_999, 2)
+    }
+
+    /// `self + other` if it still fits a product total ([`Money::max_total`]).
+    pub fn checked_total(self, other: Money) -> Option<Money> {
+        let sum = self.0.checked_add(other.0)?;
+        (sum <= Self::max_total()).then(|| Money::new(sum))
+    }
+
     /// Wraps an amount that is already exact to the cent (from MySQL DECIMAL
     /// columns or from sums of such amounts).
     pub fn new(value: Decimal) -> Money {

@@ -196,6 +196,10 @@ impl From<TenantError> for ApiError {
                 message: "unknown products for this tenant".into(),
                 fields,
             },
+            TenantError::TotalsFull(fields) => ApiError::Validation {
+                message: "a product's all-time totals would overflow".into(),
+                fields,
+            },
             TenantError::Conflict(key) => {
                 ApiError::IdempotencyConflict(format!("idempotencyKey {key:?} was already used for a different transaction"))
             }

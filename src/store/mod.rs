@@ -38,9 +38,10 @@ pub enum StoreError {
     /// The server or the connection went away, or is overloaded: try again later.
     #[error("MySQL unavailable: {0}")]
     Unavailable(mysql_async::Error),
-    /// An idempotency key of this tenant is already stored.
+    /// An idempotency key is already stored: which one (tenant and key), if
+    /// MySQL's message names it.
     #[error("duplicate idempotency key")]
-    DuplicateKey,
+    DuplicateKey(Option<(TenantId, String)>),
     /// The statement itself was refused (a constraint, a bad value).
     #[error("MySQL refused the statement: {0}")]
     Rejected(mysql_async::Error),
@@ -50,7 +51,7 @@ impl From<mysql_async::Error> for StoreError {
     fn from(e: mysql_async::Error) -> Self {
         use mysql_async::Error as E;
         match &e {
-            E::Server(s) if s.code == 1062 => StoreError::DuplicateKey,
+            E::Server(s) if s.code == 1062 => StoreError::DuplicateKey(duplicate_entry(&s.message)),
             // Deadlock, lock wait timeout, too many connections, shutdown,
             // killed or interrupted: the statement may succeed if run again.
             E::Server(s)
@@ -69,6 +70,23 @@ impl From<mysql_async::Error> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The (tenant, key) of `Duplicate entry '12-till-1:34' for key
+/// 'uq_sales_tenant_idempotency'`, MySQL's and MariaDB's wording of a
+/// refused idempotency key.
+fn duplicate_entry(message: &str) -> Option<(TenantId, String)> {
+    let rest = message.strip_prefix("Duplicate entry '")?;
+    let (entry, index) = rest.split_once("' for key ")?;
+    if !index.contains("uq_sales_tenant_idempotency") {
+        return None;
+    }
+    let (tenant, key) = entry.split_once('-')?;
+    Some((tenant.parse().ok()?, key.to_string()))
+}
+
+/// The SQL mode of every connection: a value that does not fit its column
+/// is an error, never clamped or truncated, whatever the server's default.
+pub const SQL_MODE: &str = "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION";
+
 /// Connection options for `url` with a pool of at most `pool_max` connections.
 pub fn pool_opts(url: &str, pool_max: usize) -> Result<Opts, mysql_async::UrlError> {
     let opts = Opts::from_url(url)?;
@@ -83,6 +101,7 @@ pub fn pool_opts(url: &str, pool_max: usize) -> Result<Opts, mysql_async::UrlErr
                 .with_reset_connection(false),
         )
         .stmt_cache_size(64)
+        .init(vec![format!("SET SESSION sql_mode = '{SQL_MODE}'")])
         .into())
 }
 
@@ -186,24 +205,41 @@ pub async fn load_all_totals(conn: &mut Conn) -> Result<Vec<ProductTotal>> {
 }
 
 /// Where a failed commit stopped: before COMMIT nothing is stored; at
-/// COMMIT the outcome is unknown until [`rows_exist`] says.
+/// COMMIT the outcome is unknown until [`batch_committed`] says.
 #[derive(Debug)]
 pub enum CommitFailure {
     BeforeCommit(StoreError),
     AtCommit { first_id: u64, error: StoreError },
 }
 
-/// Stores `sales` and adds them to the summary table in one transaction.
-/// Returns the id of the first row; the others follow in order (the
-/// service checks at start that auto-increment ids of one statement are
-/// consecutive).
-pub async fn insert_sales(conn: &mut Conn, sales: &[&NewSale]) -> Result<u64, CommitFailure> {
-    // One round trip for BEGIN and both statements (the flush is latency
+/// Which writer wrote a batch, and which of its batches (attempts) it is.
+/// Written in the batch's own transaction; reading it back settles a
+/// COMMIT whose answer was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMark {
+    pub writer: u64,
+    pub batch: u64,
+}
+
+/// Stores `sales` and adds them to the summary table in one transaction,
+/// with `mark`. Returns the id of the first row; the others follow it at
+/// the server's auto-increment step (the service checks at start that ids
+/// of one statement are not interleaved with others').
+pub async fn insert_sales(
+    conn: &mut Conn,
+    sales: &[&NewSale],
+    mark: BatchMark,
+) -> Result<u64, CommitFailure> {
+    // One round trip for BEGIN and the statements (the flush is latency
     // bound), a second for COMMIT so that a lost answer is known to be the
     // COMMIT's. The history INSERT goes last: its OK packet carries the first id.
     let sql = format!(
-        "START TRANSACTION; {}; {}",
+        "START TRANSACTION; {}; \
+         INSERT INTO commit_markers (writer_id, batch_id, updated) VALUES ({}, {}, UTC_TIMESTAMP(6)) \
+         ON DUPLICATE KEY UPDATE batch_id = VALUES(batch_id), updated = VALUES(updated); {}",
         upsert_totals_sql(sales),
+        mark.writer,
+        mark.batch,
         insert_sales_sql(sales)
     );
     let written = async {
@@ -228,17 +264,17 @@ pub async fn insert_sales(conn: &mut Conn, sales: &[&NewSale]) -> Result<u64, Co
     Ok(first_id)
 }
 
-/// Whether all ids `first..first+count` are stored (settles a COMMIT whose
-/// answer was lost with the connection).
-pub async fn rows_exist(conn: &mut Conn, first: u64, count: usize) -> Result<bool> {
-    let last = first + count as u64 - 1;
-    let n: Option<u64> = conn
+/// Whether the batch `mark` names is stored: its writer's marker holds it
+/// only if that transaction committed (a later batch of the same writer
+/// cannot have run: a writer settles each batch before the next).
+pub async fn batch_committed(conn: &mut Conn, mark: BatchMark) -> Result<bool> {
+    let batch: Option<u64> = conn
         .exec_first(
-            "SELECT COUNT(*) FROM sales_transactions WHERE id BETWEEN ? AND ?",
-            (first, last),
+            "SELECT batch_id FROM commit_markers WHERE writer_id = ?",
+            (mark.writer,),
         )
         .await?;
-    Ok(n == Some(count as u64))
+    Ok(batch == Some(mark.batch))
 }
 
 fn insert_sales_sql(sales: &[&NewSale]) -> String {
@@ -331,17 +367,57 @@ pub async fn find_by_keys(
         .collect())
 }
 
-/// Whether one multi-row INSERT gets consecutive auto-increment ids even
-/// while other connections insert (`innodb_autoinc_lock_mode` below 2).
-pub async fn autoinc_ids_consecutive(conn: &mut Conn) -> Result<bool> {
-    let mode: Option<u32> = conn
-        .query_first("SELECT @@innodb_autoinc_lock_mode")
+/// How the server numbers the rows of one multi-row INSERT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoIncrement {
+    /// Ids of one statement are never interleaved with other connections'
+    /// (`innodb_autoinc_lock_mode` below 2).
+    pub statement_ids_in_order: bool,
+    /// Distance between consecutive ids (`auto_increment_increment`; more
+    /// than 1 on Galera and multi-primary setups).
+    pub step: u64,
+}
+
+pub async fn auto_increment(conn: &mut Conn) -> Result<AutoIncrement> {
+    let row: Option<(u32, u64)> = conn
+        .query_first("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment")
         .await?;
-    Ok(mode.unwrap_or(2) < 2)
+    let (mode, step) = row.unwrap_or((2, 1));
+    Ok(AutoIncrement {
+        statement_ids_in_order: mode < 2,
+        step: step.max(1),
+    })
 }
 
 /// A cheap round trip, for `/ready`.
 pub async fn ping(conn: &mut Conn) -> Result<()> {
     conn.query_drop("SELECT 1").await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_idempotency_key_is_read_from_mysqls_message() {
+        assert_eq!(
+            duplicate_entry(
+                "Duplicate entry '12-till-1:00:34' for key 'uq_sales_tenant_idempotency'"
+            ),
+            Some((12, "till-1:00:34".to_string()))
+        );
+        // MySQL 8 names the index with its table.
+        assert_eq!(
+            duplicate_entry(
+                "Duplicate entry '7-k' for key 'sales_transactions.uq_sales_tenant_idempotency'"
+            ),
+            Some((7, "k".to_string()))
+        );
+        assert_eq!(
+            duplicate_entry("Duplicate entry '7' for key 'PRIMARY'"),
+            None
+        );
+        assert_eq!(duplicate_entry("Lock wait timeout exceeded"), None);
+    }
 }

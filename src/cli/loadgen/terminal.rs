@@ -1,8 +1,9 @@
 //! A simulated till: one actor that sells at its share of the total rate on
 //! an open-loop schedule (a slow server does not slow the schedule down, so
 //! latency under overload is measured honestly), with a cap on requests in
-//! flight, and retries a 503 or 429 after its `Retry-After` with the same
-//! idempotency keys, so a retried sale is never counted twice.
+//! flight, and retries a 503 or 429 after its `Retry-After`, and a 500 (an
+//! unknown outcome) after a second, with the same idempotency keys, so a
+//! retried sale is never counted twice.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -189,6 +190,9 @@ async fn deliver(
                     200 | 201 => return true,
                     // Nothing of the request was stored: send it again later.
                     503 | 429 => retry_after(&r),
+                    // The outcome is unknown: the same keys tell (a replay
+                    // answers 200 with the stored sales, or they are stored now).
+                    500 => Duration::from_secs(1),
                     _ => return false,
                 }
             }

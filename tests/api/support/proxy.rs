@@ -1,9 +1,10 @@
 //! A TCP proxy in front of MySQL that a test can cut and restore, to see
 //! the service lose its database without stopping the shared server; it can
-//! also let a COMMIT through and lose its answer, the one failure after
-//! which the client cannot know whether its rows are stored.
+//! also let a COMMIT through and lose its answer, or swallow a COMMIT (it
+//! never reaches MySQL, which rolls back) and cut: the failures after which
+//! the client cannot know whether its rows are stored.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,10 +15,15 @@ use tokio::task::JoinHandle;
 /// A MySQL `COM_QUERY` packet holding exactly `COMMIT`: length 7, sequence 0.
 const COMMIT_PACKET: &[u8] = b"\x07\x00\x00\x00\x03COMMIT";
 
+/// What happens to the next COMMIT.
+const COMMIT_PASSES: u8 = 0;
+const COMMIT_ANSWER_LOST: u8 = 1;
+const COMMIT_SWALLOWED: u8 = 2;
+
 pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
-    lose_commit_answer: Arc<AtomicBool>,
+    next_commit: Arc<AtomicU8>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -28,19 +34,19 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
-        let lose_commit_answer = Arc::new(AtomicBool::new(false));
+        let next_commit = Arc::new(AtomicU8::new(COMMIT_PASSES));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (u, lose, l) = (up.clone(), lose_commit_answer.clone(), links.clone());
+        let (u, fault, l) = (up.clone(), next_commit.clone(), links.clone());
         let accept = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if !u.load(Ordering::SeqCst) {
                     continue; // dropped: connection refused in effect
                 }
                 let target = target.clone();
-                let lose = lose.clone();
+                let (fault, up, links) = (fault.clone(), u.clone(), l.clone());
                 let link = tokio::spawn(async move {
                     if let Ok(outbound) = TcpStream::connect(target).await {
-                        relay(inbound, outbound, lose).await;
+                        relay(inbound, outbound, fault, up, links).await;
                     }
                 });
                 l.lock().expect("links").push(link);
@@ -49,7 +55,7 @@ impl Proxy {
         Proxy {
             port,
             up,
-            lose_commit_answer,
+            next_commit,
             links,
             accept,
         }
@@ -58,7 +64,19 @@ impl Proxy {
     /// The next COMMIT reaches MySQL, but its answer never reaches the
     /// client: the connection closes first.
     pub fn lose_next_commit_answer(&self) {
-        self.lose_commit_answer.store(true, Ordering::SeqCst);
+        self.next_commit.store(COMMIT_ANSWER_LOST, Ordering::SeqCst);
+    }
+
+    /// The next COMMIT never reaches MySQL (which rolls the transaction
+    /// back when the connection closes), and the proxy is cut from then on,
+    /// until [`Proxy::restore`].
+    pub fn swallow_next_commit_and_cut(&self) {
+        self.next_commit.store(COMMIT_SWALLOWED, Ordering::SeqCst);
+    }
+
+    /// Whether the proxy refuses connections (after `cut`, or after a swallowed COMMIT).
+    pub fn is_cut(&self) -> bool {
+        !self.up.load(Ordering::SeqCst)
     }
 
     /// Closes every open connection and refuses new ones.
@@ -74,10 +92,16 @@ impl Proxy {
     }
 }
 
-/// Copies both ways until either side closes, or until a COMMIT armed by
-/// `lose` went through: then the server's answer is dropped and both
-/// connections close once MySQL has had time to commit.
-async fn relay(client: TcpStream, server: TcpStream, lose: Arc<AtomicBool>) {
+/// Copies both ways until either side closes, or until the COMMIT that
+/// `fault` arms: its answer is dropped and both connections close once MySQL
+/// had time to commit; or it is not forwarded at all and the proxy goes down.
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    fault: Arc<AtomicU8>,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+) {
     let (mut client_rx, mut client_tx) = client.into_split();
     let (mut server_rx, mut server_tx) = server.into_split();
     let muted = Arc::new(AtomicBool::new(false));
@@ -97,14 +121,28 @@ async fn relay(client: TcpStream, server: TcpStream, lose: Arc<AtomicBool>) {
             if n == 0 {
                 break;
             }
-            let lost = chunk == COMMIT_PACKET && lose.swap(false, Ordering::SeqCst);
-            if lost {
+            let armed = if chunk == COMMIT_PACKET {
+                fault.swap(COMMIT_PASSES, Ordering::SeqCst)
+            } else {
+                COMMIT_PASSES
+            };
+            if armed == COMMIT_SWALLOWED {
+                // Down at once, every connection: no retry may get through
+                // before the test says so.
+                up.store(false, Ordering::SeqCst);
+                muted.store(true, Ordering::SeqCst);
+                for link in links.lock().expect("links").drain(..) {
+                    link.abort();
+                }
+                break;
+            }
+            if armed == COMMIT_ANSWER_LOST {
                 muted.store(true, Ordering::SeqCst);
             }
             if server_tx.write_all(chunk).await.is_err() {
                 break;
             }
-            if lost {
+            if armed == COMMIT_ANSWER_LOST {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 break;
             }
