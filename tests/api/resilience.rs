@@ -28,6 +28,9 @@ async fn a_panicking_tenant_actor_is_replaced_and_keeps_correct_totals() {
     let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
     assert_eq!(sales.body["sales_per_product"][0]["quantitySold"], 5);
     assert_eq!(sales.body["sales_per_product"][0]["totalSales"], "7.50");
+    let top = app.get("/v1/top-selling").await;
+    assert_eq!(top.body["top_selling_products"][0]["quantitySold"], 5);
+    assert_eq!(top.body["top_selling_products"][0]["totalSales"], "7.50");
     let text = app.get_metrics().await;
     assert!(text.contains("pos_tenant_actor_restarts_total 1"), "{text}");
     assert!(text.contains("pos_tenant_actors 1"), "{text}");

@@ -29,7 +29,11 @@ pub struct ChildServer {
     pub base: String,
     pub metrics_url: String,
     pub client: awc::Client,
-    child: tokio::process::Child,
+    database_url: String,
+    extra: Vec<(String, String)>,
+    port: u16,
+    metrics_port: u16,
+    child: Option<tokio::process::Child>,
 }
 
 impl ChildServer {
@@ -37,35 +41,58 @@ impl ChildServer {
     /// until it is ready.
     pub async fn start(database_url: &str, extra: &[(&str, &str)]) -> ChildServer {
         let (port, metrics_port) = (free_port(), free_port());
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pos"));
-        cmd.arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("POS_DATABASE_URL", database_url)
-            .env("POS_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("POS_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
-            .env("POS_REDIS_URL", "")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("pos serve starts");
-        let server = ChildServer {
+        let mut server = ChildServer {
             base: format!("http://127.0.0.1:{port}"),
             metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
             client: awc::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .finish(),
-            child,
+            database_url: database_url.to_string(),
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            port,
+            metrics_port,
+            child: None,
         };
+        server.restart().await;
+        server
+    }
+
+    /// Starts the process (again, after a kill) on the same ports and waits
+    /// until it is ready.
+    pub async fn restart(&mut self) {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pos"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("POS_DATABASE_URL", &self.database_url)
+            .env("POS_HTTP_ADDR", format!("127.0.0.1:{}", self.port))
+            .env(
+                "POS_METRICS_ADDR",
+                format!("127.0.0.1:{}", self.metrics_port),
+            )
+            .env("POS_REDIS_URL", "")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in &self.extra {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("pos serve starts"));
         let ready = eventually(Duration::from_secs(20), || async {
-            server.status("/ready", None).await == Some(200)
+            self.status("/ready", None).await == Some(200)
         })
         .await;
         assert!(ready, "pos serve did not become ready");
-        server
+    }
+
+    /// SIGKILL: no shutdown, nothing flushed.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
     }
 
     /// The status of `GET path` with this token (`None` if no answer).
@@ -90,12 +117,13 @@ impl ChildServer {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id().expect("running")
+        self.child.as_ref().and_then(|c| c.id()).expect("running")
     }
 
     /// Waits for the process to exit.
     pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        tokio::time::timeout(timeout, self.child.wait())
+        let child = self.child.as_mut().expect("running");
+        tokio::time::timeout(timeout, child.wait())
             .await
             .expect("exits in time")
             .expect("exit status")

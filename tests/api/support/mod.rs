@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod ledger;
+pub mod mariadb_server;
 pub mod proxy;
 pub mod redis_server;
 
@@ -61,6 +63,8 @@ impl Default for Options {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// The server, without a database (`mysql://root@host:port`).
+    pub server: String,
     pub pool: mysql_async::Pool,
     /// Token of an operator key made with the database.
     pub operator: String,
@@ -70,8 +74,13 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> TestDb {
+        TestDb::create_on(&mysql_server_url()).await
+    }
+
+    /// A fresh database on `server` (`mysql://root@host:port`).
+    pub async fn create_on(server: &str) -> TestDb {
         let name = format!("pos_test_{}", uuid::Uuid::new_v4().simple());
-        let url = format!("{}/{}", mysql_server_url(), name);
+        let url = format!("{server}/{name}");
         pos::store::migrate(&url)
             .await
             .expect("test database migrates");
@@ -79,6 +88,7 @@ impl TestDb {
         let mut db = TestDb {
             name,
             url,
+            server: server.to_string(),
             pool,
             operator: String::new(),
             keys: Arc::default(),
@@ -94,6 +104,7 @@ impl TestDb {
             name: name.to_string(),
             pool: mysql_async::Pool::new(format!("{url}?pool_min=0&pool_max=3").as_str()),
             url,
+            server: mysql_server_url(),
             operator: String::new(),
             keys: Arc::default(),
         }
@@ -214,9 +225,9 @@ impl TestDb {
     pub async fn drop_database(self) {
         let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{}-keys.json", self.name)));
         let _ = self.pool.disconnect().await;
-        let mut conn = mysql_async::Conn::from_url(mysql_server_url())
-            .await
-            .expect("server connection");
+        let Ok(mut conn) = mysql_async::Conn::from_url(self.server.clone()).await else {
+            return; // a private server that is gone takes its databases along
+        };
         let _ = conn
             .query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name))
             .await;
@@ -275,9 +286,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 /// Starts an app on `db` whose MySQL connections go through a proxy the
 /// test can cut; `extra` are more `POS_*` settings.
 pub async fn start_app_behind_proxy(db: TestDb, extra: &[(&str, &str)]) -> (TestApp, proxy::Proxy) {
-    let target = mysql_server_url()
-        .trim_start_matches("mysql://root@")
-        .to_string();
+    let target = db.server.trim_start_matches("mysql://root@").to_string();
     let proxy = proxy::Proxy::start(target).await;
     // prefer_socket=false: mysql_async would otherwise switch to the local
     // Unix socket and go around the proxy.

@@ -24,6 +24,9 @@ pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
     next_commit: Arc<AtomicU8>,
+    /// Set once MySQL answered a COMMIT whose answer was then dropped: it
+    /// is committed, and the client does not know.
+    answer_dropped: Arc<AtomicBool>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -35,18 +38,24 @@ impl Proxy {
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
         let next_commit = Arc::new(AtomicU8::new(COMMIT_PASSES));
+        let answer_dropped = Arc::new(AtomicBool::new(false));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (u, fault, l) = (up.clone(), next_commit.clone(), links.clone());
+        let (u, fault, l, d) = (
+            up.clone(),
+            next_commit.clone(),
+            links.clone(),
+            answer_dropped.clone(),
+        );
         let accept = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if !u.load(Ordering::SeqCst) {
                     continue; // dropped: connection refused in effect
                 }
                 let target = target.clone();
-                let (fault, up, links) = (fault.clone(), u.clone(), l.clone());
+                let (fault, up, links, dropped) = (fault.clone(), u.clone(), l.clone(), d.clone());
                 let link = tokio::spawn(async move {
                     if let Ok(outbound) = TcpStream::connect(target).await {
-                        relay(inbound, outbound, fault, up, links).await;
+                        relay(inbound, outbound, fault, up, links, dropped).await;
                     }
                 });
                 l.lock().expect("links").push(link);
@@ -56,6 +65,7 @@ impl Proxy {
             port,
             up,
             next_commit,
+            answer_dropped,
             links,
             accept,
         }
@@ -72,6 +82,12 @@ impl Proxy {
     /// until [`Proxy::restore`].
     pub fn swallow_next_commit_and_cut(&self) {
         self.next_commit.store(COMMIT_SWALLOWED, Ordering::SeqCst);
+    }
+
+    /// Whether the answer of a COMMIT armed by [`Proxy::lose_next_commit_answer`]
+    /// came back from MySQL and was dropped.
+    pub fn commit_answer_dropped(&self) -> bool {
+        self.answer_dropped.load(Ordering::SeqCst)
     }
 
     /// Whether the proxy refuses connections (after `cut`, or after a swallowed COMMIT).
@@ -101,6 +117,7 @@ async fn relay(
     fault: Arc<AtomicU8>,
     up: Arc<AtomicBool>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    dropped: Arc<AtomicBool>,
 ) {
     let (mut client_rx, mut client_tx) = client.into_split();
     let (mut server_rx, mut server_tx) = server.into_split();
@@ -109,7 +126,11 @@ async fn relay(
     let to_client = async move {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = server_rx.read(&mut buf).await {
-            if n == 0 || m.load(Ordering::SeqCst) || client_tx.write_all(&buf[..n]).await.is_err() {
+            if n > 0 && m.load(Ordering::SeqCst) {
+                dropped.store(true, Ordering::SeqCst);
+                break;
+            }
+            if n == 0 || client_tx.write_all(&buf[..n]).await.is_err() {
                 break;
             }
         }

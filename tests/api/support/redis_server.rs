@@ -19,6 +19,22 @@ impl RedisServer {
         s
     }
 
+    /// Makes the server answer nothing for `seconds` (DEBUG SLEEP), in the background.
+    pub fn stall(&self, seconds: u32) -> std::process::Child {
+        Command::new("redis-cli")
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "DEBUG",
+                "SLEEP",
+                &seconds.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli runs")
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -35,6 +51,9 @@ impl RedisServer {
                 "",
                 "--appendonly",
                 "no",
+                // DEBUG SLEEP makes it answer slowly on demand.
+                "--enable-debug-command",
+                "yes",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

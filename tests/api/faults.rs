@@ -1,0 +1,195 @@
+//! Crashes and slow peers, on resources each test starts itself: a private
+//! `mariadbd` killed with SIGKILL, `pos serve` killed with SIGKILL, a
+//! private Redis that stalls. Clients retry like tills (same keys until
+//! confirmed); afterwards every confirmed sale is stored exactly once, the
+//! summary equals the history, and the API equals the summary.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::child::ChildServer;
+use crate::support::ledger::{assert_exactly_once, drive, Ledger};
+use crate::support::mariadb_server::MariadbServer;
+use crate::support::redis_server::RedisServer;
+use crate::support::{eventually, spawn_app_with, start_app_behind_proxy, Options, TestDb};
+
+const CLIENTS: usize = 8;
+const SALES_EACH: usize = 40;
+const LOAD_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Waits until at least `n` sales are confirmed.
+async fn confirmed_at_least(ledger: &Ledger, n: usize) {
+    let reached = eventually(Duration::from_secs(60), || async {
+        ledger.confirmed_count() >= n
+    })
+    .await;
+    assert!(reached, "the load did not get going");
+}
+
+#[actix_web::test]
+async fn mariadb_killed_under_load_right_after_a_commit_whose_answer_was_lost_loses_and_doubles_nothing(
+) {
+    let mut mariadb = MariadbServer::start().await;
+    let db = TestDb::create_on(&mariadb.url()).await;
+    let t = db.tenant(2, 6).await;
+    // Batches wait for MySQL instead of failing: the lost COMMIT is then
+    // settled by its mark once MySQL is back.
+    let (app, proxy) = start_app_behind_proxy(db, &[("POS_STORAGE_RETRY_MS", "60000")]).await;
+    let ledger = Arc::new(Ledger::default());
+    let load = actix_web::rt::spawn(drive(
+        app.base.clone(),
+        t.clone(),
+        CLIENTS,
+        SALES_EACH,
+        LOAD_DEADLINE,
+        ledger.clone(),
+    ));
+    confirmed_at_least(&ledger, 40).await;
+
+    // A COMMIT reaches MySQL, its answer does not reach the service, and
+    // MySQL dies right after.
+    proxy.lose_next_commit_answer();
+    let lost = eventually(Duration::from_secs(30), || async {
+        proxy.commit_answer_dropped()
+    })
+    .await;
+    assert!(lost, "no COMMIT answer was dropped");
+    mariadb.kill();
+    let waiting = eventually(Duration::from_secs(30), || async {
+        app.metric("pos_persistence_retries_total").await > 0.0
+    })
+    .await;
+    assert!(waiting, "the service never noticed MySQL was gone");
+    mariadb.restart().await;
+
+    load.await.expect("load finished");
+    assert_eq!(ledger.confirmed_count(), CLIENTS * SALES_EACH);
+    let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    assert_eq!(sales.status, 200);
+    assert_exactly_once(&app.db, &t, &ledger, &sales.body).await;
+    assert_ranking_matches(&app, &sales.body).await;
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn pos_serve_killed_under_load_and_restarted_loses_and_doubles_nothing() {
+    let db = TestDb::create().await;
+    let t = db.tenant(2, 6).await;
+    let mut server = ChildServer::start(&db.url, &[]).await;
+    let ledger = Arc::new(Ledger::default());
+    let load = actix_web::rt::spawn(drive(
+        server.base.clone(),
+        t.clone(),
+        CLIENTS,
+        SALES_EACH,
+        LOAD_DEADLINE,
+        ledger.clone(),
+    ));
+    confirmed_at_least(&ledger, 40).await;
+    server.kill().await;
+    let noticed = eventually(Duration::from_secs(30), || async {
+        ledger.retries.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    assert!(noticed, "the clients never saw the server gone");
+    server.restart().await;
+
+    load.await.expect("load finished");
+    assert_eq!(ledger.confirmed_count(), CLIENTS * SALES_EACH);
+    let mut res = server
+        .client
+        .get(format!("{}/v1/tenants/{}/sales", server.base, t.id))
+        .bearer_auth(&t.backoffice)
+        .send()
+        .await
+        .expect("answer");
+    let sales: Value = res.json().limit(1 << 20).await.expect("json");
+    assert_exactly_once(&db, &t, &ledger, &sales).await;
+    db.drop_database().await;
+}
+
+#[actix_web::test]
+async fn a_stalled_redis_neither_fails_nor_holds_answers_and_the_mirror_converges() {
+    let redis = RedisServer::start().await;
+    let app = spawn_app_with(Options {
+        redis_url: Some(redis.url()),
+        ..Options::default()
+    })
+    .await;
+    let t = app.db.tenant(1, 3).await;
+    let sale = |p: u64| json!({"productID": p, "quantitySold": 2, "pricePerUnit": "3.10"});
+    assert_eq!(
+        app.post_json(&t.sales_path(0), &sale(t.products[0]))
+            .await
+            .status,
+        201
+    );
+    let mut stall = redis.stall(4);
+    // While Redis answers nothing, sales and reads go on.
+    for p in &t.products {
+        let a = app.post_json(&t.sales_path(0), &sale(*p)).await;
+        assert_eq!(a.status, 201, "{:?}", a.body);
+    }
+    assert_eq!(app.get("/v1/top-selling").await.status, 200);
+    assert_eq!(app.get("/ready").await.status, 200);
+    assert!(
+        stall.try_wait().expect("redis-cli").is_none(),
+        "Redis was not stalled while the sales were answered"
+    );
+    let _ = stall.wait();
+    let converged = eventually(Duration::from_secs(20), || async {
+        let top = app.get("/v1/top-selling?limit=100").await.body;
+        let want: Vec<(String, f64)> = top["top_selling_products"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p["productID"].to_string(),
+                    p["quantitySold"].as_f64().unwrap_or(-1.0),
+                )
+            })
+            .collect();
+        let mut have = app.redis_set("quantity").await;
+        have.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        have.len() == 3 && have == want
+    })
+    .await;
+    assert!(converged, "the mirror did not catch up");
+    app.cleanup().await;
+}
+
+/// The global ranking holds exactly the tenant's totals (it is the only tenant).
+async fn assert_ranking_matches(app: &crate::support::TestApp, sales: &Value) {
+    let top = app.get("/v1/top-selling?limit=100&by=revenue").await;
+    let mut ranked: Vec<(u64, u64, String)> = top.body["top_selling_products"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| {
+            (
+                p["productID"].as_u64().unwrap_or(0),
+                p["quantitySold"].as_u64().unwrap_or(0),
+                p["totalSales"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let mut sold: Vec<(u64, u64, String)> = sales["sales_per_product"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| {
+            (
+                p["productID"].as_u64().unwrap_or(0),
+                p["quantitySold"].as_u64().unwrap_or(0),
+                p["totalSales"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    ranked.sort();
+    sold.sort();
+    assert_eq!(ranked, sold, "the ranking differs from the tenant's totals");
+}
