@@ -17,6 +17,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "payload_too_large",
     "unsupported_media_type",
     "not_found",
+    "method_not_allowed",
     "validation_failed",
     "idempotency_conflict",
     "unauthorized",

@@ -49,33 +49,76 @@ impl AppState {
     }
 }
 
+/// Every API route, as the OpenAPI document (`openapi.json`) describes it;
+/// a test checks that the document lists exactly these and that each is
+/// served. Keep it next to [`api_routes`].
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/openapi.json"),
+    (
+        "POST",
+        "/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions",
+    ),
+    ("GET", "/v1/tenants/{tenantID}/sales"),
+    ("GET", "/v1/top-selling"),
+];
+
 /// The API routes (port 8080). Each `/v1` resource carries its own key
-/// check (see `auth.rs` for why per resource).
+/// check (see `auth.rs` for why per resource); a method a route does not
+/// have gets 405 in the error format, with `Allow`.
 pub fn api_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health))
-        .route("/ready", web::get().to(health::ready))
+    cfg.service(open("/health", health::health))
+        .service(open("/ready", health::ready))
+        .service(open("/openapi.json", openapi))
         .service(
             web::resource("/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions")
-                .wrap(from_fn(|req, next| {
-                    auth::guard(Operation::PostSales, req, next)
-                }))
-                .route(web::post().to(sales::post_sales)),
+                .wrap(from_fn(|req, next| auth::guard(Operation::PostSales, req, next)))
+                .route(web::post().to(sales::post_sales))
+                .default_service(web::to(|| async { only("POST") })),
         )
         .service(
             web::resource("/v1/tenants/{tenantID}/sales")
                 .wrap(from_fn(|req, next| {
                     auth::guard(Operation::ReadTenantSales, req, next)
                 }))
-                .route(web::get().to(reads::tenant_sales)),
+                .route(web::get().to(reads::tenant_sales))
+                .default_service(web::to(|| async { only("GET") })),
         )
         .service(
             web::resource("/v1/top-selling")
                 .wrap(from_fn(|req, next| {
                     auth::guard(Operation::ReadTopSelling, req, next)
                 }))
-                .route(web::get().to(reads::top_selling)),
+                .route(web::get().to(reads::top_selling))
+                .default_service(web::to(|| async { only("GET") })),
         )
         .default_service(web::to(not_found));
+}
+
+/// A GET route open without a key.
+fn open<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler))
+        .default_service(web::to(|| async { only("GET") }))
+}
+
+fn only(allow: &'static str) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed { allow })
+}
+
+/// The API description, kept by hand (see [`ROUTES`]) and checked by tests.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
 }
 
 /// The metrics route (port 8081).

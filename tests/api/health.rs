@@ -242,3 +242,63 @@ async fn migrate_command_creates_the_database_and_a_second_run_applies_nothing()
     assert_eq!(db.count("refinery_schema_history").await, migration_files());
     db.drop_database().await;
 }
+
+#[actix_web::test]
+async fn the_openapi_document_is_open_and_lists_exactly_the_served_routes() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let doc = app.get_as("/openapi.json", None).await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body["openapi"], "3.0.3");
+    let mut documented = Vec::new();
+    for (path, item) in doc.body["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("operations").keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut routes: Vec<(String, String)> = pos::http::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    routes.sort();
+    assert_eq!(documented, routes, "openapi.json and the routes differ");
+    // Each is served (never the catch-all "no such route"), and a method a
+    // route does not have gets 405 with Allow.
+    for (method, path) in &routes {
+        let path = path
+            .replace("{tenantID}", &t.id.to_string())
+            .replace("{branchID}", &t.branches[0].to_string());
+        let token = app.token_for(&path);
+        let mut req = app
+            .client
+            .request(method.parse().expect("method"), format!("{}{path}", app.base));
+        if let Some(token) = &token {
+            req = req.bearer_auth(token);
+        }
+        let mut res = req
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(r#"{"productID":1}"#)
+            .await
+            .expect("answer");
+        let body = res.body().await.expect("body");
+        assert!(
+            !String::from_utf8_lossy(&body).contains("no such route"),
+            "{method} {path} is not served"
+        );
+        let mut wrong = app.client.delete(format!("{}{path}", app.base));
+        if let Some(token) = &token {
+            wrong = wrong.bearer_auth(token);
+        }
+        let wrong = wrong.send().await.expect("answer");
+        assert_eq!(wrong.status(), 405, "DELETE {path}");
+        assert_eq!(
+            wrong.headers().get("Allow").and_then(|v| v.to_str().ok()),
+            Some(method.as_str())
+        );
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README");
+    assert!(readme.contains("/openapi.json"), "the README links the API description");
+    app.cleanup().await;
+}
