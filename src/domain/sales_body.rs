@@ -528,4 +528,174 @@ mod tests {
         assert_eq!(f["[3]"], "must be a transaction object");
         assert_eq!(fields_of("7")["body"], "must be a transaction object");
     }
+
+    mod properties {
+        use chrono::{DateTime, FixedOffset, Utc};
+        use proptest::prelude::*;
+        use rust_decimal::Decimal;
+
+        use super::super::*;
+        use super::now;
+
+        /// A price as a client may write it (string or number, with 0 to 2
+        /// fractional digits) and the exact amount it means.
+        fn price() -> impl Strategy<Value = (String, Decimal)> {
+            (1i64..=9_999_999_999, 0..4u8).prop_map(|(cents, form)| {
+                let (units, rest) = (cents / 100, cents % 100);
+                let short = if rest == 0 {
+                    format!("{units}")
+                } else if rest % 10 == 0 {
+                    format!("{units}.{}", rest / 10)
+                } else {
+                    format!("{units}.{rest:02}")
+                };
+                let text = match form {
+                    0 => format!("\"{units}.{rest:02}\""),
+                    1 => format!("\"{short}\""),
+                    2 => format!("{units}.{rest:02}"),
+                    _ => short,
+                };
+                (text, Decimal::new(cents, 2))
+            })
+        }
+
+        /// An RFC 3339 time with nanoseconds and an offset, up to now, and
+        /// the UTC instant it is stored as (truncated to microseconds).
+        fn timestamp() -> impl Strategy<Value = (String, Timestamp)> {
+            let latest = now().timestamp();
+            (0..=latest, 0u32..1_000_000_000, -720i32..=840).prop_map(|(secs, nanos, minutes)| {
+                let utc = DateTime::<Utc>::from_timestamp(secs, nanos).expect("in range");
+                let zone = FixedOffset::east_opt(minutes * 60).expect("valid offset");
+                let text = utc
+                    .with_timezone(&zone)
+                    .format("%Y-%m-%dT%H:%M:%S%.9f%:z")
+                    .to_string();
+                (text, Timestamp::from_utc(utc))
+            })
+        }
+
+        #[derive(Debug, Clone)]
+        struct Written {
+            json: String,
+            product: u64,
+            quantity: u32,
+            price: Decimal,
+            timestamp: Option<Timestamp>,
+            key: Option<String>,
+        }
+
+        fn item() -> impl Strategy<Value = Written> {
+            (
+                1u64..=u64::MAX,
+                1u32..=1_000_000,
+                price(),
+                proptest::option::of(timestamp()),
+                proptest::option::of("[A-Za-z0-9._:-]{1,64}"),
+            )
+                .prop_map(|(product, quantity, (price_text, price), ts, key)| {
+                    let mut json = format!(
+                        r#"{{"productID":{product},"quantitySold":{quantity},"pricePerUnit":{price_text}"#
+                    );
+                    if let Some((text, _)) = &ts {
+                        json.push_str(&format!(r#","timestamp":"{text}""#));
+                    }
+                    if let Some(k) = &key {
+                        json.push_str(&format!(r#","idempotencyKey":"{k}""#));
+                    }
+                    json.push('}');
+                    Written {
+                        json,
+                        product,
+                        quantity,
+                        price,
+                        timestamp: ts.map(|(_, t)| t),
+                        key,
+                    }
+                })
+        }
+
+        /// Any JSON at all, with the sale's member names among the keys.
+        fn any_json() -> impl Strategy<Value = serde_json::Value> {
+            use serde_json::Value;
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                ".{0,12}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                let key = prop_oneof![
+                    Just("productID".to_string()),
+                    Just("quantitySold".to_string()),
+                    Just("pricePerUnit".to_string()),
+                    Just("timestamp".to_string()),
+                    Just("idempotencyKey".to_string()),
+                    ".{0,8}",
+                ];
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                    proptest::collection::btree_map(key, inner, 0..8)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn an_accepted_body_holds_exactly_what_was_written(
+                items in proptest::collection::vec(item(), 1..12),
+                as_array in any::<bool>(),
+            ) {
+                let items = if as_array { items } else { items[..1].to_vec() };
+                let body = if as_array {
+                    format!("[{}]", items.iter().map(|i| i.json.as_str()).collect::<Vec<_>>().join(","))
+                } else {
+                    items[0].json.clone()
+                };
+                let keys: std::collections::HashSet<_> = items.iter().filter_map(|i| i.key.as_ref()).collect();
+                let repeated = keys.len() < items.iter().filter(|i| i.key.is_some()).count();
+                match parse_sales(body.as_bytes(), 1, 2, now()) {
+                    Ok(parsed) => {
+                        prop_assert!(!repeated, "a repeated key was accepted");
+                        prop_assert_eq!(parsed.is_array, as_array);
+                        prop_assert_eq!(parsed.items.len(), items.len());
+                        for (got, want) in parsed.items.iter().zip(&items) {
+                            prop_assert_eq!(got.product_id, want.product);
+                            prop_assert_eq!(got.quantity.get(), want.quantity);
+                            // Exact: same value, written back with two digits.
+                            prop_assert_eq!(got.price.amount(), want.price);
+                            prop_assert_eq!(got.price.to_string(), format!("{:.2}", want.price));
+                            match want.timestamp {
+                                Some(t) => prop_assert_eq!(got.timestamp, t),
+                                None => prop_assert_eq!(got.timestamp, Timestamp::from_utc(now())),
+                            }
+                            prop_assert_eq!(got.timestamp_given, want.timestamp.is_some());
+                            prop_assert_eq!(
+                                got.idempotency_key.as_ref().map(|k| k.as_str().to_string()),
+                                want.key.clone()
+                            );
+                        }
+                    }
+                    Err(e) => prop_assert!(repeated, "refused a valid body: {e:?}\n{body}"),
+                }
+            }
+
+            #[test]
+            fn any_bytes_get_an_answer_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse_sales(&bytes, 1, 2, now());
+            }
+
+            #[test]
+            fn any_json_gets_an_answer_not_a_panic(value in any_json()) {
+                match parse_sales(value.to_string().as_bytes(), 1, 2, now()) {
+                    Ok(p) => prop_assert!(!p.items.is_empty()),
+                    Err(SalesParseError::Invalid { fields, .. }) => {
+                        prop_assert!(fields.len() <= MAX_ERROR_FIELDS)
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
 }

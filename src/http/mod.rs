@@ -73,7 +73,9 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(open("/openapi.json", openapi))
         .service(
             web::resource("/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions")
-                .wrap(from_fn(|req, next| auth::guard(Operation::PostSales, req, next)))
+                .wrap(from_fn(|req, next| {
+                    auth::guard(Operation::PostSales, req, next)
+                }))
                 .route(web::post().to(sales::post_sales))
                 .default_service(web::to(|| async { only("POST") })),
         )

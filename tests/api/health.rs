@@ -270,9 +270,10 @@ async fn the_openapi_document_is_open_and_lists_exactly_the_served_routes() {
             .replace("{tenantID}", &t.id.to_string())
             .replace("{branchID}", &t.branches[0].to_string());
         let token = app.token_for(&path);
-        let mut req = app
-            .client
-            .request(method.parse().expect("method"), format!("{}{path}", app.base));
+        let mut req = app.client.request(
+            method.parse().expect("method"),
+            format!("{}{path}", app.base),
+        );
         if let Some(token) = &token {
             req = req.bearer_auth(token);
         }
@@ -297,8 +298,11 @@ async fn the_openapi_document_is_open_and_lists_exactly_the_served_routes() {
             Some(method.as_str())
         );
     }
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README");
-    assert!(readme.contains("/openapi.json"), "the README links the API description");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    assert!(
+        readme.contains("/openapi.json"),
+        "the README links the API description"
+    );
     app.cleanup().await;
 }

@@ -11,4 +11,5 @@ mod mirror;
 mod operator;
 mod reads;
 mod resilience;
+mod stored_values;
 mod support;

@@ -1,0 +1,24 @@
+//! Any request body: the sales parser answers (a parsed request or an
+//! error), never panics, never lists more than 20 offending fields, and
+//! what it accepts holds only values within the rules.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pos::domain::{parse_sales, SalesParseError, MAX_ERROR_FIELDS, MAX_ITEMS};
+
+fuzz_target!(|body: &[u8]| {
+    let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("a valid instant");
+    match parse_sales(body, 1, 2, now) {
+        Ok(parsed) => {
+            assert!(!parsed.items.is_empty() && parsed.items.len() <= MAX_ITEMS);
+            for item in &parsed.items {
+                assert!(item.product_id > 0);
+                assert!((1..=1_000_000).contains(&item.quantity.get()));
+                let price = item.price.amount();
+                assert!(price > rust_decimal::Decimal::ZERO && price.scale() == 2);
+            }
+        }
+        Err(SalesParseError::Invalid { fields, .. }) => assert!(fields.len() <= MAX_ERROR_FIELDS),
+        Err(_) => {}
+    }
+});
