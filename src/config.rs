@@ -49,6 +49,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Open API connections, over all workers.
     pub max_connections: usize,
+    /// A tenant's actor stops after this long without a request.
+    pub tenant_idle: Duration,
 }
 
 impl Config {
@@ -92,6 +94,7 @@ struct RawEnv {
     auth_failures_per_address: Option<String>,
     body_timeout_ms: Option<String>,
     max_connections: Option<String>,
+    tenant_idle_secs: Option<String>,
 }
 
 /// Every variable `pos` reads (the README's table and the Docker files use these).
@@ -116,6 +119,7 @@ pub const VARIABLES: &[&str] = &[
     "POS_AUTH_FAILURES_PER_ADDRESS",
     "POS_BODY_TIMEOUT_MS",
     "POS_MAX_CONNECTIONS",
+    "POS_TENANT_IDLE_SECS",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/pos";
@@ -271,6 +275,13 @@ impl Config {
                 1,
                 1_000_000,
             )?,
+            tenant_idle: Duration::from_secs(int(
+                "POS_TENANT_IDLE_SECS",
+                raw.tenant_idle_secs,
+                300,
+                1,
+                604_800,
+            )?),
         })
     }
 }

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub persistence_failures: IntCounter,
     pub tenant_actors: IntGauge,
     pub tenant_restarts: IntCounter,
+    /// Tenant actors stopped after POS_TENANT_IDLE_SECS without a request.
+    pub tenant_passivations: IntCounter,
     /// Products in the global ranking.
     pub ranking_products: IntGauge,
     pub mirror_errors: IntCounter,
@@ -169,6 +171,11 @@ impl Metrics {
                 "Tenant actors restarted after a crash",
             )
             .expect("valid"),
+            tenant_passivations: IntCounter::new(
+                "pos_tenant_actor_passivations_total",
+                "Tenant actors stopped after being idle",
+            )
+            .expect("valid"),
             ranking_products: IntGauge::new(
                 "pos_ranking_products",
                 "Products in the global ranking",
@@ -217,6 +224,7 @@ impl Metrics {
             Box::new(self.persistence_failures.clone()),
             Box::new(self.tenant_actors.clone()),
             Box::new(self.tenant_restarts.clone()),
+            Box::new(self.tenant_passivations.clone()),
             Box::new(self.ranking_products.clone()),
             Box::new(self.mirror_errors.clone()),
             Box::new(self.mirror_lag_seconds.clone()),

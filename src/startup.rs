@@ -229,6 +229,7 @@ async fn boot(
         lookup,
         feed,
         metrics,
+        config.tenant_idle,
     ));
     if state.core.set(Core { tenants, ranking }).is_err() {
         tracing::error!("service core was already set");

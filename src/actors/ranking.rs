@@ -58,9 +58,11 @@ pub struct RankingFeed {
 }
 
 impl RankingFeed {
-    /// A tenant's totals as the ranking holds them. Exact for a tenant whose
-    /// actor never ran in this process: all its writes go through that actor,
-    /// so until then the ranking holds what start-up read from MySQL.
+    /// A tenant's totals as the ranking holds them, for the tenant's next
+    /// actor. Exact when no actor of the tenant is running and the last one
+    /// stopped cleanly: start-up read the summary table, every commit since
+    /// was pushed here before its request was answered, and the ranking
+    /// takes what is in the feed before it answers.
     pub async fn boot_totals(&self, tenant: TenantId) -> Option<Vec<ProductTotal>> {
         self.ranking.send(TenantTotals(tenant)).await.ok()
     }
@@ -165,6 +167,18 @@ impl RankingActor {
         if !revenue_kept {
             self.by_revenue.rebuild(self.totals.values());
         }
+    }
+
+    /// Applies what tenant actors left in the feed.
+    fn take_feed(&mut self) {
+        let taken = match self.feed.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return,
+        };
+        for t in taken.into_values() {
+            self.apply(t);
+        }
+        self.metrics.ranking_products.set(self.totals.len() as i64);
     }
 
     fn top(&self, limit: usize, by: RankBy) -> Vec<ProductTotal> {
@@ -293,14 +307,7 @@ impl Handler<FeedReady> for RankingActor {
     type Result = ();
 
     fn handle(&mut self, _: FeedReady, _: &mut Context<Self>) {
-        let taken = match self.feed.lock() {
-            Ok(mut p) => std::mem::take(&mut *p),
-            Err(_) => return,
-        };
-        for t in taken.into_values() {
-            self.apply(t);
-        }
-        self.metrics.ranking_products.set(self.totals.len() as i64);
+        self.take_feed();
     }
 }
 
@@ -308,6 +315,7 @@ impl Handler<TenantTotals> for RankingActor {
     type Result = MessageResult<TenantTotals>;
 
     fn handle(&mut self, msg: TenantTotals, _: &mut Context<Self>) -> Self::Result {
+        self.take_feed();
         let products = self
             .by_tenant
             .get(&msg.0)

@@ -1,15 +1,17 @@
-//! The tenant registry: finds a tenant's actor, starting it on first use
-//! (and again after a crash) on its persistence actor's arbiter. A first
-//! start takes the tenant's totals from the ranking (loaded from the summary
-//! table at boot) and reads only the catalog, through the lookup actor (off
-//! the write queue). An unknown tenant id is remembered for a short while
-//! in a bounded cache, so repeating it costs no read at all.
+//! The tenant registry: finds a tenant's actor, starting it on first use,
+//! again after it passivated (idle for `POS_TENANT_IDLE_SECS`), and again
+//! after a crash, on its persistence actor's arbiter. A start takes the
+//! tenant's totals from the ranking (loaded from the summary table at boot,
+//! then fed every commit) and reads only the catalog, through the lookup
+//! actor (off the write queue). An unknown tenant id is remembered for a
+//! short while in a bounded cache, so repeating it costs no read at all.
 //!
 //! actix's `Supervisor` restarts an actor that stops, not one that panics:
 //! a panicking actor just leaves a closed mailbox behind. So the registry
-//! checks liveness on every lookup; a dead actor is dropped and a fresh one
-//! is started from MySQL (through the tenant's persistence actor, behind
-//! any writes still queued there, so the reload sees every commit).
+//! checks liveness on every lookup. An actor that died this way (or
+//! stopped on an unknown commit outcome) may have committed rows it never
+//! reported: its successor reads its totals from MySQL instead, through the
+//! tenant's persistence actor, behind any writes still queued there.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +26,7 @@ use super::lookup::{self, FindCatalog, LookupActor};
 use super::persistence::{PersistenceActor, Read};
 use super::ranking::RankingFeed;
 use super::tenant::{
-    self, LiveTotals, PostOutcome, PostSales, TenantActor, TenantDeps, TenantError, Totals,
+    self, Idle, LiveTotals, PostOutcome, PostSales, TenantActor, TenantDeps, TenantError, Totals,
 };
 use crate::domain::{BranchId, SaleItem, TenantId};
 use crate::metrics::Metrics;
@@ -46,7 +48,8 @@ pub struct TenantHandle {
 }
 
 pub struct TenantRegistry {
-    live: DashMap<TenantId, TenantHandle>,
+    /// Shared with the actors, which leave it when they passivate.
+    live: Arc<DashMap<TenantId, TenantHandle>>,
     /// One start at a time per tenant.
     starting: Gates,
     arbiters: Vec<ArbiterHandle>,
@@ -55,9 +58,10 @@ pub struct TenantRegistry {
     unknown: moka::future::Cache<TenantId, ()>,
     ranking: RankingFeed,
     metrics: Metrics,
-    /// Tenants whose actor ran in this process; the others take their
-    /// totals from the ranking, which start-up filled from the summary table.
-    started: Mutex<HashSet<TenantId>>,
+    idle_after: Duration,
+    /// Tenants whose last actor died without saying what it committed: the
+    /// next one reads its totals from MySQL.
+    reload: Mutex<HashSet<TenantId>>,
 }
 
 impl TenantRegistry {
@@ -67,13 +71,14 @@ impl TenantRegistry {
         lookup: Addr<LookupActor>,
         ranking: RankingFeed,
         metrics: Metrics,
+        idle_after: Duration,
     ) -> Self {
         assert!(
             !arbiters.is_empty() && !persistence.is_empty(),
             "at least one arbiter and one persistence actor"
         );
         TenantRegistry {
-            live: DashMap::new(),
+            live: Arc::default(),
             starting: DashMap::new(),
             arbiters,
             persistence,
@@ -84,7 +89,8 @@ impl TenantRegistry {
                 .build(),
             ranking,
             metrics,
-            started: Mutex::default(),
+            idle_after,
+            reload: Mutex::default(),
         }
     }
 
@@ -119,8 +125,15 @@ impl TenantRegistry {
         // started tenant without its totals.
         let totals: Totals = Arc::new(LiveTotals::new(snapshot.totals));
         let catalog = snapshot.catalog;
+        let live = self.live.clone();
         let deps = TenantDeps {
             persistence: self.persistence_for(tenant).clone(),
+            idle: Idle {
+                after: self.idle_after,
+                forget: Arc::new(move |tenant, addr| {
+                    live.remove_if(&tenant, |_, h| h.addr == *addr).is_some()
+                }),
+            },
             lookup: self.lookup.clone(),
             ranking: self.ranking.clone(),
             metrics: self.metrics.clone(),
@@ -130,26 +143,24 @@ impl TenantRegistry {
         let addr = TenantActor::start_in_arbiter(arbiter, move |_| {
             TenantActor::new(tenant, catalog, actor_totals, deps)
         });
-        if let Ok(mut started) = self.started.lock() {
-            started.insert(tenant);
-        }
         let handle = TenantHandle { addr, totals };
         self.live.insert(tenant, handle.clone());
         Ok(Some(handle))
     }
 
-    /// What a tenant's actor starts from; `None` for an unknown tenant. A
-    /// first start in this process reads the catalog (off the write queue)
-    /// and takes the totals from the ranking; a restart after a crash reads
-    /// both behind the writes still queued for the tenant, so it sees every
-    /// commit of its predecessor.
+    /// What a tenant's actor starts from; `None` for an unknown tenant.
+    /// Normally the catalog (off the write queue) and the ranking's totals,
+    /// which every commit reaches before its request is answered. After an
+    /// unclean death, both from MySQL behind the writes still queued for
+    /// the tenant, so the new actor sees every commit of its predecessor;
+    /// the ranking then takes those totals too.
     async fn load(&self, tenant: TenantId) -> Result<Option<TenantSnapshot>, TenantError> {
-        let first = self
-            .started
+        let unclean = self
+            .reload
             .lock()
-            .map(|s| !s.contains(&tenant))
-            .unwrap_or(false);
-        if first {
+            .map(|r| r.contains(&tenant))
+            .unwrap_or(true);
+        if !unclean {
             let Some(catalog) = lookup::ask(&self.lookup, FindCatalog(tenant)).await? else {
                 return Ok(None);
             };
@@ -160,9 +171,10 @@ impl TenantRegistry {
         let persistence = self.persistence_for(tenant);
         let snapshot = tenant::read(persistence, |reply| Read::Tenant { tenant, reply }).await?;
         if let Some(s) = &snapshot {
-            // The predecessor may have died with commits it never reported
-            // (an unknown outcome): the ranking takes the totals as stored.
             self.ranking.push(s.totals.iter().cloned());
+        }
+        if let Ok(mut r) = self.reload.lock() {
+            r.remove(&tenant);
         }
         Ok(snapshot)
     }
@@ -171,6 +183,7 @@ impl TenantRegistry {
     fn running(&self, tenant: TenantId) -> Option<TenantHandle> {
         let handle = self.live.get(&tenant).map(|h| h.clone())?;
         if handle.addr.connected() {
+            handle.totals.touch();
             return Some(handle);
         }
         if self
@@ -178,6 +191,9 @@ impl TenantRegistry {
             .remove_if(&tenant, |_, h| h.addr == handle.addr)
             .is_some()
         {
+            if let Ok(mut r) = self.reload.lock() {
+                r.insert(tenant);
+            }
             tracing::warn!(
                 tenant,
                 "tenant actor had stopped; starting a fresh one from MySQL"

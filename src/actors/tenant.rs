@@ -52,6 +52,9 @@ pub struct LiveTotals {
     by_product: DashMap<ProductId, ProductTotal>,
     /// Bumped after every change is applied.
     version: AtomicU64,
+    /// When the tenant was last asked for anything (reads included), in
+    /// milliseconds of [`clock_ms`]: its actor passivates after a while without.
+    last_used_ms: AtomicU64,
     /// One cached rendering per encoding, tagged with the version it shows.
     rendered: Mutex<[Option<(u64, Bytes)>; ENCODINGS]>,
 }
@@ -59,13 +62,44 @@ pub struct LiveTotals {
 /// Renderings kept per tenant (plain and gzip JSON).
 pub const ENCODINGS: usize = 2;
 
+/// Milliseconds since the process's first call: a cheap monotonic clock
+/// that fits an atomic.
+fn clock_ms() -> u64 {
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    START.elapsed().as_millis() as u64
+}
+
+/// When and how an idle actor leaves. After `after` without a request it
+/// calls `forget`, which drops it from the registry if it is still the live
+/// actor of its tenant, and stops: catalog, totals and remembered keys are
+/// freed. The next request starts a fresh actor with the same totals.
+#[derive(Clone)]
+pub struct Idle {
+    pub after: Duration,
+    pub forget: Forget,
+}
+
+/// Drops a tenant's actor from the registry if it is still the live one.
+pub type Forget = Arc<dyn Fn(TenantId, &Addr<TenantActor>) -> bool + Send + Sync>;
+
 impl LiveTotals {
     pub fn new(totals: Vec<ProductTotal>) -> Self {
         LiveTotals {
             by_product: totals.into_iter().map(|t| (t.product_id, t)).collect(),
             version: AtomicU64::new(0),
+            last_used_ms: AtomicU64::new(clock_ms()),
             rendered: Mutex::new([None, None]),
         }
+    }
+
+    /// Notes that the tenant is in use now.
+    pub fn touch(&self) {
+        self.last_used_ms.store(clock_ms(), Ordering::Relaxed);
+    }
+
+    /// How long the tenant has not been used.
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(clock_ms().saturating_sub(self.last_used_ms.load(Ordering::Relaxed)))
     }
 
     /// A copy of every product's totals.
@@ -190,6 +224,7 @@ pub struct Crash;
 #[derive(Clone)]
 pub struct TenantDeps {
     pub persistence: Addr<PersistenceActor>,
+    pub idle: Idle,
     /// Catalog re-reads go here, not behind the writes.
     pub lookup: Addr<LookupActor>,
     pub ranking: RankingFeed,
@@ -243,10 +278,33 @@ impl Actor for TenantActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         self.deps.metrics.tenant_actors.inc();
+        let every =
+            (self.deps.idle.after / 2).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        ctx.run_interval(every, |act, ctx| act.stop_if_idle(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.deps.metrics.tenant_actors.dec();
+    }
+}
+
+impl TenantActor {
+    /// Passivates: nothing in flight, no key being settled, no request for
+    /// the idle time. A request that reached the mailbox meanwhile is
+    /// dropped unprocessed with the actor, and the registry sends it to a
+    /// fresh one.
+    fn stop_if_idle(&mut self, ctx: &mut Context<Self>) {
+        let (id, quiet) = {
+            let s = self.state.borrow();
+            (
+                s.id,
+                s.pending.is_empty() && s.totals.idle_for() >= self.deps.idle.after,
+            )
+        };
+        if self.in_flight == 0 && quiet && (self.deps.idle.forget)(id, &ctx.address()) {
+            self.deps.metrics.tenant_passivations.inc();
+            ctx.stop();
+        }
     }
 }
 

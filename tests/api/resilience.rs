@@ -430,3 +430,42 @@ async fn the_service_connections_run_in_strict_mode_whatever_the_server_default(
     let _ = pool.disconnect().await;
     db.drop_database().await;
 }
+
+#[actix_web::test]
+async fn an_idle_tenant_actor_stops_and_its_successor_has_the_same_totals_and_keys() {
+    let app = crate::support::spawn_app_with(crate::support::Options {
+        extra: vec![("POS_TENANT_IDLE_SECS".into(), "1".into())],
+        ..Default::default()
+    })
+    .await;
+    let t = app.db.tenant(1, 2).await;
+    let mut first = sale(t.products[0], 2, "1.50");
+    first["idempotencyKey"] = json!("till-1:0001");
+    let stored = app.post_json(&t.sales_path(0), &first).await;
+    assert_eq!(stored.status, 201);
+    assert_eq!(app.metric("pos_tenant_actors").await, 1.0);
+
+    let passivated = eventually(Duration::from_secs(10), || async {
+        app.metric("pos_tenant_actors").await == 0.0
+            && app.metric("pos_tenant_actor_passivations_total").await == 1.0
+    })
+    .await;
+    assert!(passivated, "the idle actor kept running");
+
+    // Its remembered keys went with it; the answer is still the original.
+    let replay = app.post_json(&t.sales_path(0), &first).await;
+    assert_eq!(replay.status, 200, "{:?}", replay.body);
+    assert_eq!(replay.body["id"], stored.body["id"]);
+    let more = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 3, "1.50"))
+        .await;
+    assert_eq!(more.status, 201);
+    let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    assert_eq!(sales.body["sales_per_product"][0]["quantitySold"], 5);
+    assert_eq!(sales.body["sales_per_product"][0]["totalSales"], "7.50");
+    let top = app.get("/v1/top-selling").await;
+    assert_eq!(top.body["top_selling_products"][0]["quantitySold"], 5);
+    assert_eq!(app.db.count("sales_transactions").await, 2);
+    assert_eq!(app.metric("pos_tenant_actor_restarts_total").await, 0.0);
+    app.cleanup().await;
+}
