@@ -17,7 +17,11 @@ use super::report::Stats;
 use crate::domain::Money;
 use crate::store::Shop;
 
-const TICK: Duration = Duration::from_millis(5);
+/// A terminal looks ahead this far each tick (sends inside are timed to their
+/// exact instants), a quarter of its gap between sends, within these bounds:
+/// a slow till among thousands must not wake the load tool every 5 ms.
+const MIN_TICK: Duration = Duration::from_millis(5);
+const MAX_TICK: Duration = Duration::from_millis(250);
 /// Attempts per request before its outcome is declared unknown.
 const MAX_ATTEMPTS: u32 = 30;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,15 +73,27 @@ impl Terminal {
         }
     }
 
+    fn lookahead(&self) -> Duration {
+        Duration::from_secs_f64(0.25 / self.plan.rate).clamp(MIN_TICK, MAX_TICK)
+    }
+
+    /// This terminal's schedule starts a fraction of its period after the
+    /// others' (by its id, spread evenly), as real tills are not in step:
+    /// thousands of slow terminals would otherwise all send at once.
+    fn origin(&self) -> Instant {
+        let fraction = (self.plan.id as f64 * 0.618_033_988_749_895).fract();
+        self.plan.start + Duration::from_secs_f64(fraction / self.plan.rate)
+    }
+
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        let origin = self.origin();
         // Everything due before the next tick is timed to its exact instant.
-        let horizon = (now + TICK).min(self.plan.end);
-        let due = (horizon.duration_since(self.plan.start).as_secs_f64() * self.plan.rate) as u64;
+        let horizon = (now + self.lookahead()).min(self.plan.end);
+        let due = (horizon.saturating_duration_since(origin).as_secs_f64() * self.plan.rate) as u64;
         while self.scheduled < due {
             self.scheduled += 1;
-            let at =
-                self.plan.start + Duration::from_secs_f64(self.scheduled as f64 / self.plan.rate);
+            let at = origin + Duration::from_secs_f64(self.scheduled as f64 / self.plan.rate);
             if at <= now {
                 self.send_unless_capped(at, ctx);
             } else {
@@ -245,7 +261,7 @@ impl Actor for Terminal {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // awc's client is single-threaded: one per terminal, made on its thread.
         self.client = Some(awc::Client::builder().timeout(REQUEST_TIMEOUT).finish());
-        ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+        ctx.run_interval(self.lookahead(), |act, ctx| act.tick(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
