@@ -14,6 +14,33 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which tenants this instance owns: those with `tenant_id % count == index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    /// The only shard: every tenant.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    pub fn owns(self, tenant: u64) -> bool {
+        tenant % self.count == self.index
+    }
+
+    /// Whether other instances own other tenants (and Redis merges the ranking).
+    pub fn is_partial(self) -> bool {
+        self.count > 1
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// Parsed, validated settings of `pos serve` and `pos migrate`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -51,6 +78,7 @@ pub struct Config {
     pub max_connections: usize,
     /// A tenant's actor stops after this long without a request.
     pub tenant_idle: Duration,
+    pub shard: Shard,
 }
 
 impl Config {
@@ -95,6 +123,7 @@ struct RawEnv {
     body_timeout_ms: Option<String>,
     max_connections: Option<String>,
     tenant_idle_secs: Option<String>,
+    shard: Option<String>,
 }
 
 /// Every variable `pos` reads (the README's table and the Docker files use these).
@@ -120,6 +149,7 @@ pub const VARIABLES: &[&str] = &[
     "POS_BODY_TIMEOUT_MS",
     "POS_MAX_CONNECTIONS",
     "POS_TENANT_IDLE_SECS",
+    "POS_SHARD",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/pos";
@@ -206,6 +236,13 @@ impl Config {
                 ))
             }
         };
+        let shard = shard(raw.shard)?;
+        if shard.is_partial() && redis_url.is_none() {
+            return Err(problem(
+                "POS_SHARD",
+                format!("{shard} shares the top sellers through Redis: set POS_REDIS_URL"),
+            ));
+        }
         Ok(Config {
             database_url,
             migrate_database_url,
@@ -282,6 +319,7 @@ impl Config {
                 1,
                 604_800,
             )?),
+            shard,
         })
     }
 }
@@ -301,6 +339,25 @@ pub fn redact_url(url: &str) -> String {
         }
         None => url.to_string(),
     }
+}
+
+/// `i/n` with 0 <= i < n <= 1024.
+fn shard(value: Option<String>) -> Result<Shard, ConfigError> {
+    let Some(text) = value.filter(|t| !t.trim().is_empty()) else {
+        return Ok(Shard::ALL);
+    };
+    let bad = || {
+        problem(
+            "POS_SHARD",
+            format!("expected i/n with 0 <= i < n <= 1024, like 0/2, got {text:?}"),
+        )
+    };
+    let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
+    let (index, count): (u64, u64) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if count == 0 || count > 1024 || index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
 }
 
 fn mysql_url(var: &str, url: &str) -> Result<(), ConfigError> {
@@ -369,6 +426,18 @@ mod tests {
         assert_eq!(c.rate_limit_burst.get(), 200);
         assert_eq!(c.body_timeout, Duration::from_secs(10));
         assert_eq!(c.migration_url(), DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn a_shard_is_i_of_n() {
+        assert_eq!(Config::from_pairs([]).expect("valid").shard, Shard::ALL);
+        let c = Config::from_pairs([("POS_SHARD", "1/2")]).expect("valid");
+        assert_eq!(c.shard, Shard { index: 1, count: 2 });
+        assert!(c.shard.owns(3) && !c.shard.owns(4) && c.shard.is_partial());
+        for bad in ["2/2", "1", "a/b", "0/0", "-1/2", "0/2000"] {
+            let e = Config::from_pairs([("POS_SHARD", bad)]).unwrap_err();
+            assert!(e.to_string().starts_with("POS_SHARD:"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "forbidden",
     "rate_limited",
     "request_timeout",
+    "misdirected",
     "unavailable",
     "internal",
 ];

@@ -64,7 +64,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     let metrics_addr = local_addr(&metrics_listener, config.metrics_addr)?;
     let mirror = match &config.redis_url {
         Some(url) => Some(
-            Mirror::connect(url, &config.redis_prefix)
+            Mirror::connect(url, &config.redis_prefix, config.shard.is_partial())
                 .map_err(|e| StartError::Redis(e.to_string()))?,
         ),
         None => None,
@@ -97,6 +97,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         mirror,
         auth: auth.clone(),
         body_timeout: config.body_timeout,
+        shard: config.shard,
     });
     let workers = config.http_workers;
 
@@ -252,7 +253,7 @@ async fn prepare_database(
     let result = async {
         let mut conn = pool.get_conn().await?;
         let auto_increment = store::auto_increment(&mut conn).await?;
-        let totals = store::load_all_totals(&mut conn).await?;
+        let totals = store::load_all_totals(&mut conn, config.shard).await?;
         Ok::<_, store::StoreError>((auto_increment, totals))
     }
     .await;

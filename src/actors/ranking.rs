@@ -194,6 +194,8 @@ impl RankingActor {
     fn entry(t: &ProductTotal) -> MirrorEntry {
         MirrorEntry {
             product_id: t.product_id,
+            tenant_id: t.tenant_id,
+            name: t.name.clone(),
             quantity: t.quantity,
             revenue: t.revenue,
         }
@@ -238,7 +240,7 @@ impl RankingActor {
                 if full {
                     mirror.replace_all(&entries).await.map(|()| true)
                 } else if audit {
-                    mirror.count().await.map(|n| n == expected)
+                    mirror.holds(expected).await
                 } else {
                     mirror.write(&entries).await.map(|()| true)
                 }

@@ -43,6 +43,8 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     RequestTimeout(String),
+    #[error("this instance is shard {0}: that tenant belongs to another one; nothing was stored")]
+    Misdirected(crate::config::Shard),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -64,6 +66,7 @@ impl ApiError {
             ApiError::Forbidden => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::Misdirected(_) => "misdirected",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -95,6 +98,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

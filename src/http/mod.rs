@@ -1,8 +1,8 @@
 //! The HTTP layer: routes, body reading, and the request metrics. Handlers
 //! parse, hand over to actors, and shape the answer; they know no SQL.
 
-mod auth;
 mod error;
+mod gate;
 mod health;
 mod reads;
 mod sales;
@@ -41,6 +41,8 @@ pub struct AppState {
     pub auth: Option<Arc<Auth>>,
     /// Longest a request body may take after its headers.
     pub body_timeout: std::time::Duration,
+    /// The tenants this instance owns.
+    pub shard: crate::config::Shard,
 }
 
 impl AppState {
@@ -64,9 +66,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/top-selling"),
 ];
 
-/// The API routes (port 8080). Each `/v1` resource carries its own key
-/// check (see `auth.rs` for why per resource); a method a route does not
-/// have gets 405 in the error format, with `Allow`.
+/// The API routes (port 8080). Each `/v1` resource carries its own gate
+/// (shard and key; see `gate.rs` for why per resource); a method a route
+/// does not have gets 405 in the error format, with `Allow`.
 pub fn api_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(open("/health", health::health))
         .service(open("/ready", health::ready))
@@ -74,7 +76,7 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions")
                 .wrap(from_fn(|req, next| {
-                    auth::guard(Operation::PostSales, req, next)
+                    gate::guard(Operation::PostSales, req, next)
                 }))
                 .route(web::post().to(sales::post_sales))
                 .default_service(web::to(|| async { only("POST") })),
@@ -82,7 +84,7 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/tenants/{tenantID}/sales")
                 .wrap(from_fn(|req, next| {
-                    auth::guard(Operation::ReadTenantSales, req, next)
+                    gate::guard(Operation::ReadTenantSales, req, next)
                 }))
                 .route(web::get().to(reads::tenant_sales))
                 .default_service(web::to(|| async { only("GET") })),
@@ -90,7 +92,7 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/top-selling")
                 .wrap(from_fn(|req, next| {
-                    auth::guard(Operation::ReadTopSelling, req, next)
+                    gate::guard(Operation::ReadTopSelling, req, next)
                 }))
                 .route(web::get().to(reads::top_selling))
                 .default_service(web::to(|| async { only("GET") })),

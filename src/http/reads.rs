@@ -137,11 +137,20 @@ pub async fn top_selling(
     let core = state.core()?;
     let (limit, by) = top_selling_params(req.query_string())?;
     let as_of = Timestamp::from_utc(chrono::Utc::now());
-    let top = core
-        .ranking
-        .send(TopSelling { limit, by })
-        .await
-        .map_err(|_| ApiError::Internal("the ranking is not running".into()))?;
+    let top = match (&state.mirror, state.shard.is_partial()) {
+        // Other shards hold other tenants: the merged view lives in Redis.
+        (Some(mirror), true) => mirror.top(limit, by).await.map_err(|e| {
+            tracing::warn!(error = %e, "merged top sellers unavailable");
+            ApiError::Unavailable(
+                "the merged top sellers are unavailable (Redis); retry shortly".into(),
+            )
+        })?,
+        _ => core
+            .ranking
+            .send(TopSelling { limit, by })
+            .await
+            .map_err(|_| ApiError::Internal("the ranking is not running".into()))?,
+    };
     let items: Vec<Ranked> = top
         .iter()
         .enumerate()

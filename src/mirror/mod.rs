@@ -7,6 +7,13 @@
 //! The two sorted sets are written with independent commands (a pipeline,
 //! never MULTI), so they may live in different Cluster slots and the
 //! default prefix `pos:` works on Cluster as is.
+//!
+//! With several shards (`POS_SHARD=i/n`, n > 1) the sets are the merge of
+//! all instances: each writes the absolute totals of its own products (the
+//! sets are disjoint by tenant), never removes members, and also keeps, in
+//! the hash `{prefix}top_selling:products`, what a reader needs to show a
+//! product (tenant, name, and the exact totals: scores are doubles). Any
+//! instance then answers the global top sellers from Redis ([`Mirror::top`]).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,17 +24,37 @@ use fred::prelude::*;
 use fred::types::sorted_sets::ZRange;
 use fred::types::{ClusterHash, CustomCommand};
 
-use crate::domain::{Money, ProductId};
+use serde::{Deserialize, Serialize};
+
+use crate::actors::ranking::RankBy;
+use crate::domain::{Money, ProductId, TenantId};
+use crate::store::ProductTotal;
 
 /// Members written per pipeline during a full resync.
 const RESYNC_CHUNK: usize = 5_000;
+/// Products with the same score as the last one a reader asked for that are
+/// fetched to break the tie by product id (beyond, the tie order is Redis's).
+const TIE_CAP: usize = 10_000;
 
-/// One product's scores.
+/// One product's totals, as the mirror writes them.
 #[derive(Debug, Clone)]
 pub struct MirrorEntry {
     pub product_id: ProductId,
+    pub tenant_id: TenantId,
+    pub name: Arc<str>,
     pub quantity: u64,
     pub revenue: Money,
+}
+
+/// A product as the merged view's hash holds it.
+#[derive(Serialize, Deserialize)]
+struct Shown {
+    #[serde(rename = "tenantID")]
+    tenant_id: TenantId,
+    name: String,
+    quantity: u64,
+    /// Exact, as text (a double score would lose cents on large totals).
+    revenue: String,
 }
 
 /// A handle on the mirror; cheap to clone.
@@ -36,13 +63,16 @@ pub struct Mirror {
     client: Client,
     quantity_key: String,
     revenue_key: String,
+    products_key: String,
+    /// Other shards write into the same sets (POS_SHARD with n > 1).
+    merged: bool,
     reconnected: Arc<AtomicBool>,
 }
 
 impl Mirror {
     /// Configures the client and starts connecting in the background; start-up
     /// never waits for Redis, and a lost connection is retried forever.
-    pub fn connect(url: &str, prefix: &str) -> Result<Mirror, Error> {
+    pub fn connect(url: &str, prefix: &str, merged: bool) -> Result<Mirror, Error> {
         let mut config = Config::from_url(url)?;
         config.fail_fast = false;
         let client = Builder::from_config(config)
@@ -64,6 +94,8 @@ impl Mirror {
             client,
             quantity_key: format!("{prefix}top_selling:quantity"),
             revenue_key: format!("{prefix}top_selling:revenue"),
+            products_key: format!("{prefix}top_selling:products"),
+            merged,
             reconnected,
         })
     }
@@ -87,16 +119,100 @@ impl Mirror {
         let revenue = zadd_args(&self.revenue_key, entries, |e| e.revenue.to_string());
         let _: () = pipeline.custom(zadd(), quantity).await?;
         let _: () = pipeline.custom(zadd(), revenue).await?;
+        if self.merged {
+            let shown: Vec<(String, String)> = entries
+                .iter()
+                .map(|e| {
+                    let shown = Shown {
+                        tenant_id: e.tenant_id,
+                        name: e.name.to_string(),
+                        quantity: e.quantity,
+                        revenue: e.revenue.to_string(),
+                    };
+                    (
+                        e.product_id.to_string(),
+                        serde_json::to_string(&shown).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let _: () = pipeline.hset(&self.products_key, shown).await?;
+        }
         let _: Vec<Value> = pipeline.all().await?;
         Ok(())
     }
 
+    /// The merged view's first `limit` products by `by` (ties by product
+    /// id, on the exact totals), from Redis.
+    pub async fn top(&self, limit: usize, by: RankBy) -> Result<Vec<ProductTotal>, Error> {
+        let key = match by {
+            RankBy::Quantity => &self.quantity_key,
+            RankBy::Revenue => &self.revenue_key,
+        };
+        let head: Vec<(String, f64)> = self
+            .client
+            .zrevrange(key, 0, limit as i64 - 1, true)
+            .await?;
+        // A tie at the last place is taken whole, so the smallest product
+        // ids win it, as in the in-memory ranking.
+        let candidates: Vec<(String, f64)> = match head.last() {
+            Some((_, floor)) if head.len() == limit => {
+                self.client
+                    .zrevrangebyscore(
+                        key,
+                        "+inf",
+                        *floor,
+                        true,
+                        Some((0, (limit + TIE_CAP) as i64)),
+                    )
+                    .await?
+            }
+            _ => head,
+        };
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = candidates.into_iter().map(|(id, _)| id).collect();
+        let shown: Vec<Option<String>> = self.client.hmget(&self.products_key, ids.clone()).await?;
+        let mut top: Vec<ProductTotal> = ids
+            .iter()
+            .zip(shown)
+            .filter_map(|(id, shown)| {
+                let s: Shown = serde_json::from_str(shown.as_deref()?).ok()?;
+                Some(ProductTotal {
+                    tenant_id: s.tenant_id,
+                    product_id: id.parse().ok()?,
+                    name: Arc::from(s.name),
+                    quantity: s.quantity,
+                    revenue: s.revenue.parse().ok()?,
+                })
+            })
+            .collect();
+        match by {
+            RankBy::Quantity => top.sort_by(|a, b| {
+                b.quantity
+                    .cmp(&a.quantity)
+                    .then(a.product_id.cmp(&b.product_id))
+            }),
+            RankBy::Revenue => top.sort_by(|a, b| {
+                b.revenue
+                    .cmp(&a.revenue)
+                    .then(a.product_id.cmp(&b.product_id))
+            }),
+        }
+        top.truncate(limit);
+        Ok(top)
+    }
+
     /// Makes both sets hold exactly `entries`: every score rewritten, then
     /// members Redis has and the ranking does not removed. The sets are
-    /// never empty on the way, unlike DEL-then-fill.
+    /// never empty on the way, unlike DEL-then-fill. In a merged view the
+    /// other members belong to other shards: they stay.
     pub async fn replace_all(&self, entries: &[MirrorEntry]) -> Result<(), Error> {
         for chunk in entries.chunks(RESYNC_CHUNK) {
             self.write(chunk).await?;
+        }
+        if self.merged {
+            return Ok(());
         }
         let wanted: HashSet<String> = entries.iter().map(|e| e.product_id.to_string()).collect();
         for key in [&self.quantity_key, &self.revenue_key] {
@@ -126,9 +242,16 @@ impl Mirror {
         Ok(())
     }
 
-    /// Members in the quantity set (a flushed or restarted Redis shows 0).
-    pub async fn count(&self) -> Result<u64, Error> {
-        self.client.zcard(&self.quantity_key).await
+    /// Whether Redis still holds (at least) this instance's `expected`
+    /// products: a flushed or restarted Redis shows fewer. In a merged view
+    /// other shards' products count too, so only "fewer" is a loss.
+    pub async fn holds(&self, expected: u64) -> Result<bool, Error> {
+        let count: u64 = self.client.zcard(&self.quantity_key).await?;
+        Ok(if self.merged {
+            count >= expected
+        } else {
+            count == expected
+        })
     }
 
     pub async fn quit(&self) {

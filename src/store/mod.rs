@@ -21,6 +21,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts};
 use rust_decimal::Decimal;
 
+use crate::config::Shard;
 use crate::domain::{
     BranchId, IdempotencyKey, Money, NewSale, ProductId, StoredSale, TenantId, Timestamp,
 };
@@ -181,13 +182,15 @@ pub async fn load_tenant(conn: &mut Conn, tenant: TenantId) -> Result<Option<Ten
     Ok(Some(TenantSnapshot { catalog, totals }))
 }
 
-/// Every product total of every tenant, for the global ranking.
-pub async fn load_all_totals(conn: &mut Conn) -> Result<Vec<ProductTotal>> {
+/// Every product total of the tenants `shard` owns, for the ranking.
+pub async fn load_all_totals(conn: &mut Conn, shard: Shard) -> Result<Vec<ProductTotal>> {
     let mut out = Vec::new();
-    conn.query_iter(
+    conn.query_iter(format!(
         "SELECT t.tenant_id, t.product_id, p.name, t.quantity_sold, t.revenue \
-         FROM product_sales_totals t JOIN products p ON p.id = t.product_id",
-    )
+         FROM product_sales_totals t JOIN products p ON p.id = t.product_id \
+         WHERE t.tenant_id % {} = {}",
+        shard.count, shard.index
+    ))
     .await?
     .for_each(|row| {
         let (tenant_id, product_id, name, quantity, revenue): (u64, u64, String, u64, Decimal) =

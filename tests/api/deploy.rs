@@ -126,7 +126,9 @@ fn the_compose_file_parses_and_names_only_files_that_exist() {
         "mariadb",
         "redis",
         "migrate",
-        "pos",
+        "pos0",
+        "pos1",
+        "haproxy",
         "seed",
         "loadgen",
         "prometheus",
@@ -164,7 +166,7 @@ fn the_compose_file_parses_and_names_only_files_that_exist() {
         let k = k.as_str().unwrap_or("");
         assert!(pos::config::VARIABLES.contains(&k), "unknown variable {k}");
     }
-    let ports: Vec<&str> = compose["services"]["pos"]["ports"]
+    let ports: Vec<&str> = compose["services"]["haproxy"]["ports"]
         .as_vec()
         .expect("ports")
         .iter()
@@ -173,7 +175,7 @@ fn the_compose_file_parses_and_names_only_files_that_exist() {
     assert_eq!(
         ports,
         vec!["8080:8080"],
-        "metrics stay on the compose network"
+        "the API is published through HAProxy only"
     );
     assert_eq!(
         compose["services"]["loadgen"]["profiles"][0].as_str(),
@@ -195,7 +197,7 @@ fn the_compose_file_publishes_only_the_api_and_grafana_and_has_no_default_passwo
         let name = name.as_str().unwrap_or("?");
         if !service["ports"].is_badvalue() {
             assert!(
-                name == "pos" || name == "grafana",
+                name == "haproxy" || name == "grafana",
                 "{name} publishes {:?}",
                 service["ports"]
             );
@@ -227,7 +229,7 @@ fn the_compose_file_publishes_only_the_api_and_grafana_and_has_no_default_passwo
         .as_str()
         .is_some_and(|u| u.starts_with("mysql://pos:")));
     assert!(!text.contains("POS_MIGRATE_DATABASE_URL: mysql://pos"));
-    for name in ["pos", "seed", "loadgen"] {
+    for name in ["pos0", "pos1", "seed", "loadgen"] {
         let service_env = &compose["services"][name]["environment"];
         assert!(
             service_env["POS_MIGRATE_DATABASE_URL"].is_badvalue(),
@@ -263,11 +265,18 @@ fn mariadb_creates_a_service_user_that_may_only_read_and_write() {
 #[test]
 fn prometheus_scrapes_the_metrics_port_and_grafana_provisioning_points_at_it() {
     let prom = yaml("docker/prometheus.yml");
-    let target = prom["scrape_configs"][0]["static_configs"][0]["targets"][0]
-        .as_str()
-        .expect("target");
+    let targets: Vec<&str> = prom["scrape_configs"][0]["static_configs"][0]["targets"]
+        .as_vec()
+        .expect("targets")
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
     let defaults = pos::config::Config::from_pairs([]).expect("defaults");
-    assert_eq!(target, format!("pos:{}", defaults.metrics_addr.port()));
+    let port = defaults.metrics_addr.port();
+    assert_eq!(
+        targets,
+        vec![format!("pos0:{port}"), format!("pos1:{port}")]
+    );
     assert!(
         defaults.metrics_addr.ip().is_loopback(),
         "metrics bind 127.0.0.1 by default"
@@ -282,6 +291,79 @@ fn prometheus_scrapes_the_metrics_port_and_grafana_provisioning_points_at_it() {
         dash["providers"][0]["options"]["path"].as_str(),
         Some("/var/lib/grafana/dashboards")
     );
+}
+
+#[test]
+fn compose_runs_every_shard_once_behind_an_haproxy_that_routes_to_them_all() {
+    let compose = yaml("docker/compose.yaml");
+    let services = compose["services"].as_hash().expect("services");
+    let mut shards: Vec<(u64, u64, String)> = Vec::new();
+    for (name, service) in services {
+        let Some(shard) = service["environment"]["POS_SHARD"].as_str() else {
+            continue;
+        };
+        let config = pos::config::Config::from_pairs([
+            ("POS_SHARD", shard),
+            ("POS_REDIS_URL", "redis://redis:6379"),
+        ])
+        .expect("a valid POS_SHARD");
+        shards.push((
+            config.shard.index,
+            config.shard.count,
+            name.as_str().unwrap_or("?").to_string(),
+        ));
+    }
+    shards.sort();
+    let n = shards.len() as u64;
+    assert_eq!(n, 2, "{shards:?}");
+    for (i, (index, count, name)) in shards.iter().enumerate() {
+        assert_eq!((*index, *count), (i as u64, n), "{name}");
+        assert_eq!(name, &format!("pos{i}"));
+    }
+    let haproxy = read("docker/haproxy/haproxy.cfg");
+    assert!(
+        haproxy.contains(&format!("mod({n})")),
+        "HAProxy routes tenant_id % {n}"
+    );
+    for i in 0..n {
+        assert!(haproxy.contains(&format!("backend shard{i}")));
+        assert!(haproxy.contains(&format!("\"${{SHARD{i}}}\"")));
+    }
+    let env = &compose["services"]["haproxy"]["environment"];
+    for i in 0..n {
+        assert_eq!(
+            env[format!("SHARD{i}").as_str()].as_str(),
+            Some(format!("pos{i}:8080").as_str())
+        );
+    }
+    for code in [502, 503, 504] {
+        let page = read(&format!("docker/haproxy/errors/{code}.http"));
+        let (head, body) = page.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(head.starts_with(&format!("HTTP/1.1 {code} ")), "{code}");
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{code}: Content-Length must be exact"
+        );
+        let error: Value = serde_json::from_str(body).expect("the API's error format");
+        assert!(error["error"]["code"].is_string());
+    }
+}
+
+#[test]
+fn every_dashboard_panel_sums_over_the_chosen_instances() {
+    let dashboard: Value = serde_json::from_str(&read("grafana/dashboards/pos-overview.json"))
+        .expect("dashboard is JSON");
+    let variable = &dashboard["templating"]["list"][0];
+    assert_eq!(variable["name"], "instance");
+    assert_eq!(variable["allValue"], ".*");
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let selectors = expr.matches("pos_").count();
+            let filtered = expr.matches("instance=~\"$instance\"").count();
+            assert_eq!(selectors, filtered, "{expr}");
+        }
+    }
 }
 
 #[test]

@@ -11,5 +11,6 @@ mod mirror;
 mod operator;
 mod reads;
 mod resilience;
+mod shards;
 mod stored_values;
 mod support;

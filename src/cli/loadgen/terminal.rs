@@ -206,9 +206,11 @@ async fn deliver(
                     200 | 201 => return true,
                     // Nothing of the request was stored: send it again later.
                     503 | 429 => retry_after(&r),
-                    // The outcome is unknown: the same keys tell (a replay
-                    // answers 200 with the stored sales, or they are stored now).
-                    500 => Duration::from_secs(1),
+                    // The outcome is unknown (a 500 from the server, a 502
+                    // or 504 from a proxy in front of it): the same keys tell
+                    // (a replay answers 200 with the stored sales, or they
+                    // are stored now).
+                    500 | 502 | 504 => Duration::from_secs(1),
                     _ => return false,
                 }
             }

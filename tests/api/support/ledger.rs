@@ -1,7 +1,7 @@
 //! Sales from clients that behave like tills: every sale has its own
 //! idempotency key and is sent again, with the same key, until the server
-//! answers 200 or 201 (a 500, 503, 429, a refused or broken connection all
-//! mean "try again"). The ledger holds what was confirmed; the checks say
+//! answers 200 or 201 (a 500, 502, 503, 504, 429, a refused or broken
+//! connection all mean "try again"). The ledger holds what was confirmed; the checks say
 //! whether the database holds exactly that, once each, and whether the
 //! summary table and the API agree with the history.
 
@@ -73,7 +73,7 @@ pub async fn drive(
                         .unwrap_or(0);
                     match status {
                         200 | 201 => break,
-                        0 | 429 | 500 | 503 => {
+                        0 | 429 | 500 | 502 | 503 | 504 => {
                             ledger.retries.fetch_add(1, Ordering::Relaxed);
                             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
                         }

@@ -7,6 +7,7 @@
 pub mod child;
 pub mod ledger;
 pub mod mariadb_server;
+pub mod peers;
 pub mod proxy;
 pub mod redis_server;
 

@@ -1,8 +1,10 @@
-//! The key check in front of every `/v1` route. It wraps each resource, not
-//! the whole app: it then runs after routing, on the very path parameters
-//! the handler will see (`%31` decoded to `1` as the router decodes it), so
-//! no spelling of a path can reach a route without its own rule. It runs
-//! before the handler reads the body or looks anything up.
+//! The gate in front of every `/v1` route: first whether this instance owns
+//! the path's tenant (`POS_SHARD`; else 421, nothing looked up or stored),
+//! then the key check. It wraps each resource, not the whole app: it then
+//! runs after routing, on the very path parameters the handler will see
+//! (`%31` decoded to `1` as the router decodes it), so no spelling of a path
+//! can reach a route without its own rule. It runs before the handler reads
+//! the body or looks anything up.
 
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -12,6 +14,7 @@ use actix_web::web;
 
 use super::{ApiError, AppState};
 use crate::auth::{AuthError, Operation};
+use crate::domain::parse_path_id;
 
 /// Lets the request through only with a key that may perform `op` here.
 pub async fn guard(
@@ -24,6 +27,14 @@ pub async fn guard(
             .error_response(ApiError::Internal("no application state".into()))
             .map_into_right_body());
     };
+    let tenant = req.match_info().get("tenantID").and_then(parse_path_id);
+    if tenant.is_some_and(|t| !state.shard.owns(t)) {
+        let e = ApiError::Misdirected(state.shard);
+        if op == Operation::PostSales {
+            state.metrics.reject(e.code());
+        }
+        return Ok(req.error_response(e).map_into_right_body());
+    }
     if let Some(auth) = &state.auth {
         let header = req
             .headers()

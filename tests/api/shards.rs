@@ -1,0 +1,383 @@
+//! Two shards (`POS_SHARD=0/2`, `1/2`) as `pos serve` processes on one
+//! MariaDB and one Redis, behind HAProxy with the project's own config, and
+//! a real Prometheus scraping both.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::child::{pos_cli, ChildServer};
+use crate::support::ledger::{assert_exactly_once, drive, Ledger};
+use crate::support::peers::{Haproxy, Prometheus};
+use crate::support::{eventually, post_status, redis_client, redis_url, Tenant, TestDb};
+
+struct Shards {
+    db: TestDb,
+    tenants: Vec<Tenant>,
+    /// `shards[i]` owns the tenants with `id % 2 == i`.
+    shards: [ChildServer; 2],
+    haproxy: Haproxy,
+    prefix: String,
+    client: awc::Client,
+}
+
+async fn start_shards(tenants: usize) -> Shards {
+    let db = TestDb::create().await;
+    let mut made = Vec::new();
+    for _ in 0..tenants {
+        made.push(db.tenant(2, 5).await);
+    }
+    let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
+    let redis = redis_url();
+    let shard = |i: u32| {
+        let (url, redis, prefix) = (db.url.clone(), redis.clone(), prefix.clone());
+        async move {
+            let shard = format!("{i}/2");
+            ChildServer::start(
+                &url,
+                &[
+                    ("POS_SHARD", shard.as_str()),
+                    ("POS_REDIS_URL", redis.as_str()),
+                    ("POS_REDIS_PREFIX", prefix.as_str()),
+                ],
+            )
+            .await
+        }
+    };
+    let shards = [shard(0).await, shard(1).await];
+    let haproxy = Haproxy::start(&shards[0].addr(), &shards[1].addr()).await;
+    Shards {
+        db,
+        tenants: made,
+        shards,
+        haproxy,
+        prefix,
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .finish(),
+    }
+}
+
+impl Shards {
+    async fn get(&self, base: &str, path: &str) -> (u16, Value) {
+        let mut res = self
+            .client
+            .get(format!("{base}{path}"))
+            .bearer_auth(&self.db.operator)
+            .send()
+            .await
+            .expect("answer");
+        let body = res.json().limit(1 << 22).await.unwrap_or(Value::Null);
+        (res.status().as_u16(), body)
+    }
+
+    /// Every product with sales, as the tenants' own reads show them.
+    async fn sold(&self) -> BTreeSet<(u64, u64, u64, String)> {
+        let mut all = BTreeSet::new();
+        for t in &self.tenants {
+            let (status, body) = self
+                .get(&self.haproxy.base, &format!("/v1/tenants/{}/sales", t.id))
+                .await;
+            assert_eq!(status, 200);
+            for p in body["sales_per_product"].as_array().expect("list") {
+                all.insert((
+                    t.id,
+                    p["productID"].as_u64().expect("id"),
+                    p["quantitySold"].as_u64().expect("quantity"),
+                    p["totalSales"].as_str().expect("money").to_string(),
+                ));
+            }
+        }
+        all
+    }
+
+    async fn cleanup(self) {
+        let redis = redis_client(&redis_url()).await;
+        for set in ["quantity", "revenue", "products"] {
+            let _: Result<(), _> = fred::prelude::KeysInterface::del(
+                &redis,
+                format!("{}top_selling:{set}", self.prefix),
+            )
+            .await;
+        }
+        let _ = fred::prelude::ClientLike::quit(&redis).await;
+        drop(self.haproxy);
+        drop(self.shards);
+        self.db.drop_database().await;
+    }
+}
+
+/// A top-selling answer as (tenant, product, quantity, total), in answer order.
+fn ranked(body: &Value) -> Vec<(u64, u64, u64, String)> {
+    body["top_selling_products"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| {
+            (
+                p["tenantID"].as_u64().unwrap_or(0),
+                p["productID"].as_u64().unwrap_or(0),
+                p["quantitySold"].as_u64().unwrap_or(0),
+                p["totalSales"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn loadgen_verifies_through_haproxy_and_both_shards_show_the_merged_top_sellers() {
+    let s = start_shards(4).await;
+    let keys = s.db.keys_file();
+    let (code, out, err) = pos_cli(
+        &[],
+        &[
+            "loadgen",
+            "--url",
+            &s.haproxy.base,
+            "--database-url",
+            &s.db.url,
+            "--keys-file",
+            keys.to_str().expect("path"),
+            "--rate",
+            "80",
+            "--duration",
+            "3s",
+            "--terminals",
+            "8",
+            "--verify",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("verify: ok"), "{err}");
+    let report: Value = serde_json::from_str(&out).expect("report");
+    let sent = report["requests_sent"].as_u64().unwrap_or(0);
+    assert!(sent > 0);
+    assert_eq!(
+        report["answers_by_status"],
+        json!({"201": sent}),
+        "{report}"
+    );
+    let owners: BTreeSet<u64> = s.tenants.iter().map(|t| t.id % 2).collect();
+    assert_eq!(owners.len(), 2, "the tenants span both shards");
+
+    // Either shard answers the whole merged ranking, in order.
+    let sold = s.sold().await;
+    for shard in &s.shards {
+        let same = eventually(Duration::from_secs(10), || async {
+            let (status, body) = s.get(&shard.base, "/v1/top-selling?limit=100").await;
+            let list = ranked(&body);
+            let mut ordered = list.clone();
+            ordered.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(&b.1)));
+            status == 200
+                && list == ordered
+                && list.iter().cloned().collect::<BTreeSet<_>>() == sold
+        })
+        .await;
+        assert!(same, "{} does not show the merged ranking", shard.base);
+    }
+    let (_, by_revenue) = s
+        .get(&s.shards[1].base, "/v1/top-selling?by=revenue&limit=3")
+        .await;
+    assert_eq!(ranked(&by_revenue).len(), 3);
+
+    // Sent straight to the wrong shard: 421, nothing stored.
+    let t = &s.tenants[0];
+    let wrong = &s.shards[((t.id + 1) % 2) as usize];
+    let rows = s.db.count("sales_transactions").await;
+    let url = format!("{}{}", wrong.base, t.sales_path(0));
+    let sale = json!({"productID": t.products[0], "quantitySold": 1, "pricePerUnit": "1.00"});
+    let mut res = s
+        .client
+        .post(&url)
+        .bearer_auth(&t.till)
+        .send_json(&sale)
+        .await
+        .expect("answer");
+    assert_eq!(res.status(), 421);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "misdirected");
+    let (status, _) = s
+        .get(&wrong.base, &format!("/v1/tenants/{}/sales", t.id))
+        .await;
+    assert_eq!(status, 421);
+    assert_eq!(s.db.count("sales_transactions").await, rows);
+    let right = &s.shards[(t.id % 2) as usize];
+    let url = format!("{}{}", right.base, t.sales_path(0));
+    assert_eq!(post_status(&s.client, &url, &t.till, &sale).await, 201);
+    s.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_shard_killed_under_load_stops_only_its_own_tenants_and_loses_nothing() {
+    let mut s = start_shards(2).await;
+    let (a, b) = (s.tenants[0].clone(), s.tenants[1].clone());
+    let killed = (b.id % 2) as usize;
+    assert_ne!(a.id % 2, b.id % 2);
+    let (ledger_a, ledger_b) = (Arc::new(Ledger::default()), Arc::new(Ledger::default()));
+    let deadline = Duration::from_secs(180);
+    let load_a = actix_web::rt::spawn(drive(
+        s.haproxy.base.clone(),
+        a.clone(),
+        4,
+        60,
+        deadline,
+        ledger_a.clone(),
+    ));
+    let load_b = actix_web::rt::spawn(drive(
+        s.haproxy.base.clone(),
+        b.clone(),
+        4,
+        60,
+        deadline,
+        ledger_b.clone(),
+    ));
+    let going = eventually(Duration::from_secs(60), || async {
+        ledger_a.confirmed_count() >= 20 && ledger_b.confirmed_count() >= 20
+    })
+    .await;
+    assert!(going, "the load did not get going");
+
+    s.shards[killed].kill().await;
+    // Its tenants get HAProxy's 503 in the API's format; nothing is stored.
+    let probe = json!({"productID": b.products[0], "quantitySold": 1, "pricePerUnit": "1.00"});
+    let refused = eventually(Duration::from_secs(20), || async {
+        let res = s
+            .client
+            .post(format!("{}{}", s.haproxy.base, b.sales_path(0)))
+            .bearer_auth(&b.till)
+            .send_json(&probe)
+            .await;
+        match res {
+            Ok(mut r) if r.status() == 503 => {
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                body["error"]["code"] == "unavailable"
+            }
+            _ => false,
+        }
+    })
+    .await;
+    assert!(refused, "the dead shard's tenant was not answered 503");
+    // The other shard's tenant keeps being served meanwhile.
+    let before = ledger_a.confirmed_count();
+    let served = eventually(Duration::from_secs(30), || async {
+        ledger_a.confirmed_count() >= (before + 20).min(4 * 60)
+    })
+    .await;
+    assert!(served, "the live shard stopped serving");
+
+    s.shards[killed].restart().await;
+    load_a.await.expect("load a");
+    load_b.await.expect("load b");
+    for (t, ledger) in [(&a, &ledger_a), (&b, &ledger_b)] {
+        assert_eq!(ledger.confirmed_count(), 4 * 60);
+        let (status, sales) = s
+            .get(&s.haproxy.base, &format!("/v1/tenants/{}/sales", t.id))
+            .await;
+        assert_eq!(status, 200);
+        assert_exactly_once(&s.db, t, ledger, &sales).await;
+    }
+    s.cleanup().await;
+}
+
+/// The dashboard's expressions, for all instances.
+fn dashboard_expressions() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/grafana/dashboards/pos-overview.json"
+    );
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("JSON");
+    dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().expect("expr").replace("$instance", ".*"))
+        .collect()
+}
+
+#[actix_web::test]
+async fn prometheus_scrapes_both_shards_and_every_dashboard_panel_shows_data() {
+    let s = start_shards(2).await;
+    let targets: Vec<String> = s.shards.iter().map(|c| c.metrics_addr()).collect();
+    let prometheus = Prometheus::start(&targets).await;
+    // Some of everything the panels show: sales, a refusal, reads.
+    for t in &s.tenants {
+        let url = format!("{}{}", s.haproxy.base, t.sales_path(0));
+        for q in 1..=3 {
+            let sale =
+                json!({"productID": t.products[0], "quantitySold": q, "pricePerUnit": "2.00"});
+            assert_eq!(post_status(&s.client, &url, &t.till, &sale).await, 201);
+        }
+        let bad = json!({"productID": t.products[0], "quantitySold": 0, "pricePerUnit": "2.00"});
+        assert_eq!(post_status(&s.client, &url, &t.till, &bad).await, 422);
+        s.get(&s.haproxy.base, &format!("/v1/tenants/{}/sales", t.id))
+            .await;
+    }
+    s.get(&s.haproxy.base, "/v1/top-selling").await;
+
+    let both = eventually(Duration::from_secs(30), || async {
+        prometheus
+            .query("sum(up{job=\"pos\"})")
+            .await
+            .and_then(|r| r.first()?["value"][1].as_str().map(|v| v == "2"))
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(both, "Prometheus does not see both shards up");
+    let instances = prometheus
+        .query("count by (instance) (pos_http_requests_total)")
+        .await
+        .unwrap_or_default();
+    assert_eq!(instances.len(), 2, "{instances:?}");
+    for expr in dashboard_expressions() {
+        // rate() needs two scrapes of a counter: wait for the condition.
+        let shows = eventually(Duration::from_secs(30), || async {
+            prometheus.query(&expr).await.is_some_and(|r| !r.is_empty())
+        })
+        .await;
+        assert!(shows, "this panel shows nothing: {expr}");
+    }
+    drop(prometheus);
+    s.cleanup().await;
+}
+
+#[actix_web::test]
+async fn with_several_shards_top_selling_comes_from_redis_and_is_503_without_it() {
+    let mut redis = crate::support::redis_server::RedisServer::start().await;
+    let app = crate::support::spawn_app_with(crate::support::Options {
+        redis_url: Some(redis.url()),
+        extra: vec![("POS_SHARD".into(), "0/2".into())],
+        ..Default::default()
+    })
+    .await;
+    // Tenant ids start at 1 in a fresh database: the second one is shard 0's.
+    let _other = app.db.tenant(1, 1).await;
+    let t = app.db.tenant(1, 1).await;
+    assert_eq!(t.id % 2, 0);
+    let sale = json!({"productID": t.products[0], "quantitySold": 4, "pricePerUnit": "1.25"});
+    assert_eq!(app.post_json(&t.sales_path(0), &sale).await.status, 201);
+    let listed = eventually(Duration::from_secs(10), || async {
+        let top = app.get("/v1/top-selling").await;
+        top.status == 200 && top.body["top_selling_products"][0]["quantitySold"] == 4
+    })
+    .await;
+    assert!(listed, "the merged ranking never showed the sale");
+    redis.stop();
+    let refused = eventually(Duration::from_secs(10), || async {
+        let top = app.get("/v1/top-selling").await;
+        top.status == 503 && top.body["error"]["code"] == "unavailable" && top.retry_after.is_some()
+    })
+    .await;
+    assert!(refused, "top-selling answered without Redis");
+    // Sales and the tenant's own reads do not need Redis.
+    assert_eq!(app.post_json(&t.sales_path(0), &sale).await.status, 201);
+    let own = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
+    assert_eq!(own.body["sales_per_product"][0]["quantitySold"], 8);
+    redis.restart().await;
+    app.cleanup().await;
+}
