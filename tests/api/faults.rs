@@ -14,7 +14,7 @@ use crate::support::child::ChildServer;
 use crate::support::ledger::{assert_exactly_once, drive, Ledger};
 use crate::support::mariadb_server::MariadbServer;
 use crate::support::redis_server::RedisServer;
-use crate::support::{eventually, spawn_app_with, start_app_behind_proxy, Options, TestDb};
+use crate::support::{eventually, listed, spawn_app_with, start_app_behind_proxy, Options, TestDb};
 
 const CLIENTS: usize = 8;
 const SALES_EACH: usize = 40;
@@ -165,31 +165,17 @@ async fn a_stalled_redis_neither_fails_nor_holds_answers_and_the_mirror_converge
 /// The global ranking holds exactly the tenant's totals (it is the only tenant).
 async fn assert_ranking_matches(app: &crate::support::TestApp, sales: &Value) {
     let top = app.get("/v1/top-selling?limit=100&by=revenue").await;
-    let mut ranked: Vec<(u64, u64, String)> = top.body["top_selling_products"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|p| {
-            (
-                p["productID"].as_u64().unwrap_or(0),
-                p["quantitySold"].as_u64().unwrap_or(0),
-                p["totalSales"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    let mut sold: Vec<(u64, u64, String)> = sales["sales_per_product"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|p| {
-            (
-                p["productID"].as_u64().unwrap_or(0),
-                p["quantitySold"].as_u64().unwrap_or(0),
-                p["totalSales"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    ranked.sort();
-    sold.sort();
-    assert_eq!(ranked, sold, "the ranking differs from the tenant's totals");
+    let products = |list: &Value| {
+        let mut rows: Vec<_> = listed(list)
+            .into_iter()
+            .map(|(_, p, q, r)| (p, q, r))
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(
+        products(&top.body["top_selling_products"]),
+        products(&sales["sales_per_product"]),
+        "the ranking differs from the tenant's totals"
+    );
 }

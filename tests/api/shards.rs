@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::support::child::{pos_cli, ChildServer};
 use crate::support::ledger::{assert_exactly_once, drive, Ledger};
 use crate::support::peers::{Haproxy, Prometheus};
-use crate::support::{eventually, post_status, redis_client, redis_url, Tenant, TestDb};
+use crate::support::{eventually, listed, post_status, redis_client, redis_url, Tenant, TestDb};
 
 struct Shards {
     db: TestDb,
@@ -111,19 +111,7 @@ impl Shards {
 
 /// A top-selling answer as (tenant, product, quantity, total), in answer order.
 fn ranked(body: &Value) -> Vec<(u64, u64, u64, String)> {
-    body["top_selling_products"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|p| {
-            (
-                p["tenantID"].as_u64().unwrap_or(0),
-                p["productID"].as_u64().unwrap_or(0),
-                p["quantitySold"].as_u64().unwrap_or(0),
-                p["totalSales"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    listed(&body["top_selling_products"])
 }
 
 #[actix_web::test]

@@ -531,6 +531,24 @@ where
     }
 }
 
+/// `(tenantID, productID, quantitySold, totalSales)` of each product of a
+/// list as the API answers it (`top_selling_products`, or a tenant's
+/// `sales_per_product`, where the tenant reads 0), in answer order.
+pub fn listed(list: &Value) -> Vec<(u64, u64, u64, String)> {
+    list.as_array()
+        .expect("a list of products")
+        .iter()
+        .map(|p| {
+            (
+                p["tenantID"].as_u64().unwrap_or(0),
+                p["productID"].as_u64().unwrap_or(0),
+                p["quantitySold"].as_u64().unwrap_or(0),
+                p["totalSales"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 /// POSTs `body` as JSON to `url` with `token`; the status, or 0 without an answer.
 pub async fn post_status(client: &awc::Client, url: &str, token: &str, body: &Value) -> u16 {
     client
