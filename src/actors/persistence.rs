@@ -422,12 +422,12 @@ impl FlushJob {
     async fn commit_with_retry(&self, group: &[Save], deadline: Instant) -> Result<u64, Failure> {
         let sales: Vec<&NewSale> = group.iter().flat_map(|s| s.sales.iter()).collect();
         let mut backoff = FIRST_BACKOFF;
-        let mut unsettled: Option<(u64, BatchMark)> = None;
+        let mut unsettled: Option<BatchMark> = None;
         loop {
             let attempt = async {
                 let mut conn = self.conn().await?;
-                if let Some((first_id, mark)) = unsettled {
-                    if store::batch_committed(&mut conn, mark).await? {
+                if let Some(mark) = unsettled {
+                    if let Some(first_id) = store::batch_committed(&mut conn, mark).await? {
                         return Ok(Ok(first_id));
                     }
                 }
@@ -445,13 +445,13 @@ impl FlushJob {
             };
             let error = match attempt.await {
                 Ok(Ok(first_id)) => return Ok(first_id),
-                Ok(Err((CommitFailure::BeforeCommit(e), _))) => {
+                Ok(Err((CommitFailure::NotStored(e), _))) => {
                     unsettled = None;
                     e
                 }
-                Ok(Err((CommitFailure::AtCommit { first_id, error }, mark))) => {
-                    unsettled = Some((first_id, mark));
-                    error
+                Ok(Err((CommitFailure::Unknown(e), mark))) => {
+                    unsettled = Some(mark);
+                    e
                 }
                 Err(e) => e,
             };

@@ -207,12 +207,16 @@ pub async fn load_all_totals(conn: &mut Conn, shard: Shard) -> Result<Vec<Produc
     Ok(out)
 }
 
-/// Where a failed commit stopped: before COMMIT nothing is stored; at
-/// COMMIT the outcome is unknown until [`batch_committed`] says.
+/// How a failed commit ended.
 #[derive(Debug)]
 pub enum CommitFailure {
-    BeforeCommit(StoreError),
-    AtCommit { first_id: u64, error: StoreError },
+    /// MySQL refused a statement: it stops there, COMMIT never runs and
+    /// the transaction is rolled back. Nothing is stored.
+    NotStored(StoreError),
+    /// The connection failed, or the server was killed or shut down, once
+    /// the transaction was sent: whether it committed is unknown until
+    /// [`batch_committed`] says.
+    Unknown(StoreError),
 }
 
 /// Which writer wrote a batch, and which of its batches (attempts) it is.
@@ -233,55 +237,84 @@ pub async fn insert_sales(
     sales: &[&NewSale],
     mark: BatchMark,
 ) -> Result<u64, CommitFailure> {
-    // One round trip for BEGIN and the statements (the flush is latency
-    // bound), a second for COMMIT so that a lost answer is known to be the
-    // COMMIT's. The history INSERT goes last: its OK packet carries the first id.
-    let sql = format!(
-        "START TRANSACTION; {}; \
-         INSERT INTO commit_markers (writer_id, batch_id, updated) VALUES ({}, {}, UTC_TIMESTAMP(6)) \
-         ON DUPLICATE KEY UPDATE batch_id = VALUES(batch_id), updated = VALUES(updated); {}",
-        upsert_totals_sql(sales),
-        mark.writer,
-        mark.batch,
-        insert_sales_sql(sales)
-    );
-    let written = async {
-        conn.query_iter(sql).await?.drop_result().await?;
-        Ok::<_, mysql_async::Error>(conn.last_insert_id().unwrap_or(0))
-    }
-    .await;
-    let first_id = match written {
-        Ok(id) => id,
-        Err(e) => {
+    // The whole transaction, COMMIT included, is one round trip: MySQL
+    // runs the statements in order and stops at the first that fails, so
+    // COMMIT runs only if every other statement did. A lost answer is
+    // settled by the mark, which also keeps the first id.
+    match run_transaction(conn, transaction_sql(sales, mark)).await {
+        Ok(Some(first_id)) => Ok(first_id),
+        Ok(None) => Err(CommitFailure::Unknown(StoreError::Unavailable(
+            mysql_async::Error::Other("the history INSERT reported no id".into()),
+        ))),
+        Err(e) if outcome_known(&e) => {
             // A statement failed inside the open transaction: undo the rest.
             let _ = conn.query_drop("ROLLBACK").await;
-            return Err(CommitFailure::BeforeCommit(e.into()));
+            Err(CommitFailure::NotStored(e.into()))
         }
-    };
-    conn.query_drop("COMMIT")
-        .await
-        .map_err(|e| CommitFailure::AtCommit {
-            first_id,
-            error: e.into(),
-        })?;
+        Err(e) => Err(CommitFailure::Unknown(e.into())),
+    }
+}
+
+/// Whether an error of the one-round-trip transaction says for sure that
+/// nothing was stored: MySQL answered with an error for one of its
+/// statements, and not because the session was killed or the server shut
+/// down (which may interrupt it after COMMIT).
+fn outcome_known(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if !matches!(s.code, 1053 | 1317 | 1927))
+}
+
+/// Sends the transaction and reads every statement's answer; the first id
+/// is the history INSERT's (the statements before it generate none).
+async fn run_transaction(conn: &mut Conn, sql: String) -> mysql_async::Result<Option<u64>> {
+    let mut result = conn.query_iter(sql).await?;
+    let mut first_id = None;
+    loop {
+        first_id = first_id.or(result.last_insert_id());
+        if result.is_empty() {
+            break;
+        }
+        result.collect::<mysql_async::Row>().await?;
+    }
+    result.drop_result().await?;
     Ok(first_id)
 }
 
-/// Whether the batch `mark` names is stored: its writer's marker holds it
-/// only if that transaction committed (a later batch of the same writer
-/// cannot have run: a writer settles each batch before the next).
-pub async fn batch_committed(conn: &mut Conn, mark: BatchMark) -> Result<bool> {
-    let batch: Option<u64> = conn
+/// The first id of the batch `mark` names if it is stored: its writer's
+/// marker holds it only if that transaction committed (a later batch of
+/// the same writer cannot have run: a writer settles each batch before the
+/// next). The read locks the marker row, so it waits for a transaction of
+/// that batch still running in the server (a client that lost its
+/// connection does not mean the server stopped working on it).
+pub async fn batch_committed(conn: &mut Conn, mark: BatchMark) -> Result<Option<u64>> {
+    let row: Option<(u64, u64)> = conn
         .exec_first(
-            "SELECT batch_id FROM commit_markers WHERE writer_id = ?",
+            "SELECT batch_id, first_id FROM commit_markers WHERE writer_id = ? LOCK IN SHARE MODE",
             (mark.writer,),
         )
         .await?;
-    Ok(batch == Some(mark.batch))
+    Ok(row.and_then(|(batch, first_id)| (batch == mark.batch).then_some(first_id)))
 }
 
-fn insert_sales_sql(sales: &[&NewSale]) -> String {
-    let mut sql = String::with_capacity(64 + sales.len() * 96);
+/// `START TRANSACTION`, the summary upsert, the history INSERT, the mark
+/// (with the INSERT's first id) and `COMMIT`, as one text.
+fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
+    let mut sql = String::with_capacity(512 + sales.len() * 144);
+    sql.push_str("START TRANSACTION;");
+    push_upsert_totals(&mut sql, sales);
+    sql.push(';');
+    push_insert_sales(&mut sql, sales);
+    let _ = write!(
+        sql,
+        ";INSERT INTO commit_markers (writer_id, batch_id, first_id, updated) \
+         VALUES ({}, {}, LAST_INSERT_ID(), UTC_TIMESTAMP(6)) \
+         ON DUPLICATE KEY UPDATE batch_id = VALUES(batch_id), first_id = VALUES(first_id), \
+         updated = VALUES(updated);COMMIT",
+        mark.writer, mark.batch
+    );
+    sql
+}
+
+fn push_insert_sales(sql: &mut String, sales: &[&NewSale]) {
     sql.push_str(
         "INSERT INTO sales_transactions \
          (tenant_id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp, idempotency_key) VALUES ",
@@ -295,28 +328,28 @@ fn insert_sales_sql(sales: &[&NewSale]) -> String {
             "({},{},{},{},{},'",
             s.tenant_id, s.branch_id, s.product_id, s.quantity, s.price
         );
-        let _ = s.timestamp.write_to(&mut sql, ' ');
+        let _ = s.timestamp.write_to(sql, ' ');
         sql.push_str("',");
         match &s.idempotency_key {
             Some(k) => {
-                let _ = write!(sql, "'{}')", k.as_str());
+                sql.push('\'');
+                sql.push_str(k.as_str());
+                sql.push_str("')");
             }
             None => sql.push_str("NULL)"),
         }
     }
-    sql
 }
 
 /// One row per (tenant, product), in key order so that upserts of
 /// overlapping batches always lock summary rows in the same order.
-fn upsert_totals_sql(sales: &[&NewSale]) -> String {
+fn push_upsert_totals(sql: &mut String, sales: &[&NewSale]) {
     let mut sums: BTreeMap<(TenantId, ProductId), (u64, Money)> = BTreeMap::new();
     for s in sales {
         let e = sums.entry((s.tenant_id, s.product_id)).or_default();
         e.0 += u64::from(s.quantity);
         e.1 += s.revenue();
     }
-    let mut sql = String::with_capacity(96 + sums.len() * 48);
     sql.push_str(
         "INSERT INTO product_sales_totals (tenant_id, product_id, quantity_sold, revenue) VALUES ",
     );
@@ -329,7 +362,6 @@ fn upsert_totals_sql(sales: &[&NewSale]) -> String {
     sql.push_str(
         " ON DUPLICATE KEY UPDATE quantity_sold = quantity_sold + VALUES(quantity_sold), revenue = revenue + VALUES(revenue)",
     );
-    sql
 }
 
 /// The stored sales of `tenant` carrying any of `keys`.

@@ -267,8 +267,8 @@ async fn a_swallowed_commit_is_stored_once_even_when_its_ids_are_taken_by_anothe
     assert_eq!(warm.status, 201);
     let last_id = warm.body["id"].as_u64().expect("id");
 
-    // The batch's COMMIT never reaches MySQL, which rolls it back; its ids
-    // (last_id+1..=last_id+3) were handed out already.
+    // The batch's transaction never reaches MySQL; the ids it would have
+    // had (last_id+1..=last_id+3) are next.
     proxy.swallow_next_commit_and_cut();
     let batch: Value = (0..3).map(|_| sale(t.products[0], 7, "2.00")).collect();
     let (client, url, token, body) = (

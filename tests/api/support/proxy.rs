@@ -12,8 +12,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// A MySQL `COM_QUERY` packet holding exactly `COMMIT`: length 7, sequence 0.
-const COMMIT_PACKET: &[u8] = b"\x07\x00\x00\x00\x03COMMIT";
+/// Whether `chunk` ends a query whose last statement is `COMMIT` (the
+/// service sends each transaction, COMMIT included, as one query).
+fn ends_a_commit(chunk: &[u8]) -> bool {
+    chunk.ends_with(b";COMMIT")
+}
 
 /// What happens to the next COMMIT.
 const COMMIT_PASSES: u8 = 0;
@@ -142,7 +145,7 @@ async fn relay(
             if n == 0 {
                 break;
             }
-            let armed = if chunk == COMMIT_PACKET {
+            let armed = if ends_a_commit(chunk) {
                 fault.swap(COMMIT_PASSES, Ordering::SeqCst)
             } else {
                 COMMIT_PASSES
