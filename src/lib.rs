@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod ids;
 pub mod metrics;
 pub mod mirror;
 pub mod startup;

@@ -3,6 +3,9 @@ use clap::Parser;
 use pos::cli::{Cli, Command};
 use pos::config::Config;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // Before any thread exists: dotenvy sets process variables.
     let _ = dotenvy::dotenv();

@@ -14,7 +14,6 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use tracing_actix_web::TracingLogger;
 
 use crate::actors::lookup::LookupActor;
 use crate::actors::persistence::{Drain, PersistenceActor, PersistenceSettings};
@@ -106,7 +105,6 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         App::new()
             .app_data(s.clone())
             .wrap(from_fn(http::track_requests))
-            .wrap(TracingLogger::default())
             .configure(http::api_routes)
     })
     .workers(workers)

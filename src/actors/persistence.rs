@@ -315,16 +315,8 @@ struct Batches {
 
 impl Batches {
     fn new() -> Batches {
-        let mut bytes = [0u8; 8];
-        // Without OS randomness the time still tells runs apart.
-        let writer = match getrandom::fill(&mut bytes) {
-            Ok(()) => u64::from_le_bytes(bytes),
-            Err(_) => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64),
-        };
         Batches {
-            writer: writer >> 1, // BIGINT UNSIGNED, and readable as a signed id too
+            writer: crate::ids::random_u63(),
             last: Rc::default(),
         }
     }

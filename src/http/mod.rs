@@ -15,13 +15,15 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{web, HttpResponse};
+use tracing::Instrument;
 
 pub use error::ApiError;
 
 use crate::actors::ranking::RankingActor;
 use crate::actors::registry::TenantRegistry;
 use crate::auth::{Auth, Operation};
+use crate::ids::RequestId;
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
 
@@ -141,42 +143,52 @@ async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
         .body(state.metrics.render())
 }
 
-/// Counts and times each request by route template (never the raw path, so
-/// ids do not become series), and echoes the request id as a header.
+/// Gives each request an id and a span (the tenant actor's work for the
+/// request runs in it), counts and times the request by route template
+/// (never the raw path, so ids do not become series), and echoes the id as
+/// the `x-request-id` header.
 pub async fn track_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
+    let id = RequestId::next();
+    let method = method_label(req.method());
+    let span = tracing::info_span!("request", id = id.as_str(), method, path = req.path());
     let metrics = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.metrics.clone());
-    let method = match req.method().as_str() {
-        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "PATCH" | "OPTIONS") => m,
-        _ => "other",
-    }
-    .to_string();
-    let mut res = next.call(req).await?;
+    let mut res = next.call(req).instrument(span).await?;
     let route = res
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
-    let status = res.status().as_u16().to_string();
+    let status = res.status();
     if let Some(m) = metrics {
-        let labels = [route.as_str(), method.as_str(), status.as_str()];
+        let labels = [route.as_str(), method, status.as_str()];
         m.http_requests.with_label_values(&labels).inc();
         m.http_duration
             .with_label_values(&labels)
             .observe(started.elapsed().as_secs_f64());
     }
-    let id = res
-        .request()
-        .extensions()
-        .get::<tracing_actix_web::RequestId>()
-        .map(|id| id.to_string());
-    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut()
             .insert(HeaderName::from_static("x-request-id"), value);
     }
     Ok(res)
+}
+
+/// The method as a metric label: the standard ones, else "other" (a
+/// client chooses the method, and labels must stay few).
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
 }

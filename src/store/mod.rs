@@ -323,12 +323,15 @@ fn push_insert_sales(sql: &mut String, sales: &[&NewSale]) {
         if i > 0 {
             sql.push(',');
         }
-        let _ = write!(
-            sql,
-            "({},{},{},{},{},'",
-            s.tenant_id, s.branch_id, s.product_id, s.quantity, s.price
-        );
-        let _ = s.timestamp.write_to(sql, ' ');
+        let mut ints = itoa::Buffer::new();
+        for (open, n) in [('(', s.tenant_id), (',', s.branch_id), (',', s.product_id)] {
+            sql.push(open);
+            sql.push_str(ints.format(n));
+        }
+        sql.push(',');
+        sql.push_str(ints.format(s.quantity));
+        let _ = write!(sql, ",{},'", s.price);
+        let _ = s.timestamp.write_to(sql, b' ');
         sql.push_str("',");
         match &s.idempotency_key {
             Some(k) => {
@@ -357,7 +360,12 @@ fn push_upsert_totals(sql: &mut String, sales: &[&NewSale]) {
         if i > 0 {
             sql.push(',');
         }
-        let _ = write!(sql, "({t},{p},{q},{r})");
+        let mut ints = itoa::Buffer::new();
+        for (open, n) in [('(', *t), (',', *p), (',', *q)] {
+            sql.push(open);
+            sql.push_str(ints.format(n));
+        }
+        let _ = write!(sql, ",{r})");
     }
     sql.push_str(
         " ON DUPLICATE KEY UPDATE quantity_sold = quantity_sold + VALUES(quantity_sold), revenue = revenue + VALUES(revenue)",
