@@ -11,11 +11,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() {
-    // Freed pages go back to the OS at once. With the default delay they
-    // are returned only when the same thread allocates again, so start-up's
-    // transient rows (about 50 B per product total) stayed resident.
-    // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    // Freed pages go back to the OS at once, unless the operator chose a
+    // delay (mimalloc reads its MIMALLOC_* variables itself). With the
+    // default delay pages are returned only when the same thread allocates
+    // again, so start-up's transient rows (about 50 B per product total)
+    // stayed resident.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
     // Before any thread exists: dotenvy sets process variables.
     let _ = dotenvy::dotenv();
     let cli = match Cli::try_parse() {
