@@ -357,6 +357,8 @@ async fn over_its_rate_a_key_gets_429_with_retry_after_stores_nothing_and_recove
     assert_eq!(app.db.count("sales_transactions").await, created);
     // Other keys have their own bucket.
     assert_eq!(app.get("/v1/top-selling").await.status, 200);
+    // Not a wait for a condition: what is tested is that the advertised
+    // Retry-After is enough.
     actix_web::rt::time::sleep(Duration::from_secs(wait)).await;
     let again = app.post_json(&path, &sale(t.products[0])).await;
     assert_eq!(again.status, 201, "{:?}", again.body);

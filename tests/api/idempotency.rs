@@ -121,7 +121,16 @@ async fn a_retry_without_a_timestamp_is_still_a_replay() {
     let t = app.db.tenant(1, 1).await;
     let body = keyed(t.products[0], 1, "no-time");
     let first = app.post_json(&t.sales_path(0), &body).await;
-    actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    // The retry must come at a later receive time.
+    let first_time = first.body["timestamp"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("a receive time");
+    let later = crate::support::eventually(std::time::Duration::from_secs(5), || async {
+        chrono::Utc::now() > first_time
+    })
+    .await;
+    assert!(later, "the clock never passed {first_time}");
     let again = app.post_json(&t.sales_path(0), &body).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body["timestamp"], first.body["timestamp"]);

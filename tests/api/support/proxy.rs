@@ -23,6 +23,49 @@ const COMMIT_PASSES: u8 = 0;
 const COMMIT_ANSWER_LOST: u8 = 1;
 const COMMIT_SWALLOWED: u8 = 2;
 
+/// Longest wait for MySQL's answer to a COMMIT whose answer is to be lost.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Whether `answer`, MySQL's answer to one query from its first byte, holds
+/// its last result: an error packet (MySQL stops at the first error) or an
+/// OK packet without the "more results" status flag.
+fn answers_complete(mut answer: &[u8]) -> bool {
+    const MORE_RESULTS_EXIST: u16 = 0x0008;
+    while answer.len() >= 4 {
+        let len = u32::from_le_bytes([answer[0], answer[1], answer[2], 0]) as usize;
+        let Some(payload) = answer.get(4..4 + len) else {
+            return false;
+        };
+        match payload.first() {
+            Some(0xff) => return true,
+            Some(0x00) => {
+                // Affected rows and last insert id, then the status flags.
+                let flags = skip_length_encoded(&payload[1..])
+                    .and_then(skip_length_encoded)
+                    .and_then(|rest| rest.get(..2))
+                    .map(|f| u16::from_le_bytes([f[0], f[1]]));
+                if flags.is_some_and(|f| f & MORE_RESULTS_EXIST == 0) {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        answer = &answer[4 + len..];
+    }
+    false
+}
+
+/// What follows a MySQL length-encoded integer at the start of `bytes`.
+fn skip_length_encoded(bytes: &[u8]) -> Option<&[u8]> {
+    let width = match *bytes.first()? {
+        0xfc => 3,
+        0xfd => 4,
+        0xfe => 9,
+        _ => 1,
+    };
+    bytes.get(width..)
+}
+
 pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
@@ -113,7 +156,8 @@ impl Proxy {
 
 /// Copies both ways until either side closes, or until the COMMIT that
 /// `fault` arms: its answer is dropped and both connections close once MySQL
-/// had time to commit; or it is not forwarded at all and the proxy goes down.
+/// has answered the whole query, COMMIT included; or it is not forwarded at
+/// all and the proxy goes down.
 async fn relay(
     client: TcpStream,
     server: TcpStream,
@@ -128,10 +172,15 @@ async fn relay(
     let m = muted.clone();
     let to_client = async move {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut withheld = Vec::new();
         while let Ok(n) = server_rx.read(&mut buf).await {
             if n > 0 && m.load(Ordering::SeqCst) {
-                dropped.store(true, Ordering::SeqCst);
-                break;
+                withheld.extend_from_slice(&buf[..n]);
+                if answers_complete(&withheld) {
+                    dropped.store(true, Ordering::SeqCst);
+                    break;
+                }
+                continue;
             }
             if n == 0 || client_tx.write_all(&buf[..n]).await.is_err() {
                 break;
@@ -167,7 +216,9 @@ async fn relay(
                 break;
             }
             if armed == COMMIT_ANSWER_LOST {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // The other direction ends the relay once MySQL has answered;
+                // this only bounds the wait.
+                tokio::time::sleep(ANSWER_DEADLINE).await;
                 break;
             }
         }
