@@ -323,13 +323,8 @@ fn push_insert_sales(sql: &mut String, sales: &[&NewSale]) {
         if i > 0 {
             sql.push(',');
         }
-        let mut ints = itoa::Buffer::new();
-        for (open, n) in [('(', s.tenant_id), (',', s.branch_id), (',', s.product_id)] {
-            sql.push(open);
-            sql.push_str(ints.format(n));
-        }
-        sql.push(',');
-        sql.push_str(ints.format(s.quantity));
+        let quantity = u64::from(s.quantity);
+        open_row(sql, [s.tenant_id, s.branch_id, s.product_id, quantity]);
         let _ = write!(sql, ",{},'", s.price);
         let _ = s.timestamp.write_to(sql, b' ');
         sql.push_str("',");
@@ -341,6 +336,16 @@ fn push_insert_sales(sql: &mut String, sales: &[&NewSale]) {
             }
             None => sql.push_str("NULL)"),
         }
+    }
+}
+
+/// `(a,b,c`: a VALUES row's leading integers, without `write!`'s
+/// formatting machinery (this runs per row).
+fn open_row<const N: usize>(sql: &mut String, ints: [u64; N]) {
+    let mut digits = itoa::Buffer::new();
+    for (i, n) in ints.into_iter().enumerate() {
+        sql.push(if i == 0 { '(' } else { ',' });
+        sql.push_str(digits.format(n));
     }
 }
 
@@ -360,11 +365,7 @@ fn push_upsert_totals(sql: &mut String, sales: &[&NewSale]) {
         if i > 0 {
             sql.push(',');
         }
-        let mut ints = itoa::Buffer::new();
-        for (open, n) in [('(', *t), (',', *p), (',', *q)] {
-            sql.push(open);
-            sql.push_str(ints.format(n));
-        }
+        open_row(sql, [*t, *p, *q]);
         let _ = write!(sql, ",{r})");
     }
     sql.push_str(
