@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use arrayvec::ArrayString;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use serde::{Serialize, Serializer};
 
@@ -110,8 +111,14 @@ impl fmt::Display for Timestamp {
 }
 
 impl Serialize for Timestamp {
+    /// Through a stack buffer: `collect_str` goes through `fmt::write`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut text = ArrayString::<48>::new();
+        if self.write_to(&mut text, b'T').is_ok() && text.try_push('Z').is_ok() {
+            s.serialize_str(&text)
+        } else {
+            s.collect_str(self)
+        }
     }
 }
 

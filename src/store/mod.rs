@@ -303,13 +303,12 @@ fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
     push_upsert_totals(&mut sql, sales);
     sql.push(';');
     push_insert_sales(&mut sql, sales);
-    let _ = write!(
-        sql,
-        ";INSERT INTO commit_markers (writer_id, batch_id, first_id, updated) \
-         VALUES ({}, {}, LAST_INSERT_ID(), UTC_TIMESTAMP(6)) \
+    sql.push_str(";INSERT INTO commit_markers (writer_id, batch_id, first_id, updated) VALUES ");
+    open_row(&mut sql, [mark.writer, mark.batch]);
+    sql.push_str(
+        ",LAST_INSERT_ID(),UTC_TIMESTAMP(6)) \
          ON DUPLICATE KEY UPDATE batch_id = VALUES(batch_id), first_id = VALUES(first_id), \
          updated = VALUES(updated);COMMIT",
-        mark.writer, mark.batch
     );
     sql
 }
@@ -325,7 +324,9 @@ fn push_insert_sales(sql: &mut String, sales: &[&NewSale]) {
         }
         let quantity = u64::from(s.quantity);
         open_row(sql, [s.tenant_id, s.branch_id, s.product_id, quantity]);
-        let _ = write!(sql, ",{},'", s.price);
+        sql.push(',');
+        sql.push_str(&s.price.text());
+        sql.push_str(",'");
         let _ = s.timestamp.write_to(sql, b' ');
         sql.push_str("',");
         match &s.idempotency_key {
@@ -366,7 +367,9 @@ fn push_upsert_totals(sql: &mut String, sales: &[&NewSale]) {
             sql.push(',');
         }
         open_row(sql, [*t, *p, *q]);
-        let _ = write!(sql, ",{r})");
+        sql.push(',');
+        sql.push_str(&r.text());
+        sql.push(')');
     }
     sql.push_str(
         " ON DUPLICATE KEY UPDATE quantity_sold = quantity_sold + VALUES(quantity_sold), revenue = revenue + VALUES(revenue)",
