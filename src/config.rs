@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::http::TrustedProxies;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -79,6 +81,8 @@ pub struct Config {
     /// A tenant's actor stops after this long without a request.
     pub tenant_idle: Duration,
     pub shard: Shard,
+    /// Peers whose `X-Forwarded-For` names the client (our HAProxy).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -124,6 +128,7 @@ struct RawEnv {
     max_connections: Option<String>,
     tenant_idle_secs: Option<String>,
     shard: Option<String>,
+    trusted_proxies: Option<String>,
 }
 
 /// Every variable `pos` reads (the README's table and the Docker files use these).
@@ -150,6 +155,7 @@ pub const VARIABLES: &[&str] = &[
     "POS_MAX_CONNECTIONS",
     "POS_TENANT_IDLE_SECS",
     "POS_SHARD",
+    "POS_TRUSTED_PROXIES",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/pos";
@@ -237,6 +243,8 @@ impl Config {
             }
         };
         let shard = shard(raw.shard)?;
+        let trusted_proxies = TrustedProxies::parse(raw.trusted_proxies.as_deref().unwrap_or(""))
+            .map_err(|e| problem("POS_TRUSTED_PROXIES", e))?;
         if shard.is_partial() && redis_url.is_none() {
             return Err(problem(
                 "POS_SHARD",
@@ -320,6 +328,7 @@ impl Config {
                 604_800,
             )?),
             shard,
+            trusted_proxies,
         })
     }
 }
@@ -491,5 +500,17 @@ mod tests {
         assert!(e.to_string().starts_with("POS_HTTP_ADDR:"), "{e}");
         let e = Config::from_pairs([("POS_LOG_FORMAT", "xml")]).unwrap_err();
         assert!(e.to_string().starts_with("POS_LOG_FORMAT:"), "{e}");
+        let e = Config::from_pairs([("POS_TRUSTED_PROXIES", "10.0.0.1,haproxy")]).unwrap_err();
+        assert!(e.to_string().starts_with("POS_TRUSTED_PROXIES:"), "{e}");
+        assert!(e.to_string().contains("haproxy"), "{e}");
+    }
+
+    #[test]
+    fn no_proxy_is_trusted_unless_listed() {
+        let c = Config::from_pairs([]).expect("valid");
+        assert!(c.trusted_proxies.is_empty());
+        let c =
+            Config::from_pairs([("POS_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]).expect("valid");
+        assert_eq!(c.trusted_proxies.to_string(), "127.0.0.1/32,10.0.0.0/8");
     }
 }

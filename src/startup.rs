@@ -97,6 +97,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         auth: auth.clone(),
         body_timeout: config.body_timeout,
         shard: config.shard,
+        trusted_proxies: config.trusted_proxies.clone(),
     });
     let workers = config.http_workers;
 

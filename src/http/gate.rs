@@ -8,7 +8,7 @@
 
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::header::{self, X_FORWARDED_FOR};
 use actix_web::middleware::Next;
 use actix_web::web;
 
@@ -41,9 +41,21 @@ pub async fn guard(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let peer = req.peer_addr().map(|a| a.ip());
+        let client = if state.trusted_proxies.is_empty() {
+            peer
+        } else {
+            let forwarded = req.headers().get_all(X_FORWARDED_FOR);
+            state.trusted_proxies.client(peer, forwarded)
+        };
         let path = req.match_info();
         let checked = auth
-            .check(header, peer, op, path.get("tenantID"), path.get("branchID"))
+            .check(
+                header,
+                client,
+                op,
+                path.get("tenantID"),
+                path.get("branchID"),
+            )
             .await;
         if let Err(e) = checked {
             state.metrics.auth_refused(reason(e));

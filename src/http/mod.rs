@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, body reading, and the request metrics. Handlers
 //! parse, hand over to actors, and shape the answer; they know no SQL.
 
+mod client_address;
 mod error;
 mod gate;
 mod health;
@@ -18,6 +19,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpResponse};
 use tracing::Instrument;
 
+pub use client_address::TrustedProxies;
 pub use error::ApiError;
 
 use crate::actors::ranking::RankingActor;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// The tenants this instance owns.
     pub shard: crate::config::Shard,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AppState {

@@ -329,6 +329,21 @@ fn compose_runs_every_shard_once_behind_an_haproxy_that_routes_to_them_all() {
         assert!(haproxy.contains(&format!("backend shard{i}")));
         assert!(haproxy.contains(&format!("\"${{SHARD{i}}}\"")));
     }
+    // The shards believe X-Forwarded-For from HAProxy, and from it only.
+    assert!(haproxy.contains("option forwardfor"));
+    let proxy_ip = compose["services"]["haproxy"]["networks"]["default"]["ipv4_address"]
+        .as_str()
+        .expect("HAProxy has a fixed address");
+    let subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+        .as_str()
+        .expect("the network's subnet is fixed");
+    let subnet = pos::config::TrustedProxies::parse(subnet).expect("a range");
+    assert!(subnet.trusts(proxy_ip.parse().expect("an address")));
+    for (_, _, name) in &shards {
+        let trusted =
+            compose["services"][name.as_str()]["environment"]["POS_TRUSTED_PROXIES"].as_str();
+        assert_eq!(trusted, Some(proxy_ip), "{name}");
+    }
     let env = &compose["services"]["haproxy"]["environment"];
     for i in 0..n {
         assert_eq!(

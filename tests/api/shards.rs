@@ -24,6 +24,11 @@ struct Shards {
 }
 
 async fn start_shards(tenants: usize) -> Shards {
+    start_shards_with(tenants, &[]).await
+}
+
+/// The shards with `extra` settings on both.
+async fn start_shards_with(tenants: usize, extra: &[(&str, &str)]) -> Shards {
     let db = TestDb::create().await;
     let mut made = Vec::new();
     for _ in 0..tenants {
@@ -35,15 +40,13 @@ async fn start_shards(tenants: usize) -> Shards {
         let (url, redis, prefix) = (db.url.clone(), redis.clone(), prefix.clone());
         async move {
             let shard = format!("{i}/2");
-            ChildServer::start(
-                &url,
-                &[
-                    ("POS_SHARD", shard.as_str()),
-                    ("POS_REDIS_URL", redis.as_str()),
-                    ("POS_REDIS_PREFIX", prefix.as_str()),
-                ],
-            )
-            .await
+            let mut env = vec![
+                ("POS_SHARD", shard.as_str()),
+                ("POS_REDIS_URL", redis.as_str()),
+                ("POS_REDIS_PREFIX", prefix.as_str()),
+            ];
+            env.extend_from_slice(extra);
+            ChildServer::start(&url, &env).await
         }
     };
     let shards = [shard(0).await, shard(1).await];
@@ -368,4 +371,60 @@ async fn with_several_shards_top_selling_comes_from_redis_and_is_503_without_it(
     assert_eq!(own.body["sales_per_product"][0]["quantitySold"], 8);
     redis.restart().await;
     app.cleanup().await;
+}
+
+/// A client connecting from `source` (any 127.x.y.z is this machine).
+fn client_from(source: &str) -> awc::Client {
+    awc::Client::builder()
+        .connector(awc::Connector::new().local_address(source.parse().expect("an address")))
+        .timeout(Duration::from_secs(10))
+        .finish()
+}
+
+#[actix_web::test]
+async fn behind_haproxy_a_key_guesser_is_limited_by_its_own_address_not_the_proxys() {
+    // HAProxy connects to the shards from 127.0.0.1 and says who its client
+    // was (option forwardfor); the shards believe that from 127.0.0.1 only.
+    let s = start_shards_with(
+        1,
+        &[
+            ("POS_TRUSTED_PROXIES", "127.0.0.1"),
+            ("POS_AUTH_FAILURES_PER_ADDRESS", "1"),
+        ],
+    )
+    .await;
+    let t = &s.tenants[0];
+    let url = format!("{}{}", s.haproxy.base, t.sales_path(0));
+    let sale = json!({"productID": t.products[0], "quantitySold": 1, "pricePerUnit": "1.00"});
+    let (guesser, till) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let guess = format!("pos_guess{i}_{}", "A".repeat(43));
+        // What the guesser writes in the header itself proves nothing.
+        let res = guesser
+            .post(&url)
+            .bearer_auth(&guess)
+            .insert_header(("X-Forwarded-For", format!("198.51.100.{i}")))
+            .send_json(&sale)
+            .await
+            .expect("answer");
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses[0], 401);
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // A till behind the same proxy, on its first request with a key no
+    // shard has cached yet, is not turned away...
+    let fresh = || {
+        s.db.key(pos::auth::Scope::Till {
+            tenant: t.id,
+            branch: None,
+        })
+    };
+    let key = fresh().await;
+    assert_eq!(post_status(&till, &url, &key, &sale).await, 201);
+    // ...while the guesser's own address still is, even with a valid key.
+    let key = fresh().await;
+    assert_eq!(post_status(&guesser, &url, &key, &sale).await, 429);
+    assert_eq!(s.db.count("sales_transactions").await, 1);
+    s.cleanup().await;
 }
