@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::domain::{Money, ProductId, TenantId};
+use crate::domain::{Money, ProductId, ProductMap, TenantId};
 use crate::metrics::Metrics;
 use crate::mirror::{Mirror, MirrorEntry};
 use crate::store::ProductTotal;
@@ -53,7 +53,7 @@ pub struct TotalsChanged(pub Vec<ProductTotal>);
 /// more than one entry per product.
 #[derive(Clone)]
 pub struct RankingFeed {
-    pending: Arc<Mutex<HashMap<ProductId, ProductTotal>>>,
+    pending: Arc<Mutex<ProductMap<ProductTotal>>>,
     ranking: Addr<RankingActor>,
 }
 
@@ -107,7 +107,7 @@ pub struct TopSelling {
 pub struct FinalFlush;
 
 pub struct RankingActor {
-    feed: Arc<Mutex<HashMap<ProductId, ProductTotal>>>,
+    feed: Arc<Mutex<ProductMap<ProductTotal>>>,
     totals: HashMap<ProductId, ProductTotal>,
     /// Products of each tenant, to hand a tenant's first actor its totals.
     by_tenant: HashMap<TenantId, Vec<ProductId>>,

@@ -26,7 +26,7 @@ use super::lookup::{self, FindCatalog, LookupActor, LookupError};
 use super::persistence::{PersistenceActor, Read, Save, SaveError};
 use super::ranking::RankingFeed;
 use crate::domain::{
-    BranchId, IdempotencyKey, Money, NewSale, ProductId, SaleItem, StoredSale, TenantId,
+    BranchId, IdempotencyKey, Money, NewSale, ProductId, ProductMap, SaleItem, StoredSale, TenantId,
 };
 use crate::metrics::Metrics;
 use crate::store::{Catalog, ProductTotal};
@@ -249,7 +249,7 @@ struct TenantState {
     /// What requests handed to persistence and not yet settled add, per
     /// product: counted with the committed totals, so that no two requests
     /// together push a total past its column.
-    reserved: HashMap<ProductId, (u64, Money)>,
+    reserved: ProductMap<(u64, Money)>,
 }
 
 impl TenantActor {
@@ -262,7 +262,7 @@ impl TenantActor {
             totals,
             recent: RecentKeys::default(),
             pending: HashMap::new(),
-            reserved: HashMap::new(),
+            reserved: ProductMap::default(),
         };
         TenantActor {
             state: Rc::new(RefCell::new(state)),
@@ -533,7 +533,7 @@ impl TenantState {
 
     /// Adds committed rows to the live totals and tells the ranking.
     fn apply_committed(&mut self, stored: &[StoredSale], deps: &TenantDeps) {
-        let mut changed: HashMap<ProductId, ProductTotal> = HashMap::new();
+        let mut changed: ProductMap<ProductTotal> = ProductMap::default();
         for s in stored {
             let sale = &s.sale;
             let catalog = &self.catalog;
@@ -563,7 +563,7 @@ fn product_name(catalog: &Catalog, product: ProductId) -> Arc<str> {
 /// is known and, on success, applied to the totals) gives it back.
 struct Reservation {
     state: Rc<RefCell<TenantState>>,
-    added: HashMap<ProductId, (u64, Money)>,
+    added: ProductMap<(u64, Money)>,
 }
 
 impl Reservation {
@@ -574,7 +574,7 @@ impl Reservation {
         is_array: bool,
     ) -> Result<Reservation, TenantError> {
         let mut s = state.borrow_mut();
-        let mut added: HashMap<ProductId, (u64, Money)> = HashMap::new();
+        let mut added: ProductMap<(u64, Money)> = ProductMap::default();
         let mut full = BTreeMap::new();
         for (sale, &i) in sales.iter().zip(positions) {
             let field = |name: &str| {

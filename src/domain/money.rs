@@ -65,10 +65,13 @@ impl Money {
     }
 
     /// Wraps an amount that is already exact to the cent (from MySQL DECIMAL
-    /// columns or from sums of such amounts).
+    /// columns or from sums of such amounts). Only trailing zeros go, so no
+    /// `normalize` first (it cost about 650 instructions a call).
     pub fn new(value: Decimal) -> Money {
-        let mut v = value.normalize();
-        v.rescale(2);
+        let mut v = value;
+        if v.scale() != 2 {
+            v.rescale(2);
+        }
         Money(v)
     }
 
