@@ -90,6 +90,12 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
             "POS_AUTH=disabled: every request is let in without a key; use this only for a local trial"
         );
     }
+    if !config.trusted_proxies.is_empty() {
+        tracing::info!(
+            trusted_proxies = %config.trusted_proxies,
+            "X-Forwarded-For names the client on requests from these addresses"
+        );
+    }
     let state = web::Data::new(AppState {
         core: Default::default(),
         metrics,
