@@ -359,14 +359,11 @@ pub async fn start_app(db: TestDb, prefix: String, options: Options) -> TestApp 
 
 impl TestApp {
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.app.as_ref().is_some_and(|a| a.is_booted()) {
-                return;
-            }
-            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("app did not boot");
+        let booted = eventually(Duration::from_secs(20), || async {
+            self.app.as_ref().is_some_and(|a| a.is_booted())
+        })
+        .await;
+        assert!(booted, "app did not boot");
     }
 
     /// GET with the key a path needs: a tenant's sales with its back-office
