@@ -7,40 +7,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use crate::http::TrustedProxies;
+pub use crate::client_address::TrustedProxies;
+pub use crate::domain::Shard;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// Which tenants this instance owns: those with `tenant_id % count == index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u64,
-    pub count: u64,
-}
-
-impl Shard {
-    /// The only shard: every tenant.
-    pub const ALL: Shard = Shard { index: 0, count: 1 };
-
-    pub fn owns(self, tenant: u64) -> bool {
-        tenant % self.count == self.index
-    }
-
-    /// Whether other instances own other tenants (and Redis merges the ranking).
-    pub fn is_partial(self) -> bool {
-        self.count > 1
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
 }
 
 /// Parsed, validated settings of `pos serve` and `pos migrate`.
@@ -350,23 +324,17 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// `i/n` with 0 <= i < n <= 1024.
+/// `i/n` with 0 <= i < n <= 1024; unset is the only shard.
 fn shard(value: Option<String>) -> Result<Shard, ConfigError> {
     let Some(text) = value.filter(|t| !t.trim().is_empty()) else {
         return Ok(Shard::ALL);
     };
-    let bad = || {
+    Shard::parse(&text).ok_or_else(|| {
         problem(
             "POS_SHARD",
             format!("expected i/n with 0 <= i < n <= 1024, like 0/2, got {text:?}"),
         )
-    };
-    let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
-    let (index, count): (u64, u64) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
-    if count == 0 || count > 1024 || index >= count {
-        return Err(bad());
-    }
-    Ok(Shard { index, count })
+    })
 }
 
 fn mysql_url(var: &str, url: &str) -> Result<(), ConfigError> {
@@ -442,7 +410,8 @@ mod tests {
         assert_eq!(Config::from_pairs([]).expect("valid").shard, Shard::ALL);
         let c = Config::from_pairs([("POS_SHARD", "1/2")]).expect("valid");
         assert_eq!(c.shard, Shard { index: 1, count: 2 });
-        assert!(c.shard.owns(3) && !c.shard.owns(4) && c.shard.is_partial());
+        let id = |n| crate::domain::TenantId::new(n).expect("positive");
+        assert!(c.shard.owns(id(3)) && !c.shard.owns(id(4)) && c.shard.is_partial());
         for bad in ["2/2", "1", "a/b", "0/0", "-1/2", "0/2000"] {
             let e = Config::from_pairs([("POS_SHARD", bad)]).unwrap_err();
             assert!(e.to_string().starts_with("POS_SHARD:"), "{bad}: {e}");

@@ -4,6 +4,7 @@
 pub mod actors;
 pub mod auth;
 pub mod cli;
+pub mod client_address;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -10,30 +10,11 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-/// Error codes a request can be refused with; each is a `reason` label of
-/// `pos_transactions_rejected_total`, registered at zero.
-pub const REJECT_REASONS: &[&str] = &[
-    "bad_json",
-    "payload_too_large",
-    "unsupported_media_type",
-    "not_found",
-    "method_not_allowed",
-    "validation_failed",
-    "idempotency_conflict",
-    "unauthorized",
-    "forbidden",
-    "rate_limited",
-    "request_timeout",
-    "misdirected",
-    "unavailable",
-    "internal",
-];
+use crate::domain::ErrorCode;
 
 /// Kinds and results of the lookup actor's reads (`pos_lookups_total`).
 pub const LOOKUP_KINDS: &[&str] = &["key", "revocations", "catalog"];
 pub const LOOKUP_RESULTS: &[&str] = &["ok", "error", "busy"];
-/// Why the key check refused a request (`pos_auth_refusals_total`).
-pub const AUTH_REFUSALS: &[&str] = &["unauthorized", "forbidden", "rate_limited", "unavailable"];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -102,8 +83,8 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
-        for reason in REJECT_REASONS {
-            rejected.with_label_values(&[reason]);
+        for code in ErrorCode::ALL {
+            rejected.with_label_values(&[code.as_str()]);
         }
         let lookups = IntCounterVec::new(
             Opts::new(
@@ -126,8 +107,8 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
-        for reason in AUTH_REFUSALS {
-            auth_refusals.with_label_values(&[reason]);
+        for code in ErrorCode::AUTH {
+            auth_refusals.with_label_values(&[code.as_str()]);
         }
         let m = Metrics {
             http_requests,
@@ -250,8 +231,8 @@ impl Metrics {
     }
 
     /// Counts one refused sales request.
-    pub fn reject(&self, code: &str) {
-        self.rejected.with_label_values(&[code]).inc();
+    pub fn reject(&self, code: ErrorCode) {
+        self.rejected.with_label_values(&[code.as_str()]).inc();
     }
 
     /// Counts one read of the lookup actor.
@@ -260,8 +241,8 @@ impl Metrics {
     }
 
     /// Counts one request refused by the key check.
-    pub fn auth_refused(&self, reason: &str) {
-        self.auth_refusals.with_label_values(&[reason]).inc();
+    pub fn auth_refused(&self, code: ErrorCode) {
+        self.auth_refusals.with_label_values(&[code.as_str()]).inc();
     }
 
     /// Reports this pool's connections in the MySQL gauges.

@@ -16,11 +16,12 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
 use crate::actors::lookup::LookupActor;
-use crate::actors::persistence::{Drain, PersistenceActor, PersistenceSettings};
+use crate::actors::persistence::{PersistenceActor, PersistenceSettings, Writer};
 use crate::actors::ranking::{FinalFlush, RankingActor, TotalsChanged};
-use crate::actors::registry::TenantRegistry;
+use crate::actors::registry::{Lane, TenantRegistry};
 use crate::auth::{Auth, Limits};
 use crate::config::{redact_url, Config};
+use crate::domain::ProductTotal;
 use crate::http::{self, AppState, Core};
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
@@ -196,10 +197,7 @@ async fn boot(
     };
     let metrics = state.metrics.clone();
     let mut owned = Vec::new();
-    let mut persistence = Vec::new();
-    // A tenant's actor lives on its persistence actor's thread: the hand-over
-    // of rows and the commit answer then never cross threads.
-    let mut tenant_arbiters = Vec::new();
+    let mut lanes = Vec::new();
     for _ in 0..persistence_count {
         let settings = PersistenceSettings {
             database_url: config.database_url.clone(),
@@ -212,13 +210,13 @@ async fn boot(
         };
         let arbiter = Arbiter::new();
         let m = metrics.clone();
-        persistence.push(PersistenceActor::start_in_arbiter(
-            &arbiter.handle(),
-            move |_| {
-                PersistenceActor::new(settings, m).expect("the database URL was checked at start")
-            },
-        ));
-        tenant_arbiters.push(arbiter.handle());
+        let addr = PersistenceActor::start_in_arbiter(&arbiter.handle(), move |_| {
+            PersistenceActor::new(settings, m).expect("the database URL was checked at start")
+        });
+        lanes.push(Lane {
+            arbiter: arbiter.handle(),
+            writer: Writer::new(addr),
+        });
         owned.push(arbiter);
     }
     if let Ok(mut a) = arbiters.lock() {
@@ -230,8 +228,7 @@ async fn boot(
     // Before the core is published, so it precedes every tenant's first start.
     ranking.do_send(TotalsChanged(totals));
     let tenants = Arc::new(TenantRegistry::new(
-        tenant_arbiters,
-        persistence,
+        lanes,
         lookup,
         feed,
         metrics,
@@ -247,7 +244,7 @@ async fn boot(
 /// short-lived pool.
 async fn prepare_database(
     config: &Config,
-) -> Result<(store::AutoIncrement, Vec<store::ProductTotal>), Box<dyn std::error::Error>> {
+) -> Result<(store::AutoIncrement, Vec<ProductTotal>), Box<dyn std::error::Error>> {
     let applied = store::migrate_if_pending(&config.database_url, config.migration_url())
         .await
         .map_err(|e| format!("{e} (migrating as {})", redact_url(config.migration_url())))?;
@@ -273,6 +270,7 @@ impl RunningApp {
     }
 
     /// The tenant registry, once booted (tests use its crash hook).
+    #[cfg(feature = "testing")]
     pub fn tenants(&self) -> Option<Arc<TenantRegistry>> {
         self.state.core.get().map(|c| c.tenants.clone())
     }
@@ -286,8 +284,8 @@ impl RunningApp {
         }
         match self.state.core.get() {
             Some(core) => {
-                for p in core.tenants.persistence() {
-                    let _ = p.send(Drain).await;
+                for writer in core.tenants.writers() {
+                    writer.drain().await;
                 }
                 let _ = core.ranking.send(FinalFlush).await;
             }

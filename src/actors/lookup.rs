@@ -16,9 +16,9 @@ use chrono::NaiveDateTime;
 use futures_util::future::LocalBoxFuture;
 use mysql_async::{Conn, Pool};
 
-use crate::domain::TenantId;
+use crate::domain::{Catalog, TenantId};
 use crate::metrics::Metrics;
-use crate::store::{self, Catalog, Revocations, StoreError, StoredKey};
+use crate::store::{self, Revocations, StoreError, StoredKey};
 
 /// Reads waiting for a connection or running; more are refused rather than
 /// queued. The pool runs [`POOL_MAX`] at a time (a key look-up takes well

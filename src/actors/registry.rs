@@ -20,17 +20,15 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use dashmap::DashMap;
-use tokio::sync::oneshot;
 
 use super::lookup::{self, FindCatalog, LookupActor};
-use super::persistence::{PersistenceActor, Read};
+use super::persistence::Writer;
 use super::ranking::RankingFeed;
 use super::tenant::{
-    self, Idle, LiveTotals, PostOutcome, PostSales, TenantActor, TenantDeps, TenantError, Totals,
+    Idle, LiveTotals, PostOutcome, PostSales, TenantActor, TenantDeps, TenantError, Totals,
 };
-use crate::domain::{BranchId, SaleItem, TenantId};
+use crate::domain::{BranchId, SaleItem, TenantId, TenantSnapshot};
 use crate::metrics::Metrics;
-use crate::store::TenantSnapshot;
 
 /// Unknown tenant ids remembered at most (the oldest go first).
 const UNKNOWN_TENANTS: u64 = 10_000;
@@ -47,13 +45,22 @@ pub struct TenantHandle {
     pub totals: Totals,
 }
 
+/// One persistence actor with the arbiter (thread) it runs on. A tenant's
+/// actor runs on its persistence actor's thread: the hand-over of rows and
+/// the commit answer then never cross threads.
+#[derive(Clone)]
+pub struct Lane {
+    pub arbiter: ArbiterHandle,
+    pub writer: Writer,
+}
+
 pub struct TenantRegistry {
     /// Shared with the actors, which leave it when they passivate.
     live: Arc<DashMap<TenantId, TenantHandle>>,
     /// One start at a time per tenant.
     starting: Gates,
-    arbiters: Vec<ArbiterHandle>,
-    persistence: Vec<Addr<PersistenceActor>>,
+    /// A tenant's lane is `lanes[tenant % lanes.len()]`.
+    lanes: Vec<Lane>,
     lookup: Addr<LookupActor>,
     unknown: moka::future::Cache<TenantId, ()>,
     ranking: RankingFeed,
@@ -65,23 +72,19 @@ pub struct TenantRegistry {
 }
 
 impl TenantRegistry {
+    /// `lanes` must not be empty (start-up makes at least one).
     pub fn new(
-        arbiters: Vec<ArbiterHandle>,
-        persistence: Vec<Addr<PersistenceActor>>,
+        lanes: Vec<Lane>,
         lookup: Addr<LookupActor>,
         ranking: RankingFeed,
         metrics: Metrics,
         idle_after: Duration,
     ) -> Self {
-        assert!(
-            !arbiters.is_empty() && !persistence.is_empty(),
-            "at least one arbiter and one persistence actor"
-        );
+        assert!(!lanes.is_empty(), "at least one persistence lane");
         TenantRegistry {
             live: Arc::default(),
             starting: DashMap::new(),
-            arbiters,
-            persistence,
+            lanes,
             lookup,
             unknown: moka::future::Cache::builder()
                 .max_capacity(UNKNOWN_TENANTS)
@@ -94,13 +97,14 @@ impl TenantRegistry {
         }
     }
 
-    /// The persistence actor that owns `tenant`'s rows.
-    pub fn persistence_for(&self, tenant: TenantId) -> &Addr<PersistenceActor> {
-        &self.persistence[(tenant % self.persistence.len() as u64) as usize]
+    /// The lane that owns `tenant`'s rows.
+    fn lane(&self, tenant: TenantId) -> &Lane {
+        &self.lanes[(tenant.get() % self.lanes.len() as u64) as usize]
     }
 
-    pub fn persistence(&self) -> &[Addr<PersistenceActor>] {
-        &self.persistence
+    /// Every persistence actor (for readiness checks and shutdown).
+    pub fn writers(&self) -> impl Iterator<Item = &Writer> {
+        self.lanes.iter().map(|l| &l.writer)
     }
 
     /// The tenant's live handle, starting its actor if needed; `None` for an
@@ -126,8 +130,9 @@ impl TenantRegistry {
         let totals: Totals = Arc::new(LiveTotals::new(snapshot.totals));
         let catalog = snapshot.catalog;
         let live = self.live.clone();
+        let lane = self.lane(tenant);
         let deps = TenantDeps {
-            persistence: self.persistence_for(tenant).clone(),
+            writer: lane.writer.clone(),
             idle: Idle {
                 after: self.idle_after,
                 forget: Arc::new(move |tenant, addr| {
@@ -138,9 +143,8 @@ impl TenantRegistry {
             ranking: self.ranking.clone(),
             metrics: self.metrics.clone(),
         };
-        let arbiter = &self.arbiters[(tenant % self.arbiters.len() as u64) as usize];
         let actor_totals = totals.clone();
-        let addr = TenantActor::start_in_arbiter(arbiter, move |_| {
+        let addr = TenantActor::start_in_arbiter(&lane.arbiter, move |_| {
             TenantActor::new(tenant, catalog, actor_totals, deps)
         });
         let handle = TenantHandle { addr, totals };
@@ -168,8 +172,7 @@ impl TenantRegistry {
                 return Ok(Some(TenantSnapshot { catalog, totals }));
             }
         }
-        let persistence = self.persistence_for(tenant);
-        let snapshot = tenant::read(persistence, |reply| Read::Tenant { tenant, reply }).await?;
+        let snapshot = self.lane(tenant).writer.tenant(tenant).await?;
         if let Some(s) = &snapshot {
             self.ranking.push(s.totals.iter().cloned());
         }
@@ -195,7 +198,7 @@ impl TenantRegistry {
                 r.insert(tenant);
             }
             tracing::warn!(
-                tenant,
+                %tenant,
                 "tenant actor had stopped; starting a fresh one from MySQL"
             );
             self.metrics.tenant_restarts.inc();
@@ -211,45 +214,37 @@ impl TenantRegistry {
         tenant: TenantId,
         branch_id: BranchId,
         items: Vec<SaleItem>,
-        is_array: bool,
     ) -> Result<PostOutcome, TenantError> {
         let items: Arc<[SaleItem]> = items.into();
         for _ in 0..2 {
             let handle = self.get(tenant).await?.ok_or(TenantError::TenantNotFound)?;
             let handed_over = Arc::new(AtomicBool::new(false));
-            let (reply, rx) = oneshot::channel();
             let msg = PostSales {
                 branch_id,
                 items: items.clone(),
-                is_array,
                 handed_over: handed_over.clone(),
                 span: tracing::Span::current(),
-                reply,
             };
-            match handle.addr.try_send(msg) {
-                Ok(()) => match rx.await {
-                    Ok(outcome) => return outcome,
-                    Err(_) if handed_over.load(Ordering::SeqCst) => {
-                        return Err(TenantError::Crashed)
-                    }
-                    Err(_) => continue, // dropped unprocessed with a dying actor
-                },
-                Err(SendError::Full(_)) => {
-                    return Err(super::persistence::SaveError::Overloaded.into())
-                }
-                Err(SendError::Closed(_)) => continue,
+            // A full mailbox makes this wait rather than refuse: the actor
+            // takes each message at once and refuses work past its own
+            // bound (`TenantError::Busy`).
+            match handle.addr.send(msg).await {
+                Ok(outcome) => return outcome,
+                Err(_) if handed_over.load(Ordering::SeqCst) => return Err(TenantError::Crashed),
+                // Dropped unprocessed with a dying actor: safe to send again.
+                Err(_) => continue,
             }
         }
         Err(TenantError::Crashed)
     }
 
     /// Test hook: makes the tenant's actor panic; returns once it is dead.
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub async fn crash(&self, tenant: TenantId) {
         let addr = self.live.get(&tenant).map(|h| h.addr.clone());
         if let Some(addr) = addr {
             // The panic drops the answer: the send fails when the actor is gone.
-            let _ = addr.send(tenant::Crash).await;
+            let _ = addr.send(super::tenant::Crash).await;
         }
     }
 }

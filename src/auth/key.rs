@@ -1,19 +1,10 @@
-//! API keys as values: the token a client sends (`pos_<keyid>_<secret>`),
-//! the scope a key is bound to, and the hash that is all the database keeps
-//! of a secret.
-//!
-//! Secrets are 256 random bits, so a plain SHA-256 is enough to store them
-//! (there is nothing to brute-force, unlike a password); the comparison is
-//! constant-time all the same.
-
-use std::fmt;
+//! API keys as values: the token a client sends (`pos_<keyid>_<secret>`)
+//! and a freshly made key. What a key may do is `domain::Scope`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-use crate::domain::{BranchId, TenantId};
+use crate::domain::SecretHash;
 
 /// Random bytes in a secret (256 bits).
 const SECRET_BYTES: usize = 32;
@@ -24,127 +15,6 @@ pub const MAX_KEY_ID_LEN: usize = 32;
 /// Longest secret accepted in a token; anything longer is not ours.
 const MAX_SECRET_LEN: usize = 128;
 const TOKEN_PREFIX: &str = "pos_";
-
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// POSTs sales to its tenant (to its branch if bound to one).
-    Till,
-    /// Reads its tenant's sales.
-    Backoffice,
-    /// Reads any tenant's sales and the top sellers; never writes.
-    Operator,
-}
-
-impl Role {
-    /// The name stored in the `role` column and shown by `pos keys list`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Till => "till",
-            Role::Backoffice => "backoffice",
-            Role::Operator => "operator",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        match text {
-            "till" => Some(Role::Till),
-            "backoffice" => Some(Role::Backoffice),
-            "operator" => Some(Role::Operator),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A key's role with what it is bound to; only valid combinations exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Till {
-        tenant: TenantId,
-        branch: Option<BranchId>,
-    },
-    Backoffice {
-        tenant: TenantId,
-    },
-    Operator,
-}
-
-/// A role asked with a tenant or branch it cannot have, or without one it needs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScopeError {
-    #[error("a {0} key needs --tenant")]
-    TenantRequired(Role),
-    #[error("an operator key belongs to no tenant: drop --tenant and --branch")]
-    OperatorBound,
-    #[error("only a till key can be bound to a branch")]
-    BranchNotAllowed,
-}
-
-impl Scope {
-    pub fn new(
-        role: Role,
-        tenant: Option<TenantId>,
-        branch: Option<BranchId>,
-    ) -> Result<Scope, ScopeError> {
-        match (role, tenant, branch) {
-            (Role::Operator, None, None) => Ok(Scope::Operator),
-            (Role::Operator, _, _) => Err(ScopeError::OperatorBound),
-            (Role::Backoffice, Some(tenant), None) => Ok(Scope::Backoffice { tenant }),
-            (Role::Backoffice, Some(_), Some(_)) => Err(ScopeError::BranchNotAllowed),
-            (Role::Till, Some(tenant), branch) => Ok(Scope::Till { tenant, branch }),
-            (role, None, _) => Err(ScopeError::TenantRequired(role)),
-        }
-    }
-
-    pub fn role(self) -> Role {
-        match self {
-            Scope::Till { .. } => Role::Till,
-            Scope::Backoffice { .. } => Role::Backoffice,
-            Scope::Operator => Role::Operator,
-        }
-    }
-
-    pub fn tenant(self) -> Option<TenantId> {
-        match self {
-            Scope::Till { tenant, .. } | Scope::Backoffice { tenant } => Some(tenant),
-            Scope::Operator => None,
-        }
-    }
-
-    pub fn branch(self) -> Option<BranchId> {
-        match self {
-            Scope::Till { branch, .. } => branch,
-            _ => None,
-        }
-    }
-}
-
-/// SHA-256 of a secret: what the database keeps.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct SecretHash(pub [u8; 32]);
-
-impl SecretHash {
-    pub fn of(secret: &str) -> SecretHash {
-        SecretHash(Sha256::digest(secret.as_bytes()).into())
-    }
-
-    /// Whether `secret` hashes to this, in constant time.
-    pub fn matches(&self, secret: &str) -> bool {
-        SecretHash::of(secret).0.ct_eq(&self.0).into()
-    }
-}
-
-impl fmt::Debug for SecretHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretHash(..)")
-    }
-}
 
 /// A token as a client sends it, split into its public id and its secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,25 +147,5 @@ mod tests {
         );
         assert_eq!(Token::from_bearer("Basic pos_abc_s"), None);
         assert_eq!(Token::from_bearer("pos_abc_s"), None);
-    }
-
-    #[test]
-    fn scopes_exist_only_in_valid_combinations() {
-        assert_eq!(
-            Scope::new(Role::Till, Some(1), Some(2)),
-            Ok(Scope::Till {
-                tenant: 1,
-                branch: Some(2)
-            })
-        );
-        assert_eq!(
-            Scope::new(Role::Backoffice, Some(1), None),
-            Ok(Scope::Backoffice { tenant: 1 })
-        );
-        assert_eq!(Scope::new(Role::Operator, None, None), Ok(Scope::Operator));
-        assert!(Scope::new(Role::Operator, Some(1), None).is_err());
-        assert!(Scope::new(Role::Backoffice, Some(1), Some(2)).is_err());
-        assert!(Scope::new(Role::Till, None, Some(2)).is_err());
-        assert!(Scope::new(Role::Backoffice, None, None).is_err());
     }
 }

@@ -31,10 +31,11 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::future::Cache;
 use subtle::ConstantTimeEq;
 
-pub use key::{NewKey, Role, Scope, ScopeError, SecretHash, Token};
-pub use policy::{permits, Operation};
+pub use key::{NewKey, Token};
+pub use policy::{permits, Operation, PathIds};
 
 use crate::actors::lookup::{self, FindKey, LookupActor, LookupError, RevokedSince};
+use crate::domain::{ErrorCode, Scope, SecretHash};
 
 /// Keys (known and unknown ids) kept in memory.
 const CACHE_CAPACITY: u64 = 100_000;
@@ -97,6 +98,18 @@ pub enum AuthError {
     Unavailable,
 }
 
+impl AuthError {
+    /// The API's error code for this refusal (one of [`ErrorCode::AUTH`]).
+    pub fn code(self) -> ErrorCode {
+        match self {
+            AuthError::Unauthorized => ErrorCode::Unauthorized,
+            AuthError::Forbidden => ErrorCode::Forbidden,
+            AuthError::RateLimited(_) => ErrorCode::RateLimited,
+            AuthError::Unavailable => ErrorCode::Unavailable,
+        }
+    }
+}
+
 /// The key check shared by every worker.
 pub struct Auth {
     /// `None` for ids that are unknown or revoked.
@@ -132,17 +145,16 @@ impl Auth {
     }
 
     /// Checks an `Authorization` header value from `peer` for `op` on the
-    /// path's tenant and branch segments.
+    /// path's tenant and branch.
     pub async fn check(
         &self,
         header: Option<&str>,
         peer: Option<IpAddr>,
         op: Operation,
-        tenant: Option<&str>,
-        branch: Option<&str>,
+        path: PathIds,
     ) -> Result<Arc<CheckedKey>, AuthError> {
         let key = self.authenticate(header, peer).await?;
-        if !permits(key.scope, op, tenant, branch) {
+        if !permits(key.scope, op, path) {
             return Err(AuthError::Forbidden);
         }
         self.per_key
@@ -269,6 +281,19 @@ fn wait(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Dura
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_refusal_has_an_auth_code() {
+        let refusals = [
+            AuthError::Unauthorized,
+            AuthError::Forbidden,
+            AuthError::RateLimited(Duration::from_secs(1)),
+            AuthError::Unavailable,
+        ];
+        for e in refusals {
+            assert!(ErrorCode::AUTH.contains(&e.code()), "{e:?}");
+        }
+    }
 
     #[test]
     fn once_proven_a_secret_is_still_the_only_one_accepted() {

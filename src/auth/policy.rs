@@ -3,8 +3,7 @@
 //! looks anything up, so a refusal tells the client nothing about what
 //! exists.
 
-use super::key::Scope;
-use crate::domain::parse_path_id;
+use crate::domain::{BranchId, Scope, TenantId};
 
 /// The protected operations, one per API route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,27 +16,24 @@ pub enum Operation {
     ReadTopSelling,
 }
 
-/// Whether `scope` may perform `op` on the tenant and branch named in the
-/// path (the raw segments, decoded as the router decodes them).
-pub fn permits(
-    scope: Scope,
-    op: Operation,
-    tenant_segment: Option<&str>,
-    branch_segment: Option<&str>,
-) -> bool {
+/// The ids a request's path names, parsed once (`None`: the path has no
+/// such segment, or it is no id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathIds {
+    pub tenant: Option<TenantId>,
+    pub branch: Option<BranchId>,
+}
+
+/// Whether `scope` may perform `op` on the tenant and branch of `path`.
+pub fn permits(scope: Scope, op: Operation, path: PathIds) -> bool {
     match (scope, op) {
         (Scope::Till { tenant, branch }, Operation::PostSales) => {
-            names(tenant_segment, tenant) && branch.is_none_or(|b| names(branch_segment, b))
+            path.tenant == Some(tenant) && branch.is_none_or(|b| path.branch == Some(b))
         }
-        (Scope::Backoffice { tenant }, Operation::ReadTenantSales) => names(tenant_segment, tenant),
+        (Scope::Backoffice { tenant }, Operation::ReadTenantSales) => path.tenant == Some(tenant),
         (Scope::Operator, Operation::ReadTenantSales | Operation::ReadTopSelling) => true,
         _ => false,
     }
-}
-
-/// Whether a path segment is exactly this id (as the handlers parse it).
-fn names(segment: Option<&str>, id: u64) -> bool {
-    segment.and_then(parse_path_id) == Some(id)
 }
 
 #[cfg(test)]
@@ -45,38 +41,54 @@ mod tests {
     use super::*;
     use Operation::*;
 
-    const TILL: Scope = Scope::Till {
-        tenant: 1,
-        branch: None,
-    };
-    const BRANCH_TILL: Scope = Scope::Till {
-        tenant: 1,
-        branch: Some(10),
-    };
-    const BACKOFFICE: Scope = Scope::Backoffice { tenant: 1 };
+    fn t(n: u64) -> TenantId {
+        TenantId::new(n).expect("positive")
+    }
+
+    fn b(n: u64) -> BranchId {
+        BranchId::new(n).expect("positive")
+    }
+
+    fn path(tenant: Option<&str>, branch: Option<&str>) -> PathIds {
+        PathIds {
+            tenant: tenant.and_then(TenantId::parse),
+            branch: branch.and_then(BranchId::parse),
+        }
+    }
 
     #[test]
     fn the_role_table_of_the_spec() {
+        let till = Scope::Till {
+            tenant: t(1),
+            branch: None,
+        };
+        let branch_till = Scope::Till {
+            tenant: t(1),
+            branch: Some(b(10)),
+        };
+        let backoffice = Scope::Backoffice { tenant: t(1) };
         let cases = [
-            (TILL, PostSales, Some("1"), Some("10"), true),
-            (TILL, PostSales, Some("1"), Some("11"), true),
-            (TILL, PostSales, Some("2"), Some("10"), false),
-            (TILL, ReadTenantSales, Some("1"), None, false),
-            (TILL, ReadTopSelling, None, None, false),
-            (BRANCH_TILL, PostSales, Some("1"), Some("10"), true),
-            (BRANCH_TILL, PostSales, Some("1"), Some("11"), false),
-            (BRANCH_TILL, PostSales, Some("2"), Some("10"), false),
-            (BACKOFFICE, ReadTenantSales, Some("1"), None, true),
-            (BACKOFFICE, ReadTenantSales, Some("2"), None, false),
-            (BACKOFFICE, PostSales, Some("1"), Some("10"), false),
-            (BACKOFFICE, ReadTopSelling, None, None, false),
+            (till, PostSales, Some("1"), Some("10"), true),
+            (till, PostSales, Some("1"), Some("11"), true),
+            (till, PostSales, Some("2"), Some("10"), false),
+            (till, ReadTenantSales, Some("1"), None, false),
+            (till, ReadTopSelling, None, None, false),
+            (branch_till, PostSales, Some("1"), Some("10"), true),
+            (branch_till, PostSales, Some("1"), Some("11"), false),
+            (branch_till, PostSales, Some("2"), Some("10"), false),
+            (backoffice, ReadTenantSales, Some("1"), None, true),
+            (backoffice, ReadTenantSales, Some("2"), None, false),
+            (backoffice, PostSales, Some("1"), Some("10"), false),
+            (backoffice, ReadTopSelling, None, None, false),
             (Scope::Operator, ReadTenantSales, Some("999999"), None, true),
             (Scope::Operator, ReadTopSelling, None, None, true),
             (Scope::Operator, PostSales, Some("1"), Some("10"), false),
+            (till, PostSales, None, Some("10"), false),
+            (branch_till, PostSales, Some("1"), None, false),
         ];
         for (scope, op, tenant, branch, allowed) in cases {
             assert_eq!(
-                permits(scope, op, tenant, branch),
+                permits(scope, op, path(tenant, branch)),
                 allowed,
                 "{scope:?} {op:?} {tenant:?} {branch:?}"
             );
@@ -85,15 +97,14 @@ mod tests {
 
     #[test]
     fn only_the_exact_id_names_a_tenant() {
+        let backoffice = Scope::Backoffice { tenant: t(1) };
         for segment in ["01", "1.0", "+1", " 1", "1 ", "", "18446744073709551617"] {
             let expected = segment == "01"; // the handlers read "01" as tenant 1 too
             assert_eq!(
-                permits(BACKOFFICE, ReadTenantSales, Some(segment), None),
+                permits(backoffice, ReadTenantSales, path(Some(segment), None)),
                 expected,
                 "{segment:?}"
             );
         }
-        assert!(!permits(TILL, PostSales, None, Some("10")));
-        assert!(!permits(BRANCH_TILL, PostSales, Some("1"), None));
     }
 }

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use chrono::NaiveDateTime;
 use mysql_async::Pool;
 
-use crate::auth::{NewKey, Role, Scope};
+use crate::auth::NewKey;
+use crate::domain::{BranchId, Role, Scope, TenantId};
 use crate::store::{self, KeyInsert, KeyListing, Revoked};
 
 /// Longest label (the column's width).
@@ -32,10 +33,10 @@ pub enum KeysCommand {
         role: Role,
         /// The tenant of a till or backoffice key.
         #[arg(long)]
-        tenant: Option<u64>,
+        tenant: Option<TenantId>,
         /// Binds a till key to one branch of its tenant.
         #[arg(long)]
-        branch: Option<u64>,
+        branch: Option<BranchId>,
         /// A note for people, e.g. "Station Road till 2".
         #[arg(long, default_value = "")]
         label: String,
@@ -44,7 +45,7 @@ pub enum KeysCommand {
     List {
         /// Only this tenant's keys.
         #[arg(long)]
-        tenant: Option<u64>,
+        tenant: Option<TenantId>,
     },
     /// Revoke a key; every server refuses it within 2 s.
     Revoke {
@@ -90,8 +91,8 @@ pub async fn run(command: &KeysCommand, url: &str, migration_url: &str) -> Resul
 async fn create(
     conn: &mut mysql_async::Conn,
     role: Role,
-    tenant: Option<u64>,
-    branch: Option<u64>,
+    tenant: Option<TenantId>,
+    branch: Option<BranchId>,
     label: &str,
 ) -> Result<String, String> {
     let scope = Scope::new(role, tenant, branch).map_err(|e| format!("keys: {e}"))?;

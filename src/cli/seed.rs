@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::keys_file::KeysFile;
 use super::names::{self, NameStyle};
-use crate::auth::{NewKey, Scope};
+use crate::auth::NewKey;
+use crate::domain::{Scope, TenantId};
 use crate::store::{self, KeyInsert};
 
 /// Tenants per transaction.
@@ -164,7 +165,7 @@ async fn write_keys(
 ) -> Result<usize, String> {
     let no_random = |e| format!("seed: no randomness for keys: {e}");
     let mut scoped = vec![(Scope::Operator, NewKey::generate().map_err(no_random)?)];
-    for tenant in tenants {
+    for tenant in tenants.filter_map(TenantId::new) {
         let till = Scope::Till {
             tenant,
             branch: None,

@@ -1,18 +1,29 @@
-//! Request values parsed at the edge into types that cannot be invalid, so the
-//! actors and the store never re-check them.
+//! The shared vocabulary: request values parsed at the edge into types that
+//! cannot be invalid (so the actors and the store never re-check them), ids,
+//! and what the service knows of a tenant. Every other layer imports from
+//! here; nothing here imports from them.
 
+mod access;
+mod error_code;
+mod ids;
 mod money;
+mod problems;
 mod sale;
 mod sales_body;
+mod shard;
+mod timestamp;
+mod totals;
 
+pub use access::{Role, Scope, ScopeError, SecretHash};
+pub use error_code::ErrorCode;
+pub use ids::{BranchId, ProductId, TenantId};
 pub use money::Money;
-pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale, Timestamp};
+pub use problems::{Field, ItemProblem};
+pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale};
 pub use sales_body::{parse_sales, ParsedSales, SalesParseError, MAX_ERROR_FIELDS, MAX_ITEMS};
-
-/// Ids in paths and bodies: positive integers.
-pub type TenantId = u64;
-pub type BranchId = u64;
-pub type ProductId = u64;
+pub use shard::Shard;
+pub use timestamp::Timestamp;
+pub use totals::{Catalog, ProductTotal, RankBy, TenantSnapshot, MAX_TOP};
 
 /// A map by product id, hashed with foldhash rather than SipHash (several
 /// per sale: about 400 instructions an insert less). Product ids in these
@@ -29,12 +40,4 @@ pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
         None => text.into(),
         Some((end, _)) => format!("{}…", &text[..end]).into(),
     }
-}
-
-/// Parses a path segment as a positive id; anything else is "no such thing".
-pub fn parse_path_id(segment: &str) -> Option<u64> {
-    if segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    segment.parse().ok().filter(|&n| n > 0)
 }

@@ -15,7 +15,10 @@ use chrono::{DateTime, Utc};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{clip, BranchId, IdempotencyKey, Money, Quantity, SaleItem, TenantId, Timestamp};
+use super::{
+    clip, BranchId, Field, IdempotencyKey, ItemProblem, Money, ProductId, Quantity, SaleItem,
+    TenantId, Timestamp,
+};
 
 /// Most transactions one request may carry.
 pub const MAX_ITEMS: usize = 1000;
@@ -41,7 +44,9 @@ pub enum SalesParseError {
     #[error("{message}")]
     Invalid {
         message: String,
-        fields: BTreeMap<String, String>,
+        problems: Vec<ItemProblem>,
+        /// The body was an array (its items are named `[i]`).
+        is_array: bool,
     },
 }
 
@@ -66,7 +71,7 @@ pub fn parse_sales(
     }
     let mut problems = Problems::default();
     if raws.is_empty() {
-        return Err(problems.into_error("the array must hold 1 to 1000 transactions"));
+        return Err(problems.into_error("the array must hold 1 to 1000 transactions", true));
     }
     let ctx = ItemContext {
         tenant,
@@ -78,39 +83,39 @@ pub fn parse_sales(
         if problems.full() {
             break;
         }
-        let at = Place(is_array.then_some(i));
-        if let Some(item) = ctx.parse_item(raw, at, &mut problems) {
+        if let Some(item) = ctx.parse_item(raw, i, &mut problems) {
             items.push(item);
         }
     }
-    if is_array {
+    if problems.is_empty() {
         check_repeated_keys(&items, &mut problems);
     }
     if problems.is_empty() {
         return Ok(ParsedSales { items, is_array });
     }
     let message = problems.summary();
-    Err(problems.into_error(&message))
+    Err(problems.into_error(&message, is_array))
 }
 
 fn bad_json(e: serde_json::Error) -> SalesParseError {
     SalesParseError::BadJson(e.to_string())
 }
 
-/// The offending fields of a request, at most [`MAX_ERROR_FIELDS`].
+/// The offending fields of a request, at most [`MAX_ERROR_FIELDS`] (a
+/// field named twice keeps its last problem).
 #[derive(Default)]
 struct Problems {
-    fields: BTreeMap<String, String>,
+    fields: BTreeMap<(usize, Field), String>,
     /// More were found than are listed.
     cut: bool,
 }
 
 impl Problems {
-    fn add(&mut self, field: String, problem: impl Into<String>) {
+    fn add(&mut self, index: usize, field: Field, problem: impl Into<String>) {
         if self.full() {
             self.cut = true;
         } else {
-            self.fields.insert(field, problem.into());
+            self.fields.insert((index, field), problem.into());
         }
     }
 
@@ -132,45 +137,34 @@ impl Problems {
         }
     }
 
-    fn into_error(self, message: &str) -> SalesParseError {
+    fn into_error(self, message: &str, is_array: bool) -> SalesParseError {
         SalesParseError::Invalid {
             message: message.to_string(),
-            fields: self.fields,
-        }
-    }
-}
-
-/// Where an item sits: its index in an array, or `None` for a single object.
-/// Field names are formatted only for errors.
-#[derive(Clone, Copy)]
-struct Place(Option<usize>);
-
-impl Place {
-    fn field(self, name: &str) -> String {
-        match self.0 {
-            Some(i) => format!("[{i}].{name}"),
-            None => name.to_string(),
-        }
-    }
-
-    /// The name of the item itself.
-    fn item(self) -> String {
-        match self.0 {
-            Some(i) => format!("[{i}]"),
-            None => "body".to_string(),
+            problems: self
+                .fields
+                .into_iter()
+                .map(|((index, field), problem)| ItemProblem {
+                    index,
+                    field,
+                    problem,
+                })
+                .collect(),
+            is_array,
         }
     }
 }
 
 /// One key twice in one request is ambiguous (which one is the original?), so
-/// it is refused rather than guessed.
+/// it is refused rather than guessed. Runs once every item parsed, so the
+/// positions in `items` are the request's.
 fn check_repeated_keys(items: &[SaleItem], problems: &mut Problems) {
     let mut first_seen: HashMap<&str, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         if let Some(key) = &item.idempotency_key {
             if let Some(first) = first_seen.insert(key.as_str(), i) {
                 problems.add(
-                    format!("[{i}].idempotencyKey"),
+                    i,
+                    Field::Named("idempotencyKey"),
                     format!("repeats the key of [{first}]"),
                 );
             }
@@ -278,21 +272,22 @@ struct ItemContext {
 
 impl ItemContext {
     /// Parses one object; records every problem and returns `None` if any.
-    fn parse_item(&self, raw: &RawValue, at: Place, problems: &mut Problems) -> Option<SaleItem> {
+    fn parse_item(&self, raw: &RawValue, at: usize, problems: &mut Problems) -> Option<SaleItem> {
         let Ok(m) = serde_json::from_str::<Members>(raw.get()) else {
-            problems.add(at.item(), "must be a transaction object");
+            problems.add(at, Field::Whole, "must be a transaction object");
             return None;
         };
         let before = problems.fields.len() + usize::from(problems.cut);
-        let mut err = |name: &str, msg: String| problems.add(at.field(name), msg);
         for name in &m.repeated {
-            err(name, "appears more than once".into());
+            problems.add(at, Field::Named(name), "appears more than once");
         }
-        for name in &m.unknown {
-            err(name, "unknown field".into());
+        for name in m.unknown {
+            problems.add(at, Field::Unknown(name), "unknown field");
         }
+        let mut err = |name: &'static str, msg: String| problems.add(at, Field::Named(name), msg);
         let product_id = m.product_id.map(|v| {
             positive_int(v)
+                .and_then(ProductId::new)
                 .ok_or_else(|| err("productID", "must be an integer greater than 0".into()))
         });
         let quantity = m.quantity.map(|v| {
@@ -314,7 +309,7 @@ impl ItemContext {
             .filter(|v| v.get() != "null")
             .map(|v| self.timestamp(v).map_err(|msg| err("timestamp", msg)));
         if m.tenant_id
-            .is_some_and(|v| positive_int(v) != Some(self.tenant))
+            .is_some_and(|v| positive_int(v) != Some(self.tenant.get()))
         {
             err(
                 "tenantID",
@@ -322,7 +317,7 @@ impl ItemContext {
             );
         }
         if m.branch_id
-            .is_some_and(|v| positive_int(v) != Some(self.branch))
+            .is_some_and(|v| positive_int(v) != Some(self.branch.get()))
         {
             err(
                 "branchID",
@@ -386,321 +381,6 @@ fn positive_int(value: &RawValue) -> Option<u64> {
         .ok()
         .filter(|&n| n > 0)
 }
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn now() -> DateTime<Utc> {
-        "2026-11-25T12:00:00Z".parse().expect("valid test input")
-    }
-
-    fn fields_of(body: &str) -> BTreeMap<String, String> {
-        match parse_sales(body.as_bytes(), 1, 2, now()) {
-            Err(SalesParseError::Invalid { fields, .. }) => fields,
-            other => panic!("expected validation error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_go_client_body_is_accepted_and_truncated_to_microseconds() {
-        let body = r#"{"tenantID":1,"branchID":2,"productID":3,"quantitySold":2,"pricePerUnit":"4.50","timestamp":"2026-11-25T13:59:59.123456789+02:00"}"#;
-        let parsed = parse_sales(body.as_bytes(), 1, 2, now()).expect("valid test input");
-        assert!(!parsed.is_array);
-        let item = &parsed.items[0];
-        assert_eq!(item.timestamp.to_string(), "2026-11-25T11:59:59.123456Z");
-        assert_eq!(item.price.to_string(), "4.50");
-        assert!(item.timestamp_given);
-    }
-
-    #[test]
-    fn every_bad_field_of_an_array_is_named_with_its_index() {
-        let f = fields_of(
-            r#"[{"productID":1,"quantitySold":1,"pricePerUnit":"1.00"},{"productID":0,"quantitySold":0,"pricePerUnit":"1.001","colour":"red"}]"#,
-        );
-        assert_eq!(f.len(), 4, "{f:?}");
-        assert!(f.contains_key("[1].productID"));
-        assert!(f.contains_key("[1].quantitySold"));
-        assert!(f.contains_key("[1].pricePerUnit"));
-        assert_eq!(f["[1].colour"], "unknown field");
-    }
-
-    #[test]
-    fn missing_fields_and_mismatched_path_ids_are_reported() {
-        let f = fields_of(r#"{"tenantID":9,"branchID":2}"#);
-        assert!(f.contains_key("tenantID"));
-        assert_eq!(f["productID"], "is required");
-        assert_eq!(f["quantitySold"], "is required");
-        assert_eq!(f["pricePerUnit"], "is required");
-    }
-
-    #[test]
-    fn timestamps_too_far_ahead_are_refused() {
-        let f = fields_of(
-            r#"{"productID":1,"quantitySold":1,"pricePerUnit":1,"timestamp":"2026-11-25T12:01:01Z"}"#,
-        );
-        assert!(f.contains_key("timestamp"));
-    }
-
-    #[test]
-    fn malformed_json_is_not_a_validation_error() {
-        assert!(matches!(
-            parse_sales(b"{\"productID\":", 1, 1, now()),
-            Err(SalesParseError::BadJson(_))
-        ));
-        assert!(matches!(
-            parse_sales(b"[1,", 1, 1, now()),
-            Err(SalesParseError::BadJson(_))
-        ));
-    }
-
-    #[test]
-    fn repeated_keys_in_one_request_are_refused() {
-        let f = fields_of(
-            r#"[{"productID":1,"quantitySold":1,"pricePerUnit":1,"idempotencyKey":"a"},{"productID":1,"quantitySold":1,"pricePerUnit":1,"idempotencyKey":"a"}]"#,
-        );
-        assert!(f.contains_key("[1].idempotencyKey"));
-    }
-
-    #[test]
-    fn bad_keys_are_refused() {
-        for key in [
-            "\"\"",
-            "\"has space\"",
-            &format!("\"{}\"", "k".repeat(65)),
-            "5",
-        ] {
-            let f = fields_of(&format!(
-                r#"{{"productID":1,"quantitySold":1,"pricePerUnit":1,"idempotencyKey":{key}}}"#
-            ));
-            assert!(f.contains_key("idempotencyKey"), "{key}");
-        }
-    }
-
-    #[test]
-    fn a_member_named_twice_is_refused_not_last_one_wins() {
-        let f =
-            fields_of(r#"{"productID":1,"quantitySold":1,"quantitySold":5,"pricePerUnit":"1.00"}"#);
-        assert_eq!(f["quantitySold"], "appears more than once");
-        assert_eq!(f.len(), 1, "{f:?}");
-        let f = fields_of(
-            r#"[{"productID":1,"quantitySold":1,"pricePerUnit":"1.00"},{"productID":1,"productID":1,"quantitySold":1,"pricePerUnit":"1.00"}]"#,
-        );
-        assert_eq!(f["[1].productID"], "appears more than once");
-        // Escapes spell the same name.
-        let f = fields_of(
-            r#"{"productID":1,"quantitySold":1,"pricePerUnit":"1.00","price\u0050erUnit":"9.00"}"#,
-        );
-        assert_eq!(f["pricePerUnit"], "appears more than once");
-    }
-
-    #[test]
-    fn an_error_lists_at_most_20_fields_and_clips_made_up_names() {
-        let long = "x".repeat(10_000);
-        let mut body = String::from(r#"{"productID":1,"quantitySold":1,"pricePerUnit":"1.00""#);
-        for i in 0..500 {
-            body.push_str(&format!(r#","{i}{long}":0"#));
-        }
-        body.push('}');
-        let f = fields_of(&body);
-        assert_eq!(f.len(), MAX_ERROR_FIELDS);
-        assert!(
-            f.keys().all(|k| k.chars().count() <= 65),
-            "{:?}",
-            f.keys().next()
-        );
-        let items: Vec<String> = (0..1000)
-            .map(|_| r#"{"productID":0,"quantitySold":0,"pricePerUnit":"0"}"#.to_string())
-            .collect();
-        match parse_sales(format!("[{}]", items.join(",")).as_bytes(), 1, 2, now()) {
-            Err(SalesParseError::Invalid { message, fields }) => {
-                assert_eq!(fields.len(), MAX_ERROR_FIELDS);
-                assert!(message.starts_with("at least 20"), "{message}");
-            }
-            other => panic!("expected validation error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn items_that_are_not_objects_are_named() {
-        let f = fields_of(r#"[{"productID":1,"quantitySold":1,"pricePerUnit":"1.00"},5,"x",[1]]"#);
-        assert_eq!(f["[1]"], "must be a transaction object");
-        assert_eq!(f["[2]"], "must be a transaction object");
-        assert_eq!(f["[3]"], "must be a transaction object");
-        assert_eq!(fields_of("7")["body"], "must be a transaction object");
-    }
-
-    mod properties {
-        use chrono::{DateTime, FixedOffset, Utc};
-        use proptest::prelude::*;
-        use rust_decimal::Decimal;
-
-        use super::super::*;
-        use super::now;
-
-        /// A price as a client may write it (string or number, with 0 to 2
-        /// fractional digits) and the exact amount it means.
-        fn price() -> impl Strategy<Value = (String, Decimal)> {
-            (1i64..=9_999_999_999, 0..4u8).prop_map(|(cents, form)| {
-                let (units, rest) = (cents / 100, cents % 100);
-                let short = if rest == 0 {
-                    format!("{units}")
-                } else if rest % 10 == 0 {
-                    format!("{units}.{}", rest / 10)
-                } else {
-                    format!("{units}.{rest:02}")
-                };
-                let text = match form {
-                    0 => format!("\"{units}.{rest:02}\""),
-                    1 => format!("\"{short}\""),
-                    2 => format!("{units}.{rest:02}"),
-                    _ => short,
-                };
-                (text, Decimal::new(cents, 2))
-            })
-        }
-
-        /// An RFC 3339 time with nanoseconds and an offset, up to now, and
-        /// the UTC instant it is stored as (truncated to microseconds).
-        fn timestamp() -> impl Strategy<Value = (String, Timestamp)> {
-            let latest = now().timestamp();
-            (0..=latest, 0u32..1_000_000_000, -720i32..=840).prop_map(|(secs, nanos, minutes)| {
-                let utc = DateTime::<Utc>::from_timestamp(secs, nanos).expect("in range");
-                let zone = FixedOffset::east_opt(minutes * 60).expect("valid offset");
-                let text = utc
-                    .with_timezone(&zone)
-                    .format("%Y-%m-%dT%H:%M:%S%.9f%:z")
-                    .to_string();
-                (text, Timestamp::from_utc(utc))
-            })
-        }
-
-        #[derive(Debug, Clone)]
-        struct Written {
-            json: String,
-            product: u64,
-            quantity: u32,
-            price: Decimal,
-            timestamp: Option<Timestamp>,
-            key: Option<String>,
-        }
-
-        fn item() -> impl Strategy<Value = Written> {
-            (
-                1u64..=u64::MAX,
-                1u32..=1_000_000,
-                price(),
-                proptest::option::of(timestamp()),
-                proptest::option::of("[A-Za-z0-9._:-]{1,64}"),
-            )
-                .prop_map(|(product, quantity, (price_text, price), ts, key)| {
-                    let mut json = format!(
-                        r#"{{"productID":{product},"quantitySold":{quantity},"pricePerUnit":{price_text}"#
-                    );
-                    if let Some((text, _)) = &ts {
-                        json.push_str(&format!(r#","timestamp":"{text}""#));
-                    }
-                    if let Some(k) = &key {
-                        json.push_str(&format!(r#","idempotencyKey":"{k}""#));
-                    }
-                    json.push('}');
-                    Written {
-                        json,
-                        product,
-                        quantity,
-                        price,
-                        timestamp: ts.map(|(_, t)| t),
-                        key,
-                    }
-                })
-        }
-
-        /// Any JSON text at all, with the sale's member names among the
-        /// keys. Written as text, so numbers come as exact decimal text
-        /// (never through a float) and members may repeat.
-        fn any_json() -> impl Strategy<Value = String> {
-            let quoted = |s: String| serde_json::Value::String(s).to_string();
-            let leaf = prop_oneof![
-                Just("null".to_string()),
-                any::<bool>().prop_map(|b| b.to_string()),
-                any::<i64>().prop_map(|n| n.to_string()),
-                "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?",
-                ".{0,12}".prop_map(quoted),
-            ];
-            leaf.prop_recursive(4, 64, 8, move |inner| {
-                let key = prop_oneof![
-                    Just("productID".to_string()),
-                    Just("quantitySold".to_string()),
-                    Just("pricePerUnit".to_string()),
-                    Just("timestamp".to_string()),
-                    Just("idempotencyKey".to_string()),
-                    ".{0,8}",
-                ];
-                let member =
-                    (key.prop_map(quoted), inner.clone()).prop_map(|(k, v)| format!("{k}:{v}"));
-                prop_oneof![
-                    proptest::collection::vec(inner, 0..8)
-                        .prop_map(|items| format!("[{}]", items.join(","))),
-                    proptest::collection::vec(member, 0..8)
-                        .prop_map(|members| format!("{{{}}}", members.join(","))),
-                ]
-            })
-        }
-
-        proptest! {
-            #[test]
-            fn an_accepted_body_holds_exactly_what_was_written(
-                items in proptest::collection::vec(item(), 1..12),
-                as_array in any::<bool>(),
-            ) {
-                let items = if as_array { items } else { items[..1].to_vec() };
-                let body = if as_array {
-                    format!("[{}]", items.iter().map(|i| i.json.as_str()).collect::<Vec<_>>().join(","))
-                } else {
-                    items[0].json.clone()
-                };
-                let keys: std::collections::HashSet<_> = items.iter().filter_map(|i| i.key.as_ref()).collect();
-                let repeated = keys.len() < items.iter().filter(|i| i.key.is_some()).count();
-                match parse_sales(body.as_bytes(), 1, 2, now()) {
-                    Ok(parsed) => {
-                        prop_assert!(!repeated, "a repeated key was accepted");
-                        prop_assert_eq!(parsed.is_array, as_array);
-                        prop_assert_eq!(parsed.items.len(), items.len());
-                        for (got, want) in parsed.items.iter().zip(&items) {
-                            prop_assert_eq!(got.product_id, want.product);
-                            prop_assert_eq!(got.quantity.get(), want.quantity);
-                            // Exact: same value, written back with two digits.
-                            prop_assert_eq!(got.price.amount(), want.price);
-                            prop_assert_eq!(got.price.to_string(), format!("{:.2}", want.price));
-                            match want.timestamp {
-                                Some(t) => prop_assert_eq!(got.timestamp, t),
-                                None => prop_assert_eq!(got.timestamp, Timestamp::from_utc(now())),
-                            }
-                            prop_assert_eq!(got.timestamp_given, want.timestamp.is_some());
-                            prop_assert_eq!(
-                                got.idempotency_key.as_ref().map(|k| k.as_str().to_string()),
-                                want.key.clone()
-                            );
-                        }
-                    }
-                    Err(e) => prop_assert!(repeated, "refused a valid body: {e:?}\n{body}"),
-                }
-            }
-
-            #[test]
-            fn any_bytes_get_an_answer_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-                let _ = parse_sales(&bytes, 1, 2, now());
-            }
-
-            #[test]
-            fn any_json_gets_an_answer_not_a_panic(text in any_json()) {
-                match parse_sales(text.as_bytes(), 1, 2, now()) {
-                    Ok(p) => prop_assert!(!p.items.is_empty()),
-                    Err(SalesParseError::Invalid { fields, .. }) => {
-                        prop_assert!(fields.len() <= MAX_ERROR_FIELDS)
-                    }
-                    Err(_) => {}
-                }
-            }
-        }
-    }
-}
+mod tests;

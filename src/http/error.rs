@@ -11,7 +11,7 @@ use crate::actors::lookup::LookupError;
 use crate::actors::persistence::SaveError;
 use crate::actors::tenant::TenantError;
 use crate::auth::AuthError;
-use crate::domain::SalesParseError;
+use crate::domain::{ErrorCode, Field, ItemProblem, SalesParseError, Shard, MAX_ERROR_FIELDS};
 
 /// Seconds a client should wait after a 503.
 const RETRY_AFTER_SECONDS: u32 = 1;
@@ -44,7 +44,7 @@ pub enum ApiError {
     #[error("{0}")]
     RequestTimeout(String),
     #[error("this instance is shard {0}: that tenant belongs to another one; nothing was stored")]
-    Misdirected(crate::config::Shard),
+    Misdirected(Shard),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -53,22 +53,30 @@ pub enum ApiError {
 
 impl ApiError {
     /// The spec's error code; also the `reason` label of rejection metrics.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadJson(_) => "bad_json",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::Validation { .. } => "validation_failed",
-            ApiError::IdempotencyConflict(_) => "idempotency_conflict",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::RequestTimeout(_) => "request_timeout",
-            ApiError::Misdirected(_) => "misdirected",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            ApiError::BadJson(_) => ErrorCode::BadJson,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::Validation { .. } => ErrorCode::ValidationFailed,
+            ApiError::IdempotencyConflict(_) => ErrorCode::IdempotencyConflict,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            ApiError::Misdirected(_) => ErrorCode::Misdirected,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// A validation error of a request's items.
+    fn items(message: &str, problems: Vec<ItemProblem>, is_array: bool) -> Self {
+        ApiError::Validation {
+            message: message.to_string(),
+            fields: field_names(problems, is_array),
         }
     }
 
@@ -107,12 +115,13 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         // In the request's span (with its id). Refusals are the client's
         // business and can be provoked at will: never above debug.
+        let code = self.code();
         if self.status_code().is_server_error() {
-            tracing::error!(code = self.code(), error = %self, "request failed");
+            tracing::error!(code = code.as_str(), error = %self, "request failed");
         } else {
-            tracing::debug!(code = self.code(), error = %self, "request refused");
+            tracing::debug!(code = code.as_str(), error = %self, "request refused");
         }
-        let mut body = json!({"code": self.code(), "message": self.to_string()});
+        let mut body = json!({"code": code.as_str(), "message": self.to_string()});
         if let ApiError::Validation { fields, .. } = self {
             body["fields"] = json!(fields);
         }
@@ -137,8 +146,32 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.json(json!({ "error": body }))
+        let mut res = res.json(json!({ "error": body }));
+        // For whoever counts refusals (see `gate::count_rejections`).
+        res.extensions_mut().insert(code);
+        res
     }
+}
+
+/// The names a client reads for problems with items: `[3].quantitySold`
+/// in an array, `quantitySold` for a single object (`[3]` and `body` for
+/// the item itself); at most [`MAX_ERROR_FIELDS`], the first items first.
+pub fn field_names(mut problems: Vec<ItemProblem>, is_array: bool) -> BTreeMap<String, String> {
+    problems.truncate(MAX_ERROR_FIELDS);
+    problems
+        .into_iter()
+        .map(|p| {
+            let name = match (is_array, p.field) {
+                (true, Field::Whole) => format!("[{}]", p.index),
+                (true, Field::Named(f)) => format!("[{}].{f}", p.index),
+                (true, Field::Unknown(f)) => format!("[{}].{f}", p.index),
+                (false, Field::Whole) => "body".to_string(),
+                (false, Field::Named(f)) => f.to_string(),
+                (false, Field::Unknown(f)) => f,
+            };
+            (name, p.problem)
+        })
+        .collect()
 }
 
 impl From<AuthError> for ApiError {
@@ -172,9 +205,11 @@ impl From<SalesParseError> for ApiError {
         match e {
             SalesParseError::BadJson(m) => ApiError::BadJson(format!("malformed JSON: {m}")),
             e @ SalesParseError::TooManyItems(_) => ApiError::PayloadTooLarge(e.to_string()),
-            SalesParseError::Invalid { message, fields } => {
-                ApiError::Validation { message, fields }
-            }
+            SalesParseError::Invalid {
+                message,
+                problems,
+                is_array,
+            } => ApiError::items(&message, problems, is_array),
         }
     }
 }
@@ -198,19 +233,24 @@ impl From<SaveError> for ApiError {
     }
 }
 
-impl From<TenantError> for ApiError {
-    fn from(e: TenantError) -> Self {
+impl ApiError {
+    /// The answer to a tenant's refusal of a request whose body was an
+    /// array (`is_array`) or a single object.
+    pub fn from_tenant(e: TenantError, is_array: bool) -> Self {
         match e {
             TenantError::TenantNotFound => ApiError::NotFound("unknown tenant".into()),
             TenantError::BranchNotFound => ApiError::NotFound("unknown branch for this tenant".into()),
-            TenantError::UnknownProducts(fields) => ApiError::Validation {
-                message: "unknown products for this tenant".into(),
-                fields,
-            },
-            TenantError::TotalsFull(fields) => ApiError::Validation {
-                message: "a product's all-time totals would overflow".into(),
-                fields,
-            },
+            TenantError::UnknownProducts(problems) => {
+                ApiError::items("unknown products for this tenant", problems, is_array)
+            }
+            TenantError::TotalsFull(problems) => ApiError::items(
+                "a product's all-time totals would overflow",
+                problems,
+                is_array,
+            ),
+            TenantError::Busy => ApiError::Unavailable(
+                "too many requests in flight for this tenant; retry shortly".into(),
+            ),
             TenantError::Conflict(key) => {
                 ApiError::IdempotencyConflict(format!("idempotencyKey {key:?} was already used for a different transaction"))
             }
@@ -220,5 +260,12 @@ impl From<TenantError> for ApiError {
                 "the request was interrupted; retry with the same idempotencyKey to learn its outcome".into(),
             ),
         }
+    }
+}
+
+/// For reads, where no request items are involved.
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        ApiError::from_tenant(e, false)
     }
 }

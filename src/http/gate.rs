@@ -1,20 +1,23 @@
-//! The gate in front of every `/v1` route: first whether this instance owns
+//! The gate in front of every `/v1` route: it parses the path's ids (once;
+//! handlers take them from here), then checks whether this instance owns
 //! the path's tenant (`POS_SHARD`; else 421, nothing looked up or stored),
-//! then the key check. It wraps each resource, not the whole app: it then
-//! runs after routing, on the very path parameters the handler will see
-//! (`%31` decoded to `1` as the router decodes it), so no spelling of a path
-//! can reach a route without its own rule. It runs before the handler reads
-//! the body or looks anything up.
+//! then the key. It wraps each resource, not the whole app: it then runs
+//! after routing, on the very path parameters the handler will see (`%31`
+//! decoded to `1` as the router decodes it), so no spelling of a path can
+//! reach a route without its own rule. It runs before the handler reads the
+//! body or looks anything up.
+
+use std::future::{ready, Ready};
 
 use actix_web::body::{BoxBody, EitherBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, X_FORWARDED_FOR};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::{ApiError, AppState};
-use crate::auth::{AuthError, Operation};
-use crate::domain::parse_path_id;
+use crate::auth::{Operation, PathIds};
+use crate::domain::{BranchId, ErrorCode, TenantId};
 
 /// Lets the request through only with a key that may perform `op` here.
 pub async fn guard(
@@ -27,12 +30,10 @@ pub async fn guard(
             .error_response(ApiError::Internal("no application state".into()))
             .map_into_right_body());
     };
-    let tenant = req.match_info().get("tenantID").and_then(parse_path_id);
-    if tenant.is_some_and(|t| !state.shard.owns(t)) {
+    let ids = path_ids(req.request());
+    req.extensions_mut().insert(ids);
+    if ids.tenant.is_some_and(|t| !state.shard.owns(t)) {
         let e = ApiError::Misdirected(state.shard);
-        if op == Operation::PostSales {
-            state.metrics.reject(e.code());
-        }
         return Ok(req.error_response(e).map_into_right_body());
     }
     if let Some(auth) = &state.auth {
@@ -47,23 +48,9 @@ pub async fn guard(
             let forwarded = req.headers().get_all(X_FORWARDED_FOR);
             state.trusted_proxies.client(peer, forwarded)
         };
-        let path = req.match_info();
-        let checked = auth
-            .check(
-                header,
-                client,
-                op,
-                path.get("tenantID"),
-                path.get("branchID"),
-            )
-            .await;
-        if let Err(e) = checked {
-            state.metrics.auth_refused(reason(e));
-            let e = ApiError::from(e);
-            if op == Operation::PostSales {
-                state.metrics.reject(e.code());
-            }
-            return Ok(req.error_response(e).map_into_right_body());
+        if let Err(e) = auth.check(header, client, op, ids).await {
+            state.metrics.auth_refused(e.code());
+            return Ok(req.error_response(ApiError::from(e)).map_into_right_body());
         }
     }
     next.call(req)
@@ -71,11 +58,37 @@ pub async fn guard(
         .map(ServiceResponse::map_into_left_body)
 }
 
-fn reason(e: AuthError) -> &'static str {
-    match e {
-        AuthError::Unauthorized => "unauthorized",
-        AuthError::Forbidden => "forbidden",
-        AuthError::RateLimited(_) => "rate_limited",
-        AuthError::Unavailable => "unavailable",
+/// The ids of the path's `{tenantID}` and `{branchID}`.
+fn path_ids(req: &HttpRequest) -> PathIds {
+    let path = req.match_info();
+    PathIds {
+        tenant: path.get("tenantID").and_then(TenantId::parse),
+        branch: path.get("branchID").and_then(BranchId::parse),
     }
+}
+
+/// Handlers take the path's ids as the gate parsed them.
+impl FromRequest for PathIds {
+    type Error = ApiError;
+    type Future = Ready<Result<PathIds, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = req.extensions().get::<PathIds>().copied();
+        ready(Ok(parsed.unwrap_or_else(|| path_ids(req))))
+    }
+}
+
+/// Counts the refusals of sales requests, whoever answered them (the gate
+/// or the handler), by the code of their error body.
+pub async fn count_rejections(
+    req: ServiceRequest,
+    next: Next<impl actix_web::body::MessageBody>,
+) -> Result<ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    let code = res.response().extensions().get::<ErrorCode>().copied();
+    if let (Some(state), Some(code)) = (state, code) {
+        state.metrics.reject(code);
+    }
+    Ok(res)
 }

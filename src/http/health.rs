@@ -5,7 +5,6 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::AppState;
-use crate::actors::persistence::Ping;
 
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -15,11 +14,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let mysql_up = match state.core.get() {
         None => false,
         Some(core) => {
-            let pings = core.tenants.persistence().iter().map(|p| p.send(Ping));
-            join_all(pings)
-                .await
-                .into_iter()
-                .all(|r| matches!(r, Ok(true)))
+            let pings = core.tenants.writers().map(|w| w.ping());
+            join_all(pings).await.into_iter().all(|up| up)
         }
     };
     let redis = match &state.mirror {

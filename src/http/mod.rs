@@ -1,7 +1,6 @@
 //! The HTTP layer: routes, body reading, and the request metrics. Handlers
 //! parse, hand over to actors, and shape the answer; they know no SQL.
 
-mod client_address;
 mod error;
 mod gate;
 mod health;
@@ -19,12 +18,13 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpResponse};
 use tracing::Instrument;
 
-pub use client_address::TrustedProxies;
-pub use error::ApiError;
+pub use error::{field_names, ApiError};
 
 use crate::actors::ranking::RankingActor;
 use crate::actors::registry::TenantRegistry;
 use crate::auth::{Auth, Operation};
+use crate::client_address::TrustedProxies;
+use crate::domain::Shard;
 use crate::ids::RequestId;
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
@@ -46,7 +46,7 @@ pub struct AppState {
     /// Longest a request body may take after its headers.
     pub body_timeout: std::time::Duration,
     /// The tenants this instance owns.
-    pub shard: crate::config::Shard,
+    pub shard: Shard,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
 }
@@ -84,6 +84,7 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
                 .wrap(from_fn(|req, next| {
                     gate::guard(Operation::PostSales, req, next)
                 }))
+                .wrap(from_fn(gate::count_rejections))
                 .route(web::post().to(sales::post_sales))
                 .default_service(web::to(|| async { only("POST") })),
         )

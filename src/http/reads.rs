@@ -7,16 +7,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::actors::ranking::{RankBy, TopSelling, MAX_TOP};
-use crate::domain::{parse_path_id, Money, Timestamp};
-use crate::store::ProductTotal;
+use crate::actors::ranking::TopSelling;
+use crate::auth::PathIds;
+use crate::domain::{Money, ProductId, ProductTotal, RankBy, TenantId, Timestamp, MAX_TOP};
 
 const DEFAULT_LIMIT: usize = 10;
 
 #[derive(Serialize)]
 struct ProductSales<'a> {
     #[serde(rename = "productID")]
-    product_id: u64,
+    product_id: ProductId,
     #[serde(rename = "productName")]
     product_name: &'a str,
     #[serde(rename = "quantitySold")]
@@ -27,11 +27,13 @@ struct ProductSales<'a> {
 
 pub async fn tenant_sales(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    ids: PathIds,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let core = state.core()?;
-    let tenant = parse_path_id(&path).ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+    let tenant = ids
+        .tenant
+        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
     let handle = core
         .tenants
         .get(tenant)
@@ -88,11 +90,11 @@ fn gzip(body: &[u8]) -> Bytes {
 #[derive(Serialize)]
 struct TenantSales<'a> {
     #[serde(rename = "tenantID")]
-    tenant_id: u64,
+    tenant_id: TenantId,
     sales_per_product: Vec<ProductSales<'a>>,
 }
 
-fn render_sales(tenant: u64, mut rows: Vec<ProductTotal>) -> Bytes {
+fn render_sales(tenant: TenantId, mut rows: Vec<ProductTotal>) -> Bytes {
     rows.sort_unstable_by(|a, b| {
         b.revenue
             .cmp(&a.revenue)
@@ -119,9 +121,9 @@ fn render_sales(tenant: u64, mut rows: Vec<ProductTotal>) -> Bytes {
 struct Ranked<'a> {
     rank: usize,
     #[serde(rename = "productID")]
-    product_id: u64,
+    product_id: ProductId,
     #[serde(rename = "tenantID")]
-    tenant_id: u64,
+    tenant_id: TenantId,
     #[serde(rename = "productName")]
     product_name: &'a str,
     #[serde(rename = "quantitySold")]

@@ -6,7 +6,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::domain::{clip, parse_path_id, parse_sales, StoredSale};
+use crate::auth::PathIds;
+use crate::domain::{clip, parse_sales, StoredSale};
 
 /// The answer to an array body.
 #[derive(Serialize)]
@@ -22,31 +23,18 @@ const FIRST_BUFFER_BYTES: usize = 16 << 10;
 
 pub async fn post_sales(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    ids: PathIds,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let result = handle(&state, &path, &req, payload).await;
-    if let Err(e) = &result {
-        state.metrics.reject(e.code());
-    }
-    result
-}
-
-async fn handle(
-    state: &AppState,
-    path: &(String, String),
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
     let core = state.core()?;
-    let (Some(tenant), Some(branch)) = (parse_path_id(&path.0), parse_path_id(&path.1)) else {
+    let (Some(tenant), Some(branch)) = (ids.tenant, ids.branch) else {
         return Err(ApiError::NotFound(
             "tenant and branch ids must be positive integers".into(),
         ));
     };
-    require_json(req)?;
-    let body = tokio::time::timeout(state.body_timeout, read_body(req, payload))
+    require_json(&req)?;
+    let body = tokio::time::timeout(state.body_timeout, read_body(&req, payload))
         .await
         .map_err(|_| {
             ApiError::RequestTimeout(format!(
@@ -57,8 +45,9 @@ async fn handle(
     let parsed = parse_sales(&body, tenant, branch, chrono::Utc::now())?;
     let outcome = core
         .tenants
-        .post(tenant, branch, parsed.items, parsed.is_array)
-        .await?;
+        .post(tenant, branch, parsed.items)
+        .await
+        .map_err(|e| ApiError::from_tenant(e, parsed.is_array))?;
     let mut res = if outcome.created {
         HttpResponse::Created()
     } else {

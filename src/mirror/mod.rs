@@ -26,25 +26,13 @@ use fred::types::{ClusterHash, CustomCommand};
 
 use serde::{Deserialize, Serialize};
 
-use crate::actors::ranking::RankBy;
-use crate::domain::{Money, ProductId, TenantId};
-use crate::store::ProductTotal;
+use crate::domain::{ProductId, ProductTotal, RankBy, TenantId};
 
 /// Members written per pipeline during a full resync.
 const RESYNC_CHUNK: usize = 5_000;
 /// Products with the same score as the last one a reader asked for that are
 /// fetched to break the tie by product id (beyond, the tie order is Redis's).
 const TIE_CAP: usize = 10_000;
-
-/// One product's totals, as the mirror writes them.
-#[derive(Debug, Clone)]
-pub struct MirrorEntry {
-    pub product_id: ProductId,
-    pub tenant_id: TenantId,
-    pub name: Arc<str>,
-    pub quantity: u64,
-    pub revenue: Money,
-}
 
 /// A product as the merged view's hash holds it.
 #[derive(Serialize, Deserialize)]
@@ -110,7 +98,7 @@ impl Mirror {
     }
 
     /// Writes these products' current scores.
-    pub async fn write(&self, entries: &[MirrorEntry]) -> Result<(), Error> {
+    pub async fn write(&self, entries: &[ProductTotal]) -> Result<(), Error> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -180,25 +168,14 @@ impl Mirror {
                 let s: Shown = serde_json::from_str(shown.as_deref()?).ok()?;
                 Some(ProductTotal {
                     tenant_id: s.tenant_id,
-                    product_id: id.parse().ok()?,
+                    product_id: ProductId::parse(id)?,
                     name: Arc::from(s.name),
                     quantity: s.quantity,
                     revenue: s.revenue.parse().ok()?,
                 })
             })
             .collect();
-        match by {
-            RankBy::Quantity => top.sort_by(|a, b| {
-                b.quantity
-                    .cmp(&a.quantity)
-                    .then(a.product_id.cmp(&b.product_id))
-            }),
-            RankBy::Revenue => top.sort_by(|a, b| {
-                b.revenue
-                    .cmp(&a.revenue)
-                    .then(a.product_id.cmp(&b.product_id))
-            }),
-        }
+        by.sort(&mut top);
         top.truncate(limit);
         Ok(top)
     }
@@ -207,7 +184,7 @@ impl Mirror {
     /// members Redis has and the ranking does not removed. The sets are
     /// never empty on the way, unlike DEL-then-fill. In a merged view the
     /// other members belong to other shards: they stay.
-    pub async fn replace_all(&self, entries: &[MirrorEntry]) -> Result<(), Error> {
+    pub async fn replace_all(&self, entries: &[ProductTotal]) -> Result<(), Error> {
         for chunk in entries.chunks(RESYNC_CHUNK) {
             self.write(chunk).await?;
         }
@@ -268,8 +245,8 @@ fn zadd() -> CustomCommand {
 /// `key score member score member ...`
 fn zadd_args(
     key: &str,
-    entries: &[MirrorEntry],
-    score: impl Fn(&MirrorEntry) -> String,
+    entries: &[ProductTotal],
+    score: impl Fn(&ProductTotal) -> String,
 ) -> Vec<String> {
     let mut args = Vec::with_capacity(1 + 2 * entries.len());
     args.push(key.to_string());

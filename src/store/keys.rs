@@ -7,8 +7,7 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 use super::Result;
-use crate::auth::{Role, Scope, SecretHash};
-use crate::domain::TenantId;
+use crate::domain::{BranchId, Role, Scope, SecretHash, TenantId};
 
 /// A key as a server needs it to check a token.
 #[derive(Debug, Clone)]
@@ -108,12 +107,12 @@ type KeyRow = (
     String,
     Vec<u8>,
     String,
-    Option<u64>,
-    Option<u64>,
+    Option<TenantId>,
+    Option<BranchId>,
     Option<NaiveDateTime>,
 );
 
-fn scope_of(role: &str, tenant: Option<u64>, branch: Option<u64>) -> Option<Scope> {
+fn scope_of(role: &str, tenant: Option<TenantId>, branch: Option<BranchId>) -> Option<Scope> {
     Scope::new(Role::parse(role)?, tenant, branch).ok()
 }
 
@@ -162,8 +161,8 @@ pub async fn revoked_since(conn: &mut Conn, since: Option<NaiveDateTime>) -> Res
 type ListingRow = (
     String,
     String,
-    Option<u64>,
-    Option<u64>,
+    Option<TenantId>,
+    Option<BranchId>,
     String,
     NaiveDateTime,
     Option<NaiveDateTime>,

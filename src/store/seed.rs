@@ -7,6 +7,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, TxOpts};
 
 use super::Result;
+use crate::domain::{BranchId, ProductId, TenantId};
 
 /// Rows per INSERT statement (keeps statements well under max_allowed_packet).
 const ROWS_PER_STATEMENT: usize = 5_000;
@@ -72,19 +73,19 @@ fn quote(s: &str) -> String {
 /// One tenant's ids, for the load generator.
 #[derive(Debug, Clone)]
 pub struct Shop {
-    pub tenant_id: u64,
-    pub branches: Vec<u64>,
-    pub products: Vec<u64>,
+    pub tenant_id: TenantId,
+    pub branches: Vec<BranchId>,
+    pub products: Vec<ProductId>,
 }
 
 /// The given tenants, or the first `limit` tenants by id, with their
 /// branches and products; tenants without either are left out.
 pub async fn load_shops(
     conn: &mut Conn,
-    tenants: Option<&[u64]>,
+    tenants: Option<&[TenantId]>,
     limit: usize,
 ) -> Result<Vec<Shop>> {
-    let ids: Vec<u64> = match tenants {
+    let ids: Vec<TenantId> = match tenants {
         Some(list) if !list.is_empty() => {
             let in_list = list
                 .iter()
@@ -112,7 +113,7 @@ pub async fn load_shops(
         .map(|t| t.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let mut shops: std::collections::BTreeMap<u64, Shop> = ids
+    let mut shops: std::collections::BTreeMap<TenantId, Shop> = ids
         .iter()
         .map(|&t| {
             (
@@ -125,7 +126,7 @@ pub async fn load_shops(
             )
         })
         .collect();
-    let branches: Vec<(u64, u64)> = conn
+    let branches: Vec<(TenantId, BranchId)> = conn
         .query(format!(
             "SELECT tenant_id, id FROM branches WHERE tenant_id IN ({in_ids}) ORDER BY id"
         ))
@@ -135,7 +136,7 @@ pub async fn load_shops(
             s.branches.push(b);
         }
     }
-    let products: Vec<(u64, u64)> = conn
+    let products: Vec<(TenantId, ProductId)> = conn
         .query(format!(
             "SELECT tenant_id, id FROM products WHERE tenant_id IN ({in_ids}) ORDER BY id"
         ))

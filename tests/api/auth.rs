@@ -8,9 +8,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::child::{pos_cli, ChildServer};
 use crate::support::{
-    eventually, mysql_server_url, post_status, spawn_app, spawn_app_with, Options, TestApp,
+    branch_id, eventually, mysql_server_url, post_status, spawn_app, spawn_app_with, tenant_id,
+    Options, TestApp,
 };
-use pos::auth::Scope;
+use pos::domain::Scope;
 
 fn sale(product: u64) -> Value {
     json!({"productID": product, "quantitySold": 1, "pricePerUnit": "1.00"})
@@ -33,8 +34,8 @@ async fn every_role_on_every_endpoint_gets_what_the_spec_allows_and_learns_nothi
     let branch_till = app
         .db
         .key(Scope::Till {
-            tenant: a.id,
-            branch: Some(a.branches[0]),
+            tenant: tenant_id(a.id),
+            branch: Some(branch_id(a.branches[0])),
         })
         .await;
     let unknown = b.id + 1000;
@@ -391,7 +392,12 @@ async fn failed_authentications_are_limited_per_address_but_known_keys_keep_work
     // A known key is not slowed down by guesses from the same address...
     assert_eq!(app.get(&sales).await.status, 200);
     // ...but a key this server has not seen yet costs a lookup and waits.
-    let fresh = app.db.key(Scope::Backoffice { tenant: t.id }).await;
+    let fresh = app
+        .db
+        .key(Scope::Backoffice {
+            tenant: tenant_id(t.id),
+        })
+        .await;
     assert_eq!(app.get_as(&sales, Some(&fresh)).await.status, 429);
     app.cleanup().await;
 }
@@ -408,7 +414,7 @@ async fn many_tills_behind_one_address_all_get_in_on_their_first_request() {
         tokens.push(
             app.db
                 .key(Scope::Till {
-                    tenant: t.id,
+                    tenant: tenant_id(t.id),
                     branch: None,
                 })
                 .await,

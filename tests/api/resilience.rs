@@ -20,7 +20,7 @@ async fn a_panicking_tenant_actor_is_replaced_and_keeps_correct_totals() {
         201
     );
     let tenants = app.app.as_ref().and_then(|a| a.tenants()).expect("booted");
-    tenants.crash(t.id).await;
+    tenants.crash(crate::support::tenant_id(t.id)).await;
     let a = app
         .post_json(&t.sales_path(0), &sale(t.products[0], 3, "1.50"))
         .await;

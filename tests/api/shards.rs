@@ -415,8 +415,8 @@ async fn behind_haproxy_a_key_guesser_is_limited_by_its_own_address_not_the_prox
     // The guesser's own address is turned away even with a valid key (asked
     // first: its block lasts about a second)...
     let fresh = || {
-        s.db.key(pos::auth::Scope::Till {
-            tenant: t.id,
+        s.db.key(pos::domain::Scope::Till {
+            tenant: crate::support::tenant_id(t.id),
             branch: None,
         })
     };

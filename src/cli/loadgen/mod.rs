@@ -16,7 +16,7 @@ use actix::prelude::*;
 use serde_json::Value;
 
 use super::keys_file::KeysFile;
-use crate::domain::Money;
+use crate::domain::{Money, TenantId};
 use crate::store::{self, Shop};
 use mix::Zipf;
 use report::Stats;
@@ -46,7 +46,7 @@ pub struct LoadgenArgs {
     pub batch: u64,
     /// Tenant ids to use, comma-separated (default: the first tenants by id).
     #[arg(long, value_delimiter = ',')]
-    pub tenants: Vec<u64>,
+    pub tenants: Vec<TenantId>,
     /// Check that the server's totals grew by exactly what was confirmed.
     #[arg(long)]
     pub verify: bool,
@@ -239,7 +239,7 @@ async fn load_shops(
 ) -> Result<Vec<Shop>, String> {
     let pool =
         mysql_async::Pool::new(store::pool_opts(database_url, 1).map_err(|e| e.to_string())?);
-    let with_keys: Vec<u64> = keys
+    let with_keys: Vec<TenantId> = keys
         .map(|k| {
             k.tills
                 .keys()
@@ -319,7 +319,7 @@ impl Reader<'_> {
                     ),
                 );
             }
-            tenants.insert(shop.tenant_id, totals);
+            tenants.insert(shop.tenant_id.get(), totals);
         }
         let v = self
             .get_json(&format!("{base}/v1/top-selling?limit=100&by=quantity"))

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::mix::{price_of, quantity, Rng, Zipf};
 use super::report::Stats;
-use crate::domain::Money;
+use crate::domain::{BranchId, Money, ProductId};
 use crate::store::Shop;
 
 /// A terminal looks ahead this far each tick (sends inside are timed to their
@@ -32,7 +32,7 @@ pub struct TerminalPlan {
     /// The till key of the shop's tenant (`None`: no key is sent).
     pub token: Option<Arc<str>>,
     pub shop: Arc<Shop>,
-    pub branch: u64,
+    pub branch: BranchId,
     pub zipf: Arc<Zipf>,
     /// Requests per second.
     pub rate: f64,
@@ -128,7 +128,7 @@ impl Terminal {
         Sale {
             product_id: product,
             quantity_sold: quantity(&mut self.rng),
-            price_per_unit: price_of(product),
+            price_per_unit: price_of(product.get()),
             idempotency_key: format!("lg-{}-{}-{}", self.plan.run_id, self.plan.id, self.seq),
         }
     }
@@ -158,8 +158,8 @@ impl Terminal {
                 if deliver(&client, &url, token.as_deref(), body, at, &stats).await {
                     for s in &sales {
                         stats.confirm(
-                            tenant,
-                            s.product_id,
+                            tenant.get(),
+                            s.product_id.get(),
                             s.quantity_sold,
                             s.price_per_unit.times(s.quantity_sold),
                         );
@@ -248,7 +248,7 @@ fn error_kind(e: &awc::error::SendRequestError) -> &'static str {
 #[derive(Serialize)]
 struct Sale {
     #[serde(rename = "productID")]
-    product_id: u64,
+    product_id: ProductId,
     #[serde(rename = "quantitySold")]
     quantity_sold: u32,
     #[serde(rename = "pricePerUnit")]

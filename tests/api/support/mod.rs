@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use fred::prelude::*;
 use mysql_async::prelude::*;
-use pos::auth::{NewKey, Scope};
+use pos::auth::NewKey;
 use pos::config::Config;
+use pos::domain::{BranchId, Scope, TenantId};
 use pos::startup::RunningApp;
 use pos::store::KeyInsert;
 use serde_json::Value;
@@ -135,7 +136,7 @@ impl TestDb {
         };
         if let Ok(keys) = self.keys.lock() {
             for (id, t) in keys.iter() {
-                file.tills.insert(*id, t.till.clone());
+                file.tills.insert(tenant_id(*id), t.till.clone());
             }
         }
         let path = std::env::temp_dir().join(format!("{}-keys.json", self.name));
@@ -212,11 +213,15 @@ impl TestDb {
         drop(conn);
         t.till = self
             .key(Scope::Till {
-                tenant: id,
+                tenant: tenant_id(id),
                 branch: None,
             })
             .await;
-        t.backoffice = self.key(Scope::Backoffice { tenant: id }).await;
+        t.backoffice = self
+            .key(Scope::Backoffice {
+                tenant: tenant_id(id),
+            })
+            .await;
         if let Ok(mut keys) = self.keys.lock() {
             keys.insert(id, t.clone());
         }
@@ -573,6 +578,16 @@ where
         }
         actix_web::rt::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Tenant `n` as the service's type.
+pub fn tenant_id(n: u64) -> TenantId {
+    TenantId::new(n).expect("tenant ids are positive")
+}
+
+/// Branch `n` as the service's type.
+pub fn branch_id(n: u64) -> BranchId {
+    BranchId::new(n).expect("branch ids are positive")
 }
 
 /// A free local TCP port.

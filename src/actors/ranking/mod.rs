@@ -13,75 +13,31 @@
 //! products (flushed, restarted empty), the whole view is rewritten from
 //! memory.
 
+mod feed;
+mod leaders;
+
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::domain::{Money, ProductId, ProductMap, TenantId};
+use crate::domain::{Money, ProductId, ProductTotal, RankBy, TenantId, MAX_TOP};
 use crate::metrics::Metrics;
-use crate::mirror::{Mirror, MirrorEntry};
-use crate::store::ProductTotal;
+use crate::mirror::Mirror;
+pub use feed::RankingFeed;
+use leaders::Leaders;
 
 /// How often changed totals are written to Redis.
 const MIRROR_TICK: Duration = Duration::from_millis(100);
 /// How often Redis's member count is compared with the ranking's.
 const MIRROR_AUDIT: Duration = Duration::from_secs(1);
 
-/// The longest top-selling list a reader may ask for.
-pub const MAX_TOP: usize = 100;
-
-/// The ranking order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RankBy {
-    Quantity,
-    Revenue,
-}
-
 /// New absolute totals of some products (after a commit, or at start).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct TotalsChanged(pub Vec<ProductTotal>);
-
-/// Where tenant actors leave changed totals for the ranking. The ranking
-/// actor is woken only when the feed goes from empty to non-empty, so under
-/// load many commits cost one cross-thread wake-up, not one each. The feed
-/// keeps the newest total of each product (totals are absolute; a tenant's
-/// are pushed in commit order), so however slow the ranking, it never holds
-/// more than one entry per product.
-#[derive(Clone)]
-pub struct RankingFeed {
-    pending: Arc<Mutex<ProductMap<ProductTotal>>>,
-    ranking: Addr<RankingActor>,
-}
-
-impl RankingFeed {
-    /// A tenant's totals as the ranking holds them, for the tenant's next
-    /// actor. Exact when no actor of the tenant is running and the last one
-    /// stopped cleanly: start-up read the summary table, every commit since
-    /// was pushed here before its request was answered, and the ranking
-    /// takes what is in the feed before it answers.
-    pub async fn boot_totals(&self, tenant: TenantId) -> Option<Vec<ProductTotal>> {
-        self.ranking.send(TenantTotals(tenant)).await.ok()
-    }
-
-    pub fn push(&self, totals: impl IntoIterator<Item = ProductTotal>) {
-        let was_empty = match self.pending.lock() {
-            Ok(mut p) => {
-                let was_empty = p.is_empty();
-                p.extend(totals.into_iter().map(|t| (t.product_id, t)));
-                was_empty
-            }
-            Err(_) => return,
-        };
-        if was_empty {
-            // Unbounded on purpose: at most one is queued per drain.
-            self.ranking.do_send(FeedReady);
-        }
-    }
-}
 
 /// Every product total of one tenant, as the ranking holds it.
 #[derive(Message)]
@@ -107,7 +63,7 @@ pub struct TopSelling {
 pub struct FinalFlush;
 
 pub struct RankingActor {
-    feed: Arc<Mutex<ProductMap<ProductTotal>>>,
+    feed: feed::Pending,
     totals: HashMap<ProductId, ProductTotal>,
     /// Products of each tenant, to hand a tenant's first actor its totals.
     by_tenant: HashMap<TenantId, Vec<ProductId>>,
@@ -191,16 +147,6 @@ impl RankingActor {
             .collect()
     }
 
-    fn entry(t: &ProductTotal) -> MirrorEntry {
-        MirrorEntry {
-            product_id: t.product_id,
-            tenant_id: t.tenant_id,
-            name: t.name.clone(),
-            quantity: t.quantity,
-            revenue: t.revenue,
-        }
-    }
-
     /// One mirror step: a full rewrite if needed, else the changed products.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let Some(mirror) = self.mirror.clone() else {
@@ -218,14 +164,13 @@ impl RankingActor {
             self.resync_needed = true;
         }
         let full = self.resync_needed;
-        let entries: Vec<MirrorEntry> = if full {
+        let entries: Vec<ProductTotal> = if full {
             self.dirty.clear();
-            self.totals.values().map(Self::entry).collect()
+            self.totals.values().cloned().collect()
         } else {
             self.dirty
                 .drain()
-                .filter_map(|p| self.totals.get(&p))
-                .map(Self::entry)
+                .filter_map(|p| self.totals.get(&p).cloned())
                 .collect()
         };
         let audit = !full && entries.is_empty() && self.last_audit.elapsed() >= MIRROR_AUDIT;
@@ -345,13 +290,12 @@ impl Handler<FinalFlush> for RankingActor {
 
     fn handle(&mut self, _: FinalFlush, _: &mut Context<Self>) -> Self::Result {
         let mirror = self.mirror.take();
-        let entries: Vec<MirrorEntry> = if self.resync_needed {
-            self.totals.values().map(Self::entry).collect()
+        let entries: Vec<ProductTotal> = if self.resync_needed {
+            self.totals.values().cloned().collect()
         } else {
             self.dirty
                 .drain()
-                .filter_map(|p| self.totals.get(&p))
-                .map(Self::entry)
+                .filter_map(|p| self.totals.get(&p).cloned())
                 .collect()
         };
         let full = self.resync_needed;
@@ -369,117 +313,5 @@ impl Handler<FinalFlush> for RankingActor {
             }
             mirror.quit().await;
         })
-    }
-}
-
-/// The best `capacity` products by one order (`key` ascending, then
-/// product id). Exact as long as a product's key only improves; a member
-/// whose key got worse may now rank below a product that is not kept, so the
-/// caller rebuilds from all totals then (never while totals only grow).
-struct Leaders<K> {
-    capacity: usize,
-    key: fn(&ProductTotal) -> K,
-    set: BTreeSet<(K, ProductId)>,
-}
-
-impl<K: Ord> Leaders<K> {
-    fn new(capacity: usize, key: fn(&ProductTotal) -> K) -> Self {
-        Leaders {
-            capacity,
-            key,
-            set: BTreeSet::new(),
-        }
-    }
-
-    /// Records a product's new totals; false if the set must be rebuilt.
-    fn update(&mut self, old: Option<&ProductTotal>, new: &ProductTotal) -> bool {
-        let entry = ((self.key)(new), new.product_id);
-        if let Some(old) = old {
-            let old_entry = ((self.key)(old), old.product_id);
-            if self.set.remove(&old_entry) {
-                let worse = entry > old_entry;
-                self.set.insert(entry);
-                return !worse;
-            }
-        }
-        self.offer(entry);
-        true
-    }
-
-    /// Keeps `entry` if it ranks among the best `capacity`.
-    fn offer(&mut self, entry: (K, ProductId)) {
-        if self.set.len() < self.capacity {
-            self.set.insert(entry);
-        } else if self.set.last().is_some_and(|last| entry < *last) {
-            self.set.insert(entry);
-            self.set.pop_last();
-        }
-    }
-
-    fn rebuild<'a>(&mut self, all: impl Iterator<Item = &'a ProductTotal>) {
-        self.set.clear();
-        for t in all {
-            self.offer(((self.key)(t), t.product_id));
-        }
-    }
-
-    fn products(&self) -> impl Iterator<Item = ProductId> + '_ {
-        self.set.iter().map(|(_, p)| *p)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn total(product: ProductId, quantity: u64) -> ProductTotal {
-        ProductTotal {
-            tenant_id: 1,
-            product_id: product,
-            name: Arc::from("p"),
-            quantity,
-            revenue: Money::ZERO,
-        }
-    }
-
-    /// The best `n` products by quantity, by brute force.
-    fn best(totals: &HashMap<ProductId, ProductTotal>, n: usize) -> Vec<ProductId> {
-        let mut all: Vec<_> = totals
-            .values()
-            .map(|t| (Reverse(t.quantity), t.product_id))
-            .collect();
-        all.sort();
-        all.into_iter().take(n).map(|(_, p)| p).collect()
-    }
-
-    #[test]
-    fn leaders_stay_exact_under_growing_and_shrinking_totals() {
-        let mut leaders = Leaders::new(5, |t| Reverse(t.quantity));
-        let mut totals: HashMap<ProductId, ProductTotal> = HashMap::new();
-        let mut seed: u64 = 7;
-        for step in 0..20_000 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let product: ProductId = (seed >> 33) % 40 + 1;
-            let change = (seed >> 40) % 1000;
-            // Mostly a growing total, as sales make it; now and then a smaller one.
-            let quantity = match totals.get(&product) {
-                Some(t) if step % 50 == 0 => t.quantity.saturating_sub(change),
-                Some(t) => t.quantity + change,
-                None => change,
-            };
-            let new = total(product, quantity);
-            let kept = leaders.update(totals.get(&product), &new);
-            totals.insert(product, new);
-            if !kept {
-                leaders.rebuild(totals.values());
-            }
-            assert_eq!(
-                leaders.products().collect::<Vec<_>>(),
-                best(&totals, 5),
-                "step {step}"
-            );
-        }
     }
 }

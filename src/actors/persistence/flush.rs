@@ -1,0 +1,261 @@
+//! One flush of a persistence actor, independent of the actor's state:
+//! commit a batch of requests as one transaction (retrying a lost
+//! connection, settling a lost COMMIT by the batch's mark, and splitting the
+//! batch so one refused request never fails another's rows), answer each
+//! request, then run the reads that queued behind the batch.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::LocalBoxFuture;
+use mysql_async::{Conn, Pool};
+
+use super::{Read, Save, SaveError};
+use crate::domain::{NewSale, StoredSale};
+use crate::metrics::Metrics;
+use crate::store::{self, BatchMark, CommitFailure, StoreError};
+
+/// Longest wait for a pooled connection before the attempt counts as failed.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_millis(1_000);
+
+/// Why a batch was not committed: `Settled` when it is known that nothing
+/// was stored; `Unsettled` when a COMMIT's answer was lost and MySQL never
+/// came back to tell.
+enum Failure {
+    Settled(StoreError),
+    Unsettled(StoreError),
+}
+use Failure::{Settled, Unsettled};
+
+/// The marks of one writer: a random writer id per actor start (several
+/// processes may share the database) and a counter, one per attempt.
+#[derive(Clone)]
+pub(super) struct Batches {
+    writer: u64,
+    last: Rc<Cell<u64>>,
+}
+
+impl Batches {
+    pub(super) fn new() -> Batches {
+        Batches {
+            writer: crate::ids::random_u63(),
+            last: Rc::default(),
+        }
+    }
+
+    fn next(&self) -> BatchMark {
+        self.last.set(self.last.get() + 1);
+        BatchMark {
+            writer: self.writer,
+            batch: self.last.get(),
+        }
+    }
+}
+
+/// The work of one flush, independent of the actor's state.
+pub(super) struct FlushJob {
+    pub(super) pool: Pool,
+    pub(super) metrics: Metrics,
+    pub(super) retry_window: Duration,
+    pub(super) id_step: u64,
+    pub(super) batches: Batches,
+}
+
+impl FlushJob {
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.get_conn()).await {
+            Ok(r) => r.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Unavailable(mysql_async::Error::Other(
+                "connection acquire timed out".into(),
+            ))),
+        }
+    }
+
+    pub(super) async fn commit_all(&self, saves: Vec<Save>) {
+        if saves.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + self.retry_window;
+        self.commit_group(saves, deadline).await;
+    }
+
+    /// Commits `group` as one transaction. When MySQL refuses it, the
+    /// refused request is failed alone and the rest committed again: found
+    /// by the key MySQL names for a duplicate idempotency key, else by
+    /// splitting the group in halves, so that one bad request never fails
+    /// another's rows.
+    fn commit_group(&self, group: Vec<Save>, deadline: Instant) -> LocalBoxFuture<'_, ()> {
+        Box::pin(async move {
+            match self.commit_with_retry(&group, deadline).await {
+                Ok(first_id) => self.answer_committed(group, first_id),
+                Err(Unsettled(e)) => {
+                    tracing::error!(error = %e, requests = group.len(), "COMMIT outcome unknown");
+                    self.fail(group, SaveError::OutcomeUnknown);
+                }
+                Err(Settled(StoreError::Unavailable(e))) => {
+                    tracing::error!(error = %e, requests = group.len(), "MySQL unavailable; answering 503");
+                    self.fail(group, SaveError::Unavailable);
+                }
+                Err(Settled(StoreError::DuplicateKey(Some(entry)))) if group.len() > 1 => {
+                    let (refused, rest): (Vec<Save>, Vec<Save>) =
+                        group.into_iter().partition(|s| s.holds_key(&entry));
+                    if refused.is_empty() {
+                        // Named a key no request of ours holds: halve instead.
+                        self.halve(rest, deadline).await;
+                    } else {
+                        self.fail(refused, SaveError::DuplicateKey);
+                        if !rest.is_empty() {
+                            self.commit_group(rest, deadline).await;
+                        }
+                    }
+                }
+                Err(Settled(refused)) if group.len() > 1 => {
+                    tracing::debug!(error = %refused, requests = group.len(), "batch refused; splitting");
+                    self.halve(group, deadline).await;
+                }
+                Err(Settled(StoreError::DuplicateKey(_))) => {
+                    self.fail(group, SaveError::DuplicateKey)
+                }
+                Err(Settled(StoreError::Rejected(e))) => {
+                    tracing::error!(error = %e, "MySQL refused a request's rows");
+                    self.fail(group, SaveError::Rejected(e.to_string()));
+                }
+            }
+        })
+    }
+
+    async fn halve(&self, mut group: Vec<Save>, deadline: Instant) {
+        let right = group.split_off(group.len() / 2);
+        self.commit_group(group, deadline).await;
+        self.commit_group(right, deadline).await;
+    }
+
+    /// Runs the transaction, retrying lost connections with backoff until
+    /// `deadline`. A COMMIT whose answer was lost is settled by reading the
+    /// batch's mark back, so a batch is never stored twice.
+    async fn commit_with_retry(&self, group: &[Save], deadline: Instant) -> Result<u64, Failure> {
+        let sales: Vec<&NewSale> = group.iter().flat_map(|s| s.sales.iter()).collect();
+        let mut backoff = FIRST_BACKOFF;
+        let mut unsettled: Option<BatchMark> = None;
+        loop {
+            let attempt = async {
+                let mut conn = self.conn().await?;
+                if let Some(mark) = unsettled {
+                    if let Some(first_id) = store::batch_committed(&mut conn, mark).await? {
+                        return Ok(Ok(first_id));
+                    }
+                }
+                let mark = self.batches.next();
+                let started = Instant::now();
+                let r = store::insert_sales(&mut conn, &sales, mark)
+                    .await
+                    .map_err(|failure| (failure, mark));
+                if r.is_ok() {
+                    self.metrics
+                        .commit_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                Ok::<_, StoreError>(r)
+            };
+            let error = match attempt.await {
+                Ok(Ok(first_id)) => return Ok(first_id),
+                Ok(Err((CommitFailure::NotStored(e), _))) => {
+                    unsettled = None;
+                    e
+                }
+                Ok(Err((CommitFailure::Unknown(e), mark))) => {
+                    unsettled = Some(mark);
+                    e
+                }
+                Err(e) => e,
+            };
+            if !matches!(error, StoreError::Unavailable(_)) || Instant::now() + backoff > deadline {
+                return Err(match unsettled {
+                    Some(_) => Unsettled(error),
+                    None => Settled(error),
+                });
+            }
+            tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "batch failed; retrying");
+            self.metrics.persistence_retries.inc();
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn answer_committed(&self, group: Vec<Save>, first_id: u64) {
+        let mut next_id = first_id;
+        let mut rows = 0;
+        for save in group {
+            rows += save.sales.len();
+            let stored = save
+                .sales
+                .into_iter()
+                .map(|sale| {
+                    let id = next_id;
+                    next_id += self.id_step;
+                    StoredSale { id, sale }
+                })
+                .collect();
+            let _ = save.reply.send(Ok(stored));
+        }
+        self.metrics.batch_rows.observe(rows as f64);
+        self.metrics.committed.inc_by(rows as u64);
+    }
+
+    fn fail(&self, group: Vec<Save>, error: SaveError) {
+        for save in group {
+            if error != SaveError::DuplicateKey {
+                self.metrics.persistence_failures.inc();
+            }
+            let _ = save.reply.send(Err(error.clone()));
+        }
+    }
+
+    pub(super) async fn run_reads(&self, reads: Vec<Read>) {
+        if reads.is_empty() {
+            return;
+        }
+        let mut conn = match self.conn().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "MySQL unavailable for reads");
+                None
+            }
+        };
+        for read in reads {
+            match read {
+                Read::Tenant { tenant, reply } => {
+                    let r = read_with(&mut conn, |c| Box::pin(store::load_tenant(c, tenant))).await;
+                    let _ = reply.send(r);
+                }
+                Read::Keys {
+                    tenant,
+                    keys,
+                    reply,
+                } => {
+                    let r = read_with(&mut conn, |c| {
+                        Box::pin(store::find_by_keys(c, tenant, &keys))
+                    })
+                    .await;
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+}
+
+async fn read_with<'c, T>(
+    conn: &'c mut Option<Conn>,
+    f: impl FnOnce(&'c mut Conn) -> LocalBoxFuture<'c, Result<T, StoreError>>,
+) -> Result<T, SaveError> {
+    let Some(c) = conn.as_mut() else {
+        return Err(SaveError::Unavailable);
+    };
+    f(c).await.map_err(|e| match e {
+        StoreError::Rejected(e) => SaveError::Rejected(e.to_string()),
+        _ => SaveError::Unavailable,
+    })
+}

@@ -1,0 +1,314 @@
+//! PersistenceActor: group-commits the rows of many requests into MySQL.
+//!
+//! Each actor owns a fixed share of tenants (`tenant_id % n`) and its own
+//! connection pool, created on the actor's own arbiter (mysql_async pools
+//! must not be shared across runtimes). Requests queue up; a batch is flushed
+//! when it reaches `batch_rows` or has waited `batch_linger`, and while one
+//! flush is in flight the next batch gathers (at most one flush in flight, so
+//! a tenant's writes commit in order and no two connections ever upsert the
+//! same summary rows). Reads that must see every earlier write of a tenant
+//! (a tenant's restart, an idempotency lookup) queue behind the writes and
+//! run after their commit; other reads go to the lookup actor.
+//!
+//! Writes and reads are answered later, by the flush that handles them, not
+//! by the message handler: their messages carry a oneshot for that answer,
+//! and [`Writer`] is the only code that sends them and waits.
+
+mod flush;
+mod writer;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use actix::prelude::*;
+use mysql_async::Pool;
+use tokio::sync::oneshot;
+
+use crate::domain::{IdempotencyKey, NewSale, StoredSale, TenantId, TenantSnapshot};
+use crate::metrics::Metrics;
+use crate::store::{self, StoreError};
+use flush::{Batches, FlushJob};
+pub use writer::Writer;
+
+/// Requests a persistence mailbox holds before senders are refused.
+const MAILBOX_CAPACITY: usize = 16_384;
+/// Longest a readiness check may take.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why rows were not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaveError {
+    #[error("too many rows are waiting for storage")]
+    Overloaded,
+    #[error("storage is unavailable")]
+    Unavailable,
+    #[error("an idempotency key is already stored")]
+    DuplicateKey,
+    #[error("storage refused the rows: {0}")]
+    Rejected(String),
+    /// MySQL went away during COMMIT and did not come back in time to tell
+    /// whether the rows were stored.
+    #[error("the outcome of the commit is unknown")]
+    OutcomeUnknown,
+}
+
+/// The answer a flush sends back later.
+type Reply<T> = oneshot::Sender<Result<T, SaveError>>;
+
+/// Settings of one persistence actor.
+#[derive(Debug, Clone)]
+pub struct PersistenceSettings {
+    pub database_url: String,
+    pub pool_max: usize,
+    pub batch_rows: usize,
+    pub batch_linger: Duration,
+    /// This actor's share of the rows-waiting bound.
+    pub max_rows_waiting: usize,
+    pub retry_window: Duration,
+    /// Distance between the ids of one INSERT (`auto_increment_increment`).
+    pub id_step: u64,
+}
+
+/// Store these sales (one request's rows: always one batch, one outcome).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Save {
+    sales: Vec<NewSale>,
+    reply: Reply<Vec<StoredSale>>,
+}
+
+impl Save {
+    /// Whether this request stores `key` for `tenant`.
+    fn holds_key(&self, (tenant, key): &(TenantId, String)) -> bool {
+        self.sales.iter().any(|s| {
+            s.tenant_id == *tenant
+                && s.idempotency_key
+                    .as_ref()
+                    .is_some_and(|k| k.as_str() == key)
+        })
+    }
+}
+
+/// A read that runs after every write queued before it.
+#[derive(Message)]
+#[rtype(result = "()")]
+enum Read {
+    Tenant {
+        tenant: TenantId,
+        reply: Reply<Option<TenantSnapshot>>,
+    },
+    Keys {
+        tenant: TenantId,
+        keys: Vec<IdempotencyKey>,
+        reply: Reply<Vec<StoredSale>>,
+    },
+}
+
+/// Whether MySQL answers a query now (for `/ready`).
+#[derive(Message)]
+#[rtype(result = "bool")]
+struct Ping;
+
+/// Flush everything queued, then close the pool (shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Drain;
+
+enum Queued {
+    Save(Save),
+    Read(Read),
+}
+
+pub struct PersistenceActor {
+    pool: Pool,
+    settings: PersistenceSettings,
+    /// This writer's batches, as marked in `commit_markers`.
+    batches: Batches,
+    metrics: Metrics,
+    queue: VecDeque<Queued>,
+    /// Rows in `queue`.
+    queued_rows: usize,
+    /// Rows of the flush in flight.
+    in_flight_rows: usize,
+    flushing: bool,
+    linger_armed: bool,
+    drain_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl PersistenceActor {
+    /// Builds the actor; call inside its arbiter so the pool lives there.
+    pub fn new(
+        settings: PersistenceSettings,
+        metrics: Metrics,
+    ) -> Result<Self, mysql_async::UrlError> {
+        let pool = Pool::new(store::pool_opts(&settings.database_url, settings.pool_max)?);
+        metrics.watch_pool(&pool);
+        Ok(PersistenceActor {
+            pool,
+            settings,
+            batches: Batches::new(),
+            metrics,
+            queue: VecDeque::new(),
+            queued_rows: 0,
+            in_flight_rows: 0,
+            flushing: false,
+            linger_armed: false,
+            drain_waiters: Vec::new(),
+        })
+    }
+
+    /// Flushes now if a batch is full, else makes sure the linger timer runs.
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.queue.is_empty() {
+            return;
+        }
+        if self.queued_rows >= self.settings.batch_rows || self.settings.batch_linger.is_zero() {
+            self.flush(ctx);
+        } else if !self.linger_armed {
+            self.linger_armed = true;
+            ctx.run_later(self.settings.batch_linger, |act, ctx| {
+                act.linger_armed = false;
+                act.flush(ctx);
+            });
+        }
+    }
+
+    /// Takes one batch off the queue (whole requests, up to `batch_rows`) and
+    /// commits it in the background; when done, the next batch goes at once.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.queue.is_empty() {
+            return;
+        }
+        let (saves, reads, rows) = self.take_batch();
+        debug_assert!(
+            self.queued_rows >= rows,
+            "queued rows count every queued save"
+        );
+        self.queued_rows -= rows;
+        self.in_flight_rows = rows;
+        self.flushing = true;
+        let job = FlushJob {
+            pool: self.pool.clone(),
+            metrics: self.metrics.clone(),
+            retry_window: self.settings.retry_window,
+            id_step: self.settings.id_step,
+            batches: self.batches.clone(),
+        };
+        ctx.spawn(
+            async move {
+                job.commit_all(saves).await;
+                job.run_reads(reads).await;
+            }
+            .into_actor(self)
+            .map(move |(), act, ctx| {
+                act.metrics.rows_waiting.sub(rows as i64);
+                act.in_flight_rows = 0;
+                act.flushing = false;
+                if act.queue.is_empty() {
+                    for w in act.drain_waiters.drain(..) {
+                        let _ = w.send(());
+                    }
+                } else {
+                    // Rows that gathered during the flush have waited long enough.
+                    act.flush(ctx);
+                }
+            }),
+        );
+    }
+
+    /// The next batch: whole requests up to `batch_rows` (at least one),
+    /// with the reads queued among them; and its row count.
+    fn take_batch(&mut self) -> (Vec<Save>, Vec<Read>, usize) {
+        let mut saves = Vec::new();
+        let mut reads = Vec::new();
+        let mut rows = 0;
+        while let Some(next) = self.queue.front() {
+            if let Queued::Save(s) = next {
+                if rows > 0 && rows + s.sales.len() > self.settings.batch_rows {
+                    break;
+                }
+            }
+            match self.queue.pop_front() {
+                Some(Queued::Save(s)) => {
+                    rows += s.sales.len();
+                    saves.push(s);
+                }
+                Some(Queued::Read(r)) => reads.push(r),
+                None => break,
+            }
+        }
+        (saves, reads, rows)
+    }
+}
+
+impl Actor for PersistenceActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+impl Handler<Save> for PersistenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Save, ctx: &mut Context<Self>) {
+        let n = msg.sales.len();
+        if self.queued_rows + self.in_flight_rows + n > self.settings.max_rows_waiting {
+            let _ = msg.reply.send(Err(SaveError::Overloaded));
+            return;
+        }
+        self.queued_rows += n;
+        self.metrics.rows_waiting.add(n as i64);
+        self.queue.push_back(Queued::Save(msg));
+        self.schedule(ctx);
+    }
+}
+
+impl Handler<Read> for PersistenceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Read, ctx: &mut Context<Self>) {
+        self.queue.push_back(Queued::Read(msg));
+        // A read with no writes ahead of it need not linger.
+        if self.queued_rows == 0 {
+            self.flush(ctx);
+        } else {
+            self.schedule(ctx);
+        }
+    }
+}
+
+impl Handler<Ping> for PersistenceActor {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, _: Ping, _: &mut Context<Self>) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let check = async {
+                let mut conn = pool.get_conn().await.map_err(StoreError::from)?;
+                store::ping(&mut conn).await
+            };
+            matches!(tokio::time::timeout(PING_TIMEOUT, check).await, Ok(Ok(())))
+        })
+    }
+}
+
+impl Handler<Drain> for PersistenceActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        if self.queue.is_empty() && !self.flushing {
+            let _ = tx.send(());
+        } else {
+            self.drain_waiters.push(tx);
+            self.flush(ctx);
+        }
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let _ = rx.await;
+            let _ = pool.disconnect().await;
+        })
+    }
+}

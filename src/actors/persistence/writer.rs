@@ -1,0 +1,83 @@
+//! [`Writer`]: the one way to a persistence actor. Writes and reads are
+//! answered later, by the flush that runs them, so each message carries a
+//! oneshot; sending it (refused at once when the mailbox is full) and
+//! reading that answer happen here and nowhere else.
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::{Drain, PersistenceActor, Ping, Read, Reply, Save, SaveError};
+use crate::domain::{IdempotencyKey, NewSale, StoredSale, TenantId, TenantSnapshot};
+
+/// A handle on one persistence actor; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    addr: Addr<PersistenceActor>,
+}
+
+impl Writer {
+    pub fn new(addr: Addr<PersistenceActor>) -> Writer {
+        Writer { addr }
+    }
+
+    /// Stores one request's sales; the stored rows in the same order.
+    pub async fn save(&self, sales: Vec<NewSale>) -> Result<Vec<StoredSale>, SaveError> {
+        // Once queued, the rows may be committed even if the answer never
+        // comes (the persistence actor stopped): the outcome is unknown.
+        self.ask(|reply| Save { sales, reply }, SaveError::OutcomeUnknown)
+            .await
+    }
+
+    /// A tenant's catalog and totals, read after every write queued before.
+    pub async fn tenant(&self, tenant: TenantId) -> Result<Option<TenantSnapshot>, SaveError> {
+        self.ask(
+            |reply| Read::Tenant { tenant, reply },
+            SaveError::Unavailable,
+        )
+        .await
+    }
+
+    /// The stored sales of `tenant` carrying any of `keys`, read after every
+    /// write queued before.
+    pub async fn stored_keys(
+        &self,
+        tenant: TenantId,
+        keys: Vec<IdempotencyKey>,
+    ) -> Result<Vec<StoredSale>, SaveError> {
+        let read = |reply| Read::Keys {
+            tenant,
+            keys,
+            reply,
+        };
+        self.ask(read, SaveError::Unavailable).await
+    }
+
+    /// Whether MySQL answers this actor's pool now.
+    pub async fn ping(&self) -> bool {
+        self.addr.send(Ping).await.unwrap_or(false)
+    }
+
+    /// Flushes what is queued and closes the pool (shutdown).
+    pub async fn drain(&self) {
+        let _ = self.addr.send(Drain).await;
+    }
+
+    /// Queues `make(reply)` and waits for its answer; `lost` if the actor
+    /// dropped it unanswered.
+    async fn ask<M, T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> M,
+        lost: SaveError,
+    ) -> Result<T, SaveError>
+    where
+        M: Message<Result = ()> + Send + 'static,
+        PersistenceActor: Handler<M>,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.addr.try_send(make(reply)).map_err(|e| match e {
+            SendError::Full(_) => SaveError::Overloaded,
+            SendError::Closed(_) => SaveError::Unavailable,
+        })?;
+        answer.await.map_err(|_| lost)?
+    }
+}

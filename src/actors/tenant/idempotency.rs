@@ -1,0 +1,109 @@
+//! Idempotency keys inside a tenant's actor: the keys committed lately (so
+//! most replays need no read), and the keys of requests in flight (a second
+//! request with one of them waits for the first's outcome).
+
+use std::collections::{HashMap, VecDeque};
+
+use tokio::sync::oneshot;
+
+use super::TenantError;
+use crate::domain::{BranchId, IdempotencyKey, SaleItem, StoredSale};
+
+/// Committed keys remembered per tenant, so most replays need no lookup.
+const RECENT_KEYS: usize = 4096;
+
+/// A bounded memory of committed keys, oldest forgotten first.
+#[derive(Default)]
+pub(super) struct RecentKeys {
+    by_key: HashMap<IdempotencyKey, StoredSale>,
+    order: VecDeque<IdempotencyKey>,
+}
+
+impl RecentKeys {
+    pub(super) fn insert(&mut self, sale: StoredSale) {
+        let Some(key) = sale.sale.idempotency_key.clone() else {
+            return;
+        };
+        if self.by_key.insert(key.clone(), sale).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > RECENT_KEYS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_key.remove(&old);
+            }
+        }
+        debug_assert_eq!(
+            self.by_key.len(),
+            self.order.len(),
+            "each key once in order"
+        );
+    }
+
+    pub(super) fn extend(&mut self, sales: Vec<StoredSale>) {
+        for s in sales {
+            self.insert(s);
+        }
+    }
+
+    /// Fills `outcome` for items whose key is already committed; a key
+    /// committed with other content is a conflict (nothing is stored).
+    pub(super) fn settle(
+        &self,
+        branch_id: BranchId,
+        items: &[SaleItem],
+        outcome: &mut [Option<StoredSale>],
+    ) -> Result<(), TenantError> {
+        for (item, slot) in items.iter().zip(outcome) {
+            let Some(key) = &item.idempotency_key else {
+                continue;
+            };
+            let Some(stored) = self.by_key.get(key) else {
+                continue;
+            };
+            if !stored.same_content(branch_id, item) {
+                return Err(TenantError::Conflict(key.as_str().to_string()));
+            }
+            *slot = Some(stored.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Keys of the requests in flight, each with the requests waiting for it.
+#[derive(Default)]
+pub(super) struct KeyClaims {
+    held: HashMap<IdempotencyKey, Vec<oneshot::Sender<()>>>,
+}
+
+impl KeyClaims {
+    /// Claims every key of `items`, or, when one is claimed already,
+    /// claims none and returns a signal that fires once that one is
+    /// released (try again then).
+    pub(super) fn claim(&mut self, items: &[SaleItem]) -> Result<(), oneshot::Receiver<()>> {
+        let keys = || items.iter().filter_map(|i| i.idempotency_key.as_ref());
+        if let Some(busy) = keys().find(|k| self.held.contains_key(*k)) {
+            let (wake, woken) = oneshot::channel();
+            self.held.entry(busy.clone()).or_default().push(wake);
+            return Err(woken);
+        }
+        for key in keys() {
+            self.held.insert(key.clone(), Vec::new());
+        }
+        Ok(())
+    }
+
+    /// Releases the keys of `items` (claimed before) and wakes their waiters.
+    pub(super) fn release(&mut self, items: &[SaleItem]) {
+        for key in items.iter().filter_map(|i| i.idempotency_key.as_ref()) {
+            let waiters = self.held.remove(key);
+            debug_assert!(waiters.is_some(), "key {} was claimed", key.as_str());
+            for wake in waiters.into_iter().flatten() {
+                let _ = wake.send(());
+            }
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}

@@ -1,0 +1,130 @@
+//! A tenant's live per-product totals: written by the tenant's actor only
+//! (after each commit), read by HTTP handlers directly, without a mailbox
+//! round trip.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
+use dashmap::DashMap;
+
+use crate::domain::{Money, NewSale, ProductId, ProductTotal, TenantId};
+
+/// A tenant's live totals, shared with HTTP readers.
+pub type Totals = Arc<LiveTotals>;
+
+/// Renderings kept per tenant (plain and gzip JSON).
+pub const ENCODINGS: usize = 2;
+
+/// Per-product totals, plus a rendering of them kept until the next change
+/// (a busy back office re-reading 1,000 products should not re-sort and
+/// re-encode them each time).
+pub struct LiveTotals {
+    by_product: DashMap<ProductId, ProductTotal>,
+    /// Bumped after every change is applied.
+    version: AtomicU64,
+    /// When the tenant was last asked for anything (reads included), in
+    /// milliseconds of [`clock_ms`]: its actor passivates after a while without.
+    last_used_ms: AtomicU64,
+    /// One cached rendering per encoding, tagged with the version it shows.
+    rendered: Mutex<[Option<(u64, Bytes)>; ENCODINGS]>,
+}
+
+/// Milliseconds since the process's first call: a cheap monotonic clock
+/// that fits an atomic.
+fn clock_ms() -> u64 {
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    START.elapsed().as_millis() as u64
+}
+
+impl LiveTotals {
+    pub fn new(totals: Vec<ProductTotal>) -> Self {
+        LiveTotals {
+            by_product: totals.into_iter().map(|t| (t.product_id, t)).collect(),
+            version: AtomicU64::new(0),
+            last_used_ms: AtomicU64::new(clock_ms()),
+            rendered: Mutex::new([None, None]),
+        }
+    }
+
+    /// Notes that the tenant is in use now.
+    pub fn touch(&self) {
+        self.last_used_ms.store(clock_ms(), Ordering::Relaxed);
+    }
+
+    /// How long the tenant has not been used.
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(clock_ms().saturating_sub(self.last_used_ms.load(Ordering::Relaxed)))
+    }
+
+    /// A copy of every product's totals.
+    pub fn snapshot(&self) -> Vec<ProductTotal> {
+        // Copied out so no map guard outlives this call.
+        self.by_product.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// `render(snapshot)` in encoding `slot` (below [`ENCODINGS`]), reused
+    /// while nothing changed. The version is read before the snapshot, so a
+    /// rendering is never tagged newer than its data.
+    pub fn rendered(&self, slot: usize, render: impl FnOnce(Vec<ProductTotal>) -> Bytes) -> Bytes {
+        debug_assert!(slot < ENCODINGS, "one cached rendering per encoding");
+        let slot = slot.min(ENCODINGS - 1);
+        let version = self.version.load(Ordering::Acquire);
+        if let Ok(cache) = self.rendered.lock() {
+            if let Some((v, body)) = &cache[slot] {
+                if *v == version {
+                    return body.clone();
+                }
+            }
+        }
+        let body = render(self.snapshot());
+        if let Ok(mut cache) = self.rendered.lock() {
+            cache[slot] = Some((version, body.clone()));
+        }
+        body
+    }
+
+    /// A product's committed totals (zero if it never sold).
+    pub fn get(&self, product: ProductId) -> (u64, Money) {
+        self.by_product
+            .get(&product)
+            .map_or((0, Money::ZERO), |t| (t.quantity, t.revenue))
+    }
+
+    /// Adds one committed sale; returns the product's new totals. Only the
+    /// tenant's actor calls this, and it made sure the sum fits (see
+    /// `Reservations`).
+    pub(super) fn add(
+        &self,
+        tenant_id: TenantId,
+        name: impl FnOnce() -> Arc<str>,
+        sale: &NewSale,
+    ) -> ProductTotal {
+        let mut entry = self
+            .by_product
+            .entry(sale.product_id)
+            .or_insert_with(|| ProductTotal {
+                tenant_id,
+                product_id: sale.product_id,
+                name: name(),
+                quantity: 0,
+                revenue: Money::ZERO,
+            });
+        let quantity = entry.quantity.checked_add(u64::from(sale.quantity.get()));
+        let revenue = entry.revenue.checked_total(sale.revenue());
+        debug_assert!(
+            quantity.is_some() && revenue.is_some(),
+            "a reservation made sure product {}'s totals fit",
+            sale.product_id
+        );
+        entry.quantity = quantity.unwrap_or(u64::MAX);
+        entry.revenue = revenue.unwrap_or(entry.revenue);
+        entry.clone()
+    }
+
+    /// Publishes the changes applied since the last call to readers.
+    pub(super) fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+    }
+}

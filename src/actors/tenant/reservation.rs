@@ -1,0 +1,107 @@
+//! Overflow reservations: what requests handed to persistence and not yet
+//! settled add to each product, counted with the committed totals, so that
+//! no two requests in flight together push a total past its column (the
+//! summary's `BIGINT UNSIGNED` quantity and `DECIMAL(28,2)` revenue).
+
+use crate::domain::{ItemProblem, Money, NewSale, ProductMap};
+
+use super::live_totals::LiveTotals;
+
+/// Quantity and revenue per product.
+type Amounts = ProductMap<(u64, Money)>;
+
+/// Every reservation of one tenant's requests in flight.
+#[derive(Default)]
+pub(super) struct Reservations {
+    held: Amounts,
+}
+
+/// What one request reserved; give it back with [`Reservations::release`]
+/// once its outcome is known (and, on success, applied to the totals).
+#[must_use = "a reservation is held until it is released"]
+pub(super) struct Reservation {
+    added: Amounts,
+}
+
+impl Reservations {
+    /// Reserves what `sales` add (each at its request position in
+    /// `positions`), or names every sale that would not fit.
+    pub(super) fn take(
+        &mut self,
+        totals: &LiveTotals,
+        sales: &[NewSale],
+        positions: &[usize],
+    ) -> Result<Reservation, Vec<ItemProblem>> {
+        debug_assert_eq!(sales.len(), positions.len(), "one position per sale");
+        let mut added = Amounts::default();
+        let mut full = Vec::new();
+        for (sale, &i) in sales.iter().zip(positions) {
+            let (committed_q, committed_r) = totals.get(sale.product_id);
+            let (held_q, held_r) = self.held.get(&sale.product_id).copied().unwrap_or_default();
+            let mine = added.entry(sale.product_id).or_default();
+            let quantity = [committed_q, held_q, mine.0, u64::from(sale.quantity.get())]
+                .into_iter()
+                .try_fold(0u64, u64::checked_add);
+            let revenue = [committed_r, held_r, mine.1, sale.revenue()]
+                .into_iter()
+                .try_fold(Money::ZERO, Money::checked_total);
+            match (quantity, revenue) {
+                (None, _) => full.push(ItemProblem::new(
+                    i,
+                    "quantitySold",
+                    format!(
+                        "would take product {}'s total quantity past {}",
+                        sale.product_id,
+                        u64::MAX
+                    ),
+                )),
+                (_, None) => full.push(ItemProblem::new(
+                    i,
+                    "pricePerUnit",
+                    format!(
+                        "would take product {}'s total sales past {}",
+                        sale.product_id,
+                        Money::new(Money::max_total())
+                    ),
+                )),
+                (Some(_), Some(_)) => {
+                    mine.0 += u64::from(sale.quantity.get());
+                    mine.1 += sale.revenue();
+                }
+            }
+        }
+        if !full.is_empty() {
+            return Err(full);
+        }
+        for (product, (q, r)) in &added {
+            let held = self.held.entry(*product).or_default();
+            held.0 += q;
+            held.1 += *r;
+        }
+        Ok(Reservation { added })
+    }
+
+    /// Gives a reservation back.
+    pub(super) fn release(&mut self, reservation: Reservation) {
+        for (product, (q, r)) in reservation.added {
+            let Some(held) = self.held.get_mut(&product) else {
+                debug_assert!(false, "product {product} was reserved");
+                continue;
+            };
+            debug_assert!(
+                held.0 >= q && held.1 >= r,
+                "a release never exceeds what is held"
+            );
+            held.0 = held.0.saturating_sub(q);
+            held.1 = Money::new(held.1.amount() - r.amount());
+            if held.0 == 0 {
+                self.held.remove(&product);
+            }
+        }
+    }
+
+    /// Nothing is reserved (no request is between hand-over and outcome).
+    pub(super) fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}

@@ -1,0 +1,70 @@
+//! What the service knows of a tenant besides its sales: its catalog
+//! (branches and products) and the all-time totals of each product, which
+//! the tenant actors, the ranking, the mirror and the readers share.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::{BranchId, Money, ProductId, TenantId};
+
+/// The branches and products of one tenant.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    pub branches: HashSet<BranchId>,
+    pub products: HashMap<ProductId, Arc<str>>,
+}
+
+impl Catalog {
+    /// The product's name, empty if the catalog does not know it.
+    pub fn product_name(&self, product: ProductId) -> Arc<str> {
+        self.products
+            .get(&product)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
+    }
+}
+
+/// All-time totals of one product of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductTotal {
+    pub tenant_id: TenantId,
+    pub product_id: ProductId,
+    pub name: Arc<str>,
+    pub quantity: u64,
+    pub revenue: Money,
+}
+
+/// What a tenant actor starts from.
+#[derive(Debug, Default, Clone)]
+pub struct TenantSnapshot {
+    pub catalog: Catalog,
+    pub totals: Vec<ProductTotal>,
+}
+
+/// The order of a top-sellers list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankBy {
+    Quantity,
+    Revenue,
+}
+
+/// The longest top-selling list a reader may ask for.
+pub const MAX_TOP: usize = 100;
+
+impl RankBy {
+    /// Sorts `totals` best first in this order (ties by product id).
+    pub fn sort(self, totals: &mut [ProductTotal]) {
+        match self {
+            RankBy::Quantity => totals.sort_by(|a, b| {
+                b.quantity
+                    .cmp(&a.quantity)
+                    .then(a.product_id.cmp(&b.product_id))
+            }),
+            RankBy::Revenue => totals.sort_by(|a, b| {
+                b.revenue
+                    .cmp(&a.revenue)
+                    .then(a.product_id.cmp(&b.product_id))
+            }),
+        }
+    }
+}

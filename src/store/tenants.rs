@@ -1,0 +1,92 @@
+//! What a tenant actor and the ranking start from: a tenant's catalog, and
+//! the per-product totals from the summary table (never from the history,
+//! so a start costs what the products cost, whatever the history's size).
+
+use std::sync::Arc;
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use rust_decimal::Decimal;
+
+use super::Result;
+use crate::domain::{
+    BranchId, Catalog, Money, ProductId, ProductTotal, Shard, TenantId, TenantSnapshot,
+};
+
+/// Reads a tenant's branches and products; `None` if the tenant does not exist.
+pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Catalog>> {
+    let exists: Option<TenantId> = conn
+        .exec_first("SELECT id FROM tenants WHERE id = ?", (tenant,))
+        .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let branches: Vec<BranchId> = conn
+        .exec("SELECT id FROM branches WHERE tenant_id = ?", (tenant,))
+        .await?;
+    let products: Vec<(ProductId, String)> = conn
+        .exec(
+            "SELECT id, name FROM products WHERE tenant_id = ?",
+            (tenant,),
+        )
+        .await?;
+    Ok(Some(Catalog {
+        branches: branches.into_iter().collect(),
+        products: products
+            .into_iter()
+            .map(|(id, name)| (id, Arc::from(name)))
+            .collect(),
+    }))
+}
+
+/// Reads a tenant's catalog and its per-product totals (from the summary
+/// table, never from the history).
+pub async fn load_tenant(conn: &mut Conn, tenant: TenantId) -> Result<Option<TenantSnapshot>> {
+    let Some(catalog) = load_catalog(conn, tenant).await? else {
+        return Ok(None);
+    };
+    let rows: Vec<(ProductId, u64, Decimal)> = conn
+        .exec("SELECT product_id, quantity_sold, revenue FROM product_sales_totals WHERE tenant_id = ?", (tenant,))
+        .await?;
+    let totals = rows
+        .into_iter()
+        .map(|(product_id, quantity, revenue)| ProductTotal {
+            tenant_id: tenant,
+            product_id,
+            name: catalog.product_name(product_id),
+            quantity,
+            revenue: Money::new(revenue),
+        })
+        .collect();
+    Ok(Some(TenantSnapshot { catalog, totals }))
+}
+
+/// Every product total of the tenants `shard` owns, for the ranking.
+pub async fn load_all_totals(conn: &mut Conn, shard: Shard) -> Result<Vec<ProductTotal>> {
+    let mut out = Vec::new();
+    conn.query_iter(format!(
+        "SELECT t.tenant_id, t.product_id, p.name, t.quantity_sold, t.revenue \
+         FROM product_sales_totals t JOIN products p ON p.id = t.product_id \
+         WHERE t.tenant_id % {} = {}",
+        shard.count, shard.index
+    ))
+    .await?
+    .for_each(|row| {
+        let (tenant_id, product_id, name, quantity, revenue): (
+            TenantId,
+            ProductId,
+            String,
+            u64,
+            Decimal,
+        ) = mysql_async::from_row(row);
+        out.push(ProductTotal {
+            tenant_id,
+            product_id,
+            name: Arc::from(name),
+            quantity,
+            revenue: Money::new(revenue),
+        });
+    })
+    .await?;
+    Ok(out)
+}
