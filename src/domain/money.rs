@@ -72,6 +72,7 @@ impl Money {
         if v.scale() != 2 {
             v.rescale(2);
         }
+        debug_assert_eq!(v, value, "{value} is exact to the cent");
         Money(v)
     }
 
@@ -139,10 +140,13 @@ impl fmt::Display for Money {
 
 impl FromStr for Money {
     type Err = &'static str;
+    /// An amount exact to the cent (`12.3`, `12.30`); anything finer is refused.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Decimal::from_str_exact(s)
-            .map(Money::new)
-            .map_err(|_| "not a decimal")
+        let value = Decimal::from_str_exact(s).map_err(|_| "not a decimal")?;
+        if value.normalize().scale() > 2 {
+            return Err("more than two fractional digits");
+        }
+        Ok(Money::new(value))
     }
 }
 

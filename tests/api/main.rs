@@ -3,6 +3,7 @@
 
 mod auth;
 mod deploy;
+mod docs;
 mod faults;
 mod health;
 mod idempotency;

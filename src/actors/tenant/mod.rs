@@ -309,6 +309,7 @@ impl TenantActor {
         Box::pin(save.into_actor(self).then(move |saved, act, _| {
             let next: Step = match saved {
                 Ok(stored) => {
+                    debug_assert_eq!(stored.len(), fresh.len(), "one stored row per sale sent");
                     act.apply_committed(&stored);
                     for (i, s) in fresh.into_iter().zip(stored) {
                         post.outcome[i] = Some(s);
