@@ -105,32 +105,49 @@ struct RawEnv {
     trusted_proxies: Option<String>,
 }
 
-/// Every variable `pos` reads (the README's table and the Docker files use these).
-pub const VARIABLES: &[&str] = &[
-    "POS_DATABASE_URL",
-    "POS_MIGRATE_DATABASE_URL",
-    "POS_REDIS_URL",
-    "POS_REDIS_PREFIX",
-    "POS_HTTP_ADDR",
-    "POS_METRICS_ADDR",
-    "POS_BATCH_ROWS",
-    "POS_BATCH_LINGER_MS",
-    "POS_PERSISTENCE_ACTORS",
-    "POS_HTTP_WORKERS",
-    "POS_MAX_ROWS_WAITING",
-    "POS_STORAGE_RETRY_MS",
-    "POS_LOG_LEVEL",
-    "POS_LOG_FORMAT",
-    "POS_AUTH",
-    "POS_RATE_LIMIT_PER_KEY",
-    "POS_RATE_LIMIT_BURST",
-    "POS_AUTH_FAILURES_PER_ADDRESS",
-    "POS_BODY_TIMEOUT_MS",
-    "POS_MAX_CONNECTIONS",
-    "POS_TENANT_IDLE_SECS",
-    "POS_SHARD",
-    "POS_TRUSTED_PROXIES",
+/// Every variable `pos` reads, with its default and a one-line meaning
+/// (`pos serve --help` prints them; the README's table and the Docker files
+/// use these names, and tests check both).
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("POS_DATABASE_URL", "MySQL/MariaDB URL of the service's user [mysql://root@127.0.0.1:3306/pos]"),
+    ("POS_MIGRATE_DATABASE_URL", "privileged URL for migrations [POS_DATABASE_URL]"),
+    ("POS_REDIS_URL", "Redis mirror (redis://, rediss://, redis-cluster://); empty disables it [redis://127.0.0.1:6379]"),
+    ("POS_REDIS_PREFIX", "key prefix of the mirror [pos:]"),
+    ("POS_HTTP_ADDR", "API listener, host:port [0.0.0.0:8080]"),
+    ("POS_METRICS_ADDR", "/metrics listener, host:port [127.0.0.1:8081]"),
+    ("POS_BATCH_ROWS", "rows after which a batch is flushed [1000]"),
+    ("POS_BATCH_LINGER_MS", "longest a row waits for its batch [2]"),
+    ("POS_PERSISTENCE_ACTORS", "persistence actors, each its own thread and pool [2]"),
+    ("POS_HTTP_WORKERS", "HTTP worker threads [number of cores]"),
+    ("POS_MAX_ROWS_WAITING", "rows not yet committed past which requests get 503 [50000]"),
+    ("POS_STORAGE_RETRY_MS", "how long a batch retries a lost MySQL [5000]"),
+    ("POS_LOG_LEVEL", "tracing filter, e.g. info,pos=debug [info]"),
+    ("POS_LOG_FORMAT", "text or json [text]"),
+    ("POS_AUTH", "enabled, or disabled for a local trial [enabled]"),
+    ("POS_RATE_LIMIT_PER_KEY", "requests per second per key [100]"),
+    ("POS_RATE_LIMIT_BURST", "burst above the per-key rate [200]"),
+    ("POS_AUTH_FAILURES_PER_ADDRESS", "failed authentications per second per client address [10]"),
+    ("POS_BODY_TIMEOUT_MS", "longest a request body may take after its headers [10000]"),
+    ("POS_MAX_CONNECTIONS", "open API connections over all workers [10000]"),
+    ("POS_TENANT_IDLE_SECS", "a tenant's actor stops after this long unused [300]"),
+    ("POS_SHARD", "i/n: own the tenants with tenant_id % n == i [0/1]"),
+    ("POS_TRUSTED_PROXIES", "proxies whose X-Forwarded-For names the client [none]"),
 ];
+
+/// Every variable `pos` reads.
+pub fn variables() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().map(|(name, _)| *name)
+}
+
+/// The settings as `pos serve --help` lists them.
+pub fn settings_help() -> String {
+    let mut text =
+        String::from("Settings (environment variables, or a .env file here; [default]):\n");
+    for (name, meaning) in SETTINGS {
+        text.push_str(&format!("  {name:<30} {meaning}\n"));
+    }
+    text
+}
 
 pub const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/pos";
 
@@ -355,14 +372,24 @@ fn problem(var: &str, problem: String) -> ConfigError {
     }
 }
 
+/// `ip:port`, or `host:port` with a host name that resolves (the first
+/// address it resolves to, as a listener binds one address).
 fn addr(var: &str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
     let text = value.unwrap_or_else(|| default.into());
-    text.parse().map_err(|_| {
+    let bad = |why: &str| {
         problem(
             var,
-            format!("expected host:port like {default}, got {text:?}"),
+            format!("expected host:port like {default}, got {text:?}{why}"),
         )
-    })
+    };
+    if let Ok(addr) = text.trim().parse() {
+        return Ok(addr);
+    }
+    let mut resolved = text.trim().to_socket_addrs().map_err(|_| bad(""))?;
+    resolved
+        .next()
+        .ok_or_else(|| bad(" (the host resolves to no address)"))
 }
 
 fn int<T>(var: &str, value: Option<String>, default: T, min: T, max: T) -> Result<T, ConfigError>
@@ -386,100 +413,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_apply_when_nothing_is_set() {
-        let c = Config::from_pairs([]).expect("defaults are valid");
-        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
-        assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
-        assert_eq!(c.batch_rows, 1000);
-        assert_eq!(c.batch_linger, Duration::from_millis(2));
-        assert_eq!(c.http_addr.port(), 8080);
-        assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:8081");
-        assert!(c.auth_enabled);
-        assert_eq!(c.rate_limit_per_key.get(), 100);
-        assert_eq!(c.rate_limit_burst.get(), 200);
-        assert_eq!(c.body_timeout, Duration::from_secs(10));
-        assert_eq!(c.migration_url(), DEFAULT_DATABASE_URL);
-    }
-
-    #[test]
-    fn a_shard_is_i_of_n() {
-        assert_eq!(Config::from_pairs([]).expect("valid").shard, Shard::ALL);
-        let c = Config::from_pairs([("POS_SHARD", "1/2")]).expect("valid");
-        assert_eq!(c.shard, Shard { index: 1, count: 2 });
-        let id = |n| crate::domain::TenantId::new(n).expect("positive");
-        assert!(c.shard.owns(id(3)) && !c.shard.owns(id(4)) && c.shard.is_partial());
-        for bad in ["2/2", "1", "a/b", "0/0", "-1/2", "0/2000"] {
-            let e = Config::from_pairs([("POS_SHARD", bad)]).unwrap_err();
-            assert!(e.to_string().starts_with("POS_SHARD:"), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn auth_is_on_unless_disabled_by_name() {
-        let c = Config::from_pairs([("POS_AUTH", "disabled")]).expect("valid");
-        assert!(!c.auth_enabled);
-        let e = Config::from_pairs([("POS_AUTH", "off")]).unwrap_err();
-        assert!(e.to_string().starts_with("POS_AUTH:"), "{e}");
-    }
-
-    #[test]
-    fn passwords_in_urls_are_never_printed() {
-        let e = Config::from_pairs([(
-            "POS_DATABASE_URL",
-            "mysql://pos:s3cret@db:3306/pos?pool_max=many",
-        )])
-        .unwrap_err();
-        assert!(!e.to_string().contains("s3cret"), "{e}");
-        assert!(e.to_string().contains("pos:***@db:3306"), "{e}");
-        let e = Config::from_pairs([("POS_REDIS_URL", "http://u:s3cret@r:6379")]).unwrap_err();
-        assert!(!e.to_string().contains("s3cret"), "{e}");
-        assert_eq!(
-            redact_url("mysql://root@127.0.0.1/pos"),
-            "mysql://root@127.0.0.1/pos"
-        );
-        assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
-        assert_eq!(
-            redact_url("mysql://a:b:c@h/db?p=@"),
-            "mysql://a:***@h/db?p=@"
-        );
-    }
-
-    #[test]
-    fn bad_integer_names_the_variable_and_value() {
-        let e = Config::from_pairs([("POS_BATCH_LINGER_MS", "fast")]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#"POS_BATCH_LINGER_MS: expected an integer, got "fast""#
-        );
-    }
-
-    #[test]
-    fn empty_redis_url_disables_the_mirror() {
-        let c = Config::from_pairs([("POS_REDIS_URL", "")]).expect("valid");
-        assert!(c.redis_url.is_none());
-    }
-
-    #[test]
-    fn bad_address_and_format_are_named() {
-        let e = Config::from_pairs([("POS_HTTP_ADDR", "nonsense")]).unwrap_err();
-        assert!(e.to_string().starts_with("POS_HTTP_ADDR:"), "{e}");
-        let e = Config::from_pairs([("POS_LOG_FORMAT", "xml")]).unwrap_err();
-        assert!(e.to_string().starts_with("POS_LOG_FORMAT:"), "{e}");
-        let e = Config::from_pairs([("POS_TRUSTED_PROXIES", "10.0.0.1,haproxy")]).unwrap_err();
-        assert!(e.to_string().starts_with("POS_TRUSTED_PROXIES:"), "{e}");
-        assert!(e.to_string().contains("haproxy"), "{e}");
-    }
-
-    #[test]
-    fn no_proxy_is_trusted_unless_listed() {
-        let c = Config::from_pairs([]).expect("valid");
-        assert!(c.trusted_proxies.is_empty());
-        let c =
-            Config::from_pairs([("POS_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]).expect("valid");
-        assert_eq!(c.trusted_proxies.to_string(), "127.0.0.1/32,10.0.0.0/8");
-    }
-}
+mod tests;

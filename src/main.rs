@@ -139,7 +139,7 @@ async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
             );
             if let Some(path) = &args.keys_file {
                 println!(
-                    "wrote {} keys (a till key per tenant, an operator key) to {}",
+                    "wrote {} keys (a till and a back-office key per tenant, an operator key) to {}",
                     r.keys,
                     path.display()
                 );

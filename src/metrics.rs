@@ -12,6 +12,9 @@ use prometheus::{
 
 use crate::domain::ErrorCode;
 
+#[cfg(target_os = "linux")]
+mod process;
+
 /// Kinds and results of the lookup actor's reads (`pos_lookups_total`).
 pub const LOOKUP_KINDS: &[&str] = &["key", "revocations", "catalog"];
 pub const LOOKUP_RESULTS: &[&str] = &["ok", "error", "busy"];
@@ -222,11 +225,7 @@ impl Metrics {
         {
             // One process collector per registry; a second app in the same
             // test process gets its own registry, so this never collides.
-            let pc = prometheus::process_collector::ProcessCollector::new(
-                std::process::id() as i32,
-                "pos",
-            );
-            let _ = r.register(Box::new(pc));
+            let _ = r.register(Box::new(process::ProcessMetrics::new()));
         }
     }
 

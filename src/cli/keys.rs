@@ -176,3 +176,39 @@ fn render_list(keys: &[KeyListing]) -> String {
 fn time(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_list_lines_up_in_columns() {
+        let created = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        let key = |id: &str, scope| KeyListing {
+            id: id.to_string(),
+            scope,
+            label: "a label".into(),
+            created,
+            revoked: None,
+        };
+        let t = TenantId::new(1).expect("positive");
+        let keys = [
+            key("operator0000001a", Scope::Operator),
+            key(
+                "till00000000001a",
+                Scope::Till {
+                    tenant: t,
+                    branch: BranchId::new(12),
+                },
+            ),
+            key("office000000001a", Scope::Backoffice { tenant: t }),
+        ];
+        let text = render_list(&keys);
+        let column = |line: &str, word: &str| line.find(word).expect("column present");
+        let lines: Vec<&str> = text.lines().collect();
+        let created_at = column(lines[0], "CREATED");
+        for line in &lines[1..] {
+            assert_eq!(column(line, "1970-"), created_at, "{text}");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The keys file `pos seed --keys-file` writes and `pos loadgen --keys-file`
-//! reads: a till key per seeded tenant and an operator key. It holds
-//! secrets, so it is created readable by its owner only (mode 0600).
+//! reads: an operator key, and a till key and a back-office key per seeded
+//! tenant, by tenant id. It holds secrets, so it is created readable by its
+//! owner only (mode 0600).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,9 +16,12 @@ pub struct KeysFile {
     /// Token of an operator key (reads any tenant and the top sellers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
-    /// Token of a till key of each tenant.
+    /// Token of a till key of each tenant (any branch).
     #[serde(default)]
     pub tills: BTreeMap<TenantId, String>,
+    /// Token of a back-office key of each tenant (reads its sales).
+    #[serde(default)]
+    pub backoffices: BTreeMap<TenantId, String>,
 }
 
 impl KeysFile {

@@ -21,6 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API (POS_HTTP_ADDR) and metrics (POS_METRICS_ADDR); migrates first.
+    #[command(after_help = crate::config::settings_help())]
     Serve,
     /// Apply pending database migrations and exit (POS_MIGRATE_DATABASE_URL if set).
     Migrate,

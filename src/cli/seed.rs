@@ -156,8 +156,9 @@ async fn insert_all(
     })
 }
 
-/// Makes a till key per tenant and an operator key, stores their hashes,
-/// and writes the tokens to `path`; returns how many keys it made.
+/// Makes a till and a back-office key per tenant and an operator key,
+/// stores their hashes, and writes the tokens to `path`; returns how many
+/// keys it made.
 async fn write_keys(
     pool: &mysql_async::Pool,
     tenants: std::ops::RangeInclusive<u64>,
@@ -171,6 +172,8 @@ async fn write_keys(
             branch: None,
         };
         scoped.push((till, NewKey::generate().map_err(no_random)?));
+        let office = Scope::Backoffice { tenant };
+        scoped.push((office, NewKey::generate().map_err(no_random)?));
     }
     let rows: Vec<KeyInsert> = scoped
         .iter()
@@ -190,12 +193,12 @@ async fn write_keys(
         .map_err(|e| format!("seed: storing keys failed: {e}"))?;
     let mut file = KeysFile::default();
     for (scope, key) in &scoped {
-        match scope.tenant() {
-            Some(tenant) => {
-                file.tills.insert(tenant, key.token.clone());
-            }
-            None => file.operator = Some(key.token.clone()),
-        }
+        let token = key.token.clone();
+        match *scope {
+            Scope::Till { tenant, .. } => file.tills.insert(tenant, token),
+            Scope::Backoffice { tenant } => file.backoffices.insert(tenant, token),
+            Scope::Operator => file.operator.replace(token),
+        };
     }
     file.write(path).map_err(|e| format!("seed: {e}"))?;
     Ok(scoped.len())

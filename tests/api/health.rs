@@ -221,6 +221,63 @@ fn help_lists_every_subcommand() {
     }
 }
 
+#[test]
+fn serve_help_names_every_setting_and_the_version_is_the_api_documents() {
+    let out = pos_binary(&[], &["serve", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for var in pos::config::variables() {
+        assert!(text.contains(var), "{var} missing in {text}");
+    }
+    let out = pos_binary(&[], &["--version"]);
+    let version = String::from_utf8_lossy(&out.stdout);
+    let doc: serde_json::Value = serde_json::from_str(pos::http::OPENAPI).expect("json");
+    let documented = doc["info"]["version"].as_str().expect("a version");
+    assert_eq!(version.trim(), format!("pos {documented}"));
+}
+
+/// Logs that go to a file or a pipe are plain text: no terminal colour codes.
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pos"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Nothing listens on port 1: the server logs its retries.
+        .env("POS_DATABASE_URL", "mysql://root@127.0.0.1:1/pos")
+        .env("POS_HTTP_ADDR", "127.0.0.1:0")
+        .env("POS_METRICS_ADDR", "127.0.0.1:0")
+        .env("POS_REDIS_URL", "")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pos serve starts");
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        let retrying = line.contains("MySQL not ready");
+        lines.push(line);
+        if retrying {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("MySQL not ready")),
+        "{lines:?}"
+    );
+    assert!(!lines.concat().contains('\u{1b}'), "{lines:?}");
+}
+
 #[actix_web::test]
 async fn migrate_command_creates_the_database_and_a_second_run_applies_nothing() {
     let name = format!("pos_test_{}", uuid::Uuid::new_v4().simple());

@@ -25,6 +25,42 @@ async fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 #[actix_web::test]
+async fn the_seed_keys_file_holds_a_till_and_a_backoffice_key_per_tenant_that_work() {
+    let db = TestDb::create().await;
+    let path = std::env::temp_dir().join(format!("{}-seeded.json", db.name));
+    let file = path.to_str().expect("utf-8 path");
+    let (code, _, err) = run(&[
+        "seed",
+        "--tenants",
+        "2",
+        "--branches",
+        "1",
+        "--products",
+        "1",
+        "--database-url",
+        &db.url,
+        "--keys-file",
+        file,
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let keys = pos::cli::keys_file::KeysFile::read(&path).expect("a keys file");
+    let _ = std::fs::remove_file(&path);
+    let tenants: Vec<u64> = keys.tills.keys().map(|t| t.get()).collect();
+    assert_eq!(tenants, [1, 2]);
+    assert_eq!(keys.backoffices.len(), 2);
+    assert!(keys.operator.is_some());
+    let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
+    let app = crate::support::start_app(db, prefix, Default::default()).await;
+    let office = |t: u64| keys.backoffices[&crate::support::tenant_id(t)].clone();
+    let own = app.get_as("/v1/tenants/1/sales", Some(&office(1))).await;
+    assert_eq!(own.status, 200, "{:?}", own.body);
+    let other = app.get_as("/v1/tenants/2/sales", Some(&office(1))).await;
+    assert_eq!(other.status, 403);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
 async fn seed_creates_exactly_what_is_asked_and_adds_to_what_exists() {
     let db = TestDb::create().await;
     let (code, out, err) = run(&[
