@@ -306,3 +306,65 @@ async fn loadgen_retries_through_a_storage_outage_and_still_verifies() {
     assert_eq!(app.db.count("sales_transactions").await, confirmed);
     app.cleanup().await;
 }
+
+/// `pos loadgen --verify` while `pos serve` is SIGKILLed twice under load
+/// and restarted at once, round after round: every round verifies (or
+/// names its unknown outcomes), and MySQL's summary, its history and the
+/// API agree after each.
+#[actix_web::test]
+async fn loadgen_verifies_through_two_sigkills_of_pos_serve_round_after_round() {
+    use crate::support::child::ChildServer;
+    const ROUNDS: usize = 2;
+    let db = TestDb::create().await;
+    let t = db.tenant(2, 10).await;
+    let mut server = ChildServer::start(&db.url, &[]).await;
+    for round in 0..ROUNDS {
+        let before = db.count("sales_transactions").await;
+        let (base, run_db) = (server.base.clone(), db.clone());
+        let run = actix_web::rt::spawn(async move {
+            loadgen_json(
+                &base,
+                &run_db,
+                &["--rate", "400", "--duration", "6s", "--terminals", "20"],
+            )
+            .await
+        });
+        for at in [150, 900] {
+            let flowing = eventually(Duration::from_secs(30), || async {
+                db.count("sales_transactions").await >= before + at
+            })
+            .await;
+            assert!(flowing, "round {round}: the load did not reach {at} sales");
+            server.kill().await;
+            server.restart().await;
+        }
+        let (code, report, err) = run.await.expect("loadgen task");
+        let unknown = report["unknown_outcomes"].as_u64().unwrap_or(0);
+        assert!(
+            code == 0 || (unknown > 0 && err.contains("unknown outcome")),
+            "round {round}: {err}\n{report}"
+        );
+        if unknown == 0 {
+            assert!(err.contains("verify: ok"), "round {round}: {err}");
+        }
+        let (summary, history) = db.summary_and_history(t.id).await;
+        assert_eq!(summary, history, "round {round}");
+        let mut res = server
+            .client
+            .get(format!("{}/v1/tenants/{}/sales", server.base, t.id))
+            .bearer_auth(&t.backoffice)
+            .send()
+            .await
+            .expect("answer");
+        let sales: Value = res.json().limit(1 << 20).await.expect("json");
+        let api: std::collections::BTreeMap<u64, String> =
+            crate::support::listed(&sales["sales_per_product"])
+                .into_iter()
+                .map(|(_, p, q, r)| (p, format!("{p}:{q}/{r}")))
+                .collect();
+        let api = api.into_values().collect::<Vec<_>>().join(",");
+        assert_eq!(api, summary, "round {round}: the API differs from MySQL");
+    }
+    drop(server);
+    db.drop_database().await;
+}

@@ -216,9 +216,12 @@ async fn run_inner(args: &LoadgenArgs, database_url: &str) -> Result<bool, Strin
         .map(|m| m.clone())
         .unwrap_or_default();
     let mut problems = compare(&before, &after, &confirmed);
-    let unknown = stats.unknown.load(Ordering::Relaxed);
+    let unknown = stats.unknown_outcomes();
     if unknown > 0 {
-        problems.insert(0, format!("{unknown} requests have an unknown outcome"));
+        problems.insert(
+            0,
+            format!("{unknown} requests have an unknown outcome (given up, or unanswered when the run ended)"),
+        );
     }
     if problems.is_empty() {
         eprintln!("verify: ok");

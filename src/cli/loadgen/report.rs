@@ -16,8 +16,12 @@ pub struct Stats {
     pub retries: AtomicU64,
     /// Sends skipped because a terminal had too many requests in flight.
     pub skipped: AtomicU64,
-    /// Transactions whose outcome stayed unknown after every retry.
+    /// Requests whose outcome stayed unknown after every retry.
     pub unknown: AtomicU64,
+    /// Requests sent and not settled yet (confirmed, refused or given up).
+    /// Those left when the run ends are given up too: their outcome is
+    /// unknown (the server may have stored them).
+    pub pending: AtomicU64,
     pub by_status: Mutex<BTreeMap<u16, u64>>,
     pub errors: Mutex<BTreeMap<String, u64>>,
     /// Microseconds from the scheduled send to the answer.
@@ -33,6 +37,7 @@ impl Stats {
             retries: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
             by_status: Mutex::default(),
             errors: Mutex::default(),
             latency: Mutex::new(
@@ -55,6 +60,11 @@ impl Stats {
         if let Ok(mut m) = self.errors.lock() {
             *m.entry(kind.to_string()).or_default() += 1;
         }
+    }
+
+    /// Requests given up after every retry, and those still unsettled.
+    pub fn unknown_outcomes(&self) -> u64 {
+        self.unknown.load(Ordering::Relaxed) + self.pending.load(Ordering::Relaxed)
     }
 
     pub fn confirm(&self, tenant: u64, product: u64, quantity: u32, revenue: Money) {
@@ -128,7 +138,7 @@ impl Stats {
             errors_by_kind: self.errors.lock().map(|m| m.clone()).unwrap_or_default(),
             retries: self.retries.load(Ordering::Relaxed),
             skipped_in_flight_cap: self.skipped.load(Ordering::Relaxed),
-            unknown_outcomes: self.unknown.load(Ordering::Relaxed),
+            unknown_outcomes: self.unknown_outcomes(),
         }
     }
 }

@@ -153,6 +153,7 @@ impl Terminal {
         let token = self.plan.token.clone();
         self.in_flight += 1;
         stats.sent.fetch_add(1, Ordering::Relaxed);
+        stats.pending.fetch_add(1, Ordering::Relaxed);
         ctx.spawn(
             async move {
                 if deliver(&client, &url, token.as_deref(), body, at, &stats).await {
@@ -165,6 +166,9 @@ impl Terminal {
                         );
                     }
                 }
+                // Settled (and counted) only now: a request the run's end
+                // cuts off before this line is counted as unknown.
+                stats.pending.fetch_sub(1, Ordering::Relaxed);
             }
             .into_actor(self)
             .map(|(), act, ctx| {
