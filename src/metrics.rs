@@ -15,6 +15,9 @@ use crate::domain::ErrorCode;
 #[cfg(target_os = "linux")]
 mod process;
 
+/// What reading a writer's mark back found (`pos_commit_settles_total`).
+pub const SETTLE_OUTCOMES: &[&str] = &["stored", "not_stored"];
+
 /// Kinds and results of the lookup actor's reads (`pos_lookups_total`).
 pub const LOOKUP_KINDS: &[&str] = &["key", "revocations", "catalog"];
 pub const LOOKUP_RESULTS: &[&str] = &["ok", "error", "busy"];
@@ -39,10 +42,15 @@ pub struct Metrics {
     pub persistence_retries: IntCounter,
     /// Requests answered 503/500 because their rows could not be stored.
     pub persistence_failures: IntCounter,
+    /// Marks read back to settle an attempt whose outcome was unknown or a
+    /// fenced one, by what they showed.
+    pub settles: IntCounterVec,
     pub tenant_actors: IntGauge,
     pub tenant_restarts: IntCounter,
     /// Tenant actors stopped after POS_TENANT_IDLE_SECS without a request.
     pub tenant_passivations: IntCounter,
+    /// Tenants whose totals were read again from MySQL while their actor ran.
+    pub tenant_reloads: IntCounter,
     /// Products in the global ranking.
     pub ranking_products: IntGauge,
     pub mirror_errors: IntCounter,
@@ -145,6 +153,20 @@ impl Metrics {
                 "Batch attempts repeated after a MySQL failure",
             )
             .expect("valid"),
+            settles: {
+                let settles = IntCounterVec::new(
+                    Opts::new(
+                        "pos_commit_settles_total",
+                        "Writer marks read back after a lost COMMIT answer or a fenced attempt, by outcome",
+                    ),
+                    &["outcome"],
+                )
+                .expect("valid metric");
+                for outcome in SETTLE_OUTCOMES {
+                    settles.with_label_values(&[outcome]);
+                }
+                settles
+            },
             persistence_failures: IntCounter::new(
                 "pos_persistence_failures_total",
                 "Sales requests whose rows could not be stored",
@@ -159,6 +181,11 @@ impl Metrics {
             tenant_passivations: IntCounter::new(
                 "pos_tenant_actor_passivations_total",
                 "Tenant actors stopped after being idle",
+            )
+            .expect("valid"),
+            tenant_reloads: IntCounter::new(
+                "pos_tenant_reloads_total",
+                "Tenants whose totals were read again from MySQL (after an unknown commit outcome or an unremembered stored key)",
             )
             .expect("valid"),
             ranking_products: IntGauge::new(
@@ -207,9 +234,11 @@ impl Metrics {
             Box::new(self.rows_waiting.clone()),
             Box::new(self.persistence_retries.clone()),
             Box::new(self.persistence_failures.clone()),
+            Box::new(self.settles.clone()),
             Box::new(self.tenant_actors.clone()),
             Box::new(self.tenant_restarts.clone()),
             Box::new(self.tenant_passivations.clone()),
+            Box::new(self.tenant_reloads.clone()),
             Box::new(self.ranking_products.clone()),
             Box::new(self.mirror_errors.clone()),
             Box::new(self.mirror_lag_seconds.clone()),

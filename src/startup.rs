@@ -177,7 +177,7 @@ async fn boot(
     arbiters: Arc<Mutex<Vec<Arbiter>>>,
 ) {
     let mut backoff = FIRST_BOOT_BACKOFF;
-    let (auto_increment, totals) = loop {
+    let (server, totals) = loop {
         match prepare_database(&config).await {
             Ok(ready) => break ready,
             Err(e) => {
@@ -187,7 +187,10 @@ async fn boot(
             }
         }
     };
-    let persistence_count = if auto_increment.statement_ids_in_order {
+    for doubt in &server.durability_doubts {
+        tracing::warn!("{doubt}");
+    }
+    let persistence_count = if server.statement_ids_in_order {
         config.persistence_actors
     } else {
         // Ids of one multi-row INSERT are consecutive only while no other
@@ -206,7 +209,7 @@ async fn boot(
             batch_linger: config.batch_linger,
             max_rows_waiting: (config.max_rows_waiting / persistence_count).max(config.batch_rows),
             retry_window: config.storage_retry,
-            id_step: auto_increment.step,
+            causal_reads: server.galera,
         };
         let arbiter = Arbiter::new();
         let m = metrics.clone();
@@ -244,7 +247,7 @@ async fn boot(
 /// short-lived pool.
 async fn prepare_database(
     config: &Config,
-) -> Result<(store::AutoIncrement, Vec<ProductTotal>), Box<dyn std::error::Error>> {
+) -> Result<(store::ServerTraits, Vec<ProductTotal>), Box<dyn std::error::Error>> {
     let applied = store::migrate_if_pending(&config.database_url, config.migration_url())
         .await
         .map_err(|e| format!("{e} (migrating as {})", redact_url(config.migration_url())))?;
@@ -254,9 +257,9 @@ async fn prepare_database(
     let pool = mysql_async::Pool::new(store::pool_opts(&config.database_url, 1)?);
     let result = async {
         let mut conn = pool.get_conn().await?;
-        let auto_increment = store::auto_increment(&mut conn).await?;
+        let server = store::server_traits(&mut conn).await?;
         let totals = store::load_all_totals(&mut conn, config.shard).await?;
-        Ok::<_, store::StoreError>((auto_increment, totals))
+        Ok::<_, store::StoreError>((server, totals))
     }
     .await;
     let _ = pool.disconnect().await;

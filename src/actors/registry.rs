@@ -25,7 +25,7 @@ use super::lookup::{self, FindCatalog, LookupActor};
 use super::persistence::Writer;
 use super::ranking::RankingFeed;
 use super::tenant::{
-    Idle, LiveTotals, PostOutcome, PostSales, TenantActor, TenantDeps, TenantError, Totals,
+    Lifecycle, LiveTotals, PostOutcome, PostSales, TenantActor, TenantDeps, TenantError, Totals,
 };
 use crate::domain::{BranchId, SaleItem, TenantId, TenantSnapshot};
 use crate::metrics::Metrics;
@@ -109,7 +109,10 @@ impl TenantRegistry {
 
     /// The tenant's live handle, starting its actor if needed; `None` for an
     /// unknown tenant (and then no actor is left behind).
-    pub async fn get(&self, tenant: TenantId) -> Result<Option<TenantHandle>, TenantError> {
+    pub async fn get(
+        self: &Arc<Self>,
+        tenant: TenantId,
+    ) -> Result<Option<TenantHandle>, TenantError> {
         if let Some(h) = self.running(tenant) {
             return Ok(Some(h));
         }
@@ -130,13 +133,31 @@ impl TenantRegistry {
         let totals: Totals = Arc::new(LiveTotals::new(snapshot.totals));
         let catalog = snapshot.catalog;
         let live = self.live.clone();
+        let registry = Arc::downgrade(self);
         let lane = self.lane(tenant);
         let deps = TenantDeps {
             writer: lane.writer.clone(),
-            idle: Idle {
-                after: self.idle_after,
+            lifecycle: Lifecycle {
+                idle_after: self.idle_after,
                 forget: Arc::new(move |tenant, addr| {
                     live.remove_if(&tenant, |_, h| h.addr == *addr).is_some()
+                }),
+                died: Arc::new(move |tenant, addr| {
+                    let Some(registry) = registry.upgrade() else {
+                        return false;
+                    };
+                    let replaced = registry.forget_dead(tenant, addr);
+                    if replaced {
+                        // At once, not on the tenant's next request: the
+                        // successor reads what its predecessor committed,
+                        // and the ranking and Redis follow.
+                        actix::spawn(async move {
+                            if let Err(e) = registry.get(tenant).await {
+                                tracing::warn!(%tenant, error = %e, "restarting a tenant failed; its next request will");
+                            }
+                        });
+                    }
+                    replaced
                 }),
             },
             lookup: self.lookup.clone(),
@@ -172,7 +193,7 @@ impl TenantRegistry {
                 return Ok(Some(TenantSnapshot { catalog, totals }));
             }
         }
-        let snapshot = self.lane(tenant).writer.tenant(tenant).await?;
+        let (snapshot, _) = self.lane(tenant).writer.tenant(tenant).await?;
         if let Some(s) = &snapshot {
             self.ranking.push(s.totals.iter().cloned());
         }
@@ -182,35 +203,45 @@ impl TenantRegistry {
         Ok(snapshot)
     }
 
-    /// The handle of a running actor; a crashed one is forgotten here.
+    /// The handle of a running actor; a dead one is forgotten here (if its
+    /// `stopped` did not already).
     fn running(&self, tenant: TenantId) -> Option<TenantHandle> {
         let handle = self.live.get(&tenant).map(|h| h.clone())?;
         if handle.addr.connected() {
             handle.totals.touch();
             return Some(handle);
         }
+        self.forget_dead(tenant, &handle.addr);
+        None
+    }
+
+    /// Drops a dead actor (if it is still the tenant's live one) and marks
+    /// its tenant for a start from MySQL: it may have committed rows it
+    /// never reported.
+    fn forget_dead(&self, tenant: TenantId, addr: &Addr<TenantActor>) -> bool {
         if self
             .live
-            .remove_if(&tenant, |_, h| h.addr == handle.addr)
-            .is_some()
+            .remove_if(&tenant, |_, h| h.addr == *addr)
+            .is_none()
         {
-            if let Ok(mut r) = self.reload.lock() {
-                r.insert(tenant);
-            }
-            tracing::warn!(
-                %tenant,
-                "tenant actor had stopped; starting a fresh one from MySQL"
-            );
-            self.metrics.tenant_restarts.inc();
+            return false;
         }
-        None
+        if let Ok(mut r) = self.reload.lock() {
+            r.insert(tenant);
+        }
+        tracing::warn!(
+            %tenant,
+            "tenant actor had stopped; starting a fresh one from MySQL"
+        );
+        self.metrics.tenant_restarts.inc();
+        true
     }
 
     /// Sends a request to the tenant's actor and waits for its outcome. If
     /// the actor turns out dead before it handed any row to persistence,
     /// the request goes to a fresh actor once.
     pub async fn post(
-        &self,
+        self: &Arc<Self>,
         tenant: TenantId,
         branch_id: BranchId,
         items: Vec<SaleItem>,
@@ -236,6 +267,16 @@ impl TenantRegistry {
             }
         }
         Err(TenantError::Crashed)
+    }
+
+    /// Test hook: the tenant's actor panics once its next commit is
+    /// answered, before counting it.
+    #[cfg(feature = "testing")]
+    pub async fn crash_after_next_commit(&self, tenant: TenantId) {
+        let addr = self.live.get(&tenant).map(|h| h.addr.clone());
+        if let Some(addr) = addr {
+            let _ = addr.send(super::tenant::CrashAfterNextCommit).await;
+        }
     }
 
     /// Test hook: makes the tenant's actor panic; returns once it is dead.

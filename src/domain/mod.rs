@@ -19,7 +19,7 @@ pub use error_code::ErrorCode;
 pub use ids::{BranchId, ProductId, TenantId};
 pub use money::Money;
 pub use problems::{Field, ItemProblem};
-pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale};
+pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale, MAX_FUTURE_SECONDS};
 pub use sales_body::{parse_sales, ParsedSales, SalesParseError, MAX_ERROR_FIELDS, MAX_ITEMS};
 pub use shard::Shard;
 pub use timestamp::Timestamp;

@@ -54,7 +54,19 @@ pub struct SaleItem {
     /// False when the timestamp is the receive time; a retry of such an item
     /// then matches its original whatever the time.
     pub timestamp_given: bool,
+    /// The timestamp is more than [`MAX_FUTURE_SECONDS`] past the receive
+    /// time. Such an item is refused unless it replays a stored sale (the
+    /// server's clock may have stepped back since the sale was stored).
+    pub timestamp_ahead: bool,
     pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// How far past the receive time a new sale's timestamp may be.
+pub const MAX_FUTURE_SECONDS: i64 = 60;
+
+impl SaleItem {
+    /// The problem of a new sale whose timestamp is ahead.
+    pub const TIMESTAMP_AHEAD: &'static str = "must not be more than 60 s in the future";
 }
 
 /// A transaction ready to be stored: a [`SaleItem`] placed in its tenant and branch.

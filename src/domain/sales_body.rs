@@ -17,14 +17,13 @@ use serde_json::value::RawValue;
 
 use super::{
     clip, BranchId, Field, IdempotencyKey, ItemProblem, Money, ProductId, Quantity, SaleItem,
-    TenantId, Timestamp,
+    TenantId, Timestamp, MAX_FUTURE_SECONDS,
 };
 
 /// Most transactions one request may carry.
 pub const MAX_ITEMS: usize = 1000;
 /// Most offending fields one error lists.
 pub const MAX_ERROR_FIELDS: usize = 20;
-const MAX_FUTURE_SECONDS: i64 = 60;
 
 /// A parsed request body.
 #[derive(Debug)]
@@ -353,6 +352,7 @@ impl ItemContext {
             quantity: quantity?.ok()?,
             price: price?.ok()?,
             timestamp_given: timestamp.is_some(),
+            timestamp_ahead: timestamp.is_some_and(|t| t > self.latest()),
             timestamp: timestamp.unwrap_or_else(|| Timestamp::from_utc(self.now)),
             idempotency_key: idempotency_key.transpose().ok()?,
         })
@@ -364,15 +364,16 @@ impl ItemContext {
         let t = DateTime::parse_from_rfc3339(&text)
             .map_err(|_| "must be RFC 3339, like 2026-01-31T12:00:00.123Z".to_string())?
             .with_timezone(&Utc);
-        if t > self.now + chrono::Duration::seconds(MAX_FUTURE_SECONDS) {
-            return Err(format!(
-                "must not be more than {MAX_FUTURE_SECONDS} s in the future"
-            ));
-        }
         if t < DateTime::UNIX_EPOCH {
             return Err("must not be before 1970-01-01".into());
         }
         Ok(Timestamp::from_utc(t))
+    }
+
+    /// The latest timestamp a new sale may carry (later ones are refused
+    /// by the tenant's actor unless they replay a stored sale).
+    fn latest(&self) -> Timestamp {
+        Timestamp::from_utc(self.now + chrono::Duration::seconds(MAX_FUTURE_SECONDS))
     }
 }
 

@@ -248,6 +248,9 @@ impl ApiError {
                 problems,
                 is_array,
             ),
+            TenantError::TimestampsAhead(problems) => {
+                ApiError::items("timestamps are too far ahead of the clock", problems, is_array)
+            }
             TenantError::Busy => ApiError::Unavailable(
                 "too many requests in flight for this tenant; retry shortly".into(),
             ),

@@ -45,6 +45,16 @@ struct Shown {
     revenue: String,
 }
 
+/// What an audit found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Audit {
+    /// A key is gone, or a view of one instance has other members: rewrite
+    /// everything.
+    Lost,
+    /// These products of the sample are not (fully) there.
+    Missing(Vec<ProductId>),
+}
+
 /// A handle on the mirror; cheap to clone.
 #[derive(Clone)]
 pub struct Mirror {
@@ -86,6 +96,11 @@ impl Mirror {
             merged,
             reconnected,
         })
+    }
+
+    /// Other shards write into the same sets.
+    pub fn is_merged(&self) -> bool {
+        self.merged
     }
 
     pub fn is_connected(&self) -> bool {
@@ -219,16 +234,52 @@ impl Mirror {
         Ok(())
     }
 
-    /// Whether Redis still holds (at least) this instance's `expected`
-    /// products: a flushed or restarted Redis shows fewer. In a merged view
-    /// other shards' products count too, so only "fewer" is a loss.
-    pub async fn holds(&self, expected: u64) -> Result<bool, Error> {
-        let count: u64 = self.client.zcard(&self.quantity_key).await?;
-        Ok(if self.merged {
-            count >= expected
-        } else {
-            count == expected
-        })
+    /// Checks Redis against this instance's view: the keys exist (a flush
+    /// or an eviction drops whole keys), a view of one instance has exactly
+    /// `own` members, and each product of `sample` is a member of both sets
+    /// and, in a merged view, has its entry in the hash (without it readers
+    /// leave the product out). Other shards' members are never judged.
+    pub async fn audit(&self, own: u64, sample: &[ProductId]) -> Result<Audit, Error> {
+        let mut keys = vec![&self.quantity_key, &self.revenue_key];
+        if self.merged {
+            keys.push(&self.products_key);
+        }
+        for key in keys {
+            let exists: u64 = self.client.exists(key).await?;
+            if exists == 0 && own > 0 {
+                return Ok(Audit::Lost);
+            }
+        }
+        if !self.merged {
+            let count: u64 = self.client.zcard(&self.quantity_key).await?;
+            if count != own {
+                return Ok(Audit::Lost);
+            }
+        }
+        if sample.is_empty() {
+            return Ok(Audit::Missing(Vec::new()));
+        }
+        let ids: Vec<String> = sample.iter().map(ProductId::to_string).collect();
+        let mut missing = vec![false; ids.len()];
+        for key in [&self.quantity_key, &self.revenue_key] {
+            let scores: Vec<Option<f64>> = self.client.zmscore(key, ids.clone()).await?;
+            for (m, score) in missing.iter_mut().zip(scores) {
+                *m |= score.is_none();
+            }
+        }
+        if self.merged {
+            let shown: Vec<Option<String>> = self.client.hmget(&self.products_key, ids).await?;
+            for (m, entry) in missing.iter_mut().zip(shown) {
+                *m |= entry.is_none();
+            }
+        }
+        Ok(Audit::Missing(
+            sample
+                .iter()
+                .zip(missing)
+                .filter_map(|(p, m)| m.then_some(*p))
+                .collect(),
+        ))
     }
 
     pub async fn quit(&self) {

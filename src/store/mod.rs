@@ -21,7 +21,7 @@ pub use keys::{
     KeyInsert, KeyListing, Revocations, Revoked, StoredKey,
 };
 pub use migrate::{ensure_database, migrate, migrate_if_pending, MigrateError};
-pub use sales::{batch_committed, find_by_keys, insert_sales, BatchMark, CommitFailure};
+pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Mark};
 pub use seed::{count_tenants, insert_seed_chunk, load_shops, SeedChunk, Shop};
 pub use tenants::{load_all_totals, load_catalog, load_tenant};
 
@@ -98,25 +98,58 @@ pub fn pool_opts(url: &str, pool_max: usize) -> Result<Opts, mysql_async::UrlErr
         .into())
 }
 
-/// How the server numbers the rows of one multi-row INSERT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AutoIncrement {
+/// What start-up learns about the database server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerTraits {
     /// Ids of one statement are never interleaved with other connections'
     /// (`innodb_autoinc_lock_mode` below 2).
     pub statement_ids_in_order: bool,
-    /// Distance between consecutive ids (`auto_increment_increment`; more
-    /// than 1 on Galera and multi-primary setups).
-    pub step: u64,
+    /// A MariaDB Galera node (`wsrep_on`): settling reads wait for the
+    /// cluster's certified writes (`wsrep_sync_wait`).
+    pub galera: bool,
+    /// Why a commit the server acknowledged might still be lost, if it
+    /// might (for a warning at start).
+    pub durability_doubts: Vec<String>,
 }
 
-pub async fn auto_increment(conn: &mut Conn) -> Result<AutoIncrement> {
-    let row: Option<(u32, u64)> = conn
-        .query_first("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment")
+/// Reads the settings that decide how the service writes and settles.
+pub async fn server_traits(conn: &mut Conn) -> Result<ServerTraits> {
+    let vars: Vec<(String, String)> = conn
+        .query(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('innodb_autoinc_lock_mode', \
+             'innodb_flush_log_at_trx_commit', 'wsrep_on', 'log_bin', \
+             'rpl_semi_sync_master_enabled', 'rpl_semi_sync_master_wait_point')",
+        )
         .await?;
-    let (mode, step) = row.unwrap_or((2, 1));
-    Ok(AutoIncrement {
-        statement_ids_in_order: mode < 2,
-        step: step.max(1),
+    let var = |name: &str| {
+        vars.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_ascii_uppercase())
+    };
+    let on = |name: &str| var(name).is_some_and(|v| v == "ON" || v == "1");
+    let galera = on("wsrep_on");
+    let mut doubts = Vec::new();
+    if var("innodb_flush_log_at_trx_commit").is_some_and(|v| v != "1") {
+        doubts.push(
+            "innodb_flush_log_at_trx_commit is not 1: a server crash may lose commits already answered 201"
+                .to_string(),
+        );
+    }
+    let semi_sync_after_sync = on("rpl_semi_sync_master_enabled")
+        && var("rpl_semi_sync_master_wait_point").is_some_and(|v| v == "AFTER_SYNC");
+    if !galera && on("log_bin") && !semi_sync_after_sync {
+        doubts.push(
+            "binary logging is on without Galera or semi-synchronous replication (AFTER_SYNC): \
+             a failover to an asynchronous replica may lose sales already answered 201"
+                .to_string(),
+        );
+    }
+    Ok(ServerTraits {
+        statement_ids_in_order: var("innodb_autoinc_lock_mode")
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|mode| mode < 2),
+        galera,
+        durability_doubts: doubts,
     })
 }
 

@@ -25,45 +25,70 @@ use crate::domain::{
 #[derive(Debug)]
 pub enum CommitFailure {
     /// MySQL refused a statement: it stops there, COMMIT never runs and
-    /// the transaction is rolled back. Nothing is stored.
+    /// the transaction is rolled back. Nothing of this attempt is stored.
     NotStored(StoreError),
+    /// The writer's mark was not what the attempt expected: another attempt
+    /// of the same writer committed meanwhile (one whose answer was lost).
+    /// Nothing of this attempt is stored; read the mark again.
+    Fenced,
     /// The connection failed, or the server was killed or shut down, once
     /// the transaction was sent: whether it committed is unknown until
-    /// [`batch_committed`] says.
+    /// [`read_mark`] says.
     Unknown(StoreError),
 }
 
-/// Which writer wrote a batch, and which of its batches (attempts) it is.
-/// Written in the batch's own transaction; reading it back settles a
-/// COMMIT whose answer was lost.
+/// Which writer writes a batch, which of its batches (attempts) it is, and
+/// the writer's mark the attempt expects to find (its last committed batch,
+/// 0 for none). The batch's transaction moves the mark from `expected` to
+/// `batch` or fails: so of two attempts that expect the same mark at most
+/// one commits, and a mark only moves forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMark {
     pub writer: u64,
     pub batch: u64,
+    pub expected: u64,
+}
+
+/// A writer's mark as stored: its last committed batch, that batch's first
+/// history id and the auto-increment step of its INSERT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub batch: u64,
+    pub first_id: u64,
+    pub id_step: u64,
 }
 
 /// Stores `sales` and adds them to the summary table in one transaction,
-/// with `mark`. Returns the id of the first row; the others follow it at
-/// the server's auto-increment step (the service checks at start that ids
-/// of one statement are not interleaved with others').
+/// moving the writer's mark as `mark` says. Returns the mark it wrote: the
+/// batch's first id, the others following it at the step its INSERT used
+/// (the service checks at start that ids of one statement are not
+/// interleaved with others').
 pub async fn insert_sales(
     conn: &mut Conn,
     sales: &[&NewSale],
     mark: BatchMark,
-) -> Result<u64, CommitFailure> {
+) -> Result<Mark, CommitFailure> {
     // The whole transaction, COMMIT included, is one round trip: MySQL
     // runs the statements in order and stops at the first that fails, so
     // COMMIT runs only if every other statement did. A lost answer is
-    // settled by the mark, which also keeps the first id.
+    // settled by the mark, which also keeps the first id and the step.
     match run_transaction(conn, transaction_sql(sales, mark)).await {
-        Ok(Some(first_id)) => Ok(first_id),
-        Ok(None) => Err(CommitFailure::Unknown(StoreError::Unavailable(
-            mysql_async::Error::Other("the history INSERT reported no id".into()),
+        Ok((Some(first_id), Some(id_step))) => Ok(Mark {
+            batch: mark.batch,
+            first_id,
+            id_step: id_step.max(1),
+        }),
+        Ok(_) => Err(CommitFailure::Unknown(StoreError::Unavailable(
+            mysql_async::Error::Other("the batch reported no first id or step".into()),
         ))),
         Err(e) if outcome_known(&e) => {
             // A statement failed inside the open transaction: undo the rest.
             let _ = conn.query_drop("ROLLBACK").await;
-            Err(CommitFailure::NotStored(e.into()))
+            if is_fenced(&e) {
+                Err(CommitFailure::Fenced)
+            } else {
+                Err(CommitFailure::NotStored(e.into()))
+            }
         }
         Err(e) => Err(CommitFailure::Unknown(e.into())),
     }
@@ -77,53 +102,77 @@ fn outcome_known(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if !matches!(s.code, 1053 | 1317 | 1927))
 }
 
-/// Sends the transaction and reads every statement's answer; the first id
-/// is the history INSERT's (the statements before it generate none).
-async fn run_transaction(conn: &mut Conn, sql: String) -> mysql_async::Result<Option<u64>> {
+/// The mark's compare-and-set failed: `-1` into the unsigned `batch_id`.
+fn is_fenced(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == 1264 && s.message.contains("'batch_id'"))
+}
+
+/// Sends the transaction and reads every statement's answer: the first id
+/// (the history INSERT's; the statements before it generate none) and the
+/// auto-increment step (the one row of the transaction's `SELECT`).
+async fn run_transaction(
+    conn: &mut Conn,
+    sql: String,
+) -> mysql_async::Result<(Option<u64>, Option<u64>)> {
     let mut result = conn.query_iter(sql).await?;
-    let mut first_id = None;
+    let (mut first_id, mut id_step) = (None, None);
     loop {
         first_id = first_id.or(result.last_insert_id());
         if result.is_empty() {
             break;
         }
-        result.collect::<mysql_async::Row>().await?;
+        let rows = result.collect::<mysql_async::Row>().await?;
+        id_step = id_step.or_else(|| rows.first().and_then(|r| r.get::<u64, _>(0)));
     }
     result.drop_result().await?;
-    Ok(first_id)
+    Ok((first_id, id_step))
 }
 
-/// The first id of the batch `mark` names if it is stored: its writer's
-/// marker holds it only if that transaction committed (a later batch of
-/// the same writer cannot have run: a writer settles each batch before the
-/// next). The read locks the marker row, so it waits for a transaction of
-/// that batch still running in the server (a client that lost its
-/// connection does not mean the server stopped working on it).
-pub async fn batch_committed(conn: &mut Conn, mark: BatchMark) -> Result<Option<u64>> {
-    let row: Option<(u64, u64)> = conn
-        .exec_first(
-            "SELECT batch_id, first_id FROM commit_markers WHERE writer_id = ? LOCK IN SHARE MODE",
-            (mark.writer,),
-        )
-        .await?;
-    Ok(row.and_then(|(batch, first_id)| (batch == mark.batch).then_some(first_id)))
+/// A writer's mark (`None`: it never committed a batch). The read locks the
+/// marker row, so it waits for a transaction of that writer still running
+/// in the server that already moved it (a client that lost its connection
+/// does not mean the server stopped working on it). `causal`: on a Galera
+/// node, wait first until every write set the cluster certified is applied
+/// here, so a batch committed through a node that died is seen.
+pub async fn read_mark(conn: &mut Conn, writer: u64, causal: bool) -> Result<Option<Mark>> {
+    let read = "SELECT batch_id, first_id, id_step FROM commit_markers \
+                WHERE writer_id = ? LOCK IN SHARE MODE";
+    let sql = if causal {
+        format!("SET STATEMENT wsrep_sync_wait = 1 FOR {read}")
+    } else {
+        read.to_string()
+    };
+    let row: Option<(u64, u64, u64)> = conn.exec_first(sql, (writer,)).await?;
+    Ok(row.map(|(batch, first_id, id_step)| Mark {
+        batch,
+        first_id,
+        id_step: id_step.max(1),
+    }))
 }
 
-/// `START TRANSACTION`, the summary upsert, the history INSERT, the mark
-/// (with the INSERT's first id) and `COMMIT`, as one text.
+/// `START TRANSACTION`, the summary upsert, the history INSERT, the step it
+/// used, the mark's compare-and-set (with the INSERT's first id and step)
+/// and `COMMIT`, as one text.
 fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
-    let mut sql = String::with_capacity(512 + sales.len() * 144);
+    let mut sql = String::with_capacity(640 + sales.len() * 144);
     sql.push_str("START TRANSACTION;");
     push_upsert_totals(&mut sql, sales);
     sql.push(';');
     push_insert_sales(&mut sql, sales);
-    sql.push_str(";INSERT INTO commit_markers (writer_id, batch_id, first_id, updated) VALUES ");
-    open_row(&mut sql, [mark.writer, mark.batch]);
     sql.push_str(
-        ",LAST_INSERT_ID(),UTC_TIMESTAMP(6)) \
-         ON DUPLICATE KEY UPDATE batch_id = VALUES(batch_id), first_id = VALUES(first_id), \
-         updated = VALUES(updated);COMMIT",
+        ";SELECT @@auto_increment_increment\
+         ;INSERT INTO commit_markers (writer_id, batch_id, first_id, id_step, updated) VALUES ",
     );
+    open_row(&mut sql, [mark.writer, mark.batch]);
+    // On a duplicate writer the row moves only from the expected mark; else
+    // `-1` makes the statement fail (strict mode), so COMMIT never runs.
+    sql.push_str(
+        ",LAST_INSERT_ID(),@@auto_increment_increment,UTC_TIMESTAMP(6)) \
+         ON DUPLICATE KEY UPDATE first_id = VALUES(first_id), id_step = VALUES(id_step), \
+         updated = VALUES(updated), batch_id = IF(batch_id = ",
+    );
+    sql.push_str(itoa::Buffer::new().format(mark.expected));
+    sql.push_str(", VALUES(batch_id), -1);COMMIT");
     sql
 }
 

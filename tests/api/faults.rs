@@ -108,6 +108,19 @@ async fn pos_serve_killed_under_load_and_restarted_loses_and_doubles_nothing() {
         .expect("answer");
     let sales: Value = res.json().limit(1 << 20).await.expect("json");
     assert_exactly_once(&db, &t, &ledger, &sales).await;
+    // The restarted server's ranking (read from the summary at start) too.
+    let mut res = server
+        .client
+        .get(format!(
+            "{}/v1/top-selling?limit=100&by=revenue",
+            server.base
+        ))
+        .bearer_auth(&db.operator)
+        .send()
+        .await
+        .expect("answer");
+    let top: Value = res.json().limit(1 << 20).await.expect("json");
+    assert_same_products(&top, &sales);
     db.drop_database().await;
 }
 
@@ -165,6 +178,11 @@ async fn a_stalled_redis_neither_fails_nor_holds_answers_and_the_mirror_converge
 /// The global ranking holds exactly the tenant's totals (it is the only tenant).
 async fn assert_ranking_matches(app: &crate::support::TestApp, sales: &Value) {
     let top = app.get("/v1/top-selling?limit=100&by=revenue").await;
+    assert_same_products(&top.body, sales);
+}
+
+/// The top sellers hold exactly the tenant's products with their totals.
+fn assert_same_products(top: &Value, sales: &Value) {
     let products = |list: &Value| {
         let mut rows: Vec<_> = listed(list)
             .into_iter()
@@ -174,7 +192,7 @@ async fn assert_ranking_matches(app: &crate::support::TestApp, sales: &Value) {
         rows
     };
     assert_eq!(
-        products(&top.body["top_selling_products"]),
+        products(&top["top_selling_products"]),
         products(&sales["sales_per_product"]),
         "the ranking differs from the tenant's totals"
     );

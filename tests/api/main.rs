@@ -10,6 +10,7 @@ mod idempotency;
 mod ingest;
 mod mirror;
 mod operator;
+mod races;
 mod reads;
 mod resilience;
 mod shards;

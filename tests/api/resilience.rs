@@ -132,7 +132,10 @@ async fn a_commit_whose_answer_is_lost_is_settled_and_stored_once() {
         "6 7.50"
     );
     let text = app.get_metrics().await;
-    assert!(text.contains("pos_persistence_retries_total 1"), "{text}");
+    assert!(
+        text.contains(r#"pos_commit_settles_total{outcome="stored"} 1"#),
+        "{text}"
+    );
 
     let replay = app.post_json(&t.sales_path(0), &batch).await;
     assert_eq!(replay.status, 200, "{:?}", replay.body);

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use futures_util::future::LocalBoxFuture;
 use mysql_async::{Conn, Pool};
 
-use super::{Read, Save, SaveError};
+use super::{Read, Save, SaveError, Saved, Seq};
 use crate::domain::{NewSale, StoredSale};
 use crate::metrics::Metrics;
-use crate::store::{self, BatchMark, CommitFailure, StoreError};
+use crate::store::{self, BatchMark, CommitFailure, Mark, StoreError};
 
 /// Longest wait for a pooled connection before the attempt counts as failed.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -22,20 +22,29 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(1_000);
 
 /// Why a batch was not committed: `Settled` when it is known that nothing
-/// was stored; `Unsettled` when a COMMIT's answer was lost and MySQL never
-/// came back to tell.
+/// was stored; `Unsettled` when an attempt's outcome could not be learnt
+/// before the deadline (it may still commit; never "nothing was stored").
 enum Failure {
     Settled(StoreError),
     Unsettled(StoreError),
 }
 use Failure::{Settled, Unsettled};
 
+/// A fenced attempt: the writer's mark moved under it.
+fn mark_moved() -> StoreError {
+    StoreError::Unavailable(mysql_async::Error::Other(
+        "the writer's mark moved (another attempt of this writer committed)".into(),
+    ))
+}
+
 /// The marks of one writer: a random writer id per actor start (several
-/// processes may share the database) and a counter, one per attempt.
+/// processes may share the database), a counter, one per attempt, and the
+/// mark the next attempt expects to find.
 #[derive(Clone)]
 pub(super) struct Batches {
     writer: u64,
     last: Rc<Cell<u64>>,
+    expected: Rc<Cell<u64>>,
 }
 
 impl Batches {
@@ -43,6 +52,7 @@ impl Batches {
         Batches {
             writer: crate::ids::random_u63(),
             last: Rc::default(),
+            expected: Rc::default(),
         }
     }
 
@@ -51,7 +61,14 @@ impl Batches {
         BatchMark {
             writer: self.writer,
             batch: self.last.get(),
+            expected: self.expected.get(),
         }
+    }
+
+    /// The writer's mark now reads `batch` (committed, or read back).
+    fn moved_to(&self, batch: u64) {
+        debug_assert!(batch >= self.expected.get(), "a mark only moves forward");
+        self.expected.set(batch);
     }
 }
 
@@ -60,8 +77,11 @@ pub(super) struct FlushJob {
     pub(super) pool: Pool,
     pub(super) metrics: Metrics,
     pub(super) retry_window: Duration,
-    pub(super) id_step: u64,
     pub(super) batches: Batches,
+    /// Settling reads wait for the cluster's certified writes (Galera).
+    pub(super) causal_reads: bool,
+    /// This flush's place in the actor's order (see [`Seq`]).
+    pub(super) seq: Seq,
 }
 
 impl FlushJob {
@@ -90,7 +110,7 @@ impl FlushJob {
     fn commit_group(&self, group: Vec<Save>, deadline: Instant) -> LocalBoxFuture<'_, ()> {
         Box::pin(async move {
             match self.commit_with_retry(&group, deadline).await {
-                Ok(first_id) => self.answer_committed(group, first_id),
+                Ok(mark) => self.answer_committed(group, mark),
                 Err(Unsettled(e)) => {
                     tracing::error!(error = %e, requests = group.len(), "COMMIT outcome unknown");
                     self.fail(group, SaveError::OutcomeUnknown);
@@ -134,48 +154,49 @@ impl FlushJob {
     }
 
     /// Runs the transaction, retrying lost connections with backoff until
-    /// `deadline`. A COMMIT whose answer was lost is settled by reading the
-    /// batch's mark back, so a batch is never stored twice.
-    async fn commit_with_retry(&self, group: &[Save], deadline: Instant) -> Result<u64, Failure> {
+    /// `deadline`. Each attempt moves the writer's mark from the value the
+    /// writer last saw, or fails: so of its attempts at most one commits,
+    /// whatever the server still runs of an earlier one whose connection
+    /// died. An attempt whose outcome is unknown (its answer was lost) is
+    /// kept until settled: after any later failure the mark is read back,
+    /// and if it names one of them, that one is the stored batch. While one
+    /// is unsettled, a failure is never "nothing was stored".
+    async fn commit_with_retry(&self, group: &[Save], deadline: Instant) -> Result<Mark, Failure> {
         let sales: Vec<&NewSale> = group.iter().flat_map(|s| s.sales.iter()).collect();
         let mut backoff = FIRST_BACKOFF;
-        let mut unsettled: Option<BatchMark> = None;
+        let mut unsettled: Vec<u64> = Vec::new();
         loop {
-            let attempt = async {
-                let mut conn = self.conn().await?;
-                if let Some(mark) = unsettled {
-                    if let Some(first_id) = store::batch_committed(&mut conn, mark).await? {
-                        return Ok(Ok(first_id));
-                    }
+            let (mut error, fenced) = match self.attempt(&sales).await {
+                Ok(mark) => {
+                    self.batches.moved_to(mark.batch);
+                    return Ok(mark);
                 }
-                let mark = self.batches.next();
-                let started = Instant::now();
-                let r = store::insert_sales(&mut conn, &sales, mark)
-                    .await
-                    .map_err(|failure| (failure, mark));
-                if r.is_ok() {
-                    self.metrics
-                        .commit_seconds
-                        .observe(started.elapsed().as_secs_f64());
+                Err((CommitFailure::Fenced, _)) => (mark_moved(), true),
+                Err((CommitFailure::NotStored(e), _)) => (e, false),
+                Err((CommitFailure::Unknown(e), batch)) => {
+                    unsettled.extend(batch);
+                    (e, false)
                 }
-                Ok::<_, StoreError>(r)
             };
-            let error = match attempt.await {
-                Ok(Ok(first_id)) => return Ok(first_id),
-                Ok(Err((CommitFailure::NotStored(e), _))) => {
-                    unsettled = None;
-                    e
+            // A duplicate key, a deadlock or a fence may be an earlier
+            // attempt's doing: learn whether one committed, deadline or not.
+            if fenced || !unsettled.is_empty() {
+                match self.settle(&unsettled).await {
+                    Ok(Some(stored)) => return Ok(stored),
+                    Ok(None) => {}
+                    Err(e) => error = e,
                 }
-                Ok(Err((CommitFailure::Unknown(e), mark))) => {
-                    unsettled = Some(mark);
-                    e
-                }
-                Err(e) => e,
-            };
-            if !matches!(error, StoreError::Unavailable(_)) || Instant::now() + backoff > deadline {
-                return Err(match unsettled {
-                    Some(_) => Unsettled(error),
-                    None => Settled(error),
+            }
+            let now = Instant::now();
+            if fenced && now < deadline {
+                continue;
+            }
+            let retry = !unsettled.is_empty() || matches!(error, StoreError::Unavailable(_));
+            if !retry || now + backoff > deadline {
+                return Err(if unsettled.is_empty() {
+                    Settled(error)
+                } else {
+                    Unsettled(error)
                 });
             }
             tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "batch failed; retrying");
@@ -185,21 +206,59 @@ impl FlushJob {
         }
     }
 
-    fn answer_committed(&self, group: Vec<Save>, first_id: u64) {
-        let mut next_id = first_id;
+    /// One attempt at the transaction; a failure names the attempt's batch
+    /// if it was sent.
+    async fn attempt(&self, sales: &[&NewSale]) -> Result<Mark, (CommitFailure, Option<u64>)> {
+        let mut conn = self
+            .conn()
+            .await
+            .map_err(|e| (CommitFailure::NotStored(e), None))?;
+        let mark = self.batches.next();
+        let started = Instant::now();
+        let stored = store::insert_sales(&mut conn, sales, mark)
+            .await
+            .map_err(|failure| (failure, Some(mark.batch)))?;
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(stored)
+    }
+
+    /// Reads the writer's mark: the stored one of the `unsettled` batches,
+    /// if any. The next attempt expects the mark as read.
+    async fn settle(&self, unsettled: &[u64]) -> Result<Option<Mark>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mark = store::read_mark(&mut conn, self.batches.writer, self.causal_reads).await?;
+        let now = mark.map_or(0, |m| m.batch);
+        self.batches.moved_to(now.max(self.batches.expected.get()));
+        let stored = mark.filter(|m| unsettled.contains(&m.batch));
+        let outcome = if stored.is_some() {
+            "stored"
+        } else {
+            "not_stored"
+        };
+        self.metrics.settles.with_label_values(&[outcome]).inc();
+        Ok(stored)
+    }
+
+    fn answer_committed(&self, group: Vec<Save>, mark: Mark) {
+        let mut next_id = mark.first_id;
         let mut rows = 0;
         for save in group {
             rows += save.sales.len();
-            let stored = save
+            let sales = save
                 .sales
                 .into_iter()
                 .map(|sale| {
                     let id = next_id;
-                    next_id += self.id_step;
+                    next_id += mark.id_step;
                     StoredSale { id, sale }
                 })
                 .collect();
-            let _ = save.reply.send(Ok(stored));
+            let _ = save.reply.send(Ok(Saved {
+                sales,
+                seq: self.seq,
+            }));
         }
         self.metrics.batch_rows.observe(rows as f64);
         self.metrics.committed.inc_by(rows as u64);
@@ -229,7 +288,7 @@ impl FlushJob {
             match read {
                 Read::Tenant { tenant, reply } => {
                     let r = read_with(&mut conn, |c| Box::pin(store::load_tenant(c, tenant))).await;
-                    let _ = reply.send(r);
+                    let _ = reply.send(r.map(|snapshot| (snapshot, self.seq)));
                 }
                 Read::Keys {
                     tenant,

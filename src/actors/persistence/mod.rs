@@ -55,6 +55,20 @@ pub enum SaveError {
 /// The answer a flush sends back later.
 type Reply<T> = oneshot::Sender<Result<T, SaveError>>;
 
+/// A flush's place in one persistence actor's order: flushes run one after
+/// the other, each committing its batch and then running the reads queued
+/// with it. So a read answered with `Seq` S saw every commit answered with
+/// a `Seq` up to S, and none after.
+pub type Seq = u64;
+
+/// Committed rows, in the order they were sent, and the flush that
+/// committed them.
+#[derive(Debug)]
+pub struct Saved {
+    pub sales: Vec<StoredSale>,
+    pub seq: Seq,
+}
+
 /// Settings of one persistence actor.
 #[derive(Debug, Clone)]
 pub struct PersistenceSettings {
@@ -65,8 +79,8 @@ pub struct PersistenceSettings {
     /// This actor's share of the rows-waiting bound.
     pub max_rows_waiting: usize,
     pub retry_window: Duration,
-    /// Distance between the ids of one INSERT (`auto_increment_increment`).
-    pub id_step: u64,
+    /// Settling reads wait for the cluster's certified writes (Galera).
+    pub causal_reads: bool,
 }
 
 /// Store these sales (one request's rows: always one batch, one outcome).
@@ -74,7 +88,7 @@ pub struct PersistenceSettings {
 #[rtype(result = "()")]
 struct Save {
     sales: Vec<NewSale>,
-    reply: Reply<Vec<StoredSale>>,
+    reply: Reply<Saved>,
 }
 
 impl Save {
@@ -95,7 +109,7 @@ impl Save {
 enum Read {
     Tenant {
         tenant: TenantId,
-        reply: Reply<Option<TenantSnapshot>>,
+        reply: Reply<(Option<TenantSnapshot>, Seq)>,
     },
     Keys {
         tenant: TenantId,
@@ -130,6 +144,8 @@ pub struct PersistenceActor {
     queued_rows: usize,
     /// Rows of the flush in flight.
     in_flight_rows: usize,
+    /// Flushes taken so far (the last one's [`Seq`]).
+    flushes: Seq,
     flushing: bool,
     linger_armed: bool,
     drain_waiters: Vec<oneshot::Sender<()>>,
@@ -151,6 +167,7 @@ impl PersistenceActor {
             queue: VecDeque::new(),
             queued_rows: 0,
             in_flight_rows: 0,
+            flushes: 0,
             flushing: false,
             linger_armed: false,
             drain_waiters: Vec::new(),
@@ -187,12 +204,14 @@ impl PersistenceActor {
         self.queued_rows -= rows;
         self.in_flight_rows = rows;
         self.flushing = true;
+        self.flushes += 1;
         let job = FlushJob {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
             retry_window: self.settings.retry_window,
-            id_step: self.settings.id_step,
             batches: self.batches.clone(),
+            causal_reads: self.settings.causal_reads,
+            seq: self.flushes,
         };
         ctx.spawn(
             async move {

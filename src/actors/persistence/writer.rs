@@ -6,7 +6,7 @@
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::{Drain, PersistenceActor, Ping, Read, Reply, Save, SaveError};
+use super::{Drain, PersistenceActor, Ping, Read, Reply, Save, SaveError, Saved, Seq};
 use crate::domain::{IdempotencyKey, NewSale, StoredSale, TenantId, TenantSnapshot};
 
 /// A handle on one persistence actor; cheap to clone.
@@ -21,15 +21,19 @@ impl Writer {
     }
 
     /// Stores one request's sales; the stored rows in the same order.
-    pub async fn save(&self, sales: Vec<NewSale>) -> Result<Vec<StoredSale>, SaveError> {
+    pub async fn save(&self, sales: Vec<NewSale>) -> Result<Saved, SaveError> {
         // Once queued, the rows may be committed even if the answer never
         // comes (the persistence actor stopped): the outcome is unknown.
         self.ask(|reply| Save { sales, reply }, SaveError::OutcomeUnknown)
             .await
     }
 
-    /// A tenant's catalog and totals, read after every write queued before.
-    pub async fn tenant(&self, tenant: TenantId) -> Result<Option<TenantSnapshot>, SaveError> {
+    /// A tenant's catalog and totals, read after every write queued before,
+    /// and the place of that read in the actor's order.
+    pub async fn tenant(
+        &self,
+        tenant: TenantId,
+    ) -> Result<(Option<TenantSnapshot>, Seq), SaveError> {
         self.ask(
             |reply| Read::Tenant { tenant, reply },
             SaveError::Unavailable,

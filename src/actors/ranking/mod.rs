@@ -6,20 +6,17 @@
 //! revenue, as many as the longest list a reader may ask for. Totals only
 //! grow (quantities and prices are positive), so a product outside the
 //! leaders can only join them by passing the last one: most updates cost a
-//! map write and one comparison, whatever the number of products. Changes
-//! are coalesced and written to Redis every tick (per set, one ZADD carrying
-//! every changed product; the two pipelined); after any mirror error or
-//! reconnection, or when Redis turns out to hold a different number of
-//! products (flushed, restarted empty), the whole view is rewritten from
-//! memory.
+//! map write and one comparison, whatever the number of products. How the
+//! view reaches Redis is in `mirroring.rs`.
 
 mod feed;
 mod leaders;
+mod mirroring;
 
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 
@@ -28,11 +25,6 @@ use crate::metrics::Metrics;
 use crate::mirror::Mirror;
 pub use feed::RankingFeed;
 use leaders::Leaders;
-
-/// How often changed totals are written to Redis.
-const MIRROR_TICK: Duration = Duration::from_millis(100);
-/// How often Redis's member count is compared with the ranking's.
-const MIRROR_AUDIT: Duration = Duration::from_secs(1);
 
 /// New absolute totals of some products (after a commit, or at start).
 #[derive(Message)]
@@ -75,6 +67,8 @@ pub struct RankingActor {
     mirror_busy: bool,
     last_in_sync: Instant,
     last_audit: Instant,
+    /// Products still to audit in this round (see `mirroring`).
+    audit_queue: Vec<ProductId>,
     metrics: Metrics,
 }
 
@@ -92,6 +86,7 @@ impl RankingActor {
             mirror_busy: false,
             last_in_sync: Instant::now(),
             last_audit: Instant::now(),
+            audit_queue: Vec::new(),
             metrics,
         }
     }
@@ -146,96 +141,14 @@ impl RankingActor {
             .filter_map(|p| self.totals.get(&p).cloned())
             .collect()
     }
-
-    /// One mirror step: a full rewrite if needed, else the changed products.
-    fn tick(&mut self, ctx: &mut Context<Self>) {
-        let Some(mirror) = self.mirror.clone() else {
-            return;
-        };
-        self.update_lag();
-        if self.mirror_busy {
-            return;
-        }
-        if !mirror.is_connected() {
-            self.resync_needed = true;
-            return;
-        }
-        if mirror.take_reconnected() {
-            self.resync_needed = true;
-        }
-        let full = self.resync_needed;
-        let entries: Vec<ProductTotal> = if full {
-            self.dirty.clear();
-            self.totals.values().cloned().collect()
-        } else {
-            self.dirty
-                .drain()
-                .filter_map(|p| self.totals.get(&p).cloned())
-                .collect()
-        };
-        let audit = !full && entries.is_empty() && self.last_audit.elapsed() >= MIRROR_AUDIT;
-        if entries.is_empty() && !full && !audit {
-            self.last_in_sync = Instant::now();
-            return;
-        }
-        self.mirror_busy = true;
-        let expected = self.totals.len() as u64;
-        ctx.spawn(
-            async move {
-                if full {
-                    mirror.replace_all(&entries).await.map(|()| true)
-                } else if audit {
-                    mirror.holds(expected).await
-                } else {
-                    mirror.write(&entries).await.map(|()| true)
-                }
-            }
-            .into_actor(self)
-            .map(move |result, act, _| {
-                act.mirror_busy = false;
-                match result {
-                    Ok(true) => {
-                        if full {
-                            act.resync_needed = false;
-                            tracing::info!(products = expected, "Redis mirror rewritten from the ranking");
-                        }
-                        if audit {
-                            act.last_audit = Instant::now();
-                        }
-                        if act.dirty.is_empty() {
-                            act.last_in_sync = Instant::now();
-                        }
-                    }
-                    Ok(false) => {
-                        tracing::warn!("Redis mirror differs from the ranking; rewriting it");
-                        act.resync_needed = true;
-                    }
-                    Err(e) => {
-                        act.metrics.mirror_errors.inc();
-                        tracing::warn!(error = %e, "Redis mirror write failed; will rewrite when Redis answers");
-                        act.resync_needed = true;
-                    }
-                }
-            }),
-        );
-    }
-
-    fn update_lag(&self) {
-        let in_sync = !self.resync_needed && self.dirty.is_empty() && !self.mirror_busy;
-        let lag = if in_sync {
-            0.0
-        } else {
-            self.last_in_sync.elapsed().as_secs_f64()
-        };
-        self.metrics.mirror_lag_seconds.set(lag);
-    }
 }
 
 impl Actor for RankingActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(MIRROR_TICK, |act, ctx| act.tick(ctx));
+        let every = mirroring::tick(self.mirror.as_ref());
+        ctx.run_interval(every, |act, ctx| act.tick(ctx));
     }
 }
 

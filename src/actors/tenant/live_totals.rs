@@ -123,6 +123,20 @@ impl LiveTotals {
         entry.clone()
     }
 
+    /// Puts `totals` in place of every product's totals (a reload from
+    /// MySQL), then publishes them.
+    pub(super) fn replace(&self, totals: &[ProductTotal]) {
+        for t in totals {
+            self.by_product.insert(t.product_id, t.clone());
+        }
+        if self.by_product.len() > totals.len() {
+            let kept: std::collections::HashSet<ProductId> =
+                totals.iter().map(|t| t.product_id).collect();
+            self.by_product.retain(|p, _| kept.contains(p));
+        }
+        self.changed();
+    }
+
     /// Publishes the changes applied since the last call to readers.
     pub(super) fn changed(&self) {
         self.version.fetch_add(1, Ordering::Release);

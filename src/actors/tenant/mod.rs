@@ -16,22 +16,21 @@
 
 mod idempotency;
 mod live_totals;
+mod reload;
 mod reservation;
+mod steps;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::fut::{ready, ActorFutureExt, WrapFuture};
+use actix::fut::{ready, ActorFutureExt};
 use actix::prelude::*;
 
-use super::lookup::{self, FindCatalog, LookupActor, LookupError};
-use super::persistence::{SaveError, Writer};
+use super::lookup::{LookupActor, LookupError};
+use super::persistence::{SaveError, Seq, Writer};
 use super::ranking::RankingFeed;
-use crate::domain::{
-    BranchId, Catalog, ItemProblem, NewSale, ProductMap, ProductTotal, SaleItem, StoredSale,
-    TenantId,
-};
+use crate::domain::{BranchId, Catalog, ItemProblem, SaleItem, StoredSale, TenantId};
 use crate::metrics::Metrics;
 use idempotency::{KeyClaims, RecentKeys};
 pub use live_totals::{LiveTotals, Totals, ENCODINGS};
@@ -48,14 +47,17 @@ const MAILBOX_CAPACITY: usize = 4096;
 /// at once.
 pub const MAX_REQUESTS_IN_FLIGHT: usize = 1024;
 
-/// When and how an idle actor leaves. After `after` without a request it
-/// calls `forget`, which drops it from the registry if it is still the live
-/// actor of its tenant, and stops: catalog, totals and remembered keys are
-/// freed. The next request starts a fresh actor with the same totals.
+/// How an actor leaves. After `idle_after` without a request it calls
+/// `forget`, which drops it from the registry if it is still the live actor
+/// of its tenant, and stops: catalog, totals and remembered keys are freed,
+/// and the next request starts a fresh actor with the same totals. An
+/// actor that stops any other way (a panic) calls `died`: the registry
+/// then starts its successor at once, from MySQL.
 #[derive(Clone)]
-pub struct Idle {
-    pub after: Duration,
+pub struct Lifecycle {
+    pub idle_after: Duration,
     pub forget: Forget,
+    pub died: Forget,
 }
 
 /// Drops a tenant's actor from the registry if it is still the live one.
@@ -78,6 +80,9 @@ pub enum TenantError {
     /// The tenant already works on [`MAX_REQUESTS_IN_FLIGHT`] requests.
     #[error("too many requests in flight for this tenant")]
     Busy,
+    /// New sales whose timestamps are too far ahead of the clock.
+    #[error("timestamps ahead of the clock")]
+    TimestampsAhead(Vec<ItemProblem>),
     #[error(transparent)]
     Save(#[from] SaveError),
     #[error(transparent)]
@@ -116,11 +121,18 @@ pub struct PostSales {
 #[rtype(result = "()")]
 pub struct Crash;
 
+/// Test hook: makes the actor panic once its next commit is answered,
+/// before it counts it (rows stored, totals and ranking without them).
+#[cfg(feature = "testing")]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CrashAfterNextCommit;
+
 /// What the actor talks to.
 #[derive(Clone)]
 pub struct TenantDeps {
     pub writer: Writer,
-    pub idle: Idle,
+    pub lifecycle: Lifecycle,
     /// Catalog re-reads go here, not behind the writes.
     pub lookup: Addr<LookupActor>,
     pub ranking: RankingFeed,
@@ -130,8 +142,15 @@ pub struct TenantDeps {
 pub struct TenantActor {
     id: TenantId,
     catalog: Catalog,
-    last_reload: Option<Instant>,
+    last_catalog_read: Option<Instant>,
     totals: Totals,
+    /// The totals hold every commit answered with a `Seq` up to this (a
+    /// reload saw them); later answers add theirs.
+    covered_through: Seq,
+    /// Stopped for being idle (not by a panic).
+    passivated: bool,
+    #[cfg(feature = "testing")]
+    crash_after_commit: bool,
     recent: RecentKeys,
     claims: KeyClaims,
     reserved: Reservations,
@@ -154,6 +173,8 @@ struct Post {
     claimed: bool,
     /// Store rounds run.
     rounds: usize,
+    /// The request's keys were read from MySQL once already.
+    keys_read: bool,
     /// Set by the step that refused the request; later steps pass it on.
     failed: Option<TenantError>,
 }
@@ -194,8 +215,12 @@ impl TenantActor {
         TenantActor {
             id,
             catalog,
-            last_reload: None,
+            last_catalog_read: None,
             totals,
+            covered_through: 0,
+            passivated: false,
+            #[cfg(feature = "testing")]
+            crash_after_commit: false,
             recent: RecentKeys::default(),
             claims: KeyClaims::default(),
             reserved: Reservations::default(),
@@ -208,200 +233,16 @@ impl TenantActor {
     /// request that reached the mailbox meanwhile is dropped unprocessed
     /// with the actor, and the registry sends it to a fresh one.
     fn stop_if_idle(&mut self, ctx: &mut Context<Self>) {
-        let quiet = self.in_flight == 0 && self.totals.idle_for() >= self.deps.idle.after;
-        if quiet && (self.deps.idle.forget)(self.id, &ctx.address()) {
+        let quiet = self.in_flight == 0 && self.totals.idle_for() >= self.deps.lifecycle.idle_after;
+        if quiet && (self.deps.lifecycle.forget)(self.id, &ctx.address()) {
             debug_assert!(
                 self.claims.is_empty() && self.reserved.is_empty(),
                 "no request in flight holds a key or a reservation"
             );
             self.deps.metrics.tenant_passivations.inc();
+            self.passivated = true;
             ctx.stop();
         }
-    }
-
-    /// Step 1: the branch and every product are the tenant's. On a miss the
-    /// catalog is read again (at most once a second), so that rows added
-    /// straight into MySQL are accepted.
-    fn check_catalog(&mut self, post: Post) -> Step {
-        let Err(first) = catalog_problem(&self.catalog, post.branch, &post.items) else {
-            return Box::pin(ready(post));
-        };
-        if !self.may_reload_catalog() {
-            return Box::pin(ready(post.fail(first)));
-        }
-        let (lookup, tenant) = (self.deps.lookup.clone(), self.id);
-        let read = async move { lookup::ask(&lookup, FindCatalog(tenant)).await };
-        Box::pin(read.into_actor(self).map(|found, act, _| match found {
-            Err(e) => post.fail(e.into()),
-            Ok(None) => post.fail(TenantError::TenantNotFound),
-            Ok(Some(catalog)) => {
-                act.catalog = catalog;
-                match catalog_problem(&act.catalog, post.branch, &post.items) {
-                    Ok(()) => post,
-                    Err(e) => post.fail(e),
-                }
-            }
-        }))
-    }
-
-    fn may_reload_catalog(&mut self) -> bool {
-        let now = Instant::now();
-        if self
-            .last_reload
-            .is_some_and(|t| now.duration_since(t) < CATALOG_RELOAD_INTERVAL)
-        {
-            return false;
-        }
-        self.last_reload = Some(now);
-        true
-    }
-
-    /// Step 2: the request's idempotency keys, once no other request holds them.
-    fn claim_keys(&mut self, mut post: Post) -> Step {
-        if post.failed.is_some() {
-            return Box::pin(ready(post));
-        }
-        match self.claims.claim(&post.items) {
-            Ok(()) => {
-                post.claimed = true;
-                Box::pin(ready(post))
-            }
-            Err(released) => Box::pin(
-                async move {
-                    let _ = released.await;
-                }
-                .into_actor(self)
-                .then(|(), act, _| act.claim_keys(post)),
-            ),
-        }
-    }
-
-    /// Step 3: replays are answered from the keys committed before; the
-    /// other items are stored. When MySQL already holds one of their keys
-    /// (stored by an earlier process or request), the keys are read and the
-    /// step runs again, at most [`KEY_ROUNDS`] times.
-    fn store(&mut self, mut post: Post) -> Step {
-        if post.failed.is_some() {
-            return Box::pin(ready(post));
-        }
-        if let Err(e) = self
-            .recent
-            .settle(post.branch, &post.items, &mut post.outcome)
-        {
-            return Box::pin(ready(post.fail(e)));
-        }
-        let fresh = post.unsettled();
-        if fresh.is_empty() || post.rounds == KEY_ROUNDS {
-            return Box::pin(ready(post));
-        }
-        post.rounds += 1;
-        let sales: Vec<NewSale> = fresh
-            .iter()
-            .map(|&i| NewSale::new(self.id, post.branch, &post.items[i]))
-            .collect();
-        let reservation = match self.reserved.take(&self.totals, &sales, &fresh) {
-            Ok(r) => r,
-            Err(full) => return Box::pin(ready(post.fail(TenantError::TotalsFull(full)))),
-        };
-        post.handed_over.store(true, Ordering::SeqCst);
-        let writer = self.deps.writer.clone();
-        let save = async move { writer.save(sales).await };
-        Box::pin(save.into_actor(self).then(move |saved, act, _| {
-            let next: Step = match saved {
-                Ok(stored) => {
-                    debug_assert_eq!(stored.len(), fresh.len(), "one stored row per sale sent");
-                    act.apply_committed(&stored);
-                    for (i, s) in fresh.into_iter().zip(stored) {
-                        post.outcome[i] = Some(s);
-                    }
-                    post.created = true;
-                    Box::pin(ready(post))
-                }
-                Err(SaveError::DuplicateKey) => act.read_stored_keys(post, &fresh),
-                Err(e) => Box::pin(ready(post.fail(e.into()))),
-            };
-            act.reserved.release(reservation);
-            next
-        }))
-    }
-
-    /// The keys of `positions` as MySQL holds them, then [`Self::store`] again.
-    fn read_stored_keys(&mut self, post: Post, positions: &[usize]) -> Step {
-        let keys = positions
-            .iter()
-            .filter_map(|&i| post.items[i].idempotency_key.clone())
-            .collect();
-        let (writer, tenant) = (self.deps.writer.clone(), self.id);
-        let read = async move { writer.stored_keys(tenant, keys).await };
-        Box::pin(read.into_actor(self).then(|found, act, _| match found {
-            Ok(found) => {
-                act.recent.extend(found);
-                act.store(post)
-            }
-            Err(e) => Box::pin(ready(post.fail(e.into()))) as Step,
-        }))
-    }
-
-    /// Adds committed rows to the live totals and tells the ranking.
-    fn apply_committed(&mut self, stored: &[StoredSale]) {
-        let mut changed: ProductMap<ProductTotal> = ProductMap::default();
-        for s in stored {
-            let sale = &s.sale;
-            let catalog = &self.catalog;
-            let total = self
-                .totals
-                .add(self.id, || catalog.product_name(sale.product_id), sale);
-            changed.insert(sale.product_id, total);
-            if sale.idempotency_key.is_some() {
-                self.recent.insert(s.clone());
-            }
-        }
-        self.totals.changed();
-        self.deps.ranking.push(changed.into_values());
-    }
-
-    /// Step 4: gives back what the request held and answers it.
-    fn answer(&mut self, post: Post, ctx: &mut Context<Self>) -> Result<PostOutcome, TenantError> {
-        debug_assert!(self.in_flight > 0, "every answered request was counted in");
-        self.in_flight = self.in_flight.saturating_sub(1);
-        if post.claimed {
-            self.claims.release(&post.items);
-        }
-        let span = post.span.clone();
-        let _in_request = span.enter();
-        let result = post.into_result();
-        if let Err(e) = &result {
-            tracing::debug!(error = %e, "sales request refused");
-        }
-        // Rows may be stored that these totals lack: stop, so the next
-        // request starts a fresh actor that reloads from MySQL.
-        if matches!(result, Err(TenantError::Save(SaveError::OutcomeUnknown))) {
-            tracing::warn!("commit outcome unknown; reloading the tenant");
-            ctx.stop();
-        }
-        result
-    }
-}
-
-/// Whether `branch` and every item's product are in `catalog`.
-fn catalog_problem(
-    catalog: &Catalog,
-    branch: BranchId,
-    items: &[SaleItem],
-) -> Result<(), TenantError> {
-    if !catalog.branches.contains(&branch) {
-        return Err(TenantError::BranchNotFound);
-    }
-    let unknown: Vec<ItemProblem> = items
-        .iter()
-        .enumerate()
-        .filter(|(_, item)| !catalog.products.contains_key(&item.product_id))
-        .map(|(i, _)| ItemProblem::new(i, "productID", "is not a product of this tenant"))
-        .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(TenantError::UnknownProducts(unknown))
     }
 }
 
@@ -411,13 +252,18 @@ impl Actor for TenantActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         self.deps.metrics.tenant_actors.inc();
-        let every =
-            (self.deps.idle.after / 2).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let every = (self.deps.lifecycle.idle_after / 2)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| act.stop_if_idle(ctx));
     }
 
-    fn stopped(&mut self, _: &mut Context<Self>) {
+    /// Also runs after a panic (actix's context is dropped): then the
+    /// registry replaces the actor at once.
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
         self.deps.metrics.tenant_actors.dec();
+        if !self.passivated {
+            (self.deps.lifecycle.died)(self.id, &ctx.address());
+        }
     }
 }
 
@@ -438,6 +284,7 @@ impl Handler<PostSales> for TenantActor {
             created: false,
             claimed: false,
             rounds: 0,
+            keys_read: false,
             failed: None,
         };
         Box::pin(
@@ -455,5 +302,14 @@ impl Handler<Crash> for TenantActor {
 
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
         panic!("tenant actor crash requested by a test");
+    }
+}
+
+#[cfg(feature = "testing")]
+impl Handler<CrashAfterNextCommit> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CrashAfterNextCommit, _: &mut Context<Self>) {
+        self.crash_after_commit = true;
     }
 }

@@ -79,11 +79,15 @@ fn missing_fields_and_mismatched_path_ids_are_reported() {
 }
 
 #[test]
-fn timestamps_too_far_ahead_are_refused() {
-    let f = fields_of(
-        r#"{"productID":1,"quantitySold":1,"pricePerUnit":1,"timestamp":"2026-11-25T12:01:01Z"}"#,
-    );
-    assert!(f.contains_key("timestamp"));
+fn timestamps_too_far_ahead_are_marked_for_the_tenant_to_refuse_unless_replayed() {
+    let at = |t: &str| {
+        let body =
+            format!(r#"{{"productID":1,"quantitySold":1,"pricePerUnit":1,"timestamp":"{t}"}}"#);
+        parse(body.as_bytes()).expect("parses").items[0].timestamp_ahead
+    };
+    assert!(at("2026-11-25T12:01:01Z"));
+    assert!(!at("2026-11-25T12:01:00Z"));
+    assert!(!at("2026-11-25T11:00:00Z"));
 }
 
 #[test]

@@ -178,6 +178,51 @@ impl TestDb {
             .expect("a count")
     }
 
+    /// Transactions of this database's connections waiting for a row lock.
+    pub async fn lock_waits(&self) -> u64 {
+        self.scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.INNODB_TRX t \
+             JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+             WHERE t.trx_state = 'LOCK WAIT' AND p.DB = '{}'",
+            self.name
+        ))
+        .await
+        .parse()
+        .expect("a count")
+    }
+
+    /// Starts a transaction on its own connection that locks the summary
+    /// rows of `tenant` until the returned connection rolls back (or drops).
+    pub async fn lock_totals(&self, tenant: u64) -> mysql_async::Conn {
+        let mut conn = self.conn().await;
+        conn.query_drop("START TRANSACTION").await.expect("begin");
+        conn.query_drop(format!(
+            "SELECT * FROM product_sales_totals WHERE tenant_id = {tenant} FOR UPDATE"
+        ))
+        .await
+        .expect("lock");
+        conn
+    }
+
+    /// `quantity revenue` of every product of `tenant` in the summary, and
+    /// the same summed from the history, by product.
+    pub async fn summary_and_history(&self, tenant: u64) -> (String, String) {
+        let summary = self
+            .scalar(&format!(
+                "SELECT GROUP_CONCAT(CONCAT(product_id, ':', quantity_sold, '/', revenue) ORDER BY product_id) \
+                 FROM product_sales_totals WHERE tenant_id = {tenant}"
+            ))
+            .await;
+        let history = self
+            .scalar(&format!(
+                "SELECT GROUP_CONCAT(s ORDER BY p) FROM (SELECT product_id p, \
+                 CONCAT(product_id, ':', SUM(quantity_sold), '/', SUM(quantity_sold * price_per_unit)) s \
+                 FROM sales_transactions WHERE tenant_id = {tenant} GROUP BY product_id) h"
+            ))
+            .await;
+        (summary, history)
+    }
+
     /// A tenant with `branches` branches and `products` products (prices are the client's).
     pub async fn tenant(&self, branches: usize, products: usize) -> Tenant {
         let mut conn = self.conn().await;
@@ -563,7 +608,16 @@ pub async fn post_status(client: &awc::Client, url: &str, token: &str, body: &Va
 }
 
 /// Polls `check` until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+pub async fn eventually<F, Fut>(timeout: Duration, check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_every(Duration::from_millis(25), timeout, check).await
+}
+
+/// Polls `check` every `period` until it holds or `timeout` passes.
+pub async fn eventually_every<F, Fut>(period: Duration, timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -576,8 +630,20 @@ where
         if Instant::now() > deadline {
             return false;
         }
-        actix_web::rt::time::sleep(Duration::from_millis(25)).await;
+        actix_web::rt::time::sleep(period).await;
     }
+}
+
+/// Waits until `n` transactions of `db` wait for a row lock. InnoDB
+/// refreshes what `INNODB_TRX` shows only when nobody read it for 0.1 s,
+/// so this polls less often than that.
+pub async fn until_lock_waits(db: &TestDb, n: u64) -> bool {
+    eventually_every(
+        Duration::from_millis(250),
+        Duration::from_secs(30),
+        || async { db.lock_waits().await == n },
+    )
+    .await
 }
 
 /// Tenant `n` as the service's type.

@@ -4,7 +4,7 @@
 //! never reaches MySQL, which rolls back) and cut: the failures after which
 //! the client cannot know whether its rows are stored.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ fn ends_a_commit(chunk: &[u8]) -> bool {
 const COMMIT_PASSES: u8 = 0;
 const COMMIT_ANSWER_LOST: u8 = 1;
 const COMMIT_SWALLOWED: u8 = 2;
+/// Sent on, and its connection cut at once: MySQL may still be running it.
+const COMMIT_SENT_THEN_CUT: u8 = 3;
+/// Reaches MySQL, its answer is lost, and the proxy goes down.
+const COMMIT_ANSWER_LOST_THEN_DOWN: u8 = 4;
 
 /// Longest wait for MySQL's answer to a COMMIT whose answer is to be lost.
 const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
@@ -70,6 +74,8 @@ pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
     next_commit: Arc<AtomicU8>,
+    /// Queries ending in COMMIT sent on to MySQL.
+    commits: Arc<AtomicUsize>,
     /// Set once MySQL answered a COMMIT whose answer was then dropped: it
     /// is committed, and the client does not know.
     answer_dropped: Arc<AtomicBool>,
@@ -85,23 +91,26 @@ impl Proxy {
         let up = Arc::new(AtomicBool::new(true));
         let next_commit = Arc::new(AtomicU8::new(COMMIT_PASSES));
         let answer_dropped = Arc::new(AtomicBool::new(false));
+        let commits = Arc::new(AtomicUsize::new(0));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (u, fault, l, d) = (
-            up.clone(),
-            next_commit.clone(),
-            links.clone(),
-            answer_dropped.clone(),
-        );
+        let faults = Faults {
+            next_commit: next_commit.clone(),
+            up: up.clone(),
+            links: links.clone(),
+            dropped: answer_dropped.clone(),
+            commits: commits.clone(),
+        };
+        let (u, l) = (up.clone(), links.clone());
         let accept = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if !u.load(Ordering::SeqCst) {
                     continue; // dropped: connection refused in effect
                 }
                 let target = target.clone();
-                let (fault, up, links, dropped) = (fault.clone(), u.clone(), l.clone(), d.clone());
+                let faults = faults.clone();
                 let link = tokio::spawn(async move {
                     if let Ok(outbound) = TcpStream::connect(target).await {
-                        relay(inbound, outbound, fault, up, links, dropped).await;
+                        relay(inbound, outbound, faults).await;
                     }
                 });
                 l.lock().expect("links").push(link);
@@ -111,6 +120,7 @@ impl Proxy {
             port,
             up,
             next_commit,
+            commits,
             answer_dropped,
             links,
             accept,
@@ -128,6 +138,27 @@ impl Proxy {
     /// until [`Proxy::restore`].
     pub fn swallow_next_commit_and_cut(&self) {
         self.next_commit.store(COMMIT_SWALLOWED, Ordering::SeqCst);
+    }
+
+    /// The next COMMIT reaches MySQL and its connection is cut right after,
+    /// before any answer: MySQL may still be running the transaction (it
+    /// waits for a lock, say) while the client settles and retries.
+    pub fn cut_right_after_next_commit(&self) {
+        self.next_commit
+            .store(COMMIT_SENT_THEN_CUT, Ordering::SeqCst);
+    }
+
+    /// The next COMMIT reaches MySQL, its answer is lost, and the proxy
+    /// refuses connections from then on, until [`Proxy::restore`]: the
+    /// client cannot learn the outcome.
+    pub fn lose_next_commit_answer_and_go_down(&self) {
+        self.next_commit
+            .store(COMMIT_ANSWER_LOST_THEN_DOWN, Ordering::SeqCst);
+    }
+
+    /// Queries ending in COMMIT sent on to MySQL so far.
+    pub fn commits_sent(&self) -> usize {
+        self.commits.load(Ordering::SeqCst)
     }
 
     /// Whether the answer of a COMMIT armed by [`Proxy::lose_next_commit_answer`]
@@ -154,22 +185,38 @@ impl Proxy {
     }
 }
 
-/// Copies both ways until either side closes, or until the COMMIT that
-/// `fault` arms: its answer is dropped and both connections close once MySQL
-/// has answered the whole query, COMMIT included; or it is not forwarded at
-/// all and the proxy goes down.
-async fn relay(
-    client: TcpStream,
-    server: TcpStream,
-    fault: Arc<AtomicU8>,
+/// What a relay shares with the proxy.
+#[derive(Clone)]
+struct Faults {
+    next_commit: Arc<AtomicU8>,
     up: Arc<AtomicBool>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     dropped: Arc<AtomicBool>,
-) {
+    commits: Arc<AtomicUsize>,
+}
+
+impl Faults {
+    /// Closes every open connection and refuses new ones.
+    fn go_down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+}
+
+/// Copies both ways until either side closes, or until the COMMIT that
+/// `fault` arms: its answer is dropped and both connections close once MySQL
+/// has answered the whole query, COMMIT included (and with
+/// `COMMIT_ANSWER_LOST_THEN_DOWN` the proxy goes down); or it is not
+/// forwarded at all and the proxy goes down; or it is forwarded and both
+/// connections close at once.
+async fn relay(client: TcpStream, server: TcpStream, faults: Faults) {
     let (mut client_rx, mut client_tx) = client.into_split();
     let (mut server_rx, mut server_tx) = server.into_split();
     let muted = Arc::new(AtomicBool::new(false));
-    let m = muted.clone();
+    let down_after_answer = Arc::new(AtomicBool::new(false));
+    let (m, down, f) = (muted.clone(), down_after_answer.clone(), faults.clone());
     let to_client = async move {
         let mut buf = vec![0u8; 64 * 1024];
         let mut withheld = Vec::new();
@@ -177,7 +224,10 @@ async fn relay(
             if n > 0 && m.load(Ordering::SeqCst) {
                 withheld.extend_from_slice(&buf[..n]);
                 if answers_complete(&withheld) {
-                    dropped.store(true, Ordering::SeqCst);
+                    f.dropped.store(true, Ordering::SeqCst);
+                    if down.load(Ordering::SeqCst) {
+                        f.go_down();
+                    }
                     break;
                 }
                 continue;
@@ -195,27 +245,31 @@ async fn relay(
                 break;
             }
             let armed = if ends_a_commit(chunk) {
-                fault.swap(COMMIT_PASSES, Ordering::SeqCst)
+                faults.next_commit.swap(COMMIT_PASSES, Ordering::SeqCst)
             } else {
                 COMMIT_PASSES
             };
             if armed == COMMIT_SWALLOWED {
                 // Down at once, every connection: no retry may get through
                 // before the test says so.
-                up.store(false, Ordering::SeqCst);
                 muted.store(true, Ordering::SeqCst);
-                for link in links.lock().expect("links").drain(..) {
-                    link.abort();
-                }
+                faults.go_down();
                 break;
             }
-            if armed == COMMIT_ANSWER_LOST {
+            if armed == COMMIT_ANSWER_LOST || armed == COMMIT_ANSWER_LOST_THEN_DOWN {
                 muted.store(true, Ordering::SeqCst);
+                down_after_answer.store(armed == COMMIT_ANSWER_LOST_THEN_DOWN, Ordering::SeqCst);
             }
             if server_tx.write_all(chunk).await.is_err() {
                 break;
             }
-            if armed == COMMIT_ANSWER_LOST {
+            if ends_a_commit(chunk) {
+                faults.commits.fetch_add(1, Ordering::SeqCst);
+            }
+            if armed == COMMIT_SENT_THEN_CUT {
+                break;
+            }
+            if armed == COMMIT_ANSWER_LOST || armed == COMMIT_ANSWER_LOST_THEN_DOWN {
                 // The other direction ends the relay once MySQL has answered;
                 // this only bounds the wait.
                 tokio::time::sleep(ANSWER_DEADLINE).await;

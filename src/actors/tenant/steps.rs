@@ -1,0 +1,261 @@
+//! The steps of a sales request in its tenant's actor. Each runs with
+//! `&mut TenantActor` between the awaits of a catalog read, a commit or a
+//! read of stored keys; [`Post`] carries what the request found so far.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use actix::fut::{ready, ActorFutureExt, WrapFuture};
+use actix::prelude::*;
+
+use super::{
+    Post, PostOutcome, Step, TenantActor, TenantError, CATALOG_RELOAD_INTERVAL, KEY_ROUNDS,
+};
+use crate::actors::lookup::{self, FindCatalog};
+use crate::actors::persistence::{SaveError, Saved};
+use crate::domain::{BranchId, Catalog, ItemProblem, NewSale, ProductMap, ProductTotal, SaleItem};
+
+impl TenantActor {
+    /// Step 1: the branch and every product are the tenant's. On a miss the
+    /// catalog is read again (at most once a second), so that rows added
+    /// straight into MySQL are accepted.
+    pub(super) fn check_catalog(&mut self, post: Post) -> Step {
+        let Err(first) = catalog_problem(&self.catalog, post.branch, &post.items) else {
+            return Box::pin(ready(post));
+        };
+        if !self.may_reload_catalog() {
+            return Box::pin(ready(post.fail(first)));
+        }
+        let (lookup, tenant) = (self.deps.lookup.clone(), self.id);
+        let read = async move { lookup::ask(&lookup, FindCatalog(tenant)).await };
+        Box::pin(read.into_actor(self).map(|found, act, _| match found {
+            Err(e) => post.fail(e.into()),
+            Ok(None) => post.fail(TenantError::TenantNotFound),
+            Ok(Some(catalog)) => {
+                act.catalog = catalog;
+                match catalog_problem(&act.catalog, post.branch, &post.items) {
+                    Ok(()) => post,
+                    Err(e) => post.fail(e),
+                }
+            }
+        }))
+    }
+
+    fn may_reload_catalog(&mut self) -> bool {
+        let now = Instant::now();
+        if self
+            .last_catalog_read
+            .is_some_and(|t| now.duration_since(t) < CATALOG_RELOAD_INTERVAL)
+        {
+            return false;
+        }
+        self.last_catalog_read = Some(now);
+        true
+    }
+
+    /// Step 2: the request's idempotency keys, once no other request holds them.
+    pub(super) fn claim_keys(&mut self, mut post: Post) -> Step {
+        if post.failed.is_some() {
+            return Box::pin(ready(post));
+        }
+        match self.claims.claim(&post.items) {
+            Ok(()) => {
+                post.claimed = true;
+                Box::pin(ready(post))
+            }
+            Err(released) => Box::pin(
+                async move {
+                    let _ = released.await;
+                }
+                .into_actor(self)
+                .then(|(), act, _| act.claim_keys(post)),
+            ),
+        }
+    }
+
+    /// Step 3: replays are answered from the keys committed before; the
+    /// other items are stored. An item that would be refused (its
+    /// timestamp ahead of the clock, or a total past its column) is first
+    /// looked up by its key: a replay is answered as one whatever the
+    /// limits and the clock say now. When MySQL already holds a key (stored
+    /// by an earlier process or request), the keys are read and the step
+    /// runs again, at most [`KEY_ROUNDS`] times.
+    pub(super) fn store(&mut self, mut post: Post) -> Step {
+        if post.failed.is_some() {
+            return Box::pin(ready(post));
+        }
+        if let Err(e) = self
+            .recent
+            .settle(post.branch, &post.items, &mut post.outcome)
+        {
+            return Box::pin(ready(post.fail(e)));
+        }
+        let fresh = post.unsettled();
+        if fresh.is_empty() || post.rounds == KEY_ROUNDS {
+            return Box::pin(ready(post));
+        }
+        let ahead: Vec<ItemProblem> = fresh
+            .iter()
+            .filter(|&&i| post.items[i].timestamp_ahead)
+            .map(|&i| ItemProblem::new(i, "timestamp", SaleItem::TIMESTAMP_AHEAD))
+            .collect();
+        if !ahead.is_empty() {
+            return self.unless_stored(post, &fresh, TenantError::TimestampsAhead(ahead));
+        }
+        let sales: Vec<NewSale> = fresh
+            .iter()
+            .map(|&i| NewSale::new(self.id, post.branch, &post.items[i]))
+            .collect();
+        let reservation = match self.reserved.take(&self.totals, &sales, &fresh) {
+            Ok(r) => r,
+            Err(full) => return self.unless_stored(post, &fresh, TenantError::TotalsFull(full)),
+        };
+        post.rounds += 1;
+        post.handed_over.store(true, Ordering::SeqCst);
+        let writer = self.deps.writer.clone();
+        let save = async move { writer.save(sales).await };
+        Box::pin(save.into_actor(self).then(move |saved, act, _| {
+            let next: Step = match saved {
+                Ok(saved) => {
+                    debug_assert_eq!(
+                        saved.sales.len(),
+                        fresh.len(),
+                        "one stored row per sale sent"
+                    );
+                    #[cfg(feature = "testing")]
+                    if act.crash_after_commit {
+                        panic!("tenant actor crash after a commit, requested by a test");
+                    }
+                    act.apply_committed(&saved);
+                    for (i, s) in fresh.into_iter().zip(saved.sales) {
+                        post.outcome[i] = Some(s);
+                    }
+                    post.created = true;
+                    Box::pin(ready(post))
+                }
+                Err(SaveError::DuplicateKey) => act.read_stored_keys(post, &fresh),
+                Err(e) => Box::pin(ready(post.fail(e.into()))),
+            };
+            act.reserved.release(reservation);
+            next
+        }))
+    }
+
+    /// `refusal`, unless the keys of the items at `fresh` turn out stored
+    /// (read once per request): then the step runs again with them.
+    fn unless_stored(&mut self, post: Post, fresh: &[usize], refusal: TenantError) -> Step {
+        let keyed = fresh
+            .iter()
+            .any(|&i| post.items[i].idempotency_key.is_some());
+        if post.keys_read || !keyed {
+            return Box::pin(ready(post.fail(refusal)));
+        }
+        self.read_stored_keys(post, fresh)
+    }
+
+    /// The keys of `positions` as MySQL holds them, then [`Self::store`]
+    /// again. A key stored that this actor did not remember may belong to a
+    /// commit its totals lack (a predecessor's last one, committed after
+    /// this actor read its totals): the totals are read again from MySQL,
+    /// behind every write queued, before the request goes on.
+    fn read_stored_keys(&mut self, mut post: Post, positions: &[usize]) -> Step {
+        post.keys_read = true;
+        let keys = positions
+            .iter()
+            .filter_map(|&i| post.items[i].idempotency_key.clone())
+            .collect();
+        let (writer, tenant) = (self.deps.writer.clone(), self.id);
+        let read = async move { writer.stored_keys(tenant, keys).await };
+        Box::pin(read.into_actor(self).then(|found, act, ctx| -> Step {
+            match found {
+                Ok(found) if found.is_empty() => act.store(post),
+                Ok(found) => {
+                    act.recent.extend(found);
+                    let reloaded = act.reload(ctx);
+                    Box::pin(
+                        reloaded
+                            .into_actor(act)
+                            .then(|reloaded, act, _| match reloaded {
+                                Ok(Ok(())) => act.store(post),
+                                Ok(Err(e)) => Box::pin(ready(post.fail(e))),
+                                Err(_) => Box::pin(ready(post.fail(TenantError::Crashed))),
+                            }),
+                    )
+                }
+                Err(e) => Box::pin(ready(post.fail(e.into()))),
+            }
+        }))
+    }
+
+    /// Adds committed rows to the live totals (unless a reload that saw
+    /// them came first) and tells the ranking.
+    pub(super) fn apply_committed(&mut self, saved: &Saved) {
+        let counted = saved.seq > self.covered_through;
+        let mut changed: ProductMap<ProductTotal> = ProductMap::default();
+        for s in &saved.sales {
+            let sale = &s.sale;
+            if counted {
+                let catalog = &self.catalog;
+                let total =
+                    self.totals
+                        .add(self.id, || catalog.product_name(sale.product_id), sale);
+                changed.insert(sale.product_id, total);
+            }
+            if sale.idempotency_key.is_some() {
+                self.recent.insert(s.clone());
+            }
+        }
+        if counted {
+            self.totals.changed();
+            self.deps.ranking.push(changed.into_values());
+        }
+    }
+
+    /// Step 4: gives back what the request held and answers it.
+    pub(super) fn answer(
+        &mut self,
+        post: Post,
+        ctx: &mut Context<Self>,
+    ) -> Result<PostOutcome, TenantError> {
+        debug_assert!(self.in_flight > 0, "every answered request was counted in");
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if post.claimed {
+            self.claims.release(&post.items);
+        }
+        let span = post.span.clone();
+        let _in_request = span.enter();
+        let result = post.into_result();
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "sales request refused");
+        }
+        // Rows may be stored that these totals lack: read them again now
+        // (not on the tenant's next request), so the ranking follows too.
+        if matches!(result, Err(TenantError::Save(SaveError::OutcomeUnknown))) {
+            tracing::warn!("commit outcome unknown; reloading the tenant's totals");
+            self.reload_until_done(ctx);
+        }
+        result
+    }
+}
+
+/// Whether `branch` and every item's product are in `catalog`.
+fn catalog_problem(
+    catalog: &Catalog,
+    branch: BranchId,
+    items: &[SaleItem],
+) -> Result<(), TenantError> {
+    if !catalog.branches.contains(&branch) {
+        return Err(TenantError::BranchNotFound);
+    }
+    let unknown: Vec<ItemProblem> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| !catalog.products.contains_key(&item.product_id))
+        .map(|(i, _)| ItemProblem::new(i, "productID", "is not a product of this tenant"))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(TenantError::UnknownProducts(unknown))
+    }
+}
