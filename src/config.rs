@@ -55,6 +55,9 @@ pub struct Config {
     /// A tenant's actor stops after this long without a request.
     pub tenant_idle: Duration,
     pub shard: Shard,
+    /// How long the shard's lease lasts unless renewed (it is renewed every
+    /// third of that).
+    pub shard_lease: Duration,
     /// Peers whose `X-Forwarded-For` names the client (our HAProxy).
     pub trusted_proxies: TrustedProxies,
 }
@@ -102,6 +105,7 @@ struct RawEnv {
     max_connections: Option<String>,
     tenant_idle_secs: Option<String>,
     shard: Option<String>,
+    shard_lease_secs: Option<String>,
     trusted_proxies: Option<String>,
 }
 
@@ -131,6 +135,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("POS_MAX_CONNECTIONS", "open API connections over all workers [10000]"),
     ("POS_TENANT_IDLE_SECS", "a tenant's actor stops after this long unused [300]"),
     ("POS_SHARD", "i/n: own the tenants with tenant_id % n == i [0/1]"),
+    ("POS_SHARD_LEASE_SECS", "life of the shard's lease, renewed every third of it [10]"),
     ("POS_TRUSTED_PROXIES", "proxies whose X-Forwarded-For names the client [none]"),
 ];
 
@@ -319,6 +324,13 @@ impl Config {
                 604_800,
             )?),
             shard,
+            shard_lease: Duration::from_secs(int(
+                "POS_SHARD_LEASE_SECS",
+                raw.shard_lease_secs,
+                10,
+                2,
+                600,
+            )?),
             trusted_proxies,
         })
     }

@@ -17,6 +17,17 @@ pub fn random_u63() -> u64 {
     n >> 1
 }
 
+/// This machine's host name (for the shard lease's holder), or
+/// `localhost` if it cannot be read.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// A request id shaped like a UUID (36 characters): a random number drawn
 /// once per process, then a counter. Unique across processes with
 /// overwhelming odds and in order within one, at no cost per request (a

@@ -52,6 +52,7 @@ fn main() {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Keys(args) => keys(args, config).await,
+            Command::Shards(args) => shards(args, config).await,
             Command::Seed(args) => seed(args, config).await,
             Command::Loadgen(args) => {
                 let url = args.database_url.clone().unwrap_or(config.database_url);
@@ -64,10 +65,13 @@ fn main() {
 
 async fn serve(config: Config) -> i32 {
     match pos::startup::start(config) {
-        Ok(app) => {
-            app.run_until_signal().await;
-            0
-        }
+        Ok(app) => match app.run_until_signal().await {
+            None => 0,
+            Some(fatal) => {
+                eprintln!("{}", fatal.message);
+                fatal.code
+            }
+        },
         Err(e) => {
             eprintln!("{e}");
             1
@@ -109,6 +113,20 @@ fn tool_urls(database_url: &Option<String>, config: &Config) -> (String, String)
 async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
     let (url, migration_url) = tool_urls(&args.database_url, &config);
     match pos::cli::keys::run(&args.command, &url, &migration_url).await {
+        Ok(out) => {
+            print!("{out}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+async fn shards(args: pos::cli::shards::ShardsArgs, config: Config) -> i32 {
+    let (url, migration_url) = tool_urls(&args.database_url, &config);
+    match pos::cli::shards::run(&args.command, &url, &migration_url).await {
         Ok(out) => {
             print!("{out}");
             0

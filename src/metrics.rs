@@ -51,6 +51,8 @@ pub struct Metrics {
     pub tenant_passivations: IntCounter,
     /// Tenants whose totals were read again from MySQL while their actor ran.
     pub tenant_reloads: IntCounter,
+    /// 1 while this instance holds its shard's lease (and may write).
+    pub shard_lease_held: IntGauge,
     /// Products in the global ranking.
     pub ranking_products: IntGauge,
     pub mirror_errors: IntCounter,
@@ -183,6 +185,11 @@ impl Metrics {
                 "Tenant actors stopped after being idle",
             )
             .expect("valid"),
+            shard_lease_held: IntGauge::new(
+                "pos_shard_lease_held",
+                "1 while this instance holds its shard's lease and may write",
+            )
+            .expect("valid"),
             tenant_reloads: IntCounter::new(
                 "pos_tenant_reloads_total",
                 "Tenants whose totals were read again from MySQL (after an unknown commit outcome or an unremembered stored key)",
@@ -239,6 +246,7 @@ impl Metrics {
             Box::new(self.tenant_restarts.clone()),
             Box::new(self.tenant_passivations.clone()),
             Box::new(self.tenant_reloads.clone()),
+            Box::new(self.shard_lease_held.clone()),
             Box::new(self.ranking_products.clone()),
             Box::new(self.mirror_errors.clone()),
             Box::new(self.mirror_lag_seconds.clone()),

@@ -8,29 +8,27 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
+mod boot;
+
+use actix::prelude::*;
+use tokio::sync::mpsc;
+
+use crate::actors::lease::{Fatal, Release};
 use crate::actors::lookup::LookupActor;
-use crate::actors::persistence::{PersistenceActor, PersistenceSettings, Writer};
-use crate::actors::ranking::{FinalFlush, RankingActor, TotalsChanged};
-use crate::actors::registry::{Lane, TenantRegistry};
+use crate::actors::ranking::FinalFlush;
+#[cfg(feature = "testing")]
+use crate::actors::registry::TenantRegistry;
 use crate::auth::{Auth, Limits};
-use crate::config::{redact_url, Config};
-use crate::domain::ProductTotal;
-use crate::http::{self, AppState, Core};
+use crate::config::Config;
+use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
-use crate::store;
-
-const FIRST_BOOT_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BOOT_BACKOFF: Duration = Duration::from_secs(5);
-/// Spare connections per persistence pool beyond the flushing one (reads, pings).
-const POOL_SPARE: usize = 3;
+use crate::store::LeaseHolder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -53,6 +51,9 @@ pub struct RunningApp {
     boot: actix_web::rt::task::JoinHandle<()>,
     revocations: Option<actix_web::rt::task::JoinHandle<()>>,
     arbiters: Arc<Mutex<Vec<Arbiter>>>,
+    /// Why the service must stop on its own (its shard taken over, or the
+    /// deployment recorded with another shard count).
+    fatal: mpsc::Receiver<Fatal>,
 }
 
 /// Binds the listeners and starts everything; returns at once. Must run
@@ -145,7 +146,21 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
 
     let arbiters = Arc::new(Mutex::new(vec![lookup_arbiter]));
     let revocations = auth.map(|a| actix_web::rt::spawn(a.watch_revocations()));
-    let boot = actix_web::rt::spawn(boot(state.clone(), config, lookup, arbiters.clone()));
+    let (fatal_tx, fatal) = mpsc::channel(1);
+    // The shard's lease names this process by where it serves: a process
+    // that serves there later is its successor.
+    let me = LeaseHolder {
+        address: format!("{}:{}", crate::ids::host_name(), api_addr.port()),
+        instance: crate::ids::random_u63(),
+    };
+    let boot = actix_web::rt::spawn(boot::boot(boot::Boot {
+        state: state.clone(),
+        config,
+        lookup,
+        arbiters: arbiters.clone(),
+        fatal: fatal_tx,
+        me,
+    }));
     tracing::info!(%api_addr, %metrics_addr, "listening");
     Ok(RunningApp {
         api_addr,
@@ -156,6 +171,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         boot,
         revocations,
         arbiters,
+        fatal,
     })
 }
 
@@ -166,104 +182,6 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 fn local_addr(l: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, StartError> {
     l.local_addr()
         .map_err(|source| StartError::Listen { addr, source })
-}
-
-/// Waits for MySQL (retrying with backoff, logging each try), migrates,
-/// loads the ranking from the summary table, starts the actors.
-async fn boot(
-    state: web::Data<AppState>,
-    config: Config,
-    lookup: Addr<LookupActor>,
-    arbiters: Arc<Mutex<Vec<Arbiter>>>,
-) {
-    let mut backoff = FIRST_BOOT_BACKOFF;
-    let (server, totals) = loop {
-        match prepare_database(&config).await {
-            Ok(ready) => break ready,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MySQL not ready");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BOOT_BACKOFF);
-            }
-        }
-    };
-    for doubt in &server.durability_doubts {
-        tracing::warn!("{doubt}");
-    }
-    let persistence_count = if server.statement_ids_in_order {
-        config.persistence_actors
-    } else {
-        // Ids of one multi-row INSERT are consecutive only while no other
-        // connection inserts; one writer keeps the ids we answer exact.
-        tracing::warn!("innodb_autoinc_lock_mode=2: using one persistence actor");
-        1
-    };
-    let metrics = state.metrics.clone();
-    let mut owned = Vec::new();
-    let mut lanes = Vec::new();
-    for _ in 0..persistence_count {
-        let settings = PersistenceSettings {
-            database_url: config.database_url.clone(),
-            pool_max: 1 + POOL_SPARE,
-            batch_rows: config.batch_rows,
-            batch_linger: config.batch_linger,
-            max_rows_waiting: (config.max_rows_waiting / persistence_count).max(config.batch_rows),
-            retry_window: config.storage_retry,
-            causal_reads: server.galera,
-        };
-        let arbiter = Arbiter::new();
-        let m = metrics.clone();
-        let addr = PersistenceActor::start_in_arbiter(&arbiter.handle(), move |_| {
-            PersistenceActor::new(settings, m).expect("the database URL was checked at start")
-        });
-        lanes.push(Lane {
-            arbiter: arbiter.handle(),
-            writer: Writer::new(addr),
-        });
-        owned.push(arbiter);
-    }
-    if let Ok(mut a) = arbiters.lock() {
-        a.extend(owned);
-    }
-    let (ranking, feed) =
-        RankingActor::new(state.mirror.clone(), metrics.clone()).start_with_feed();
-    let products = totals.len();
-    // Before the core is published, so it precedes every tenant's first start.
-    ranking.do_send(TotalsChanged(totals));
-    let tenants = Arc::new(TenantRegistry::new(
-        lanes,
-        lookup,
-        feed,
-        metrics,
-        config.tenant_idle,
-    ));
-    if state.core.set(Core { tenants, ranking }).is_err() {
-        tracing::error!("service core was already set");
-    }
-    tracing::info!(products, persistence_actors = persistence_count, "ready");
-}
-
-/// Migrates (if anything is pending) and reads what start-up needs, on a
-/// short-lived pool.
-async fn prepare_database(
-    config: &Config,
-) -> Result<(store::ServerTraits, Vec<ProductTotal>), Box<dyn std::error::Error>> {
-    let applied = store::migrate_if_pending(&config.database_url, config.migration_url())
-        .await
-        .map_err(|e| format!("{e} (migrating as {})", redact_url(config.migration_url())))?;
-    if !applied.is_empty() {
-        tracing::info!(?applied, "migrations applied");
-    }
-    let pool = mysql_async::Pool::new(store::pool_opts(&config.database_url, 1)?);
-    let result = async {
-        let mut conn = pool.get_conn().await?;
-        let server = store::server_traits(&mut conn).await?;
-        let totals = store::load_all_totals(&mut conn, config.shard).await?;
-        Ok::<_, store::StoreError>((server, totals))
-    }
-    .await;
-    let _ = pool.disconnect().await;
-    Ok(result?)
 }
 
 impl RunningApp {
@@ -290,6 +208,8 @@ impl RunningApp {
                 for writer in core.tenants.writers() {
                     writer.drain().await;
                 }
+                // After the last commit: the next holder need not wait.
+                let _ = core.lease.send(Release).await;
                 let _ = core.ranking.send(FinalFlush).await;
             }
             None => {
@@ -306,12 +226,25 @@ impl RunningApp {
         }
     }
 
-    /// Runs until SIGINT or SIGTERM, then stops gracefully.
-    pub async fn run_until_signal(self) {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
+    /// Runs until SIGINT or SIGTERM, then stops gracefully; or until the
+    /// service must stop on its own, then stops and says why.
+    pub async fn run_until_signal(mut self) -> Option<Fatal> {
+        let fatal = tokio::select! {
+            () = wait_for_signal() => None,
+            fatal = self.fatal.recv() => fatal,
+        };
+        match &fatal {
+            None => tracing::info!("shutting down"),
+            Some(f) => tracing::error!(reason = %f.message, "stopping"),
+        }
         self.stop().await;
         tracing::info!("stopped");
+        fatal
+    }
+
+    /// Why the service stopped serving on its own, if it did (tests).
+    pub fn fatal(&mut self) -> Option<Fatal> {
+        self.fatal.try_recv().ok()
     }
 }
 

@@ -2,6 +2,7 @@
 //! persistence (group commit), one for the global ranking and its mirror,
 //! and one for reads that stay off the write path (keys, catalogs).
 
+pub mod lease;
 pub mod lookup;
 pub mod persistence;
 pub mod ranking;

@@ -6,6 +6,7 @@ pub mod keys_file;
 pub mod loadgen;
 mod names;
 pub mod seed;
+pub mod shards;
 
 use clap::{Parser, Subcommand};
 
@@ -31,4 +32,6 @@ pub enum Command {
     Seed(seed::SeedArgs),
     /// Drive the API with simulated tills and report throughput and latency.
     Loadgen(loadgen::LoadgenArgs),
+    /// The deployment's shard count (see POS_SHARD).
+    Shards(shards::ShardsArgs),
 }

@@ -12,6 +12,9 @@ pub async fn health() -> HttpResponse {
 
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let mysql_up = match state.core.get() {
+        // Not ready while another instance holds this shard (or writes
+        // paused for lack of a renewed lease).
+        Some(core) if core.shard_lease.current().is_none() => false,
         None => false,
         Some(core) => {
             let pings = core.tenants.writers().map(|w| w.ping());

@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 pub use error::{field_names, ApiError};
 
+use crate::actors::lease::{LeaseActor, ShardLease};
 use crate::actors::ranking::RankingActor;
 use crate::actors::registry::TenantRegistry;
 use crate::auth::{Auth, Operation};
@@ -33,6 +34,10 @@ use crate::mirror::Mirror;
 pub struct Core {
     pub tenants: Arc<TenantRegistry>,
     pub ranking: Addr<RankingActor>,
+    /// Keeps this instance's shard lease.
+    pub lease: Addr<LeaseActor>,
+    /// Whether this instance may write now.
+    pub shard_lease: ShardLease,
 }
 
 /// Shared by every worker.

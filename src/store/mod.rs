@@ -6,6 +6,7 @@ mod keys;
 mod migrate;
 mod sales;
 mod seed;
+mod shards;
 mod tenants;
 mod values;
 
@@ -21,8 +22,11 @@ pub use keys::{
     KeyInsert, KeyListing, Revocations, Revoked, StoredKey,
 };
 pub use migrate::{ensure_database, migrate, migrate_if_pending, MigrateError};
-pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Mark};
+pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Lease, Mark};
 pub use seed::{count_tenants, insert_seed_chunk, load_shops, SeedChunk, Shop};
+pub use shards::{
+    acquire_lease, release_lease, renew_lease, resize_shards, Acquired, LeaseHolder, Resized,
+};
 pub use tenants::{load_all_totals, load_catalog, load_tenant};
 
 /// A storage failure, split by what the caller can do about it.

@@ -31,6 +31,9 @@ pub enum CommitFailure {
     /// of the same writer committed meanwhile (one whose answer was lost).
     /// Nothing of this attempt is stored; read the mark again.
     Fenced,
+    /// Another instance holds the shard's lease now (its fencing number is
+    /// not the attempt's). Nothing of this attempt is stored.
+    LeaseLost,
     /// The connection failed, or the server was killed or shut down, once
     /// the transaction was sent: whether it committed is unknown until
     /// [`read_mark`] says.
@@ -47,6 +50,16 @@ pub struct BatchMark {
     pub writer: u64,
     pub batch: u64,
     pub expected: u64,
+    /// The shard whose lease the writer's instance holds, and its fencing
+    /// number: the batch commits only while that lease is still its.
+    pub lease: Lease,
+}
+
+/// A shard's index and the fencing number of its lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub shard_index: u64,
+    pub fence: u64,
 }
 
 /// A writer's mark as stored: its last committed batch, that batch's first
@@ -86,6 +99,8 @@ pub async fn insert_sales(
             let _ = conn.query_drop("ROLLBACK").await;
             if is_fenced(&e) {
                 Err(CommitFailure::Fenced)
+            } else if is_lease_lost(&e) {
+                Err(CommitFailure::LeaseLost)
             } else {
                 Err(CommitFailure::NotStored(e.into()))
             }
@@ -105,6 +120,15 @@ fn outcome_known(e: &mysql_async::Error) -> bool {
 /// The mark's compare-and-set failed: `-1` into the unsigned `batch_id`.
 fn is_fenced(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if s.code == 1264 && s.message.contains("'batch_id'"))
+}
+
+/// The lease check failed: it copies the lease row onto itself when the
+/// fencing number is not the batch's, a duplicate of `shard_leases`'s
+/// primary key (the batch's other statements cannot duplicate a primary
+/// key: history ids are the server's, the rest are upserts).
+fn is_lease_lost(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == 1062
+        && (s.message.ends_with("for key 'PRIMARY'") || s.message.contains("shard_leases.PRIMARY")))
 }
 
 /// Sends the transaction and reads every statement's answer: the first id
@@ -150,12 +174,13 @@ pub async fn read_mark(conn: &mut Conn, writer: u64, causal: bool) -> Result<Opt
     }))
 }
 
-/// `START TRANSACTION`, the summary upsert, the history INSERT, the step it
-/// used, the mark's compare-and-set (with the INSERT's first id and step)
-/// and `COMMIT`, as one text.
+/// `START TRANSACTION`, the lease check, the summary upsert, the history
+/// INSERT, the step it used, the mark's compare-and-set (with the INSERT's
+/// first id and step) and `COMMIT`, as one text.
 fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
-    let mut sql = String::with_capacity(640 + sales.len() * 144);
+    let mut sql = String::with_capacity(800 + sales.len() * 144);
     sql.push_str("START TRANSACTION;");
+    push_lease_check(&mut sql, mark.lease);
     push_upsert_totals(&mut sql, sales);
     sql.push(';');
     push_insert_sales(&mut sql, sales);
@@ -174,6 +199,21 @@ fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
     sql.push_str(itoa::Buffer::new().format(mark.expected));
     sql.push_str(", VALUES(batch_id), -1);COMMIT");
     sql
+}
+
+/// Fails (a duplicate primary key) unless the shard's lease still has the
+/// batch's fencing number; the check's shared lock on the lease row keeps
+/// a new holder from taking over until this transaction ends.
+fn push_lease_check(sql: &mut String, lease: Lease) {
+    let mut digits = itoa::Buffer::new();
+    sql.push_str(
+        "INSERT INTO shard_leases (shard_index, holder, instance, fence, expires) \
+         SELECT shard_index, holder, instance, fence, expires FROM shard_leases WHERE shard_index = ",
+    );
+    sql.push_str(digits.format(lease.shard_index));
+    sql.push_str(" AND fence <> ");
+    sql.push_str(digits.format(lease.fence));
+    sql.push(';');
 }
 
 fn push_insert_sales(sql: &mut String, sales: &[&NewSale]) {

@@ -202,7 +202,7 @@ async fn missing_malformed_unknown_wrong_and_revoked_keys_get_401_with_www_authe
 
 #[actix_web::test]
 async fn keys_made_by_the_cli_work_list_without_secrets_and_revocation_reaches_another_server() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let t = app.db.tenant(2, 1).await;
     let url = app.db.url.clone();
     let env = [("POS_DATABASE_URL", url.as_str())];
@@ -281,8 +281,10 @@ async fn keys_made_by_the_cli_work_list_without_secrets_and_revocation_reaches_a
     }
     assert_eq!(app.db.count("api_keys").await, 4);
 
-    // The CLI's key works on a second server process sharing the database,
-    // only on its branch, until it is revoked.
+    // The CLI's key works on a server process of its own sharing the
+    // database (the in-process one stops first: one owner per shard), only
+    // on its branch, until it is revoked.
+    app.stop().await;
     let other = ChildServer::start(&url, &[]).await;
     // One sale, retried with its key: stored once whatever the number of tries.
     let mut one_sale = sale(t.products[0]);

@@ -8,6 +8,7 @@ mod faults;
 mod health;
 mod idempotency;
 mod ingest;
+mod leases;
 mod mirror;
 mod operator;
 mod races;

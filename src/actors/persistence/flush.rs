@@ -12,9 +12,10 @@ use futures_util::future::LocalBoxFuture;
 use mysql_async::{Conn, Pool};
 
 use super::{Read, Save, SaveError, Saved, Seq};
+use crate::actors::lease::ShardLease;
 use crate::domain::{NewSale, StoredSale};
 use crate::metrics::Metrics;
-use crate::store::{self, BatchMark, CommitFailure, Mark, StoreError};
+use crate::store::{self, BatchMark, CommitFailure, Lease, Mark, StoreError};
 
 /// Longest wait for a pooled connection before the attempt counts as failed.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -29,6 +30,13 @@ enum Failure {
     Unsettled(StoreError),
 }
 use Failure::{Settled, Unsettled};
+
+/// Writes wait for this instance to hold its shard's lease.
+fn lease_not_held() -> StoreError {
+    StoreError::Unavailable(mysql_async::Error::Other(
+        "this instance does not hold its shard's lease".into(),
+    ))
+}
 
 /// A fenced attempt: the writer's mark moved under it.
 fn mark_moved() -> StoreError {
@@ -56,12 +64,13 @@ impl Batches {
         }
     }
 
-    fn next(&self) -> BatchMark {
+    fn next(&self, lease: Lease) -> BatchMark {
         self.last.set(self.last.get() + 1);
         BatchMark {
             writer: self.writer,
             batch: self.last.get(),
             expected: self.expected.get(),
+            lease,
         }
     }
 
@@ -80,6 +89,7 @@ pub(super) struct FlushJob {
     pub(super) batches: Batches,
     /// Settling reads wait for the cluster's certified writes (Galera).
     pub(super) causal_reads: bool,
+    pub(super) lease: ShardLease,
     /// This flush's place in the actor's order (see [`Seq`]).
     pub(super) seq: Seq,
 }
@@ -173,6 +183,11 @@ impl FlushJob {
                 }
                 Err((CommitFailure::Fenced, _)) => (mark_moved(), true),
                 Err((CommitFailure::NotStored(e), _)) => (e, false),
+                Err((CommitFailure::LeaseLost, _)) => {
+                    // Another instance owns the shard now: write nothing more.
+                    self.lease.pause();
+                    (lease_not_held(), false)
+                }
                 Err((CommitFailure::Unknown(e), batch)) => {
                     unsettled.extend(batch);
                     (e, false)
@@ -209,11 +224,14 @@ impl FlushJob {
     /// One attempt at the transaction; a failure names the attempt's batch
     /// if it was sent.
     async fn attempt(&self, sales: &[&NewSale]) -> Result<Mark, (CommitFailure, Option<u64>)> {
+        let Some(lease) = self.lease.current() else {
+            return Err((CommitFailure::NotStored(lease_not_held()), None));
+        };
         let mut conn = self
             .conn()
             .await
             .map_err(|e| (CommitFailure::NotStored(e), None))?;
-        let mark = self.batches.next();
+        let mark = self.batches.next(lease);
         let started = Instant::now();
         let stored = store::insert_sales(&mut conn, sales, mark)
             .await

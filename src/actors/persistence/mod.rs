@@ -24,6 +24,7 @@ use actix::prelude::*;
 use mysql_async::Pool;
 use tokio::sync::oneshot;
 
+use super::lease::ShardLease;
 use crate::domain::{IdempotencyKey, NewSale, StoredSale, TenantId, TenantSnapshot};
 use crate::metrics::Metrics;
 use crate::store::{self, StoreError};
@@ -81,6 +82,8 @@ pub struct PersistenceSettings {
     pub retry_window: Duration,
     /// Settling reads wait for the cluster's certified writes (Galera).
     pub causal_reads: bool,
+    /// Batches commit only under this instance's shard lease.
+    pub lease: ShardLease,
 }
 
 /// Store these sales (one request's rows: always one batch, one outcome).
@@ -211,6 +214,7 @@ impl PersistenceActor {
             retry_window: self.settings.retry_window,
             batches: self.batches.clone(),
             causal_reads: self.settings.causal_reads,
+            lease: self.settings.lease.clone(),
             seq: self.flushes,
         };
         ctx.spawn(

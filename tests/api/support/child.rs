@@ -34,14 +34,29 @@ pub struct ChildServer {
     port: u16,
     metrics_port: u16,
     child: Option<tokio::process::Child>,
+    /// Where the process's standard error goes.
+    log: std::path::PathBuf,
 }
 
 impl ChildServer {
     /// Starts `pos serve` on `database_url` with `extra` settings and waits
     /// until it is ready.
     pub async fn start(database_url: &str, extra: &[(&str, &str)]) -> ChildServer {
+        let mut server = ChildServer::new(database_url, extra);
+        server.restart().await;
+        server
+    }
+
+    /// Starts `pos serve` without waiting for it to be ready.
+    pub fn spawn(database_url: &str, extra: &[(&str, &str)]) -> ChildServer {
+        let mut server = ChildServer::new(database_url, extra);
+        server.launch();
+        server
+    }
+
+    fn new(database_url: &str, extra: &[(&str, &str)]) -> ChildServer {
         let (port, metrics_port) = (free_port(), free_port());
-        let mut server = ChildServer {
+        let server = ChildServer {
             base: format!("http://127.0.0.1:{port}"),
             metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
             client: awc::Client::builder()
@@ -55,14 +70,29 @@ impl ChildServer {
             port,
             metrics_port,
             child: None,
+            log: std::env::temp_dir()
+                .join(format!("pos-child-{}.log", uuid::Uuid::new_v4().simple())),
         };
-        server.restart().await;
         server
     }
 
     /// Starts the process (again, after a kill) on the same ports and waits
     /// until it is ready.
     pub async fn restart(&mut self) {
+        self.launch();
+        let ready = eventually(Duration::from_secs(20), || async {
+            self.status("/ready", None).await == Some(200)
+        })
+        .await;
+        assert!(ready, "pos serve did not become ready: {}", self.log_text());
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pos"));
         cmd.arg("serve")
             .env_clear()
@@ -75,17 +105,26 @@ impl ChildServer {
             )
             .env("POS_REDIS_URL", "")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log))
             .kill_on_drop(true);
         for (k, v) in &self.extra {
             cmd.env(k, v);
         }
         self.child = Some(cmd.spawn().expect("pos serve starts"));
-        let ready = eventually(Duration::from_secs(20), || async {
-            self.status("/ready", None).await == Some(200)
-        })
-        .await;
-        assert!(ready, "pos serve did not become ready");
+    }
+
+    /// What the process wrote to standard error so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM: a clean stop (in-flight requests answered, lease released).
+    pub fn terminate(&self) {
+        if let Some(pid) = self.child.as_ref().and_then(|c| c.id()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
     }
 
     /// SIGKILL: no shutdown, nothing flushed.
@@ -137,5 +176,11 @@ impl ChildServer {
             .await
             .expect("exits in time")
             .expect("exit status")
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
     }
 }

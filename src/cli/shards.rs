@@ -1,0 +1,106 @@
+//! `pos shards resize N|status`: the deployment's shard count. Every
+//! instance checks its `POS_SHARD` against the recorded count at start, so
+//! changing it is an explicit step, taken while no instance holds a lease
+//! (they all stopped): tenants move between instances, and each instance
+//! reads its new tenants' totals when it starts again.
+
+use mysql_async::prelude::*;
+use mysql_async::Pool;
+
+use crate::store::{self, Resized};
+
+#[derive(Debug, clap::Args)]
+pub struct ShardsArgs {
+    #[command(subcommand)]
+    pub command: ShardsCommand,
+    /// Database URL (default: POS_DATABASE_URL).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ShardsCommand {
+    /// Record a new shard count; refused while any instance holds a lease.
+    Resize {
+        /// The new number of shards (POS_SHARD=i/N on each instance).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=1024))]
+        count: u64,
+    },
+    /// Show the recorded shard count and each shard's lease.
+    Status,
+}
+
+/// Runs a `pos shards` command; the output for stdout, or a one-line error.
+pub async fn run(
+    command: &ShardsCommand,
+    url: &str,
+    migration_url: &str,
+) -> Result<String, String> {
+    store::migrate_if_pending(url, migration_url)
+        .await
+        .map_err(|e| format!("shards: cannot prepare the database: {e}"))?;
+    let pool = Pool::new(store::pool_opts(url, 1).map_err(|e| format!("shards: {e}"))?);
+    let result = async {
+        let mut conn = pool
+            .get_conn()
+            .await
+            .map_err(|e| format!("shards: cannot reach MySQL: {e}"))?;
+        match command {
+            ShardsCommand::Resize { count } => resize(&mut conn, *count).await,
+            ShardsCommand::Status => status(&mut conn).await,
+        }
+    }
+    .await;
+    let _ = pool.disconnect().await;
+    result
+}
+
+async fn resize(conn: &mut mysql_async::Conn, count: u64) -> Result<String, String> {
+    match store::resize_shards(conn, count)
+        .await
+        .map_err(|e| format!("shards: {e}"))?
+    {
+        Resized::Done { from: Some(from) } => Ok(format!(
+            "the deployment now has {count} shards (it had {from}); start each instance with POS_SHARD=i/{count}\n"
+        )),
+        Resized::Done { from: None } => Ok(format!(
+            "the deployment now has {count} shards; start each instance with POS_SHARD=i/{count}\n"
+        )),
+        Resized::Held(held) => {
+            let holders: Vec<String> = held
+                .iter()
+                .map(|(shard, holder)| format!("shard {shard} by {holder}"))
+                .collect();
+            Err(format!(
+                "shards: instances still hold leases ({}); stop every instance first",
+                holders.join(", ")
+            ))
+        }
+    }
+}
+
+async fn status(conn: &mut mysql_async::Conn) -> Result<String, String> {
+    let fail = |e: mysql_async::Error| format!("shards: {e}");
+    let count: Option<u64> = conn
+        .query_first("SELECT shard_count FROM shard_deployment WHERE id = 1")
+        .await
+        .map_err(fail)?;
+    let leases: Vec<(u64, String, u64, String)> = conn
+        .query(
+            "SELECT shard_index, holder, fence, \
+             IF(expires > UTC_TIMESTAMP(6), CONCAT('held until ', expires, ' UTC'), 'free') \
+             FROM shard_leases ORDER BY shard_index",
+        )
+        .await
+        .map_err(fail)?;
+    let mut out = match count {
+        Some(n) => format!("{n} shards\n"),
+        None => "no shard count recorded yet (the first instance records its own)\n".to_string(),
+    };
+    for (shard, holder, fence, state) in leases {
+        out.push_str(&format!(
+            "shard {shard}: {state}, last holder {holder}, fence {fence}\n"
+        ));
+    }
+    Ok(out)
+}

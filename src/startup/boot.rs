@@ -1,0 +1,181 @@
+//! What happens once the listeners are up: wait for MySQL (retrying with
+//! backoff, logging each try), migrate, take the shard's lease (waiting
+//! while another instance holds it), then read the totals and start the
+//! actors. The lease comes before the totals: no other instance can commit
+//! for these tenants once it is taken, so the totals read are complete.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::web;
+use tokio::sync::mpsc;
+
+use crate::actors::lease::{self, Fatal, LeaseActor, ShardLease};
+use crate::actors::lookup::LookupActor;
+use crate::actors::persistence::{PersistenceActor, PersistenceSettings, Writer};
+use crate::actors::ranking::{RankingActor, TotalsChanged};
+use crate::actors::registry::{Lane, TenantRegistry};
+use crate::config::{redact_url, Config};
+use crate::domain::ProductTotal;
+use crate::http::{AppState, Core};
+use crate::store::{self, LeaseHolder, ServerTraits};
+
+const FIRST_BOOT_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BOOT_BACKOFF: Duration = Duration::from_secs(5);
+/// Spare connections per persistence pool beyond the flushing one (reads, pings).
+const POOL_SPARE: usize = 3;
+
+/// What booting needs.
+pub(super) struct Boot {
+    pub state: web::Data<AppState>,
+    pub config: Config,
+    pub lookup: Addr<LookupActor>,
+    pub arbiters: Arc<Mutex<Vec<Arbiter>>>,
+    pub fatal: mpsc::Sender<Fatal>,
+    pub me: LeaseHolder,
+}
+
+/// What the database gave at start.
+struct Prepared {
+    server: ServerTraits,
+    totals: Vec<ProductTotal>,
+    fence: u64,
+}
+
+pub(super) async fn boot(b: Boot) {
+    let mut backoff = FIRST_BOOT_BACKOFF;
+    let prepared = loop {
+        match prepare_database(&b.config, &b.me).await {
+            Ok(Ok(ready)) => break ready,
+            Ok(Err(fatal)) => {
+                let _ = b.fatal.send(fatal).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MySQL not ready");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BOOT_BACKOFF);
+            }
+        }
+    };
+    let Prepared {
+        server,
+        totals,
+        fence,
+    } = prepared;
+    for doubt in &server.durability_doubts {
+        tracing::warn!("{doubt}");
+    }
+    let config = &b.config;
+    let metrics = b.state.metrics.clone();
+    let shard_lease = ShardLease::new(config.shard);
+    let lease = match store::pool_opts(&config.database_url, 1) {
+        Ok(opts) => {
+            let (pool, me, held, ttl, fatal, m) = (
+                mysql_async::Pool::new(opts),
+                b.me.clone(),
+                shard_lease.clone(),
+                config.shard_lease,
+                b.fatal.clone(),
+                metrics.clone(),
+            );
+            LeaseActor::new(pool, me, held, fence, ttl, fatal, m).start()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "POS_DATABASE_URL cannot be used");
+            return;
+        }
+    };
+    let persistence_count = if server.statement_ids_in_order {
+        config.persistence_actors
+    } else {
+        // Ids of one multi-row INSERT are consecutive only while no other
+        // connection inserts; one writer keeps the ids we answer exact.
+        tracing::warn!("innodb_autoinc_lock_mode=2: using one persistence actor");
+        1
+    };
+    let mut owned = Vec::new();
+    let mut lanes = Vec::new();
+    for _ in 0..persistence_count {
+        let settings = PersistenceSettings {
+            database_url: config.database_url.clone(),
+            pool_max: 1 + POOL_SPARE,
+            batch_rows: config.batch_rows,
+            batch_linger: config.batch_linger,
+            max_rows_waiting: (config.max_rows_waiting / persistence_count).max(config.batch_rows),
+            retry_window: config.storage_retry,
+            causal_reads: server.galera,
+            lease: shard_lease.clone(),
+        };
+        let arbiter = Arbiter::new();
+        let m = metrics.clone();
+        let addr = PersistenceActor::start_in_arbiter(&arbiter.handle(), move |_| {
+            PersistenceActor::new(settings, m).expect("the database URL was checked at start")
+        });
+        lanes.push(Lane {
+            arbiter: arbiter.handle(),
+            writer: Writer::new(addr),
+        });
+        owned.push(arbiter);
+    }
+    if let Ok(mut a) = b.arbiters.lock() {
+        a.extend(owned);
+    }
+    let (ranking, feed) =
+        RankingActor::new(b.state.mirror.clone(), metrics.clone()).start_with_feed();
+    let products = totals.len();
+    // Before the core is published, so it precedes every tenant's first start.
+    ranking.do_send(TotalsChanged(totals));
+    let tenants = Arc::new(TenantRegistry::new(
+        lanes,
+        b.lookup,
+        feed,
+        metrics,
+        config.tenant_idle,
+    ));
+    let core = Core {
+        tenants,
+        ranking,
+        lease,
+        shard_lease,
+    };
+    if b.state.core.set(core).is_err() {
+        tracing::error!("service core was already set");
+    }
+    tracing::info!(products, persistence_actors = persistence_count, "ready");
+}
+
+/// Migrates (if anything is pending), takes the shard's lease and reads
+/// what start-up needs, on a short-lived pool. `Ok(Err(_))`: this instance
+/// must not serve.
+async fn prepare_database(
+    config: &Config,
+    me: &LeaseHolder,
+) -> Result<Result<Prepared, Fatal>, Box<dyn std::error::Error>> {
+    let applied = store::migrate_if_pending(&config.database_url, config.migration_url())
+        .await
+        .map_err(|e| format!("{e} (migrating as {})", redact_url(config.migration_url())))?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "migrations applied");
+    }
+    let pool = mysql_async::Pool::new(store::pool_opts(&config.database_url, 1)?);
+    let result = async {
+        let fence =
+            match lease::acquire_at_start(&pool, config.shard, me, config.shard_lease).await? {
+                Ok(fence) => fence,
+                Err(fatal) => return Ok(Err(fatal)),
+            };
+        let mut conn = pool.get_conn().await?;
+        let server = store::server_traits(&mut conn).await?;
+        let totals = store::load_all_totals(&mut conn, config.shard).await?;
+        Ok::<_, store::StoreError>(Ok(Prepared {
+            server,
+            totals,
+            fence,
+        }))
+    }
+    .await;
+    let _ = pool.disconnect().await;
+    Ok(result?)
+}

@@ -1,0 +1,156 @@
+//! One owner per shard: a second instance for a held shard does not serve,
+//! one with another shard count does not start, the count changes only
+//! while no instance runs, and an instance whose lease was taken writes
+//! nothing more.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::child::{pos_cli, ChildServer};
+use crate::support::{eventually, post_status, redis_url, start_app_behind_proxy, TestDb};
+
+fn sale(product: u64) -> serde_json::Value {
+    json!({"productID": product, "quantitySold": 1, "pricePerUnit": "1.00"})
+}
+
+/// Shard `i/n` settings (a shard count above 1 needs Redis for the merged ranking).
+fn shard(spec: &str, prefix: &str) -> Vec<(String, String)> {
+    vec![
+        ("POS_SHARD".into(), spec.into()),
+        ("POS_REDIS_URL".into(), redis_url()),
+        ("POS_REDIS_PREFIX".into(), prefix.into()),
+        ("POS_SHARD_LEASE_SECS".into(), "2".into()),
+    ]
+}
+
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[actix_web::test]
+async fn a_second_instance_for_a_held_shard_waits_unready_until_the_first_stops() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let lease = [("POS_SHARD_LEASE_SECS", "2")];
+    let first = ChildServer::start(&db.url, &lease).await;
+    let second = ChildServer::spawn(&db.url, &lease);
+    let waiting = eventually(Duration::from_secs(20), || async {
+        second
+            .log_text()
+            .contains("another instance holds this shard's lease")
+    })
+    .await;
+    assert!(waiting, "{}", second.log_text());
+    assert_eq!(second.status("/ready", None).await, Some(503));
+    let url = |s: &ChildServer| format!("{}{}", s.base, t.sales_path(0));
+    assert_eq!(
+        post_status(&second.client, &url(&second), &t.till, &sale(t.products[0])).await,
+        503
+    );
+    assert_eq!(
+        post_status(&first.client, &url(&first), &t.till, &sale(t.products[0])).await,
+        201
+    );
+
+    first.terminate();
+    let took_over = eventually(Duration::from_secs(20), || async {
+        second.status("/ready", None).await == Some(200)
+    })
+    .await;
+    assert!(took_over, "{}", second.log_text());
+    assert_eq!(
+        post_status(&second.client, &url(&second), &t.till, &sale(t.products[0])).await,
+        201
+    );
+    assert_eq!(db.count("sales_transactions").await, 2);
+    drop((first, second));
+    db.drop_database().await;
+}
+
+#[actix_web::test]
+async fn the_shard_count_changes_only_by_resize_while_no_instance_runs() {
+    let db = TestDb::create().await;
+    db.tenant(1, 1).await;
+    let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
+    let two = shard("0/2", &prefix);
+    let mut running = ChildServer::start(&db.url, &pairs(&two)).await;
+
+    let three = shard("0/3", &prefix);
+    let mut wrong = ChildServer::spawn(&db.url, &pairs(&three));
+    let status = wrong.wait(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(2), "{}", wrong.log_text());
+    let last = wrong.log_text().lines().last().unwrap_or("").to_string();
+    assert!(
+        last.starts_with("POS_SHARD:") && last.contains("pos shards resize 3"),
+        "{last}"
+    );
+
+    let env = [("POS_DATABASE_URL", db.url.as_str())];
+    let (code, _, err) = pos_cli(&env, &["shards", "resize", "3"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("stop every instance first"), "{err}");
+    let (_, status, _) = pos_cli(&env, &["shards", "status"]).await;
+    assert!(status.starts_with("2 shards"), "{status}");
+
+    running.terminate();
+    running.wait(Duration::from_secs(20)).await;
+    let (code, out, err) = pos_cli(&env, &["shards", "resize", "3"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("now has 3 shards (it had 2)"), "{out}");
+    let resized = ChildServer::start(&db.url, &pairs(&three)).await;
+    drop(resized);
+    db.drop_database().await;
+}
+
+/// The instance's connection to MySQL goes away; after its lease expires
+/// another instance takes the shard. When the first can reach MySQL again
+/// it writes nothing (its batches carry a fencing number that is no longer
+/// the lease's), and it stops.
+#[actix_web::test]
+async fn an_instance_whose_lease_was_taken_writes_nothing_more_and_stops() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let (mut first, proxy) = start_app_behind_proxy(db, &[("POS_SHARD_LEASE_SECS", "2")]).await;
+    assert_eq!(
+        first
+            .post_json(&t.sales_path(0), &sale(t.products[0]))
+            .await
+            .status,
+        201
+    );
+
+    proxy.cut();
+    let second = ChildServer::start(&first.db.url, &[("POS_SHARD_LEASE_SECS", "2")]).await;
+    let url = format!("{}{}", second.base, t.sales_path(0));
+    assert_eq!(
+        post_status(&second.client, &url, &t.till, &sale(t.products[0])).await,
+        201
+    );
+    proxy.restore();
+
+    let refused = first
+        .post_json(&t.sales_path(0), &sale(t.products[0]))
+        .await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let fatal = loop {
+        if let Some(fatal) = first.app.as_mut().and_then(|a| a.fatal()) {
+            break fatal;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first instance did not notice it lost its shard"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(fatal.message.contains("took shard"), "{}", fatal.message);
+    assert_eq!(fatal.code, 1);
+    assert_eq!(
+        first.db.count("sales_transactions").await,
+        2,
+        "only the holders' sales"
+    );
+    drop(second);
+    first.cleanup().await;
+}
