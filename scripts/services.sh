@@ -72,15 +72,18 @@ ensure_services() {
   ensure_redis
 }
 
-# The real peers of the tests: HAProxy (in front of shards) and Prometheus
-# (scraping them), from Debian's packages. Installed, never started: each
-# test starts its own on free ports.
+# The real peers of the tests: HAProxy (in front of shards and of a Galera
+# cluster), Prometheus (scraping them), and Galera with rsync for its state
+# transfers (scripts/galera), from Debian's packages. Installed, never
+# started: each test starts its own on free ports.
 ensure_peers() {
   export PATH="$PATH:/usr/sbin:/sbin"
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_install haproxy
   command -v prometheus >/dev/null 2>&1 || apt_install --no-install-recommends prometheus
   command -v redis-cli >/dev/null 2>&1 || apt_install redis-tools
   command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+  command -v rsync >/dev/null 2>&1 || apt_install rsync
+  [ -e /usr/lib/galera/libgalera_smm.so ] || [ -e /usr/lib/libgalera_smm.so ] || apt_install galera-4
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

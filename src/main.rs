@@ -1,5 +1,6 @@
 use clap::Parser;
 
+use pos::cli::database::CliError;
 use pos::cli::{Cli, Command};
 use pos::config::Config;
 
@@ -110,32 +111,34 @@ fn tool_urls(database_url: &Option<String>, config: &Config) -> (String, String)
     }
 }
 
-async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
-    let (url, migration_url) = tool_urls(&args.database_url, &config);
-    match pos::cli::keys::run(&args.command, &url, &migration_url).await {
+/// Prints a command's output, or its error as one line after its name.
+fn report(tool: &str, result: Result<String, CliError>) -> i32 {
+    match result {
         Ok(out) => {
             print!("{out}");
             0
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{tool}: {e}");
             1
         }
     }
 }
 
+async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
+    let (url, migration_url) = tool_urls(&args.database_url, &config);
+    report(
+        "keys",
+        pos::cli::keys::run(&args.command, &url, &migration_url).await,
+    )
+}
+
 async fn shards(args: pos::cli::shards::ShardsArgs, config: Config) -> i32 {
     let (url, migration_url) = tool_urls(&args.database_url, &config);
-    match pos::cli::shards::run(&args.command, &url, &migration_url).await {
-        Ok(out) => {
-            print!("{out}");
-            0
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            1
-        }
-    }
+    report(
+        "shards",
+        pos::cli::shards::run(&args.command, &url, &migration_url).await,
+    )
 }
 
 async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
@@ -146,11 +149,12 @@ async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
             0
         }
         Ok(Some(r)) => {
+            let id = |t: Option<&pos::domain::TenantId>| t.map_or(0, |t| t.get());
             println!(
                 "seeded tenants {}..={} ({} tenants, {} branches, {} products) in {:.1} s",
-                r.first_tenant,
-                r.last_tenant,
-                r.last_tenant + 1 - r.first_tenant,
+                id(r.tenants.first()),
+                id(r.tenants.last()),
+                r.tenants.len(),
                 r.branches,
                 r.products,
                 r.elapsed.as_secs_f64()
@@ -165,7 +169,7 @@ async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("seed: {e}");
             1
         }
     }

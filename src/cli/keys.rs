@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 
 use chrono::NaiveDateTime;
-use mysql_async::Pool;
 
+use super::database::{with_connection, CliError};
 use crate::auth::NewKey;
 use crate::domain::{BranchId, Role, Scope, TenantId};
 use crate::store::{self, KeyInsert, KeyListing, Revoked};
@@ -58,34 +58,23 @@ fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| format!("expected till, backoffice or operator, got {text:?}"))
 }
 
-/// Runs a `pos keys` command; the output for stdout, or a one-line error.
-pub async fn run(command: &KeysCommand, url: &str, migration_url: &str) -> Result<String, String> {
-    store::migrate_if_pending(url, migration_url)
-        .await
-        .map_err(|e| format!("keys: cannot prepare the database: {e}"))?;
-    let pool = Pool::new(store::pool_opts(url, 1).map_err(|e| format!("keys: {e}"))?);
-    let result = async {
-        let mut conn = pool
-            .get_conn()
-            .await
-            .map_err(|e| format!("keys: cannot reach MySQL: {e}"))?;
-        match command {
-            KeysCommand::Create {
-                role,
-                tenant,
-                branch,
-                label,
-            } => create(&mut conn, *role, *tenant, *branch, label).await,
-            KeysCommand::List { tenant } => store::list_keys(&mut conn, *tenant)
-                .await
-                .map(|keys| render_list(&keys))
-                .map_err(|e| format!("keys: {e}")),
-            KeysCommand::Revoke { key_id } => revoke(&mut conn, key_id).await,
-        }
-    }
-    .await;
-    let _ = pool.disconnect().await;
-    result
+/// Runs a `pos keys` command; the output for stdout.
+pub async fn run(
+    command: &KeysCommand,
+    url: &str,
+    migration_url: &str,
+) -> Result<String, CliError> {
+    with_connection(url, migration_url, async |conn| match command {
+        KeysCommand::Create {
+            role,
+            tenant,
+            branch,
+            label,
+        } => create(conn, *role, *tenant, *branch, label).await,
+        KeysCommand::List { tenant } => Ok(render_list(&store::list_keys(conn, *tenant).await?)),
+        KeysCommand::Revoke { key_id } => revoke(conn, key_id).await,
+    })
+    .await
 }
 
 async fn create(
@@ -94,33 +83,28 @@ async fn create(
     tenant: Option<TenantId>,
     branch: Option<BranchId>,
     label: &str,
-) -> Result<String, String> {
-    let scope = Scope::new(role, tenant, branch).map_err(|e| format!("keys: {e}"))?;
+) -> Result<String, CliError> {
+    let scope = Scope::new(role, tenant, branch).map_err(|e| CliError::refused(e.to_string()))?;
     if label.chars().count() > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
-        return Err(format!(
-            "keys: the label may be at most {MAX_LABEL_CHARS} characters, without control characters"
-        ));
+        return Err(CliError::refused(format!(
+            "the label may be at most {MAX_LABEL_CHARS} characters, without control characters"
+        )));
     }
-    if !store::scope_exists(conn, scope)
-        .await
-        .map_err(|e| format!("keys: {e}"))?
-    {
-        return Err(match (scope.tenant(), scope.branch()) {
-            (Some(t), Some(b)) => format!("keys: tenant {t} has no branch {b}"),
-            (Some(t), None) => format!("keys: there is no tenant {t}"),
-            _ => "keys: unknown scope".into(),
-        });
+    if !store::scope_exists(conn, scope).await? {
+        return Err(CliError::refused(match (scope.tenant(), scope.branch()) {
+            (Some(t), Some(b)) => format!("tenant {t} has no branch {b}"),
+            (Some(t), None) => format!("there is no tenant {t}"),
+            _ => "unknown scope".into(),
+        }));
     }
-    let key = NewKey::generate().map_err(|e| format!("keys: no randomness: {e}"))?;
+    let key = NewKey::generate().map_err(|e| CliError::refused(format!("no randomness: {e}")))?;
     let insert = KeyInsert {
         id: &key.id,
         hash: key.hash,
         scope,
         label,
     };
-    store::insert_key(conn, &insert)
-        .await
-        .map_err(|e| format!("keys: {e}"))?;
+    store::insert_key(conn, &insert).await?;
     Ok(format!(
         "created {} key {}{} (the token below is shown only now)\n{}\n",
         role,
@@ -130,16 +114,13 @@ async fn create(
     ))
 }
 
-async fn revoke(conn: &mut mysql_async::Conn, key_id: &str) -> Result<String, String> {
-    match store::revoke_key(conn, key_id)
-        .await
-        .map_err(|e| format!("keys: {e}"))?
-    {
+async fn revoke(conn: &mut mysql_async::Conn, key_id: &str) -> Result<String, CliError> {
+    match store::revoke_key(conn, key_id).await? {
         Revoked::Now => Ok(format!(
             "revoked key {key_id}; servers refuse it within 2 s\n"
         )),
         Revoked::Already => Ok(format!("key {key_id} was already revoked\n")),
-        Revoked::NoSuchKey => Err(format!("keys: there is no key {key_id:?}")),
+        Revoked::NoSuchKey => Err(CliError::refused(format!("there is no key {key_id:?}"))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The command line: `pos serve`, `pos migrate`, `pos keys`, `pos seed`,
 //! `pos loadgen`.
 
+pub mod database;
 pub mod keys;
 pub mod keys_file;
 pub mod loadgen;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::database::{with_connection, CliError};
 use super::keys_file::KeysFile;
 use super::names::{self, NameStyle};
 use crate::auth::NewKey;
@@ -51,64 +52,48 @@ pub struct SeedArgs {
 /// What a seed run made (`None` of it when `--if-empty` found tenants).
 #[derive(Debug)]
 pub struct SeedReport {
-    pub first_tenant: u64,
-    pub last_tenant: u64,
+    /// The tenants made, in id order (ids follow the server's
+    /// auto-increment step: consecutive unless it is more than 1).
+    pub tenants: Vec<TenantId>,
     pub branches: u64,
     pub products: u64,
     pub elapsed: Duration,
-    /// Keys made for `--keys-file` (till keys and the operator key).
+    /// Keys made for `--keys-file` (till and back-office keys, the operator key).
     pub keys: usize,
 }
 
 /// Checks sizes, migrates (with `migration_url`, if anything is pending),
-/// inserts; errors are one line for the user.
+/// inserts.
 pub async fn run(
     args: &SeedArgs,
     database_url: &str,
     migration_url: &str,
-) -> Result<Option<SeedReport>, String> {
+) -> Result<Option<SeedReport>, CliError> {
     let total = args.tenants * (1 + args.branches + args.products);
     if !args.yes && (args.products > MAX_PRODUCTS_WITHOUT_YES || total > MAX_ROWS_WITHOUT_YES) {
-        return Err(format!(
-            "seed: {total} rows ({} products per tenant) is very large; add --yes if you mean it",
+        return Err(CliError::refused(format!(
+            "{total} rows ({} products per tenant) is very large; add --yes if you mean it",
             args.products
-        ));
+        )));
     }
-    store::migrate_if_pending(database_url, migration_url)
-        .await
-        .map_err(|e| format!("seed: cannot prepare the database: {e}"))?;
-    let pool = mysql_async::Pool::new(
-        store::pool_opts(database_url, 1).map_err(|e| format!("seed: {e}"))?,
-    );
-    let result = async {
-        if args.if_empty {
-            let mut conn = pool
-                .get_conn()
-                .await
-                .map_err(|e| format!("seed: cannot reach MySQL: {e}"))?;
-            let existing = store::count_tenants(&mut conn)
-                .await
-                .map_err(|e| format!("seed: {e}"))?;
-            if existing > 0 {
-                return Ok(None);
-            }
+    with_connection(database_url, migration_url, async |conn| {
+        if args.if_empty && store::count_tenants(conn).await? > 0 {
+            return Ok(None);
         }
-        let mut report = insert_all(args, &pool, total).await?;
+        let mut report = insert_all(args, conn, total).await?;
         if let Some(path) = &args.keys_file {
-            report.keys = write_keys(&pool, report.first_tenant..=report.last_tenant, path).await?;
+            report.keys = write_keys(conn, &report.tenants, path).await?;
         }
         Ok(Some(report))
-    }
-    .await;
-    let _ = pool.disconnect().await;
-    result
+    })
+    .await
 }
 
 async fn insert_all(
     args: &SeedArgs,
-    pool: &mysql_async::Pool,
+    conn: &mut mysql_async::Conn,
     total: u64,
-) -> Result<SeedReport, String> {
+) -> Result<SeedReport, CliError> {
     let branch_names: Vec<String> = (0..args.branches as usize)
         .map(|i| names::branch(args.names, i))
         .collect();
@@ -117,12 +102,7 @@ async fn insert_all(
         .collect();
     let progress = Progress::new(total);
     let started = Instant::now();
-    let mut conn = pool
-        .get_conn()
-        .await
-        .map_err(|e| format!("seed: cannot reach MySQL: {e}"))?;
-    let mut first_tenant = None;
-    let mut last_tenant = 0;
+    let mut tenants = Vec::with_capacity(args.tenants as usize);
     let mut done_tenants = 0u64;
     // Chunks small enough that one transaction stays a few MB.
     let per_chunk =
@@ -137,18 +117,14 @@ async fn insert_all(
             branch_names: &branch_names,
             product_names: &product_names,
         };
-        let first = store::insert_seed_chunk(&mut conn, &chunk)
-            .await
-            .map_err(|e| format!("seed: insert failed: {e}"))?;
-        first_tenant.get_or_insert(first);
-        last_tenant = first + n - 1;
+        let made = store::insert_seed_chunk(conn, &chunk).await?;
+        tenants.extend(made);
         done_tenants += n;
         progress.add(n * (1 + args.branches + args.products));
     }
     progress.finish();
     Ok(SeedReport {
-        first_tenant: first_tenant.unwrap_or(0),
-        last_tenant,
+        tenants,
         branches: args.tenants * args.branches,
         products: args.tenants * args.products,
         elapsed: started.elapsed(),
@@ -160,13 +136,13 @@ async fn insert_all(
 /// stores their hashes, and writes the tokens to `path`; returns how many
 /// keys it made.
 async fn write_keys(
-    pool: &mysql_async::Pool,
-    tenants: std::ops::RangeInclusive<u64>,
+    conn: &mut mysql_async::Conn,
+    tenants: &[TenantId],
     path: &std::path::Path,
-) -> Result<usize, String> {
-    let no_random = |e| format!("seed: no randomness for keys: {e}");
+) -> Result<usize, CliError> {
+    let no_random = |e| CliError::refused(format!("no randomness for keys: {e}"));
     let mut scoped = vec![(Scope::Operator, NewKey::generate().map_err(no_random)?)];
-    for tenant in tenants.filter_map(TenantId::new) {
+    for &tenant in tenants {
         let till = Scope::Till {
             tenant,
             branch: None,
@@ -184,13 +160,7 @@ async fn write_keys(
             label: "pos seed",
         })
         .collect();
-    let mut conn = pool
-        .get_conn()
-        .await
-        .map_err(|e| format!("seed: cannot reach MySQL: {e}"))?;
-    store::insert_keys(&mut conn, &rows)
-        .await
-        .map_err(|e| format!("seed: storing keys failed: {e}"))?;
+    store::insert_keys(conn, &rows).await?;
     let mut file = KeysFile::default();
     for (scope, key) in &scoped {
         let token = key.token.clone();
@@ -200,7 +170,7 @@ async fn write_keys(
             Scope::Operator => file.operator.replace(token),
         };
     }
-    file.write(path).map_err(|e| format!("seed: {e}"))?;
+    file.write(path).map_err(CliError::Refused)?;
     Ok(scoped.len())
 }
 

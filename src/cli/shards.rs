@@ -5,8 +5,8 @@
 //! reads its new tenants' totals when it starts again.
 
 use mysql_async::prelude::*;
-use mysql_async::Pool;
 
+use super::database::{with_connection, CliError};
 use crate::store::{self, Resized};
 
 #[derive(Debug, clap::Args)]
@@ -30,36 +30,21 @@ pub enum ShardsCommand {
     Status,
 }
 
-/// Runs a `pos shards` command; the output for stdout, or a one-line error.
+/// Runs a `pos shards` command; the output for stdout.
 pub async fn run(
     command: &ShardsCommand,
     url: &str,
     migration_url: &str,
-) -> Result<String, String> {
-    store::migrate_if_pending(url, migration_url)
-        .await
-        .map_err(|e| format!("shards: cannot prepare the database: {e}"))?;
-    let pool = Pool::new(store::pool_opts(url, 1).map_err(|e| format!("shards: {e}"))?);
-    let result = async {
-        let mut conn = pool
-            .get_conn()
-            .await
-            .map_err(|e| format!("shards: cannot reach MySQL: {e}"))?;
-        match command {
-            ShardsCommand::Resize { count } => resize(&mut conn, *count).await,
-            ShardsCommand::Status => status(&mut conn).await,
-        }
-    }
-    .await;
-    let _ = pool.disconnect().await;
-    result
+) -> Result<String, CliError> {
+    with_connection(url, migration_url, async |conn| match command {
+        ShardsCommand::Resize { count } => resize(conn, *count).await,
+        ShardsCommand::Status => status(conn).await,
+    })
+    .await
 }
 
-async fn resize(conn: &mut mysql_async::Conn, count: u64) -> Result<String, String> {
-    match store::resize_shards(conn, count)
-        .await
-        .map_err(|e| format!("shards: {e}"))?
-    {
+async fn resize(conn: &mut mysql_async::Conn, count: u64) -> Result<String, CliError> {
+    match store::resize_shards(conn, count).await? {
         Resized::Done { from: Some(from) } => Ok(format!(
             "the deployment now has {count} shards (it had {from}); start each instance with POS_SHARD=i/{count}\n"
         )),
@@ -71,28 +56,25 @@ async fn resize(conn: &mut mysql_async::Conn, count: u64) -> Result<String, Stri
                 .iter()
                 .map(|(shard, holder)| format!("shard {shard} by {holder}"))
                 .collect();
-            Err(format!(
-                "shards: instances still hold leases ({}); stop every instance first",
+            Err(CliError::refused(format!(
+                "instances still hold leases ({}); stop every instance first",
                 holders.join(", ")
-            ))
+            )))
         }
     }
 }
 
-async fn status(conn: &mut mysql_async::Conn) -> Result<String, String> {
-    let fail = |e: mysql_async::Error| format!("shards: {e}");
+async fn status(conn: &mut mysql_async::Conn) -> Result<String, CliError> {
     let count: Option<u64> = conn
         .query_first("SELECT shard_count FROM shard_deployment WHERE id = 1")
-        .await
-        .map_err(fail)?;
+        .await?;
     let leases: Vec<(u64, String, u64, String)> = conn
         .query(
             "SELECT shard_index, holder, fence, \
              IF(expires > UTC_TIMESTAMP(6), CONCAT('held until ', expires, ' UTC'), 'free') \
              FROM shard_leases ORDER BY shard_index",
         )
-        .await
-        .map_err(fail)?;
+        .await?;
     let mut out = match count {
         Some(n) => format!("{n} shards\n"),
         None => "no shard count recorded yet (the first instance records its own)\n".to_string(),

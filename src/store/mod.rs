@@ -85,10 +85,17 @@ fn duplicate_entry(message: &str) -> Option<(TenantId, String)> {
 pub const SQL_MODE: &str = "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION";
 
 /// Connection options for `url` with a pool of at most `pool_max` connections.
+/// Connections go where the URL says, over TCP: mysql_async would otherwise
+/// ask the server for its socket and, for a local host, switch to it, going
+/// around a proxy on this machine (HAProxy before Galera, ProxySQL) to
+/// whatever server owns that socket. `?prefer_socket=true` asks for it.
 pub fn pool_opts(url: &str, pool_max: usize) -> Result<Opts, mysql_async::UrlError> {
     let opts = Opts::from_url(url)?;
+    let socket_asked = url.contains("prefer_socket=");
+    let prefer_socket = socket_asked && opts.prefer_socket();
     let constraints = PoolConstraints::new(0, pool_max.max(1)).unwrap_or_default();
     Ok(OptsBuilder::from_opts(opts)
+        .prefer_socket(prefer_socket)
         .pool_opts(
             PoolOpts::default()
                 .with_constraints(constraints)
@@ -166,6 +173,15 @@ pub async fn ping(conn: &mut Conn) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_use_tcp_unless_the_url_asks_for_the_socket() {
+        let tcp = pool_opts("mysql://root@127.0.0.1:3306/pos", 1).expect("valid");
+        assert!(!tcp.prefer_socket());
+        let socket =
+            pool_opts("mysql://root@127.0.0.1:3306/pos?prefer_socket=true", 1).expect("valid");
+        assert!(socket.prefer_socket());
+    }
 
     #[test]
     fn a_refused_idempotency_key_is_read_from_mysqls_message() {

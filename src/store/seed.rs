@@ -21,9 +21,11 @@ pub struct SeedChunk<'a> {
     pub product_names: &'a [String],
 }
 
-/// Inserts one chunk in one transaction; returns the first tenant id (the
-/// chunk's tenant ids are consecutive: one statement, one connection).
-pub async fn insert_seed_chunk(conn: &mut Conn, chunk: &SeedChunk<'_>) -> Result<u64> {
+/// Inserts one chunk in one transaction; returns the tenant ids it made.
+/// The ids of one multi-row INSERT follow the first one at the server's
+/// auto-increment step, read in the same transaction (more than 1 on
+/// Galera and other multi-primary set-ups).
+pub async fn insert_seed_chunk(conn: &mut Conn, chunk: &SeedChunk<'_>) -> Result<Vec<TenantId>> {
     let mut tx = conn.start_transaction(TxOpts::default()).await?;
     let mut sql = String::from("INSERT INTO tenants (name) VALUES ");
     for (i, name) in chunk.tenant_names.iter().enumerate() {
@@ -31,19 +33,21 @@ pub async fn insert_seed_chunk(conn: &mut Conn, chunk: &SeedChunk<'_>) -> Result
     }
     tx.query_drop(sql).await?;
     let first = tx.last_insert_id().unwrap_or(0);
-    let tenants: Vec<u64> = (0..chunk.tenant_names.len() as u64)
-        .map(|i| first + i)
+    let step: Option<u64> = tx.query_first("SELECT @@auto_increment_increment").await?;
+    let step = step.unwrap_or(1).max(1);
+    let tenants: Vec<TenantId> = (0..chunk.tenant_names.len() as u64)
+        .filter_map(|i| TenantId::new(first + i * step))
         .collect();
     insert_children(&mut tx, "branches", &tenants, chunk.branch_names).await?;
     insert_children(&mut tx, "products", &tenants, chunk.product_names).await?;
     tx.commit().await?;
-    Ok(first)
+    Ok(tenants)
 }
 
 async fn insert_children(
     tx: &mut mysql_async::Transaction<'_>,
     table: &str,
-    tenants: &[u64],
+    tenants: &[TenantId],
     names: &[String],
 ) -> Result<()> {
     let mut rows = tenants

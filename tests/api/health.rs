@@ -363,3 +363,22 @@ async fn the_openapi_document_is_open_and_lists_exactly_the_served_routes() {
     );
     app.cleanup().await;
 }
+
+/// A server that may lose acknowledged commits on a crash is named in a
+/// warning at start (and pos still serves: the operator decides).
+#[actix_web::test]
+async fn a_database_that_does_not_keep_commits_durable_is_named_in_a_warning_at_start() {
+    let mariadb = crate::support::mariadb_server::MariadbServer::start_with(&[
+        "--innodb-flush-log-at-trx-commit=2",
+    ])
+    .await;
+    let db = crate::support::TestDb::create_on(&mariadb.url()).await;
+    let server = crate::support::child::ChildServer::start(&db.url, &[]).await;
+    let log = server.log_text();
+    assert!(
+        log.contains("innodb_flush_log_at_trx_commit is not 1"),
+        "{log}"
+    );
+    drop(server);
+    db.drop_database().await;
+}

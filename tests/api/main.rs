@@ -5,6 +5,7 @@ mod auth;
 mod deploy;
 mod docs;
 mod faults;
+mod galera;
 mod health;
 mod idempotency;
 mod ingest;

@@ -10,11 +10,18 @@ pub struct MariadbServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// More `mariadbd` options, given at every start.
+    options: Vec<String>,
 }
 
 impl MariadbServer {
     /// Creates a data directory and starts the server on it.
     pub async fn start() -> MariadbServer {
+        MariadbServer::start_with(&[]).await
+    }
+
+    /// The same, with more `mariadbd` options.
+    pub async fn start_with(options: &[&str]) -> MariadbServer {
         let dir =
             std::env::temp_dir().join(format!("pos-mariadb-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("data directory");
@@ -34,6 +41,7 @@ impl MariadbServer {
             port: super::free_port(),
             dir,
             child: None,
+            options: options.iter().map(|o| o.to_string()).collect(),
         };
         server.restart().await;
         server
@@ -58,6 +66,7 @@ impl MariadbServer {
                 "--innodb-buffer-pool-size=32M".to_string(),
                 "--innodb-log-file-size=16M".to_string(),
             ])
+            .args(&self.options)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

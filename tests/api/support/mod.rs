@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod galera;
 pub mod ledger;
 pub mod mariadb_server;
 pub mod peers;
@@ -339,12 +340,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 pub async fn start_app_behind_proxy(db: TestDb, extra: &[(&str, &str)]) -> (TestApp, proxy::Proxy) {
     let target = db.server.trim_start_matches("mysql://root@").to_string();
     let proxy = proxy::Proxy::start(target).await;
-    // prefer_socket=false: mysql_async would otherwise switch to the local
-    // Unix socket and go around the proxy.
-    let url = format!(
-        "mysql://root@127.0.0.1:{}/{}?prefer_socket=false",
-        proxy.port, db.name
-    );
+    // No prefer_socket in the URL: the service goes over TCP, through the
+    // proxy (mysql_async's own default would switch to the local socket).
+    let url = format!("mysql://root@127.0.0.1:{}/{}", proxy.port, db.name);
     let options = Options {
         app_database_url: Some(url),
         extra: extra
