@@ -55,10 +55,7 @@ fn main() {
             Command::Keys(args) => keys(args, config).await,
             Command::Shards(args) => shards(args, config).await,
             Command::Seed(args) => seed(args, config).await,
-            Command::Loadgen(args) => {
-                let url = args.database_url.clone().unwrap_or(config.database_url);
-                pos::cli::loadgen::run(args, &url).await
-            }
+            Command::Loadgen(args) => pos::cli::loadgen::run(args).await,
         }
     });
     std::process::exit(code);

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::actors::lease::{Fatal, Release};
 use crate::actors::lookup::LookupActor;
+use crate::actors::office::{Office, OfficeActor};
 use crate::actors::ranking::FinalFlush;
 #[cfg(feature = "testing")]
 use crate::actors::registry::TenantRegistry;
@@ -77,6 +78,13 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     let lookup = LookupActor::start_in_arbiter(&lookup_arbiter.handle(), move |_| {
         LookupActor::new(&url, m).expect("the database URL was checked at start")
     });
+    // So do the back office's statements.
+    let office_arbiter = Arbiter::new();
+    let (url, m) = (config.database_url.clone(), metrics.clone());
+    let office = Office::new(OfficeActor::start_in_arbiter(
+        &office_arbiter.handle(),
+        move |_| OfficeActor::new(&url, m).expect("the database URL was checked at start"),
+    ));
     let auth = config.auth_enabled.then(|| {
         Arc::new(Auth::new(
             Limits {
@@ -144,7 +152,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     actix_web::rt::spawn(api);
     actix_web::rt::spawn(metrics_server);
 
-    let arbiters = Arc::new(Mutex::new(vec![lookup_arbiter]));
+    let arbiters = Arc::new(Mutex::new(vec![lookup_arbiter, office_arbiter]));
     let revocations = auth.map(|a| actix_web::rt::spawn(a.watch_revocations()));
     let (fatal_tx, fatal) = mpsc::channel(1);
     // The shard's lease names this process by where it serves: a process
@@ -157,6 +165,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         state: state.clone(),
         config,
         lookup,
+        office,
         arbiters: arbiters.clone(),
         fatal: fatal_tx,
         me,

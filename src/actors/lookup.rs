@@ -1,24 +1,21 @@
 //! LookupActor: reads that need not wait behind the persistence actors'
 //! writes: an API key on a cache miss, the revocation poll, a tenant's
-//! catalog. They run on a small pool of their own, on their own thread
-//! (mysql_async pools must not be shared across runtimes), so a stream of
-//! unknown ids never queues behind commits or slows them. The work such a
-//! stream can cause is bounded: at most [`MAX_IN_FLIGHT`] reads at a time,
-//! the next ones refused at once (`Busy`, answered 503), and every read
-//! within [`LOOKUP_TIMEOUT`].
+//! catalog. They run on a bounded pool of their own, on their own thread,
+//! so a stream of unknown ids never queues behind commits or slows them.
+//! The work such a stream can cause is bounded: at most [`MAX_IN_FLIGHT`]
+//! reads at a time, the next ones refused at once (`Busy`, answered 503),
+//! and every read within [`LOOKUP_TIMEOUT`].
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::NaiveDateTime;
-use futures_util::future::LocalBoxFuture;
-use mysql_async::{Conn, Pool};
 
+pub use super::bounded_pool::PoolError;
+use super::bounded_pool::{BoundedPool, Bounds};
 use crate::domain::{Catalog, TenantId};
 use crate::metrics::Metrics;
-use crate::store::{self, Revocations, StoreError, StoredKey};
+use crate::store::{self, Revocations, StoredKey};
 
 /// Reads waiting for a connection or running; more are refused rather than
 /// queued. The pool runs [`POOL_MAX`] at a time (a key look-up takes well
@@ -32,13 +29,7 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 const MAILBOX_CAPACITY: usize = 1024;
 
 /// Why a lookup has no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum LookupError {
-    #[error("too many lookups in flight")]
-    Busy,
-    #[error("MySQL unavailable for lookups")]
-    Unavailable,
-}
+pub type LookupError = PoolError;
 
 /// The key with this public id (`None`: no such key).
 #[derive(Message)]
@@ -56,71 +47,20 @@ pub struct RevokedSince(pub Option<NaiveDateTime>);
 pub struct FindCatalog(pub TenantId);
 
 pub struct LookupActor {
-    pool: Pool,
-    in_flight: Rc<Cell<usize>>,
-    metrics: Metrics,
+    pool: BoundedPool,
 }
 
 impl LookupActor {
     /// Builds the actor; call inside its arbiter so the pool lives there.
     pub fn new(database_url: &str, metrics: Metrics) -> Result<Self, mysql_async::UrlError> {
+        let bounds = Bounds {
+            connections: POOL_MAX,
+            max_in_flight: MAX_IN_FLIGHT,
+            timeout: LOOKUP_TIMEOUT,
+        };
         Ok(LookupActor {
-            pool: Pool::new(store::pool_opts(database_url, POOL_MAX)?),
-            in_flight: Rc::default(),
-            metrics,
+            pool: BoundedPool::new(database_url, bounds, metrics)?,
         })
-    }
-
-    /// Runs `read` on a pooled connection unless too many already run.
-    fn read<T: 'static>(
-        &self,
-        kind: &'static str,
-        read: impl for<'c> FnOnce(&'c mut Conn) -> LocalBoxFuture<'c, store::Result<T>> + 'static,
-    ) -> ResponseFuture<Result<T, LookupError>> {
-        if self.in_flight.get() >= MAX_IN_FLIGHT {
-            self.metrics.lookup(kind, "busy");
-            return Box::pin(async { Err(LookupError::Busy) });
-        }
-        let slot = InFlight::take(&self.in_flight);
-        let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
-        Box::pin(async move {
-            let _slot = slot;
-            let attempt = async {
-                let mut conn = pool.get_conn().await.map_err(StoreError::from)?;
-                read(&mut conn).await
-            };
-            match tokio::time::timeout(LOOKUP_TIMEOUT, attempt).await {
-                Ok(Ok(v)) => {
-                    metrics.lookup(kind, "ok");
-                    Ok(v)
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, kind, "lookup failed");
-                    metrics.lookup(kind, "error");
-                    Err(LookupError::Unavailable)
-                }
-                Err(_) => {
-                    metrics.lookup(kind, "error");
-                    Err(LookupError::Unavailable)
-                }
-            }
-        })
-    }
-}
-
-/// One running read; frees its slot when dropped, however the read ends.
-struct InFlight(Rc<Cell<usize>>);
-
-impl InFlight {
-    fn take(count: &Rc<Cell<usize>>) -> InFlight {
-        count.set(count.get() + 1);
-        InFlight(count.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.set(self.0.get().saturating_sub(1));
     }
 }
 
@@ -136,7 +76,7 @@ impl Handler<FindKey> for LookupActor {
     type Result = ResponseFuture<Result<Option<StoredKey>, LookupError>>;
 
     fn handle(&mut self, msg: FindKey, _: &mut Context<Self>) -> Self::Result {
-        self.read("key", move |c| {
+        self.pool.run("key", move |c| {
             Box::pin(async move { store::find_key(c, &msg.0).await })
         })
     }
@@ -146,7 +86,7 @@ impl Handler<RevokedSince> for LookupActor {
     type Result = ResponseFuture<Result<Revocations, LookupError>>;
 
     fn handle(&mut self, msg: RevokedSince, _: &mut Context<Self>) -> Self::Result {
-        self.read("revocations", move |c| {
+        self.pool.run("revocations", move |c| {
             Box::pin(store::revoked_since(c, msg.0))
         })
     }
@@ -156,7 +96,8 @@ impl Handler<FindCatalog> for LookupActor {
     type Result = ResponseFuture<Result<Option<Catalog>, LookupError>>;
 
     fn handle(&mut self, msg: FindCatalog, _: &mut Context<Self>) -> Self::Result {
-        self.read("catalog", move |c| Box::pin(store::load_catalog(c, msg.0)))
+        self.pool
+            .run("catalog", move |c| Box::pin(store::load_catalog(c, msg.0)))
     }
 }
 

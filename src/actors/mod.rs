@@ -1,9 +1,12 @@
 //! The actors: one per tenant (writes and live totals), a few for
 //! persistence (group commit), one for the global ranking and its mirror,
-//! and one for reads that stay off the write path (keys, catalogs).
+//! one for reads that stay off the write path (keys, catalogs), and one for
+//! the back office's statements (tenants, catalog changes, keys).
 
+pub mod bounded_pool;
 pub mod lease;
 pub mod lookup;
+pub mod office;
 pub mod persistence;
 pub mod ranking;
 pub mod registry;

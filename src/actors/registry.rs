@@ -22,10 +22,12 @@ use actix::prelude::*;
 use dashmap::DashMap;
 
 use super::lookup::{self, FindCatalog, LookupActor};
+use super::office::Office;
 use super::persistence::Writer;
 use super::ranking::RankingFeed;
 use super::tenant::{
-    Lifecycle, LiveTotals, PostOutcome, PostSales, TenantActor, TenantDeps, TenantError, Totals,
+    Lifecycle, LiveTotals, PostOutcome, PostSales, SharedCatalog, TenantActor, TenantDeps,
+    TenantError, Totals,
 };
 use crate::domain::{BranchId, SaleItem, TenantId, TenantSnapshot};
 use crate::metrics::Metrics;
@@ -33,16 +35,18 @@ use crate::metrics::Metrics;
 /// Unknown tenant ids remembered at most (the oldest go first).
 const UNKNOWN_TENANTS: u64 = 10_000;
 /// How long an unknown tenant id is remembered; a tenant created meanwhile
-/// is found after this.
-const UNKNOWN_TENANT_TTL: Duration = Duration::from_secs(2);
+/// (through another instance) is found after this.
+const UNKNOWN_TENANT_TTL: Duration = Duration::from_secs(1);
 
 type Gates = DashMap<TenantId, Arc<tokio::sync::Mutex<()>>>;
 
-/// A live tenant: its mailbox and its totals (read without a round trip).
+/// A live tenant: its mailbox, and its totals and catalog (read without a
+/// round trip).
 #[derive(Clone)]
 pub struct TenantHandle {
     pub addr: Addr<TenantActor>,
     pub totals: Totals,
+    pub catalog: Arc<SharedCatalog>,
 }
 
 /// One persistence actor with the arbiter (thread) it runs on. A tenant's
@@ -62,6 +66,7 @@ pub struct TenantRegistry {
     /// A tenant's lane is `lanes[tenant % lanes.len()]`.
     lanes: Vec<Lane>,
     lookup: Addr<LookupActor>,
+    office: Office,
     unknown: moka::future::Cache<TenantId, ()>,
     ranking: RankingFeed,
     metrics: Metrics,
@@ -76,6 +81,7 @@ impl TenantRegistry {
     pub fn new(
         lanes: Vec<Lane>,
         lookup: Addr<LookupActor>,
+        office: Office,
         ranking: RankingFeed,
         metrics: Metrics,
         idle_after: Duration,
@@ -86,6 +92,7 @@ impl TenantRegistry {
             starting: DashMap::new(),
             lanes,
             lookup,
+            office,
             unknown: moka::future::Cache::builder()
                 .max_capacity(UNKNOWN_TENANTS)
                 .time_to_live(UNKNOWN_TENANT_TTL)
@@ -131,7 +138,8 @@ impl TenantRegistry {
         // Filled before the handle is shared: readers must never see a
         // started tenant without its totals.
         let totals: Totals = Arc::new(LiveTotals::new(snapshot.totals));
-        let catalog = snapshot.catalog;
+        let catalog = Arc::new(snapshot.catalog);
+        let shared_catalog = Arc::new(SharedCatalog::new(catalog.clone()));
         let live = self.live.clone();
         let registry = Arc::downgrade(self);
         let lane = self.lane(tenant);
@@ -161,6 +169,8 @@ impl TenantRegistry {
                 }),
             },
             lookup: self.lookup.clone(),
+            office: self.office.clone(),
+            catalog: shared_catalog.clone(),
             ranking: self.ranking.clone(),
             metrics: self.metrics.clone(),
         };
@@ -168,7 +178,11 @@ impl TenantRegistry {
         let addr = TenantActor::start_in_arbiter(&lane.arbiter, move |_| {
             TenantActor::new(tenant, catalog, actor_totals, deps)
         });
-        let handle = TenantHandle { addr, totals };
+        let handle = TenantHandle {
+            addr,
+            totals,
+            catalog: shared_catalog,
+        };
         self.live.insert(tenant, handle.clone());
         Ok(Some(handle))
     }
@@ -235,6 +249,28 @@ impl TenantRegistry {
         );
         self.metrics.tenant_restarts.inc();
         true
+    }
+
+    /// Forgets that `tenant` was unknown (it was just created here).
+    pub async fn now_known(&self, tenant: TenantId) {
+        self.unknown.invalidate(&tenant).await;
+    }
+
+    /// Sends `msg` to the tenant's actor (started if need be) and waits for
+    /// its answer. An actor that dies meanwhile answers `Crashed`: the
+    /// change may be committed, and a retry finds it by its natural key.
+    pub async fn ask<M, T>(self: &Arc<Self>, tenant: TenantId, msg: M) -> Result<T, TenantError>
+    where
+        M: Message<Result = Result<T, TenantError>> + Send + 'static,
+        T: Send + 'static,
+        TenantActor: Handler<M>,
+    {
+        let handle = self.get(tenant).await?.ok_or(TenantError::TenantNotFound)?;
+        handle
+            .addr
+            .send(msg)
+            .await
+            .map_err(|_| TenantError::Crashed)?
     }
 
     /// Sends a request to the tenant's actor and waits for its outcome. If

@@ -31,7 +31,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::future::Cache;
 use subtle::ConstantTimeEq;
 
-pub use key::{NewKey, Token};
+pub use key::{NewKey, Token, MAX_KEY_ID_LEN};
 pub use policy::{permits, Operation, PathIds};
 
 use crate::actors::lookup::{self, FindKey, LookupActor, LookupError, RevokedSince};

@@ -3,9 +3,9 @@
 //! looks anything up, so a refusal tells the client nothing about what
 //! exists.
 
-use crate::domain::{BranchId, Scope, TenantId};
+use crate::domain::{BranchId, ProductId, Scope, TenantId};
 
-/// The protected operations, one per API route.
+/// The protected operations of the API routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     /// `POST /v1/tenants/{tenantID}/branches/{branchID}/sales-transactions`
@@ -14,6 +14,15 @@ pub enum Operation {
     ReadTenantSales,
     /// `GET /v1/top-selling`
     ReadTopSelling,
+    /// `POST /v1/tenants`, `GET /v1/tenants`, `PATCH /v1/tenants/{tenantID}`
+    ManageTenants,
+    /// `GET /v1/tenants/{tenantID}/catalog`
+    ReadCatalog,
+    /// `POST` and `PATCH` of `/v1/tenants/{tenantID}/branches` and `/products`
+    ChangeCatalog,
+    /// `POST`, `GET` and `DELETE` of `/v1/tenants/{tenantID}/keys` (which
+    /// roles a back office may make or revoke is the handler's rule)
+    ManageKeys,
 }
 
 /// The ids a request's path names, parsed once (`None`: the path has no
@@ -22,6 +31,7 @@ pub enum Operation {
 pub struct PathIds {
     pub tenant: Option<TenantId>,
     pub branch: Option<BranchId>,
+    pub product: Option<ProductId>,
 }
 
 /// Whether `scope` may perform `op` on the tenant and branch of `path`.
@@ -30,8 +40,16 @@ pub fn permits(scope: Scope, op: Operation, path: PathIds) -> bool {
         (Scope::Till { tenant, branch }, Operation::PostSales) => {
             path.tenant == Some(tenant) && branch.is_none_or(|b| path.branch == Some(b))
         }
-        (Scope::Backoffice { tenant }, Operation::ReadTenantSales) => path.tenant == Some(tenant),
-        (Scope::Operator, Operation::ReadTenantSales | Operation::ReadTopSelling) => true,
+        (Scope::Till { tenant, .. }, Operation::ReadCatalog) => path.tenant == Some(tenant),
+        (
+            Scope::Backoffice { tenant },
+            Operation::ReadTenantSales
+            | Operation::ReadCatalog
+            | Operation::ChangeCatalog
+            | Operation::ManageKeys,
+        ) => path.tenant == Some(tenant),
+        (Scope::Operator, Operation::PostSales) => false,
+        (Scope::Operator, _) => true,
         _ => false,
     }
 }
@@ -53,6 +71,7 @@ mod tests {
         PathIds {
             tenant: tenant.and_then(TenantId::parse),
             branch: branch.and_then(BranchId::parse),
+            product: None,
         }
     }
 
@@ -85,6 +104,23 @@ mod tests {
             (Scope::Operator, PostSales, Some("1"), Some("10"), false),
             (till, PostSales, None, Some("10"), false),
             (branch_till, PostSales, Some("1"), None, false),
+            (till, ReadCatalog, Some("1"), None, true),
+            (branch_till, ReadCatalog, Some("1"), None, true),
+            (till, ReadCatalog, Some("2"), None, false),
+            (till, ChangeCatalog, Some("1"), None, false),
+            (till, ManageKeys, Some("1"), None, false),
+            (till, ManageTenants, None, None, false),
+            (backoffice, ReadCatalog, Some("1"), None, true),
+            (backoffice, ChangeCatalog, Some("1"), None, true),
+            (backoffice, ManageKeys, Some("1"), None, true),
+            (backoffice, ChangeCatalog, Some("2"), None, false),
+            (backoffice, ManageKeys, Some("2"), None, false),
+            (backoffice, ManageTenants, None, None, false),
+            (backoffice, ManageTenants, Some("1"), None, false),
+            (Scope::Operator, ManageTenants, None, None, true),
+            (Scope::Operator, ChangeCatalog, Some("7"), None, true),
+            (Scope::Operator, ManageKeys, Some("7"), None, true),
+            (Scope::Operator, ReadCatalog, Some("7"), None, true),
         ];
         for (scope, op, tenant, branch, allowed) in cases {
             assert_eq!(

@@ -18,11 +18,13 @@ pub enum ErrorCode {
     Misdirected,
     Unavailable,
     Internal,
+    Conflict,
+    TenantSuspended,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the spec.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BadJson,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
@@ -37,6 +39,8 @@ impl ErrorCode {
         ErrorCode::Misdirected,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::Conflict,
+        ErrorCode::TenantSuspended,
     ];
 
     /// The codes the API key check refuses with.
@@ -63,6 +67,8 @@ impl ErrorCode {
             ErrorCode::Misdirected => "misdirected",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::TenantSuspended => "tenant_suspended",
         }
     }
 }

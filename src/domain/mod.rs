@@ -4,6 +4,9 @@
 //! here; nothing here imports from them.
 
 mod access;
+mod body;
+mod catalog;
+mod catalog_body;
 mod error_code;
 mod ids;
 mod money;
@@ -15,15 +18,24 @@ mod timestamp;
 mod totals;
 
 pub use access::{Role, Scope, ScopeError, SecretHash};
+pub use body::{BodyError, MAX_ERROR_FIELDS, MAX_ITEMS};
+pub use catalog::{
+    Branch, BranchPatch, Catalog, Code, Made, Name, NewBranch, NewProduct, Product, ProductPatch,
+    TenantPatch,
+};
+pub use catalog_body::{
+    parse_branch_patch, parse_new_branch, parse_new_key, parse_new_products, parse_new_tenant,
+    parse_product_patch, parse_tenant_patch, NewKeyRequest,
+};
 pub use error_code::ErrorCode;
 pub use ids::{BranchId, ProductId, TenantId};
 pub use money::Money;
 pub use problems::{Field, ItemProblem};
 pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale, MAX_FUTURE_SECONDS};
-pub use sales_body::{parse_sales, ParsedSales, SalesParseError, MAX_ERROR_FIELDS, MAX_ITEMS};
+pub use sales_body::{parse_sales, ParsedSales};
 pub use shard::Shard;
 pub use timestamp::Timestamp;
-pub use totals::{Catalog, ProductTotal, RankBy, TenantSnapshot, MAX_TOP};
+pub use totals::{ProductTotal, RankBy, TenantSnapshot, MAX_TOP};
 
 /// A map by product id, hashed with foldhash rather than SipHash (several
 /// per sale: about 400 instructions an insert less). Product ids in these

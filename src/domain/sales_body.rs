@@ -7,23 +7,18 @@
 //! and names a client made up are echoed clipped. An object naming a member
 //! twice is refused, never read as "the last one wins".
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::body::{self, positive_int, BodyError, Name, Problems, MAX_ERROR_FIELDS};
 use super::{
-    clip, BranchId, Field, IdempotencyKey, ItemProblem, Money, ProductId, Quantity, SaleItem,
-    TenantId, Timestamp, MAX_FUTURE_SECONDS,
+    clip, BranchId, Field, IdempotencyKey, Money, ProductId, Quantity, SaleItem, TenantId,
+    Timestamp, MAX_FUTURE_SECONDS,
 };
-
-/// Most transactions one request may carry.
-pub const MAX_ITEMS: usize = 1000;
-/// Most offending fields one error lists.
-pub const MAX_ERROR_FIELDS: usize = 20;
 
 /// A parsed request body.
 #[derive(Debug)]
@@ -33,45 +28,15 @@ pub struct ParsedSales {
     pub is_array: bool,
 }
 
-/// Why a body was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum SalesParseError {
-    #[error("malformed JSON: {0}")]
-    BadJson(String),
-    #[error("an array may hold at most {MAX_ITEMS} transactions, got {0}")]
-    TooManyItems(usize),
-    #[error("{message}")]
-    Invalid {
-        message: String,
-        problems: Vec<ItemProblem>,
-        /// The body was an array (its items are named `[i]`).
-        is_array: bool,
-    },
-}
-
 /// Parses a request body for `tenant`/`branch` received at `now`.
 pub fn parse_sales(
     body: &[u8],
     tenant: TenantId,
     branch: BranchId,
     now: DateTime<Utc>,
-) -> Result<ParsedSales, SalesParseError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| SalesParseError::BadJson("body is not UTF-8".into()))?;
-    let (raws, is_array): (Vec<&RawValue>, bool) = match text.trim_start().as_bytes().first() {
-        Some(b'[') => (serde_json::from_str(text).map_err(bad_json)?, true),
-        _ => {
-            let raw: &RawValue = serde_json::from_str(text).map_err(bad_json)?;
-            (vec![raw], false)
-        }
-    };
-    if raws.len() > MAX_ITEMS {
-        return Err(SalesParseError::TooManyItems(raws.len()));
-    }
+) -> Result<ParsedSales, BodyError> {
+    let (raws, is_array) = body::items(body)?;
     let mut problems = Problems::default();
-    if raws.is_empty() {
-        return Err(problems.into_error("the array must hold 1 to 1000 transactions", true));
-    }
     let ctx = ItemContext {
         tenant,
         branch,
@@ -89,68 +54,7 @@ pub fn parse_sales(
     if problems.is_empty() {
         check_repeated_keys(&items, &mut problems);
     }
-    if problems.is_empty() {
-        return Ok(ParsedSales { items, is_array });
-    }
-    let message = problems.summary();
-    Err(problems.into_error(&message, is_array))
-}
-
-fn bad_json(e: serde_json::Error) -> SalesParseError {
-    SalesParseError::BadJson(e.to_string())
-}
-
-/// The offending fields of a request, at most [`MAX_ERROR_FIELDS`] (a
-/// field named twice keeps its last problem).
-#[derive(Default)]
-struct Problems {
-    fields: BTreeMap<(usize, Field), String>,
-    /// More were found than are listed.
-    cut: bool,
-}
-
-impl Problems {
-    fn add(&mut self, index: usize, field: Field, problem: impl Into<String>) {
-        if self.full() {
-            self.cut = true;
-        } else {
-            self.fields.insert((index, field), problem.into());
-        }
-    }
-
-    fn full(&self) -> bool {
-        self.fields.len() >= MAX_ERROR_FIELDS
-    }
-
-    fn is_empty(&self) -> bool {
-        self.fields.is_empty()
-    }
-
-    fn summary(&self) -> String {
-        match self.fields.len() {
-            _ if self.cut || self.full() => format!(
-                "at least {MAX_ERROR_FIELDS} fields are invalid; the first {MAX_ERROR_FIELDS} found are listed"
-            ),
-            1 => "1 field is invalid".into(),
-            n => format!("{n} fields are invalid"),
-        }
-    }
-
-    fn into_error(self, message: &str, is_array: bool) -> SalesParseError {
-        SalesParseError::Invalid {
-            message: message.to_string(),
-            problems: self
-                .fields
-                .into_iter()
-                .map(|((index, field), problem)| ItemProblem {
-                    index,
-                    field,
-                    problem,
-                })
-                .collect(),
-            is_array,
-        }
-    }
+    problems.finish(ParsedSales { items, is_array }, is_array)
 }
 
 /// One key twice in one request is ambiguous (which one is the original?), so
@@ -241,28 +145,6 @@ impl<'de> Visitor<'de> for MembersVisitor {
     }
 }
 
-/// A member name, borrowed from the body unless it holds escapes.
-struct Name<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct NameVisitor;
-        impl<'de> Visitor<'de> for NameVisitor {
-            type Value = Name<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(NameVisitor)
-    }
-}
-
 struct ItemContext {
     tenant: TenantId,
     branch: BranchId,
@@ -276,7 +158,7 @@ impl ItemContext {
             problems.add(at, Field::Whole, "must be a transaction object");
             return None;
         };
-        let before = problems.fields.len() + usize::from(problems.cut);
+        let before = problems.seen();
         for name in &m.repeated {
             problems.add(at, Field::Named(name), "appears more than once");
         }
@@ -343,7 +225,7 @@ impl ItemContext {
                 err(name, "is required".into());
             }
         }
-        if problems.fields.len() + usize::from(problems.cut) != before {
+        if problems.seen() != before {
             return None;
         }
         let timestamp = timestamp.transpose().ok()?;
@@ -375,12 +257,6 @@ impl ItemContext {
     fn latest(&self) -> Timestamp {
         Timestamp::from_utc(self.now + chrono::Duration::seconds(MAX_FUTURE_SECONDS))
     }
-}
-
-fn positive_int(value: &RawValue) -> Option<u64> {
-    serde_json::from_str::<u64>(value.get())
-        .ok()
-        .filter(|&n| n > 0)
 }
 
 #[cfg(test)]

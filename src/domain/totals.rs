@@ -1,28 +1,10 @@
-//! What the service knows of a tenant besides its sales: its catalog
-//! (branches and products) and the all-time totals of each product, which
-//! the tenant actors, the ranking, the mirror and the readers share.
+//! The all-time totals of each product, which the tenant actors, the
+//! ranking, the mirror and the readers share, and what a tenant actor
+//! starts from.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{BranchId, Money, ProductId, TenantId};
-
-/// The branches and products of one tenant.
-#[derive(Debug, Default, Clone)]
-pub struct Catalog {
-    pub branches: HashSet<BranchId>,
-    pub products: HashMap<ProductId, Arc<str>>,
-}
-
-impl Catalog {
-    /// The product's name, empty if the catalog does not know it.
-    pub fn product_name(&self, product: ProductId) -> Arc<str> {
-        self.products
-            .get(&product)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(""))
-    }
-}
+use super::{Catalog, Money, ProductId, TenantId};
 
 /// All-time totals of one product of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crate::actors::lookup::LookupError;
 use crate::actors::persistence::SaveError;
 use crate::actors::tenant::TenantError;
 use crate::auth::AuthError;
-use crate::domain::{ErrorCode, Field, ItemProblem, SalesParseError, Shard, MAX_ERROR_FIELDS};
+use crate::domain::{BodyError, ErrorCode, Field, ItemProblem, Shard, MAX_ERROR_FIELDS};
 
 /// Seconds a client should wait after a 503.
 const RETRY_AFTER_SECONDS: u32 = 1;
@@ -49,6 +49,14 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// A natural key (`sku`, `code`) names a row with other content.
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        fields: BTreeMap<String, String>,
+    },
+    #[error("this tenant is suspended: its tills are refused")]
+    TenantSuspended,
 }
 
 impl ApiError {
@@ -69,6 +77,8 @@ impl ApiError {
             ApiError::Misdirected(_) => ErrorCode::Misdirected,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
+            ApiError::Conflict { .. } => ErrorCode::Conflict,
+            ApiError::TenantSuspended => ErrorCode::TenantSuspended,
         }
     }
 
@@ -109,6 +119,8 @@ impl ResponseError for ApiError {
             ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TenantSuspended => StatusCode::FORBIDDEN,
         }
     }
 
@@ -122,7 +134,7 @@ impl ResponseError for ApiError {
             tracing::debug!(code = code.as_str(), error = %self, "request refused");
         }
         let mut body = json!({"code": code.as_str(), "message": self.to_string()});
-        if let ApiError::Validation { fields, .. } = self {
+        if let ApiError::Validation { fields, .. } | ApiError::Conflict { fields, .. } = self {
             body["fields"] = json!(fields);
         }
         let mut res = HttpResponse::build(self.status_code());
@@ -196,16 +208,17 @@ impl From<LookupError> for ApiError {
             LookupError::Unavailable => {
                 ApiError::Unavailable("storage is unavailable; retry shortly".into())
             }
+            LookupError::Refused => ApiError::Internal("storage refused the statement".into()),
         }
     }
 }
 
-impl From<SalesParseError> for ApiError {
-    fn from(e: SalesParseError) -> Self {
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
         match e {
-            SalesParseError::BadJson(m) => ApiError::BadJson(format!("malformed JSON: {m}")),
-            e @ SalesParseError::TooManyItems(_) => ApiError::PayloadTooLarge(e.to_string()),
-            SalesParseError::Invalid {
+            BodyError::BadJson(m) => ApiError::BadJson(format!("malformed JSON: {m}")),
+            e @ BodyError::TooManyItems(_) => ApiError::PayloadTooLarge(e.to_string()),
+            BodyError::Invalid {
                 message,
                 problems,
                 is_array,
@@ -240,6 +253,20 @@ impl ApiError {
         match e {
             TenantError::TenantNotFound => ApiError::NotFound("unknown tenant".into()),
             TenantError::BranchNotFound => ApiError::NotFound("unknown branch for this tenant".into()),
+            TenantError::ProductNotFound => {
+                ApiError::NotFound("unknown product for this tenant".into())
+            }
+            TenantError::Suspended => ApiError::TenantSuspended,
+            TenantError::BranchClosed => {
+                ApiError::validation("branchID", "is closed: it takes no new sales")
+            }
+            TenantError::InactiveProducts(problems) => {
+                ApiError::items("inactive products take no new sales", problems, is_array)
+            }
+            TenantError::NaturalKeyTaken(problems) => ApiError::Conflict {
+                message: "a natural key is already used with other content".into(),
+                fields: field_names(problems, is_array),
+            },
             TenantError::UnknownProducts(problems) => {
                 ApiError::items("unknown products for this tenant", problems, is_array)
             }

@@ -12,19 +12,31 @@ use std::future::{ready, Ready};
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, X_FORWARDED_FOR};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::{ApiError, AppState};
 use crate::auth::{Operation, PathIds};
-use crate::domain::{BranchId, ErrorCode, TenantId};
+use crate::domain::{BranchId, ErrorCode, ProductId, Scope, TenantId};
 
-/// Lets the request through only with a key that may perform `op` here.
+/// The operation of each method a resource answers.
+pub type Ops = &'static [(Method, Operation)];
+
+/// Lets the request through only with a key that may perform its method's
+/// operation here. A method the resource does not answer passes on to its
+/// 405 without a check.
 pub async fn guard(
-    op: Operation,
+    ops: Ops,
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
+    let Some(&(_, op)) = ops.iter().find(|(m, _)| m == req.method()) else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(req
             .error_response(ApiError::Internal("no application state".into()))
@@ -48,9 +60,16 @@ pub async fn guard(
             let forwarded = req.headers().get_all(X_FORWARDED_FOR);
             state.trusted_proxies.client(peer, forwarded)
         };
-        if let Err(e) = auth.check(header, client, op, ids).await {
-            state.metrics.auth_refused(e.code());
-            return Ok(req.error_response(ApiError::from(e)).map_into_right_body());
+        match auth.check(header, client, op, ids).await {
+            // Handlers whose rule depends on the role (which keys a back
+            // office may make) read it here.
+            Ok(key) => {
+                req.extensions_mut().insert(key.scope);
+            }
+            Err(e) => {
+                state.metrics.auth_refused(e.code());
+                return Ok(req.error_response(ApiError::from(e)).map_into_right_body());
+            }
         }
     }
     next.call(req)
@@ -58,12 +77,28 @@ pub async fn guard(
         .map(ServiceResponse::map_into_left_body)
 }
 
-/// The ids of the path's `{tenantID}` and `{branchID}`.
+/// The ids of the path's `{tenantID}`, `{branchID}` and `{productID}`.
 fn path_ids(req: &HttpRequest) -> PathIds {
     let path = req.match_info();
     PathIds {
         tenant: path.get("tenantID").and_then(TenantId::parse),
         branch: path.get("branchID").and_then(BranchId::parse),
+        product: path.get("productID").and_then(ProductId::parse),
+    }
+}
+
+/// The scope of the request's key; the operator's when keys are off
+/// (`POS_AUTH=disabled`).
+impl FromRequest for Scope {
+    type Error = ApiError;
+    type Future = Ready<Result<Scope, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(req
+            .extensions()
+            .get::<Scope>()
+            .copied()
+            .unwrap_or(Scope::Operator)))
     }
 }
 

@@ -1,11 +1,16 @@
 //! The HTTP layer: routes, body reading, and the request metrics. Handlers
 //! parse, hand over to actors, and shape the answer; they know no SQL.
 
+mod body;
+mod catalog;
 mod error;
 mod gate;
 mod health;
+mod keys;
+mod pages;
 mod reads;
 mod sales;
+mod tenants;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -14,6 +19,7 @@ use actix::prelude::*;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpResponse};
 use tracing::Instrument;
@@ -21,6 +27,7 @@ use tracing::Instrument;
 pub use error::{field_names, ApiError};
 
 use crate::actors::lease::{LeaseActor, ShardLease};
+use crate::actors::office::Office;
 use crate::actors::ranking::RankingActor;
 use crate::actors::registry::TenantRegistry;
 use crate::auth::{Auth, Operation};
@@ -33,6 +40,8 @@ use crate::mirror::Mirror;
 /// What the actors give the HTTP layer once MySQL is up.
 pub struct Core {
     pub tenants: Arc<TenantRegistry>,
+    /// The back office's statements that no tenant actor orders (tenants, keys).
+    pub office: Office,
     pub ranking: Addr<RankingActor>,
     /// Keeps this instance's shard lease.
     pub lease: Addr<LeaseActor>,
@@ -75,41 +84,138 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
     ("GET", "/v1/tenants/{tenantID}/sales"),
     ("GET", "/v1/top-selling"),
+    ("POST", "/v1/tenants"),
+    ("GET", "/v1/tenants"),
+    ("PATCH", "/v1/tenants/{tenantID}"),
+    ("GET", "/v1/tenants/{tenantID}/catalog"),
+    ("POST", "/v1/tenants/{tenantID}/branches"),
+    ("PATCH", "/v1/tenants/{tenantID}/branches/{branchID}"),
+    ("POST", "/v1/tenants/{tenantID}/products"),
+    ("PATCH", "/v1/tenants/{tenantID}/products/{productID}"),
+    ("POST", "/v1/tenants/{tenantID}/keys"),
+    ("GET", "/v1/tenants/{tenantID}/keys"),
+    ("DELETE", "/v1/tenants/{tenantID}/keys/{keyID}"),
 ];
 
 /// The API routes (port 8080). Each `/v1` resource carries its own gate
-/// (shard and key; see `gate.rs` for why per resource); a method a route
-/// does not have gets 405 in the error format, with `Allow`.
+/// (shard and key, by method; see `gate.rs` for why per resource); a method
+/// a route does not have gets 405 in the error format, with `Allow`.
 pub fn api_routes(cfg: &mut web::ServiceConfig) {
+    use Operation::*;
     cfg.service(open("/health", health::health))
         .service(open("/ready", health::ready))
         .service(open("/openapi.json", openapi))
         .service(
-            web::resource("/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions")
-                .wrap(from_fn(|req, next| {
-                    gate::guard(Operation::PostSales, req, next)
-                }))
-                .wrap(from_fn(gate::count_rejections))
-                .route(web::post().to(sales::post_sales))
-                .default_service(web::to(|| async { only("POST") })),
+            guarded(
+                "/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions",
+                &[(Method::POST, PostSales)],
+            )
+            .wrap(from_fn(gate::count_rejections))
+            .route(web::post().to(sales::post_sales))
+            .default_service(web::to(|| async { only("POST") })),
         )
         .service(
-            web::resource("/v1/tenants/{tenantID}/sales")
-                .wrap(from_fn(|req, next| {
-                    gate::guard(Operation::ReadTenantSales, req, next)
-                }))
-                .route(web::get().to(reads::tenant_sales))
-                .default_service(web::to(|| async { only("GET") })),
+            guarded(
+                "/v1/tenants/{tenantID}/sales",
+                &[(Method::GET, ReadTenantSales)],
+            )
+            .route(web::get().to(reads::tenant_sales))
+            .default_service(web::to(|| async { only("GET") })),
         )
         .service(
-            web::resource("/v1/top-selling")
-                .wrap(from_fn(|req, next| {
-                    gate::guard(Operation::ReadTopSelling, req, next)
-                }))
+            guarded("/v1/top-selling", &[(Method::GET, ReadTopSelling)])
                 .route(web::get().to(reads::top_selling))
                 .default_service(web::to(|| async { only("GET") })),
         )
+        .service(
+            guarded(
+                "/v1/tenants",
+                &[(Method::POST, ManageTenants), (Method::GET, ManageTenants)],
+            )
+            .route(web::post().to(tenants::create_tenant))
+            .route(web::get().to(tenants::list_tenants))
+            .default_service(web::to(|| async { only("GET, POST") })),
+        )
+        .service(
+            guarded("/v1/tenants/{tenantID}", &[(Method::PATCH, ManageTenants)])
+                .route(web::patch().to(tenants::change_tenant))
+                .default_service(web::to(|| async { only("PATCH") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/catalog",
+                &[(Method::GET, ReadCatalog)],
+            )
+            .route(web::get().to(catalog::read_catalog))
+            .default_service(web::to(|| async { only("GET") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/branches",
+                &[(Method::POST, ChangeCatalog)],
+            )
+            .route(web::post().to(catalog::create_branch))
+            .default_service(web::to(|| async { only("POST") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/branches/{branchID}",
+                &[(Method::PATCH, ChangeCatalog)],
+            )
+            .route(web::patch().to(catalog::change_branch))
+            .default_service(web::to(|| async { only("PATCH") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/products",
+                &[(Method::POST, ChangeCatalog)],
+            )
+            .route(web::post().to(catalog::create_products))
+            .default_service(web::to(|| async { only("POST") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/products/{productID}",
+                &[(Method::PATCH, ChangeCatalog)],
+            )
+            .route(web::patch().to(catalog::change_product))
+            .default_service(web::to(|| async { only("PATCH") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/keys",
+                &[(Method::POST, ManageKeys), (Method::GET, ManageKeys)],
+            )
+            .route(web::post().to(keys::create_key))
+            .route(web::get().to(keys::list_keys))
+            .default_service(web::to(|| async { only("GET, POST") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/keys/{keyID}",
+                &[(Method::DELETE, ManageKeys)],
+            )
+            .route(web::delete().to(keys::revoke_key))
+            .default_service(web::to(|| async { only("DELETE") })),
+        )
         .default_service(web::to(not_found));
+}
+
+/// A `/v1` resource behind its gate: `ops` names the operation of each
+/// method it answers.
+fn guarded(
+    path: &str,
+    ops: gate::Ops,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<actix_web::body::EitherBody<actix_web::body::BoxBody>>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path).wrap(from_fn(move |req, next| gate::guard(ops, req, next)))
 }
 
 /// A GET route open without a key.

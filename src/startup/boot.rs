@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::actors::lease::{self, Fatal, LeaseActor, ShardLease};
 use crate::actors::lookup::LookupActor;
+use crate::actors::office::Office;
 use crate::actors::persistence::{PersistenceActor, PersistenceSettings, Writer};
 use crate::actors::ranking::{RankingActor, TotalsChanged};
 use crate::actors::registry::{Lane, TenantRegistry};
@@ -31,6 +32,7 @@ pub(super) struct Boot {
     pub state: web::Data<AppState>,
     pub config: Config,
     pub lookup: Addr<LookupActor>,
+    pub office: Office,
     pub arbiters: Arc<Mutex<Vec<Arbiter>>>,
     pub fatal: mpsc::Sender<Fatal>,
     pub me: LeaseHolder,
@@ -130,11 +132,13 @@ pub(super) async fn boot(b: Boot) {
     let tenants = Arc::new(TenantRegistry::new(
         lanes,
         b.lookup,
+        b.office.clone(),
         feed,
         metrics,
         config.tenant_idle,
     ));
     let core = Core {
+        office: b.office,
         tenants,
         ranking,
         lease,

@@ -172,23 +172,14 @@ type ListingRow = (
 pub async fn list_keys(conn: &mut Conn, tenant: Option<TenantId>) -> Result<Vec<KeyListing>> {
     let rows: Vec<ListingRow> = conn
         .exec(
-            "SELECT id, role, tenant_id, branch_id, label, created, revoked FROM api_keys \
-             WHERE ? IS NULL OR tenant_id = ? ORDER BY created, id",
+            format!(
+                "SELECT {LISTING_COLUMNS} FROM api_keys \
+                 WHERE ? IS NULL OR tenant_id = ? ORDER BY created, id"
+            ),
             (tenant, tenant),
         )
         .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, role, tenant, branch, label, created, revoked)| {
-            Some(KeyListing {
-                scope: scope_of(&role, tenant, branch)?,
-                id,
-                label,
-                created,
-                revoked,
-            })
-        })
-        .collect())
+    Ok(rows.into_iter().filter_map(listing).collect())
 }
 
 /// Marks a key revoked (once: the first revocation time is kept).
@@ -209,4 +200,127 @@ pub async fn revoke_key(conn: &mut Conn, id: &str) -> Result<Revoked> {
     } else {
         Revoked::NoSuchKey
     })
+}
+
+const LISTING_COLUMNS: &str = "id, role, tenant_id, branch_id, label, created, revoked";
+
+fn listing((id, role, tenant, branch, label, created, revoked): ListingRow) -> Option<KeyListing> {
+    Some(KeyListing {
+        scope: scope_of(&role, tenant, branch)?,
+        id,
+        label,
+        created,
+        revoked,
+    })
+}
+
+/// At most `limit` of a tenant's keys with ids after `after`, by id (the API's pages).
+pub async fn list_tenant_keys(
+    conn: &mut Conn,
+    tenant: TenantId,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<KeyListing>> {
+    let rows: Vec<ListingRow> = conn
+        .exec(
+            format!(
+                "SELECT {LISTING_COLUMNS} FROM api_keys WHERE tenant_id = ? AND id > ? \
+                 ORDER BY id LIMIT ?"
+            ),
+            (tenant, after.unwrap_or(""), limit as u64),
+        )
+        .await?;
+    Ok(rows.into_iter().filter_map(listing).collect())
+}
+
+/// One key of a tenant; `None` if the tenant has no key with this id.
+pub async fn find_tenant_key(
+    conn: &mut Conn,
+    tenant: TenantId,
+    id: &str,
+) -> Result<Option<KeyListing>> {
+    let row: Option<ListingRow> = conn
+        .exec_first(
+            format!("SELECT {LISTING_COLUMNS} FROM api_keys WHERE tenant_id = ? AND id = ?"),
+            (tenant, id),
+        )
+        .await?;
+    Ok(row.and_then(listing))
+}
+
+/// What revoking one of a tenant's keys found.
+#[derive(Debug, Clone)]
+pub enum TenantKeyRevocation {
+    /// Revoked now or before (the first revocation time is kept).
+    Revoked(KeyListing),
+    /// The key's role is not one the caller may revoke.
+    NotAllowed,
+    NoSuchKey,
+}
+
+/// Revokes a tenant's key if its role is one of `allowed`.
+pub async fn revoke_tenant_key(
+    conn: &mut Conn,
+    tenant: TenantId,
+    id: &str,
+    allowed: &[Role],
+) -> Result<TenantKeyRevocation> {
+    let Some(key) = find_tenant_key(conn, tenant, id).await? else {
+        return Ok(TenantKeyRevocation::NoSuchKey);
+    };
+    if !allowed.contains(&key.scope.role()) {
+        return Ok(TenantKeyRevocation::NotAllowed);
+    }
+    if key.revoked.is_some() {
+        return Ok(TenantKeyRevocation::Revoked(key));
+    }
+    revoke_key(conn, id).await?;
+    let key = find_tenant_key(conn, tenant, id).await?;
+    Ok(key.map_or(TenantKeyRevocation::NoSuchKey, TenantKeyRevocation::Revoked))
+}
+
+/// A key of a tenant to store (made through the API).
+#[derive(Debug, Clone)]
+pub struct NewTenantKey {
+    pub id: String,
+    pub hash: SecretHash,
+    pub scope: Scope,
+    pub label: String,
+}
+
+/// Why a tenant's key was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    NoSuchTenant,
+    /// The key's branch is not one of the tenant's.
+    NotABranch,
+}
+
+/// Stores a tenant's key if its tenant (and branch) exist; the key as listed.
+pub async fn insert_tenant_key(
+    conn: &mut Conn,
+    key: &NewTenantKey,
+) -> Result<std::result::Result<KeyListing, KeyRefusal>> {
+    let Some(tenant) = key.scope.tenant() else {
+        return Err(super::StoreError::invariant(
+            "a tenant's key names a tenant",
+        ));
+    };
+    let tenant_only = Scope::Backoffice { tenant };
+    if !scope_exists(conn, tenant_only).await? {
+        return Ok(Err(KeyRefusal::NoSuchTenant));
+    }
+    if !scope_exists(conn, key.scope).await? {
+        return Ok(Err(KeyRefusal::NotABranch));
+    }
+    let insert = KeyInsert {
+        id: &key.id,
+        hash: key.hash,
+        scope: key.scope,
+        label: &key.label,
+    };
+    insert_key(conn, &insert).await?;
+    let made = find_tenant_key(conn, tenant, &key.id).await?;
+    made.map(Ok)
+        .ok_or_else(|| super::StoreError::invariant("a key just made is gone"))
 }

@@ -2,6 +2,7 @@
 //! outside this module writes SQL; nothing in it knows HTTP. Rows come back
 //! as domain types.
 
+mod catalog;
 mod keys;
 mod migrate;
 mod sales;
@@ -17,17 +18,22 @@ use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts};
 
 use crate::domain::TenantId;
 
+pub use catalog::{
+    create_branch, create_products, create_tenant, find_tenant, list_tenants, load_catalog,
+    update_branch, update_product, update_tenant, Conflicts, TenantRow,
+};
 pub use keys::{
-    find_key, insert_key, insert_keys, list_keys, revoke_key, revoked_since, scope_exists,
-    KeyInsert, KeyListing, Revocations, Revoked, StoredKey,
+    find_key, find_tenant_key, insert_key, insert_keys, insert_tenant_key, list_keys,
+    list_tenant_keys, revoke_key, revoke_tenant_key, revoked_since, scope_exists, KeyInsert,
+    KeyListing, KeyRefusal, NewTenantKey, Revocations, Revoked, StoredKey, TenantKeyRevocation,
 };
 pub use migrate::{ensure_database, migrate, migrate_if_pending, MigrateError};
 pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Lease, Mark};
-pub use seed::{count_tenants, insert_seed_chunk, load_shops, SeedChunk, Shop};
+pub use seed::{count_tenants, insert_seed_chunk, SeedChunk};
 pub use shards::{
     acquire_lease, release_lease, renew_lease, resize_shards, Acquired, LeaseHolder, Resized,
 };
-pub use tenants::{load_all_totals, load_catalog, load_tenant};
+pub use tenants::{load_all_totals, load_tenant};
 
 /// A storage failure, split by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +68,18 @@ impl From<mysql_async::Error> for StoreError {
             E::Server(_) | E::Url(_) => StoreError::Rejected(e),
             _ => StoreError::Unavailable(e),
         }
+    }
+}
+
+impl StoreError {
+    /// A failure worth retrying later that MySQL did not report itself.
+    pub fn unavailable(why: &str) -> StoreError {
+        StoreError::Unavailable(mysql_async::Error::Other(why.into()))
+    }
+
+    /// MySQL answered something the statements here rule out.
+    pub fn invariant(why: &str) -> StoreError {
+        StoreError::Rejected(mysql_async::Error::Other(why.into()))
     }
 }
 

@@ -7,7 +7,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, TxOpts};
 
 use super::Result;
-use crate::domain::{BranchId, ProductId, TenantId};
+use crate::domain::TenantId;
 
 /// Rows per INSERT statement (keeps statements well under max_allowed_packet).
 const ROWS_PER_STATEMENT: usize = 5_000;
@@ -38,28 +38,48 @@ pub async fn insert_seed_chunk(conn: &mut Conn, chunk: &SeedChunk<'_>) -> Result
     let tenants: Vec<TenantId> = (0..chunk.tenant_names.len() as u64)
         .filter_map(|i| TenantId::new(first + i * step))
         .collect();
-    insert_children(&mut tx, "branches", &tenants, chunk.branch_names).await?;
-    insert_children(&mut tx, "products", &tenants, chunk.product_names).await?;
+    insert_children(
+        &mut tx,
+        ("branches", "code", 'B'),
+        &tenants,
+        chunk.branch_names,
+    )
+    .await?;
+    insert_children(
+        &mut tx,
+        ("products", "sku", 'P'),
+        &tenants,
+        chunk.product_names,
+    )
+    .await?;
     tx.commit().await?;
     Ok(tenants)
 }
 
+/// Inserts `names` for every tenant into `table`, each with its natural
+/// key (`key` column): `prefix` and its place in the list (`B1`, `P12`),
+/// unique within the tenant.
 async fn insert_children(
     tx: &mut mysql_async::Transaction<'_>,
-    table: &str,
+    (table, key, prefix): (&str, &str, char),
     tenants: &[TenantId],
     names: &[String],
 ) -> Result<()> {
     let mut rows = tenants
         .iter()
-        .flat_map(|t| names.iter().map(move |n| (*t, n)))
+        .flat_map(|t| {
+            names
+                .iter()
+                .enumerate()
+                .map(move |(n, name)| (*t, n + 1, name))
+        })
         .peekable();
     while rows.peek().is_some() {
-        let mut sql = format!("INSERT INTO {table} (tenant_id, name) VALUES ");
-        for (i, (tenant, name)) in rows.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
+        let mut sql = format!("INSERT INTO {table} (tenant_id, {key}, name) VALUES ");
+        for (i, (tenant, n, name)) in rows.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
             let _ = write!(
                 sql,
-                "{}({tenant},'{}')",
+                "{}({tenant},'{prefix}{n}','{}')",
                 if i > 0 { "," } else { "" },
                 quote(name)
             );
@@ -72,88 +92,6 @@ async fn insert_children(
 /// Names are ours (built-in lists), but quote anyway.
 fn quote(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "''")
-}
-
-/// One tenant's ids, for the load generator.
-#[derive(Debug, Clone)]
-pub struct Shop {
-    pub tenant_id: TenantId,
-    pub branches: Vec<BranchId>,
-    pub products: Vec<ProductId>,
-}
-
-/// The given tenants, or the first `limit` tenants by id, with their
-/// branches and products; tenants without either are left out.
-pub async fn load_shops(
-    conn: &mut Conn,
-    tenants: Option<&[TenantId]>,
-    limit: usize,
-) -> Result<Vec<Shop>> {
-    let ids: Vec<TenantId> = match tenants {
-        Some(list) if !list.is_empty() => {
-            let in_list = list
-                .iter()
-                .map(|t| t.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
-            conn.query(format!(
-                "SELECT id FROM tenants WHERE id IN ({in_list}) ORDER BY id"
-            ))
-            .await?
-        }
-        _ => {
-            conn.exec(
-                "SELECT id FROM tenants ORDER BY id LIMIT ?",
-                (limit as u64,),
-            )
-            .await?
-        }
-    };
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let in_ids = ids
-        .iter()
-        .map(|t| t.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut shops: std::collections::BTreeMap<TenantId, Shop> = ids
-        .iter()
-        .map(|&t| {
-            (
-                t,
-                Shop {
-                    tenant_id: t,
-                    branches: Vec::new(),
-                    products: Vec::new(),
-                },
-            )
-        })
-        .collect();
-    let branches: Vec<(TenantId, BranchId)> = conn
-        .query(format!(
-            "SELECT tenant_id, id FROM branches WHERE tenant_id IN ({in_ids}) ORDER BY id"
-        ))
-        .await?;
-    for (t, b) in branches {
-        if let Some(s) = shops.get_mut(&t) {
-            s.branches.push(b);
-        }
-    }
-    let products: Vec<(TenantId, ProductId)> = conn
-        .query(format!(
-            "SELECT tenant_id, id FROM products WHERE tenant_id IN ({in_ids}) ORDER BY id"
-        ))
-        .await?;
-    for (t, p) in products {
-        if let Some(s) = shops.get_mut(&t) {
-            s.products.push(p);
-        }
-    }
-    Ok(shops
-        .into_values()
-        .filter(|s| !s.branches.is_empty() && !s.products.is_empty())
-        .collect())
 }
 
 /// Tenants in the database.

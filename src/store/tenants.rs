@@ -1,5 +1,5 @@
-//! What a tenant actor and the ranking start from: a tenant's catalog, and
-//! the per-product totals from the summary table (never from the history,
+//! What a tenant actor and the ranking start from: a tenant's catalog (see
+//! `catalog.rs`), and the per-product totals from the summary table (never from the history,
 //! so a start costs what the products cost, whatever the history's size).
 
 use std::sync::Arc;
@@ -8,36 +8,8 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use rust_decimal::Decimal;
 
-use super::Result;
-use crate::domain::{
-    BranchId, Catalog, Money, ProductId, ProductTotal, Shard, TenantId, TenantSnapshot,
-};
-
-/// Reads a tenant's branches and products; `None` if the tenant does not exist.
-pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Catalog>> {
-    let exists: Option<TenantId> = conn
-        .exec_first("SELECT id FROM tenants WHERE id = ?", (tenant,))
-        .await?;
-    if exists.is_none() {
-        return Ok(None);
-    }
-    let branches: Vec<BranchId> = conn
-        .exec("SELECT id FROM branches WHERE tenant_id = ?", (tenant,))
-        .await?;
-    let products: Vec<(ProductId, String)> = conn
-        .exec(
-            "SELECT id, name FROM products WHERE tenant_id = ?",
-            (tenant,),
-        )
-        .await?;
-    Ok(Some(Catalog {
-        branches: branches.into_iter().collect(),
-        products: products
-            .into_iter()
-            .map(|(id, name)| (id, Arc::from(name)))
-            .collect(),
-    }))
-}
+use super::{load_catalog, Result};
+use crate::domain::{Money, ProductId, ProductTotal, Shard, TenantId, TenantSnapshot};
 
 /// Reads a tenant's catalog and its per-product totals (from the summary
 /// table, never from the history).

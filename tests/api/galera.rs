@@ -38,8 +38,6 @@ async fn loadgen(app: &TestApp) -> (i32, Value, String) {
             "loadgen",
             "--url",
             &app.base,
-            "--database-url",
-            &app.db.url,
             "--keys-file",
             keys.to_str().expect("path"),
             "--rate",

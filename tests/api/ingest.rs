@@ -320,13 +320,13 @@ async fn a_product_and_branch_added_straight_into_mysql_are_accepted_on_first_us
     );
     app.db
         .exec(&format!(
-            "INSERT INTO products (tenant_id, name) VALUES ({}, 'New scone')",
+            "INSERT INTO products (tenant_id, sku, name) VALUES ({}, 'SCONE', 'New scone')",
             t.id
         ))
         .await;
     app.db
         .exec(&format!(
-            "INSERT INTO branches (tenant_id, name) VALUES ({}, 'New branch')",
+            "INSERT INTO branches (tenant_id, code, name) VALUES ({}, 'NEW', 'New branch')",
             t.id
         ))
         .await;

@@ -127,8 +127,6 @@ async fn loadgen_verifies_through_haproxy_and_both_shards_show_the_merged_top_se
             "loadgen",
             "--url",
             &s.haproxy.base,
-            "--database-url",
-            &s.db.url,
             "--keys-file",
             keys.to_str().expect("path"),
             "--rate",
@@ -557,5 +555,117 @@ async fn the_merged_top_sellers_hold_every_sale_answered_250_ms_before() {
             "round {round}"
         );
     }
+    s.cleanup().await;
+}
+
+impl Shards {
+    /// Any method through `base` with the operator's key (or `token`).
+    async fn send(
+        &self,
+        method: &str,
+        url: String,
+        token: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
+        let req = self
+            .client
+            .request(method.parse().expect("a method"), url)
+            .bearer_auth(token.unwrap_or(&self.db.operator));
+        let mut res = req.send_json(&body).await.expect("answer");
+        let body = res.json().limit(1 << 22).await.unwrap_or(Value::Null);
+        (res.status().as_u16(), body)
+    }
+}
+
+/// A tenant made through one shard is served by the other, its owner, once
+/// that owner's memory of the id as unknown has expired (at most 1 s), and
+/// its catalog changes go to the owner through HAProxy's tenant rule, the
+/// `PATCH /v1/tenants/{t}` path included.
+#[actix_web::test]
+async fn a_tenant_created_through_one_shard_sells_on_its_owner_through_haproxy() {
+    let s = start_shards(0).await;
+    let next: u64 =
+        s.db.scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM tenants")
+            .await
+            .parse()
+            .expect("an id");
+    let (owner, other) = ((next % 2) as usize, ((next + 1) % 2) as usize);
+    let h = &s.haproxy.base;
+    // The owner is asked first, and remembers the id as unknown.
+    let (status, _) = s.get(h, &format!("/v1/tenants/{next}/catalog")).await;
+    assert_eq!(status, 404);
+    let (status, made) = s
+        .send(
+            "POST",
+            format!("{}/v1/tenants", s.shards[other].base),
+            None,
+            json!({"name": "Nord"}),
+        )
+        .await;
+    assert_eq!((status, made["id"].as_u64()), (201, Some(next)), "{made:?}");
+    let branch = json!({"code": "MAIN", "name": "Main"});
+    let url = format!("{h}/v1/tenants/{next}/branches");
+    let served = eventually(Duration::from_secs(5), || async {
+        s.send("POST", url.clone(), None, branch.clone()).await.0 == 201
+    })
+    .await;
+    assert!(served, "the owner never found the new tenant");
+    let (_, b) = s.send("POST", url.clone(), None, branch).await;
+    let (status, p) = s
+        .send(
+            "POST",
+            format!("{h}/v1/tenants/{next}/products"),
+            None,
+            json!({"sku": "TEA", "name": "Tea"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, key) = s
+        .send(
+            "POST",
+            format!("{h}/v1/tenants/{next}/keys"),
+            None,
+            json!({"role": "till", "label": "till"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let till = key["token"].as_str().expect("token").to_string();
+    let sale = json!({"productID": p["id"], "quantitySold": 2, "pricePerUnit": "3.00"});
+    let sales = format!(
+        "{h}/v1/tenants/{next}/branches/{}/sales-transactions",
+        b["id"]
+    );
+    let (status, _) = s
+        .send("POST", sales.clone(), Some(&till), sale.clone())
+        .await;
+    assert_eq!(status, 201);
+    // A rename through HAProxy reaches the owner (not a 421 from the other shard).
+    let (status, renamed) = s
+        .send(
+            "PATCH",
+            format!("{h}/v1/tenants/{next}"),
+            None,
+            json!({"suspended": true}),
+        )
+        .await;
+    assert_eq!(
+        (status, renamed["suspended"].as_bool()),
+        (200, Some(true)),
+        "{renamed:?}"
+    );
+    let (status, refused) = s.send("POST", sales, Some(&till), sale).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("tenant_suspended"))
+    );
+    assert_eq!(s.db.count("sales_transactions").await, 1);
+    let direct = s.shards[other]
+        .status(&format!("/v1/tenants/{next}/catalog"), Some(&s.db.operator))
+        .await;
+    assert_eq!(
+        direct,
+        Some(421),
+        "the other shard refuses the tenant's routes"
+    );
     s.cleanup().await;
 }

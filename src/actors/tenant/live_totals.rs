@@ -123,6 +123,18 @@ impl LiveTotals {
         entry.clone()
     }
 
+    /// Gives a product its new name; its totals if it has any.
+    pub(super) fn rename(&self, product: ProductId, name: Arc<str>) -> Option<ProductTotal> {
+        let renamed = self.by_product.get_mut(&product).map(|mut t| {
+            t.name = name;
+            t.clone()
+        });
+        if renamed.is_some() {
+            self.changed();
+        }
+        renamed
+    }
+
     /// Puts `totals` in place of every product's totals (a reload from
     /// MySQL), then publishes them.
     pub(super) fn replace(&self, totals: &[ProductTotal]) {

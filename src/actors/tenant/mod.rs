@@ -14,6 +14,7 @@
 //! Each step runs on the actor with `&mut self`, between the awaits of a
 //! catalog read or a commit, so the actor's state never needs a lock.
 
+mod catalog;
 mod idempotency;
 mod live_totals;
 mod reload;
@@ -28,10 +29,15 @@ use actix::fut::{ready, ActorFutureExt};
 use actix::prelude::*;
 
 use super::lookup::{LookupActor, LookupError};
+use super::office::Office;
 use super::persistence::{SaveError, Seq, Writer};
 use super::ranking::RankingFeed;
 use crate::domain::{BranchId, Catalog, ItemProblem, SaleItem, StoredSale, TenantId};
 use crate::metrics::Metrics;
+pub use catalog::{
+    AddBranch, AddProducts, CatalogView, ChangeBranch, ChangeProduct, ChangeTenant, Rendered,
+    SharedCatalog,
+};
 use idempotency::{KeyClaims, RecentKeys};
 pub use live_totals::{LiveTotals, Totals, ENCODINGS};
 use reservation::Reservations;
@@ -70,6 +76,19 @@ pub enum TenantError {
     TenantNotFound,
     #[error("unknown branch for this tenant")]
     BranchNotFound,
+    #[error("unknown product for this tenant")]
+    ProductNotFound,
+    /// The tenant is suspended: its tills are refused.
+    #[error("the tenant is suspended")]
+    Suspended,
+    /// The branch is closed: it takes no new sales.
+    #[error("the branch is closed")]
+    BranchClosed,
+    #[error("inactive products")]
+    InactiveProducts(Vec<ItemProblem>),
+    /// A `sku` or `code` names a row with other content.
+    #[error("a natural key is taken")]
+    NaturalKeyTaken(Vec<ItemProblem>),
     #[error("unknown products")]
     UnknownProducts(Vec<ItemProblem>),
     #[error("idempotency key {0} was used for a different transaction")]
@@ -135,13 +154,17 @@ pub struct TenantDeps {
     pub lifecycle: Lifecycle,
     /// Catalog re-reads go here, not behind the writes.
     pub lookup: Addr<LookupActor>,
+    /// Catalog changes are committed here.
+    pub office: Office,
+    /// The catalog as HTTP readers see it.
+    pub catalog: Arc<SharedCatalog>,
     pub ranking: RankingFeed,
     pub metrics: Metrics,
 }
 
 pub struct TenantActor {
     id: TenantId,
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
     last_catalog_read: Option<Instant>,
     totals: Totals,
     /// The totals hold every commit answered with a `Seq` up to this (a
@@ -211,7 +234,7 @@ impl Post {
 
 impl TenantActor {
     /// `totals` already holds the tenant's totals as loaded with `catalog`.
-    pub fn new(id: TenantId, catalog: Catalog, totals: Totals, deps: TenantDeps) -> Self {
+    pub fn new(id: TenantId, catalog: Arc<Catalog>, totals: Totals, deps: TenantDeps) -> Self {
         TenantActor {
             id,
             catalog,

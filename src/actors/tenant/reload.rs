@@ -55,7 +55,7 @@ impl TenantActor {
         let (snapshot, seq) = read?;
         let snapshot = snapshot.ok_or(TenantError::TenantNotFound)?;
         debug_assert!(seq >= self.covered_through, "reads are answered in order");
-        self.catalog = snapshot.catalog;
+        self.replace_catalog(snapshot.catalog);
         self.totals.replace(&snapshot.totals);
         self.covered_through = seq;
         self.deps.ranking.push(snapshot.totals);

@@ -20,6 +20,9 @@ impl TenantActor {
     /// catalog is read again (at most once a second), so that rows added
     /// straight into MySQL are accepted.
     pub(super) fn check_catalog(&mut self, post: Post) -> Step {
+        if self.catalog.suspended {
+            return Box::pin(ready(post.fail(TenantError::Suspended)));
+        }
         let Err(first) = catalog_problem(&self.catalog, post.branch, &post.items) else {
             return Box::pin(ready(post));
         };
@@ -32,7 +35,7 @@ impl TenantActor {
             Err(e) => post.fail(e.into()),
             Ok(None) => post.fail(TenantError::TenantNotFound),
             Ok(Some(catalog)) => {
-                act.catalog = catalog;
+                act.replace_catalog(catalog);
                 match catalog_problem(&act.catalog, post.branch, &post.items) {
                     Ok(()) => post,
                     Err(e) => post.fail(e),
@@ -74,8 +77,9 @@ impl TenantActor {
     }
 
     /// Step 3: replays are answered from the keys committed before; the
-    /// other items are stored. An item that would be refused (its
-    /// timestamp ahead of the clock, or a total past its column) is first
+    /// other items are stored. An item that would be refused (its branch
+    /// closed or its product inactive since, its timestamp ahead of the
+    /// clock, or a total past its column) is first
     /// looked up by its key: a replay is answered as one whatever the
     /// limits and the clock say now. When MySQL already holds a key (stored
     /// by an earlier process or request), the keys are read and the step
@@ -93,6 +97,9 @@ impl TenantActor {
         let fresh = post.unsettled();
         if fresh.is_empty() || post.rounds == KEY_ROUNDS {
             return Box::pin(ready(post));
+        }
+        if let Some(refusal) = closed_or_inactive(&self.catalog, &post, &fresh) {
+            return self.unless_stored(post, &fresh, refusal);
         }
         let ahead: Vec<ItemProblem> = fresh
             .iter()
@@ -244,7 +251,7 @@ fn catalog_problem(
     branch: BranchId,
     items: &[SaleItem],
 ) -> Result<(), TenantError> {
-    if !catalog.branches.contains(&branch) {
+    if !catalog.branches.contains_key(&branch) {
         return Err(TenantError::BranchNotFound);
     }
     let unknown: Vec<ItemProblem> = items
@@ -258,4 +265,21 @@ fn catalog_problem(
     } else {
         Err(TenantError::UnknownProducts(unknown))
     }
+}
+
+/// The refusal of new sales at a closed branch or of inactive products
+/// (the items at `fresh`), if any.
+fn closed_or_inactive(catalog: &Catalog, post: &Post, fresh: &[usize]) -> Option<TenantError> {
+    if catalog.branches.get(&post.branch).is_some_and(|b| !b.open) {
+        return Some(TenantError::BranchClosed);
+    }
+    let inactive: Vec<ItemProblem> = fresh
+        .iter()
+        .filter(|&&i| {
+            let product = catalog.products.get(&post.items[i].product_id);
+            product.is_some_and(|p| !p.active)
+        })
+        .map(|&i| ItemProblem::new(i, "productID", "is inactive"))
+        .collect();
+    (!inactive.is_empty()).then_some(TenantError::InactiveProducts(inactive))
 }

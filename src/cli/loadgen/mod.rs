@@ -5,6 +5,7 @@
 
 mod mix;
 mod report;
+mod shops;
 mod terminal;
 
 use std::collections::HashMap;
@@ -17,9 +18,9 @@ use serde_json::Value;
 
 use super::keys_file::KeysFile;
 use crate::domain::{Money, TenantId};
-use crate::store::{self, Shop};
 use mix::Zipf;
 use report::Stats;
+use shops::{learn_shops, Shop};
 use terminal::{Terminal, TerminalPlan};
 
 /// Zipf exponent of product popularity.
@@ -59,9 +60,6 @@ pub struct LoadgenArgs {
     /// Print the final report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Where to read tenants, branches and products (default: POS_DATABASE_URL).
-    #[arg(long)]
-    pub database_url: Option<String>,
     /// API keys (as `pos seed --keys-file` writes them): tills post with
     /// their tenant's key, `--verify` reads with the operator key. Without
     /// it requests carry no key (a server with POS_AUTH=disabled).
@@ -92,8 +90,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Runs the load; returns the process exit code.
-pub async fn run(args: LoadgenArgs, database_url: &str) -> i32 {
-    match run_inner(&args, database_url).await {
+pub async fn run(args: LoadgenArgs) -> i32 {
+    match run_inner(&args).await {
         Ok(ok) => i32::from(!ok),
         Err(e) => {
             eprintln!("loadgen: {e}");
@@ -102,7 +100,7 @@ pub async fn run(args: LoadgenArgs, database_url: &str) -> i32 {
     }
 }
 
-async fn run_inner(args: &LoadgenArgs, database_url: &str) -> Result<bool, String> {
+async fn run_inner(args: &LoadgenArgs) -> Result<bool, String> {
     let base_url = args.url.trim_end_matches('/').to_string();
     let keys = match &args.keys_file {
         Some(path) => Some(KeysFile::read(path)?),
@@ -115,14 +113,14 @@ async fn run_inner(args: &LoadgenArgs, database_url: &str) -> Result<bool, Strin
             )?),
             _ => None,
         };
-    let shops: Vec<Arc<Shop>> = load_shops(args, keys.as_ref(), database_url)
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let shops: Vec<Arc<Shop>> = learn_shops(&client, &base_url, args, keys.as_ref())
         .await?
         .into_iter()
         .map(Arc::new)
         .collect();
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .finish();
     let reader = Reader {
         client: &client,
         base: &base_url,
@@ -234,46 +232,6 @@ async fn run_inner(args: &LoadgenArgs, database_url: &str) -> Result<bool, Strin
     }
 }
 
-/// The tenants to drive: `--tenants`, else those of the keys file, else the first ones.
-async fn load_shops(
-    args: &LoadgenArgs,
-    keys: Option<&KeysFile>,
-    database_url: &str,
-) -> Result<Vec<Shop>, String> {
-    let pool =
-        mysql_async::Pool::new(store::pool_opts(database_url, 1).map_err(|e| e.to_string())?);
-    let with_keys: Vec<TenantId> = keys
-        .map(|k| {
-            k.tills
-                .keys()
-                .copied()
-                .take(args.terminals as usize)
-                .collect()
-        })
-        .unwrap_or_default();
-    let shops = async {
-        let mut conn = pool.get_conn().await?;
-        let tenants = if !args.tenants.is_empty() {
-            Some(args.tenants.as_slice())
-        } else {
-            keys.is_some().then_some(with_keys.as_slice())
-        };
-        store::load_shops(&mut conn, tenants, args.terminals as usize).await
-    }
-    .await;
-    let _ = pool.disconnect().await;
-    let shops = shops.map_err(|e| {
-        format!(
-            "cannot read tenants from {}: {e}",
-            crate::config::redact_url(database_url)
-        )
-    })?;
-    if shops.is_empty() {
-        return Err("no tenants with branches and products; run `pos seed` first".into());
-    }
-    Ok(shops)
-}
-
 async fn watch_progress(stats: &Stats, live: &AtomicUsize, end: Instant) {
     let mut last = (Instant::now(), 0u64);
     let deadline = end + DRAIN_TIMEOUT;
@@ -347,18 +305,7 @@ impl Reader<'_> {
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let mut req = self.client.get(url);
-        if let Some(token) = self.token {
-            req = req.bearer_auth(token);
-        }
-        let mut res = req.send().await.map_err(|e| format!("GET {url}: {e}"))?;
-        if !res.status().is_success() {
-            return Err(format!("GET {url}: {}", res.status()));
-        }
-        res.json::<Value>()
-            .limit(64 << 20)
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))
+        shops::get_json(self.client, url, self.token).await
     }
 }
 

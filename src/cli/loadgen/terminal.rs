@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use super::mix::{price_of, quantity, Rng, Zipf};
 use super::report::Stats;
+use super::Shop;
 use crate::domain::{BranchId, Money, ProductId};
-use crate::store::Shop;
 
 /// A terminal looks ahead this far each tick (sends inside are timed to their
 /// exact instants), a quarter of its gap between sends, within these bounds:

@@ -1,4 +1,7 @@
+use std::collections::BTreeMap;
+
 use super::*;
+use crate::domain::ItemProblem;
 
 fn now() -> DateTime<Utc> {
     "2026-11-25T12:00:00Z".parse().expect("valid test input")
@@ -12,7 +15,7 @@ fn branch() -> BranchId {
     BranchId::new(2).expect("positive")
 }
 
-fn parse(body: &[u8]) -> Result<ParsedSales, SalesParseError> {
+fn parse(body: &[u8]) -> Result<ParsedSales, BodyError> {
     parse_sales(body, tenant(), branch(), now())
 }
 
@@ -39,7 +42,7 @@ fn named(problems: Vec<ItemProblem>, is_array: bool) -> BTreeMap<String, String>
 
 fn fields_of(body: &str) -> BTreeMap<String, String> {
     match parse(body.as_bytes()) {
-        Err(SalesParseError::Invalid {
+        Err(BodyError::Invalid {
             problems, is_array, ..
         }) => named(problems, is_array),
         other => panic!("expected validation error, got {other:?}"),
@@ -94,9 +97,9 @@ fn timestamps_too_far_ahead_are_marked_for_the_tenant_to_refuse_unless_replayed(
 fn malformed_json_is_not_a_validation_error() {
     assert!(matches!(
         parse(b"{\"productID\":"),
-        Err(SalesParseError::BadJson(_))
+        Err(BodyError::BadJson(_))
     ));
-    assert!(matches!(parse(b"[1,"), Err(SalesParseError::BadJson(_))));
+    assert!(matches!(parse(b"[1,"), Err(BodyError::BadJson(_))));
 }
 
 #[test]
@@ -167,7 +170,7 @@ fn an_error_lists_at_most_20_fields_and_clips_made_up_names() {
         .map(|_| r#"{"productID":0,"quantitySold":0,"pricePerUnit":"0"}"#.to_string())
         .collect();
     match parse(format!("[{}]", items.join(",")).as_bytes()) {
-        Err(SalesParseError::Invalid {
+        Err(BodyError::Invalid {
             message, problems, ..
         }) => {
             assert_eq!(problems.len(), MAX_ERROR_FIELDS);
@@ -352,7 +355,7 @@ mod properties {
         fn any_json_gets_an_answer_not_a_panic(text in any_json()) {
             match parse(text.as_bytes()) {
                 Ok(p) => prop_assert!(!p.items.is_empty()),
-                Err(SalesParseError::Invalid { problems, .. }) => {
+                Err(BodyError::Invalid { problems, .. }) => {
                     prop_assert!(problems.len() <= MAX_ERROR_FIELDS)
                 }
                 Err(_) => {}

@@ -240,8 +240,8 @@ impl TestDb {
         };
         for b in 0..branches {
             conn.exec_drop(
-                "INSERT INTO branches (tenant_id, name) VALUES (?, ?)",
-                (id, format!("Branch {b}")),
+                "INSERT INTO branches (tenant_id, code, name) VALUES (?, ?, ?)",
+                (id, format!("B{b}"), format!("Branch {b}")),
             )
             .await
             .expect("insert branch");
@@ -249,8 +249,8 @@ impl TestDb {
         }
         for p in 0..products {
             conn.exec_drop(
-                "INSERT INTO products (tenant_id, name) VALUES (?, ?)",
-                (id, format!("Product {p}")),
+                "INSERT INTO products (tenant_id, sku, name) VALUES (?, ?, ?)",
+                (id, format!("P{p}"), format!("Product {p}")),
             )
             .await
             .expect("insert product");
@@ -441,9 +441,12 @@ impl TestApp {
             _ => return None,
         };
         let known = tenant.and_then(|t| self.db.known_tenant(t));
+        let sales = segments.last() == Some(&"sales-transactions");
         match (segments.get(4), known) {
-            (Some(&"branches"), Some(t)) => Some(t.till),
-            (Some(&"branches"), None) => None,
+            // A tenant itself is the operator's.
+            (None, _) => Some(self.db.operator.clone()),
+            (_, Some(t)) if sales => Some(t.till),
+            _ if sales => None,
             (_, Some(t)) => Some(t.backoffice),
             (_, None) => Some(self.db.operator.clone()),
         }
@@ -505,6 +508,29 @@ impl TestApp {
             req = req.bearer_auth(token);
         }
         let mut res = req.send_body(body).await.expect("POST answers");
+        answer(&mut res).await
+    }
+
+    /// Any method, with this token and an optional JSON body.
+    pub async fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut req = self.client.request(
+            method.parse().expect("a method"),
+            format!("{}{}", self.base, path),
+        );
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let mut res = match body {
+            Some(b) => req.send_json(b).await,
+            None => req.send().await,
+        }
+        .expect("answers");
         answer(&mut res).await
     }
 

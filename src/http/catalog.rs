@@ -1,0 +1,269 @@
+//! A tenant's catalog: tills download it (`GET .../catalog`, with an
+//! `ETag`), back offices create and change branches and products. Changes
+//! go through the tenant's actor, which applies them to the catalog its
+//! sales are checked against before answering.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::body::json_body;
+use super::{ApiError, AppState};
+use crate::actors::tenant::{AddBranch, AddProducts, ChangeBranch, ChangeProduct, Rendered};
+use crate::auth::PathIds;
+use crate::domain::{
+    parse_branch_patch, parse_new_branch, parse_new_products, parse_product_patch, Branch,
+    BranchId, Catalog, Made, Product, ProductId, Scope, TenantId,
+};
+
+/// A product as the API shows it.
+#[derive(Serialize)]
+pub struct ProductBody<'a> {
+    id: ProductId,
+    sku: &'a str,
+    name: &'a str,
+    active: bool,
+}
+
+impl<'a> ProductBody<'a> {
+    fn new(id: ProductId, p: &'a Product) -> Self {
+        ProductBody {
+            id,
+            sku: p.sku.as_str(),
+            name: p.name.as_str(),
+            active: p.active,
+        }
+    }
+}
+
+/// A branch as the API shows it.
+#[derive(Serialize)]
+pub struct BranchBody<'a> {
+    id: BranchId,
+    code: &'a str,
+    name: &'a str,
+    open: bool,
+}
+
+impl<'a> BranchBody<'a> {
+    fn new(id: BranchId, b: &'a Branch) -> Self {
+        BranchBody {
+            id,
+            code: b.code.as_str(),
+            name: b.name.as_str(),
+            open: b.open,
+        }
+    }
+}
+
+fn tenant_of(ids: PathIds) -> Result<TenantId, ApiError> {
+    ids.tenant
+        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))
+}
+
+/// `GET /v1/tenants/{tenantID}/catalog`: open branches and active
+/// products, rendered once per change, `304` for a matching `If-None-Match`.
+pub async fn read_catalog(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    scope: Scope,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(ids)?;
+    let handle = state
+        .core()?
+        .tenants
+        .get(tenant)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+    let view = handle.catalog.view();
+    if view.catalog.suspended && matches!(scope, Scope::Till { .. }) {
+        return Err(ApiError::TenantSuspended);
+    }
+    let rendered = view.rendered(|c| render_catalog(tenant, c));
+    let cache = (header::CACHE_CONTROL, "private, no-cache");
+    if none_match(&req, &rendered.etag) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, &*rendered.etag))
+            .insert_header(cache)
+            .finish());
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::ETAG, &*rendered.etag))
+        .insert_header(cache)
+        .body(rendered.body))
+}
+
+/// Whether `If-None-Match` lists `etag` (or is `*`).
+fn none_match(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+#[derive(Serialize)]
+struct CatalogBody<'a> {
+    #[serde(rename = "tenantID")]
+    tenant_id: TenantId,
+    branches: Vec<ListedBranch<'a>>,
+    products: Vec<ListedProduct<'a>>,
+}
+
+#[derive(Serialize)]
+struct ListedBranch<'a> {
+    id: BranchId,
+    code: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct ListedProduct<'a> {
+    id: ProductId,
+    sku: &'a str,
+    name: &'a str,
+}
+
+fn render_catalog(tenant: TenantId, catalog: &Catalog) -> Rendered {
+    let mut branches: Vec<ListedBranch> = catalog
+        .branches
+        .iter()
+        .filter(|(_, b)| b.open)
+        .map(|(id, b)| ListedBranch {
+            id: *id,
+            code: b.code.as_str(),
+            name: b.name.as_str(),
+        })
+        .collect();
+    branches.sort_unstable_by_key(|b| b.id);
+    let mut products: Vec<ListedProduct> = catalog
+        .products
+        .iter()
+        .filter(|(_, p)| p.active)
+        .map(|(id, p)| ListedProduct {
+            id: *id,
+            sku: p.sku.as_str(),
+            name: p.name.as_str(),
+        })
+        .collect();
+    products.sort_unstable_by_key(|p| p.id);
+    let body = serde_json::to_vec(&CatalogBody {
+        tenant_id: tenant,
+        branches,
+        products,
+    })
+    .unwrap_or_default();
+    // The body's own digest: the same catalog has the same tag on every
+    // instance and after every restart.
+    let digest = Sha256::digest(&body);
+    let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]));
+    Rendered {
+        etag: etag.into(),
+        body: body.into(),
+    }
+}
+
+#[derive(Serialize)]
+struct ProductsBody<'a> {
+    products: Vec<ProductBody<'a>>,
+}
+
+/// `POST /v1/tenants/{tenantID}/products`: one product or an array, all
+/// or nothing; 201 if any was made, 200 if every one existed already.
+pub async fn create_products(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(ids)?;
+    let core = state.core()?;
+    let body = json_body(&state, &req, payload).await?;
+    let (products, is_array) = parse_new_products(&body)?;
+    let made = core
+        .tenants
+        .ask(tenant, AddProducts(products))
+        .await
+        .map_err(|e| ApiError::from_tenant(e, is_array))?;
+    let mut res = HttpResponse::build(made_status(made.iter().any(|m| m.created)));
+    let shown: Vec<ProductBody> = made
+        .iter()
+        .map(|m| ProductBody::new(m.row.0, &m.row.1))
+        .collect();
+    Ok(if is_array {
+        res.json(ProductsBody { products: shown })
+    } else {
+        res.json(&shown[0])
+    })
+}
+
+fn made_status(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// `PATCH /v1/tenants/{tenantID}/products/{productID}`.
+pub async fn change_product(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(ids)?;
+    let product = ids
+        .product
+        .ok_or_else(|| ApiError::NotFound("unknown product for this tenant".into()))?;
+    let core = state.core()?;
+    let body = json_body(&state, &req, payload).await?;
+    let patch = parse_product_patch(&body)?;
+    let changed = core
+        .tenants
+        .ask(tenant, ChangeProduct(product, patch))
+        .await?;
+    Ok(HttpResponse::Ok().json(ProductBody::new(product, &changed)))
+}
+
+/// `POST /v1/tenants/{tenantID}/branches`.
+pub async fn create_branch(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(ids)?;
+    let core = state.core()?;
+    let body = json_body(&state, &req, payload).await?;
+    let new = parse_new_branch(&body)?;
+    let Made { row, created } = core.tenants.ask(tenant, AddBranch(new)).await?;
+    Ok(HttpResponse::build(made_status(created)).json(BranchBody::new(row.0, &row.1)))
+}
+
+/// `PATCH /v1/tenants/{tenantID}/branches/{branchID}`.
+pub async fn change_branch(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(ids)?;
+    let branch = ids
+        .branch
+        .ok_or_else(|| ApiError::NotFound("unknown branch for this tenant".into()))?;
+    let core = state.core()?;
+    let body = json_body(&state, &req, payload).await?;
+    let patch = parse_branch_patch(&body)?;
+    let changed = core
+        .tenants
+        .ask(tenant, ChangeBranch(branch, patch))
+        .await?;
+    Ok(HttpResponse::Ok().json(BranchBody::new(branch, &changed)))
+}

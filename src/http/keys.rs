@@ -1,0 +1,183 @@
+//! A tenant's API keys through the API: a back office makes, lists and
+//! revokes its till keys (the operator also back-office keys). The token
+//! is answered once, when the key is made; lists never hold a secret. A
+//! revocation is dropped from this server's cache at once and reaches the
+//! others through their revocation poll (within 2 s).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::body::json_body;
+use super::pages::{Page, PageRequest};
+use super::{ApiError, AppState};
+use crate::auth::{NewKey, PathIds, MAX_KEY_ID_LEN};
+use crate::domain::{parse_new_key, BranchId, Role, Scope, TenantId, Timestamp};
+use crate::store::{self, KeyListing, NewTenantKey, TenantKeyRevocation};
+
+/// A key as the API shows it (never its secret).
+#[derive(Serialize)]
+struct KeyBody<'a> {
+    id: &'a str,
+    role: &'static str,
+    #[serde(rename = "tenantID", skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<TenantId>,
+    #[serde(rename = "branchID", skip_serializing_if = "Option::is_none")]
+    branch_id: Option<BranchId>,
+    label: &'a str,
+    created: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked: Option<Timestamp>,
+}
+
+impl<'a> From<&'a KeyListing> for KeyBody<'a> {
+    fn from(k: &'a KeyListing) -> Self {
+        KeyBody {
+            id: &k.id,
+            role: k.scope.role().as_str(),
+            tenant_id: k.scope.tenant(),
+            branch_id: k.scope.branch(),
+            label: &k.label,
+            created: Timestamp::from_naive_utc(k.created),
+            revoked: k.revoked.map(Timestamp::from_naive_utc),
+        }
+    }
+}
+
+/// A key just made: the only answer that carries its token.
+#[derive(Serialize)]
+struct MadeKey<'a> {
+    #[serde(flatten)]
+    key: KeyBody<'a>,
+    token: &'a str,
+}
+
+/// The roles `caller` may make and revoke for a tenant.
+fn manageable(caller: Scope) -> &'static [Role] {
+    match caller {
+        Scope::Operator => &[Role::Till, Role::Backoffice],
+        _ => &[Role::Till],
+    }
+}
+
+fn tenant_of(ids: PathIds) -> Result<TenantId, ApiError> {
+    ids.tenant
+        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))
+}
+
+/// `POST /v1/tenants/{tenantID}/keys` `{"role", "branchID"?, "label"}`.
+pub async fn create_key(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    caller: Scope,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(ids)?;
+    let core = state.core()?;
+    let body = json_body(&state, &req, payload).await?;
+    let asked = parse_new_key(&body)?;
+    if !manageable(caller).contains(&asked.role) {
+        return Err(ApiError::Forbidden);
+    }
+    let scope = Scope::new(asked.role, Some(tenant), asked.branch)
+        .map_err(|e| ApiError::validation("role", &e.to_string()))?;
+    let key = NewKey::generate()
+        .map_err(|e| ApiError::Internal(format!("no randomness for a key: {e}")))?;
+    let new = NewTenantKey {
+        id: key.id.clone(),
+        hash: key.hash,
+        scope,
+        label: asked.label.as_str().to_string(),
+    };
+    let made = core
+        .office
+        .run(move |c| Box::pin(async move { store::insert_tenant_key(c, &new).await }))
+        .await?
+        .map_err(|refusal| match refusal {
+            store::KeyRefusal::NoSuchTenant => ApiError::NotFound("unknown tenant".into()),
+            store::KeyRefusal::NotABranch => {
+                ApiError::validation("branchID", "is not a branch of this tenant")
+            }
+        })?;
+    Ok(HttpResponse::Created().json(MadeKey {
+        key: KeyBody::from(&made),
+        token: &key.token,
+    }))
+}
+
+#[derive(Serialize)]
+struct Keys<'a> {
+    keys: Vec<KeyBody<'a>>,
+}
+
+/// `GET /v1/tenants/{tenantID}/keys?limit=&cursor=`, by id.
+pub async fn list_keys(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(ids)?;
+    let core = state.core()?;
+    let page = PageRequest::from_query(req.query_string())?;
+    let after = page.cursor_as(|c| valid_key_id(c).then(|| c.to_string()))?;
+    let limit = page.limit;
+    let rows = core
+        .office
+        .run(move |c| {
+            Box::pin(
+                async move { store::list_tenant_keys(c, tenant, after.as_deref(), limit).await },
+            )
+        })
+        .await?;
+    let next_cursor = page.next_cursor(rows.len(), rows.last().map(|k| k.id.clone()));
+    Ok(HttpResponse::Ok().json(Page {
+        items: Keys {
+            keys: rows.iter().map(KeyBody::from).collect(),
+        },
+        next_cursor,
+    }))
+}
+
+fn valid_key_id(id: &str) -> bool {
+    (1..=MAX_KEY_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// `DELETE /v1/tenants/{tenantID}/keys/{keyID}`: revokes (again: the first
+/// revocation time stays) and answers the key.
+pub async fn revoke_key(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    caller: Scope,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(ids)?;
+    let core = state.core()?;
+    let not_found = || ApiError::NotFound("no such key for this tenant".into());
+    let id = req
+        .match_info()
+        .get("keyID")
+        .filter(|id| valid_key_id(id))
+        .ok_or_else(not_found)?
+        .to_string();
+    let allowed = manageable(caller);
+    let key_id = id.clone();
+    let revoked = core
+        .office
+        .run(move |c| {
+            Box::pin(async move { store::revoke_tenant_key(c, tenant, &key_id, allowed).await })
+        })
+        .await?;
+    match revoked {
+        TenantKeyRevocation::Revoked(key) => {
+            if let Some(auth) = &state.auth {
+                auth.forget(&[id]).await;
+            }
+            Ok(HttpResponse::Ok().json(KeyBody::from(&key)))
+        }
+        TenantKeyRevocation::NotAllowed => Err(ApiError::Forbidden),
+        TenantKeyRevocation::NoSuchKey => Err(not_found()),
+    }
+}

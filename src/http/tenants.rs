@@ -1,0 +1,100 @@
+//! Tenants, for the platform operator: create (a chain's first step),
+//! list, rename and suspend. A suspension goes through the tenant's actor,
+//! so its tills are refused from the next request on.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::body::json_body;
+use super::pages::{Page, PageRequest};
+use super::{ApiError, AppState};
+use crate::actors::tenant::ChangeTenant;
+use crate::auth::PathIds;
+use crate::domain::{parse_new_tenant, parse_tenant_patch, TenantId, Timestamp};
+use crate::store::{self, TenantRow};
+
+/// A tenant as the API shows it.
+#[derive(Serialize)]
+struct TenantBody<'a> {
+    id: TenantId,
+    name: &'a str,
+    created: Timestamp,
+    suspended: bool,
+}
+
+impl<'a> From<&'a TenantRow> for TenantBody<'a> {
+    fn from(t: &'a TenantRow) -> Self {
+        TenantBody {
+            id: t.id,
+            name: t.name.as_str(),
+            created: t.created,
+            suspended: t.suspended,
+        }
+    }
+}
+
+/// `POST /v1/tenants` `{"name"}`.
+pub async fn create_tenant(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let core = state.core()?;
+    let body = json_body(&state, &req, payload).await?;
+    let name = parse_new_tenant(&body)?;
+    let made = core
+        .office
+        .run(move |c| Box::pin(async move { store::create_tenant(c, &name).await }))
+        .await?;
+    if state.shard.owns(made.id) {
+        // It may have been asked for (and found unknown) a moment ago.
+        core.tenants.now_known(made.id).await;
+    }
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/tenants/{}", made.id)))
+        .json(TenantBody::from(&made)))
+}
+
+#[derive(Serialize)]
+struct Tenants<'a> {
+    tenants: Vec<TenantBody<'a>>,
+}
+
+/// `GET /v1/tenants?limit=&cursor=`, by id.
+pub async fn list_tenants(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let core = state.core()?;
+    let page = PageRequest::from_query(req.query_string())?;
+    let after = page.cursor_as(TenantId::parse)?;
+    let limit = page.limit;
+    let rows = core
+        .office
+        .run(move |c| Box::pin(async move { store::list_tenants(c, after, limit).await }))
+        .await?;
+    let next_cursor = page.next_cursor(rows.len(), rows.last().map(|t| t.id.to_string()));
+    Ok(HttpResponse::Ok().json(Page {
+        items: Tenants {
+            tenants: rows.iter().map(TenantBody::from).collect(),
+        },
+        next_cursor,
+    }))
+}
+
+/// `PATCH /v1/tenants/{tenantID}` `{"name"?, "suspended"?}`.
+pub async fn change_tenant(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = ids
+        .tenant
+        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+    let core = state.core()?;
+    let body = json_body(&state, &req, payload).await?;
+    let patch = parse_tenant_patch(&body)?;
+    let row = core.tenants.ask(tenant, ChangeTenant(patch)).await?;
+    Ok(HttpResponse::Ok().json(TenantBody::from(&row)))
+}

@@ -1,0 +1,377 @@
+//! The catalog a chain manages through the API: tenants, branches and
+//! products. Creates go by natural key (`sku`, `code`): the same key with
+//! the same name finds the existing row, with another name it is a
+//! conflict, and a create that races another for the same key finds the
+//! other's row on its next round. Nothing here deletes anything.
+
+use chrono::NaiveDateTime;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Params, TxOpts, Value};
+
+use super::{Result, StoreError};
+use crate::domain::{
+    Branch, BranchId, BranchPatch, Catalog, Code, ItemProblem, Made, Name, NewBranch, NewProduct,
+    Product, ProductId, TenantId, TenantPatch, Timestamp,
+};
+
+/// Rounds of a create that keeps meeting rows another request just made.
+const CREATE_ROUNDS: usize = 3;
+
+/// A tenant as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRow {
+    pub id: TenantId,
+    pub name: Name,
+    pub created: Timestamp,
+    pub suspended: bool,
+}
+
+/// Natural keys taken by rows with other content: one problem per item.
+pub type Conflicts = Vec<ItemProblem>;
+
+/// Reads a tenant's branches and products; `None` if the tenant does not exist.
+pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Catalog>> {
+    let suspended: Option<bool> = conn
+        .exec_first("SELECT suspended FROM tenants WHERE id = ?", (tenant,))
+        .await?;
+    let Some(suspended) = suspended else {
+        return Ok(None);
+    };
+    let branches: Vec<(BranchId, String, String, bool)> = conn
+        .exec(
+            "SELECT id, code, name, open FROM branches WHERE tenant_id = ?",
+            (tenant,),
+        )
+        .await?;
+    let mut catalog = Catalog {
+        suspended,
+        ..Catalog::default()
+    };
+    catalog.branches = branches
+        .into_iter()
+        .map(|(id, code, name, open)| {
+            let branch = Branch {
+                code: Code::stored(code),
+                name: Name::stored(name),
+                open,
+            };
+            (id, branch)
+        })
+        .collect();
+    conn.exec_iter(
+        "SELECT id, sku, name, active FROM products WHERE tenant_id = ?",
+        (tenant,),
+    )
+    .await?
+    .for_each(|row| {
+        let (id, sku, name, active): (ProductId, String, String, bool) = mysql_async::from_row(row);
+        let product = Product {
+            sku: Code::stored(sku),
+            name: Name::stored(name),
+            active,
+        };
+        catalog.products.insert(id, product);
+    })
+    .await?;
+    Ok(Some(catalog))
+}
+
+type TenantTuple = (TenantId, String, NaiveDateTime, bool);
+
+fn tenant_row((id, name, created, suspended): TenantTuple) -> TenantRow {
+    TenantRow {
+        id,
+        name: Name::stored(name),
+        created: Timestamp::from_naive_utc(created),
+        suspended,
+    }
+}
+
+const TENANT_COLUMNS: &str = "id, name, created, suspended";
+
+/// Makes a tenant (the operator's first step for a new chain).
+pub async fn create_tenant(conn: &mut Conn, name: &Name) -> Result<TenantRow> {
+    conn.exec_drop(
+        "INSERT INTO tenants (name, created) VALUES (?, UTC_TIMESTAMP(6))",
+        (name.as_str(),),
+    )
+    .await?;
+    let id = conn
+        .last_insert_id()
+        .and_then(TenantId::new)
+        .ok_or_else(|| StoreError::invariant("INSERT gave no tenant id"))?;
+    find_tenant(conn, id)
+        .await?
+        .ok_or_else(|| StoreError::invariant("a tenant just made is gone"))
+}
+
+pub async fn find_tenant(conn: &mut Conn, id: TenantId) -> Result<Option<TenantRow>> {
+    let row: Option<TenantTuple> = conn
+        .exec_first(
+            format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"),
+            (id,),
+        )
+        .await?;
+    Ok(row.map(tenant_row))
+}
+
+/// At most `limit` tenants with ids above `after`, by id.
+pub async fn list_tenants(
+    conn: &mut Conn,
+    after: Option<TenantId>,
+    limit: usize,
+) -> Result<Vec<TenantRow>> {
+    let rows: Vec<TenantTuple> = conn
+        .exec(
+            format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id > ? ORDER BY id LIMIT ?"),
+            (after.map_or(0, TenantId::get), limit as u64),
+        )
+        .await?;
+    Ok(rows.into_iter().map(tenant_row).collect())
+}
+
+/// Renames or suspends a tenant; `None` if there is no such tenant.
+pub async fn update_tenant(
+    conn: &mut Conn,
+    id: TenantId,
+    patch: &TenantPatch,
+) -> Result<Option<TenantRow>> {
+    conn.exec_drop(
+        "UPDATE tenants SET name = COALESCE(?, name), suspended = COALESCE(?, suspended) WHERE id = ?",
+        (patch.name.as_ref().map(Name::as_str), patch.suspended, id),
+    )
+    .await?;
+    find_tenant(conn, id).await
+}
+
+/// Makes the products whose `sku` is new and finds those that exist with
+/// the same name, all or nothing: one whose `sku` is taken by a product
+/// with another name makes the whole request a conflict.
+pub async fn create_products(
+    conn: &mut Conn,
+    tenant: TenantId,
+    items: &[NewProduct],
+) -> Result<std::result::Result<Vec<Made<(ProductId, Product)>>, Conflicts>> {
+    let keys: Vec<&Code> = items.iter().map(|p| &p.sku).collect();
+    for _ in 0..CREATE_ROUNDS {
+        let mut tx = conn.start_transaction(TxOpts::default()).await?;
+        let found = products_by_sku(&mut tx, tenant, &keys).await?;
+        let conflicts: Conflicts = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let (id, p) = found.iter().find(|(_, p)| p.sku == item.sku)?;
+                (p.name != item.name).then(|| {
+                    ItemProblem::new(
+                        i,
+                        "sku",
+                        format!("is already product {id}, with another name"),
+                    )
+                })
+            })
+            .collect();
+        if !conflicts.is_empty() {
+            return Ok(Err(conflicts));
+        }
+        let new: Vec<&NewProduct> = items
+            .iter()
+            .filter(|item| !found.iter().any(|(_, p)| p.sku == item.sku))
+            .collect();
+        if !new.is_empty() {
+            let rows = vec!["(?, ?, ?)"; new.len()].join(", ");
+            let params: Vec<Value> = new
+                .iter()
+                .flat_map(|p| [tenant.into(), p.sku.as_str().into(), p.name.as_str().into()])
+                .collect();
+            let insert = tx
+                .exec_drop(
+                    format!("INSERT INTO products (tenant_id, sku, name) VALUES {rows}"),
+                    Params::Positional(params),
+                )
+                .await;
+            match insert.map_err(StoreError::from) {
+                // Another request made one of these meanwhile: read again.
+                Err(StoreError::DuplicateKey(_)) => continue,
+                other => other?,
+            }
+        }
+        let made = products_by_sku(&mut tx, tenant, &keys).await?;
+        tx.commit().await?;
+        let was_there = |sku: &Code| found.iter().any(|(_, p)| &p.sku == sku);
+        return items
+            .iter()
+            .map(|item| {
+                let (id, p) = made
+                    .iter()
+                    .find(|(_, p)| p.sku == item.sku)
+                    .ok_or_else(|| StoreError::invariant("a product just made is gone"))?;
+                Ok(Made {
+                    row: (*id, p.clone()),
+                    created: !was_there(&item.sku),
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Ok);
+    }
+    Err(StoreError::unavailable(
+        "products kept changing under this create",
+    ))
+}
+
+async fn products_by_sku(
+    conn: &mut impl Queryable,
+    tenant: TenantId,
+    skus: &[&Code],
+) -> Result<Vec<(ProductId, Product)>> {
+    let marks = vec!["?"; skus.len()].join(", ");
+    let mut params: Vec<Value> = vec![tenant.into()];
+    params.extend(skus.iter().map(|s| Value::from(s.as_str())));
+    let rows: Vec<(ProductId, String, String, bool)> = conn
+        .exec(
+            format!(
+                "SELECT id, sku, name, active FROM products WHERE tenant_id = ? AND sku IN ({marks})"
+            ),
+            Params::Positional(params),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, sku, name, active)| {
+            let product = Product {
+                sku: Code::stored(sku),
+                name: Name::stored(name),
+                active,
+            };
+            (id, product)
+        })
+        .collect())
+}
+
+/// Renames, deactivates or activates a product; `None` if the tenant has no such product.
+pub async fn update_product(
+    conn: &mut Conn,
+    tenant: TenantId,
+    id: ProductId,
+    patch: &crate::domain::ProductPatch,
+) -> Result<Option<Product>> {
+    conn.exec_drop(
+        "UPDATE products SET name = COALESCE(?, name), active = COALESCE(?, active) \
+         WHERE tenant_id = ? AND id = ?",
+        (
+            patch.name.as_ref().map(Name::as_str),
+            patch.active,
+            tenant,
+            id,
+        ),
+    )
+    .await?;
+    let row: Option<(String, String, bool)> = conn
+        .exec_first(
+            "SELECT sku, name, active FROM products WHERE tenant_id = ? AND id = ?",
+            (tenant, id),
+        )
+        .await?;
+    Ok(row.map(|(sku, name, active)| Product {
+        sku: Code::stored(sku),
+        name: Name::stored(name),
+        active,
+    }))
+}
+
+/// Makes a branch, or finds it by `code` with the same name.
+pub async fn create_branch(
+    conn: &mut Conn,
+    tenant: TenantId,
+    new: &NewBranch,
+) -> Result<std::result::Result<Made<(BranchId, Branch)>, Conflicts>> {
+    for _ in 0..CREATE_ROUNDS {
+        if let Some((id, branch)) = branch_by_code(conn, tenant, &new.code).await? {
+            if branch.name != new.name {
+                let problem = format!("is already branch {id}, with another name");
+                return Ok(Err(vec![ItemProblem::new(0, "code", problem)]));
+            }
+            return Ok(Ok(Made {
+                row: (id, branch),
+                created: false,
+            }));
+        }
+        let insert = conn
+            .exec_drop(
+                "INSERT INTO branches (tenant_id, code, name) VALUES (?, ?, ?)",
+                (tenant, new.code.as_str(), new.name.as_str()),
+            )
+            .await;
+        match insert.map_err(StoreError::from) {
+            Err(StoreError::DuplicateKey(_)) => continue,
+            other => other?,
+        }
+        let id = conn
+            .last_insert_id()
+            .and_then(BranchId::new)
+            .ok_or_else(|| StoreError::invariant("INSERT gave no branch id"))?;
+        let branch = Branch {
+            code: new.code.clone(),
+            name: new.name.clone(),
+            open: true,
+        };
+        return Ok(Ok(Made {
+            row: (id, branch),
+            created: true,
+        }));
+    }
+    Err(StoreError::unavailable(
+        "branches kept changing under this create",
+    ))
+}
+
+async fn branch_by_code(
+    conn: &mut Conn,
+    tenant: TenantId,
+    code: &Code,
+) -> Result<Option<(BranchId, Branch)>> {
+    let row: Option<(BranchId, String, bool)> = conn
+        .exec_first(
+            "SELECT id, name, open FROM branches WHERE tenant_id = ? AND code = ?",
+            (tenant, code.as_str()),
+        )
+        .await?;
+    Ok(row.map(|(id, name, open)| {
+        let branch = Branch {
+            code: code.clone(),
+            name: Name::stored(name),
+            open,
+        };
+        (id, branch)
+    }))
+}
+
+/// Renames, closes or opens a branch; `None` if the tenant has no such branch.
+pub async fn update_branch(
+    conn: &mut Conn,
+    tenant: TenantId,
+    id: BranchId,
+    patch: &BranchPatch,
+) -> Result<Option<Branch>> {
+    conn.exec_drop(
+        "UPDATE branches SET name = COALESCE(?, name), open = COALESCE(?, open) \
+         WHERE tenant_id = ? AND id = ?",
+        (
+            patch.name.as_ref().map(Name::as_str),
+            patch.open,
+            tenant,
+            id,
+        ),
+    )
+    .await?;
+    let row: Option<(String, String, bool)> = conn
+        .exec_first(
+            "SELECT code, name, open FROM branches WHERE tenant_id = ? AND id = ?",
+            (tenant, id),
+        )
+        .await?;
+    Ok(row.map(|(code, name, open)| Branch {
+        code: Code::stored(code),
+        name: Name::stored(name),
+        open,
+    }))
+}
