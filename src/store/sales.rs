@@ -85,11 +85,14 @@ pub async fn insert_sales(
     // runs the statements in order and stops at the first that fails, so
     // COMMIT runs only if every other statement did. A lost answer is
     // settled by the mark, which also keeps the first id and the step.
+    let single = sales.len() == 1;
     match run_transaction(conn, transaction_sql(sales, mark)).await {
-        Ok((Some(first_id), Some(id_step))) => Ok(Mark {
+        // One row has no step to follow (and the transaction does not ask
+        // for it: a result set is half the cost of a single sale's answer).
+        Ok((Some(first_id), id_step)) if id_step.is_some() || single => Ok(Mark {
             batch: mark.batch,
             first_id,
-            id_step: id_step.max(1),
+            id_step: id_step.unwrap_or(1).max(1),
         }),
         Ok(_) => Err(CommitFailure::Unknown(StoreError::Unavailable(
             mysql_async::Error::Other("the batch reported no first id or step".into()),
@@ -175,8 +178,9 @@ pub async fn read_mark(conn: &mut Conn, writer: u64, causal: bool) -> Result<Opt
 }
 
 /// `START TRANSACTION`, the lease check, the summary upsert, the history
-/// INSERT, the step it used, the mark's compare-and-set (with the INSERT's
-/// first id and step) and `COMMIT`, as one text.
+/// INSERT, the step it used (for more than one row), the mark's
+/// compare-and-set (with the INSERT's first id and step) and `COMMIT`, as
+/// one text.
 fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
     let mut sql = String::with_capacity(800 + sales.len() * 144);
     sql.push_str("START TRANSACTION;");
@@ -184,9 +188,11 @@ fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
     push_upsert_totals(&mut sql, sales);
     sql.push(';');
     push_insert_sales(&mut sql, sales);
+    if sales.len() > 1 {
+        sql.push_str(";SELECT @@auto_increment_increment");
+    }
     sql.push_str(
-        ";SELECT @@auto_increment_increment\
-         ;INSERT INTO commit_markers (writer_id, batch_id, first_id, id_step, updated) VALUES ",
+        ";INSERT INTO commit_markers (writer_id, batch_id, first_id, id_step, updated) VALUES ",
     );
     open_row(&mut sql, [mark.writer, mark.batch]);
     // On a duplicate writer the row moves only from the expected mark; else
