@@ -97,14 +97,17 @@ impl TrustedProxies {
         if !self.trusts(client) {
             return Some(client);
         }
+        // Raw bytes, entry by entry: a byte that is not visible ASCII (a
+        // client can send one, and a proxy that merges header lines keeps
+        // it) spoils only its own entry, never the whole header.
         let entries = forwarded
             .rev()
-            .flat_map(|v| v.to_str().unwrap_or("").rsplit(','))
+            .flat_map(|v| v.as_bytes().rsplit(|b| *b == b','))
             .take(MAX_HOPS);
         for entry in entries {
             // An entry a trusted proxy did not write well is where belief
             // stops: the last proxy that wrote is then the client.
-            let Some(ip) = forwarded_ip(entry) else {
+            let Some(ip) = std::str::from_utf8(entry).ok().and_then(forwarded_ip) else {
                 break;
             };
             client = ip;
@@ -218,6 +221,22 @@ mod tests {
         proxy(&["unknown"], "10.0.0.2");
         proxy(&["203.0.113.9, garbage"], "10.0.0.2");
         proxy(&["garbage, 10.0.0.3"], "10.0.0.3");
+        // A byte no proxy writes spoils its own entry only: the entries
+        // our proxies appended after it still name the client.
+        let values = [HeaderValue::from_bytes(b"\xff1.1.1.1, 203.0.113.9").expect("bytes")];
+        let found = TrustedProxies::parse("10.0.0.0/8")
+            .expect("list")
+            .client(Some(ip("10.0.0.2")), values.iter());
+        assert_eq!(found, Some(ip("203.0.113.9")));
+        let values = [HeaderValue::from_bytes(b"203.0.113.9, 10.0.0.3\xff").expect("bytes")];
+        let found = TrustedProxies::parse("10.0.0.0/8")
+            .expect("list")
+            .client(Some(ip("10.0.0.2")), values.iter());
+        assert_eq!(
+            found,
+            Some(ip("10.0.0.2")),
+            "an unreadable entry stops the walk there"
+        );
         // Only MAX_HOPS entries are read: a client behind 40 proxies is
         // never reached, the last proxy read stands in for it.
         let many = format!("203.0.113.9,{}", vec!["10.0.0.4"; 40].join(","));

@@ -48,6 +48,11 @@ pub struct Config {
     pub rate_limit_burst: NonZeroU32,
     /// Failed authentications per second per client address.
     pub auth_failures_per_address: NonZeroU32,
+    /// IPv6 clients share the failure budget of their first this many bits
+    /// (one host holds a whole /64).
+    pub auth_ipv6_prefix: u8,
+    /// How long a key read from MySQL is kept before it is read again.
+    pub key_cache: Duration,
     /// Longest time a request body may take to arrive after its headers.
     pub body_timeout: Duration,
     /// Open API connections, over all workers.
@@ -101,6 +106,8 @@ struct RawEnv {
     rate_limit_per_key: Option<String>,
     rate_limit_burst: Option<String>,
     auth_failures_per_address: Option<String>,
+    auth_ipv6_prefix: Option<String>,
+    key_cache_secs: Option<String>,
     body_timeout_ms: Option<String>,
     max_connections: Option<String>,
     tenant_idle_secs: Option<String>,
@@ -131,6 +138,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("POS_RATE_LIMIT_PER_KEY", "requests per second per key [100]"),
     ("POS_RATE_LIMIT_BURST", "burst above the per-key rate [200]"),
     ("POS_AUTH_FAILURES_PER_ADDRESS", "failed authentications per second per client address [10]"),
+    ("POS_AUTH_IPV6_PREFIX", "IPv6 clients share the failure budget of this prefix [64]"),
+    ("POS_KEY_CACHE_SECS", "a key read from MySQL is read again after this long [600]"),
     ("POS_BODY_TIMEOUT_MS", "longest a request body may take after its headers [10000]"),
     ("POS_MAX_CONNECTIONS", "open API connections over all workers [10000]"),
     ("POS_TENANT_IDLE_SECS", "a tenant's actor stops after this long unused [300]"),
@@ -302,6 +311,14 @@ impl Config {
                 1,
                 1_000_000,
             )?),
+            auth_ipv6_prefix: int("POS_AUTH_IPV6_PREFIX", raw.auth_ipv6_prefix, 64, 1, 128)? as u8,
+            key_cache: Duration::from_secs(int(
+                "POS_KEY_CACHE_SECS",
+                raw.key_cache_secs,
+                600,
+                1,
+                86_400,
+            )?),
             body_timeout: Duration::from_millis(int(
                 "POS_BODY_TIMEOUT_MS",
                 raw.body_timeout_ms,
@@ -337,19 +354,25 @@ impl Config {
 }
 
 /// A URL with its password replaced by `***`, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{tail}")
+/// A password with an unescaped `/`, `?` or `#` makes the text something
+/// a URL parser reads differently (or not at all): then everything from
+/// the scheme to the last `@` is hidden.
+pub fn redact_url(text: &str) -> String {
+    let ats = text.matches('@').count();
+    if let Ok(mut url) = url::Url::parse(text) {
+        if url.password().is_some() {
+            // Only fails for URLs that cannot have a password at all.
+            let _ = url.set_password(Some("***"));
+            return url.to_string();
         }
-        None => url.to_string(),
+        let in_userinfo = usize::from(!url.username().is_empty());
+        if ats <= in_userinfo {
+            return text.to_string();
+        }
+    }
+    match (text.split_once("://"), text.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &text[at..]),
+        _ => text.to_string(),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod actors;
 pub mod auth;
 pub mod cli;
 pub mod client_address;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -21,8 +21,10 @@ fn main() {
         // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     }
-    // Before any thread exists: dotenvy sets process variables.
-    let _ = dotenvy::dotenv();
+    // Before any thread exists: dotenvy sets process variables. Only the
+    // working directory's `.env`: one in a parent directory (another
+    // project's, or a shared /tmp) is not ours to read.
+    let _ = dotenvy::from_path(".env");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Help and version go to stdout as clap writes them; a usage error

@@ -19,7 +19,7 @@ mod process;
 pub const SETTLE_OUTCOMES: &[&str] = &["stored", "not_stored"];
 
 /// Kinds and results of the lookup actor's reads (`pos_lookups_total`).
-pub const LOOKUP_KINDS: &[&str] = &["key", "revocations", "catalog"];
+pub const LOOKUP_KINDS: &[&str] = &["key", "catalog", "office"];
 pub const LOOKUP_RESULTS: &[&str] = &["ok", "error", "busy"];
 
 #[derive(Clone)]
@@ -62,8 +62,16 @@ pub struct Metrics {
     pub mysql_connections_in_use: IntGauge,
     /// MySQL connections open in the persistence pools (read at scrape).
     pub mysql_connections_open: IntGauge,
-    /// Reads of the lookup actor (keys, revocations, catalogs), by result.
+    /// Statements off the write path (the lookup and office actors), by kind and result.
     pub lookups: IntCounterVec,
+    /// Seconds since the last successful revocation poll.
+    pub revocation_poll_age: prometheus::Gauge,
+    /// Revocation polls that failed.
+    pub revocation_poll_failures: IntCounter,
+    /// Addresses the failed-authentication limiter tracks.
+    pub auth_addresses: IntGauge,
+    /// Failures counted against the shared budget (the limiter was full).
+    pub auth_address_overflow: IntCounter,
     /// Requests the key check refused, by reason.
     pub auth_refusals: IntCounterVec,
     pools: Arc<Mutex<Vec<Arc<mysql_async::Metrics>>>>,
@@ -102,7 +110,7 @@ impl Metrics {
         let lookups = IntCounterVec::new(
             Opts::new(
                 "pos_lookups_total",
-                "Reads off the write path (API keys, revocations, catalogs), by result",
+                "Statements off the write path (API key and catalog reads, the back office's statements), by result",
             ),
             &["kind", "result"],
         )
@@ -221,6 +229,26 @@ impl Metrics {
             )
             .expect("valid"),
             lookups,
+            revocation_poll_age: prometheus::Gauge::new(
+                "pos_revocation_poll_age_seconds",
+                "Seconds since the last successful revocation poll (keys are refused past 3)",
+            )
+            .expect("valid"),
+            revocation_poll_failures: IntCounter::new(
+                "pos_revocation_poll_failures_total",
+                "Revocation polls that failed",
+            )
+            .expect("valid"),
+            auth_addresses: IntGauge::new(
+                "pos_auth_limited_addresses",
+                "Client addresses (IPv6: prefixes) the failed-authentication limiter tracks",
+            )
+            .expect("valid"),
+            auth_address_overflow: IntCounter::new(
+                "pos_auth_address_overflow_total",
+                "Authentications counted against the shared budget because the limiter was full",
+            )
+            .expect("valid"),
             auth_refusals,
             pools: Arc::default(),
             registry,
@@ -253,6 +281,10 @@ impl Metrics {
             Box::new(self.mysql_connections_in_use.clone()),
             Box::new(self.mysql_connections_open.clone()),
             Box::new(self.lookups.clone()),
+            Box::new(self.revocation_poll_age.clone()),
+            Box::new(self.revocation_poll_failures.clone()),
+            Box::new(self.auth_addresses.clone()),
+            Box::new(self.auth_address_overflow.clone()),
             Box::new(self.auth_refusals.clone()),
         ];
         for c in all {

@@ -50,7 +50,8 @@ pub struct RunningApp {
     api: ServerHandle,
     metrics_server: ServerHandle,
     boot: actix_web::rt::task::JoinHandle<()>,
-    revocations: Option<actix_web::rt::task::JoinHandle<()>>,
+    /// Loops that run until the stop: the revocation poll, readiness checks.
+    background: Vec<actix_web::rt::task::JoinHandle<()>>,
     arbiters: Arc<Mutex<Vec<Arbiter>>>,
     /// Why the service must stop on its own (its shard taken over, or the
     /// deployment recorded with another shard count).
@@ -91,8 +92,11 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
                 per_key: config.rate_limit_per_key,
                 per_key_burst: config.rate_limit_burst,
                 failures_per_address: config.auth_failures_per_address,
+                ipv6_prefix: config.auth_ipv6_prefix,
+                key_cache: config.key_cache,
             },
             lookup.clone(),
+            metrics.clone(),
         ))
     });
     if auth.is_none() {
@@ -114,6 +118,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         body_timeout: config.body_timeout,
         shard: config.shard,
         trusted_proxies: config.trusted_proxies.clone(),
+        readiness: Default::default(),
     });
     let workers = config.http_workers;
 
@@ -153,7 +158,9 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     actix_web::rt::spawn(metrics_server);
 
     let arbiters = Arc::new(Mutex::new(vec![lookup_arbiter, office_arbiter]));
-    let revocations = auth.map(|a| actix_web::rt::spawn(a.watch_revocations()));
+    let url = config.database_url.clone();
+    let mut background = vec![actix_web::rt::spawn(http::watch_readiness(state.clone()))];
+    background.extend(auth.map(|a| actix_web::rt::spawn(a.watch_revocations(url))));
     let (fatal_tx, fatal) = mpsc::channel(1);
     // The shard's lease names this process by where it serves: a process
     // that serves there later is its successor.
@@ -178,7 +185,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         api: api_handle,
         metrics_server: metrics_handle,
         boot,
-        revocations,
+        background,
         arbiters,
         fatal,
     })
@@ -199,6 +206,11 @@ impl RunningApp {
         self.state.core.get().is_some()
     }
 
+    /// Whether `/ready` answers 200 now.
+    pub fn is_ready(&self) -> bool {
+        self.state.readiness.get().ready
+    }
+
     /// The tenant registry, once booted (tests use its crash hook).
     #[cfg(feature = "testing")]
     pub fn tenants(&self) -> Option<Arc<TenantRegistry>> {
@@ -209,8 +221,8 @@ impl RunningApp {
     pub async fn stop(self) {
         self.api.stop(true).await;
         self.boot.abort();
-        if let Some(r) = &self.revocations {
-            r.abort();
+        for task in &self.background {
+            task.abort();
         }
         match self.state.core.get() {
             Some(core) => {

@@ -1,6 +1,5 @@
 //! LookupActor: reads that need not wait behind the persistence actors'
-//! writes: an API key on a cache miss, the revocation poll, a tenant's
-//! catalog. They run on a bounded pool of their own, on their own thread,
+//! writes: an API key on a cache miss, a tenant's catalog. They run on a bounded pool of their own, on their own thread,
 //! so a stream of unknown ids never queues behind commits or slows them.
 //! The work such a stream can cause is bounded: at most [`MAX_IN_FLIGHT`]
 //! reads at a time, the next ones refused at once (`Busy`, answered 503),
@@ -9,13 +8,12 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::NaiveDateTime;
 
 pub use super::bounded_pool::PoolError;
 use super::bounded_pool::{BoundedPool, Bounds};
 use crate::domain::{Catalog, TenantId};
 use crate::metrics::Metrics;
-use crate::store::{self, Revocations, StoredKey};
+use crate::store::{self, StoredKey};
 
 /// Reads waiting for a connection or running; more are refused rather than
 /// queued. The pool runs [`POOL_MAX`] at a time (a key look-up takes well
@@ -35,11 +33,6 @@ pub type LookupError = PoolError;
 #[derive(Message)]
 #[rtype(result = "Result<Option<StoredKey>, LookupError>")]
 pub struct FindKey(pub String);
-
-/// Keys revoked since a time of the database's clock (`None`: every revoked key).
-#[derive(Message)]
-#[rtype(result = "Result<Revocations, LookupError>")]
-pub struct RevokedSince(pub Option<NaiveDateTime>);
 
 /// A tenant's branches and products (`None`: no such tenant).
 #[derive(Message)]
@@ -78,16 +71,6 @@ impl Handler<FindKey> for LookupActor {
     fn handle(&mut self, msg: FindKey, _: &mut Context<Self>) -> Self::Result {
         self.pool.run("key", move |c| {
             Box::pin(async move { store::find_key(c, &msg.0).await })
-        })
-    }
-}
-
-impl Handler<RevokedSince> for LookupActor {
-    type Result = ResponseFuture<Result<Revocations, LookupError>>;
-
-    fn handle(&mut self, msg: RevokedSince, _: &mut Context<Self>) -> Self::Result {
-        self.pool.run("revocations", move |c| {
-            Box::pin(store::revoked_since(c, msg.0))
         })
     }
 }

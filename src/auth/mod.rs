@@ -4,20 +4,23 @@
 //! persistence actors, and concurrent misses for one key share it), then
 //! against the role table ([`policy`]), then against its rate limit.
 //!
-//! Revocations reach every server within two seconds: each polls the
-//! database once a second for keys revoked since its last poll (with an
-//! overlap, so a revocation that commits late, or a cache fill that raced
-//! it, is still caught on the next poll) and drops them from its cache.
+//! Revocations reach every server within two seconds, and fail closed:
+//! see [`revocations`].
 //!
-//! Failed authentications are limited per client address. An address that
-//! went over its budget is turned away before any look-up until the
-//! limiter would let it in again, so guessing keys is slow and cannot load
-//! MySQL; keys already in the cache keep working from that address, and
-//! many tills behind one address (a NAT, a proxy) can all make their first
-//! request at once, since a valid key never counts against the budget.
+//! Failed authentications are limited per client address (an IPv6 client
+//! by its /64: one host holds all of it). An address that went over its
+//! budget is turned away before any look-up until the limiter would let it
+//! in again, so guessing keys is slow and cannot load MySQL; a key this
+//! server has proven keeps working from that address (also once its cache
+//! entry expired, or was pushed out by a flood of unknown ids), and many
+//! tills behind one address (a NAT, a proxy) can all make their first
+//! request at once, since a valid key never counts against the budget. The
+//! limiter remembers at most [`MAX_ADDRESSES`] addresses; past that, the
+//! failures of every address share one budget.
 
 mod key;
 mod policy;
+mod revocations;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
@@ -33,20 +36,22 @@ use subtle::ConstantTimeEq;
 
 pub use key::{NewKey, Token, MAX_KEY_ID_LEN};
 pub use policy::{permits, Operation, PathIds};
+pub use revocations::{REVOCATION_POLL, TRUST_WITHOUT_POLL};
 
-use crate::actors::lookup::{self, FindKey, LookupActor, LookupError, RevokedSince};
+use crate::actors::lookup::{self, FindKey, LookupActor, LookupError};
+use crate::clock::now_ms;
 use crate::domain::{ErrorCode, Scope, SecretHash};
+use crate::metrics::Metrics;
+use revocations::Freshness;
 
 /// Keys (known and unknown ids) kept in memory.
 const CACHE_CAPACITY: u64 = 100_000;
-/// A cached answer is read again after this long even if nothing revoked it.
-const CACHE_TTL: Duration = Duration::from_secs(600);
-/// How often the servers ask for new revocations.
-pub const REVOCATION_POLL: Duration = Duration::from_secs(1);
-/// How far back each poll looks before the previous one (commit delays).
-const REVOCATION_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
-/// How often idle rate-limit states are forgotten.
-const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(10);
+/// Keys proven by a request remembered at most (only valid keys enter).
+const PROVEN_CAPACITY: u64 = 100_000;
+/// Addresses (or IPv6 prefixes) the failure limiter tracks at most.
+pub const MAX_ADDRESSES: usize = 100_000;
+/// The one budget of all failures once [`MAX_ADDRESSES`] are tracked.
+const OVERFLOW: IpAddr = IpAddr::V4(Ipv4Addr::BROADCAST);
 
 /// Rate limits, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +61,10 @@ pub struct Limits {
     pub per_key_burst: NonZeroU32,
     /// Failed authentications per second per client address.
     pub failures_per_address: NonZeroU32,
+    /// IPv6 addresses count by this prefix.
+    pub ipv6_prefix: u8,
+    /// A key read from MySQL is read again after this long.
+    pub key_cache: Duration,
 }
 
 /// A key that passed the check.
@@ -70,6 +79,8 @@ pub struct CheckedKey {
     /// this process's memory, where every request's token passes anyway;
     /// the database keeps only the hash.
     proven: OnceLock<Box<str>>,
+    /// When it was read from MySQL ([`now_ms`]): not revoked as of then.
+    loaded_ms: u64,
 }
 
 impl CheckedKey {
@@ -114,6 +125,10 @@ impl AuthError {
 pub struct Auth {
     /// `None` for ids that are unknown or revoked.
     keys: Cache<String, Option<Arc<CheckedKey>>>,
+    /// Keys a request proved (right secret), by id: they are read again
+    /// even from an address over its failure budget.
+    proven: Cache<String, Arc<CheckedKey>>,
+    ipv6_prefix: u8,
     per_key: DefaultKeyedRateLimiter<Arc<str>>,
     /// Failures per client address.
     per_address: DefaultKeyedRateLimiter<IpAddr>,
@@ -122,17 +137,21 @@ pub struct Auth {
     /// drops them.
     blocked: DashMap<IpAddr, Instant>,
     lookup: Addr<LookupActor>,
+    freshness: Freshness,
+    metrics: Metrics,
 }
 
 impl Auth {
-    pub fn new(limits: Limits, lookup: Addr<LookupActor>) -> Auth {
+    pub fn new(limits: Limits, lookup: Addr<LookupActor>, metrics: Metrics) -> Auth {
         let burst = NonZeroU32::new(limits.failures_per_address.get().saturating_mul(5))
             .unwrap_or(limits.failures_per_address);
         Auth {
             keys: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
-                .time_to_live(CACHE_TTL)
+                .time_to_live(limits.key_cache)
                 .build(),
+            proven: Cache::builder().max_capacity(PROVEN_CAPACITY).build(),
+            ipv6_prefix: limits.ipv6_prefix,
             per_key: RateLimiter::keyed(
                 Quota::per_second(limits.per_key).allow_burst(limits.per_key_burst),
             ),
@@ -141,6 +160,8 @@ impl Auth {
             ),
             blocked: DashMap::new(),
             lookup,
+            freshness: Freshness::default(),
+            metrics,
         }
     }
 
@@ -176,13 +197,27 @@ impl Auth {
             Some(entry) => entry,
             None => {
                 // A miss costs a MySQL read: not for an address that is
-                // guessing.
-                self.still_blocked(peer)?;
+                // guessing, unless it brings a key this server has proven.
+                if !self.proven_here(&token).await {
+                    self.still_blocked(peer)?;
+                }
                 self.load(token.key_id).await?
             }
         };
         match entry {
-            Some(key) if key.accepts(token.secret) => Ok(key),
+            // Fail closed: a key is let in only while no revocation of it
+            // can have gone unseen for longer than the promise allows.
+            Some(key) if key.accepts(token.secret) => {
+                if !self.freshness.trusts(key.loaded_ms) {
+                    return Err(AuthError::Unavailable);
+                }
+                if !self.proven.contains_key(token.key_id) {
+                    self.proven
+                        .insert(token.key_id.to_string(), key.clone())
+                        .await;
+                }
+                Ok(key)
+            }
             _ => Err(self.failed(peer)),
         }
     }
@@ -198,6 +233,7 @@ impl Auth {
                     scope: k.scope,
                     hash: k.hash,
                     proven: OnceLock::new(),
+                    loaded_ms: now_ms(),
                 })
             }))
         };
@@ -207,10 +243,32 @@ impl Auth {
             .map_err(|_| AuthError::Unavailable)
     }
 
+    /// Whether `token` is a key a request proved here (its secret
+    /// compared in constant time with the proven one).
+    async fn proven_here(&self, token: &Token<'_>) -> bool {
+        self.proven
+            .get(token.key_id)
+            .await
+            .is_some_and(|k| k.accepts(token.secret))
+    }
+
+    /// Whose budget a failure from `ip` counts against: the address (IPv6:
+    /// its prefix), or the shared one once the limiter is full.
+    fn budget_of(&self, ip: IpAddr) -> IpAddr {
+        if self.per_address.len() >= MAX_ADDRESSES {
+            return OVERFLOW;
+        }
+        address_group(ip, self.ipv6_prefix)
+    }
+
     /// Counts a failure against `peer`: `Unauthorized`, or `RateLimited`
     /// once the address has failed too often (then it is blocked until the
     /// limiter would take it again).
     fn failed(&self, peer: IpAddr) -> AuthError {
+        let peer = self.budget_of(peer);
+        if peer == OVERFLOW {
+            self.metrics.auth_address_overflow.inc();
+        }
         match self.per_address.check_key(&peer) {
             Ok(_) => AuthError::Unauthorized,
             Err(not_until) => {
@@ -222,17 +280,18 @@ impl Auth {
     }
 
     fn still_blocked(&self, peer: IpAddr) -> Result<(), AuthError> {
-        let until = self.blocked.get(&peer).map(|u| *u);
+        let until = self.blocked.get(&self.budget_of(peer)).map(|u| *u);
         match until.and_then(|u| u.checked_duration_since(Instant::now())) {
             Some(left) if !left.is_zero() => Err(AuthError::RateLimited(left)),
             _ => Ok(()),
         }
     }
 
-    /// Drops revoked keys from the cache.
+    /// Drops revoked keys from the caches.
     pub async fn forget(&self, ids: &[String]) {
         for id in ids {
             self.keys.invalidate(id.as_str()).await;
+            self.proven.invalidate(id.as_str()).await;
         }
     }
 
@@ -246,28 +305,21 @@ impl Auth {
         self.per_address.retain_recent();
         self.per_key.shrink_to_fit();
         self.per_address.shrink_to_fit();
+        self.metrics
+            .auth_addresses
+            .set(self.per_address.len() as i64);
     }
+}
 
-    /// Polls revocations once a second, forever; run it on the System arbiter.
-    pub async fn watch_revocations(self: Arc<Self>) {
-        let mut since = None;
-        let mut last_housekeeping = Instant::now();
-        loop {
-            match lookup::ask(&self.lookup, RevokedSince(since)).await {
-                Ok(r) => {
-                    self.forget(&r.ids).await;
-                    if let Some(now) = r.now {
-                        since = Some(now - REVOCATION_OVERLAP);
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "revocation poll failed; retrying"),
-            }
-            if last_housekeeping.elapsed() >= LIMITER_HOUSEKEEPING {
-                last_housekeeping = Instant::now();
-                self.housekeeping();
-            }
-            tokio::time::sleep(REVOCATION_POLL).await;
+/// An IPv4 address, or the first `ipv6_prefix` bits of an IPv6 one.
+fn address_group(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let keep = u32::from(ipv6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
+            IpAddr::V6((v6.to_bits() & mask).into())
         }
+        v4 => v4,
     }
 }
 
@@ -296,6 +348,55 @@ mod tests {
     }
 
     #[test]
+    fn the_failure_limiter_remembers_at_most_max_addresses() {
+        use actix::Actor;
+        actix::System::new().block_on(async {
+            let metrics = Metrics::new();
+            let lookup = LookupActor::new("mysql://root@127.0.0.1:1/none", metrics.clone())
+                .expect("a URL")
+                .start();
+            let one = NonZeroU32::MIN;
+            let limits = Limits {
+                per_key: one,
+                per_key_burst: one,
+                failures_per_address: one,
+                ipv6_prefix: 64,
+                key_cache: Duration::from_secs(600),
+            };
+            let auth = Auth::new(limits, lookup, metrics.clone());
+            let sprayed = MAX_ADDRESSES as u32 + 1_000;
+            for i in 0..sprayed {
+                auth.failed(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)));
+            }
+            assert!(
+                auth.per_address.len() <= MAX_ADDRESSES + 1,
+                "{}",
+                auth.per_address.len()
+            );
+            assert!(metrics.auth_address_overflow.get() >= 1_000);
+            // Past the bound, a new address is over the shared budget at once.
+            let late = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+            assert!(matches!(auth.failed(late), AuthError::RateLimited(_)));
+        });
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_prefix_and_ipv4_as_itself() {
+        let ip = |s: &str| -> IpAddr { s.parse().expect("test address") };
+        let a = address_group(ip("2001:db8:1:2:aaaa::1"), 64);
+        assert_eq!(a, address_group(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), 64));
+        assert_eq!(a, ip("2001:db8:1:2::"));
+        assert_ne!(a, address_group(ip("2001:db8:1:3::1"), 64));
+        assert_eq!(address_group(ip("2001:db8::1"), 128), ip("2001:db8::1"));
+        assert_eq!(address_group(ip("2001:db8::1"), 1), ip("::"));
+        assert_eq!(address_group(ip("203.0.113.9"), 64), ip("203.0.113.9"));
+        assert_eq!(
+            address_group(ip("::ffff:203.0.113.9"), 64),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
     fn once_proven_a_secret_is_still_the_only_one_accepted() {
         let key = NewKey::generate().expect("random bytes");
         let secret = Token::parse(&key.token).expect("own format").secret;
@@ -306,6 +407,7 @@ mod tests {
             scope: Scope::Operator,
             hash: key.hash,
             proven: OnceLock::new(),
+            loaded_ms: 0,
         };
         assert!(
             !checked.accepts(other_secret),

@@ -59,6 +59,21 @@ fn passwords_in_urls_are_never_printed() {
     );
 }
 
+/// Passwords with the characters that end a URL's authority: the parser
+/// reads them as host, path, query or fragment, or not at all.
+#[test]
+fn passwords_with_url_delimiters_are_hidden_too() {
+    for (url, shown) in [
+        ("mysql://pos:pa/ss@db:3306/pos", "mysql://***@db:3306/pos"),
+        ("mysql://pos:12?x@db/pos", "mysql://***@db/pos"),
+        ("redis://:p#w@r:6379", "redis://***@r:6379"),
+        ("mysql://pos:a%2Fb@db/pos", "mysql://pos:***@db/pos"),
+        ("mysql://pos@db/pos", "mysql://pos@db/pos"),
+    ] {
+        assert_eq!(redact_url(url), shown, "{url}");
+    }
+}
+
 #[test]
 fn bad_integer_names_the_variable_and_value() {
     let e = Config::from_pairs([("POS_BATCH_LINGER_MS", "fast")]).unwrap_err();

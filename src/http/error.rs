@@ -12,6 +12,7 @@ use crate::actors::persistence::SaveError;
 use crate::actors::tenant::TenantError;
 use crate::auth::AuthError;
 use crate::domain::{BodyError, ErrorCode, Field, ItemProblem, Shard, MAX_ERROR_FIELDS};
+use crate::telemetry::LogBudget;
 
 /// Seconds a client should wait after a 503.
 const RETRY_AFTER_SECONDS: u32 = 1;
@@ -129,7 +130,10 @@ impl ResponseError for ApiError {
         // business and can be provoked at will: never above debug.
         let code = self.code();
         if self.status_code().is_server_error() {
-            tracing::error!(code = code.as_str(), error = %self, "request failed");
+            // Anyone can cause these while MySQL is away: a budget of lines.
+            if let Some(left_out) = server_error_logs().admit() {
+                tracing::error!(code = code.as_str(), error = %self, left_out, "request failed");
+            }
         } else {
             tracing::debug!(code = code.as_str(), error = %self, "request refused");
         }
@@ -298,4 +302,13 @@ impl From<TenantError> for ApiError {
     fn from(e: TenantError) -> Self {
         ApiError::from_tenant(e, false)
     }
+}
+
+/// At most 10 lines a second (50 at once) for failed requests.
+fn server_error_logs() -> &'static LogBudget {
+    static BUDGET: std::sync::OnceLock<LogBudget> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| {
+        let n = |v| std::num::NonZeroU32::new(v).unwrap_or(std::num::NonZeroU32::MIN);
+        LogBudget::new(n(10), n(50))
+    })
 }

@@ -31,7 +31,12 @@ pub async fn guard(
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
-    let Some(&(_, op)) = ops.iter().find(|(m, _)| m == req.method()) else {
+    // HEAD asks what GET would answer: the same rule.
+    let method = match req.method() {
+        &Method::HEAD => &Method::GET,
+        m => m,
+    };
+    let Some(&(_, op)) = ops.iter().find(|(m, _)| m == method) else {
         return next
             .call(req)
             .await

@@ -18,13 +18,14 @@ use std::time::Instant;
 use actix::prelude::*;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
 use actix_web::http::Method;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, HttpResponse};
+use actix_web::{guard, web, HttpResponse};
 use tracing::Instrument;
 
 pub use error::{field_names, ApiError};
+pub use health::watch_readiness;
 
 use crate::actors::lease::{LeaseActor, ShardLease};
 use crate::actors::office::Office;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub shard: Shard,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// What `/ready` answers, checked in the background.
+    pub readiness: health::ReadyState,
 }
 
 impl AppState {
@@ -119,13 +122,13 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
                 "/v1/tenants/{tenantID}/sales",
                 &[(Method::GET, ReadTenantSales)],
             )
-            .route(web::get().to(reads::tenant_sales))
-            .default_service(web::to(|| async { only("GET") })),
+            .route(get().to(reads::tenant_sales))
+            .default_service(web::to(|| async { only("GET, HEAD") })),
         )
         .service(
             guarded("/v1/top-selling", &[(Method::GET, ReadTopSelling)])
-                .route(web::get().to(reads::top_selling))
-                .default_service(web::to(|| async { only("GET") })),
+                .route(get().to(reads::top_selling))
+                .default_service(web::to(|| async { only("GET, HEAD") })),
         )
         .service(
             guarded(
@@ -133,8 +136,8 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
                 &[(Method::POST, ManageTenants), (Method::GET, ManageTenants)],
             )
             .route(web::post().to(tenants::create_tenant))
-            .route(web::get().to(tenants::list_tenants))
-            .default_service(web::to(|| async { only("GET, POST") })),
+            .route(get().to(tenants::list_tenants))
+            .default_service(web::to(|| async { only("GET, HEAD, POST") })),
         )
         .service(
             guarded("/v1/tenants/{tenantID}", &[(Method::PATCH, ManageTenants)])
@@ -146,8 +149,8 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
                 "/v1/tenants/{tenantID}/catalog",
                 &[(Method::GET, ReadCatalog)],
             )
-            .route(web::get().to(catalog::read_catalog))
-            .default_service(web::to(|| async { only("GET") })),
+            .route(get().to(catalog::read_catalog))
+            .default_service(web::to(|| async { only("GET, HEAD") })),
         )
         .service(
             guarded(
@@ -187,8 +190,8 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
                 &[(Method::POST, ManageKeys), (Method::GET, ManageKeys)],
             )
             .route(web::post().to(keys::create_key))
-            .route(web::get().to(keys::list_keys))
-            .default_service(web::to(|| async { only("GET, POST") })),
+            .route(get().to(keys::list_keys))
+            .default_service(web::to(|| async { only("GET, HEAD, POST") })),
         )
         .service(
             guarded(
@@ -226,8 +229,14 @@ where
     F::Output: actix_web::Responder + 'static,
 {
     web::resource(path)
-        .route(web::get().to(handler))
-        .default_service(web::to(|| async { only("GET") }))
+        .route(get().to(handler))
+        .default_service(web::to(|| async { only("GET, HEAD") }))
+}
+
+/// GET, and HEAD answered like it: actix-http sends a HEAD's headers
+/// (with the length GET's body would have) and drops the body.
+fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 fn only(allow: &'static str) -> Result<HttpResponse, ApiError> {
@@ -243,9 +252,10 @@ async fn openapi() -> HttpResponse {
         .body(OPENAPI)
 }
 
-/// The metrics route (port 8081).
+/// The metrics routes (port 8081): the metrics, and readiness in detail.
 pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics_text))
+        .route("/ready", web::get().to(health::ready_details))
         .default_service(web::to(not_found));
 }
 
@@ -270,7 +280,9 @@ pub async fn track_requests(
     let started = Instant::now();
     let id = RequestId::next();
     let method = method_label(req.method());
-    let span = tracing::info_span!("request", id = id.as_str(), method, path = req.path());
+    // The path is the client's: cut, like every echoed field.
+    let path = crate::domain::clip(req.path());
+    let span = tracing::info_span!("request", id = id.as_str(), method, path = &*path);
     let metrics = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.metrics.clone());
@@ -287,9 +299,16 @@ pub async fn track_requests(
             .with_label_values(&labels)
             .observe(started.elapsed().as_secs_f64());
     }
+    let headers = res.headers_mut();
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-        res.headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), value);
+        headers.insert(HeaderName::from_static("x-request-id"), value);
+    }
+    // Answers carry tenant data: no cache keeps them (a route that wants
+    // revalidation, like the catalog, says so itself), and a browser
+    // takes them for what their Content-Type says.
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(res)
 }

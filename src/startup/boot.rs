@@ -147,6 +147,7 @@ pub(super) async fn boot(b: Boot) {
     if b.state.core.set(core).is_err() {
         tracing::error!("service core was already set");
     }
+    b.state.readiness.changed();
     tracing::info!(products, persistence_actors = persistence_count, "ready");
 }
 

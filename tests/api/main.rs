@@ -16,6 +16,7 @@ mod operator;
 mod races;
 mod reads;
 mod resilience;
+mod security;
 mod shards;
 mod stored_values;
 mod support;

@@ -102,7 +102,7 @@ async fn ingest_and_reads_survive_redis_going_away_and_the_mirror_is_refilled() 
     redis.stop();
     assert!(
         eventually(Duration::from_secs(5), || async {
-            app.get("/ready").await.body["redis"] == "down"
+            app.ready_details().await["redis"] == "down"
         })
         .await
     );

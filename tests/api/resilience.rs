@@ -66,11 +66,13 @@ async fn losing_mysql_answers_503_with_retry_after_and_stores_nothing_half_way()
         })
         .await
     );
-    // Reads of live totals keep working without MySQL.
-    assert_eq!(
-        app.get(&format!("/v1/tenants/{}/sales", t.id)).await.status,
-        200
-    );
+    // Without news of revocations for 3 s, keys are not trusted: reads
+    // fail closed too (503), until MySQL is back.
+    let closed = eventually(Duration::from_secs(8), || async {
+        app.get(&format!("/v1/tenants/{}/sales", t.id)).await.status == 503
+    })
+    .await;
+    assert!(closed, "keys were trusted without news of revocations");
 
     proxy.restore();
     assert_eq!(
@@ -78,6 +80,11 @@ async fn losing_mysql_answers_503_with_retry_after_and_stores_nothing_half_way()
         1,
         "the failed batch left rows behind"
     );
+    let open = eventually(Duration::from_secs(8), || async {
+        app.get(&format!("/v1/tenants/{}/sales", t.id)).await.status == 200
+    })
+    .await;
+    assert!(open, "keys were not trusted again once MySQL was back");
     let again = app.post_json(&t.sales_path(0), &batch).await;
     assert_eq!(again.status, 201, "{:?}", again.body);
     assert_eq!(app.db.count("sales_transactions").await, 51);

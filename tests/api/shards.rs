@@ -667,5 +667,15 @@ async fn a_tenant_created_through_one_shard_sells_on_its_owner_through_haproxy()
         Some(421),
         "the other shard refuses the tenant's routes"
     );
+    let owned = s.shards[owner]
+        .status(&format!("/v1/tenants/{next}/catalog"), Some(&s.db.operator))
+        .await;
+    assert_eq!(owned, Some(200));
+    // Readiness is the proxy's and the orchestrator's, not the clients'.
+    let (status, body) = s.get(h, "/ready").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     s.cleanup().await;
 }

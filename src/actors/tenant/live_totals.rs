@@ -4,11 +4,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::web::Bytes;
 use dashmap::DashMap;
 
+use crate::clock::now_ms;
 use crate::domain::{Money, NewSale, ProductId, ProductTotal, TenantId};
 
 /// A tenant's live totals, shared with HTTP readers.
@@ -25,17 +26,10 @@ pub struct LiveTotals {
     /// Bumped after every change is applied.
     version: AtomicU64,
     /// When the tenant was last asked for anything (reads included), in
-    /// milliseconds of [`clock_ms`]: its actor passivates after a while without.
+    /// milliseconds of [`now_ms`]: its actor passivates after a while without.
     last_used_ms: AtomicU64,
     /// One cached rendering per encoding, tagged with the version it shows.
     rendered: Mutex<[Option<(u64, Bytes)>; ENCODINGS]>,
-}
-
-/// Milliseconds since the process's first call: a cheap monotonic clock
-/// that fits an atomic.
-fn clock_ms() -> u64 {
-    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
-    START.elapsed().as_millis() as u64
 }
 
 impl LiveTotals {
@@ -43,19 +37,19 @@ impl LiveTotals {
         LiveTotals {
             by_product: totals.into_iter().map(|t| (t.product_id, t)).collect(),
             version: AtomicU64::new(0),
-            last_used_ms: AtomicU64::new(clock_ms()),
+            last_used_ms: AtomicU64::new(now_ms()),
             rendered: Mutex::new([None, None]),
         }
     }
 
     /// Notes that the tenant is in use now.
     pub fn touch(&self) {
-        self.last_used_ms.store(clock_ms(), Ordering::Relaxed);
+        self.last_used_ms.store(now_ms(), Ordering::Relaxed);
     }
 
     /// How long the tenant has not been used.
     pub fn idle_for(&self) -> Duration {
-        Duration::from_millis(clock_ms().saturating_sub(self.last_used_ms.load(Ordering::Relaxed)))
+        Duration::from_millis(now_ms().saturating_sub(self.last_used_ms.load(Ordering::Relaxed)))
     }
 
     /// A copy of every product's totals.

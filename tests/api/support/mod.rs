@@ -408,7 +408,9 @@ pub async fn start_app(db: TestDb, prefix: String, options: Options) -> TestApp 
 impl TestApp {
     pub async fn wait_ready(&self) {
         let booted = eventually(Duration::from_secs(20), || async {
-            self.app.as_ref().is_some_and(|a| a.is_booted())
+            self.app
+                .as_ref()
+                .is_some_and(|a| a.is_booted() && a.is_ready())
         })
         .await;
         assert!(booted, "app did not boot");
@@ -450,6 +452,17 @@ impl TestApp {
             (_, Some(t)) => Some(t.backoffice),
             (_, None) => Some(self.db.operator.clone()),
         }
+    }
+
+    /// `/ready` of the metrics port: readiness with what was found.
+    pub async fn ready_details(&self) -> Value {
+        let mut res = self
+            .client
+            .get(format!("{}/ready", self.metrics_base))
+            .send()
+            .await
+            .expect("metrics port answers");
+        res.json().await.unwrap_or(Value::Null)
     }
 
     /// The value of one metric sample (`name{labels}` exactly as exported), 0 if absent.

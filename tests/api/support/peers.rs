@@ -71,6 +71,11 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub async fn start(targets: &[String]) -> Prometheus {
+        Prometheus::start_with(targets, None).await
+    }
+
+    /// With the alert rules of `rules` (a file of the project) too.
+    pub async fn start_with(targets: &[String], rules: Option<&str>) -> Prometheus {
         let dir =
             std::env::temp_dir().join(format!("pos-prometheus-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("scratch folder");
@@ -82,7 +87,11 @@ impl Prometheus {
         std::fs::write(
             dir.join("prometheus.yml"),
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: pos\n    static_configs:\n      - targets: [{list}]\n"
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{}scrape_configs:\n  - job_name: pos\n    static_configs:\n      - targets: [{list}]\n",
+                rules.map_or(String::new(), |r| format!(
+                    "rule_files: [\"{}/{r}\"]\n",
+                    env!("CARGO_MANIFEST_DIR")
+                ))
             ),
         )
         .expect("config written");
@@ -111,6 +120,22 @@ impl Prometheus {
         .await;
         assert!(up, "prometheus did not start");
         prometheus
+    }
+
+    /// The state of alert `name` (`pending`, `firing`), if it is active.
+    pub async fn alert_state(&self, name: &str) -> Option<String> {
+        let client = awc::Client::default();
+        let mut res = client
+            .get(format!("{}/api/v1/alerts", self.base))
+            .send()
+            .await
+            .ok()?;
+        let body: Value = res.json().limit(1 << 24).await.ok()?;
+        body["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["alertname"] == name)
+            .and_then(|a| a["state"].as_str().map(String::from))
     }
 
     /// The result vector of an instant query (`None` if Prometheus did not answer).

@@ -1,0 +1,129 @@
+//! The revocation watch, which fails closed. Each server asks MySQL once a
+//! second which keys were revoked since its last poll (with an overlap, so
+//! a revocation that commits late, or a cache fill that raced it, is still
+//! caught) and drops them from its cache. The poll has a connection of its
+//! own: it never queues behind key look-ups (which unauthenticated traffic
+//! causes) or commits.
+//!
+//! A cached key is trusted only while the server knows it was not revoked
+//! lately: its last successful poll, or the key's own read from MySQL, is
+//! at most [`TRUST_WITHOUT_POLL`] old. Past that (MySQL unreachable, the
+//! poll failing), requests with cached keys are refused with 503 and
+//! `Retry-After` rather than let in with keys that may be revoked: the
+//! promise "refused within 2 s" holds whatever happens to MySQL.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use mysql_async::Pool;
+
+use super::Auth;
+use crate::clock::now_ms;
+use crate::store::{self, Revocations};
+
+/// How often the servers ask for new revocations.
+pub const REVOCATION_POLL: Duration = Duration::from_secs(1);
+/// Longest one poll may take, connection included.
+const POLL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How far back each poll looks before the previous one (commit delays).
+const REVOCATION_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
+/// Longest a cached key is trusted without news of revocations: the 2 s
+/// promise plus one poll of slack.
+pub const TRUST_WITHOUT_POLL: Duration = Duration::from_secs(3);
+/// How often idle rate-limit states are forgotten.
+const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(10);
+
+/// When revocations were last known, shared by every request's check.
+#[derive(Default)]
+pub struct Freshness {
+    /// [`now_ms`] of the last successful poll; 0 before the first.
+    last_poll_ms: AtomicU64,
+    /// The polls fail now (one warning per streak).
+    failing: AtomicBool,
+}
+
+impl Freshness {
+    /// Whether a key read from MySQL at `loaded_ms` may still be trusted.
+    pub fn trusts(&self, loaded_ms: u64) -> bool {
+        let known = self.last_poll_ms.load(Ordering::Acquire).max(loaded_ms);
+        now_ms().saturating_sub(known) <= TRUST_WITHOUT_POLL.as_millis() as u64
+    }
+
+    /// Seconds since the last successful poll (since start if none).
+    pub fn age_seconds(&self) -> f64 {
+        let last = self.last_poll_ms.load(Ordering::Acquire);
+        now_ms().saturating_sub(last) as f64 / 1000.0
+    }
+
+    fn succeeded(&self) {
+        self.last_poll_ms.store(now_ms(), Ordering::Release);
+        if self.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!("the revocation poll works again; cached keys are trusted again");
+        }
+    }
+
+    fn failed(&self, error: &str) {
+        if !self.failing.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                error,
+                "the revocation poll fails: requests with keys are refused with 503 once the last poll is {} s old",
+                TRUST_WITHOUT_POLL.as_secs()
+            );
+        }
+    }
+}
+
+impl Auth {
+    /// Polls revocations once a second, forever, on a connection of its
+    /// own; run it on the System arbiter.
+    pub async fn watch_revocations(self: Arc<Self>, database_url: String) {
+        let pool = match store::pool_opts(&database_url, 1) {
+            Ok(opts) => Pool::new(opts),
+            Err(e) => {
+                tracing::error!(error = %e, "no revocation poll: the database URL is invalid");
+                return;
+            }
+        };
+        // The first poll starts from now: keys revoked before are read as
+        // revoked when they are looked up.
+        let mut since: Option<NaiveDateTime> = None;
+        let mut last_housekeeping = now_ms();
+        loop {
+            match poll(&pool, since).await {
+                Ok(r) => {
+                    self.forget(&r.ids).await;
+                    if let Some(now) = r.now {
+                        since = Some(now - REVOCATION_OVERLAP);
+                    }
+                    self.freshness.succeeded();
+                }
+                Err(e) => {
+                    self.metrics.revocation_poll_failures.inc();
+                    self.freshness.failed(&e);
+                }
+            }
+            self.metrics
+                .revocation_poll_age
+                .set(self.freshness.age_seconds());
+            if now_ms() - last_housekeeping >= LIMITER_HOUSEKEEPING.as_millis() as u64 {
+                last_housekeeping = now_ms();
+                self.housekeeping();
+            }
+            tokio::time::sleep(REVOCATION_POLL).await;
+        }
+    }
+}
+
+async fn poll(pool: &Pool, since: Option<NaiveDateTime>) -> Result<Revocations, String> {
+    let attempt = async {
+        let mut conn = pool.get_conn().await?;
+        store::revoked_since(&mut conn, since).await
+    };
+    match tokio::time::timeout(POLL_TIMEOUT, attempt).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {POLL_TIMEOUT:?}")),
+    }
+}
