@@ -195,9 +195,19 @@ fn the_compose_file_parses_and_names_only_files_that_exist() {
         .collect();
     assert_eq!(
         ports,
-        vec!["8080:8080"],
-        "the API is published through HAProxy only"
+        vec!["8443:8443"],
+        "the API is published through HAProxy's TLS port only"
     );
+    let haproxy = &compose["services"]["haproxy"]["environment"];
+    assert_eq!(haproxy["HAPROXY_TLS_BIND"].as_str(), Some(":8443"));
+    assert!(compose["services"]["haproxy"]["volumes"]
+        .as_vec()
+        .expect("volumes")
+        .iter()
+        .any(
+            |v| v.as_str().is_some_and(|v| v.starts_with("${POS_TLS_CERT:?")
+                && v.contains(haproxy["HAPROXY_CERT"].as_str().unwrap_or("?")))
+        ));
     assert_eq!(
         compose["services"]["loadgen"]["profiles"][0].as_str(),
         Some("demo")
@@ -226,8 +236,24 @@ fn the_compose_file_publishes_only_the_api_and_grafana_and_has_no_default_passwo
     }
     assert_eq!(
         compose["services"]["grafana"]["ports"][0].as_str(),
-        Some("3000:3000")
+        Some("127.0.0.1:3000:3000"),
+        "Grafana speaks plain HTTP: this machine only"
     );
+    // Redis has a password, and the shards use it.
+    let redis = compose["services"]["redis"]["command"]
+        .as_vec()
+        .expect("command")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        redis.contains("--requirepass ${REDIS_PASSWORD:?"),
+        "{redis}"
+    );
+    assert!(compose["x-pos-env"]["POS_REDIS_URL"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("redis://:${REDIS_PASSWORD:?")));
     // Every password comes from the environment, required, never defaulted.
     let mut rest = text.as_str();
     let mut seen = 0;
@@ -366,6 +392,13 @@ fn compose_runs_every_shard_once_behind_an_haproxy_that_routes_to_them_all() {
         .expect("the network's subnet is fixed");
     let subnet = pos::config::TrustedProxies::parse(subnet).expect("a range");
     assert!(subnet.trusts(proxy_ip.parse().expect("an address")));
+    // Docker hands out automatic addresses from ip_range only: no other
+    // container can be given HAProxy's address before it starts.
+    let automatic = compose["networks"]["default"]["ipam"]["config"][0]["ip_range"]
+        .as_str()
+        .expect("automatic addresses come from a reserved range");
+    let automatic = pos::config::TrustedProxies::parse(automatic).expect("a range");
+    assert!(!automatic.trusts(proxy_ip.parse().expect("an address")));
     for (_, _, name) in &shards {
         let trusted =
             compose["services"][name.as_str()]["environment"]["POS_TRUSTED_PROXIES"].as_str();

@@ -186,3 +186,35 @@ async fn the_mirror_works_on_redis_cluster() {
     );
     app.cleanup().await;
 }
+
+/// A Redis with `requirepass` (as compose runs it): `pos` uses the password
+/// in `POS_REDIS_URL`, and never shows it.
+#[actix_web::test]
+async fn the_mirror_works_on_a_redis_with_a_password_that_is_never_shown() {
+    let password = format!("pw{}", uuid::Uuid::new_v4().simple());
+    let redis = RedisServer::start_with_password(&password).await;
+    let app = spawn_app_with(Options {
+        redis_url: Some(redis.url()),
+        ..Default::default()
+    })
+    .await;
+    let t = app.db.tenant(1, 1).await;
+    sell(&app, &t.sales_path(0), sale(t.products[0], 3, "1.50")).await;
+    assert!(eventually(Duration::from_secs(5), || mirror_matches_api(&app)).await);
+    // Readiness is checked in the background once a second.
+    let up = eventually(Duration::from_secs(5), || async {
+        app.ready_details().await["redis"] == "up"
+    })
+    .await;
+    assert!(up, "readiness never saw Redis up");
+    let details = app.ready_details().await;
+    let metrics = app.get_metrics().await;
+    assert!(!details.to_string().contains(&password) && !metrics.contains(&password));
+    // Without the password Redis refuses: the server really has one.
+    let anonymous = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "DBSIZE"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(String::from_utf8_lossy(&anonymous.stdout).contains("NOAUTH"));
+    app.cleanup().await;
+}

@@ -473,3 +473,53 @@ fn only_the_working_directorys_env_file_is_read() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(parent);
 }
+
+/// The shipped HAProxy config terminates TLS with the certificate named in
+/// the environment: a client that checks the certificate reaches the API,
+/// with its key, over HTTPS; one that does not trust it gets nothing.
+#[actix_web::test]
+async fn haproxy_serves_the_api_over_tls_to_a_client_that_checks_the_certificate() {
+    let app = crate::support::spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let dir = std::env::temp_dir().join(format!("pos-tls-{}", uuid::Uuid::new_v4().simple()));
+    let (cert, pem) = crate::support::peers::self_signed_certificate(&dir);
+    let (stranger, _) = crate::support::peers::self_signed_certificate(&dir.join("other"));
+    let shard = app.base.trim_start_matches("http://").to_string();
+    let port = crate::support::free_port();
+    let _haproxy = crate::support::peers::Haproxy::start_tls(&shard, &shard, port, &pem).await;
+    // The key reaches curl through a file, never its command line.
+    let headers = dir.join("headers");
+    std::fs::write(
+        &headers,
+        format!("Authorization: Bearer {}\n", t.backoffice),
+    )
+    .expect("headers");
+    let curl = |ca: Option<&std::path::Path>| {
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.args(["--silent", "--max-time", "10", "--output", "/dev/null"])
+            .args(["--write-out", "%{http_code}", "--header"])
+            .arg(format!("@{}", headers.display()))
+            .arg(format!(
+                "https://127.0.0.1:{port}/v1/tenants/{}/sales",
+                t.id
+            ));
+        if let Some(ca) = ca {
+            cmd.arg("--cacert").arg(ca);
+        }
+        cmd.output()
+    };
+    let answered = eventually(Duration::from_secs(10), || async {
+        curl(Some(&cert))
+            .await
+            .is_ok_and(|o| o.status.success() && o.stdout == b"200")
+    })
+    .await;
+    assert!(answered, "no 200 over TLS with the certificate trusted");
+    for ca in [None, Some(stranger.as_path())] {
+        let out = curl(ca).await.expect("curl runs");
+        // 60: the peer's certificate could not be verified.
+        assert_eq!(out.status.code(), Some(60), "trusted without {ca:?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    app.cleanup().await;
+}

@@ -29,6 +29,22 @@ pub struct Haproxy {
 
 impl Haproxy {
     pub async fn start(shard0: &str, shard1: &str) -> Haproxy {
+        Haproxy::start_with(shard0, shard1, &[]).await
+    }
+
+    /// With HTTPS on `tls_port` too, the certificate and key in `cert` (PEM).
+    pub async fn start_tls(shard0: &str, shard1: &str, tls_port: u16, cert: &Path) -> Haproxy {
+        let cert = cert.display().to_string();
+        let bind = format!("127.0.0.1:{tls_port}");
+        Haproxy::start_with(
+            shard0,
+            shard1,
+            &[("HAPROXY_TLS_BIND", &bind), ("HAPROXY_CERT", &cert)],
+        )
+        .await
+    }
+
+    async fn start_with(shard0: &str, shard1: &str, env: &[(&str, &str)]) -> Haproxy {
         let port = free_port();
         let child = spawn(
             Command::new("haproxy")
@@ -37,7 +53,8 @@ impl Haproxy {
                 .env("HAPROXY_BIND", format!("127.0.0.1:{port}"))
                 .env("SHARD0", shard0)
                 .env("SHARD1", shard1)
-                .env("HAPROXY_ERRORS", repo("docker/haproxy/errors")),
+                .env("HAPROXY_ERRORS", repo("docker/haproxy/errors"))
+                .envs(env.iter().copied()),
             "haproxy",
         );
         let base = format!("http://127.0.0.1:{port}");
@@ -159,4 +176,37 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 in `dir`, made
+/// as the README tells a trial user: `cert.pem` (what a client trusts) and
+/// `haproxy.pem` (certificate and key, for `HAPROXY_CERT`).
+pub fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).expect("scratch folder");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs (scripts/test installs it)");
+    assert!(made.success(), "openssl made no certificate");
+    let mut pem = std::fs::read(&cert).expect("cert");
+    pem.extend(std::fs::read(&key).expect("key"));
+    let both = dir.join("haproxy.pem");
+    std::fs::write(&both, pem).expect("pem written");
+    (cert, both)
 }

@@ -6,13 +6,25 @@ use std::time::Duration;
 
 pub struct RedisServer {
     pub port: u16,
+    /// `requirepass`, when the server has one.
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     pub async fn start() -> RedisServer {
+        RedisServer::start_with(None).await
+    }
+
+    /// One that lets in only clients with this password.
+    pub async fn start_with_password(password: &str) -> RedisServer {
+        RedisServer::start_with(Some(password.to_string())).await
+    }
+
+    async fn start_with(password: Option<String>) -> RedisServer {
         let mut s = RedisServer {
             port: super::free_port(),
+            password,
             child: None,
         };
         s.restart().await;
@@ -36,7 +48,10 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Starts it (empty: nothing is persisted).
@@ -55,6 +70,11 @@ impl RedisServer {
                 "--enable-debug-command",
                 "yes",
             ])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["--requirepass", p.as_str()]),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
