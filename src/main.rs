@@ -98,16 +98,14 @@ async fn migrate(config: Config) -> i32 {
     }
 }
 
-/// The URL a tool works with and the one it migrates with: both `--database-url`
-/// when given, else `POS_DATABASE_URL` and `POS_MIGRATE_DATABASE_URL`.
-fn tool_urls(database_url: &Option<String>, config: &Config) -> (String, String) {
-    match database_url {
-        Some(url) => (url.clone(), url.clone()),
-        None => (
-            config.database_url.clone(),
-            config.migration_url().to_string(),
-        ),
-    }
+/// The URL a tool works with and the one it migrates with: from
+/// `POS_DATABASE_URL` and `POS_MIGRATE_DATABASE_URL` (the environment or
+/// `./.env`), never from arguments, which `ps` shows to every user.
+fn tool_urls(config: &Config) -> (String, String) {
+    (
+        config.database_url.clone(),
+        config.migration_url().to_string(),
+    )
 }
 
 /// Prints a command's output, or its error as one line after its name.
@@ -125,7 +123,7 @@ fn report(tool: &str, result: Result<String, CliError>) -> i32 {
 }
 
 async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
-    let (url, migration_url) = tool_urls(&args.database_url, &config);
+    let (url, migration_url) = tool_urls(&config);
     report(
         "keys",
         pos::cli::keys::run(&args.command, &url, &migration_url).await,
@@ -133,7 +131,7 @@ async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
 }
 
 async fn shards(args: pos::cli::shards::ShardsArgs, config: Config) -> i32 {
-    let (url, migration_url) = tool_urls(&args.database_url, &config);
+    let (url, migration_url) = tool_urls(&config);
     report(
         "shards",
         pos::cli::shards::run(&args.command, &url, &migration_url).await,
@@ -141,7 +139,7 @@ async fn shards(args: pos::cli::shards::ShardsArgs, config: Config) -> i32 {
 }
 
 async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
-    let (url, migration_url) = tool_urls(&args.database_url, &config);
+    let (url, migration_url) = tool_urls(&config);
     match pos::cli::seed::run(&args, &url, &migration_url).await {
         Ok(None) => {
             println!("the database already has tenants; nothing seeded (--if-empty)");

@@ -19,9 +19,6 @@ const MAX_LABEL_CHARS: usize = 255;
 pub struct KeysArgs {
     #[command(subcommand)]
     pub command: KeysCommand,
-    /// Database URL (default: POS_DATABASE_URL).
-    #[arg(long, global = true)]
-    pub database_url: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]

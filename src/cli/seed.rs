@@ -31,9 +31,6 @@ pub struct SeedArgs {
     /// Products per tenant.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub products: u64,
-    /// Database URL (default: POS_DATABASE_URL).
-    #[arg(long)]
-    pub database_url: Option<String>,
     /// How rows are named.
     #[arg(long, value_enum, default_value = "realistic")]
     pub names: NameStyle,

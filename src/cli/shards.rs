@@ -13,9 +13,6 @@ use crate::store::{self, Resized};
 pub struct ShardsArgs {
     #[command(subcommand)]
     pub command: ShardsCommand,
-    /// Database URL (default: POS_DATABASE_URL).
-    #[arg(long, global = true)]
-    pub database_url: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -182,7 +182,7 @@ async fn galera_nodes_killed_under_load_lose_and_double_no_answered_sale() {
     let db = TestDb::create_on(&galera.url()).await;
     // pos seed works with the cluster's auto-increment step (3).
     let (code, out, err) = pos_cli(
-        &[],
+        &[("POS_DATABASE_URL", db.url.as_str())],
         &[
             "seed",
             "--tenants",
@@ -191,8 +191,6 @@ async fn galera_nodes_killed_under_load_lose_and_double_no_answered_sale() {
             "1",
             "--products",
             "2",
-            "--database-url",
-            &db.url,
         ],
     )
     .await;

@@ -16,7 +16,17 @@ fn pos() -> tokio::process::Command {
 }
 
 async fn run(args: &[&str]) -> (i32, String, String) {
-    let out = pos().args(args).output().await.expect("pos runs");
+    output(pos().args(args)).await
+}
+
+/// With `POS_DATABASE_URL` set: tools never take the URL (and its
+/// password) on their command line, where `ps` shows it.
+async fn run_on(url: &str, args: &[&str]) -> (i32, String, String) {
+    output(pos().env("POS_DATABASE_URL", url).args(args)).await
+}
+
+async fn output(cmd: &mut tokio::process::Command) -> (i32, String, String) {
+    let out = cmd.output().await.expect("pos runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -29,19 +39,20 @@ async fn the_seed_keys_file_holds_a_till_and_a_backoffice_key_per_tenant_that_wo
     let db = TestDb::create().await;
     let path = std::env::temp_dir().join(format!("{}-seeded.json", db.name));
     let file = path.to_str().expect("utf-8 path");
-    let (code, _, err) = run(&[
-        "seed",
-        "--tenants",
-        "2",
-        "--branches",
-        "1",
-        "--products",
-        "1",
-        "--database-url",
+    let (code, _, err) = run_on(
         &db.url,
-        "--keys-file",
-        file,
-    ])
+        &[
+            "seed",
+            "--tenants",
+            "2",
+            "--branches",
+            "1",
+            "--products",
+            "1",
+            "--keys-file",
+            file,
+        ],
+    )
     .await;
     assert_eq!(code, 0, "{err}");
     let keys = pos::cli::keys_file::KeysFile::read(&path).expect("a keys file");
@@ -63,17 +74,18 @@ async fn the_seed_keys_file_holds_a_till_and_a_backoffice_key_per_tenant_that_wo
 #[actix_web::test]
 async fn seed_creates_exactly_what_is_asked_and_adds_to_what_exists() {
     let db = TestDb::create().await;
-    let (code, out, err) = run(&[
-        "seed",
-        "--tenants",
-        "3",
-        "--branches",
-        "2",
-        "--products",
-        "5",
-        "--database-url",
+    let (code, out, err) = run_on(
         &db.url,
-    ])
+        &[
+            "seed",
+            "--tenants",
+            "3",
+            "--branches",
+            "2",
+            "--products",
+            "5",
+        ],
+    )
     .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("tenants 1..=3"), "{out}");
@@ -85,19 +97,20 @@ async fn seed_creates_exactly_what_is_asked_and_adds_to_what_exists() {
         ),
         (3, 6, 15)
     );
-    let (code, out, _) = run(&[
-        "seed",
-        "--tenants",
-        "2",
-        "--branches",
-        "1",
-        "--products",
-        "4",
-        "--names",
-        "plain",
-        "--database-url",
+    let (code, out, _) = run_on(
         &db.url,
-    ])
+        &[
+            "seed",
+            "--tenants",
+            "2",
+            "--branches",
+            "1",
+            "--products",
+            "4",
+            "--names",
+            "plain",
+        ],
+    )
     .await;
     assert_eq!(code, 0);
     assert!(out.contains("tenants 4..=5"), "{out}");
@@ -109,18 +122,19 @@ async fn seed_creates_exactly_what_is_asked_and_adds_to_what_exists() {
         ),
         (5, 8, 23)
     );
-    let (code, out, _) = run(&[
-        "seed",
-        "--tenants",
-        "9",
-        "--branches",
-        "1",
-        "--products",
-        "1",
-        "--if-empty",
-        "--database-url",
+    let (code, out, _) = run_on(
         &db.url,
-    ])
+        &[
+            "seed",
+            "--tenants",
+            "9",
+            "--branches",
+            "1",
+            "--products",
+            "1",
+            "--if-empty",
+        ],
+    )
     .await;
     assert_eq!(code, 0);
     assert!(out.contains("nothing seeded"), "{out}");
@@ -183,9 +197,10 @@ async fn seed_and_loadgen_refuse_bad_arguments_with_one_clear_line() {
             "expected a duration like 30s or 5m",
         ),
     ];
-    let mut unreachable_seed = seed(&["--tenants", "1", "--database-url"]);
-    unreachable_seed.push(&unreachable);
-    cases.push((unreachable_seed, "seed: cannot prepare the database"));
+    // The URL's old flag is gone: a password never shows in `ps`.
+    let mut flagged_seed = seed(&["--tenants", "1", "--database-url"]);
+    flagged_seed.push(&unreachable);
+    cases.push((flagged_seed, "unexpected argument '--database-url'"));
     // Tills learn their catalog from the API: an API that is not there is one line.
     let unreachable_api = format!("http://127.0.0.1:{}", crate::support::free_port());
     let mut unreachable_loadgen = loadgen(&["--rate", "10", "--duration", "1s", "--url"]);
@@ -201,6 +216,12 @@ async fn seed_and_loadgen_refuse_bad_arguments_with_one_clear_line() {
             "{args:?}: {err}"
         );
     }
+    // The URL comes from the environment; its password is never printed.
+    let (code, _, err) = run_on(&unreachable, &seed(&["--tenants", "1"])).await;
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("seed: cannot prepare the database"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
 }
 
 async fn loadgen_json(app_url: &str, db: &TestDb, extra: &[&str]) -> (i32, Value, String) {
