@@ -19,7 +19,7 @@ mod process;
 pub const SETTLE_OUTCOMES: &[&str] = &["stored", "not_stored"];
 
 /// Kinds and results of the lookup actor's reads (`pos_lookups_total`).
-pub const LOOKUP_KINDS: &[&str] = &["key", "catalog", "office"];
+pub const LOOKUP_KINDS: &[&str] = &["key", "catalog", "office", "report"];
 pub const LOOKUP_RESULTS: &[&str] = &["ok", "error", "busy"];
 
 #[derive(Clone)]

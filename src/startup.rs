@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::actors::lease::{Fatal, Release};
 use crate::actors::lookup::LookupActor;
-use crate::actors::office::{Office, OfficeActor};
+use crate::actors::office::{Office, OfficeActor, OFFICE_BOUNDS, REPORT_BOUNDS};
 use crate::actors::ranking::FinalFlush;
 #[cfg(feature = "testing")]
 use crate::actors::registry::TenantRegistry;
@@ -82,10 +82,22 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     // So do the back office's statements.
     let office_arbiter = Arbiter::new();
     let (url, m) = (config.database_url.clone(), metrics.clone());
-    let office = Office::new(OfficeActor::start_in_arbiter(
-        &office_arbiter.handle(),
-        move |_| OfficeActor::new(&url, m).expect("the database URL was checked at start"),
-    ));
+    let office = Office::new(
+        OfficeActor::start_in_arbiter(&office_arbiter.handle(), move |_| {
+            OfficeActor::new(&url, OFFICE_BOUNDS, "office", m)
+                .expect("the database URL was checked at start")
+        }),
+        OFFICE_BOUNDS,
+    );
+    // Reports too, on the same thread with a pool and bounds of their own.
+    let (url, m) = (config.database_url.clone(), metrics.clone());
+    let reports = Office::new(
+        OfficeActor::start_in_arbiter(&office_arbiter.handle(), move |_| {
+            OfficeActor::new(&url, REPORT_BOUNDS, "report", m)
+                .expect("the database URL was checked at start")
+        }),
+        REPORT_BOUNDS,
+    );
     let auth = config.auth_enabled.then(|| {
         Arc::new(Auth::new(
             Limits {
@@ -173,6 +185,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         config,
         lookup,
         office,
+        reports,
         arbiters: arbiters.clone(),
         fatal: fatal_tx,
         me,

@@ -3,7 +3,9 @@
 //! back office never takes a connection from the commits, and a flood of
 //! unknown key ids (the lookup actor's pool) never delays a back office.
 //! Catalog changes reach it through their tenant's actor, which applies
-//! them to the live catalog once they are committed.
+//! them to the live catalog once they are committed. Reports run on a
+//! second instance with bounds of their own ([`REPORT_BOUNDS`]): a slow
+//! report never holds up a back office's change, nor any commit.
 
 use std::time::Duration;
 
@@ -15,11 +17,19 @@ use super::bounded_pool::{BoundedPool, Bounds, PoolError};
 use crate::metrics::Metrics;
 use crate::store;
 
-const BOUNDS: Bounds = Bounds {
+pub const OFFICE_BOUNDS: Bounds = Bounds {
     connections: 2,
     max_in_flight: 64,
     // A create of 1,000 products is one transaction of a few statements.
     timeout: Duration::from_secs(10),
+};
+
+/// A year of a big tenant's history grouped by day and branch reads a few
+/// million index entries: seconds, not minutes. More at once are refused.
+pub const REPORT_BOUNDS: Bounds = Bounds {
+    connections: 2,
+    max_in_flight: 8,
+    timeout: Duration::from_secs(30),
 };
 const MAILBOX_CAPACITY: usize = 256;
 
@@ -37,13 +47,21 @@ impl<T: Send + 'static> Message for Run<T> {
 
 pub struct OfficeActor {
     pool: BoundedPool,
+    /// The `kind` label of its statements in `pos_lookups_total`.
+    kind: &'static str,
 }
 
 impl OfficeActor {
     /// Builds the actor; call inside its arbiter so the pool lives there.
-    pub fn new(database_url: &str, metrics: Metrics) -> Result<Self, mysql_async::UrlError> {
+    pub fn new(
+        database_url: &str,
+        bounds: Bounds,
+        kind: &'static str,
+        metrics: Metrics,
+    ) -> Result<Self, mysql_async::UrlError> {
         Ok(OfficeActor {
-            pool: BoundedPool::new(database_url, BOUNDS, metrics)?,
+            pool: BoundedPool::new(database_url, bounds, metrics)?,
+            kind,
         })
     }
 }
@@ -60,7 +78,7 @@ impl<T: Send + 'static> Handler<Run<T>> for OfficeActor {
     type Result = ResponseFuture<Result<T, PoolError>>;
 
     fn handle(&mut self, msg: Run<T>, _: &mut Context<Self>) -> Self::Result {
-        self.pool.run("office", msg.statement)
+        self.pool.run(self.kind, msg.statement)
     }
 }
 
@@ -68,11 +86,16 @@ impl<T: Send + 'static> Handler<Run<T>> for OfficeActor {
 #[derive(Clone)]
 pub struct Office {
     addr: Addr<OfficeActor>,
+    /// The actor's statement deadline, which a wait for its mailbox shares.
+    timeout: Duration,
 }
 
 impl Office {
-    pub fn new(addr: Addr<OfficeActor>) -> Office {
-        Office { addr }
+    pub fn new(addr: Addr<OfficeActor>, bounds: Bounds) -> Office {
+        Office {
+            addr,
+            timeout: bounds.timeout,
+        }
     }
 
     /// Runs `statement` on the office's pool; a wait for the mailbox
@@ -85,7 +108,7 @@ impl Office {
         let msg = Run {
             statement: Box::new(statement),
         };
-        match tokio::time::timeout(BOUNDS.timeout, self.addr.send(msg)).await {
+        match tokio::time::timeout(self.timeout, self.addr.send(msg)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) | Err(_) => Err(PoolError::Unavailable),
         }

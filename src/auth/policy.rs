@@ -10,7 +10,7 @@ use crate::domain::{BranchId, ProductId, Scope, TenantId};
 pub enum Operation {
     /// `POST /v1/tenants/{tenantID}/branches/{branchID}/sales-transactions`
     PostSales,
-    /// `GET /v1/tenants/{tenantID}/sales`
+    /// `GET /v1/tenants/{tenantID}/sales` and `/reports/sales`
     ReadTenantSales,
     /// `GET /v1/top-selling`
     ReadTopSelling,

@@ -11,6 +11,7 @@ mod error_code;
 mod ids;
 mod money;
 mod problems;
+mod report;
 mod sale;
 mod sales_body;
 mod shard;
@@ -31,6 +32,10 @@ pub use error_code::ErrorCode;
 pub use ids::{BranchId, ProductId, TenantId};
 pub use money::Money;
 pub use problems::{Field, ItemProblem};
+pub use report::{
+    GroupBy, GroupKey, Groups, ReportPage, ReportProblem, ReportQuery, ReportRow, Stretch, Sums,
+    TimeBucket, TooManyGroups, MAX_GROUPS, MAX_PAGE_ROWS,
+};
 pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale, MAX_FUTURE_SECONDS};
 pub use sales_body::{parse_sales, ParsedSales};
 pub use shard::Shard;

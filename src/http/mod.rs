@@ -9,6 +9,7 @@ mod health;
 mod keys;
 mod pages;
 mod reads;
+mod reports;
 mod sales;
 mod tenants;
 
@@ -43,6 +44,8 @@ pub struct Core {
     pub tenants: Arc<TenantRegistry>,
     /// The back office's statements that no tenant actor orders (tenants, keys).
     pub office: Office,
+    /// Sales reports, on a pool of their own.
+    pub reports: Office,
     pub ranking: Addr<RankingActor>,
     /// Keeps this instance's shard lease.
     pub lease: Addr<LeaseActor>,
@@ -86,6 +89,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         "/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions",
     ),
     ("GET", "/v1/tenants/{tenantID}/sales"),
+    ("GET", "/v1/tenants/{tenantID}/reports/sales"),
     ("GET", "/v1/top-selling"),
     ("POST", "/v1/tenants"),
     ("GET", "/v1/tenants"),
@@ -123,6 +127,14 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
                 &[(Method::GET, ReadTenantSales)],
             )
             .route(get().to(reads::tenant_sales))
+            .default_service(web::to(|| async { only("GET, HEAD") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/reports/sales",
+                &[(Method::GET, ReadTenantSales)],
+            )
+            .route(get().to(reports::sales_report))
             .default_service(web::to(|| async { only("GET, HEAD") })),
         )
         .service(

@@ -33,6 +33,7 @@ pub(super) struct Boot {
     pub config: Config,
     pub lookup: Addr<LookupActor>,
     pub office: Office,
+    pub reports: Office,
     pub arbiters: Arc<Mutex<Vec<Arbiter>>>,
     pub fatal: mpsc::Sender<Fatal>,
     pub me: LeaseHolder,
@@ -139,6 +140,7 @@ pub(super) async fn boot(b: Boot) {
     ));
     let core = Core {
         office: b.office,
+        reports: b.reports,
         tenants,
         ranking,
         lease,

@@ -5,6 +5,7 @@
 mod catalog;
 mod keys;
 mod migrate;
+mod reports;
 mod sales;
 mod seed;
 mod shards;
@@ -28,6 +29,7 @@ pub use keys::{
     KeyListing, KeyRefusal, NewTenantKey, Revocations, Revoked, StoredKey, TenantKeyRevocation,
 };
 pub use migrate::{ensure_database, migrate, migrate_if_pending, MigrateError};
+pub use reports::{report_params, report_sql, sales_report, ReportOutcome};
 pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Lease, Mark};
 pub use seed::{count_tenants, insert_seed_chunk, SeedChunk};
 pub use shards::{

@@ -15,6 +15,7 @@ mod mirror;
 mod operator;
 mod races;
 mod reads;
+mod reports;
 mod resilience;
 mod security;
 mod shards;
