@@ -27,6 +27,9 @@ use crate::store::{self, Revocations};
 pub const REVOCATION_POLL: Duration = Duration::from_secs(1);
 /// Longest one poll may take, connection included.
 const POLL_TIMEOUT: Duration = Duration::from_secs(1);
+/// The wait before asking again after a failed poll: one slow answer (a
+/// machine saturated for a moment) must not use up the trust's slack.
+const RETRY_FAILED_POLL: Duration = Duration::from_millis(200);
 /// How far back each poll looks before the previous one (commit delays).
 const REVOCATION_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
 /// Longest a cached key is trusted without news of revocations: the 2 s
@@ -91,19 +94,21 @@ impl Auth {
         let mut since: Option<NaiveDateTime> = None;
         let mut last_housekeeping = now_ms();
         loop {
-            match poll(&pool, since).await {
+            let wait = match poll(&pool, since).await {
                 Ok(r) => {
                     self.forget(&r.ids).await;
                     if let Some(now) = r.now {
                         since = Some(now - REVOCATION_OVERLAP);
                     }
                     self.freshness.succeeded();
+                    REVOCATION_POLL
                 }
                 Err(e) => {
                     self.metrics.revocation_poll_failures.inc();
                     self.freshness.failed(&e);
+                    RETRY_FAILED_POLL
                 }
-            }
+            };
             self.metrics
                 .revocation_poll_age
                 .set(self.freshness.age_seconds());
@@ -111,7 +116,7 @@ impl Auth {
                 last_housekeeping = now_ms();
                 self.housekeeping();
             }
-            tokio::time::sleep(REVOCATION_POLL).await;
+            tokio::time::sleep(wait).await;
         }
     }
 }

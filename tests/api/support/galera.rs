@@ -53,8 +53,15 @@ impl Galera {
             .env("NODE2", node(2))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy runs (scripts/test installs it)");
+            .spawn();
+        let haproxy = match haproxy {
+            Ok(h) => h,
+            Err(e) => {
+                // The nodes run already: they must not outlive the test.
+                stop_nodes(&dir);
+                panic!("haproxy runs (scripts/test installs it): {e}");
+            }
+        };
         let galera = Galera {
             dir,
             haproxy_port,
@@ -112,10 +119,14 @@ impl Drop for Galera {
     fn drop(&mut self) {
         let _ = self.haproxy.kill();
         let _ = self.haproxy.wait();
-        let _ = Command::new("bash")
-            .arg(repo("scripts/galera"))
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
+        stop_nodes(&self.dir);
     }
+}
+
+fn stop_nodes(dir: &Path) {
+    let _ = Command::new("bash")
+        .arg(repo("scripts/galera"))
+        .arg("stop")
+        .arg(dir)
+        .status();
 }
