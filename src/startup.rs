@@ -169,10 +169,17 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     actix_web::rt::spawn(api);
     actix_web::rt::spawn(metrics_server);
 
-    let arbiters = Arc::new(Mutex::new(vec![lookup_arbiter, office_arbiter]));
-    let url = config.database_url.clone();
-    let mut background = vec![actix_web::rt::spawn(http::watch_readiness(state.clone()))];
-    background.extend(auth.map(|a| actix_web::rt::spawn(a.watch_revocations(url))));
+    let mut threads = vec![lookup_arbiter, office_arbiter];
+    let background = vec![actix_web::rt::spawn(http::watch_readiness(state.clone()))];
+    // The revocation watch gets a thread of its own: the trust in every
+    // cached key rests on its polls, which nothing else may delay (under a
+    // 304 flood, polls on this thread sometimes took over a second).
+    if let Some(auth) = auth {
+        let watch = Arbiter::new();
+        watch.spawn(auth.watch_revocations(config.database_url.clone()));
+        threads.push(watch);
+    }
+    let arbiters = Arc::new(Mutex::new(threads));
     let (fatal_tx, fatal) = mpsc::channel(1);
     // The shard's lease names this process by where it serves: a process
     // that serves there later is its successor.

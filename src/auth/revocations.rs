@@ -80,7 +80,7 @@ impl Freshness {
 
 impl Auth {
     /// Polls revocations once a second, forever, on a connection of its
-    /// own; run it on the System arbiter.
+    /// own; run it on a thread (arbiter) of its own.
     pub async fn watch_revocations(self: Arc<Self>, database_url: String) {
         let pool = match store::pool_opts(&database_url, 1) {
             Ok(opts) => Pool::new(opts),
