@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use mysql_async::Pool;
+use mysql_async::{Conn, Opts};
 
 use super::Auth;
 use crate::clock::now_ms;
@@ -84,8 +84,8 @@ impl Auth {
     /// Polls revocations every [`REVOCATION_POLL`], forever, on a
     /// connection of its own; run it on a thread (arbiter) of its own.
     pub async fn watch_revocations(self: Arc<Self>, database_url: String) {
-        let pool = match store::pool_opts(&database_url, 1) {
-            Ok(opts) => Pool::new(opts),
+        let opts = match store::pool_opts(&database_url, 1) {
+            Ok(opts) => opts,
             Err(e) => {
                 tracing::error!(error = %e, "no revocation poll: the database URL is invalid");
                 return;
@@ -94,9 +94,10 @@ impl Auth {
         // The first poll starts from now: keys revoked before are read as
         // revoked when they are looked up.
         let mut since: Option<NaiveDateTime> = None;
+        let mut conn: Option<Conn> = None;
         let mut last_housekeeping = now_ms();
         loop {
-            let wait = match poll(&pool, since).await {
+            let wait = match poll(&opts, &mut conn, since).await {
                 Ok(r) => {
                     self.forget(&r.ids).await;
                     if let Some(now) = r.now {
@@ -123,14 +124,28 @@ impl Auth {
     }
 }
 
-async fn poll(pool: &Pool, since: Option<NaiveDateTime>) -> Result<Revocations, String> {
+/// One poll on `conn`, connected first if need be. A connection that
+/// failed or stalled is dropped and the next poll connects afresh: under a
+/// flood a stalled connection kept a pooled one busy, and every poll after
+/// it waited behind it for seconds.
+async fn poll(
+    opts: &Opts,
+    conn: &mut Option<Conn>,
+    since: Option<NaiveDateTime>,
+) -> Result<Revocations, String> {
     let attempt = async {
-        let mut conn = pool.get_conn().await?;
-        store::revoked_since(&mut conn, since).await
+        let c = match conn {
+            Some(c) => c,
+            None => conn.insert(Conn::new(opts.clone()).await.map_err(store::StoreError::from)?),
+        };
+        store::revoked_since(c, since).await
     };
-    match tokio::time::timeout(POLL_TIMEOUT, attempt).await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {POLL_TIMEOUT:?}")),
-    }
+    let outcome = tokio::time::timeout(POLL_TIMEOUT, attempt).await;
+    let failure = match outcome {
+        Ok(Ok(r)) => return Ok(r),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {POLL_TIMEOUT:?}"),
+    };
+    *conn = None;
+    Err(failure)
 }
