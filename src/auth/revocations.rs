@@ -136,7 +136,11 @@ async fn poll(
     let attempt = async {
         let c = match conn {
             Some(c) => c,
-            None => conn.insert(Conn::new(opts.clone()).await.map_err(store::StoreError::from)?),
+            None => conn.insert(
+                Conn::new(opts.clone())
+                    .await
+                    .map_err(store::StoreError::from)?,
+            ),
         };
         store::revoked_since(c, since).await
     };
