@@ -176,8 +176,11 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     // 304 flood, polls on this thread sometimes took over a second).
     if let Some(auth) = auth {
         let watch = Arbiter::new();
-        watch.spawn(auth.watch_revocations(config.database_url.clone()));
+        watch.spawn(auth.clone().watch_revocations(config.database_url.clone()));
         threads.push(watch);
+        let sweep = Arbiter::new();
+        sweep.spawn(auth.sweep_limiters());
+        threads.push(sweep);
     }
     let arbiters = Arc::new(Mutex::new(threads));
     let (fatal_tx, fatal) = mpsc::channel(1);

@@ -38,7 +38,7 @@ const REVOCATION_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
 /// promise plus one poll of slack.
 pub const TRUST_WITHOUT_POLL: Duration = Duration::from_secs(3);
 /// How often idle rate-limit states are forgotten.
-const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(10);
+pub const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(10);
 
 /// When revocations were last known, shared by every request's check.
 #[derive(Default)]
@@ -95,7 +95,6 @@ impl Auth {
         // revoked when they are looked up.
         let mut since: Option<NaiveDateTime> = None;
         let mut conn: Option<Conn> = None;
-        let mut last_housekeeping = now_ms();
         loop {
             let wait = match poll(&opts, &mut conn, since).await {
                 Ok(r) => {
@@ -115,10 +114,6 @@ impl Auth {
             self.metrics
                 .revocation_poll_age
                 .set(self.freshness.age_seconds());
-            if now_ms() - last_housekeeping >= LIMITER_HOUSEKEEPING.as_millis() as u64 {
-                last_housekeeping = now_ms();
-                self.housekeeping();
-            }
             tokio::time::sleep(wait).await;
         }
     }
@@ -152,4 +147,17 @@ async fn poll(
     };
     *conn = None;
     Err(failure)
+}
+
+impl Auth {
+    /// Forgets idle rate-limit states every [`LIMITER_HOUSEKEEPING`],
+    /// forever. Not on the revocation watch's thread: sweeping the limiters
+    /// waits for their locks, which every request takes, and under a flood
+    /// that wait would delay the polls that keys' trust rests on.
+    pub async fn sweep_limiters(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(LIMITER_HOUSEKEEPING).await;
+            self.housekeeping();
+        }
+    }
 }
