@@ -204,9 +204,17 @@ impl Auth {
                 self.load(token.key_id).await?
             }
         };
+        // Fail closed: a key is let in only while no revocation of it can
+        // have gone unseen for longer than the promise allows. Past that
+        // (the polls stalled or fail), it is read again from MySQL, once
+        // for all its concurrent requests; with MySQL away that fails: 503.
+        let entry = match entry {
+            Some(key) if key.accepts(token.secret) && !self.freshness.trusts(key.loaded_ms) => {
+                self.recheck(token.key_id, &key).await?
+            }
+            other => other,
+        };
         match entry {
-            // Fail closed: a key is let in only while no revocation of it
-            // can have gone unseen for longer than the promise allows.
             Some(key) if key.accepts(token.secret) => {
                 if !self.freshness.trusts(key.loaded_ms) {
                     return Err(AuthError::Unavailable);
@@ -220,6 +228,22 @@ impl Auth {
             }
             _ => Err(self.failed(peer)),
         }
+    }
+
+    /// `stale` read again from MySQL. A fresher entry another request put
+    /// meanwhile is kept as it is, so one lapse costs one read per key.
+    async fn recheck(
+        &self,
+        id: &str,
+        stale: &Arc<CheckedKey>,
+    ) -> Result<Option<Arc<CheckedKey>>, AuthError> {
+        if let Some(Some(current)) = self.keys.get(id).await {
+            if !Arc::ptr_eq(&current, stale) {
+                return Ok(Some(current));
+            }
+        }
+        self.keys.invalidate(id).await;
+        self.load(id).await
     }
 
     /// The key with this id from MySQL, shared by concurrent misses.
