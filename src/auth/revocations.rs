@@ -7,10 +7,11 @@
 //!
 //! A cached key is trusted only while the server knows it was not revoked
 //! lately: its last successful poll, or the key's own read from MySQL, is
-//! at most [`TRUST_WITHOUT_POLL`] old. Past that (MySQL unreachable, the
-//! poll failing), requests with cached keys are refused with 503 and
-//! `Retry-After` rather than let in with keys that may be revoked: the
-//! promise "refused within 2 s" holds whatever happens to MySQL.
+//! at most [`TRUST_WITHOUT_POLL`] old. Past that, the key is read again
+//! from MySQL for its requests (`Auth::recheck`); with MySQL unreachable
+//! that fails too and they get 503 and `Retry-After` rather than being let
+//! in with keys that may be revoked: the promise "refused within 2 s" holds
+//! whatever happens to MySQL.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -73,7 +74,7 @@ impl Freshness {
         if !self.failing.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 error,
-                "the revocation poll fails: requests with keys are refused with 503 once the last poll is {} s old",
+                "the revocation poll fails: once the last poll is {} s old, keys are read again from MySQL for their requests (503 if that fails too)",
                 TRUST_WITHOUT_POLL.as_secs()
             );
         }
