@@ -48,6 +48,9 @@ use revocations::Freshness;
 const CACHE_CAPACITY: u64 = 100_000;
 /// Keys proven by a request remembered at most (only valid keys enter).
 const PROVEN_CAPACITY: u64 = 100_000;
+/// How long a re-read of a key whose trust lapsed (or its failure) is
+/// shared by the key's requests.
+const RECHECK_KEEP: Duration = Duration::from_millis(500);
 /// Addresses (or IPv6 prefixes) the failure limiter tracks at most.
 pub const MAX_ADDRESSES: usize = 100_000;
 /// The one budget of all failures once [`MAX_ADDRESSES`] are tracked.
@@ -128,6 +131,11 @@ pub struct Auth {
     /// Keys a request proved (right secret), by id: they are read again
     /// even from an address over its failure budget.
     proven: Cache<String, Arc<CheckedKey>>,
+    /// Re-reads of keys whose trust lapsed, by id, kept [`RECHECK_KEEP`]:
+    /// concurrent requests share one read, and a failed read is not tried
+    /// again by every request (with MySQL away, one attempt per key and
+    /// interval, not one per request).
+    rechecks: Cache<String, Result<Option<Arc<CheckedKey>>, ()>>,
     ipv6_prefix: u8,
     per_key: DefaultKeyedRateLimiter<Arc<str>>,
     /// Failures per client address.
@@ -151,6 +159,10 @@ impl Auth {
                 .time_to_live(limits.key_cache)
                 .build(),
             proven: Cache::builder().max_capacity(PROVEN_CAPACITY).build(),
+            rechecks: Cache::builder()
+                .max_capacity(PROVEN_CAPACITY)
+                .time_to_live(RECHECK_KEEP)
+                .build(),
             ipv6_prefix: limits.ipv6_prefix,
             per_key: RateLimiter::keyed(
                 Quota::per_second(limits.per_key).allow_burst(limits.per_key_burst),
@@ -242,27 +254,22 @@ impl Auth {
                 return Ok(Some(current));
             }
         }
-        self.keys.invalidate(id).await;
-        self.load(id).await
+        // The stale entry stays until a read succeeds: a failed read must
+        // not turn every later request into a MySQL read.
+        let read = fetch(self.lookup.clone(), id.to_string());
+        let fresh = self
+            .rechecks
+            .get_with(id.to_string(), async move { read.await.map_err(|_| ()) })
+            .await
+            .map_err(|()| AuthError::Unavailable)?;
+        self.keys.insert(id.to_string(), fresh.clone()).await;
+        Ok(fresh)
     }
 
     /// The key with this id from MySQL, shared by concurrent misses.
     async fn load(&self, id: &str) -> Result<Option<Arc<CheckedKey>>, AuthError> {
-        let lookup = self.lookup.clone();
-        let fetch = async move {
-            let stored = lookup::ask(&lookup, FindKey(id.to_string())).await?;
-            Ok::<_, LookupError>(stored.filter(|k| !k.revoked).map(|k| {
-                Arc::new(CheckedKey {
-                    id: Arc::from(k.id),
-                    scope: k.scope,
-                    hash: k.hash,
-                    proven: OnceLock::new(),
-                    loaded_ms: now_ms(),
-                })
-            }))
-        };
         self.keys
-            .try_get_with(id.to_string(), fetch)
+            .try_get_with(id.to_string(), fetch(self.lookup.clone(), id.to_string()))
             .await
             .map_err(|_| AuthError::Unavailable)
     }
@@ -345,6 +352,26 @@ fn address_group(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
         }
         v4 => v4,
     }
+}
+
+/// The key with this id as MySQL holds it (`None`: unknown or revoked).
+/// Its trust counts from before the read was asked for: a revocation that
+/// commits while the answer is on its way is never taken as unseen.
+async fn fetch(
+    lookup: Addr<LookupActor>,
+    id: String,
+) -> Result<Option<Arc<CheckedKey>>, LookupError> {
+    let asked_ms = now_ms();
+    let stored = lookup::ask(&lookup, FindKey(id)).await?;
+    Ok(stored.filter(|k| !k.revoked).map(|k| {
+        Arc::new(CheckedKey {
+            id: Arc::from(k.id),
+            scope: k.scope,
+            hash: k.hash,
+            proven: OnceLock::new(),
+            loaded_ms: asked_ms,
+        })
+    }))
 }
 
 /// The wait a rate limiter asks for, at least a second (`Retry-After` counts whole seconds).

@@ -63,8 +63,10 @@ impl Freshness {
         now_ms().saturating_sub(last) as f64 / 1000.0
     }
 
-    fn succeeded(&self) {
-        self.last_poll_ms.store(now_ms(), Ordering::Release);
+    /// A poll asked at `asked_ms` answered: what it read was current then
+    /// (not when the answer arrived).
+    fn succeeded(&self, asked_ms: u64) {
+        self.last_poll_ms.fetch_max(asked_ms, Ordering::AcqRel);
         if self.failing.swap(false, Ordering::AcqRel) {
             tracing::info!("the revocation poll works again; cached keys are trusted again");
         }
@@ -97,13 +99,14 @@ impl Auth {
         let mut since: Option<NaiveDateTime> = None;
         let mut conn: Option<Conn> = None;
         loop {
+            let asked_ms = now_ms();
             let wait = match poll(&opts, &mut conn, since).await {
                 Ok(r) => {
                     self.forget(&r.ids).await;
                     if let Some(now) = r.now {
                         since = Some(now - REVOCATION_OVERLAP);
                     }
-                    self.freshness.succeeded();
+                    self.freshness.succeeded(asked_ms);
                     REVOCATION_POLL
                 }
                 Err(e) => {

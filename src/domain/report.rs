@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use chrono::{DateTime, NaiveDate, Offset, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Offset, SecondsFormat, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
@@ -197,6 +197,12 @@ fn instant(parameter: &'static str, text: &str) -> Result<DateTime<Utc>, ReportP
     let t = DateTime::parse_from_rfc3339(text.trim())
         .map_err(|_| bad())?
         .with_timezone(&Utc);
+    // A leap second (`23:59:60`) is the last instant of its minute here:
+    // MySQL's DATETIME has no 60th second.
+    let t = match t.nanosecond() {
+        n if n >= 1_000_000_000 => t.with_nanosecond(999_999_999).ok_or_else(bad)?,
+        _ => t,
+    };
     // What a DATETIME column holds, with room for local days on both
     // sides (the store counts them from 1970-01-01).
     let first = Utc.with_ymd_and_hms(1971, 1, 1, 0, 0, 0).single();
@@ -560,6 +566,13 @@ mod tests {
     fn bad_parameters_are_named() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("to", "2026-01-02T00:00:00Z")], "from"),
+            (
+                &[
+                    ("from", "2016-12-31T23:59:60Z"),
+                    ("to", "2016-12-31T23:59:60Z"),
+                ],
+                "to",
+            ),
             (
                 &[("from", "yesterday"), ("to", "2026-01-02T00:00:00Z")],
                 "from",

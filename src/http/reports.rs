@@ -161,10 +161,10 @@ fn csv(query: &ReportQuery, page: &ReportPage) -> String {
 }
 
 /// A CSV field: quoted (quotes doubled) when it holds a comma, a quote or
-/// a line break; a leading `= + - @` gets a `'` so a spreadsheet does not
-/// run a product name as a formula.
+/// a line break; a leading `= + - @`, tab or carriage return gets a `'` so
+/// a spreadsheet does not run a product name as a formula.
 fn quoted(text: &str) -> String {
-    let guarded = if text.starts_with(['=', '+', '-', '@']) {
+    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
         text.to_string()

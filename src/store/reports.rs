@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use super::{Result, StoreError};
 use crate::domain::{
     BranchId, GroupBy, GroupKey, Groups, Money, ProductId, ReportPage, ReportQuery, ReportRow,
-    Stretch, Sums, TenantId, TimeBucket,
+    Stretch, Sums, TenantId, TimeBucket, MAX_GROUPS,
 };
 
 /// What a report request found.
@@ -104,6 +104,9 @@ pub fn report_sql(group: GroupBy, branches: usize, products: usize) -> String {
     if keys > 0 {
         let positions: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
         sql.push_str(&format!(" GROUP BY {}", positions.join(", ")));
+        // One group more than a report may hold says "too many" without
+        // reading (or holding) the rest.
+        sql.push_str(&format!(" LIMIT {}", MAX_GROUPS + 1));
     }
     sql
 }
