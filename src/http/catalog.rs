@@ -59,11 +59,6 @@ impl<'a> BranchBody<'a> {
     }
 }
 
-fn tenant_of(ids: PathIds) -> Result<TenantId, ApiError> {
-    ids.tenant
-        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))
-}
-
 /// `GET /v1/tenants/{tenantID}/catalog`: open branches and active
 /// products, rendered once per change, `304` for a matching `If-None-Match`.
 pub async fn read_catalog(
@@ -72,13 +67,13 @@ pub async fn read_catalog(
     scope: Scope,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_of(ids)?;
+    let tenant = ids.tenant_or_404()?;
     let handle = state
         .core()?
         .tenants
         .get(tenant)
         .await?
-        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+        .ok_or_else(ApiError::unknown_tenant)?;
     let view = handle.catalog.view();
     if view.catalog.suspended && matches!(scope, Scope::Till { .. }) {
         return Err(ApiError::TenantSuspended);
@@ -182,7 +177,7 @@ pub async fn create_products(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_of(ids)?;
+    let tenant = ids.tenant_or_404()?;
     let core = state.core()?;
     let body = json_body(&state, &req, payload).await?;
     let (products, is_array) = parse_new_products(&body)?;
@@ -218,7 +213,7 @@ pub async fn change_product(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_of(ids)?;
+    let tenant = ids.tenant_or_404()?;
     let product = ids
         .product
         .ok_or_else(|| ApiError::NotFound("unknown product for this tenant".into()))?;
@@ -239,7 +234,7 @@ pub async fn create_branch(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_of(ids)?;
+    let tenant = ids.tenant_or_404()?;
     let core = state.core()?;
     let body = json_body(&state, &req, payload).await?;
     let new = parse_new_branch(&body)?;
@@ -254,7 +249,7 @@ pub async fn change_branch(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_of(ids)?;
+    let tenant = ids.tenant_or_404()?;
     let branch = ids
         .branch
         .ok_or_else(|| ApiError::NotFound("unknown branch for this tenant".into()))?;

@@ -98,6 +98,11 @@ impl ApiError {
         }
     }
 
+    /// 404 for a tenant that does not exist (or a path that names none).
+    pub fn unknown_tenant() -> Self {
+        ApiError::NotFound("unknown tenant".into())
+    }
+
     pub fn starting() -> Self {
         ApiError::Unavailable("the service is starting: MySQL is not reachable yet".into())
     }
@@ -255,7 +260,7 @@ impl ApiError {
     /// array (`is_array`) or a single object.
     pub fn from_tenant(e: TenantError, is_array: bool) -> Self {
         match e {
-            TenantError::TenantNotFound => ApiError::NotFound("unknown tenant".into()),
+            TenantError::TenantNotFound => ApiError::unknown_tenant(),
             TenantError::BranchNotFound => ApiError::NotFound("unknown branch for this tenant".into()),
             TenantError::ProductNotFound => {
                 ApiError::NotFound("unknown product for this tenant".into())

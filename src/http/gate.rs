@@ -107,6 +107,14 @@ impl FromRequest for Scope {
     }
 }
 
+impl PathIds {
+    /// The path's tenant; a path whose tenant segment is no id names no
+    /// tenant: 404.
+    pub fn tenant_or_404(self) -> Result<TenantId, ApiError> {
+        self.tenant.ok_or_else(ApiError::unknown_tenant)
+    }
+}
+
 /// Handlers take the path's ids as the gate parsed them.
 impl FromRequest for PathIds {
     type Error = ApiError;

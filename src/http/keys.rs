@@ -59,11 +59,6 @@ fn manageable(caller: Scope) -> &'static [Role] {
     }
 }
 
-fn tenant_of(ids: PathIds) -> Result<TenantId, ApiError> {
-    ids.tenant
-        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))
-}
-
 /// `POST /v1/tenants/{tenantID}/keys` `{"role", "branchID"?, "label"}`.
 pub async fn create_key(
     state: web::Data<AppState>,
@@ -72,7 +67,7 @@ pub async fn create_key(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_of(ids)?;
+    let tenant = ids.tenant_or_404()?;
     let core = state.core()?;
     let body = json_body(&state, &req, payload).await?;
     let asked = parse_new_key(&body)?;
@@ -94,7 +89,7 @@ pub async fn create_key(
         .run(move |c| Box::pin(async move { store::insert_tenant_key(c, &new).await }))
         .await?
         .map_err(|refusal| match refusal {
-            store::KeyRefusal::NoSuchTenant => ApiError::NotFound("unknown tenant".into()),
+            store::KeyRefusal::NoSuchTenant => ApiError::unknown_tenant(),
             store::KeyRefusal::NotABranch => {
                 ApiError::validation("branchID", "is not a branch of this tenant")
             }
@@ -116,7 +111,7 @@ pub async fn list_keys(
     ids: PathIds,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_of(ids)?;
+    let tenant = ids.tenant_or_404()?;
     let core = state.core()?;
     let page = PageRequest::from_query(req.query_string())?;
     let after = page.cursor_as(|c| valid_key_id(c).then(|| c.to_string()))?;
@@ -153,7 +148,7 @@ pub async fn revoke_key(
     caller: Scope,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_of(ids)?;
+    let tenant = ids.tenant_or_404()?;
     let core = state.core()?;
     let not_found = || ApiError::NotFound("no such key for this tenant".into());
     let id = req

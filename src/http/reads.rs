@@ -31,14 +31,12 @@ pub async fn tenant_sales(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let core = state.core()?;
-    let tenant = ids
-        .tenant
-        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+    let tenant = ids.tenant_or_404()?;
     let handle = core
         .tenants
         .get(tenant)
         .await?
-        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+        .ok_or_else(ApiError::unknown_tenant)?;
     let mut res = HttpResponse::Ok();
     res.content_type("application/json")
         .insert_header((header::VARY, "Accept-Encoding"));

@@ -18,9 +18,7 @@ pub async fn sales_report(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let core = state.core()?;
-    let tenant = ids
-        .tenant
-        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+    let tenant = ids.tenant_or_404()?;
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map_err(|_| ApiError::validation("query", "is not a valid query string"))?;
     let query = ReportQuery::parse(tenant, &pairs)
@@ -32,7 +30,7 @@ pub async fn sales_report(
         .await?;
     let page = match outcome {
         ReportOutcome::Page(page) => page,
-        ReportOutcome::UnknownTenant => return Err(ApiError::NotFound("unknown tenant".into())),
+        ReportOutcome::UnknownTenant => return Err(ApiError::unknown_tenant()),
         ReportOutcome::TooManyGroups => {
             return Err(ApiError::validation(
                 "groupBy",

@@ -89,9 +89,7 @@ pub async fn change_tenant(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = ids
-        .tenant
-        .ok_or_else(|| ApiError::NotFound("unknown tenant".into()))?;
+    let tenant = ids.tenant_or_404()?;
     let core = state.core()?;
     let body = json_body(&state, &req, payload).await?;
     let patch = parse_tenant_patch(&body)?;
