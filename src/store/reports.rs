@@ -125,10 +125,13 @@ pub fn report_params(query: &ReportQuery, stretch: &Stretch) -> Vec<Value> {
     params
 }
 
-fn decode(group: GroupBy, offset: i32, row: Row) -> Result<(GroupKey, Sums)> {
+fn decode(group: GroupBy, offset: i32, mut row: Row) -> Result<(GroupKey, Sums)> {
     let bad = || StoreError::invariant("a report row has unexpected columns");
-    let mut values = row.unwrap().into_iter();
-    let mut next = || values.next().ok_or_else(bad);
+    let mut column = 0;
+    let mut next = || {
+        column += 1;
+        row.take::<Value, usize>(column - 1).ok_or_else(bad)
+    };
     let local: Option<i64> = match group.time {
         Some(_) => Some(from_value(next()?)?),
         None => None,
