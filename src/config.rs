@@ -65,7 +65,24 @@ pub struct Config {
     pub shard_lease: Duration,
     /// Peers whose `X-Forwarded-For` names the client (our HAProxy).
     pub trusted_proxies: TrustedProxies,
+    /// Signs back-office session cookies; `None`: a random one per start.
+    pub session_secret: Option<SessionSecret>,
+    /// Live top-seller streams one key may hold open at once.
+    pub app_streams_per_key: usize,
 }
+
+/// `POS_SESSION_SECRET`: never printed, not even by `{:?}`.
+#[derive(Clone)]
+pub struct SessionSecret(pub Vec<u8>);
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSecret(..)")
+    }
+}
+
+/// Shortest `POS_SESSION_SECRET` accepted, in bytes.
+pub const MIN_SESSION_SECRET: usize = 32;
 
 impl Config {
     /// The URL migrations run with.
@@ -114,6 +131,8 @@ struct RawEnv {
     shard: Option<String>,
     shard_lease_secs: Option<String>,
     trusted_proxies: Option<String>,
+    session_secret: Option<String>,
+    app_streams_per_key: Option<String>,
 }
 
 /// Every variable `pos` reads, with its default and a one-line meaning
@@ -146,6 +165,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("POS_SHARD", "i/n: own the tenants with tenant_id % n == i [0/1]"),
     ("POS_SHARD_LEASE_SECS", "life of the shard's lease, renewed every third of it [10]"),
     ("POS_TRUSTED_PROXIES", "proxies whose X-Forwarded-For names the client [none]"),
+    ("POS_SESSION_SECRET", "signs web back-office sessions, at least 32 bytes; the same on every shard [random per start]"),
+    ("POS_APP_STREAMS_PER_KEY", "live top-seller streams one key may hold open [4]"),
 ];
 
 /// Every variable `pos` reads.
@@ -250,6 +271,24 @@ impl Config {
         let shard = shard(raw.shard)?;
         let trusted_proxies = TrustedProxies::parse(raw.trusted_proxies.as_deref().unwrap_or(""))
             .map_err(|e| problem("POS_TRUSTED_PROXIES", e))?;
+        let session_secret =
+            match raw.session_secret {
+                Some(s) if s.is_empty() => None,
+                Some(s) if s.len() >= MIN_SESSION_SECRET => Some(SessionSecret(s.into_bytes())),
+                Some(_) => return Err(problem(
+                    "POS_SESSION_SECRET",
+                    format!(
+                        "must be at least {MIN_SESSION_SECRET} bytes (e.g. openssl rand -hex 32)"
+                    ),
+                )),
+                None => None,
+            };
+        if shard.is_partial() && session_secret.is_none() {
+            return Err(problem(
+                "POS_SESSION_SECRET",
+                format!("{shard}: a back-office session must be valid on every shard; set the same secret on each"),
+            ));
+        }
         if shard.is_partial() && redis_url.is_none() {
             return Err(problem(
                 "POS_SHARD",
@@ -349,6 +388,14 @@ impl Config {
                 600,
             )?),
             trusted_proxies,
+            session_secret,
+            app_streams_per_key: int(
+                "POS_APP_STREAMS_PER_KEY",
+                raw.app_streams_per_key,
+                4,
+                1,
+                100_000,
+            )?,
         })
     }
 }

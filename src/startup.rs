@@ -40,6 +40,22 @@ pub enum StartError {
     },
     #[error("POS_REDIS_URL: {0}")]
     Redis(String),
+    #[error("no randomness for a session secret: {0}")]
+    Randomness(String),
+}
+
+/// The session signer: `POS_SESSION_SECRET`, or a random secret that
+/// lives as long as this process (sessions end at a restart).
+fn session_keys(config: &Config) -> Result<http::app::SessionKeys, StartError> {
+    match &config.session_secret {
+        Some(secret) => Ok(http::app::SessionKeys::new(secret.0.clone())),
+        None => {
+            tracing::warn!(
+                "POS_SESSION_SECRET is not set: back-office sessions end when this process stops"
+            );
+            http::app::SessionKeys::random().map_err(|e| StartError::Randomness(e.to_string()))
+        }
+    }
 }
 
 /// A running service.
@@ -131,6 +147,8 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         shard: config.shard,
         trusted_proxies: config.trusted_proxies.clone(),
         readiness: Default::default(),
+        sessions: session_keys(&config)?,
+        live: Arc::new(http::app::LiveTopSellers::new(config.app_streams_per_key)),
     });
     let workers = config.http_workers;
 
@@ -139,6 +157,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         App::new()
             .app_data(s.clone())
             .wrap(from_fn(http::track_requests))
+            .configure(http::app::app_routes)
             .configure(http::api_routes)
     })
     .workers(workers)
@@ -170,7 +189,10 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     actix_web::rt::spawn(metrics_server);
 
     let mut threads = vec![lookup_arbiter, office_arbiter];
-    let background = vec![actix_web::rt::spawn(http::watch_readiness(state.clone()))];
+    let background = vec![
+        actix_web::rt::spawn(http::watch_readiness(state.clone())),
+        actix_web::rt::spawn(http::app::publish_live_top_sellers(state.clone())),
+    ];
     // The revocation watch gets a thread of its own: the trust in every
     // cached key rests on its polls, which nothing else may delay (under a
     // 304 flood, polls on this thread sometimes took over a second).

@@ -242,6 +242,51 @@ impl Auth {
         }
     }
 
+    /// Signs in to the back office: the token's key, if it is valid and
+    /// its role may sign in (back office or operator). Failures count
+    /// against the address like any other.
+    pub async fn sign_in(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Arc<CheckedKey>, AuthError> {
+        let header = format!("Bearer {}", token.trim());
+        let key = self.authenticate(Some(&header), peer).await?;
+        match key.scope {
+            Scope::Backoffice { .. } | Scope::Operator => Ok(key),
+            Scope::Till { .. } => Err(AuthError::Forbidden),
+        }
+    }
+
+    /// The key of a back-office session (its cookie was signed by this
+    /// service after a sign-in proved the secret, so only the id is
+    /// needed), under the same revocation rule and rate limit as a token.
+    pub async fn session_key(&self, id: &str) -> Result<Arc<CheckedKey>, AuthError> {
+        let key = self.key_by_id(id).await?;
+        self.per_key
+            .check_key(&key.id)
+            .map_err(|not_until| AuthError::RateLimited(wait(not_until)))?;
+        Ok(key)
+    }
+
+    /// The key with this id if it is valid now (unknown or revoked:
+    /// `Unauthorized`), without counting a request against it.
+    pub async fn key_by_id(&self, id: &str) -> Result<Arc<CheckedKey>, AuthError> {
+        let entry = match self.keys.get(id).await {
+            Some(entry) => entry,
+            None => self.load(id).await?,
+        };
+        let entry = match entry {
+            Some(key) if !self.freshness.trusts(key.loaded_ms) => self.recheck(id, &key).await?,
+            other => other,
+        };
+        let key = entry.ok_or(AuthError::Unauthorized)?;
+        if !self.freshness.trusts(key.loaded_ms) {
+            return Err(AuthError::Unavailable);
+        }
+        Ok(key)
+    }
+
     /// `stale` read again from MySQL. A fresher entry another request put
     /// meanwhile is kept as it is, so one lapse costs one read per key.
     async fn recheck(

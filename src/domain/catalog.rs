@@ -93,6 +93,8 @@ pub struct Product {
 pub struct Catalog {
     /// A suspended tenant's tills are refused.
     pub suspended: bool,
+    /// The zone the back office counts the tenant's days in.
+    pub time_zone: chrono_tz::Tz,
     pub branches: HashMap<BranchId, Branch>,
     pub products: ProductMap<Product>,
 }
@@ -139,6 +141,7 @@ pub struct BranchPatch {
 pub struct TenantPatch {
     pub name: Option<Name>,
     pub suspended: Option<bool>,
+    pub time_zone: Option<chrono_tz::Tz>,
 }
 
 /// A row a create found or made: natural keys make a repeated create

@@ -98,12 +98,23 @@ pub fn parse_branch_patch(body: &[u8]) -> Result<BranchPatch, BodyError> {
 
 /// `{"name"?, "suspended"?}`.
 pub fn parse_tenant_patch(body: &[u8]) -> Result<TenantPatch, BodyError> {
-    one_object(body, &["name", "suspended"], |read| {
+    one_object(body, &["name", "suspended", "timeZone"], |read| {
         let name = read.name("name", false);
         let suspended = read.flag("suspended");
+        let time_zone = match read.optional("timeZone") {
+            None => Some(None),
+            Some(v) => match string(v).and_then(|s| s.parse::<chrono_tz::Tz>().ok()) {
+                Some(tz) => Some(Some(tz)),
+                None => read.problem(
+                    "timeZone",
+                    "must be an IANA time zone such as Europe/Berlin",
+                ),
+            },
+        };
         Some(TenantPatch {
             name: name?,
             suspended: suspended?,
+            time_zone: time_zone?,
         })
     })
 }

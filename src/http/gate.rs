@@ -58,13 +58,7 @@ pub async fn guard(
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let peer = req.peer_addr().map(|a| a.ip());
-        let client = if state.trusted_proxies.is_empty() {
-            peer
-        } else {
-            let forwarded = req.headers().get_all(X_FORWARDED_FOR);
-            state.trusted_proxies.client(peer, forwarded)
-        };
+        let client = client_address(&state, req.request());
         match auth.check(header, client, op, ids).await {
             // Handlers whose rule depends on the role (which keys a back
             // office may make) read it here.
@@ -80,6 +74,17 @@ pub async fn guard(
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
+}
+
+/// The client's address: the peer's, or behind a trusted proxy the one
+/// its `X-Forwarded-For` names.
+pub(super) fn client_address(state: &AppState, req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    if state.trusted_proxies.is_empty() {
+        return peer;
+    }
+    let forwarded = req.headers().get_all(X_FORWARDED_FOR);
+    state.trusted_proxies.client(peer, forwarded)
 }
 
 /// The ids of the path's `{tenantID}`, `{branchID}` and `{productID}`.

@@ -68,13 +68,39 @@ pub async fn create_key(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let core = state.core()?;
+    state.core()?;
     let body = json_body(&state, &req, payload).await?;
     let asked = parse_new_key(&body)?;
-    if !manageable(caller).contains(&asked.role) {
+    let (made, token) = make_key(
+        &state,
+        tenant,
+        caller,
+        asked.role,
+        asked.branch,
+        asked.label.as_str(),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(MadeKey {
+        key: KeyBody::from(&made),
+        token: &token,
+    }))
+}
+
+/// Makes a key of `role` for `tenant` as `caller` may, and answers it with
+/// its token (the only time the token exists outside the caller's hands).
+pub(super) async fn make_key(
+    state: &AppState,
+    tenant: TenantId,
+    caller: Scope,
+    role: Role,
+    branch: Option<BranchId>,
+    label: &str,
+) -> Result<(KeyListing, String), ApiError> {
+    let core = state.core()?;
+    if !manageable(caller).contains(&role) {
         return Err(ApiError::Forbidden);
     }
-    let scope = Scope::new(asked.role, Some(tenant), asked.branch)
+    let scope = Scope::new(role, Some(tenant), branch)
         .map_err(|e| ApiError::validation("role", &e.to_string()))?;
     let key = NewKey::generate()
         .map_err(|e| ApiError::Internal(format!("no randomness for a key: {e}")))?;
@@ -82,7 +108,7 @@ pub async fn create_key(
         id: key.id.clone(),
         hash: key.hash,
         scope,
-        label: asked.label.as_str().to_string(),
+        label: label.to_string(),
     };
     let made = core
         .office
@@ -94,10 +120,7 @@ pub async fn create_key(
                 ApiError::validation("branchID", "is not a branch of this tenant")
             }
         })?;
-    Ok(HttpResponse::Created().json(MadeKey {
-        key: KeyBody::from(&made),
-        token: &key.token,
-    }))
+    Ok((made, key.token))
 }
 
 #[derive(Serialize)]
@@ -133,7 +156,7 @@ pub async fn list_keys(
     }))
 }
 
-fn valid_key_id(id: &str) -> bool {
+pub(super) fn valid_key_id(id: &str) -> bool {
     (1..=MAX_KEY_ID_LEN).contains(&id.len())
         && id
             .bytes()
@@ -149,14 +172,26 @@ pub async fn revoke_key(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let core = state.core()?;
-    let not_found = || ApiError::NotFound("no such key for this tenant".into());
+    state.core()?;
     let id = req
         .match_info()
         .get("keyID")
         .filter(|id| valid_key_id(id))
-        .ok_or_else(not_found)?
+        .ok_or_else(no_such_key)?
         .to_string();
+    let key = revoke(&state, tenant, caller, id).await?;
+    Ok(HttpResponse::Ok().json(KeyBody::from(&key)))
+}
+
+/// Revokes a key of `tenant` that `caller` may revoke; this server's
+/// cache forgets it at once.
+pub(super) async fn revoke(
+    state: &AppState,
+    tenant: TenantId,
+    caller: Scope,
+    id: String,
+) -> Result<KeyListing, ApiError> {
+    let core = state.core()?;
     let allowed = manageable(caller);
     let key_id = id.clone();
     let revoked = core
@@ -170,9 +205,13 @@ pub async fn revoke_key(
             if let Some(auth) = &state.auth {
                 auth.forget(&[id]).await;
             }
-            Ok(HttpResponse::Ok().json(KeyBody::from(&key)))
+            Ok(key)
         }
         TenantKeyRevocation::NotAllowed => Err(ApiError::Forbidden),
-        TenantKeyRevocation::NoSuchKey => Err(not_found()),
+        TenantKeyRevocation::NoSuchKey => Err(no_such_key()),
     }
+}
+
+pub(super) fn no_such_key() -> ApiError {
+    ApiError::NotFound("no such key for this tenant".into())
 }

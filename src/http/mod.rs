@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, body reading, and the request metrics. Handlers
 //! parse, hand over to actors, and shape the answer; they know no SQL.
 
+pub mod app;
 mod body;
 mod catalog;
 mod error;
@@ -69,6 +70,10 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     /// What `/ready` answers, checked in the background.
     pub readiness: health::ReadyState,
+    /// Signs the web back office's session cookies.
+    pub sessions: app::SessionKeys,
+    /// The operator's live top sellers.
+    pub live: Arc<app::LiveTopSellers>,
 }
 
 impl AppState {

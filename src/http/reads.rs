@@ -134,23 +134,9 @@ pub async fn top_selling(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let core = state.core()?;
     let (limit, by) = top_selling_params(req.query_string())?;
     let as_of = Timestamp::from_utc(chrono::Utc::now());
-    let top = match (&state.mirror, state.shard.is_partial()) {
-        // Other shards hold other tenants: the merged view lives in Redis.
-        (Some(mirror), true) => mirror.top(limit, by).await.map_err(|e| {
-            tracing::warn!(error = %e, "merged top sellers unavailable");
-            ApiError::Unavailable(
-                "the merged top sellers are unavailable (Redis); retry shortly".into(),
-            )
-        })?,
-        _ => core
-            .ranking
-            .send(TopSelling { limit, by })
-            .await
-            .map_err(|_| ApiError::Internal("the ranking is not running".into()))?,
-    };
+    let top = top_sellers(&state, limit, by).await?;
     let items: Vec<Ranked> = top
         .iter()
         .enumerate()
@@ -167,6 +153,29 @@ pub async fn top_selling(
         top_selling_products: items,
         as_of,
     }))
+}
+
+/// The global top sellers: this instance's ranking, or with shards the
+/// merged view in Redis (other shards hold other tenants).
+pub(super) async fn top_sellers(
+    state: &AppState,
+    limit: usize,
+    by: RankBy,
+) -> Result<Vec<ProductTotal>, ApiError> {
+    let core = state.core()?;
+    match (&state.mirror, state.shard.is_partial()) {
+        (Some(mirror), true) => mirror.top(limit, by).await.map_err(|e| {
+            tracing::warn!(error = %e, "merged top sellers unavailable");
+            ApiError::Unavailable(
+                "the merged top sellers are unavailable (Redis); retry shortly".into(),
+            )
+        }),
+        _ => core
+            .ranking
+            .send(TopSelling { limit, by })
+            .await
+            .map_err(|_| ApiError::Internal("the ranking is not running".into())),
+    }
 }
 
 #[derive(Serialize)]

@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Core};
 use crate::auth::PathIds;
 use crate::domain::{ReportPage, ReportQuery, ReportRow};
 use crate::store::{self, ReportOutcome};
@@ -23,24 +23,7 @@ pub async fn sales_report(
         .map_err(|_| ApiError::validation("query", "is not a valid query string"))?;
     let query = ReportQuery::parse(tenant, &pairs)
         .map_err(|p| ApiError::validation(p.parameter, &p.problem))?;
-    let asked = query.clone();
-    let outcome = core
-        .reports
-        .run(move |c| Box::pin(async move { store::sales_report(c, &asked).await }))
-        .await?;
-    let page = match outcome {
-        ReportOutcome::Page(page) => page,
-        ReportOutcome::UnknownTenant => return Err(ApiError::unknown_tenant()),
-        ReportOutcome::TooManyGroups => {
-            return Err(ApiError::validation(
-                "groupBy",
-                &format!(
-                    "gives more than {} rows; narrow the range, the grouping or the filters",
-                    crate::domain::MAX_GROUPS
-                ),
-            ))
-        }
-    };
+    let page = run_report(core, &query).await?;
     if wants_csv(&req) {
         let mut res = HttpResponse::Ok();
         res.content_type("text/csv; charset=utf-8");
@@ -50,6 +33,26 @@ pub async fn sales_report(
         return Ok(res.body(csv(&query, &page)));
     }
     Ok(HttpResponse::Ok().json(answer(&query, &page)))
+}
+
+/// The page of `query`'s report, from the reports' own pool.
+pub(super) async fn run_report(core: &Core, query: &ReportQuery) -> Result<ReportPage, ApiError> {
+    let asked = query.clone();
+    let outcome = core
+        .reports
+        .run(move |c| Box::pin(async move { store::sales_report(c, &asked).await }))
+        .await?;
+    match outcome {
+        ReportOutcome::Page(page) => Ok(page),
+        ReportOutcome::UnknownTenant => Err(ApiError::unknown_tenant()),
+        ReportOutcome::TooManyGroups => Err(ApiError::validation(
+            "groupBy",
+            &format!(
+                "gives more than {} rows; narrow the range, the grouping or the filters",
+                crate::domain::MAX_GROUPS
+            ),
+        )),
+    }
 }
 
 /// Whether `Accept` asks for CSV (a spreadsheet's download).
@@ -130,7 +133,7 @@ fn fields(query: &ReportQuery, row: &ReportRow) -> Vec<(&'static str, Value)> {
 }
 
 /// The rows as CSV (RFC 4180): a header line, then one line per row.
-fn csv(query: &ReportQuery, page: &ReportPage) -> String {
+pub(super) fn csv(query: &ReportQuery, page: &ReportPage) -> String {
     let group = query.group_by;
     let mut header: Vec<&str> = Vec::new();
     for name in group.names() {

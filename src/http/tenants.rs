@@ -10,7 +10,7 @@ use super::pages::{Page, PageRequest};
 use super::{ApiError, AppState};
 use crate::actors::tenant::ChangeTenant;
 use crate::auth::PathIds;
-use crate::domain::{parse_new_tenant, parse_tenant_patch, TenantId, Timestamp};
+use crate::domain::{parse_new_tenant, parse_tenant_patch, Name, TenantId, Timestamp};
 use crate::store::{self, TenantRow};
 
 /// A tenant as the API shows it.
@@ -20,6 +20,8 @@ struct TenantBody<'a> {
     name: &'a str,
     created: Timestamp,
     suspended: bool,
+    #[serde(rename = "timeZone")]
+    time_zone: &'static str,
 }
 
 impl<'a> From<&'a TenantRow> for TenantBody<'a> {
@@ -29,6 +31,7 @@ impl<'a> From<&'a TenantRow> for TenantBody<'a> {
             name: t.name.as_str(),
             created: t.created,
             suspended: t.suspended,
+            time_zone: t.time_zone.name(),
         }
     }
 }
@@ -39,9 +42,18 @@ pub async fn create_tenant(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let core = state.core()?;
+    state.core()?;
     let body = json_body(&state, &req, payload).await?;
     let name = parse_new_tenant(&body)?;
+    let made = make_tenant(&state, name).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/tenants/{}", made.id)))
+        .json(TenantBody::from(&made)))
+}
+
+/// Makes a tenant; this instance takes its sales at once if it owns it.
+pub(super) async fn make_tenant(state: &AppState, name: Name) -> Result<TenantRow, ApiError> {
+    let core = state.core()?;
     let made = core
         .office
         .run(move |c| Box::pin(async move { store::create_tenant(c, &name).await }))
@@ -50,9 +62,7 @@ pub async fn create_tenant(
         // It may have been asked for (and found unknown) a moment ago.
         core.tenants.now_known(made.id).await;
     }
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/v1/tenants/{}", made.id)))
-        .json(TenantBody::from(&made)))
+    Ok(made)
 }
 
 #[derive(Serialize)]

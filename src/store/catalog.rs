@@ -24,6 +24,7 @@ pub struct TenantRow {
     pub name: Name,
     pub created: Timestamp,
     pub suspended: bool,
+    pub time_zone: chrono_tz::Tz,
 }
 
 /// Natural keys taken by rows with other content: one problem per item.
@@ -31,10 +32,13 @@ pub type Conflicts = Vec<ItemProblem>;
 
 /// Reads a tenant's branches and products; `None` if the tenant does not exist.
 pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Catalog>> {
-    let suspended: Option<bool> = conn
-        .exec_first("SELECT suspended FROM tenants WHERE id = ?", (tenant,))
+    let tenant_row: Option<(bool, String)> = conn
+        .exec_first(
+            "SELECT suspended, time_zone FROM tenants WHERE id = ?",
+            (tenant,),
+        )
         .await?;
-    let Some(suspended) = suspended else {
+    let Some((suspended, zone)) = tenant_row else {
         return Ok(None);
     };
     let branches: Vec<(BranchId, String, String, bool)> = conn
@@ -45,6 +49,7 @@ pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Ca
         .await?;
     let mut catalog = Catalog {
         suspended,
+        time_zone: stored_zone(&zone),
         ..Catalog::default()
     };
     catalog.branches = branches
@@ -76,18 +81,25 @@ pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Ca
     Ok(Some(catalog))
 }
 
-type TenantTuple = (TenantId, String, NaiveDateTime, bool);
+type TenantTuple = (TenantId, String, NaiveDateTime, bool, String);
 
-fn tenant_row((id, name, created, suspended): TenantTuple) -> TenantRow {
+fn tenant_row((id, name, created, suspended, zone): TenantTuple) -> TenantRow {
     TenantRow {
         id,
         name: Name::stored(name),
         created: Timestamp::from_naive_utc(created),
         suspended,
+        time_zone: stored_zone(&zone),
     }
 }
 
-const TENANT_COLUMNS: &str = "id, name, created, suspended";
+/// A zone as stored: the API checks it before, so only SQL typed by hand
+/// can leave a name chrono-tz does not know; such a tenant counts in UTC.
+fn stored_zone(name: &str) -> chrono_tz::Tz {
+    name.parse().unwrap_or_default()
+}
+
+const TENANT_COLUMNS: &str = "id, name, created, suspended, time_zone";
 
 /// Makes a tenant (the operator's first step for a new chain).
 pub async fn create_tenant(conn: &mut Conn, name: &Name) -> Result<TenantRow> {
@@ -137,8 +149,14 @@ pub async fn update_tenant(
     patch: &TenantPatch,
 ) -> Result<Option<TenantRow>> {
     conn.exec_drop(
-        "UPDATE tenants SET name = COALESCE(?, name), suspended = COALESCE(?, suspended) WHERE id = ?",
-        (patch.name.as_ref().map(Name::as_str), patch.suspended, id),
+        "UPDATE tenants SET name = COALESCE(?, name), suspended = COALESCE(?, suspended), \
+         time_zone = COALESCE(?, time_zone) WHERE id = ?",
+        (
+            patch.name.as_ref().map(Name::as_str),
+            patch.suspended,
+            patch.time_zone.map(|tz| tz.name()),
+            id,
+        ),
     )
     .await?;
     find_tenant(conn, id).await

@@ -2,6 +2,7 @@
 //! binary, so one link step).
 
 mod auth;
+mod browser;
 mod catalog;
 mod deploy;
 mod docs;

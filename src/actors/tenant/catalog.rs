@@ -234,7 +234,9 @@ impl Handler<ChangeTenant> for TenantActor {
             })
         });
         self.change_catalog(change, |act, row: &TenantRow| {
-            act.catalog_mut().suspended = row.suspended;
+            let catalog = act.catalog_mut();
+            catalog.suspended = row.suspended;
+            catalog.time_zone = row.time_zone;
         })
     }
 }

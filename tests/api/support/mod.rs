@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod child;
 pub mod galera;
 pub mod ledger;

@@ -1,0 +1,221 @@
+//! Till keys: make one for a branch (its token shown once, with a QR code
+//! a till can scan), list them, revoke one. The API's own functions do
+//! the work, so the role rule (a back office makes till keys only) and
+//! the revocation promise are the same.
+
+use actix_web::{web, HttpRequest};
+use maud::{html, Markup, PreEscaped};
+use qrcode::render::svg;
+use qrcode::QrCode;
+use serde::Deserialize;
+
+use super::catalog::{branch_options, refusal};
+use super::layout::{notice, page as frame, Section};
+use super::sales::with_status;
+use super::{html, see_other, tenant_catalog, PageResult, Viewer};
+use crate::auth::PathIds;
+use crate::domain::{BranchId, Name, Role, TenantId, Timestamp};
+use crate::http::keys::{make_key, no_such_key, revoke as revoke_key, valid_key_id};
+use crate::http::{ApiError, AppState};
+use crate::store::{self, KeyListing};
+
+/// Keys a page lists.
+const PAGE_KEYS: usize = 100;
+
+#[derive(Deserialize, Default)]
+pub struct KeysQuery {
+    after: Option<String>,
+    done: Option<String>,
+}
+
+/// `GET /app/tenants/{t}/keys`.
+pub async fn page(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    ids: PathIds,
+    query: web::Query<KeysQuery>,
+) -> PageResult {
+    let tenant = ids.tenant_or_404()?;
+    let outcome = (query.done.as_deref() == Some("revoked"))
+        .then(|| Ok("Revoked: every server refuses the key within 2 seconds.".to_string()));
+    let after = query.after.clone().filter(|a| valid_key_id(a));
+    let body = keys_body(&state, tenant, after, &outcome, None).await?;
+    Ok(html(frame(
+        "Till keys",
+        &viewer,
+        Some(tenant),
+        Section::Keys,
+        body,
+    )))
+}
+
+/// The page's content: a key just made (its token, once), the form, the list.
+async fn keys_body(
+    state: &AppState,
+    tenant: TenantId,
+    after: Option<String>,
+    outcome: &Option<Result<String, String>>,
+    made: Option<(&KeyListing, &str)>,
+) -> Result<Markup, ApiError> {
+    let catalog = tenant_catalog(state, tenant).await?;
+    let rows = state
+        .core()?
+        .office
+        .run(move |c| {
+            Box::pin(async move {
+                store::list_tenant_keys(c, tenant, after.as_deref(), PAGE_KEYS + 1).await
+            })
+        })
+        .await?;
+    let more = rows.len() > PAGE_KEYS;
+    let base = format!("/app/tenants/{tenant}/keys");
+    Ok(html! {
+        (notice(outcome))
+        @if let Some((key, token)) = made {
+            section aria-labelledby="new-key" class="card" {
+                h2 id="new-key" { "New till key “" (key.label) "”" }
+                p { "Copy it or scan it into the till now: it is shown only this once." }
+                p class="token" id="new-token" { (token) }
+                div class="qr" role="img" aria-label="QR code of the new key's token" { (qr(token)) }
+            }
+        }
+        form method="post" action=(base) class="panel" {
+            label { "Label" input name="label" required maxlength="200" placeholder="Till 3, Berlin"; }
+            label { "Branch"
+                select name="branch" {
+                    option value="" { "any branch" }
+                    (branch_options(&catalog))
+                }
+            }
+            button type="submit" { "Make till key" }
+        }
+        table id="keys" {
+            thead { tr { th { "Key" } th { "Role" } th { "Branch" } th { "Label" } th { "Made" } th { "State" } } }
+            tbody {
+                @for key in rows.iter().take(PAGE_KEYS) {
+                    tr data-key=(key.id) {
+                        td { code { (key.id) } }
+                        td { (key.scope.role().as_str()) }
+                        td { @if let Some(b) = key.scope.branch() {
+                            (catalog.branches.get(&b).map_or("", |x| x.name.as_str())) " (" (b) ")"
+                        } }
+                        td { (key.label) }
+                        td { (Timestamp::from_naive_utc(key.created)) }
+                        td {
+                            @if let Some(when) = key.revoked {
+                                "revoked " (Timestamp::from_naive_utc(when))
+                            } @else if key.scope.role() == Role::Till {
+                                form method="post" action={ (base) "/" (key.id) "/revoke" } class="inline" {
+                                    button type="submit" class="quiet" { "Revoke" }
+                                }
+                            } @else {
+                                "active"
+                            }
+                        }
+                    }
+                }
+                @if rows.is_empty() { tr { td colspan="6" class="muted" { "No keys yet." } } }
+            }
+        }
+        @if let (true, Some(last)) = (more, rows.get(PAGE_KEYS - 1)) {
+            p { a rel="next" href={ (base) "?after=" (last.id) } { "Next page" } }
+        }
+    })
+}
+
+/// The token as a QR code (SVG drawn by `qrcode`: rectangles only).
+fn qr(token: &str) -> Markup {
+    let Ok(code) = QrCode::new(token.as_bytes()) else {
+        return html! {};
+    };
+    let image = code
+        .render::<svg::Color>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    let svg = image.find("<svg").map_or("", |at| &image[at..]);
+    PreEscaped(svg.to_string())
+}
+
+#[derive(Deserialize)]
+pub struct NewTill {
+    label: String,
+    branch: Option<String>,
+}
+
+/// `POST /app/tenants/{t}/keys`: a till key, answered on the page itself
+/// (the token is never put in a URL).
+pub async fn create(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    ids: PathIds,
+    form: web::Form<NewTill>,
+) -> PageResult {
+    let tenant = ids.tenant_or_404()?;
+    let branch = match form.branch.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(b) => BranchId::parse(b)
+            .map(Some)
+            .ok_or_else(|| ApiError::validation("branch", "is not a branch of this tenant")),
+    };
+    let made = match (branch, Name::parse(&form.label)) {
+        (Ok(branch), Some(label)) => {
+            make_key(
+                &state,
+                tenant,
+                viewer.scope,
+                Role::Till,
+                branch,
+                label.as_str(),
+            )
+            .await
+        }
+        (Err(e), _) => Err(e),
+        (_, None) => Err(ApiError::validation("label", Name::RULE)),
+    };
+    let (body, status) = match made {
+        Ok((key, token)) => {
+            let made = Some((&key, token.as_str()));
+            (keys_body(&state, tenant, None, &None, made).await?, None)
+        }
+        Err(e) => {
+            let (status, message) = refusal(e)?;
+            let outcome = Some(Err(message));
+            (
+                keys_body(&state, tenant, None, &outcome, None).await?,
+                Some(status),
+            )
+        }
+    };
+    let res = html(frame(
+        "Till keys",
+        &viewer,
+        Some(tenant),
+        Section::Keys,
+        body,
+    ));
+    Ok(match status {
+        Some(status) => with_status(res, status),
+        None => res,
+    })
+}
+
+/// `POST /app/tenants/{t}/keys/{keyID}/revoke`.
+pub async fn revoke(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    ids: PathIds,
+    req: HttpRequest,
+) -> PageResult {
+    let tenant = ids.tenant_or_404()?;
+    let id = req
+        .match_info()
+        .get("keyID")
+        .filter(|id| valid_key_id(id))
+        .ok_or_else(no_such_key)?
+        .to_string();
+    revoke_key(&state, tenant, viewer.scope, id).await?;
+    Ok(see_other(&format!(
+        "/app/tenants/{tenant}/keys?done=revoked"
+    )))
+}

@@ -1,0 +1,240 @@
+//! The live top sellers on the operator's page: Server-Sent Events. One
+//! task per server reads the top sellers once a second while anyone
+//! watches and publishes them when they changed; every stream only
+//! forwards the latest (so a viewer gets at most one update a second,
+//! and a thousand viewers cost one read a second, not a thousand). Streams
+//! are bounded per key and in all; each one ends within a second of its
+//! key's revocation or its session's end.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::HttpResponse;
+use dashmap::DashMap;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::operator::LIVE_ROWS;
+use super::{PageResult, Viewer};
+use crate::domain::RankBy;
+use crate::domain::{Money, ProductId, TenantId, Timestamp};
+use crate::http::reads::top_sellers;
+use crate::http::{ApiError, AppState};
+
+/// How often the top sellers are read while someone watches.
+const PERIOD: Duration = Duration::from_secs(1);
+/// A comment line this often keeps proxies from closing a quiet stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Streams open at once on this server, whoever holds them.
+const MAX_STREAMS: usize = 10_000;
+
+/// The latest top sellers, and who is watching.
+pub struct LiveTopSellers {
+    latest: watch::Sender<Option<Bytes>>,
+    per_key: DashMap<Arc<str>, usize>,
+    total: AtomicUsize,
+    max_per_key: usize,
+}
+
+impl LiveTopSellers {
+    pub fn new(max_per_key: usize) -> LiveTopSellers {
+        LiveTopSellers {
+            latest: watch::Sender::new(None),
+            per_key: DashMap::new(),
+            total: AtomicUsize::new(0),
+            max_per_key,
+        }
+    }
+
+    /// A place for one more stream of `key`, if the bounds allow it.
+    fn admit(self: &Arc<Self>, key: Arc<str>) -> Option<StreamSlot> {
+        if self.total.fetch_add(1, Ordering::AcqRel) >= MAX_STREAMS {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let mut held = self.per_key.entry(key.clone()).or_insert(0);
+        if *held >= self.max_per_key {
+            drop(held);
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        *held += 1;
+        Some(StreamSlot {
+            live: self.clone(),
+            key,
+        })
+    }
+
+    /// Streams open now.
+    pub fn open(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+}
+
+/// One open stream's place; freed when the stream ends.
+struct StreamSlot {
+    live: Arc<LiveTopSellers>,
+    key: Arc<str>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.live.total.fetch_sub(1, Ordering::AcqRel);
+        let emptied = match self.live.per_key.get_mut(&self.key) {
+            Some(mut held) => {
+                *held = held.saturating_sub(1);
+                *held == 0
+            }
+            None => false,
+        };
+        if emptied {
+            self.live.per_key.remove_if(&self.key, |_, held| *held == 0);
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Update<'a> {
+    rows: Vec<Row<'a>>,
+    #[serde(rename = "asOf")]
+    as_of: Timestamp,
+}
+
+#[derive(Serialize)]
+struct Row<'a> {
+    rank: usize,
+    #[serde(rename = "tenantID")]
+    tenant_id: TenantId,
+    #[serde(rename = "productID")]
+    product_id: ProductId,
+    #[serde(rename = "productName")]
+    product_name: &'a str,
+    #[serde(rename = "quantitySold")]
+    quantity_sold: u64,
+    #[serde(rename = "totalSales")]
+    total_sales: Money,
+}
+
+/// Reads the top sellers every [`PERIOD`] while a stream is open, and
+/// publishes them when they changed. Runs for the server's life.
+pub async fn publish(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last: Option<Vec<u8>> = None;
+    loop {
+        tick.tick().await;
+        if state.live.open() == 0 {
+            last = None;
+            continue;
+        }
+        let Ok(top) = top_sellers(&state, LIVE_ROWS, RankBy::Quantity).await else {
+            continue;
+        };
+        let rows: Vec<Row> = top
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Row {
+                rank: i + 1,
+                tenant_id: t.tenant_id,
+                product_id: t.product_id,
+                product_name: &t.name,
+                quantity_sold: t.quantity,
+                total_sales: t.revenue,
+            })
+            .collect();
+        let Ok(rows_json) = serde_json::to_vec(&rows) else {
+            continue;
+        };
+        if last.as_ref() == Some(&rows_json) {
+            continue;
+        }
+        let update = Update {
+            rows,
+            as_of: Timestamp::from_utc(chrono::Utc::now()),
+        };
+        if let Ok(json) = serde_json::to_string(&update) {
+            state
+                .live
+                .latest
+                .send_replace(Some(Bytes::from(format!("data: {json}\n\n"))));
+            last = Some(rows_json);
+        }
+    }
+}
+
+/// What a stream holds between its events.
+struct Watching {
+    state: web::Data<AppState>,
+    updates: watch::Receiver<Option<Bytes>>,
+    key: Option<Arc<str>>,
+    _slot: Option<StreamSlot>,
+    ended: bool,
+}
+
+/// `GET /app/operator/live`: `text/event-stream` of the top sellers, each
+/// event the whole table as JSON.
+pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
+    let slot = match &viewer.key_id {
+        Some(key) => Some(state.live.admit(key.clone()).ok_or(ApiError::RateLimited {
+            retry_after_secs: 5,
+        })?),
+        None => None,
+    };
+    let mut updates = state.live.latest.subscribe();
+    updates.mark_changed();
+    let watching = Watching {
+        state: state.clone(),
+        updates,
+        key: viewer.key_id.clone(),
+        _slot: slot,
+        ended: false,
+    };
+    let events = futures_util::stream::unfold(watching, |mut w| async move {
+        if w.ended {
+            return None;
+        }
+        let event = next_event(&mut w).await;
+        if event.is_none() {
+            w.ended = true;
+        }
+        Some((Ok::<_, actix_web::Error>(event.unwrap_or_default()), w))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(events))
+}
+
+/// The stream's next bytes: an update, a keep-alive comment, or `None`
+/// when the stream must end (its key was revoked, its session ended, or
+/// the server stops).
+async fn next_event(w: &mut Watching) -> Option<Bytes> {
+    let mut quiet = Duration::ZERO;
+    loop {
+        if let Some(key) = &w.key {
+            let auth = w.state.auth.as_ref()?;
+            if auth.key_by_id(key).await.is_err() {
+                return None;
+            }
+        }
+        match tokio::time::timeout(PERIOD, w.updates.changed()).await {
+            Ok(Ok(())) => {
+                let update = w.updates.borrow_and_update().clone();
+                if let Some(update) = update {
+                    return Some(update);
+                }
+            }
+            Ok(Err(_)) => return None,
+            Err(_) => {
+                quiet += PERIOD;
+                if quiet >= KEEP_ALIVE {
+                    return Some(Bytes::from_static(b": keep-alive\n\n"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The back office in a browser (`/app/`): server-rendered pages for a
+//! tenant's back office and for the operator, over the same actors, store
+//! functions and role table as the API. A session cookie (see
+//! [`session`]) stands for the key that signed in; every page and action
+//! checks it, and the key's role for the path's tenant, on the server.
+//!
+//! A tenant's pages carry its id where the API does
+//! (`/app/tenants/{t}/…`), so with shards HAProxy's `path,field(4,/)`
+//! sends them to the owning instance; sign-in and the operator's pages
+//! work on any instance.
+
+mod catalog;
+mod chart;
+mod keys;
+mod layout;
+mod live;
+mod operator;
+mod overview;
+mod sales;
+pub mod session;
+mod sign_in;
+
+use std::future::{ready, Ready};
+use std::sync::Arc;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{guard, web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+
+pub use live::{publish as publish_live_top_sellers, LiveTopSellers};
+pub use session::SessionKeys;
+
+use super::{ApiError, AppState};
+use crate::auth::{permits, Operation, PathIds};
+use crate::domain::{Scope, TenantId};
+
+/// Who is looking at a page: the key behind the session.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// `None` when keys are off (`POS_AUTH=disabled`): the operator.
+    pub key_id: Option<Arc<str>>,
+    pub scope: Scope,
+}
+
+impl Viewer {
+    /// The tenant a back office belongs to (`None`: the operator).
+    pub fn own_tenant(&self) -> Option<TenantId> {
+        self.scope.tenant()
+    }
+
+    pub fn is_operator(&self) -> bool {
+        matches!(self.scope, Scope::Operator)
+    }
+
+    /// Where this viewer's pages start.
+    pub fn home(&self) -> String {
+        match self.own_tenant() {
+            Some(t) => format!("/app/tenants/{t}/"),
+            None => "/app/operator".into(),
+        }
+    }
+}
+
+impl FromRequest for Viewer {
+    type Error = PageError;
+    type Future = Ready<Result<Viewer, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Viewer>()
+                .cloned()
+                .ok_or(PageError(ApiError::Unauthorized)),
+        )
+    }
+}
+
+/// An error shown as a page (the API's errors, in HTML).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError(e)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::warn!(error = %self.0, "page failed");
+        }
+        let mut res = HttpResponse::build(status);
+        if let ApiError::Unavailable(_) = self.0 {
+            res.insert_header((header::RETRY_AFTER, "1"));
+        }
+        res.content_type("text/html; charset=utf-8")
+            .body(layout::error_page(status, &self.0.to_string()).into_string())
+    }
+}
+
+pub type PageResult = Result<HttpResponse, PageError>;
+
+/// The `/app` routes.
+pub fn app_routes(cfg: &mut web::ServiceConfig) {
+    use Operation::*;
+    cfg.service(
+        web::scope("/app")
+            .wrap(from_fn(protect))
+            .route("/", get().to(sign_in::page))
+            .route("/session", web::post().to(sign_in::sign_in))
+            .route("/session/end", web::post().to(sign_in::sign_out))
+            .route("/static/{file}", get().to(layout::asset))
+            .service(
+                page("/operator", ManageTenants)
+                    .route(get().to(operator::page))
+                    .route(web::post().to(operator::create_tenant)),
+            )
+            .service(page("/operator/live", ReadTopSelling).route(get().to(live::stream)))
+            .service(page("/tenants/{tenantID}/", ReadTenantSales).route(get().to(overview::page)))
+            .service(
+                page("/tenants/{tenantID}/settings", ManageTenants)
+                    .route(web::post().to(operator::change_tenant)),
+            )
+            .service(
+                page("/tenants/{tenantID}/sales", ReadTenantSales).route(get().to(sales::page)),
+            )
+            .service(
+                page("/tenants/{tenantID}/sales.csv", ReadTenantSales).route(get().to(sales::csv)),
+            )
+            .service(
+                page("/tenants/{tenantID}/products", ChangeCatalog)
+                    .route(get().to(catalog::products))
+                    .route(web::post().to(catalog::add_product)),
+            )
+            .service(
+                page("/tenants/{tenantID}/products/import", ChangeCatalog)
+                    .route(web::post().to(catalog::import_products)),
+            )
+            .service(
+                page("/tenants/{tenantID}/products/{productID}", ChangeCatalog)
+                    .route(web::post().to(catalog::change_product)),
+            )
+            .service(
+                page("/tenants/{tenantID}/branches", ChangeCatalog)
+                    .route(get().to(catalog::branches))
+                    .route(web::post().to(catalog::add_branch)),
+            )
+            .service(
+                page("/tenants/{tenantID}/branches/{branchID}", ChangeCatalog)
+                    .route(web::post().to(catalog::change_branch)),
+            )
+            .service(
+                page("/tenants/{tenantID}/keys", ManageKeys)
+                    .route(get().to(keys::page))
+                    .route(web::post().to(keys::create)),
+            )
+            .service(
+                page("/tenants/{tenantID}/keys/{keyID}/revoke", ManageKeys)
+                    .route(web::post().to(keys::revoke)),
+            )
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn not_found() -> PageResult {
+    Err(PageError(ApiError::NotFound("no such page".into())))
+}
+
+/// GET, and HEAD answered like it.
+fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// A page behind the session gate: `op` is what its key must be allowed
+/// for the path's tenant (the API's role table).
+fn page(
+    path: &str,
+    op: Operation,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<EitherBody<BoxBody>>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path)
+        .wrap(from_fn(move |req, next| gate(op, req, next)))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(PageError(ApiError::MethodNotAllowed {
+                allow: "GET, HEAD, POST",
+            }))
+        }))
+}
+
+/// The headers of every `/app` answer, and the cross-site check of every
+/// unsafe method (before anything is read or changed).
+async fn protect(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let mut res = if unsafe_method && !same_origin(req.request()) {
+        let refusal = PageError(ApiError::Forbidden);
+        req.error_response(refusal).map_into_right_body()
+    } else {
+        next.call(req).await?.map_into_left_body()
+    };
+    let headers = res.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    Ok(res)
+}
+
+/// No inline script or style, nothing from elsewhere, no framing.
+const SECURITY_HEADERS: [(&str, &str); 3] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "same-origin"),
+];
+
+/// Whether an unsafe request comes from our own pages: its `Origin` (or,
+/// without one, its `Referer`) names the host the request was sent to. A
+/// request with neither is refused: every browser sends `Origin` with a
+/// form's POST.
+fn same_origin(req: &HttpRequest) -> bool {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let source = req
+        .headers()
+        .get(header::ORIGIN)
+        .or_else(|| req.headers().get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| url::Url::parse(v).ok());
+    match (host, source) {
+        (Some(host), Some(source)) => {
+            let authority = match (source.host_str(), source.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => return false,
+            };
+            authority.eq_ignore_ascii_case(host)
+        }
+        _ => false,
+    }
+}
+
+/// The session gate of a page: the cookie's key, allowed `op` on the
+/// path's tenant (decided from the key and the path alone, as in the
+/// API), on the instance that owns that tenant. Without a valid session,
+/// a page sends the browser to the sign-in page.
+async fn gate(
+    op: Operation,
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        let e = PageError(ApiError::Internal("no application state".into()));
+        return Ok(req.error_response(e).map_into_right_body());
+    };
+    let path = PathIds::from_request(req.request(), &mut Payload::None)
+        .into_inner()
+        .unwrap_or_default();
+    if path.tenant.is_some_and(|t| !state.shard.owns(t)) {
+        let e = PageError(ApiError::Misdirected(state.shard));
+        return Ok(req.error_response(e).map_into_right_body());
+    }
+    let now = session::unix_now();
+    let (viewer, renew) = match viewer_of(&state, req.request(), now).await {
+        Ok(found) => found,
+        Err(ApiError::Unauthorized) => {
+            let res = sign_in::to_sign_in(req.request(), is_tls(req.request()));
+            return Ok(req.into_response(res).map_into_right_body());
+        }
+        Err(e) => return Ok(req.error_response(PageError(e)).map_into_right_body()),
+    };
+    if !permits(viewer.scope, op, path) {
+        let e = PageError(ApiError::Forbidden);
+        return Ok(req.error_response(e).map_into_right_body());
+    }
+    let secure = is_tls(req.request());
+    req.extensions_mut().insert(viewer.clone());
+    let mut res = next.call(req).await?;
+    if let (Some(id), true) = (&viewer.key_id, renew) {
+        let value = state.sessions.issue(id, now);
+        if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&value, secure)) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(res.map_into_left_body())
+}
+
+/// The viewer a request's session cookie proves, and whether the cookie
+/// should be renewed. `Unauthorized`: no valid session (or its key is
+/// revoked).
+async fn viewer_of(
+    state: &AppState,
+    req: &HttpRequest,
+    now: u64,
+) -> Result<(Viewer, bool), ApiError> {
+    let Some(auth) = &state.auth else {
+        let operator = Viewer {
+            key_id: None,
+            scope: Scope::Operator,
+        };
+        return Ok((operator, false));
+    };
+    let cookies = req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok());
+    let session = session::cookie_value(cookies)
+        .and_then(|value| state.sessions.verify(value, now))
+        .ok_or(ApiError::Unauthorized)?;
+    let key = auth.session_key(&session.key_id).await?;
+    if matches!(key.scope, Scope::Till { .. }) {
+        return Err(ApiError::Unauthorized);
+    }
+    let viewer = Viewer {
+        key_id: Some(key.id.clone()),
+        scope: key.scope,
+    };
+    Ok((viewer, session.wants_renewal(now)))
+}
+
+/// Whether the browser came over TLS (directly, or through a proxy that
+/// says so): then the cookie is `Secure`.
+fn is_tls(req: &HttpRequest) -> bool {
+    req.connection_info().scheme() == "https"
+}
+
+/// A page's HTML answer.
+fn html(markup: maud::Markup) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(markup.into_string())
+}
+
+/// Back to a page after a form did its work (POST, then GET).
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// The tenant's catalog as its actor holds it (all branches and products,
+/// closed and inactive ones too), read without a mailbox round trip.
+async fn tenant_catalog(
+    state: &AppState,
+    tenant: TenantId,
+) -> Result<Arc<crate::domain::Catalog>, ApiError> {
+    let handle = state
+        .core()?
+        .tenants
+        .get(tenant)
+        .await?
+        .ok_or_else(ApiError::unknown_tenant)?;
+    Ok(handle.catalog.view().catalog.clone())
+}
+
+/// A sales report over `[from, to)` in `tz`, grouped by `group_by` (the
+/// API's names, comma-separated), through the reports' own pool: the same
+/// query and checks as `GET /v1/tenants/{t}/reports/sales`.
+async fn report(
+    state: &AppState,
+    tenant: TenantId,
+    range: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+    tz: chrono_tz::Tz,
+    group_by: &str,
+) -> Result<(crate::domain::ReportQuery, crate::domain::ReportPage), ApiError> {
+    let instant =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut pairs = vec![
+        ("from".to_string(), instant(range.0)),
+        ("to".to_string(), instant(range.1)),
+        ("tz".to_string(), tz.name().to_string()),
+    ];
+    if !group_by.is_empty() {
+        pairs.push(("groupBy".to_string(), group_by.to_string()));
+    }
+    let query = crate::domain::ReportQuery::parse(tenant, &pairs)
+        .map_err(|p| ApiError::validation(p.parameter, &p.problem))?;
+    let page = super::reports::run_report(state.core()?, &query).await?;
+    Ok((query, page))
+}
+
+/// The instant a local day starts in `tz` (a day whose midnight the zone
+/// skips starts at its first local time).
+fn day_start(tz: chrono_tz::Tz, day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    (0..24)
+        .filter_map(|h| day.and_hms_opt(h, 0, 0))
+        .find_map(|local| tz.from_local_datetime(&local).earliest())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| day.and_time(chrono::NaiveTime::MIN).and_utc())
+}
+
+/// Today's date in `tz`.
+fn today(tz: chrono_tz::Tz) -> chrono::NaiveDate {
+    chrono::Utc::now().with_timezone(&tz).date_naive()
+}

@@ -1,0 +1,186 @@
+//! Back-office sessions: after a sign-in proved a key's secret, the browser
+//! holds a cookie naming only the key's id and when it was last used,
+//! signed with `POS_SESSION_SECRET` (HMAC-SHA256). Nothing is stored on
+//! the server, so a session made on one instance is valid on every one
+//! that shares the secret; the key itself is checked on every request
+//! (revocation within 2 s), and the secret never reaches the browser.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::auth::MAX_KEY_ID_LEN;
+
+/// The cookie's name.
+pub const COOKIE: &str = "pos_session";
+/// A session ends after this long without a page.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
+/// A page renews the cookie once it is this old (not on every request).
+const RENEW_AFTER: Duration = Duration::from_secs(60);
+/// What the signature covers besides the fields: a cookie of another
+/// purpose signed with the same secret is no session.
+const CONTEXT: &[u8] = b"pos-session-v1";
+
+/// The signing secret, from `POS_SESSION_SECRET` or random per start.
+pub struct SessionKeys {
+    secret: Vec<u8>,
+}
+
+/// A session the cookie proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub key_id: String,
+    /// Unix seconds of the last renewal.
+    pub since: u64,
+}
+
+impl SessionKeys {
+    pub fn new(secret: Vec<u8>) -> SessionKeys {
+        SessionKeys { secret }
+    }
+
+    /// A secret for this process only (sessions end with it).
+    pub fn random() -> Result<SessionKeys, getrandom::Error> {
+        let mut secret = vec![0u8; 32];
+        getrandom::fill(&mut secret)?;
+        Ok(SessionKeys { secret })
+    }
+
+    /// The cookie value of `key_id`'s session as of `now` (Unix seconds).
+    pub fn issue(&self, key_id: &str, now: u64) -> String {
+        let fields = format!("{key_id}.{now}");
+        let signature = URL_SAFE_NO_PAD.encode(self.sign(&fields));
+        format!("{fields}.{signature}")
+    }
+
+    /// The session a cookie value proves at `now`: signed by us and used
+    /// within [`IDLE_LIMIT`].
+    pub fn verify(&self, value: &str, now: u64) -> Option<Session> {
+        let (fields, signature) = value.rsplit_once('.')?;
+        let (key_id, since) = fields.split_once('.')?;
+        let valid_id = (1..=MAX_KEY_ID_LEN).contains(&key_id.len())
+            && key_id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !valid_id {
+            return None;
+        }
+        let given = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        if !bool::from(self.sign(fields).as_slice().ct_eq(&given)) {
+            return None;
+        }
+        let since: u64 = since.parse().ok()?;
+        let fresh = since <= now + 60 && now.saturating_sub(since) <= IDLE_LIMIT.as_secs();
+        fresh.then(|| Session {
+            key_id: key_id.to_string(),
+            since,
+        })
+    }
+
+    fn sign(&self, fields: &str) -> Vec<u8> {
+        // An HMAC takes a key of any length.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.secret) else {
+            return Vec::new();
+        };
+        mac.update(CONTEXT);
+        mac.update(b"|");
+        mac.update(fields.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// Seconds since the Unix epoch (the same on every instance).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Session {
+    /// Whether a page should send a renewed cookie.
+    pub fn wants_renewal(&self, now: u64) -> bool {
+        now.saturating_sub(self.since) >= RENEW_AFTER.as_secs()
+    }
+}
+
+/// The `Set-Cookie` value of a session cookie (`value` empty: the cookie
+/// removed). `HttpOnly`: no script reads it; `SameSite=Strict`: no other
+/// site's page sends it; `Secure` when the browser came over TLS.
+pub fn set_cookie(value: &str, secure: bool) -> String {
+    let age = if value.is_empty() {
+        0
+    } else {
+        IDLE_LIMIT.as_secs()
+    };
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; Path=/app; Max-Age={age}; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// The session cookie's value among a request's `Cookie` headers.
+pub fn cookie_value<'a>(headers: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    headers
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> SessionKeys {
+        SessionKeys::new(b"0123456789abcdef0123456789abcdef".to_vec())
+    }
+
+    #[test]
+    fn a_cookie_proves_its_session_until_it_idles_out() {
+        let now = 1_800_000_000;
+        let cookie = keys().issue("abc123", now);
+        let session = keys().verify(&cookie, now + 5).expect("valid");
+        assert_eq!(session.key_id, "abc123");
+        assert!(keys().verify(&cookie, now + IDLE_LIMIT.as_secs()).is_some());
+        assert!(keys()
+            .verify(&cookie, now + IDLE_LIMIT.as_secs() + 1)
+            .is_none());
+        assert!(!session.wants_renewal(now + 59));
+        assert!(session.wants_renewal(now + 60));
+    }
+
+    #[test]
+    fn a_changed_or_foreign_cookie_proves_nothing() {
+        let now = 1_800_000_000;
+        let cookie = keys().issue("abc123", now);
+        let other = SessionKeys::new(b"another secret of thirty-two bytes".to_vec());
+        assert!(other.verify(&cookie, now).is_none());
+        for forged in [
+            cookie.replace("abc123", "abc124"),
+            cookie.replacen(&now.to_string(), &(now + 3600).to_string(), 1),
+            format!("{cookie}x"),
+            "abc123.1800000000.".to_string(),
+            "ABC.1.AAAA".to_string(),
+            String::new(),
+            ".".repeat(3),
+        ] {
+            assert!(keys().verify(&forged, now).is_none(), "{forged:?}");
+        }
+        let future = keys().issue("abc123", now + 3600);
+        assert!(
+            keys().verify(&future, now).is_none(),
+            "a cookie from the future"
+        );
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let headers = ["a=1; pos_session=v.1.s", "b=2"];
+        assert_eq!(cookie_value(headers.into_iter()), Some("v.1.s"));
+        assert_eq!(cookie_value(["pos_sessionx=1"].into_iter()), None);
+        assert!(set_cookie("v", true).contains("HttpOnly; SameSite=Strict; Secure"));
+        assert!(set_cookie("", false).contains("Max-Age=0"));
+    }
+}

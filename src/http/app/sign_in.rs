@@ -1,0 +1,124 @@
+//! Signing in with a key (back office or operator) and out again. The key
+//! is read once, from the form; the browser keeps only the signed session
+//! cookie, never the key.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use maud::html;
+use serde::Deserialize;
+
+use super::layout::shell;
+use super::session::{self, COOKIE};
+use super::{is_tls, see_other, viewer_of, PageResult};
+use crate::auth::AuthError;
+use crate::http::gate::client_address;
+use crate::http::AppState;
+
+/// `GET /app/`: the sign-in form, or the viewer's home when signed in.
+pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
+    let now = session::unix_now();
+    if let Ok((viewer, _)) = viewer_of(&state, &req, now).await {
+        return Ok(see_other(&viewer.home()));
+    }
+    Ok(form(None))
+}
+
+fn form(problem: Option<(actix_web::http::StatusCode, &str)>) -> HttpResponse {
+    let markup = shell(
+        "Sign in",
+        html! {
+            main class="sign-in" {
+                h1 { "POS back office" }
+                @if let Some((_, message)) = problem {
+                    p class="notice problem" role="alert" { (message) }
+                }
+                form method="post" action="/app/session" {
+                    label for="key" { "Back-office or operator key" }
+                    input id="key" name="key" type="password" autocomplete="off" required
+                        placeholder="pos_…";
+                    p { button type="submit" { "Sign in" } }
+                }
+                p class="muted" { "The key is checked once; this browser keeps only a session that ends after 12 hours without use." }
+            }
+        },
+    );
+    let status = problem.map_or(actix_web::http::StatusCode::OK, |(s, _)| s);
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(markup.into_string())
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    key: String,
+}
+
+/// `POST /app/session`: checks the key and starts a session.
+pub async fn sign_in(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Form<SignIn>,
+) -> PageResult {
+    use actix_web::http::StatusCode;
+    let Some(auth) = &state.auth else {
+        return Ok(see_other("/app/operator"));
+    };
+    let key = match auth.sign_in(&body.key, client_address(&state, &req)).await {
+        Ok(key) => key,
+        Err(e) => {
+            let (status, message) = match e {
+                AuthError::Unauthorized => (
+                    StatusCode::UNAUTHORIZED,
+                    "That key is not valid (unknown, mistyped or revoked).",
+                ),
+                AuthError::Forbidden => (
+                    StatusCode::FORBIDDEN,
+                    "A till key cannot sign in; use a back-office key.",
+                ),
+                AuthError::RateLimited(_) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many failed attempts from this address; wait a little.",
+                ),
+                AuthError::Unavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Keys cannot be checked right now; try again shortly.",
+                ),
+            };
+            return Ok(form(Some((status, message))));
+        }
+    };
+    let now = session::unix_now();
+    let value = state.sessions.issue(&key.id, now);
+    let home = match key.scope.tenant() {
+        Some(t) => format!("/app/tenants/{t}/"),
+        None => "/app/operator".into(),
+    };
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, home))
+        .insert_header((
+            header::SET_COOKIE,
+            session::set_cookie(&value, is_tls(&req)),
+        ))
+        .finish())
+}
+
+/// `POST /app/session/end`: the cookie is removed.
+pub async fn sign_out(req: HttpRequest) -> PageResult {
+    Ok(to_sign_in(&req, is_tls(&req)))
+}
+
+/// To the sign-in page, with the session cookie removed (it named no
+/// valid session, or the viewer signed out).
+pub fn to_sign_in(req: &HttpRequest, secure: bool) -> HttpResponse {
+    let mut res = HttpResponse::SeeOther();
+    res.insert_header((header::LOCATION, "/app/"));
+    let has_cookie = req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(COOKIE));
+    if has_cookie {
+        res.insert_header((header::SET_COOKIE, session::set_cookie("", secure)));
+    }
+    res.finish()
+}

@@ -1,0 +1,361 @@
+//! The web back office in Debian's headless Chromium: what a shop owner
+//! and the operator do, click by click, with screenshots of each page
+//! under `target/screenshots/`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::browser::{skipped, Browser};
+use crate::support::{eventually, spawn_app, TestApp};
+
+/// Signs in with `key` on the sign-in page.
+async fn sign_in(browser: &Browser, app: &TestApp, key: &str) {
+    browser.goto(&format!("{}/app/", app.base)).await;
+    browser.fill("#key", key).await;
+    browser.click("form[action='/app/session'] button").await;
+}
+
+/// A count from MySQL, as text.
+async fn scalar(app: &TestApp, sql: &str) -> String {
+    app.db.scalar(sql).await
+}
+
+#[actix_web::test]
+async fn a_shop_owner_signs_in_adds_a_product_makes_a_till_key_sees_its_sale_imports_and_signs_out()
+{
+    if skipped() {
+        return;
+    }
+    let app = spawn_app().await;
+    let tenant = app.db.tenant(2, 0).await;
+    let t = tenant.id;
+    let browser = Browser::start().await;
+
+    browser.goto(&format!("{}/app/", app.base)).await;
+    browser.screenshot("sign-in").await;
+    sign_in(&browser, &app, &tenant.backoffice).await;
+    assert_eq!(browser.path().await, format!("/app/tenants/{t}/"));
+
+    // A product made on the page is in MySQL.
+    browser
+        .goto(&format!("{}/app/tenants/{t}/products", app.base))
+        .await;
+    browser.fill("input[name='sku']", "LATTE-1").await;
+    browser
+        .fill(
+            "form[action$='/products'] input[name='name']",
+            "Latte grande",
+        )
+        .await;
+    browser.click("form[action$='/products'] button").await;
+    assert!(browser.text(".notice.done").await.contains("Added"));
+    let product: u64 = scalar(
+        &app,
+        &format!("SELECT id FROM products WHERE tenant_id = {t} AND sku = 'LATTE-1'"),
+    )
+    .await
+    .parse()
+    .expect("the product is stored");
+
+    // A till key made on the page sells it through the API.
+    browser
+        .goto(&format!("{}/app/tenants/{t}/keys", app.base))
+        .await;
+    browser.fill("input[name='label']", "Till 1").await;
+    browser.click("form[action$='/keys'] button").await;
+    let token = browser.text("#new-token").await;
+    assert!(token.starts_with("pos_"), "{token}");
+    browser.find(".qr svg").await;
+    browser.screenshot("till-key").await;
+    let sale = json!({"productID": product, "quantitySold": 3, "pricePerUnit": "4.20"});
+    let sold = app
+        .post_json_as(&tenant.sales_path(0), Some(&token), &sale)
+        .await;
+    assert_eq!(sold.status.as_u16(), 201, "{:?}", sold.body);
+
+    // The overview shows it, exactly.
+    browser
+        .goto(&format!("{}/app/tenants/{t}/", app.base))
+        .await;
+    assert_eq!(browser.text("[data-figure='revenue']").await, "12.60");
+    assert_eq!(browser.text("[data-figure='quantity']").await, "3");
+    assert!(browser
+        .text("#best-this-week")
+        .await
+        .contains("Latte grande"));
+    browser.screenshot("overview").await;
+
+    browser
+        .goto(&format!("{}/app/tenants/{t}/sales?group=product", app.base))
+        .await;
+    assert!(browser.text("#sales-table").await.contains("Latte grande"));
+    browser.screenshot("sales").await;
+
+    // An import with one bad line is refused whole, naming that line.
+    let before = scalar(
+        &app,
+        &format!("SELECT COUNT(*) FROM products WHERE tenant_id = {t}"),
+    )
+    .await;
+    let file = std::env::temp_dir().join(format!("import-{}.csv", uuid::Uuid::new_v4().simple()));
+    std::fs::write(
+        &file,
+        "sku,name\nTEA-1,Green tea\nbad sku!,Black tea\nCAKE-1,\"Cake, lemon\"\n",
+    )
+    .expect("a CSV file");
+    browser
+        .goto(&format!("{}/app/tenants/{t}/products", app.base))
+        .await;
+    browser
+        .find("input[type='file']")
+        .await
+        .send_keys(&file.to_string_lossy())
+        .await
+        .expect("the file is chosen");
+    browser.click("form[action$='/import'] button").await;
+    let problem = browser.text(".notice.problem").await;
+    assert!(problem.contains("line 3"), "{problem}");
+    assert!(!problem.contains("line 2"), "{problem}");
+    let after = scalar(
+        &app,
+        &format!("SELECT COUNT(*) FROM products WHERE tenant_id = {t}"),
+    )
+    .await;
+    assert_eq!(before, after, "nothing of a refused import is stored");
+    browser.screenshot("products").await;
+    let _ = std::fs::remove_file(&file);
+
+    // Signed out, the pages send the browser back to sign in.
+    browser.click("form.sign-out button").await;
+    assert_eq!(browser.path().await, "/app/");
+    browser
+        .goto(&format!("{}/app/tenants/{t}/", app.base))
+        .await;
+    assert_eq!(browser.path().await, "/app/");
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn the_operator_sees_the_top_sellers_change_without_a_reload() {
+    if skipped() {
+        return;
+    }
+    let app = spawn_app().await;
+    let tenant = app.db.tenant(1, 2).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &app, &app.db.operator).await;
+    assert_eq!(browser.path().await, "/app/operator");
+    let sale = json!({"productID": tenant.products[1], "quantitySold": 7, "pricePerUnit": "1.00"});
+    let sold = app
+        .post_json_as(&tenant.sales_path(0), Some(&tenant.till), &sale)
+        .await;
+    assert_eq!(sold.status.as_u16(), 201, "{:?}", sold.body);
+    let updated = eventually(Duration::from_secs(2), || async {
+        browser
+            .maybe_text("#top-sellers tbody")
+            .await
+            .is_some_and(|t| t.contains("Product 1") && t.contains('7'))
+    })
+    .await;
+    assert!(updated, "the live table did not show the sale within 2 s");
+    let updates = browser
+        .find("#top-sellers")
+        .await
+        .attr("data-updates")
+        .await
+        .expect("an attribute read");
+    assert!(
+        updates.is_some(),
+        "the update came from the stream, not a reload"
+    );
+    browser.screenshot("operator").await;
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn a_form_posted_from_another_origin_is_refused_and_changes_nothing() {
+    if skipped() {
+        return;
+    }
+    let app = spawn_app().await;
+    let tenant = app.db.tenant(1, 0).await;
+    let t = tenant.id;
+    // Another origin on the same host (same site: the cookie goes along).
+    let target = format!("{}/app/tenants/{t}/products", app.base);
+    let page = format!(
+        "<!doctype html><form method=post action='{target}'>\
+         <input name=sku value=EVIL-1><input name=name value=Evil>\
+         <button id=go>go</button></form>"
+    );
+    let attacker = actix_web::HttpServer::new(move || {
+        let page = page.clone();
+        actix_web::App::new().default_service(actix_web::web::to(move || {
+            let page = page.clone();
+            async move {
+                actix_web::HttpResponse::Ok()
+                    .content_type("text/html")
+                    .body(page)
+            }
+        }))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("a port");
+    let attacker_addr = attacker.addrs()[0];
+    let server = attacker.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &app, &tenant.backoffice).await;
+    browser.goto(&format!("http://{attacker_addr}/")).await;
+    browser.click("#go").await;
+    let heading = browser.text("h1").await;
+    assert!(heading.contains("403"), "{heading}");
+    let made = scalar(
+        &app,
+        &format!("SELECT COUNT(*) FROM products WHERE tenant_id = {t}"),
+    )
+    .await;
+    assert_eq!(made, "0");
+    handle.stop(false).await;
+    browser.close().await;
+}
+
+/// A client that shows redirects instead of following them.
+fn plain_client() -> awc::Client {
+    awc::Client::builder().disable_redirects().finish()
+}
+
+/// The session cookie a sign-in sets, for requests without a browser.
+async fn session_cookie(app: &TestApp, key: &str) -> String {
+    let res = plain_client()
+        .post(format!("{}/app/session", app.base))
+        .insert_header(("Origin", app.base.as_str()))
+        .send_form(&[("key", key)])
+        .await
+        .expect("the sign-in answers");
+    assert_eq!(res.status().as_u16(), 303);
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/app"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(
+        !cookie.contains(key.rsplit('_').next().unwrap_or(key)),
+        "the key is not in the cookie"
+    );
+    cookie.split(';').next().unwrap_or_default().to_string()
+}
+
+async fn page_status(app: &TestApp, path: &str, cookie: &str) -> u16 {
+    plain_client()
+        .get(format!("{}{path}", app.base))
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .expect("the page answers")
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn a_back_office_sees_only_its_tenant_and_a_till_key_cannot_sign_in() {
+    let app = spawn_app().await;
+    let mine = app.db.tenant(1, 0).await;
+    let other = app.db.tenant(1, 0).await;
+    let cookie = session_cookie(&app, &mine.backoffice).await;
+    assert_eq!(
+        page_status(&app, &format!("/app/tenants/{}/", mine.id), &cookie).await,
+        200
+    );
+    for path in [
+        format!("/app/tenants/{}/", other.id),
+        format!("/app/tenants/{}/products", other.id),
+        "/app/tenants/999999/keys".to_string(),
+        "/app/operator".to_string(),
+        "/app/operator/live".to_string(),
+    ] {
+        assert_eq!(page_status(&app, &path, &cookie).await, 403, "{path}");
+    }
+    let till = plain_client()
+        .post(format!("{}/app/session", app.base))
+        .insert_header(("Origin", app.base.as_str()))
+        .send_form(&[("key", mine.till.as_str())])
+        .await
+        .expect("the sign-in answers");
+    assert_eq!(till.status().as_u16(), 403);
+    assert!(till.headers().get("set-cookie").is_none());
+    // A cookie signed with another secret is no session.
+    let forged = cookie.replacen('.', "x.", 1);
+    assert_eq!(
+        page_status(&app, &format!("/app/tenants/{}/", mine.id), &forged).await,
+        303
+    );
+}
+
+#[actix_web::test]
+async fn a_revoked_keys_session_ends_within_2_s() {
+    let app = spawn_app().await;
+    let tenant = app.db.tenant(1, 0).await;
+    let cookie = session_cookie(&app, &tenant.backoffice).await;
+    let overview = format!("/app/tenants/{}/", tenant.id);
+    assert_eq!(page_status(&app, &overview, &cookie).await, 200);
+    // Revoked in MySQL, as another server or `pos keys revoke` does: this
+    // server learns it from its revocation poll.
+    let key_id = tenant
+        .backoffice
+        .split('_')
+        .nth(1)
+        .expect("a key id")
+        .to_string();
+    app.db
+        .exec(&format!(
+            "UPDATE api_keys SET revoked = UTC_TIMESTAMP(6) WHERE id = '{key_id}'"
+        ))
+        .await;
+    let ended = eventually(Duration::from_secs(2), || async {
+        page_status(&app, &overview, &cookie).await == 303
+    })
+    .await;
+    assert!(ended, "the revoked key's session still opens pages");
+}
+
+#[actix_web::test]
+async fn pages_carry_a_strict_content_security_policy_and_refuse_framing() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(format!("{}/app/", app.base))
+        .send()
+        .await
+        .expect("the sign-in page answers");
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(header("content-security-policy").contains("script-src 'self'"));
+    assert!(!header("content-security-policy").contains("unsafe-inline"));
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("referrer-policy"), "same-origin");
+    let css = app
+        .client
+        .get(format!("{}/app/static/app-1.css", app.base))
+        .send()
+        .await
+        .expect("the stylesheet answers");
+    assert_eq!(css.status().as_u16(), 200);
+    let cache: Value = json!(css
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok()));
+    assert!(cache.to_string().contains("immutable"), "{cache}");
+}
