@@ -74,7 +74,7 @@ ensure_services() {
 
 # The real peers of the tests: HAProxy (in front of shards and of a Galera
 # cluster), Prometheus (scraping them), and Galera with rsync for its state
-# transfers (scripts/galera), from Debian's packages. Installed, never
+# transfers (scripts/galera), Chromium with its WebDriver, from Debian's packages. Installed, never
 # started: each test starts its own on free ports.
 ensure_peers() {
   export PATH="$PATH:/usr/sbin:/sbin"
@@ -86,6 +86,8 @@ ensure_peers() {
   command -v openssl >/dev/null 2>&1 || apt_install openssl
   command -v curl >/dev/null 2>&1 || apt_install curl
   [ -e /usr/lib/galera/libgalera_smm.so ] || [ -e /usr/lib/libgalera_smm.so ] || apt_install galera-4
+  # The web back office's tests drive a real browser (WebDriver).
+  command -v chromedriver >/dev/null 2>&1 || apt_install chromium chromium-driver
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

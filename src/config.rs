@@ -271,18 +271,19 @@ impl Config {
         let shard = shard(raw.shard)?;
         let trusted_proxies = TrustedProxies::parse(raw.trusted_proxies.as_deref().unwrap_or(""))
             .map_err(|e| problem("POS_TRUSTED_PROXIES", e))?;
-        let session_secret =
-            match raw.session_secret {
-                Some(s) if s.is_empty() => None,
-                Some(s) if s.len() >= MIN_SESSION_SECRET => Some(SessionSecret(s.into_bytes())),
-                Some(_) => return Err(problem(
+        let session_secret = match raw.session_secret {
+            Some(s) if s.is_empty() => None,
+            Some(s) if s.len() >= MIN_SESSION_SECRET => Some(SessionSecret(s.into_bytes())),
+            Some(_) => {
+                return Err(problem(
                     "POS_SESSION_SECRET",
                     format!(
                         "must be at least {MIN_SESSION_SECRET} bytes (e.g. openssl rand -hex 32)"
                     ),
-                )),
-                None => None,
-            };
+                ))
+            }
+            None => None,
+        };
         if shard.is_partial() && session_secret.is_none() {
             return Err(problem(
                 "POS_SESSION_SECRET",

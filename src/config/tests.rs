@@ -19,7 +19,8 @@ fn defaults_apply_when_nothing_is_set() {
 #[test]
 fn a_shard_is_i_of_n() {
     assert_eq!(Config::from_pairs([]).expect("valid").shard, Shard::ALL);
-    let c = Config::from_pairs([("POS_SHARD", "1/2")]).expect("valid");
+    let c =
+        Config::from_pairs([("POS_SHARD", "1/2"), ("POS_SESSION_SECRET", SECRET)]).expect("valid");
     assert_eq!(c.shard, Shard { index: 1, count: 2 });
     let id = |n| crate::domain::TenantId::new(n).expect("positive");
     assert!(c.shard.owns(id(3)) && !c.shard.owns(id(4)) && c.shard.is_partial());
@@ -27,6 +28,23 @@ fn a_shard_is_i_of_n() {
         let e = Config::from_pairs([("POS_SHARD", bad)]).unwrap_err();
         assert!(e.to_string().starts_with("POS_SHARD:"), "{bad}: {e}");
     }
+}
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+#[test]
+fn several_shards_need_one_session_secret_that_is_never_printed() {
+    let e = Config::from_pairs([("POS_SHARD", "0/2")]).unwrap_err();
+    assert!(e.to_string().starts_with("POS_SESSION_SECRET:"), "{e}");
+    let e = Config::from_pairs([("POS_SESSION_SECRET", "short")]).unwrap_err();
+    assert!(e.to_string().starts_with("POS_SESSION_SECRET:"), "{e}");
+    assert!(!e.to_string().contains("short"), "{e}");
+    let c = Config::from_pairs([("POS_SESSION_SECRET", SECRET)]).expect("valid");
+    assert!(!format!("{c:?}").contains(SECRET));
+    assert!(Config::from_pairs([])
+        .expect("valid")
+        .session_secret
+        .is_none());
 }
 
 #[test]

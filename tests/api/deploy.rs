@@ -355,9 +355,17 @@ fn compose_runs_every_shard_once_behind_an_haproxy_that_routes_to_them_all() {
         let Some(shard) = service["environment"]["POS_SHARD"].as_str() else {
             continue;
         };
+        let secret = service["environment"]["POS_SESSION_SECRET"]
+            .as_str()
+            .expect("a shard signs sessions with the one shared secret");
+        assert_eq!(secret, "${POS_SESSION_SECRET:?set POS_SESSION_SECRET}");
         let config = pos::config::Config::from_pairs([
             ("POS_SHARD", shard),
             ("POS_REDIS_URL", "redis://redis:6379"),
+            (
+                "POS_SESSION_SECRET",
+                "a session secret of at least 32 bytes",
+            ),
         ])
         .expect("a valid POS_SHARD");
         shards.push((

@@ -14,6 +14,9 @@ fn sale(product: u64) -> serde_json::Value {
     json!({"productID": product, "quantitySold": 1, "pricePerUnit": "1.00"})
 }
 
+/// Any secret will do, if every shard has the same.
+pub const SESSION_SECRET: &str = "the shards' shared session secret, 32+";
+
 /// Shard `i/n` settings (a shard count above 1 needs Redis for the merged ranking).
 fn shard(spec: &str, prefix: &str) -> Vec<(String, String)> {
     vec![
@@ -21,6 +24,7 @@ fn shard(spec: &str, prefix: &str) -> Vec<(String, String)> {
         ("POS_REDIS_URL".into(), redis_url()),
         ("POS_REDIS_PREFIX".into(), prefix.into()),
         ("POS_SHARD_LEASE_SECS".into(), "2".into()),
+        ("POS_SESSION_SECRET".into(), SESSION_SECRET.into()),
     ]
 }
 

@@ -44,6 +44,7 @@ async fn start_shards_with(tenants: usize, extra: &[(&str, &str)]) -> Shards {
                 ("POS_SHARD", shard.as_str()),
                 ("POS_REDIS_URL", redis.as_str()),
                 ("POS_REDIS_PREFIX", prefix.as_str()),
+                ("POS_SESSION_SECRET", crate::leases::SESSION_SECRET),
             ];
             env.extend_from_slice(extra);
             ChildServer::start(&url, &env).await
@@ -340,7 +341,13 @@ async fn with_several_shards_top_selling_comes_from_redis_and_is_503_without_it(
     let mut redis = crate::support::redis_server::RedisServer::start().await;
     let app = crate::support::spawn_app_with(crate::support::Options {
         redis_url: Some(redis.url()),
-        extra: vec![("POS_SHARD".into(), "0/2".into())],
+        extra: vec![
+            ("POS_SHARD".into(), "0/2".into()),
+            (
+                "POS_SESSION_SECRET".into(),
+                crate::leases::SESSION_SECRET.into(),
+            ),
+        ],
         ..Default::default()
     })
     .await;
@@ -678,4 +685,92 @@ async fn a_tenant_created_through_one_shard_sells_on_its_owner_through_haproxy()
         (404, Some("not_found"))
     );
     s.cleanup().await;
+}
+
+/// The session cookie a sign-in at `base` sets (`name=value`).
+async fn web_session(base: &str, key: &str) -> String {
+    let res = awc::Client::builder()
+        .disable_redirects()
+        .finish()
+        .post(format!("{base}/app/session"))
+        .insert_header(("Origin", base))
+        .send_form(&[("key", key)])
+        .await
+        .expect("the sign-in answers");
+    assert_eq!(res.status().as_u16(), 303, "{base}");
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie");
+    cookie.split(';').next().unwrap_or_default().to_string()
+}
+
+async fn page_status(url: &str, cookie: &str) -> u16 {
+    awc::Client::builder()
+        .disable_redirects()
+        .finish()
+        .get(url)
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .expect("the page answers")
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn web_pages_reach_their_tenants_owner_through_haproxy_and_a_session_is_valid_on_every_shard()
+{
+    let s = start_shards(2).await;
+    let h = &s.haproxy.base;
+    for t in &s.tenants {
+        let (owner, other) = ((t.id % 2) as usize, ((t.id + 1) % 2) as usize);
+        // Signed in on the shard that does not own the tenant...
+        let cookie = web_session(&s.shards[other].base, &t.backoffice).await;
+        let overview = format!("/app/tenants/{}/", t.id);
+        // ...the session opens the tenant's pages on its owner, and
+        // through HAProxy, which routes them there.
+        assert_eq!(
+            page_status(&format!("{}{overview}", s.shards[owner].base), &cookie).await,
+            200
+        );
+        assert_eq!(page_status(&format!("{h}{overview}"), &cookie).await, 200);
+        assert_eq!(
+            page_status(&format!("{h}/app/tenants/{}/products", t.id), &cookie).await,
+            200
+        );
+        // The other shard does not serve them: 421, as the API.
+        assert_eq!(
+            page_status(&format!("{}{overview}", s.shards[other].base), &cookie).await,
+            421
+        );
+    }
+    // Sign-in and the operator's pages work through any shard.
+    let operator = web_session(h, &s.db.operator).await;
+    for shard in &s.shards {
+        assert_eq!(
+            page_status(&format!("{}/app/operator", shard.base), &operator).await,
+            200
+        );
+    }
+    assert_eq!(
+        page_status(&format!("{h}/app/operator"), &operator).await,
+        200
+    );
+    s.cleanup().await;
+}
+
+#[actix_web::test]
+async fn pos_serve_refuses_several_shards_without_a_session_secret() {
+    let (code, _, err) = pos_cli(
+        &[
+            ("POS_SHARD", "1/2"),
+            ("POS_DATABASE_URL", "mysql://root@127.0.0.1:1/none"),
+        ],
+        &["serve"],
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("POS_SESSION_SECRET"), "{err}");
 }

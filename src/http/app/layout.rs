@@ -61,6 +61,30 @@ pub fn page(
     open: Section,
     body: Markup,
 ) -> Markup {
+    framed(title, viewer, tenant, open, None, body)
+}
+
+/// A page that the browser loads again every `seconds` (a dashboard that
+/// stays current without a script).
+pub fn refreshing_page(
+    title: &str,
+    viewer: &Viewer,
+    tenant: Option<TenantId>,
+    open: Section,
+    seconds: u32,
+    body: Markup,
+) -> Markup {
+    framed(title, viewer, tenant, open, Some(seconds), body)
+}
+
+fn framed(
+    title: &str,
+    viewer: &Viewer,
+    tenant: Option<TenantId>,
+    open: Section,
+    refresh: Option<u32>,
+    body: Markup,
+) -> Markup {
     let sections = [
         (Section::Overview, "", "Overview"),
         (Section::Sales, "sales", "Sales"),
@@ -68,8 +92,9 @@ pub fn page(
         (Section::Branches, "branches", "Branches"),
         (Section::Keys, "keys", "Till keys"),
     ];
-    shell(
+    document(
         title,
+        refresh,
         html! {
             header {
                 nav aria-label="Sections" {
@@ -100,12 +125,19 @@ pub fn page(
 
 /// The document around a page's content.
 pub fn shell(title: &str, content: Markup) -> Markup {
+    document(title, None, content)
+}
+
+fn document(title: &str, refresh: Option<u32>, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(seconds) = refresh {
+                    meta http-equiv="refresh" content=(seconds);
+                }
                 title { (title) " · POS back office" }
                 link rel="stylesheet" href=(STYLESHEET);
             }

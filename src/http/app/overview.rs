@@ -8,13 +8,15 @@ use maud::html;
 use rust_decimal::Decimal;
 
 use super::chart::{bars, Bar};
-use super::layout::{page as frame, Section};
+use super::layout::{refreshing_page, Section};
 use super::{day_start, html, report, tenant_catalog, today, PageResult, Viewer};
 use crate::auth::PathIds;
 use crate::http::AppState;
 
 /// Days the chart shows, today included.
 const CHART_DAYS: u64 = 30;
+/// The overview reloads itself this often, so it follows the day's sales.
+const REFRESH_SECONDS: u32 = 15;
 /// Products in the week's list.
 const BEST: usize = 10;
 
@@ -57,7 +59,7 @@ pub async fn page(state: web::Data<AppState>, viewer: Viewer, ids: PathIds) -> P
             (r + row.total.amount(), q + row.quantity, c + row.count)
         });
     let body = html! {
-        p class="muted" { "Days in " (tz.name()) ". Today is " (day.format("%A %-d %B %Y")) "." }
+        p class="muted" { "Days in " (tz.name()) ". Today is " (day.format("%A %-d %B %Y")) ". This page follows the day's sales (it reloads every " (REFRESH_SECONDS) " s)." }
         section aria-labelledby="today" {
             h2 id="today" { "Today" }
             div class="cards" {
@@ -106,11 +108,12 @@ pub async fn page(state: web::Data<AppState>, viewer: Viewer, ids: PathIds) -> P
             }
         }
     };
-    Ok(html(frame(
+    Ok(html(refreshing_page(
         "Overview",
         &viewer,
         Some(tenant),
         Section::Overview,
+        REFRESH_SECONDS,
         body,
     )))
 }
