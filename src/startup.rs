@@ -264,6 +264,8 @@ impl RunningApp {
 
     /// Graceful stop (see the module doc for the order).
     pub async fn stop(self) {
+        // Live streams would hold the graceful stop for its whole timeout.
+        self.state.live.close();
         self.api.stop(true).await;
         self.boot.abort();
         for task in &self.background {

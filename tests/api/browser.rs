@@ -359,3 +359,81 @@ async fn pages_carry_a_strict_content_security_policy_and_refuse_framing() {
         .and_then(|v| v.to_str().ok()));
     assert!(cache.to_string().contains("immutable"), "{cache}");
 }
+
+type Events = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>>,
+>;
+
+/// Opens the live stream with `cookie`: its status, its content type, and
+/// its events to read.
+async fn open_stream(app: &TestApp, cookie: &str) -> (u16, String, Events) {
+    let res = awc::Client::builder()
+        .disable_redirects()
+        .disable_timeout()
+        .finish()
+        .get(format!("{}/app/operator/live", app.base))
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .expect("the stream answers");
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (res.status().as_u16(), content_type, Box::pin(res))
+}
+
+#[actix_web::test]
+async fn live_streams_send_the_top_sellers_are_bounded_per_key_and_end_when_the_server_stops() {
+    let mut app = crate::support::spawn_app_with(crate::support::Options {
+        extra: vec![("POS_APP_STREAMS_PER_KEY".into(), "2".into())],
+        ..Default::default()
+    })
+    .await;
+    let tenant = app.db.tenant(1, 1).await;
+    let sale = json!({"productID": tenant.products[0], "quantitySold": 5, "pricePerUnit": "2.00"});
+    let sold = app
+        .post_json_as(&tenant.sales_path(0), Some(&tenant.till), &sale)
+        .await;
+    assert_eq!(sold.status.as_u16(), 201);
+    let cookie = session_cookie(&app, &app.db.operator).await;
+    let (status, content_type, mut first) = open_stream(&app, &cookie).await;
+    assert_eq!((status, content_type.as_str()), (200, "text/event-stream"));
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !seen.contains("\"quantitySold\":5") && std::time::Instant::now() < deadline {
+        let next = futures_util::StreamExt::next(&mut first);
+        if let Ok(Some(Ok(bytes))) = tokio::time::timeout(Duration::from_millis(200), next).await {
+            seen.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    let got = seen.contains("\"quantitySold\":5");
+    assert!(got, "no update with the sale: {seen:?}");
+    let (status, _, _second) = open_stream(&app, &cookie).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = open_stream(&app, &cookie).await;
+    assert_eq!(status, 429, "a third stream of one key is refused");
+
+    // Stopping the server ends the open streams instead of waiting on them
+    // (its graceful stop would wait 30 s for them).
+    let stopped = actix_web::rt::spawn(async move { app.stop().await });
+    let mut ended = false;
+    for _ in 0..50 {
+        match tokio::time::timeout(
+            Duration::from_millis(100),
+            futures_util::StreamExt::next(&mut first),
+        )
+        .await
+        {
+            Ok(None) | Ok(Some(Err(_))) => {
+                ended = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(ended, "the stream outlived the server's stop");
+    stopped.await.expect("the stop finishes");
+}

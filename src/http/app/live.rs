@@ -6,7 +6,7 @@
 //! are bounded per key and in all; each one ends within a second of its
 //! key's revocation or its session's end.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +37,9 @@ pub struct LiveTopSellers {
     per_key: DashMap<Arc<str>, usize>,
     total: AtomicUsize,
     max_per_key: usize,
+    /// Set when the server stops: streams end, so the graceful stop does
+    /// not wait for viewers to leave.
+    stopping: AtomicBool,
 }
 
 impl LiveTopSellers {
@@ -46,7 +49,14 @@ impl LiveTopSellers {
             per_key: DashMap::new(),
             total: AtomicUsize::new(0),
             max_per_key,
+            stopping: AtomicBool::new(false),
         }
+    }
+
+    /// Ends every stream (the server is stopping).
+    pub fn close(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.latest.send_replace(None);
     }
 
     /// A place for one more stream of `key`, if the bounds allow it.
@@ -177,6 +187,9 @@ struct Watching {
 /// `GET /app/operator/live`: `text/event-stream` of the top sellers, each
 /// event the whole table as JSON.
 pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
+    if state.live.stopping.load(Ordering::Acquire) {
+        return Err(ApiError::Unavailable("the server is stopping".into()).into());
+    }
     let slot = match &viewer.key_id {
         Some(key) => Some(state.live.admit(key.clone()).ok_or(ApiError::RateLimited {
             retry_after_secs: 5,
@@ -215,6 +228,9 @@ pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
 async fn next_event(w: &mut Watching) -> Option<Bytes> {
     let mut quiet = Duration::ZERO;
     loop {
+        if w.state.live.stopping.load(Ordering::Acquire) {
+            return None;
+        }
         if let Some(key) = &w.key {
             let auth = w.state.auth.as_ref()?;
             if auth.key_by_id(key).await.is_err() {
