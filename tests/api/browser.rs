@@ -437,3 +437,59 @@ async fn live_streams_send_the_top_sellers_are_bounded_per_key_and_end_when_the_
     assert!(ended, "the stream outlived the server's stop");
     stopped.await.expect("the stop finishes");
 }
+
+/// The overview's "today" revenue as the page shows it.
+async fn todays_revenue(app: &TestApp, tenant: u64, cookie: &str) -> String {
+    let mut res = plain_client()
+        .get(format!("{}/app/tenants/{tenant}/", app.base))
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .expect("the overview answers");
+    assert_eq!(res.status().as_u16(), 200);
+    let page = String::from_utf8_lossy(&res.body().await.expect("a page")).into_owned();
+    let marker = "data-figure=\"revenue\">";
+    let at = page.find(marker).expect("the revenue figure") + marker.len();
+    page[at..].split('<').next().unwrap_or_default().to_string()
+}
+
+#[actix_web::test]
+async fn the_overview_counts_today_in_the_tenants_time_zone() {
+    use chrono::{TimeZone, Utc};
+    let app = spawn_app().await;
+    let tenant = app.db.tenant(1, 1).await;
+    let path = format!("/v1/tenants/{}", tenant.id);
+    let op = app.db.operator.clone();
+    let refused = app
+        .send_as("PATCH", &path, Some(&op), Some(&json!({"timeZone": "Mars/Olympus"})))
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body["error"]["fields"]["timeZone"].is_string(), "{:?}", refused.body);
+
+    // An instant that is today in one zone and yesterday in the other: just
+    // before the later of the two days' starts.
+    let zone: chrono_tz::Tz = "Pacific/Kiritimati".parse().expect("a zone");
+    let start = |tz: chrono_tz::Tz| {
+        let day = Utc::now().with_timezone(&tz).date_naive();
+        tz.from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+            .earliest()
+            .expect("a midnight")
+            .with_timezone(&Utc)
+    };
+    let (in_zone, in_utc) = (start(zone), start(chrono_tz::UTC));
+    let when = in_zone.max(in_utc) - chrono::Duration::minutes(1);
+    let today_in_zone = in_zone < in_utc;
+    let sale = json!({"productID": tenant.products[0], "quantitySold": 1, "pricePerUnit": "9.99",
+                      "timestamp": when.to_rfc3339()});
+    assert_eq!(app.post_json(&tenant.sales_path(0), &sale).await.status, 201);
+
+    let cookie = session_cookie(&app, &tenant.backoffice).await;
+    let utc_figure = todays_revenue(&app, tenant.id, &cookie).await;
+    let set = app
+        .send_as("PATCH", &path, Some(&op), Some(&json!({"timeZone": "Pacific/Kiritimati"})))
+        .await;
+    assert_eq!((set.status.as_u16(), set.body["timeZone"].as_str()), (200, Some("Pacific/Kiritimati")));
+    let zone_figure = todays_revenue(&app, tenant.id, &cookie).await;
+    let expected = if today_in_zone { ("0.00", "9.99") } else { ("9.99", "0.00") };
+    assert_eq!((utc_figure.as_str(), zone_figure.as_str()), expected);
+}

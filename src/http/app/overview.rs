@@ -11,6 +11,7 @@ use super::chart::{bars, Bar};
 use super::layout::{refreshing_page, Section};
 use super::{day_start, html, report, tenant_catalog, today, PageResult, Viewer};
 use crate::auth::PathIds;
+use crate::domain::Money;
 use crate::http::AppState;
 
 /// Days the chart shows, today included.
@@ -63,7 +64,7 @@ pub async fn page(state: web::Data<AppState>, viewer: Viewer, ids: PathIds) -> P
         section aria-labelledby="today" {
             h2 id="today" { "Today" }
             div class="cards" {
-                div class="card" { div { "Revenue" } div class="figure" data-figure="revenue" { (revenue) } }
+                div class="card" { div { "Revenue" } div class="figure" data-figure="revenue" { (Money::new(revenue)) } }
                 div class="card" { div { "Items sold" } div class="figure" data-figure="quantity" { (quantity) } }
                 div class="card" { div { "Sales" } div class="figure" data-figure="sales" { (count) } }
             }
