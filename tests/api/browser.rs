@@ -461,10 +461,19 @@ async fn the_overview_counts_today_in_the_tenants_time_zone() {
     let path = format!("/v1/tenants/{}", tenant.id);
     let op = app.db.operator.clone();
     let refused = app
-        .send_as("PATCH", &path, Some(&op), Some(&json!({"timeZone": "Mars/Olympus"})))
+        .send_as(
+            "PATCH",
+            &path,
+            Some(&op),
+            Some(&json!({"timeZone": "Mars/Olympus"})),
+        )
         .await;
     assert_eq!(refused.status, 422);
-    assert!(refused.body["error"]["fields"]["timeZone"].is_string(), "{:?}", refused.body);
+    assert!(
+        refused.body["error"]["fields"]["timeZone"].is_string(),
+        "{:?}",
+        refused.body
+    );
 
     // An instant that is today in one zone and yesterday in the other: just
     // before the later of the two days' starts.
@@ -481,15 +490,30 @@ async fn the_overview_counts_today_in_the_tenants_time_zone() {
     let today_in_zone = in_zone < in_utc;
     let sale = json!({"productID": tenant.products[0], "quantitySold": 1, "pricePerUnit": "9.99",
                       "timestamp": when.to_rfc3339()});
-    assert_eq!(app.post_json(&tenant.sales_path(0), &sale).await.status, 201);
+    assert_eq!(
+        app.post_json(&tenant.sales_path(0), &sale).await.status,
+        201
+    );
 
     let cookie = session_cookie(&app, &tenant.backoffice).await;
     let utc_figure = todays_revenue(&app, tenant.id, &cookie).await;
     let set = app
-        .send_as("PATCH", &path, Some(&op), Some(&json!({"timeZone": "Pacific/Kiritimati"})))
+        .send_as(
+            "PATCH",
+            &path,
+            Some(&op),
+            Some(&json!({"timeZone": "Pacific/Kiritimati"})),
+        )
         .await;
-    assert_eq!((set.status.as_u16(), set.body["timeZone"].as_str()), (200, Some("Pacific/Kiritimati")));
+    assert_eq!(
+        (set.status.as_u16(), set.body["timeZone"].as_str()),
+        (200, Some("Pacific/Kiritimati"))
+    );
     let zone_figure = todays_revenue(&app, tenant.id, &cookie).await;
-    let expected = if today_in_zone { ("0.00", "9.99") } else { ("9.99", "0.00") };
+    let expected = if today_in_zone {
+        ("0.00", "9.99")
+    } else {
+        ("9.99", "0.00")
+    };
     assert_eq!((utc_figure.as_str(), zone_figure.as_str()), expected);
 }
