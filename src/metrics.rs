@@ -70,6 +70,8 @@ pub struct Metrics {
     pub revocation_poll_failures: IntCounter,
     /// Addresses the failed-authentication limiter tracks.
     pub auth_addresses: IntGauge,
+    /// Live top-seller streams of the web back office open now.
+    pub app_live_streams: IntGauge,
     /// Failures counted against the shared budget (the limiter was full).
     pub auth_address_overflow: IntCounter,
     /// Requests the key check refused, by reason.
@@ -244,6 +246,11 @@ impl Metrics {
                 "Client addresses (IPv6: prefixes) the failed-authentication limiter tracks",
             )
             .expect("valid"),
+            app_live_streams: IntGauge::new(
+                "pos_app_live_streams",
+                "Live top-seller streams (Server-Sent Events) of the web back office open now",
+            )
+            .expect("valid"),
             auth_address_overflow: IntCounter::new(
                 "pos_auth_address_overflow_total",
                 "Authentications counted against the shared budget because the limiter was full",
@@ -284,6 +291,7 @@ impl Metrics {
             Box::new(self.revocation_poll_age.clone()),
             Box::new(self.revocation_poll_failures.clone()),
             Box::new(self.auth_addresses.clone()),
+            Box::new(self.app_live_streams.clone()),
             Box::new(self.auth_address_overflow.clone()),
             Box::new(self.auth_refusals.clone()),
         ];

@@ -126,6 +126,25 @@ async fn a_shop_owner_signs_in_adds_a_product_makes_a_till_key_sees_its_sale_imp
     browser.screenshot("products").await;
     let _ = std::fs::remove_file(&file);
 
+    // The till key revoked on the page stops selling within 2 s.
+    browser
+        .goto(&format!("{}/app/tenants/{t}/keys", app.base))
+        .await;
+    let key_id = token.split('_').nth(1).expect("a key id").to_string();
+    browser
+        .click(&format!("tr[data-key='{key_id}'] button"))
+        .await;
+    assert!(browser.text(".notice.done").await.contains("Revoked"));
+    let refused = eventually(Duration::from_secs(2), || async {
+        app.post_json_as(&tenant.sales_path(0), Some(&token), &sale)
+            .await
+            .status
+            .as_u16()
+            == 401
+    })
+    .await;
+    assert!(refused, "the revoked till key still sells");
+
     // Signed out, the pages send the browser back to sign in.
     browser.click("form.sign-out button").await;
     assert_eq!(browser.path().await, "/app/");
@@ -170,6 +189,40 @@ async fn the_operator_sees_the_top_sellers_change_without_a_reload() {
         "the update came from the stream, not a reload"
     );
     browser.screenshot("operator").await;
+
+    // A tenant made on the page exists; suspending it refuses its tills.
+    browser
+        .fill(
+            "form[action='/app/operator'] input[name='name']",
+            "Nordic Bakes",
+        )
+        .await;
+    browser.click("form[action='/app/operator'] button").await;
+    assert!(browser.text(".notice.done").await.contains("created"));
+    let made: u64 = app
+        .db
+        .scalar("SELECT id FROM tenants WHERE name = 'Nordic Bakes'")
+        .await
+        .parse()
+        .expect("the tenant is stored");
+    let suspend = format!(
+        "tr[data-tenant='{}'] form[action$='/settings'] input[name='suspended'] ~ button",
+        tenant.id
+    );
+    browser.click(&suspend).await;
+    let refused = app
+        .post_json_as(&tenant.sales_path(0), Some(&tenant.till), &sale)
+        .await;
+    assert_eq!(refused.status.as_u16(), 403, "{:?}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "tenant_suspended");
+    assert!(browser
+        .text(&format!("tr[data-tenant='{}']", tenant.id))
+        .await
+        .contains("suspended"));
+    assert!(browser
+        .text(&format!("tr[data-tenant='{made}']"))
+        .await
+        .contains("Nordic Bakes"));
     browser.close().await;
 }
 
@@ -415,6 +468,14 @@ async fn live_streams_send_the_top_sellers_are_bounded_per_key_and_end_when_the_
     assert_eq!(status, 200);
     let (status, _, _) = open_stream(&app, &cookie).await;
     assert_eq!(status, 429, "a third stream of one key is refused");
+    let counted = eventually(Duration::from_secs(3), || async {
+        app.metric("pos_app_live_streams").await == 2.0
+    })
+    .await;
+    assert!(
+        counted,
+        "pos_app_live_streams does not show the two streams"
+    );
 
     // Stopping the server ends the open streams instead of waiting on them
     // (its graceful stop would wait 30 s for them).

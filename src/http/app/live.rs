@@ -136,7 +136,9 @@ pub async fn publish(state: web::Data<AppState>) {
     let mut last: Option<Vec<u8>> = None;
     loop {
         tick.tick().await;
-        if state.live.open() == 0 {
+        let open = state.live.open();
+        state.metrics.app_live_streams.set(open as i64);
+        if open == 0 {
             last = None;
             continue;
         }
