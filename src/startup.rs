@@ -40,20 +40,21 @@ pub enum StartError {
     },
     #[error("POS_REDIS_URL: {0}")]
     Redis(String),
-    #[error("no randomness for a session secret: {0}")]
-    Randomness(String),
+    #[error("no session signing key: {0}")]
+    SessionKeys(String),
 }
 
 /// The session signer: `POS_SESSION_SECRET`, or a random secret that
 /// lives as long as this process (sessions end at a restart).
 fn session_keys(config: &Config) -> Result<http::app::SessionKeys, StartError> {
     match &config.session_secret {
-        Some(secret) => Ok(http::app::SessionKeys::new(secret.0.clone())),
+        Some(secret) => http::app::SessionKeys::new(&secret.0)
+            .map_err(|e| StartError::SessionKeys(e.to_string())),
         None => {
             tracing::warn!(
                 "POS_SESSION_SECRET is not set: back-office sessions end when this process stops"
             );
-            http::app::SessionKeys::random().map_err(|e| StartError::Randomness(e.to_string()))
+            http::app::SessionKeys::random().map_err(StartError::SessionKeys)
         }
     }
 }

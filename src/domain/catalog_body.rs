@@ -103,12 +103,9 @@ pub fn parse_tenant_patch(body: &[u8]) -> Result<TenantPatch, BodyError> {
         let suspended = read.flag("suspended");
         let time_zone = match read.optional("timeZone") {
             None => Some(None),
-            Some(v) => match string(v).and_then(|s| s.parse::<chrono_tz::Tz>().ok()) {
+            Some(v) => match string(v).and_then(|s| super::time_zone(&s)) {
                 Some(tz) => Some(Some(tz)),
-                None => read.problem(
-                    "timeZone",
-                    "must be an IANA time zone such as Europe/Berlin",
-                ),
+                None => read.problem("timeZone", super::TIME_ZONE_RULE),
             },
         };
         Some(TenantPatch {

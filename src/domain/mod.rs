@@ -33,8 +33,8 @@ pub use ids::{BranchId, ProductId, TenantId};
 pub use money::Money;
 pub use problems::{Field, ItemProblem};
 pub use report::{
-    GroupBy, GroupKey, Groups, ReportPage, ReportProblem, ReportQuery, ReportRow, Stretch, Sums,
-    TimeBucket, TooManyGroups, MAX_GROUPS, MAX_PAGE_ROWS,
+    time_zone, GroupBy, GroupKey, Groups, ReportPage, ReportProblem, ReportQuery, ReportRow,
+    Stretch, Sums, TimeBucket, TooManyGroups, MAX_GROUPS, MAX_PAGE_ROWS, TIME_ZONE_RULE,
 };
 pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale, MAX_FUTURE_SECONDS};
 pub use sales_body::{parse_sales, ParsedSales};

@@ -213,8 +213,17 @@ fn instant(parameter: &'static str, text: &str) -> Result<DateTime<Utc>, ReportP
     }
 }
 
+/// An IANA time zone by name (`Europe/Berlin`), spaces around ignored:
+/// the one reading of a zone for reports, tenants and pages.
+pub fn time_zone(text: &str) -> Option<Tz> {
+    text.trim().parse::<Tz>().ok()
+}
+
+/// What a bad zone name is told.
+pub const TIME_ZONE_RULE: &str = "must be an IANA time zone such as Europe/Berlin";
+
 fn zone(text: &str) -> Result<Tz, ReportProblem> {
-    text.trim().parse::<Tz>().map_err(|_| {
+    time_zone(text).ok_or_else(|| {
         ReportProblem::new(
             "tz",
             format!(

@@ -578,3 +578,93 @@ async fn the_overview_counts_today_in_the_tenants_time_zone() {
     };
     assert_eq!((utc_figure.as_str(), zone_figure.as_str()), expected);
 }
+
+#[actix_web::test]
+async fn a_dashboards_own_reloads_do_not_keep_its_session_alive() {
+    const SECRET: &str = "a session secret for this test, 32+ bytes";
+    let app = crate::support::spawn_app_with(crate::support::Options {
+        extra: vec![("POS_SESSION_SECRET".into(), SECRET.into())],
+        ..Default::default()
+    })
+    .await;
+    let tenant = app.db.tenant(1, 0).await;
+    let key_id = tenant.backoffice.split('_').nth(1).expect("a key id");
+    // A session last renewed two minutes ago.
+    let keys = pos::http::app::session::SessionKeys::new(SECRET.as_bytes()).expect("keys");
+    let since = pos::http::app::session::unix_now() - 120;
+    let cookie = format!("pos_session={}", keys.issue(key_id, since));
+    let base = app.base.clone();
+    let renews = |path: String| {
+        let (cookie, base) = (cookie.clone(), base.clone());
+        async move {
+            let res = plain_client()
+                .get(format!("{base}{path}"))
+                .insert_header(("Cookie", cookie))
+                .send()
+                .await
+                .expect("the page answers");
+            assert_eq!(res.status().as_u16(), 200, "{path}");
+            res.headers().get("set-cookie").is_some()
+        }
+    };
+    let overview = format!("/app/tenants/{}/", tenant.id);
+    assert!(
+        !renews(format!("{overview}?auto=1")).await,
+        "a reload renewed the session"
+    );
+    assert!(renews(overview).await, "a person's page view renews it");
+}
+
+#[actix_web::test]
+async fn odd_input_on_pages_gets_an_answer_never_a_panic() {
+    let app = spawn_app().await;
+    let tenant = app.db.tenant(1, 0).await;
+    let cookie = session_cookie(&app, &tenant.backoffice).await;
+    let t = tenant.id;
+    for query in [
+        "to=%2B262142-12-31",
+        "to=-262143-01-01",
+        "from=0001-01-01&to=0001-01-02",
+        "from=2026-01-02&to=2026-01-01",
+        "group=hour",
+        "from=nonsense",
+    ] {
+        for page in ["sales", "sales.csv"] {
+            let status =
+                page_status(&app, &format!("/app/tenants/{t}/{page}?{query}"), &cookie).await;
+            assert_eq!(status, 422, "{page}?{query}");
+        }
+    }
+    // The live stream answers GET only: a HEAD would hold a slot forever.
+    let op = session_cookie(&app, &app.db.operator).await;
+    let head = plain_client()
+        .head(format!("{}/app/operator/live", app.base))
+        .insert_header(("Cookie", op.as_str()))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(head.status().as_u16(), 405);
+    assert_eq!(
+        head.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
+    // An import larger than 1 MiB is refused, whatever its parts are named.
+    let boundary = "pos-test-boundary";
+    let mut body =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"padding\"\r\n\r\n")
+            .into_bytes();
+    body.extend(std::iter::repeat_n(b'x', (1 << 20) + 10));
+    body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let res = plain_client()
+        .post(format!("{}/app/tenants/{t}/products/import", app.base))
+        .insert_header(("Cookie", cookie.as_str()))
+        .insert_header(("Origin", app.base.as_str()))
+        .insert_header((
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        ))
+        .send_body(body)
+        .await
+        .expect("an answer");
+    assert_eq!(res.status().as_u16(), 413);
+}

@@ -13,12 +13,12 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::layout::{notice, page as frame, Section};
-use super::sales::with_status;
-use super::{html, see_other, tenant_catalog, PageError, PageResult, Viewer};
+use super::{html, see_other, tenant_catalog, with_status, PageError, PageResult, Viewer};
 use crate::actors::tenant::{AddBranch, AddProducts, ChangeBranch, ChangeProduct, TenantError};
 use crate::auth::PathIds;
 use crate::domain::{
-    BranchPatch, Catalog, Code, Name, NewBranch, NewProduct, ProductPatch, TenantId, MAX_ITEMS,
+    BranchPatch, Catalog, Code, Name, NewBranch, NewProduct, ProductPatch, TenantId,
+    MAX_ERROR_FIELDS, MAX_ITEMS,
 };
 use crate::http::{ApiError, AppState};
 
@@ -166,7 +166,7 @@ pub async fn add_product(
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
     let made = match new_product(&form.sku, &form.name) {
-        Ok(product) => ask_products(&state, tenant, vec![product]).await,
+        Ok(product) => ask_products(&state, tenant, vec![product], false).await,
         Err(problem) => Err(ApiError::validation(problem.0, problem.1)),
     };
     products_after(&state, viewer, tenant, made.map(|_| "added")).await
@@ -178,10 +178,13 @@ fn new_product(sku: &str, name: &str) -> Result<NewProduct, (&'static str, &'sta
     Ok(NewProduct { sku, name })
 }
 
+/// Makes `products` through the tenant's actor; `listed`: problems are
+/// named by position (`[3].sku`), as for an import.
 async fn ask_products(
     state: &AppState,
     tenant: TenantId,
     products: Vec<NewProduct>,
+    listed: bool,
 ) -> Result<(), ApiError> {
     state
         .core()?
@@ -189,7 +192,7 @@ async fn ask_products(
         .ask(tenant, AddProducts(products))
         .await
         .map(|_| ())
-        .map_err(|e| ApiError::from_tenant(e, true))
+        .map_err(|e| ApiError::from_tenant(e, listed))
 }
 
 /// Back to the products list: with a message when the form did its work,
@@ -296,7 +299,7 @@ pub async fn import_products(
     let tenant = ids.tenant_or_404()?;
     let result = match read_file(payload).await {
         Ok(bytes) => match parse_import(&bytes) {
-            Ok((products, lines)) => ask_products(&state, tenant, products)
+            Ok((products, lines)) => ask_products(&state, tenant, products, true)
                 .await
                 .map(|()| "imported")
                 .map_err(|e| by_line(e, &lines)),
@@ -310,23 +313,35 @@ pub async fn import_products(
     products_after(&state, viewer, tenant, result).await
 }
 
-/// The uploaded file's bytes, at most [`MAX_IMPORT_BYTES`].
+/// The uploaded file's bytes. The whole upload (every part, whatever its
+/// name) counts against [`MAX_IMPORT_BYTES`]; a form of ours has one part.
 async fn read_file(mut payload: Multipart) -> Result<Vec<u8>, ApiError> {
-    let mut bytes = Vec::new();
-    while let Some(field) = payload.next().await {
-        let mut field = field.map_err(|e| ApiError::BadJson(format!("unreadable upload: {e}")))?;
-        if field.name() != Some("file") {
-            continue;
-        }
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| ApiError::BadJson(format!("unreadable upload: {e}")))?;
-            if bytes.len() + chunk.len() > MAX_IMPORT_BYTES {
-                return Err(ApiError::validation("file", "is larger than 1 MiB"));
+    let unreadable = |e: actix_multipart::MultipartError| {
+        ApiError::validation("file", &format!("is not a readable upload: {e}"))
+    };
+    let mut file = None;
+    let mut total = 0usize;
+    while let Some(part) = payload.next().await {
+        let mut part = part.map_err(unreadable)?;
+        let is_file = part.name() == Some("file") && file.is_none();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = part.next().await {
+            let chunk = chunk.map_err(unreadable)?;
+            total += chunk.len();
+            if total > MAX_IMPORT_BYTES {
+                return Err(ApiError::PayloadTooLarge(
+                    "an import is at most 1 MiB; split the file".into(),
+                ));
             }
-            bytes.extend_from_slice(&chunk);
+            if is_file {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        if is_file {
+            file = Some(bytes);
         }
     }
-    Ok(bytes)
+    file.ok_or_else(|| ApiError::validation("file", "is missing"))
 }
 
 /// Line numbers of the file for each product made.
@@ -342,11 +357,18 @@ fn parse_import(bytes: &[u8]) -> Result<(Vec<NewProduct>, Lines), BTreeMap<Strin
         .flexible(true)
         .from_reader(bytes);
     for (i, record) in reader.records().enumerate() {
-        let line = record
-            .as_ref()
-            .ok()
-            .and_then(|r| r.position())
-            .map_or(i + 1, |p| p.line() as usize);
+        if problems.len() >= MAX_ERROR_FIELDS {
+            problems.insert(
+                "file".into(),
+                format!("has more bad lines; the first {MAX_ERROR_FIELDS} are named"),
+            );
+            break;
+        }
+        let position = match &record {
+            Ok(r) => r.position(),
+            Err(e) => e.position(),
+        };
+        let line = position.map_or(i + 1, |p| p.line() as usize);
         let record = match record {
             Ok(r) => r,
             Err(e) => {

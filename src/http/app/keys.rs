@@ -11,8 +11,7 @@ use serde::Deserialize;
 
 use super::catalog::{branch_options, refusal};
 use super::layout::{notice, page as frame, Section};
-use super::sales::with_status;
-use super::{html, see_other, tenant_catalog, PageResult, Viewer};
+use super::{html, see_other, tenant_catalog, with_status, PageResult, Viewer};
 use crate::auth::PathIds;
 use crate::domain::{BranchId, Name, Role, TenantId, Timestamp};
 use crate::http::keys::{make_key, no_such_key, revoke as revoke_key, valid_key_id};

@@ -64,17 +64,20 @@ pub fn page(
     framed(title, viewer, tenant, open, None, body)
 }
 
-/// A page that the browser loads again every `seconds` (a dashboard that
-/// stays current without a script).
+/// A page that the browser loads again from `path` every `seconds` (a
+/// dashboard that stays current without a script). The reload is marked
+/// as such, so it does not renew the session: an open dashboard does not
+/// keep a session alive past its idle limit.
 pub fn refreshing_page(
     title: &str,
     viewer: &Viewer,
     tenant: Option<TenantId>,
     open: Section,
-    seconds: u32,
+    reload: (u32, &str),
     body: Markup,
 ) -> Markup {
-    framed(title, viewer, tenant, open, Some(seconds), body)
+    let refresh = format!("{};url={}?{}", reload.0, reload.1, super::AUTOMATIC);
+    framed(title, viewer, tenant, open, Some(refresh), body)
 }
 
 fn framed(
@@ -82,7 +85,7 @@ fn framed(
     viewer: &Viewer,
     tenant: Option<TenantId>,
     open: Section,
-    refresh: Option<u32>,
+    refresh: Option<String>,
     body: Markup,
 ) -> Markup {
     let sections = [
@@ -128,15 +131,15 @@ pub fn shell(title: &str, content: Markup) -> Markup {
     document(title, None, content)
 }
 
-fn document(title: &str, refresh: Option<u32>, content: Markup) -> Markup {
+fn document(title: &str, refresh: Option<String>, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(seconds) = refresh {
-                    meta http-equiv="refresh" content=(seconds);
+                @if let Some(refresh) = refresh {
+                    meta http-equiv="refresh" content=(refresh);
                 }
                 title { (title) " · POS back office" }
                 link rel="stylesheet" href=(STYLESHEET);

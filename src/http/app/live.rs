@@ -4,7 +4,9 @@
 //! forwards the latest (so a viewer gets at most one update a second,
 //! and a thousand viewers cost one read a second, not a thousand). Streams
 //! are bounded per key and in all; each one ends within a second of its
-//! key's revocation or its session's end.
+//! key's revocation, or when its session would idle out (a sign-out in
+//! another tab is not known here: the cookie is all there is), or when the
+//! server stops.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::operator::LIVE_ROWS;
+use super::session::{unix_now, IDLE_LIMIT};
 use super::{PageResult, Viewer};
 use crate::domain::RankBy;
 use crate::domain::{Money, ProductId, TenantId, Timestamp};
@@ -139,7 +142,10 @@ pub async fn publish(state: web::Data<AppState>) {
         let open = state.live.open();
         state.metrics.app_live_streams.set(open as i64);
         if open == 0 {
-            last = None;
+            // A new viewer must not be sent a stale table first.
+            if last.take().is_some() {
+                state.live.latest.send_replace(None);
+            }
             continue;
         }
         let Ok(top) = top_sellers(&state, LIVE_ROWS, RankBy::Quantity).await else {
@@ -182,7 +188,10 @@ struct Watching {
     state: web::Data<AppState>,
     updates: watch::Receiver<Option<Bytes>>,
     key: Option<Arc<str>>,
-    _slot: Option<StreamSlot>,
+    /// When the session would idle out (Unix seconds): the stream is no
+    /// use of the pages, so it ends then.
+    session_ends: u64,
+    _slot: StreamSlot,
     ended: bool,
 }
 
@@ -192,18 +201,18 @@ pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
     if state.live.stopping.load(Ordering::Acquire) {
         return Err(ApiError::Unavailable("the server is stopping".into()).into());
     }
-    let slot = match &viewer.key_id {
-        Some(key) => Some(state.live.admit(key.clone()).ok_or(ApiError::RateLimited {
-            retry_after_secs: 5,
-        })?),
-        None => None,
-    };
+    // Without keys (POS_AUTH=disabled) every stream shares one bound.
+    let holder = viewer.key_id.clone().unwrap_or_else(|| Arc::from(""));
+    let slot = state.live.admit(holder).ok_or(ApiError::RateLimited {
+        retry_after_secs: 5,
+    })?;
     let mut updates = state.live.latest.subscribe();
     updates.mark_changed();
     let watching = Watching {
         state: state.clone(),
         updates,
         key: viewer.key_id.clone(),
+        session_ends: viewer.session_since + IDLE_LIMIT.as_secs(),
         _slot: slot,
         ended: false,
     };
@@ -230,7 +239,7 @@ pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
 async fn next_event(w: &mut Watching) -> Option<Bytes> {
     let mut quiet = Duration::ZERO;
     loop {
-        if w.state.live.stopping.load(Ordering::Acquire) {
+        if w.state.live.stopping.load(Ordering::Acquire) || unix_now() > w.session_ends {
             return None;
         }
         if let Some(key) = &w.key {

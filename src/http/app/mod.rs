@@ -43,6 +43,8 @@ pub struct Viewer {
     /// `None` when keys are off (`POS_AUTH=disabled`): the operator.
     pub key_id: Option<Arc<str>>,
     pub scope: Scope,
+    /// When the session's cookie was last renewed (Unix seconds).
+    pub session_since: u64,
 }
 
 impl Viewer {
@@ -94,82 +96,105 @@ impl ResponseError for PageError {
         self.0.status_code()
     }
 
+    /// The API's answer (status, headers such as `Retry-After` and
+    /// `Allow`, its log line) with a page in place of the JSON body.
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
-            tracing::warn!(error = %self.0, "page failed");
-        }
-        let mut res = HttpResponse::build(status);
-        if let ApiError::Unavailable(_) = self.0 {
-            res.insert_header((header::RETRY_AFTER, "1"));
-        }
-        res.content_type("text/html; charset=utf-8")
-            .body(layout::error_page(status, &self.0.to_string()).into_string())
+        let page = layout::error_page(status, &self.0.to_string()).into_string();
+        let mut res = self.0.error_response().set_body(BoxBody::new(page));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        res
     }
 }
 
 pub type PageResult = Result<HttpResponse, PageError>;
 
+/// What each page resource answers (its `Allow`).
+const GET: &str = "GET, HEAD";
+const POST: &str = "POST";
+const GET_POST: &str = "GET, HEAD, POST";
+
 /// The `/app` routes.
 pub fn app_routes(cfg: &mut web::ServiceConfig) {
     use Operation::*;
-    cfg.service(
-        web::scope("/app")
-            .wrap(from_fn(protect))
-            .route("/", get().to(sign_in::page))
-            .route("/session", web::post().to(sign_in::sign_in))
-            .route("/session/end", web::post().to(sign_in::sign_out))
-            .route("/static/{file}", get().to(layout::asset))
-            .service(
-                page("/operator", ManageTenants)
-                    .route(get().to(operator::page))
-                    .route(web::post().to(operator::create_tenant)),
-            )
-            .service(page("/operator/live", ReadTopSelling).route(get().to(live::stream)))
-            .service(page("/tenants/{tenantID}/", ReadTenantSales).route(get().to(overview::page)))
-            .service(
-                page("/tenants/{tenantID}/settings", ManageTenants)
-                    .route(web::post().to(operator::change_tenant)),
-            )
-            .service(
-                page("/tenants/{tenantID}/sales", ReadTenantSales).route(get().to(sales::page)),
-            )
-            .service(
-                page("/tenants/{tenantID}/sales.csv", ReadTenantSales).route(get().to(sales::csv)),
-            )
-            .service(
-                page("/tenants/{tenantID}/products", ChangeCatalog)
-                    .route(get().to(catalog::products))
-                    .route(web::post().to(catalog::add_product)),
-            )
-            .service(
-                page("/tenants/{tenantID}/products/import", ChangeCatalog)
-                    .route(web::post().to(catalog::import_products)),
-            )
-            .service(
-                page("/tenants/{tenantID}/products/{productID}", ChangeCatalog)
+    cfg.route("/app", web::to(|| async { see_other("/app/") }))
+        .service(
+            web::scope("/app")
+                .wrap(from_fn(protect))
+                .route("/", get().to(sign_in::page))
+                .route("/session", web::post().to(sign_in::sign_in))
+                .route("/session/end", web::post().to(sign_in::sign_out))
+                .route("/static/{file}", get().to(layout::asset))
+                .service(
+                    page("/operator", ManageTenants, GET_POST)
+                        .route(get().to(operator::page))
+                        .route(web::post().to(operator::create_tenant)),
+                )
+                // GET only: a HEAD would hold a stream slot without a byte sent.
+                .service(
+                    page("/operator/live", ReadTopSelling, "GET")
+                        .route(web::get().to(live::stream)),
+                )
+                .service(
+                    page("/tenants/{tenantID}/", ReadTenantSales, GET)
+                        .route(get().to(overview::page)),
+                )
+                .service(
+                    page("/tenants/{tenantID}/settings", ManageTenants, POST)
+                        .route(web::post().to(operator::change_tenant)),
+                )
+                .service(
+                    page("/tenants/{tenantID}/sales", ReadTenantSales, GET)
+                        .route(get().to(sales::page)),
+                )
+                .service(
+                    page("/tenants/{tenantID}/sales.csv", ReadTenantSales, GET)
+                        .route(get().to(sales::csv)),
+                )
+                .service(
+                    page("/tenants/{tenantID}/products", ChangeCatalog, GET_POST)
+                        .route(get().to(catalog::products))
+                        .route(web::post().to(catalog::add_product)),
+                )
+                .service(
+                    page("/tenants/{tenantID}/products/import", ChangeCatalog, POST)
+                        .route(web::post().to(catalog::import_products)),
+                )
+                .service(
+                    page(
+                        "/tenants/{tenantID}/products/{productID}",
+                        ChangeCatalog,
+                        POST,
+                    )
                     .route(web::post().to(catalog::change_product)),
-            )
-            .service(
-                page("/tenants/{tenantID}/branches", ChangeCatalog)
-                    .route(get().to(catalog::branches))
-                    .route(web::post().to(catalog::add_branch)),
-            )
-            .service(
-                page("/tenants/{tenantID}/branches/{branchID}", ChangeCatalog)
+                )
+                .service(
+                    page("/tenants/{tenantID}/branches", ChangeCatalog, GET_POST)
+                        .route(get().to(catalog::branches))
+                        .route(web::post().to(catalog::add_branch)),
+                )
+                .service(
+                    page(
+                        "/tenants/{tenantID}/branches/{branchID}",
+                        ChangeCatalog,
+                        POST,
+                    )
                     .route(web::post().to(catalog::change_branch)),
-            )
-            .service(
-                page("/tenants/{tenantID}/keys", ManageKeys)
-                    .route(get().to(keys::page))
-                    .route(web::post().to(keys::create)),
-            )
-            .service(
-                page("/tenants/{tenantID}/keys/{keyID}/revoke", ManageKeys)
-                    .route(web::post().to(keys::revoke)),
-            )
-            .default_service(web::to(not_found)),
-    );
+                )
+                .service(
+                    page("/tenants/{tenantID}/keys", ManageKeys, GET_POST)
+                        .route(get().to(keys::page))
+                        .route(web::post().to(keys::create)),
+                )
+                .service(
+                    page("/tenants/{tenantID}/keys/{keyID}/revoke", ManageKeys, POST)
+                        .route(web::post().to(keys::revoke)),
+                )
+                .default_service(web::to(not_found)),
+        );
 }
 
 async fn not_found() -> PageResult {
@@ -186,6 +211,7 @@ fn get() -> actix_web::Route {
 fn page(
     path: &str,
     op: Operation,
+    allow: &'static str,
 ) -> actix_web::Resource<
     impl actix_web::dev::ServiceFactory<
         ServiceRequest,
@@ -197,10 +223,8 @@ fn page(
 > {
     web::resource(path)
         .wrap(from_fn(move |req, next| gate(op, req, next)))
-        .default_service(web::to(|| async {
-            Err::<HttpResponse, _>(PageError(ApiError::MethodNotAllowed {
-                allow: "GET, HEAD, POST",
-            }))
+        .default_service(web::to(move || async move {
+            Err::<HttpResponse, _>(PageError(ApiError::MethodNotAllowed { allow }))
         }))
 }
 
@@ -227,6 +251,9 @@ async fn protect(
     Ok(res)
 }
 
+/// The query parameter of a page's own reload (see `layout::refreshing_page`).
+pub const AUTOMATIC: &str = "auto=1";
+
 /// No inline script or style, nothing from elsewhere, no framing.
 const SECURITY_HEADERS: [(&str, &str); 3] = [
     (
@@ -243,26 +270,22 @@ const SECURITY_HEADERS: [(&str, &str); 3] = [
 /// request with neither is refused: every browser sends `Origin` with a
 /// form's POST.
 fn same_origin(req: &HttpRequest) -> bool {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
     let source = req
         .headers()
         .get(header::ORIGIN)
         .or_else(|| req.headers().get(header::REFERER))
         .and_then(|v| v.to_str().ok())
         .and_then(|v| url::Url::parse(v).ok());
-    match (host, source) {
-        (Some(host), Some(source)) => {
-            let authority = match (source.host_str(), source.port()) {
-                (Some(h), Some(p)) => format!("{h}:{p}"),
-                (Some(h), None) => h.to_string(),
-                _ => return false,
-            };
-            authority.eq_ignore_ascii_case(host)
-        }
-        _ => false,
+    let Some(source) = source else {
+        return false;
+    };
+    // Scheme and authority as the request reached us (Host, or the
+    // authority of an HTTP/2 request; behind HAProxy its X-Forwarded-Proto).
+    let info = req.connection_info();
+    let ours = format!("{}://{}", info.scheme(), info.host());
+    match url::Url::parse(&ours) {
+        Ok(ours) => ours.origin() == source.origin(),
+        Err(_) => false,
     }
 }
 
@@ -287,6 +310,9 @@ async fn gate(
         return Ok(req.error_response(e).map_into_right_body());
     }
     let now = session::unix_now();
+    // A page that reloads itself is no sign of a person: it must not keep
+    // a session alive past its idle limit.
+    let automatic = req.query_string().split('&').any(|p| p == AUTOMATIC);
     let (viewer, renew) = match viewer_of(&state, req.request(), now).await {
         Ok(found) => found,
         Err(ApiError::Unauthorized) => {
@@ -302,7 +328,7 @@ async fn gate(
     let secure = is_tls(req.request());
     req.extensions_mut().insert(viewer.clone());
     let mut res = next.call(req).await?;
-    if let (Some(id), true) = (&viewer.key_id, renew) {
+    if let (Some(id), true, false) = (&viewer.key_id, renew, automatic) {
         let value = state.sessions.issue(id, now);
         if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&value, secure)) {
             res.headers_mut().append(header::SET_COOKIE, v);
@@ -323,6 +349,7 @@ async fn viewer_of(
         let operator = Viewer {
             key_id: None,
             scope: Scope::Operator,
+            session_since: now,
         };
         return Ok((operator, false));
     };
@@ -340,6 +367,7 @@ async fn viewer_of(
     let viewer = Viewer {
         key_id: Some(key.id.clone()),
         scope: key.scope,
+        session_since: session.since,
     };
     Ok((viewer, session.wants_renewal(now)))
 }
@@ -355,6 +383,12 @@ fn html(markup: maud::Markup) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(markup.into_string())
+}
+
+/// `res` with another status (a page that shows why a form was refused).
+fn with_status(mut res: HttpResponse, status: StatusCode) -> HttpResponse {
+    *res.status_mut() = status;
+    res
 }
 
 /// Back to a page after a form did its work (POST, then GET).
@@ -379,6 +413,16 @@ async fn tenant_catalog(
     Ok(handle.catalog.view().catalog.clone())
 }
 
+/// How many rows of a report a page asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// The API's first page (a table a person reads).
+    FirstPage,
+    /// Every group, up to the store's bound (sums and rankings over all of
+    /// them, a CSV download).
+    All,
+}
+
 /// A sales report over `[from, to)` in `tz`, grouped by `group_by` (the
 /// API's names, comma-separated), through the reports' own pool: the same
 /// query and checks as `GET /v1/tenants/{t}/reports/sales`.
@@ -388,6 +432,7 @@ async fn report(
     range: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
     tz: chrono_tz::Tz,
     group_by: &str,
+    rows: Rows,
 ) -> Result<(crate::domain::ReportQuery, crate::domain::ReportPage), ApiError> {
     let instant =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -399,19 +444,29 @@ async fn report(
     if !group_by.is_empty() {
         pairs.push(("groupBy".to_string(), group_by.to_string()));
     }
-    let query = crate::domain::ReportQuery::parse(tenant, &pairs)
+    let mut query = crate::domain::ReportQuery::parse(tenant, &pairs)
         .map_err(|p| ApiError::validation(p.parameter, &p.problem))?;
+    if rows == Rows::All {
+        // One query for all of them: paging would aggregate again per page.
+        query.limit = crate::domain::MAX_GROUPS;
+    }
     let page = super::reports::run_report(state.core()?, &query).await?;
     Ok((query, page))
 }
 
-/// The instant a local day starts in `tz` (a day whose midnight the zone
-/// skips starts at its first local time).
+/// The instant a local day starts in `tz`: its first local quarter hour
+/// that exists (a zone may skip midnight, or, as Samoa in 2011, a whole
+/// day, which then starts where the next one does).
 fn day_start(tz: chrono_tz::Tz, day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
     use chrono::TimeZone;
-    (0..24)
-        .filter_map(|h| day.and_hms_opt(h, 0, 0))
-        .find_map(|local| tz.from_local_datetime(&local).earliest())
+    let first = |day: chrono::NaiveDate| {
+        let midnight = day.and_time(chrono::NaiveTime::MIN);
+        (0..96)
+            .map(|q| midnight + chrono::Duration::minutes(15 * q))
+            .find_map(|local| tz.from_local_datetime(&local).earliest())
+    };
+    first(day)
+        .or_else(|| day.succ_opt().and_then(first))
         .map(|t| t.with_timezone(&chrono::Utc))
         .unwrap_or_else(|| day.and_time(chrono::NaiveTime::MIN).and_utc())
 }

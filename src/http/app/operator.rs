@@ -7,12 +7,11 @@ use serde::Deserialize;
 
 use super::catalog::refusal;
 use super::layout::{notice, page as frame, Section, LIVE_SCRIPT};
-use super::sales::with_status;
-use super::{html, see_other, PageResult, Viewer};
+use super::{html, see_other, with_status, PageResult, Viewer};
 use crate::actors::tenant::ChangeTenant;
 use crate::auth::PathIds;
 use crate::domain::RankBy;
-use crate::domain::{Name, TenantId, TenantPatch};
+use crate::domain::{time_zone, Name, TenantId, TenantPatch, TIME_ZONE_RULE};
 use crate::http::reads::top_sellers;
 use crate::http::tenants::make_tenant;
 use crate::http::{ApiError, AppState};
@@ -172,14 +171,7 @@ pub async fn change_tenant(
     let zone = form
         .time_zone
         .as_deref()
-        .map(|z| {
-            z.trim().parse::<chrono_tz::Tz>().map_err(|_| {
-                ApiError::validation(
-                    "time_zone",
-                    "must be an IANA time zone such as Europe/Berlin",
-                )
-            })
-        })
+        .map(|z| time_zone(z).ok_or_else(|| ApiError::validation("time_zone", TIME_ZONE_RULE)))
         .transpose();
     let changed = match zone {
         Ok(time_zone) => {

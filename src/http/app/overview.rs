@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 
 use super::chart::{bars, Bar};
 use super::layout::{refreshing_page, Section};
+use super::Rows::All;
 use super::{day_start, html, report, tenant_catalog, today, PageResult, Viewer};
 use crate::auth::PathIds;
 use crate::domain::Money;
@@ -34,9 +35,10 @@ pub async fn page(state: web::Data<AppState>, viewer: Viewer, ids: PathIds) -> P
         tz,
         day - Days::new(u64::from(day.weekday().num_days_from_monday())),
     );
-    let (_, by_branch) = report(&state, tenant, (today_start, tomorrow), tz, "branch").await?;
-    let (days_query, by_day) = report(&state, tenant, (month_start, tomorrow), tz, "day").await?;
-    let (_, mut week) = report(&state, tenant, (week_start, tomorrow), tz, "product").await?;
+    let (_, by_branch) = report(&state, tenant, (today_start, tomorrow), tz, "branch", All).await?;
+    let (days_query, by_day) =
+        report(&state, tenant, (month_start, tomorrow), tz, "day", All).await?;
+    let (_, mut week) = report(&state, tenant, (week_start, tomorrow), tz, "product", All).await?;
     week.rows
         .sort_by(|a, b| b.total.cmp(&a.total).then(b.quantity.cmp(&a.quantity)));
     week.rows.truncate(BEST);
@@ -114,7 +116,7 @@ pub async fn page(state: web::Data<AppState>, viewer: Viewer, ids: PathIds) -> P
         &viewer,
         Some(tenant),
         Section::Overview,
-        REFRESH_SECONDS,
+        (REFRESH_SECONDS, &format!("/app/tenants/{tenant}/")),
         body,
     )))
 }

@@ -4,13 +4,13 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use maud::html;
 use serde::Deserialize;
 
 use super::chart::{bars, Bar};
 use super::layout::{notice, page as frame, Section};
-use super::{day_start, html, report, tenant_catalog, today, PageError, PageResult, Viewer};
+use super::{day_start, html, report, tenant_catalog, today, PageError, PageResult, Rows, Viewer};
 use crate::auth::PathIds;
 use crate::domain::{ReportPage, ReportQuery, TenantId};
 use crate::http::{ApiError, AppState};
@@ -31,17 +31,19 @@ struct Asked {
 }
 
 fn asked(form: &Explore, tz: chrono_tz::Tz) -> Result<Asked, ApiError> {
-    let day = |field: &'static str, text: &Option<String>, default: NaiveDate| match text
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("") => Ok(default),
-        Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
-            .map_err(|_| ApiError::validation(field, "must be a date, YYYY-MM-DD")),
+    let day = |field: &'static str, text: &Option<String>, default: Option<NaiveDate>| {
+        let problem =
+            || ApiError::validation(field, "must be a date from 1970 to 9999, YYYY-MM-DD");
+        match text.as_deref().map(str::trim) {
+            None | Some("") => default.ok_or_else(problem),
+            Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .ok()
+                .filter(|d| (1970..=9999).contains(&d.year()))
+                .ok_or_else(problem),
+        }
     };
-    let last = today(tz);
-    let to = day("to", &form.to, last)?;
-    let from = day("from", &form.from, to - Days::new(6))?;
+    let to = day("to", &form.to, Some(today(tz)))?;
+    let from = day("from", &form.from, to.checked_sub_days(Days::new(6)))?;
     if from > to {
         return Err(ApiError::validation("from", "must not be after to"));
     }
@@ -64,12 +66,14 @@ async fn run(
     tenant: TenantId,
     asked: &Asked,
     tz: chrono_tz::Tz,
+    rows: Rows,
 ) -> Result<(ReportQuery, ReportPage), ApiError> {
-    let range = (
-        day_start(tz, asked.from),
-        day_start(tz, asked.to + Days::new(1)),
-    );
-    report(state, tenant, range, tz, asked.group).await
+    let after = asked
+        .to
+        .checked_add_days(Days::new(1))
+        .ok_or_else(|| ApiError::validation("to", "is too far in the future"))?;
+    let range = (day_start(tz, asked.from), day_start(tz, after));
+    report(state, tenant, range, tz, asked.group, rows).await
 }
 
 /// `GET /app/tenants/{t}/sales?from=&to=&group=`.
@@ -82,7 +86,9 @@ pub async fn page(
     let tenant = ids.tenant_or_404()?;
     let tz = tenant_catalog(&state, tenant).await?.time_zone;
     let outcome = match asked(&form, tz) {
-        Ok(a) => run(&state, tenant, &a, tz).await.map(|r| (a, r)),
+        Ok(a) => run(&state, tenant, &a, tz, Rows::FirstPage)
+            .await
+            .map(|r| (a, r)),
         Err(e) => Err(e),
     };
     let (problem, shown) = match outcome {
@@ -137,7 +143,7 @@ pub async fn page(
     };
     let res = html(frame("Sales", &viewer, Some(tenant), Section::Sales, body));
     Ok(match problem {
-        Some(_) => with_status(res, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY),
+        Some(_) => super::with_status(res, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY),
         None => res,
     })
 }
@@ -161,8 +167,8 @@ fn labelled<'a>(
         .collect()
 }
 
-/// `GET /app/tenants/{t}/sales.csv?from=&to=&group=`: the same rows as
-/// the API's CSV report.
+/// `GET /app/tenants/{t}/sales.csv?from=&to=&group=`: every row, as the
+/// API's CSV report pages through them.
 pub async fn csv(
     state: web::Data<AppState>,
     ids: PathIds,
@@ -171,7 +177,7 @@ pub async fn csv(
     let tenant = ids.tenant_or_404()?;
     let tz = tenant_catalog(&state, tenant).await?.time_zone;
     let a = asked(&form, tz)?;
-    let (query, page) = run(&state, tenant, &a, tz).await?;
+    let (query, page) = run(&state, tenant, &a, tz, Rows::All).await?;
     let name = format!("sales-{tenant}-{}-{}-by-{}.csv", a.from, a.to, a.group);
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
@@ -180,9 +186,4 @@ pub async fn csv(
             format!("attachment; filename=\"{name}\""),
         ))
         .body(crate::http::reports::csv(&query, &page)))
-}
-
-pub fn with_status(mut res: HttpResponse, status: actix_web::http::StatusCode) -> HttpResponse {
-    *res.status_mut() = status;
-    res
 }

@@ -25,9 +25,9 @@ const RENEW_AFTER: Duration = Duration::from_secs(60);
 /// purpose signed with the same secret is no session.
 const CONTEXT: &[u8] = b"pos-session-v1";
 
-/// The signing secret, from `POS_SESSION_SECRET` or random per start.
+/// The signing key, from `POS_SESSION_SECRET` or random per start.
 pub struct SessionKeys {
-    secret: Vec<u8>,
+    mac: Hmac<Sha256>,
 }
 
 /// A session the cookie proves.
@@ -39,15 +39,19 @@ pub struct Session {
 }
 
 impl SessionKeys {
-    pub fn new(secret: Vec<u8>) -> SessionKeys {
-        SessionKeys { secret }
+    /// Keys from `secret`. HMAC takes a key of any length, so this fails
+    /// only if that ever changes; then nothing is signed at all.
+    pub fn new(secret: &[u8]) -> Result<SessionKeys, hmac::digest::InvalidLength> {
+        Ok(SessionKeys {
+            mac: Hmac::<Sha256>::new_from_slice(secret)?,
+        })
     }
 
     /// A secret for this process only (sessions end with it).
-    pub fn random() -> Result<SessionKeys, getrandom::Error> {
-        let mut secret = vec![0u8; 32];
-        getrandom::fill(&mut secret)?;
-        Ok(SessionKeys { secret })
+    pub fn random() -> Result<SessionKeys, String> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+        SessionKeys::new(&secret).map_err(|e| e.to_string())
     }
 
     /// The cookie value of `key_id`'s session as of `now` (Unix seconds).
@@ -82,10 +86,7 @@ impl SessionKeys {
     }
 
     fn sign(&self, fields: &str) -> Vec<u8> {
-        // An HMAC takes a key of any length.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.secret) else {
-            return Vec::new();
-        };
+        let mut mac = self.mac.clone();
         mac.update(CONTEXT);
         mac.update(b"|");
         mac.update(fields.as_bytes());
@@ -134,7 +135,7 @@ mod tests {
     use super::*;
 
     fn keys() -> SessionKeys {
-        SessionKeys::new(b"0123456789abcdef0123456789abcdef".to_vec())
+        SessionKeys::new(b"0123456789abcdef0123456789abcdef").expect("any length")
     }
 
     #[test]
@@ -155,7 +156,7 @@ mod tests {
     fn a_changed_or_foreign_cookie_proves_nothing() {
         let now = 1_800_000_000;
         let cookie = keys().issue("abc123", now);
-        let other = SessionKeys::new(b"another secret of thirty-two bytes".to_vec());
+        let other = SessionKeys::new(b"another secret of thirty-two bytes").expect("any length");
         assert!(other.verify(&cookie, now).is_none());
         for forged in [
             cookie.replace("abc123", "abc124"),
