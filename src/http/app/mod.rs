@@ -462,7 +462,7 @@ fn day_start(tz: chrono_tz::Tz, day: chrono::NaiveDate) -> chrono::DateTime<chro
     let first = |day: chrono::NaiveDate| {
         let midnight = day.and_time(chrono::NaiveTime::MIN);
         (0..96)
-            .map(|q| midnight + chrono::Duration::minutes(15 * q))
+            .filter_map(|q| midnight.checked_add_signed(chrono::Duration::minutes(15 * q)))
             .find_map(|local| tz.from_local_datetime(&local).earliest())
     };
     first(day)
