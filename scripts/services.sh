@@ -1,6 +1,7 @@
 # Shared by scripts/test, scripts/demo and scripts/bench: make sure MariaDB
-# and Redis are installed and running, with root over TCP and no password.
-# Safe to run again. Source it; do not execute it.
+# and Redis are installed and running, and that the scripts have their own
+# MariaDB admin (see make_admin). Safe to run again. Source it; do not
+# execute it.
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -13,32 +14,72 @@ apt_install() {
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-mysql_tcp_ok() {
-  mysql --protocol=TCP -h127.0.0.1 -P3306 -uroot -e 'SELECT 1' >/dev/null 2>&1
+# The scripts' own MariaDB admin, `pos_admin`, with a random password kept
+# in files of mode 0600 (a client option file for `mysql`, a URL for `pos`
+# and the tests): root is never changed, and no account without a password
+# is made. ensure_mariadb sets POS_MYSQL_ADMIN_CNF and POS_MYSQL_ADMIN_URL.
+POS_CONFIG_DIR="${XDG_CONFIG_HOME:-$HOME/.config}/pos"
+POS_MYSQL_ADMIN_CNF="$POS_CONFIG_DIR/mysql-admin.cnf"
+POS_MYSQL_ADMIN_URL_FILE="$POS_CONFIG_DIR/mysql-admin.url"
+
+# mysql as the scripts' admin (the password comes from the option file,
+# never from the command line): sqla [mysql options...]
+sqla() { mysql --defaults-extra-file="$POS_MYSQL_ADMIN_CNF" "$@"; }
+
+admin_ok() { [ -r "$POS_MYSQL_ADMIN_CNF" ] && sqla -e 'SELECT 1' >/dev/null 2>&1; }
+
+# Runs SQL with whatever root access this machine gives (TCP without a
+# password, as on a prepared CI machine, or the socket as on a fresh
+# Debian install); it changes nothing about root itself.
+# The SQL comes on stdin (a builtin's pipe: never in a command line).
+as_root() {
+  local sql; sql=$(cat)
+  printf '%s\n' "$sql" | mysql --protocol=TCP -h127.0.0.1 -P3306 -uroot 2>/dev/null \
+    || printf '%s\n' "$sql" | $SUDO mysql -uroot
+}
+
+mariadb_up() {
+  admin_ok || mysql --protocol=TCP -h127.0.0.1 -P3306 -uroot -e 'SELECT 1' >/dev/null 2>&1 \
+    || $SUDO mysql -uroot -e 'SELECT 1' >/dev/null 2>&1
+}
+
+make_admin() {
+  log "making MariaDB user pos_admin (password in $POS_MYSQL_ADMIN_CNF, mode 0600)"
+  ( umask 077 && mkdir -p "$POS_CONFIG_DIR" )
+  local password
+  password=$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)
+  local host
+  for host in 127.0.0.1 localhost; do
+    as_root <<SQL
+CREATE USER IF NOT EXISTS 'pos_admin'@'$host' IDENTIFIED BY '$password';
+ALTER USER 'pos_admin'@'$host' IDENTIFIED BY '$password';
+GRANT ALL PRIVILEGES ON *.* TO 'pos_admin'@'$host' WITH GRANT OPTION;
+SQL
+  done
+  ( umask 077
+    printf '[client]\nuser=pos_admin\npassword=%s\nhost=127.0.0.1\nport=3306\nprotocol=TCP\n' "$password" >"$POS_MYSQL_ADMIN_CNF"
+    printf 'mysql://pos_admin:%s@127.0.0.1:3306\n' "$password" >"$POS_MYSQL_ADMIN_URL_FILE" )
 }
 
 ensure_mariadb() {
   if ! command -v mariadbd >/dev/null 2>&1 && ! [ -x /usr/sbin/mariadbd ]; then
     apt_install mariadb-server mariadb-client
   fi
-  if ! mysql_tcp_ok; then
+  if ! mariadb_up; then
     log "starting MariaDB"
     $SUDO mkdir -p /run/mysqld && $SUDO chown mysql:mysql /run/mysqld 2>/dev/null || true
     $SUDO service mariadb start >/dev/null 2>&1 \
       || $SUDO start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql \
       || true
     for _ in $(seq 1 60); do
-      mysql_tcp_ok && break
-      # A fresh Debian install lets root in only through the socket: open TCP.
-      if $SUDO mysql -uroot -e 'SELECT 1' >/dev/null 2>&1; then
-        $SUDO mysql -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket; \
-          CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; \
-          GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;" >/dev/null 2>&1 || true
-      fi
+      mariadb_up && break
       sleep 1
     done
   fi
-  mysql_tcp_ok || { log "MariaDB does not accept root over TCP on 127.0.0.1:3306"; return 1; }
+  admin_ok || make_admin
+  admin_ok || { log "MariaDB does not let pos_admin in on 127.0.0.1:3306 ($POS_MYSQL_ADMIN_CNF)"; return 1; }
+  POS_MYSQL_ADMIN_URL=$(cat "$POS_MYSQL_ADMIN_URL_FILE")
+  export POS_MYSQL_ADMIN_CNF POS_MYSQL_ADMIN_URL
 }
 
 ensure_redis() {

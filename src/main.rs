@@ -80,7 +80,13 @@ async fn serve(config: Config) -> i32 {
 }
 
 async fn migrate(config: Config) -> i32 {
-    match pos::store::migrate(config.migration_url()).await {
+    let migrated = match pos::store::migrate(config.migration_url()).await {
+        Ok(applied) => pos::store::grant_service_user(&config.database_url, config.migration_url())
+            .await
+            .map(|()| applied),
+        Err(e) => Err(e),
+    };
+    match migrated {
         Ok(applied) if applied.is_empty() => {
             println!("no pending migrations");
             0

@@ -47,10 +47,79 @@ pub async fn migrate_if_pending(
     url: &str,
     migration_url: &str,
 ) -> Result<Vec<String>, MigrateError> {
-    if !pending(url).await.unwrap_or(true) {
-        return Ok(Vec::new());
+    let applied = if pending(url).await.unwrap_or(true) {
+        migrate(migration_url).await?
+    } else {
+        Vec::new()
+    };
+    grant_service_user(url, migration_url).await?;
+    Ok(applied)
+}
+
+/// When the service runs as another MySQL user than migrations do, gives
+/// that user what it needs and no more: `SELECT, INSERT, UPDATE` on each of
+/// the database's tables but `api_keys`, `SELECT` on `api_keys`, and
+/// `EXECUTE` on the two key procedures (V16), so that it can neither mint
+/// an operator key nor take a revocation back. Grants on the whole
+/// database are taken away (they would cover `api_keys` too). Run after
+/// every migration, so a new table is granted with it.
+pub async fn grant_service_user(url: &str, migration_url: &str) -> Result<(), MigrateError> {
+    let service = Opts::from_url(url)?;
+    let admin = Opts::from_url(migration_url)?;
+    let same = service.user() == admin.user()
+        && service.ip_or_hostname() == admin.ip_or_hostname()
+        && service.tcp_port() == admin.tcp_port();
+    if same {
+        return Ok(());
     }
-    migrate(migration_url).await
+    let db = service
+        .db_name()
+        .ok_or(MigrateError::NoDatabase)?
+        .replace('`', "``");
+    // The account as MySQL matched it (its host part may be a pattern).
+    let mut conn = Conn::new(OptsBuilder::from_opts(service).db_name(None::<String>)).await?;
+    let account: Option<String> = conn.query_first("SELECT CURRENT_USER()").await?;
+    let _ = conn.disconnect().await;
+    let Some((user, host)) = account.as_deref().and_then(|a| a.rsplit_once('@')) else {
+        return Ok(());
+    };
+    let to = format!(
+        "'{}'@'{}'",
+        user.replace('\'', "''"),
+        host.replace('\'', "''")
+    );
+    let mut admin = Conn::new(admin).await?;
+    let tables: Vec<String> = admin
+        .exec(
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+            (db.replace("``", "`"),),
+        )
+        .await?;
+    // No grant on the whole database is no error to take away.
+    let _ = admin
+        .query_drop(format!("REVOKE ALL PRIVILEGES ON `{db}`.* FROM {to}"))
+        .await;
+    for table in tables {
+        let rights = if table == "api_keys" {
+            "SELECT"
+        } else {
+            "SELECT, INSERT, UPDATE"
+        };
+        let table = table.replace('`', "``");
+        admin
+            .query_drop(format!("GRANT {rights} ON `{db}`.`{table}` TO {to}"))
+            .await?;
+    }
+    for procedure in ["pos_make_tenant_key", "pos_revoke_key"] {
+        admin
+            .query_drop(format!(
+                "GRANT EXECUTE ON PROCEDURE `{db}`.`{procedure}` TO {to}"
+            ))
+            .await?;
+    }
+    let _ = admin.disconnect().await;
+    Ok(())
 }
 
 /// Whether the database at `url` lacks any embedded migration.

@@ -28,7 +28,7 @@ pub use keys::{
     list_tenant_keys, revoke_key, revoke_tenant_key, revoked_since, scope_exists, KeyInsert,
     KeyListing, KeyRefusal, NewTenantKey, Revocations, Revoked, StoredKey, TenantKeyRevocation,
 };
-pub use migrate::{ensure_database, migrate, migrate_if_pending, MigrateError};
+pub use migrate::{ensure_database, grant_service_user, migrate, migrate_if_pending, MigrateError};
 pub use reports::{report_params, report_sql, sales_report, ReportOutcome};
 pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Lease, Mark};
 pub use seed::{count_tenants, insert_seed_chunk, SeedChunk};

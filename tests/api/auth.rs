@@ -592,8 +592,7 @@ async fn the_service_runs_as_a_user_that_may_only_read_and_write_its_tables() {
         .await
         .expect("granted");
     }
-    let server = mysql_server_url();
-    let host = server.trim_start_matches("mysql://root@");
+    let host = crate::support::host_port(&mysql_server_url());
     let user_url = format!(
         "mysql://{user}:{password}@{host}/{}?prefer_socket=false",
         db.name
@@ -628,6 +627,57 @@ async fn the_service_runs_as_a_user_that_may_only_read_and_write_its_tables() {
         assert!(conn.query_drop(ddl).await.is_err(), "{ddl} was allowed");
     }
     assert_eq!(app.db.count("sales_transactions").await, 1);
+
+    // Keys through the API still work (the two procedures)...
+    let keys = format!("/v1/tenants/{}/keys", t.id);
+    let made = app
+        .post_json_as(
+            &keys,
+            Some(&t.backoffice),
+            &json!({"role": "till", "label": "till 9"}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let token = made.body["token"].as_str().expect("a token").to_string();
+    let sold = app
+        .post_json_as(&t.sales_path(0), Some(&token), &sale(t.products[0]))
+        .await;
+    assert_eq!(sold.status, 201, "{:?}", sold.body);
+    let id = made.body["id"].as_str().expect("an id").to_string();
+    let gone = app
+        .send_as("DELETE", &format!("{keys}/{id}"), Some(&t.backoffice), None)
+        .await;
+    assert_eq!(gone.status, 200, "{:?}", gone.body);
+    // ...but the service's user can neither mint an operator key nor take a
+    // revocation back, whatever SQL it sends.
+    let hash = "0x".to_string() + &"00".repeat(32);
+    for forbidden in [
+        format!(
+            "INSERT INTO api_keys (id, secret_hash, role, label, created) \
+             VALUES ('evil', {hash}, 'operator', '', NOW())"
+        ),
+        format!("UPDATE api_keys SET revoked = NULL WHERE id = '{id}'"),
+        "DELETE FROM api_keys".to_string(),
+        format!("CALL pos_make_tenant_key('evil', {hash}, 'operator', NULL, NULL, '')"),
+    ] {
+        assert!(
+            conn.query_drop(&forbidden).await.is_err(),
+            "{forbidden} was allowed"
+        );
+    }
+    let revoked: Option<Option<String>> = conn
+        .exec_first(
+            "SELECT CAST(revoked AS CHAR) FROM api_keys WHERE id = ?",
+            (id.as_str(),),
+        )
+        .await
+        .expect("the service reads keys");
+    assert!(revoked.flatten().is_some(), "the revocation stands");
+    let operators: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM api_keys WHERE id = 'evil'")
+        .await
+        .expect("a count");
+    assert_eq!(operators, Some(0));
     let _ = conn.disconnect().await;
     for host in ["%", "localhost"] {
         let _ = root

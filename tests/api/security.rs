@@ -516,3 +516,56 @@ async fn haproxy_serves_the_api_over_tls_to_a_client_that_checks_the_certificate
     let _ = std::fs::remove_dir_all(dir);
     app.cleanup().await;
 }
+
+/// Runs `script` after sourcing scripts/services.sh: its standard output.
+async fn with_services(script: &str) -> String {
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(". scripts/services.sh; {script}"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .await
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[actix_web::test]
+async fn the_scripts_reach_mariadb_as_their_own_admin_with_a_password_kept_in_0600_files() {
+    let files = with_services(
+        "ensure_mariadb >/dev/null; stat -c '%a' \"$POS_MYSQL_ADMIN_CNF\" \"$POS_MYSQL_ADMIN_URL_FILE\"; \
+         echo \"$POS_MYSQL_ADMIN_URL\"",
+    )
+    .await;
+    let lines: Vec<&str> = files.lines().collect();
+    assert_eq!(&lines[..2], ["600", "600"], "{files}");
+    let url = lines[2];
+    let parsed = url::Url::parse(url).expect("an admin URL");
+    assert_eq!(parsed.username(), "pos_admin");
+    let password = parsed.password().unwrap_or_default();
+    assert!(password.len() >= 32, "a random password");
+    // It works with its password, and not without it.
+    let mut conn = mysql_async::Conn::from_url(url)
+        .await
+        .expect("the admin gets in");
+    let me: Option<String> = conn
+        .query_first("SELECT CURRENT_USER()")
+        .await
+        .expect("a user");
+    assert!(me.is_some_and(|u| u.starts_with("pos_admin@")));
+    let without = url.replace(&format!(":{password}@"), "@");
+    assert!(mysql_async::Conn::from_url(without).await.is_err());
+    // The scripts make no account without a password.
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh"))
+            .expect("services.sh");
+    assert!(
+        !script.contains("IDENTIFIED BY ''"),
+        "an account without a password"
+    );
+    let _ = conn.disconnect().await;
+}

@@ -27,8 +27,29 @@ use pos::startup::RunningApp;
 use pos::store::KeyInsert;
 use serde_json::Value;
 
+/// The MariaDB the tests use, as a URL without a database: from
+/// `POS_TEST_MYSQL_URL` (`scripts/test` passes its own admin's), else root
+/// on 127.0.0.1 without a password.
 pub fn mysql_server_url() -> String {
-    std::env::var("POS_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+    std::env::var("POS_TEST_MYSQL_URL")
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// `host:port` of a `mysql://user:password@host:port` URL.
+pub fn host_port(url: &str) -> String {
+    let parsed = url::Url::parse(url).expect("a MySQL URL");
+    let host = parsed.host_str().unwrap_or("127.0.0.1");
+    format!("{host}:{}", parsed.port().unwrap_or(3306))
+}
+
+/// `server` (a URL without a database) with another address.
+pub fn at_address(server: &str, address: &str) -> String {
+    let mut parsed = url::Url::parse(server).expect("a MySQL URL");
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+    parsed.set_host(Some(host)).expect("a host");
+    parsed.set_port(port.parse().ok()).expect("a port");
+    parsed.to_string().trim_end_matches('/').to_string()
 }
 
 pub fn redis_url() -> String {
@@ -67,7 +88,7 @@ impl Default for Options {
 pub struct TestDb {
     pub name: String,
     pub url: String,
-    /// The server, without a database (`mysql://root@host:port`).
+    /// The server, without a database (`mysql://user@host:port`).
     pub server: String,
     pub pool: mysql_async::Pool,
     /// Token of an operator key made with the database.
@@ -81,7 +102,7 @@ impl TestDb {
         TestDb::create_on(&mysql_server_url()).await
     }
 
-    /// A fresh database on `server` (`mysql://root@host:port`).
+    /// A fresh database on `server` (`mysql://user@host:port`).
     pub async fn create_on(server: &str) -> TestDb {
         let name = format!("pos_test_{}", uuid::Uuid::new_v4().simple());
         let url = format!("{server}/{name}");
@@ -339,11 +360,11 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 /// Starts an app on `db` whose MySQL connections go through a proxy the
 /// test can cut; `extra` are more `POS_*` settings.
 pub async fn start_app_behind_proxy(db: TestDb, extra: &[(&str, &str)]) -> (TestApp, proxy::Proxy) {
-    let target = db.server.trim_start_matches("mysql://root@").to_string();
-    let proxy = proxy::Proxy::start(target).await;
+    let proxy = proxy::Proxy::start(host_port(&db.server)).await;
     // No prefer_socket in the URL: the service goes over TCP, through the
     // proxy (mysql_async's own default would switch to the local socket).
-    let url = format!("mysql://root@127.0.0.1:{}/{}", proxy.port, db.name);
+    let through = at_address(&db.server, &format!("127.0.0.1:{}", proxy.port));
+    let url = format!("{through}/{}", db.name);
     let options = Options {
         app_database_url: Some(url),
         extra: extra
