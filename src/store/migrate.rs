@@ -64,7 +64,9 @@ pub async fn migrate_if_pending(
 /// database are taken away (they would cover `api_keys` too). Run after
 /// every migration, so a new table is granted with it.
 pub async fn grant_service_user(url: &str, migration_url: &str) -> Result<(), MigrateError> {
-    let service = Opts::from_url(url)?;
+    // As the service connects (over TCP unless its URL asks for the
+    // socket): MySQL may match another account through the socket.
+    let service = super::pool_opts(url, 1)?;
     let admin = Opts::from_url(migration_url)?;
     let same = service.user() == admin.user()
         && service.ip_or_hostname() == admin.ip_or_hostname()
