@@ -80,11 +80,16 @@ async fn serve(config: Config) -> i32 {
 }
 
 async fn migrate(config: Config) -> i32 {
+    // Without POS_DATABASE_URL there is no service user to grant (the
+    // default URL is a local root).
+    let service_named = config.database_url != pos::config::DEFAULT_DATABASE_URL;
     let migrated = match pos::store::migrate(config.migration_url()).await {
-        Ok(applied) => pos::store::grant_service_user(&config.database_url, config.migration_url())
-            .await
-            .map(|()| applied),
-        Err(e) => Err(e),
+        Ok(applied) if service_named => {
+            pos::store::grant_service_user(&config.database_url, config.migration_url())
+                .await
+                .map(|()| applied)
+        }
+        other => other,
     };
     match migrated {
         Ok(applied) if applied.is_empty() => {

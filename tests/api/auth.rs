@@ -687,3 +687,56 @@ async fn the_service_runs_as_a_user_that_may_only_read_and_write_its_tables() {
     let _ = root.disconnect().await;
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn pos_migrate_grants_the_service_user_its_tables_and_only_select_on_keys() {
+    let server = mysql_server_url();
+    let name = format!("pos_test_{}", uuid::Uuid::new_v4().simple());
+    let user = format!("pos_m{}", &name[9..25]);
+    let mut root = mysql_async::Conn::from_url(server.as_str())
+        .await
+        .expect("root connection");
+    root.query_drop(format!(
+        "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'Pw-test-only-2'"
+    ))
+    .await
+    .expect("user created");
+    let host = crate::support::host_port(&server);
+    let service_url = format!("mysql://{user}:Pw-test-only-2@{host}/{name}");
+    let admin_url = format!("{server}/{name}");
+    let (code, out, err) = crate::support::child::pos_cli(
+        &[
+            ("POS_DATABASE_URL", &service_url),
+            ("POS_MIGRATE_DATABASE_URL", &admin_url),
+        ],
+        &["migrate"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let grants: Vec<String> = root
+        .query(format!("SHOW GRANTS FOR '{user}'@'127.0.0.1'"))
+        .await
+        .expect("grants");
+    let on = |table: &str| {
+        grants
+            .iter()
+            .find(|g| g.contains(&format!("`{name}`.`{table}`")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(on("api_keys").starts_with("GRANT SELECT ON"), "{grants:?}");
+    assert!(
+        on("sales_transactions").starts_with("GRANT SELECT, INSERT, UPDATE ON"),
+        "{grants:?}"
+    );
+    assert!(!on("pos_make_tenant_key").is_empty(), "{grants:?}");
+    assert!(
+        !grants.iter().any(|g| g.contains(&format!("`{name}`.*"))),
+        "{grants:?}"
+    );
+    let _ = root
+        .query_drop(format!("DROP USER '{user}'@'127.0.0.1'"))
+        .await;
+    let _ = root.query_drop(format!("DROP DATABASE `{name}`")).await;
+    let _ = root.disconnect().await;
+}
