@@ -18,7 +18,7 @@ apt_install() {
 # in files of mode 0600 (a client option file for `mysql`, a URL for `pos`
 # and the tests): root is never changed, and no account without a password
 # is made. ensure_mariadb sets POS_MYSQL_ADMIN_CNF and POS_MYSQL_ADMIN_URL.
-POS_CONFIG_DIR="${XDG_CONFIG_HOME:-$HOME/.config}/pos"
+POS_CONFIG_DIR="${XDG_CONFIG_HOME:-${HOME:-/root}/.config}/pos"
 POS_MYSQL_ADMIN_CNF="$POS_CONFIG_DIR/mysql-admin.cnf"
 POS_MYSQL_ADMIN_URL_FILE="$POS_CONFIG_DIR/mysql-admin.url"
 
@@ -26,7 +26,9 @@ POS_MYSQL_ADMIN_URL_FILE="$POS_CONFIG_DIR/mysql-admin.url"
 # never from the command line): sqla [mysql options...]
 sqla() { mysql --defaults-extra-file="$POS_MYSQL_ADMIN_CNF" "$@"; }
 
-admin_ok() { [ -r "$POS_MYSQL_ADMIN_CNF" ] && sqla -e 'SELECT 1' >/dev/null 2>&1; }
+admin_ok() {
+  [ -r "$POS_MYSQL_ADMIN_CNF" ] && [ -r "$POS_MYSQL_ADMIN_URL_FILE" ] && sqla -e 'SELECT 1' >/dev/null 2>&1
+}
 
 # Runs SQL with whatever root access this machine gives (TCP without a
 # password, as on a prepared CI machine, or the socket as on a fresh
@@ -58,7 +60,8 @@ SQL
   done
   ( umask 077
     printf '[client]\nuser=pos_admin\npassword=%s\nhost=127.0.0.1\nport=3306\nprotocol=TCP\n' "$password" >"$POS_MYSQL_ADMIN_CNF"
-    printf 'mysql://pos_admin:%s@127.0.0.1:3306\n' "$password" >"$POS_MYSQL_ADMIN_URL_FILE" )
+    printf 'mysql://pos_admin:%s@127.0.0.1:3306\n' "$password" >"$POS_MYSQL_ADMIN_URL_FILE"
+    chmod 600 "$POS_MYSQL_ADMIN_CNF" "$POS_MYSQL_ADMIN_URL_FILE" )
 }
 
 ensure_mariadb() {
@@ -76,8 +79,9 @@ ensure_mariadb() {
       sleep 1
     done
   fi
-  admin_ok || make_admin
-  admin_ok || { log "MariaDB does not let pos_admin in on 127.0.0.1:3306 ($POS_MYSQL_ADMIN_CNF)"; return 1; }
+  mariadb_up || { log "MariaDB does not answer on 127.0.0.1:3306"; return 1; }
+  admin_ok || make_admin || true
+  admin_ok || { log "MariaDB does not let pos_admin in on 127.0.0.1:3306 (see $POS_MYSQL_ADMIN_CNF; making it needs root over TCP or the socket)"; return 1; }
   POS_MYSQL_ADMIN_URL=$(cat "$POS_MYSQL_ADMIN_URL_FILE")
   export POS_MYSQL_ADMIN_CNF POS_MYSQL_ADMIN_URL
 }

@@ -134,10 +134,12 @@ fn report(tool: &str, result: Result<String, CliError>) -> i32 {
 }
 
 async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
-    let (url, migration_url) = tool_urls(&config);
+    let migration_url = config.migration_url();
     report(
         "keys",
-        pos::cli::keys::run(&args.command, &url, &migration_url).await,
+        // Keys are made and revoked with the privileged URL when there is
+        // one: the service's own user may only read them.
+        pos::cli::keys::run(&args.command, migration_url, migration_url).await,
     )
 }
 
@@ -150,8 +152,9 @@ async fn shards(args: pos::cli::shards::ShardsArgs, config: Config) -> i32 {
 }
 
 async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
-    let (url, migration_url) = tool_urls(&config);
-    match pos::cli::seed::run(&args, &url, &migration_url).await {
+    let migration_url = config.migration_url();
+    // Seeding makes keys (an operator key among them): the privileged URL.
+    match pos::cli::seed::run(&args, migration_url, migration_url).await {
         Ok(None) => {
             println!("the database already has tenants; nothing seeded (--if-empty)");
             0

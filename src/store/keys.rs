@@ -272,7 +272,8 @@ pub async fn revoke_tenant_key(
     if key.revoked.is_some() {
         return Ok(TenantKeyRevocation::Revoked(key));
     }
-    conn.exec_drop("CALL pos_revoke_key(?)", (id,)).await?;
+    conn.exec_drop("CALL pos_revoke_key(?, ?)", (id, tenant))
+        .await?;
     let key = find_tenant_key(conn, tenant, id).await?;
     Ok(key.map_or(TenantKeyRevocation::NoSuchKey, TenantKeyRevocation::Revoked))
 }

@@ -43,6 +43,10 @@ pub async fn ensure_database(url: &str) -> Result<(), MigrateError> {
 /// pending: a service user that may only read and write its tables starts
 /// without needing DDL rights once the schema is current. Anything that
 /// cannot be read (no database yet, no history table) counts as pending.
+/// With a migration URL of its own, the service's user is then narrowed to
+/// its rights (see [`grant_service_user`]); if that fails (the migration
+/// user may not grant, its password changed), a warning says so and the
+/// service starts with the rights it has.
 pub async fn migrate_if_pending(
     url: &str,
     migration_url: &str,
@@ -52,76 +56,103 @@ pub async fn migrate_if_pending(
     } else {
         Vec::new()
     };
-    grant_service_user(url, migration_url).await?;
+    if url != migration_url {
+        if let Err(e) = grant_service_user(url, migration_url).await {
+            tracing::warn!(error = %e, "the service's MySQL user keeps the rights it has (its grants could not be narrowed)");
+        }
+    }
     Ok(applied)
 }
 
-/// When the service runs as another MySQL user than migrations do, gives
-/// that user what it needs and no more: `SELECT, INSERT, UPDATE` on each of
-/// the database's tables but `api_keys`, `SELECT` on `api_keys`, and
-/// `EXECUTE` on the two key procedures (V16), so that it can neither mint
-/// an operator key nor take a revocation back. Grants on the whole
-/// database are taken away (they would cover `api_keys` too). Run after
-/// every migration, so a new table is granted with it.
+/// When the service runs as another MySQL account than migrations do,
+/// gives every account of the service's user name what it needs and no
+/// more: `SELECT, INSERT, UPDATE` on each of the database's tables but two,
+/// `SELECT` on `api_keys` and on the migration history, and `EXECUTE` on
+/// the two key procedures (V16), so that it can neither mint an operator
+/// key nor take a revocation back. Grants on the whole database are taken
+/// away (they would cover `api_keys` too). Run after migrations, so a new
+/// table is granted with them.
 pub async fn grant_service_user(url: &str, migration_url: &str) -> Result<(), MigrateError> {
     // As the service connects (over TCP unless its URL asks for the
     // socket): MySQL may match another account through the socket.
     let service = super::pool_opts(url, 1)?;
-    let admin = Opts::from_url(migration_url)?;
-    let same = service.user() == admin.user()
-        && service.ip_or_hostname() == admin.ip_or_hostname()
-        && service.tcp_port() == admin.tcp_port();
-    if same {
-        return Ok(());
-    }
     let db = service
         .db_name()
         .ok_or(MigrateError::NoDatabase)?
-        .replace('`', "``");
-    // The account as MySQL matched it (its host part may be a pattern).
-    let mut conn = Conn::new(OptsBuilder::from_opts(service).db_name(None::<String>)).await?;
-    let account: Option<String> = conn.query_first("SELECT CURRENT_USER()").await?;
-    let _ = conn.disconnect().await;
-    let Some((user, host)) = account.as_deref().and_then(|a| a.rsplit_once('@')) else {
+        .to_string();
+    let service_account =
+        current_user(OptsBuilder::from_opts(service).db_name(None::<String>)).await?;
+    let mut admin = Conn::new(Opts::from_url(migration_url)?).await?;
+    let admin_account: Option<String> = admin.query_first("SELECT CURRENT_USER()").await?;
+    let Some((user, _)) = service_account.as_deref().and_then(|a| a.rsplit_once('@')) else {
         return Ok(());
     };
-    let to = format!(
-        "'{}'@'{}'",
-        user.replace('\'', "''"),
-        host.replace('\'', "''")
-    );
-    let mut admin = Conn::new(admin).await?;
+    // One account through two URLs: nothing to narrow (and a REVOKE would
+    // lock the migrations out).
+    if service_account == admin_account
+        || admin_account
+            .as_deref()
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(u, _)| u)
+            == Some(user)
+    {
+        let _ = admin.disconnect().await;
+        return Ok(());
+    }
+    let hosts: Vec<String> = admin
+        .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
+        .await?;
     let tables: Vec<String> = admin
         .exec(
             "SELECT table_name FROM information_schema.tables \
              WHERE table_schema = ? AND table_type = 'BASE TABLE'",
-            (db.replace("``", "`"),),
+            (db.as_str(),),
         )
         .await?;
-    // No grant on the whole database is no error to take away.
-    let _ = admin
-        .query_drop(format!("REVOKE ALL PRIVILEGES ON `{db}`.* FROM {to}"))
-        .await;
-    for table in tables {
-        let rights = if table == "api_keys" {
-            "SELECT"
-        } else {
-            "SELECT, INSERT, UPDATE"
-        };
-        let table = table.replace('`', "``");
-        admin
-            .query_drop(format!("GRANT {rights} ON `{db}`.`{table}` TO {to}"))
-            .await?;
-    }
-    for procedure in ["pos_make_tenant_key", "pos_revoke_key"] {
-        admin
-            .query_drop(format!(
-                "GRANT EXECUTE ON PROCEDURE `{db}`.`{procedure}` TO {to}"
-            ))
-            .await?;
+    let db = db.replace('`', "``");
+    for host in hosts {
+        let to = format!("{}@{}", quoted(user), quoted(&host));
+        match admin
+            .query_drop(format!("REVOKE ALL PRIVILEGES ON `{db}`.* FROM {to}"))
+            .await
+        {
+            // 1141: there was no grant on the whole database.
+            Err(mysql_async::Error::Server(e)) if e.code == 1141 => {}
+            other => other?,
+        }
+        for table in &tables {
+            let rights = match table.as_str() {
+                "api_keys" | "refinery_schema_history" => "SELECT",
+                _ => "SELECT, INSERT, UPDATE",
+            };
+            let table = table.replace('`', "``");
+            admin
+                .query_drop(format!("GRANT {rights} ON `{db}`.`{table}` TO {to}"))
+                .await?;
+        }
+        for procedure in ["pos_make_tenant_key", "pos_revoke_key"] {
+            admin
+                .query_drop(format!(
+                    "GRANT EXECUTE ON PROCEDURE `{db}`.`{procedure}` TO {to}"
+                ))
+                .await?;
+        }
     }
     let _ = admin.disconnect().await;
     Ok(())
+}
+
+/// The account MySQL matched for a connection made with `opts`.
+async fn current_user(opts: OptsBuilder) -> Result<Option<String>, MigrateError> {
+    let mut conn = Conn::new(opts).await?;
+    let account = conn.query_first("SELECT CURRENT_USER()").await?;
+    let _ = conn.disconnect().await;
+    Ok(account)
+}
+
+/// A user or host name as an SQL string (quotes and backslashes escaped).
+fn quoted(name: &str) -> String {
+    format!("'{}'", name.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// Whether the database at `url` lacks any embedded migration.

@@ -678,6 +678,25 @@ async fn the_service_runs_as_a_user_that_may_only_read_and_write_its_tables() {
         .await
         .expect("a count");
     assert_eq!(operators, Some(0));
+    // Nor revoke the operator's key through the procedure.
+    let operator_id = app
+        .db
+        .operator
+        .split('_')
+        .nth(1)
+        .expect("a key id")
+        .to_string();
+    conn.exec_drop("CALL pos_revoke_key(?, ?)", (operator_id.as_str(), t.id))
+        .await
+        .expect("the call runs");
+    let still: Option<Option<String>> = conn
+        .exec_first(
+            "SELECT CAST(revoked AS CHAR) FROM api_keys WHERE id = ?",
+            (operator_id.as_str(),),
+        )
+        .await
+        .expect("the service reads keys");
+    assert_eq!(still, Some(None), "the operator's key was revoked");
     let _ = conn.disconnect().await;
     for host in ["127.0.0.1", "localhost"] {
         let _ = root
