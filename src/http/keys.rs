@@ -173,13 +173,7 @@ pub async fn revoke_key(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
     state.core()?;
-    let id = req
-        .match_info()
-        .get("keyID")
-        .filter(|id| valid_key_id(id))
-        .ok_or_else(no_such_key)?
-        .to_string();
-    let key = revoke(&state, tenant, caller, id).await?;
+    let key = revoke(&state, tenant, caller, path_key_id(&req)?).await?;
     Ok(HttpResponse::Ok().json(KeyBody::from(&key)))
 }
 
@@ -212,6 +206,15 @@ pub(super) async fn revoke(
     }
 }
 
-pub(super) fn no_such_key() -> ApiError {
+/// The path's `{keyID}`; one that is no key id names no key: 404.
+pub(super) fn path_key_id(req: &HttpRequest) -> Result<String, ApiError> {
+    req.match_info()
+        .get("keyID")
+        .filter(|id| valid_key_id(id))
+        .map(str::to_string)
+        .ok_or_else(no_such_key)
+}
+
+fn no_such_key() -> ApiError {
     ApiError::NotFound("no such key for this tenant".into())
 }

@@ -115,8 +115,9 @@ fn render_sales(tenant: TenantId, mut rows: Vec<ProductTotal>) -> Bytes {
         .unwrap_or_default()
 }
 
+/// A product in the top sellers, as the API and the live table show it.
 #[derive(Serialize)]
-struct Ranked<'a> {
+pub(super) struct Ranked<'a> {
     rank: usize,
     #[serde(rename = "productID")]
     product_id: ProductId,
@@ -130,15 +131,9 @@ struct Ranked<'a> {
     total_sales: Money,
 }
 
-pub async fn top_selling(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let (limit, by) = top_selling_params(req.query_string())?;
-    let as_of = Timestamp::from_utc(chrono::Utc::now());
-    let top = top_sellers(&state, limit, by).await?;
-    let items: Vec<Ranked> = top
-        .iter()
+/// The top sellers with their ranks.
+pub(super) fn ranked(top: &[ProductTotal]) -> Vec<Ranked<'_>> {
+    top.iter()
         .enumerate()
         .map(|(i, t)| Ranked {
             rank: i + 1,
@@ -148,9 +143,18 @@ pub async fn top_selling(
             quantity_sold: t.quantity,
             total_sales: t.revenue,
         })
-        .collect();
+        .collect()
+}
+
+pub async fn top_selling(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, by) = top_selling_params(req.query_string())?;
+    let as_of = Timestamp::from_utc(chrono::Utc::now());
+    let top = top_sellers(&state, limit, by).await?;
     Ok(HttpResponse::Ok().json(TopSellingBody {
-        top_selling_products: items,
+        top_selling_products: ranked(&top),
         as_of,
     }))
 }

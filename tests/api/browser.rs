@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::browser::{skipped, Browser};
-use crate::support::{eventually, spawn_app, TestApp};
+use crate::support::{eventually, plain_client, spawn_app, web_session, TestApp};
 
 /// Signs in with `key` on the sign-in page.
 async fn sign_in(browser: &Browser, app: &TestApp, key: &str) {
@@ -276,45 +276,13 @@ async fn a_form_posted_from_another_origin_is_refused_and_changes_nothing() {
     browser.close().await;
 }
 
-/// A client that shows redirects instead of following them.
-fn plain_client() -> awc::Client {
-    awc::Client::builder().disable_redirects().finish()
-}
-
-/// The session cookie a sign-in sets, for requests without a browser.
+/// The session cookie a sign-in to `app` with `key` sets.
 async fn session_cookie(app: &TestApp, key: &str) -> String {
-    let res = plain_client()
-        .post(format!("{}/app/session", app.base))
-        .insert_header(("Origin", app.base.as_str()))
-        .send_form(&[("key", key)])
-        .await
-        .expect("the sign-in answers");
-    assert_eq!(res.status().as_u16(), 303);
-    let cookie = res
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("a session cookie")
-        .to_string();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/app"] {
-        assert!(cookie.contains(attribute), "{cookie}");
-    }
-    assert!(
-        !cookie.contains(key.rsplit('_').next().unwrap_or(key)),
-        "the key is not in the cookie"
-    );
-    cookie.split(';').next().unwrap_or_default().to_string()
+    web_session(&app.base, key).await
 }
 
 async fn page_status(app: &TestApp, path: &str, cookie: &str) -> u16 {
-    plain_client()
-        .get(format!("{}{path}", app.base))
-        .insert_header(("Cookie", cookie))
-        .send()
-        .await
-        .expect("the page answers")
-        .status()
-        .as_u16()
+    crate::support::page_status(&format!("{}{path}", app.base), cookie).await
 }
 
 #[actix_web::test]

@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 use crate::support::child::{pos_cli, ChildServer};
 use crate::support::ledger::{assert_exactly_once, drive, Ledger};
 use crate::support::peers::{Haproxy, Prometheus};
-use crate::support::{eventually, listed, post_status, redis_client, redis_url, Tenant, TestDb};
+use crate::support::{
+    eventually, listed, page_status, post_status, redis_client, redis_url, web_session, Tenant,
+    TestDb,
+};
 
 struct Shards {
     db: TestDb,
@@ -685,38 +688,6 @@ async fn a_tenant_created_through_one_shard_sells_on_its_owner_through_haproxy()
         (404, Some("not_found"))
     );
     s.cleanup().await;
-}
-
-/// The session cookie a sign-in at `base` sets (`name=value`).
-async fn web_session(base: &str, key: &str) -> String {
-    let res = awc::Client::builder()
-        .disable_redirects()
-        .finish()
-        .post(format!("{base}/app/session"))
-        .insert_header(("Origin", base))
-        .send_form(&[("key", key)])
-        .await
-        .expect("the sign-in answers");
-    assert_eq!(res.status().as_u16(), 303, "{base}");
-    let cookie = res
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("a session cookie");
-    cookie.split(';').next().unwrap_or_default().to_string()
-}
-
-async fn page_status(url: &str, cookie: &str) -> u16 {
-    awc::Client::builder()
-        .disable_redirects()
-        .finish()
-        .get(url)
-        .insert_header(("Cookie", cookie))
-        .send()
-        .await
-        .expect("the page answers")
-        .status()
-        .as_u16()
 }
 
 #[actix_web::test]

@@ -14,7 +14,7 @@ use super::layout::{notice, page as frame, Section};
 use super::{html, see_other, tenant_catalog, with_status, PageResult, Viewer};
 use crate::auth::PathIds;
 use crate::domain::{BranchId, Name, Role, TenantId, Timestamp};
-use crate::http::keys::{make_key, no_such_key, revoke as revoke_key, valid_key_id};
+use crate::http::keys::{make_key, path_key_id, revoke as revoke_key, valid_key_id};
 use crate::http::{ApiError, AppState};
 use crate::store::{self, KeyListing};
 
@@ -207,13 +207,7 @@ pub async fn revoke(
     req: HttpRequest,
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
-    let id = req
-        .match_info()
-        .get("keyID")
-        .filter(|id| valid_key_id(id))
-        .ok_or_else(no_such_key)?
-        .to_string();
-    revoke_key(&state, tenant, viewer.scope, id).await?;
+    revoke_key(&state, tenant, viewer.scope, path_key_id(&req)?).await?;
     Ok(see_other(&format!(
         "/app/tenants/{tenant}/keys?done=revoked"
     )))

@@ -23,8 +23,8 @@ use super::operator::LIVE_ROWS;
 use super::session::{unix_now, IDLE_LIMIT};
 use super::{PageResult, Viewer};
 use crate::domain::RankBy;
-use crate::domain::{Money, ProductId, TenantId, Timestamp};
-use crate::http::reads::top_sellers;
+use crate::domain::Timestamp;
+use crate::http::reads::{ranked, top_sellers, Ranked};
 use crate::http::{ApiError, AppState};
 
 /// How often the top sellers are read while someone watches.
@@ -111,24 +111,9 @@ impl Drop for StreamSlot {
 
 #[derive(Serialize)]
 struct Update<'a> {
-    rows: Vec<Row<'a>>,
+    rows: Vec<Ranked<'a>>,
     #[serde(rename = "asOf")]
     as_of: Timestamp,
-}
-
-#[derive(Serialize)]
-struct Row<'a> {
-    rank: usize,
-    #[serde(rename = "tenantID")]
-    tenant_id: TenantId,
-    #[serde(rename = "productID")]
-    product_id: ProductId,
-    #[serde(rename = "productName")]
-    product_name: &'a str,
-    #[serde(rename = "quantitySold")]
-    quantity_sold: u64,
-    #[serde(rename = "totalSales")]
-    total_sales: Money,
 }
 
 /// Reads the top sellers every [`PERIOD`] while a stream is open, and
@@ -151,18 +136,7 @@ pub async fn publish(state: web::Data<AppState>) {
         let Ok(top) = top_sellers(&state, LIVE_ROWS, RankBy::Quantity).await else {
             continue;
         };
-        let rows: Vec<Row> = top
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Row {
-                rank: i + 1,
-                tenant_id: t.tenant_id,
-                product_id: t.product_id,
-                product_name: &t.name,
-                quantity_sold: t.quantity,
-                total_sales: t.revenue,
-            })
-            .collect();
+        let rows = ranked(&top);
         let Ok(rows_json) = serde_json::to_vec(&rows) else {
             continue;
         };
