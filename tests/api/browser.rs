@@ -153,6 +153,7 @@ async fn a_shop_owner_signs_in_adds_a_product_makes_a_till_key_sees_its_sale_imp
         .await;
     assert_eq!(browser.path().await, "/app/");
     browser.close().await;
+    app.cleanup().await;
 }
 
 #[actix_web::test]
@@ -224,6 +225,7 @@ async fn the_operator_sees_the_top_sellers_change_without_a_reload() {
         .await
         .contains("Nordic Bakes"));
     browser.close().await;
+    app.cleanup().await;
 }
 
 #[actix_web::test]
@@ -274,6 +276,7 @@ async fn a_form_posted_from_another_origin_is_refused_and_changes_nothing() {
     assert_eq!(made, "0");
     handle.stop(false).await;
     browser.close().await;
+    app.cleanup().await;
 }
 
 /// The session cookie a sign-in to `app` with `key` sets.
@@ -318,6 +321,7 @@ async fn a_back_office_sees_only_its_tenant_and_a_till_key_cannot_sign_in() {
         page_status(&app, &format!("/app/tenants/{}/", mine.id), &forged).await,
         303
     );
+    app.cleanup().await;
 }
 
 #[actix_web::test]
@@ -345,6 +349,7 @@ async fn a_revoked_keys_session_ends_within_2_s() {
     })
     .await;
     assert!(ended, "the revoked key's session still opens pages");
+    app.cleanup().await;
 }
 
 #[actix_web::test]
@@ -379,6 +384,7 @@ async fn pages_carry_a_strict_content_security_policy_and_refuse_framing() {
         .get("cache-control")
         .and_then(|v| v.to_str().ok()));
     assert!(cache.to_string().contains("immutable"), "{cache}");
+    app.cleanup().await;
 }
 
 type Events = std::pin::Pin<
@@ -447,7 +453,10 @@ async fn live_streams_send_the_top_sellers_are_bounded_per_key_and_end_when_the_
 
     // Stopping the server ends the open streams instead of waiting on them
     // (its graceful stop would wait 30 s for them).
-    let stopped = actix_web::rt::spawn(async move { app.stop().await });
+    let stopped = actix_web::rt::spawn(async move {
+        app.stop().await;
+        app
+    });
     let mut ended = false;
     for _ in 0..50 {
         match tokio::time::timeout(
@@ -464,7 +473,7 @@ async fn live_streams_send_the_top_sellers_are_bounded_per_key_and_end_when_the_
         }
     }
     assert!(ended, "the stream outlived the server's stop");
-    stopped.await.expect("the stop finishes");
+    stopped.await.expect("the stop finishes").cleanup().await;
 }
 
 /// The overview's "today" revenue as the page shows it.
@@ -545,6 +554,7 @@ async fn the_overview_counts_today_in_the_tenants_time_zone() {
         ("9.99", "0.00")
     };
     assert_eq!((utc_figure.as_str(), zone_figure.as_str()), expected);
+    app.cleanup().await;
 }
 
 #[actix_web::test]
@@ -581,6 +591,7 @@ async fn a_dashboards_own_reloads_do_not_keep_its_session_alive() {
         "a reload renewed the session"
     );
     assert!(renews(overview).await, "a person's page view renews it");
+    app.cleanup().await;
 }
 
 #[actix_web::test]
@@ -635,4 +646,5 @@ async fn odd_input_on_pages_gets_an_answer_never_a_panic() {
         .await
         .expect("an answer");
     assert_eq!(res.status().as_u16(), 413);
+    app.cleanup().await;
 }
