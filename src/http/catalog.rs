@@ -12,7 +12,11 @@ use sha2::{Digest, Sha256};
 
 use super::body::json_body;
 use super::{ApiError, AppState};
-use crate::actors::tenant::{AddBranch, AddProducts, ChangeBranch, ChangeProduct, Rendered};
+use std::sync::Arc;
+
+use crate::actors::tenant::{
+    AddBranch, AddProducts, CatalogView, ChangeBranch, ChangeProduct, Rendered,
+};
 use crate::auth::PathIds;
 use crate::domain::{
     parse_branch_patch, parse_new_branch, parse_new_products, parse_product_patch, Branch,
@@ -68,13 +72,7 @@ pub async fn read_catalog(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let handle = state
-        .core()?
-        .tenants
-        .get(tenant)
-        .await?
-        .ok_or_else(ApiError::unknown_tenant)?;
-    let view = handle.catalog.view();
+    let view = catalog_view(&state, tenant).await?;
     if view.catalog.suspended && matches!(scope, Scope::Till { .. }) {
         return Err(ApiError::TenantSuspended);
     }
@@ -91,6 +89,21 @@ pub async fn read_catalog(
         .insert_header((header::ETAG, &*rendered.etag))
         .insert_header(cache)
         .body(rendered.body))
+}
+
+/// The tenant's catalog as its actor holds it (all branches and products,
+/// closed and inactive ones too), read without a mailbox round trip.
+pub(super) async fn catalog_view(
+    state: &AppState,
+    tenant: TenantId,
+) -> Result<Arc<CatalogView>, ApiError> {
+    let handle = state
+        .core()?
+        .tenants
+        .get(tenant)
+        .await?
+        .ok_or_else(ApiError::unknown_tenant)?;
+    Ok(handle.catalog.view())
 }
 
 /// Whether `If-None-Match` lists `etag` (or is `*`).

@@ -61,12 +61,50 @@ pub async fn products(
     ids: PathIds,
     query: web::Query<ListQuery>,
 ) -> PageResult {
+    list(&state, &viewer, ids, &query, products_page).await
+}
+
+/// A list page: `page` drawn from the tenant's catalog.
+async fn list(
+    state: &AppState,
+    viewer: &Viewer,
+    ids: PathIds,
+    query: &ListQuery,
+    page: ListPage,
+) -> PageResult {
     let tenant = ids.tenant_or_404()?;
-    let catalog = tenant_catalog(&state, tenant).await?;
+    let catalog = tenant_catalog(state, tenant).await?;
     let outcome = done_text(query.done.as_deref());
-    Ok(html(products_page(
-        &viewer, tenant, &catalog, &query, &outcome,
-    )))
+    Ok(html(page(viewer, tenant, &catalog, query, &outcome)))
+}
+
+type ListPage =
+    fn(&Viewer, TenantId, &Catalog, &ListQuery, &Option<Result<String, String>>) -> Markup;
+
+/// One page of a list: the rows after `query`'s `after` whose name or code
+/// holds its search text, by id, and whether more follow.
+fn one_page<'a, K: Copy + Ord, T>(
+    rows: impl Iterator<Item = (&'a K, &'a T)>,
+    query: &ListQuery,
+    id: impl Fn(K) -> u64,
+    texts: impl Fn(&T) -> (&Name, &Code),
+) -> (Vec<(&'a K, &'a T)>, bool) {
+    let q = search_text(query);
+    let after = query.after.unwrap_or(0);
+    let mut rows: Vec<_> = rows
+        .filter(|(k, row)| {
+            let (name, code) = texts(row);
+            id(**k) > after && matches(&q, name, code)
+        })
+        .collect();
+    rows.sort_unstable_by_key(|(k, _)| **k);
+    let more = rows.len() > PAGE_ROWS;
+    rows.truncate(PAGE_ROWS);
+    (rows, more)
+}
+
+fn search_text(query: &ListQuery) -> String {
+    query.q.as_deref().unwrap_or("").trim().to_lowercase()
 }
 
 fn products_page(
@@ -76,15 +114,13 @@ fn products_page(
     query: &ListQuery,
     outcome: &Option<Result<String, String>>,
 ) -> Markup {
-    let q = query.q.as_deref().unwrap_or("").trim().to_lowercase();
-    let mut rows: Vec<_> = catalog
-        .products
-        .iter()
-        .filter(|(id, p)| id.get() > query.after.unwrap_or(0) && matches(&q, &p.name, &p.sku))
-        .collect();
-    rows.sort_unstable_by_key(|(id, _)| **id);
-    let more = rows.len() > PAGE_ROWS;
-    rows.truncate(PAGE_ROWS);
+    let q = search_text(query);
+    let (rows, more) = one_page(
+        catalog.products.iter(),
+        query,
+        |id| id.get(),
+        |p| (&p.name, &p.sku),
+    );
     let base = format!("/app/tenants/{tenant}/products");
     let body = html! {
         (notice(outcome))
@@ -169,7 +205,7 @@ pub async fn add_product(
         Ok(product) => ask_products(&state, tenant, vec![product], false).await,
         Err(problem) => Err(ApiError::validation(problem.0, problem.1)),
     };
-    products_after(&state, viewer, tenant, made.map(|_| "added")).await
+    after_form(&state, viewer, tenant, made.map(|_| "added"), PRODUCTS).await
 }
 
 fn new_product(sku: &str, name: &str) -> Result<NewProduct, (&'static str, &'static str)> {
@@ -195,25 +231,26 @@ async fn ask_products(
         .map_err(|e| ApiError::from_tenant(e, listed))
 }
 
-/// Back to the products list: with a message when the form did its work,
+/// Back to a list (`list`, drawn by `page`): with a message when the form did its work,
 /// or the same page with why it did not (a refusal of the input, 409 or
 /// 422; anything else is an error page).
-async fn products_after(
+async fn after_form(
     state: &AppState,
     viewer: Viewer,
     tenant: TenantId,
     result: Result<&str, ApiError>,
+    (list, page): (&str, ListPage),
 ) -> PageResult {
     let problem = match result {
         Ok(done) => {
             return Ok(see_other(&format!(
-                "/app/tenants/{tenant}/products?done={done}"
+                "/app/tenants/{tenant}/{list}?done={done}"
             )))
         }
         Err(e) => refusal(e)?,
     };
     let catalog = tenant_catalog(state, tenant).await?;
-    let page = products_page(
+    let page = page(
         &viewer,
         tenant,
         &catalog,
@@ -222,6 +259,9 @@ async fn products_after(
     );
     Ok(with_status(html(page), problem.0))
 }
+
+const PRODUCTS: (&str, ListPage) = ("products", products_page);
+const BRANCHES: (&str, ListPage) = ("branches", branches_page);
 
 /// An input refusal as a status and a message with its fields; other
 /// errors stay errors.
@@ -277,7 +317,7 @@ pub async fn change_product(
         }
         Err(e) => Err(e),
     };
-    products_after(&state, viewer, tenant, result).await
+    after_form(&state, viewer, tenant, result, PRODUCTS).await
 }
 
 fn changed_name(form: &RowChange) -> Result<Option<Name>, ApiError> {
@@ -310,7 +350,7 @@ pub async fn import_products(
         },
         Err(e) => Err(e),
     };
-    products_after(&state, viewer, tenant, result).await
+    after_form(&state, viewer, tenant, result, PRODUCTS).await
 }
 
 /// The uploaded file's bytes. The whole upload (every part, whatever its
@@ -453,12 +493,7 @@ pub async fn branches(
     ids: PathIds,
     query: web::Query<ListQuery>,
 ) -> PageResult {
-    let tenant = ids.tenant_or_404()?;
-    let catalog = tenant_catalog(&state, tenant).await?;
-    let outcome = done_text(query.done.as_deref());
-    Ok(html(branches_page(
-        &viewer, tenant, &catalog, &query, &outcome,
-    )))
+    list(&state, &viewer, ids, &query, branches_page).await
 }
 
 fn branches_page(
@@ -468,15 +503,13 @@ fn branches_page(
     query: &ListQuery,
     outcome: &Option<Result<String, String>>,
 ) -> Markup {
-    let q = query.q.as_deref().unwrap_or("").trim().to_lowercase();
-    let mut rows: Vec<_> = catalog
-        .branches
-        .iter()
-        .filter(|(id, b)| id.get() > query.after.unwrap_or(0) && matches(&q, &b.name, &b.code))
-        .collect();
-    rows.sort_unstable_by_key(|(id, _)| **id);
-    let more = rows.len() > PAGE_ROWS;
-    rows.truncate(PAGE_ROWS);
+    let q = search_text(query);
+    let (rows, more) = one_page(
+        catalog.branches.iter(),
+        query,
+        |id| id.get(),
+        |b| (&b.name, &b.code),
+    );
     let base = format!("/app/tenants/{tenant}/branches");
     let body = html! {
         (notice(outcome))
@@ -534,7 +567,7 @@ pub async fn add_branch(
         (None, _) => Err(ApiError::validation("code", Code::RULE)),
         (_, None) => Err(ApiError::validation("name", Name::RULE)),
     };
-    branches_after(&state, viewer, tenant, result).await
+    after_form(&state, viewer, tenant, result, BRANCHES).await
 }
 
 /// `POST /app/tenants/{t}/branches/{b}`.
@@ -567,32 +600,7 @@ pub async fn change_branch(
             .map_err(|e: TenantError| ApiError::from(e)),
         Err(e) => Err(e),
     };
-    branches_after(&state, viewer, tenant, result).await
-}
-
-async fn branches_after(
-    state: &AppState,
-    viewer: Viewer,
-    tenant: TenantId,
-    result: Result<&str, ApiError>,
-) -> PageResult {
-    let problem = match result {
-        Ok(done) => {
-            return Ok(see_other(&format!(
-                "/app/tenants/{tenant}/branches?done={done}"
-            )))
-        }
-        Err(e) => refusal(e)?,
-    };
-    let catalog = tenant_catalog(state, tenant).await?;
-    let page = branches_page(
-        &viewer,
-        tenant,
-        &catalog,
-        &ListQuery::default(),
-        &Some(Err(problem.1)),
-    );
-    Ok(with_status(html(page), problem.0))
+    after_form(&state, viewer, tenant, result, BRANCHES).await
 }
 
 /// The open branches as `<option>`s, by id.

@@ -398,19 +398,15 @@ fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// The tenant's catalog as its actor holds it (all branches and products,
-/// closed and inactive ones too), read without a mailbox round trip.
+/// The tenant's catalog, as the API's catalog route reads it.
 async fn tenant_catalog(
     state: &AppState,
     tenant: TenantId,
 ) -> Result<Arc<crate::domain::Catalog>, ApiError> {
-    let handle = state
-        .core()?
-        .tenants
-        .get(tenant)
+    Ok(super::catalog::catalog_view(state, tenant)
         .await?
-        .ok_or_else(ApiError::unknown_tenant)?;
-    Ok(handle.catalog.view().catalog.clone())
+        .catalog
+        .clone())
 }
 
 /// How many rows of a report a page asks for.
