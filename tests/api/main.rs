@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod catalog;
+mod checkpoints;
 mod deploy;
 mod docs;
 mod faults;
