@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 
 use crate::support::{eventually, start_app, tenant_id, Options, TestDb};
@@ -130,6 +131,75 @@ async fn checkpoints_taken_during_concurrent_commits_leave_the_summary_exactly_t
     let (summary, history) = summary_alone_and_history(&app.db).await;
     assert_eq!(summary, history, "the summary is exactly the history");
     assert_eq!(app.db.count("sales_transactions").await, 8 * (30 + 10 * 3));
+    app.stop().await;
+    app.cleanup().await;
+}
+
+/// The race made certain: a commit holds its ids uncommitted (it waits
+/// for a lock the test holds on the writers' marks) while a later id is
+/// committed. A checkpoint must not pass the uncommitted row: it waits (and
+/// gives up, and tries again) until the commit ends.
+#[actix_web::test]
+async fn a_checkpoint_never_passes_a_commit_still_in_flight() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let p = t.products[0];
+    let mut app = start_app(db, prefix(), options("10")).await;
+    let first = app.post_json(&t.sales_path(0), &sale(p, 1, "1.00")).await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let mut marks = app.db.conn().await;
+    marks.query_drop("START TRANSACTION").await.expect("begin");
+    marks
+        .query_drop("SELECT * FROM commit_markers FOR UPDATE")
+        .await
+        .expect("lock");
+    let (client, url, token) = (
+        app.client.clone(),
+        format!("{}{}", app.base, t.sales_path(0)),
+        t.till.clone(),
+    );
+    let held = actix_web::rt::spawn(async move {
+        crate::support::post_status(&client, &url, &token, &sale(p, 5, "2.00")).await
+    });
+    let db = app.db.clone();
+    assert!(
+        crate::support::eventually_every(Duration::from_millis(250), Duration::from_secs(30), || async {
+            db.lock_waits().await >= 1
+        })
+        .await,
+        "the commit waits for the marks"
+    );
+    // Another writer's commit, with a later id, lands meanwhile.
+    app.db
+        .exec(&format!(
+            "INSERT INTO sales_transactions (tenant_id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp) \
+             VALUES ({}, {}, {p}, 7, 3.00, UTC_TIMESTAMP(6))",
+            t.id, t.branches[0]
+        ))
+        .await;
+    let later = last_id(&app.db).await;
+    // A checkpoint either waited for the commit (and gave up) or passed it.
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            app.metric("pos_checkpoints_total{outcome=\"failed\"}").await >= 1.0
+                || through_id(&db).await >= later
+        })
+        .await,
+        "a checkpoint ran"
+    );
+    marks.query_drop("ROLLBACK").await.expect("release");
+    drop(marks);
+    assert_eq!(held.await.expect("the till ran"), 201);
+    let last = last_id(&app.db).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            through_id(&db).await == last
+        })
+        .await,
+        "a checkpoint reached the last sale"
+    );
+    let (summary, history) = summary_alone_and_history(&app.db).await;
+    assert_eq!(summary, history, "the summary is exactly the history");
     app.stop().await;
     app.cleanup().await;
 }
