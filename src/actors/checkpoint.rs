@@ -59,7 +59,12 @@ async fn run(pool: Pool, metrics: Metrics) -> Result<Checkpointed, StoreError> {
         Ok(c) => {
             metrics.checkpoints.with_label_values(&["ok"]).inc();
             metrics.checkpoint_through.set(c.through as i64);
-            tracing::debug!(from = c.from, through = c.through, ms = started.elapsed().as_millis() as u64, "checkpoint");
+            tracing::debug!(
+                from = c.from,
+                through = c.through,
+                ms = started.elapsed().as_millis() as u64,
+                "checkpoint"
+            );
         }
         Err(e) => {
             metrics.checkpoints.with_label_values(&["failed"]).inc();

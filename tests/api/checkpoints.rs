@@ -93,7 +93,11 @@ async fn checkpoints_taken_during_concurrent_commits_leave_the_summary_exactly_t
             for n in 0..40u64 {
                 let p = t.products[(n % 3) as usize];
                 let body = if n % 4 == 0 {
-                    json!([sale(p, 1, "1.25"), sale(p, 2, "0.50"), sale(t.products[0], 3, "9.99")])
+                    json!([
+                        sale(p, 1, "1.25"),
+                        sale(p, 2, "0.50"),
+                        sale(t.products[0], 3, "9.99")
+                    ])
                 } else {
                     sale(p, 1 + n % 5, "2.10")
                 };
@@ -163,9 +167,11 @@ async fn a_checkpoint_never_passes_a_commit_still_in_flight() {
     });
     let db = app.db.clone();
     assert!(
-        crate::support::eventually_every(Duration::from_millis(250), Duration::from_secs(30), || async {
-            db.lock_waits().await >= 1
-        })
+        crate::support::eventually_every(
+            Duration::from_millis(250),
+            Duration::from_secs(30),
+            || async { db.lock_waits().await >= 1 }
+        )
         .await,
         "the commit waits for the marks"
     );
@@ -181,7 +187,9 @@ async fn a_checkpoint_never_passes_a_commit_still_in_flight() {
     // A checkpoint either waited for the commit (and gave up) or passed it.
     assert!(
         eventually(Duration::from_secs(30), || async {
-            app.metric("pos_checkpoints_total{outcome=\"failed\"}").await >= 1.0
+            app.metric("pos_checkpoints_total{outcome=\"failed\"}")
+                .await
+                >= 1.0
                 || through_id(&db).await >= later
         })
         .await,
@@ -251,7 +259,12 @@ async fn a_start_adds_the_history_above_the_checkpoint() {
         .as_array()
         .expect("a list")
         .iter()
-        .map(|e| (e["productID"].as_u64().unwrap_or(0), e["quantitySold"].as_u64().unwrap_or(0)))
+        .map(|e| {
+            (
+                e["productID"].as_u64().unwrap_or(0),
+                e["quantitySold"].as_u64().unwrap_or(0),
+            )
+        })
         .collect();
     assert_eq!(listed, vec![(q, 4), (p, 3)], "{:?}", top.body);
     let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
@@ -263,7 +276,10 @@ async fn a_start_adds_the_history_above_the_checkpoint() {
         .filter_map(|e| e["totalSales"].as_str())
         .collect();
     assert_eq!(revenue.len(), 2, "{:?}", sales.body);
-    assert!(revenue.contains(&"4.50") && revenue.contains(&"1.00"), "{revenue:?}");
+    assert!(
+        revenue.contains(&"4.50") && revenue.contains(&"1.00"),
+        "{revenue:?}"
+    );
     app.cleanup().await;
 }
 
