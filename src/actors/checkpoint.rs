@@ -15,6 +15,8 @@ use crate::store::{self, Checkpointed, StoreError};
 pub struct CheckpointActor {
     pool: Pool,
     every: Duration,
+    /// Galera: read the last id once the cluster's certified writes are applied.
+    causal: bool,
     /// A checkpoint is running (ticks meanwhile are skipped).
     running: bool,
     metrics: Metrics,
@@ -28,10 +30,11 @@ pub struct CheckpointNow;
 
 impl CheckpointActor {
     /// `pool` must be created in the arbiter the actor starts in.
-    pub fn new(pool: Pool, every: Duration, metrics: Metrics) -> Self {
+    pub fn new(pool: Pool, every: Duration, causal: bool, metrics: Metrics) -> Self {
         CheckpointActor {
             pool,
             every,
+            causal,
             running: false,
             metrics,
         }
@@ -42,17 +45,17 @@ impl CheckpointActor {
             return;
         }
         self.running = true;
-        let run = run(self.pool.clone(), self.metrics.clone());
+        let run = run(self.pool.clone(), self.causal, self.metrics.clone());
         ctx.spawn(run.into_actor(self).map(|_, act, _| act.running = false));
     }
 }
 
 /// One checkpoint, counted and logged.
-async fn run(pool: Pool, metrics: Metrics) -> Result<Checkpointed, StoreError> {
+async fn run(pool: Pool, causal: bool, metrics: Metrics) -> Result<Checkpointed, StoreError> {
     let started = Instant::now();
     let done = async {
         let mut conn = pool.get_conn().await?;
-        store::checkpoint(&mut conn).await
+        store::checkpoint(&mut conn, causal).await
     }
     .await;
     match &done {
@@ -86,6 +89,6 @@ impl Handler<CheckpointNow> for CheckpointActor {
     type Result = ResponseFuture<Result<Checkpointed, StoreError>>;
 
     fn handle(&mut self, _: CheckpointNow, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(run(self.pool.clone(), self.metrics.clone()))
+        Box::pin(run(self.pool.clone(), self.causal, self.metrics.clone()))
     }
 }

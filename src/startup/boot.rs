@@ -95,6 +95,7 @@ pub(super) async fn boot(b: Boot) {
         Ok(opts) => CheckpointActor::new(
             mysql_async::Pool::new(opts),
             config.checkpoint_every,
+            server.galera,
             metrics.clone(),
         )
         .start(),

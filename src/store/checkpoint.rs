@@ -32,8 +32,11 @@ pub struct Checkpointed {
 
 /// Adds the history rows committed since the last checkpoint to the
 /// summary table, up to the last id no sale in flight can go below.
-pub async fn checkpoint(conn: &mut Conn) -> Result<Checkpointed> {
-    let horizon = settled_horizon(conn).await?;
+/// `causal`: on a Galera node, that id is read once every write set the
+/// cluster certified is applied here (a sale committed through a node that
+/// died may still be on its way, with a lower id).
+pub async fn checkpoint(conn: &mut Conn, causal: bool) -> Result<Checkpointed> {
+    let horizon = settled_horizon(conn, causal).await?;
     let first = add_rows_up_to(conn, horizon).await?;
     let mut last = first;
     while last.through < horizon && last.through > last.from {
@@ -46,7 +49,7 @@ pub async fn checkpoint(conn: &mut Conn) -> Result<Checkpointed> {
 }
 
 /// The last history id, read while no sales transaction is in flight.
-async fn settled_horizon(conn: &mut Conn) -> Result<u64> {
+async fn settled_horizon(conn: &mut Conn, causal: bool) -> Result<u64> {
     // Sales queue behind a waiting checkpoint: it gives up soon (and
     // tries again at the next) rather than hold them back for long.
     conn.query_drop("SET SESSION innodb_lock_wait_timeout = 1")
@@ -55,8 +58,13 @@ async fn settled_horizon(conn: &mut Conn) -> Result<u64> {
     let read = async {
         conn.query_drop("SELECT shard_index FROM shard_leases FOR UPDATE")
             .await?;
-        conn.query_first::<Option<u64>, _>("SELECT MAX(id) FROM sales_transactions")
-            .await
+        let last = "SELECT MAX(id) FROM sales_transactions";
+        let last = if causal {
+            format!("SET STATEMENT wsrep_sync_wait = 1 FOR {last}")
+        } else {
+            last.to_string()
+        };
+        conn.query_first::<Option<u64>, _>(last).await
     }
     .await;
     // Releases the lease rows whatever happened.
