@@ -69,8 +69,6 @@ pub struct Config {
     pub session_secret: Option<SessionSecret>,
     /// Live top-seller streams one key may hold open at once.
     pub app_streams_per_key: usize,
-    /// How often committed sales are added to the summary table.
-    pub checkpoint_every: Duration,
 }
 
 /// `POS_SESSION_SECRET`: never printed, not even by `{:?}`.
@@ -135,7 +133,6 @@ struct RawEnv {
     trusted_proxies: Option<String>,
     session_secret: Option<String>,
     app_streams_per_key: Option<String>,
-    checkpoint_ms: Option<String>,
 }
 
 /// Every variable `pos` reads, with its default and a one-line meaning
@@ -170,7 +167,6 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("POS_TRUSTED_PROXIES", "proxies whose X-Forwarded-For names the client [none]"),
     ("POS_SESSION_SECRET", "signs web back-office sessions, at least 32 bytes; the same on every shard [random per start]"),
     ("POS_APP_STREAMS_PER_KEY", "live top-seller streams one key may hold open [4]"),
-    ("POS_CHECKPOINT_MS", "how often committed sales are added to the summary table a start reads [5000]"),
 ];
 
 /// Every variable `pos` reads.
@@ -401,13 +397,6 @@ impl Config {
                 1,
                 100_000,
             )?,
-            checkpoint_every: Duration::from_millis(int(
-                "POS_CHECKPOINT_MS",
-                raw.checkpoint_ms,
-                5_000,
-                10,
-                3_600_000,
-            )?),
         })
     }
 }

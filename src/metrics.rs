@@ -18,9 +18,6 @@ mod process;
 /// What reading a writer's mark back found (`pos_commit_settles_total`).
 pub const SETTLE_OUTCOMES: &[&str] = &["stored", "not_stored"];
 
-/// How checkpoints of the summary table ended (`pos_checkpoints_total`).
-pub const CHECKPOINT_OUTCOMES: &[&str] = &["ok", "failed"];
-
 /// Kinds and results of the lookup actor's reads (`pos_lookups_total`).
 pub const LOOKUP_KINDS: &[&str] = &["key", "catalog", "office", "report"];
 pub const LOOKUP_RESULTS: &[&str] = &["ok", "error", "busy"];
@@ -56,11 +53,6 @@ pub struct Metrics {
     pub tenant_reloads: IntCounter,
     /// 1 while this instance holds its shard's lease (and may write).
     pub shard_lease_held: IntGauge,
-    /// Checkpoints of the summary table, by outcome.
-    pub checkpoints: IntCounterVec,
-    /// The last history id the summary table holds (after this instance's
-    /// last checkpoint).
-    pub checkpoint_through: IntGauge,
     /// Products in the global ranking.
     pub ranking_products: IntGauge,
     pub mirror_errors: IntCounter,
@@ -203,25 +195,6 @@ impl Metrics {
                 "Tenant actors stopped after being idle",
             )
             .expect("valid"),
-            checkpoints: {
-                let checkpoints = IntCounterVec::new(
-                    Opts::new(
-                        "pos_checkpoints_total",
-                        "Checkpoints adding committed sales to the summary table, by outcome",
-                    ),
-                    &["outcome"],
-                )
-                .expect("valid metric");
-                for outcome in CHECKPOINT_OUTCOMES {
-                    checkpoints.with_label_values(&[outcome]);
-                }
-                checkpoints
-            },
-            checkpoint_through: IntGauge::new(
-                "pos_checkpoint_through_id",
-                "The last sales history id the summary table holds",
-            )
-            .expect("valid"),
             shard_lease_held: IntGauge::new(
                 "pos_shard_lease_held",
                 "1 while this instance holds its shard's lease and may write",
@@ -309,8 +282,6 @@ impl Metrics {
             Box::new(self.tenant_passivations.clone()),
             Box::new(self.tenant_reloads.clone()),
             Box::new(self.shard_lease_held.clone()),
-            Box::new(self.checkpoints.clone()),
-            Box::new(self.checkpoint_through.clone()),
             Box::new(self.ranking_products.clone()),
             Box::new(self.mirror_errors.clone()),
             Box::new(self.mirror_lag_seconds.clone()),

@@ -3,8 +3,8 @@
 //! the actors and the ranking. `pos serve` and the tests start this same code.
 //!
 //! Shutdown order: stop taking requests and finish those in flight, flush
-//! the persistence actors and close their pools, checkpoint the summary
-//! table, write the last ranking changes to Redis, stop the actor threads.
+//! the persistence actors and close their pools, write the last ranking
+//! changes to Redis, stop the actor threads.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,6 @@ mod boot;
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
-use crate::actors::checkpoint::CheckpointNow;
 use crate::actors::lease::{Fatal, Release};
 use crate::actors::lookup::LookupActor;
 use crate::actors::office::{Office, OfficeActor, OFFICE_BOUNDS, REPORT_BOUNDS};
@@ -31,9 +30,6 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
 use crate::store::LeaseHolder;
-
-/// Longest the stop waits for its last checkpoint.
-const FINAL_CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -281,10 +277,6 @@ impl RunningApp {
                 for writer in core.tenants.writers() {
                     writer.drain().await;
                 }
-                // So the next start reads no history above the checkpoint
-                // (bounded: a MySQL gone away must not hold the stop).
-                let last = core.checkpoints.send(CheckpointNow);
-                let _ = tokio::time::timeout(FINAL_CHECKPOINT_WAIT, last).await;
                 // After the last commit: the next holder need not wait.
                 let _ = core.lease.send(Release).await;
                 let _ = core.ranking.send(FinalFlush).await;

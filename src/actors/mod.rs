@@ -1,11 +1,9 @@
 //! The actors: one per tenant (writes and live totals), a few for
 //! persistence (group commit), one for the global ranking and its mirror,
 //! one for reads that stay off the write path (keys, catalogs), and one for
-//! the back office's statements (tenants, catalog changes, keys), one that
-//! keeps the shard's lease and one that checkpoints the summary table.
+//! the back office's statements (tenants, catalog changes, keys).
 
 pub mod bounded_pool;
-pub mod checkpoint;
 pub mod lease;
 pub mod lookup;
 pub mod office;

@@ -29,7 +29,6 @@ use tracing::Instrument;
 pub use error::{field_names, ApiError};
 pub use health::watch_readiness;
 
-use crate::actors::checkpoint::CheckpointActor;
 use crate::actors::lease::{LeaseActor, ShardLease};
 use crate::actors::office::Office;
 use crate::actors::ranking::RankingActor;
@@ -53,8 +52,6 @@ pub struct Core {
     pub lease: Addr<LeaseActor>,
     /// Whether this instance may write now.
     pub shard_lease: ShardLease,
-    /// Adds committed sales to the summary table.
-    pub checkpoints: Addr<CheckpointActor>,
 }
 
 /// Shared by every worker.

@@ -11,7 +11,6 @@ use actix::prelude::*;
 use actix_web::web;
 use tokio::sync::mpsc;
 
-use crate::actors::checkpoint::CheckpointActor;
 use crate::actors::lease::{self, Fatal, LeaseActor, ShardLease};
 use crate::actors::lookup::LookupActor;
 use crate::actors::office::Office;
@@ -91,19 +90,6 @@ pub(super) async fn boot(b: Boot) {
             return;
         }
     };
-    let checkpoints = match store::pool_opts(&config.database_url, 1) {
-        Ok(opts) => CheckpointActor::new(
-            mysql_async::Pool::new(opts),
-            config.checkpoint_every,
-            server.galera,
-            metrics.clone(),
-        )
-        .start(),
-        Err(e) => {
-            tracing::error!(error = %e, "POS_DATABASE_URL cannot be used");
-            return;
-        }
-    };
     let persistence_count = if server.statement_ids_in_order {
         config.persistence_actors
     } else {
@@ -159,7 +145,6 @@ pub(super) async fn boot(b: Boot) {
         ranking,
         lease,
         shard_lease,
-        checkpoints,
     };
     if b.state.core.set(core).is_err() {
         tracing::error!("service core was already set");

@@ -3,7 +3,6 @@
 //! as domain types.
 
 mod catalog;
-mod checkpoint;
 mod keys;
 mod migrate;
 mod reports;
@@ -24,7 +23,6 @@ pub use catalog::{
     create_branch, create_products, create_tenant, find_tenant, list_tenants, load_catalog,
     update_branch, update_product, update_tenant, Conflicts, TenantRow,
 };
-pub use checkpoint::{checkpoint, Checkpointed};
 pub use keys::{
     find_key, find_tenant_key, insert_key, insert_keys, insert_tenant_key, list_keys,
     list_tenant_keys, revoke_key, revoke_tenant_key, revoked_since, scope_exists, KeyInsert,
@@ -127,13 +125,7 @@ pub fn pool_opts(url: &str, pool_max: usize) -> Result<Opts, mysql_async::UrlErr
                 .with_reset_connection(false),
         )
         .stmt_cache_size(64)
-        // Repeatable read whatever the server's default: a batch's lease
-        // check keeps its shared lock on the lease row until COMMIT only
-        // then, and both the lease's fencing and the checkpoint rest on it.
-        .init(vec![
-            format!("SET SESSION sql_mode = '{SQL_MODE}'"),
-            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ".to_string(),
-        ])
+        .init(vec![format!("SET SESSION sql_mode = '{SQL_MODE}'")])
         .into())
 }
 

@@ -1,5 +1,5 @@
 //! Storing sales: one batch of many requests' rows as one transaction (the
-//! history rows and the writer's mark), settling a
+//! history rows, the summary upsert and the writer's mark), settling a
 //! COMMIT whose answer was lost, and reading stored sales back by key.
 //!
 //! Multi-row statements are written as SQL text rather than prepared: the
@@ -8,7 +8,7 @@
 //! (numbers, decimals, times, keys of `A-Z a-z 0-9 . _ : -`), so no value
 //! can carry quoting.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::NaiveDateTime;
@@ -71,8 +71,8 @@ pub struct Mark {
     pub id_step: u64,
 }
 
-/// Stores `sales` in one transaction, moving the writer's mark as `mark`
-/// says. Returns the mark it wrote: the
+/// Stores `sales` and adds them to the summary table in one transaction,
+/// moving the writer's mark as `mark` says. Returns the mark it wrote: the
 /// batch's first id, the others following it at the step its INSERT used
 /// (the service checks at start that ids of one statement are not
 /// interleaved with others').
@@ -128,7 +128,7 @@ fn is_fenced(e: &mysql_async::Error) -> bool {
 /// The lease check failed: it copies the lease row onto itself when the
 /// fencing number is not the batch's, a duplicate of `shard_leases`'s
 /// primary key (the batch's other statements cannot duplicate a primary
-/// key: history ids are the server's, the mark is an upsert).
+/// key: history ids are the server's, the rest are upserts).
 fn is_lease_lost(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if s.code == 1062
         && (s.message.ends_with("for key 'PRIMARY'") || s.message.contains("shard_leases.PRIMARY")))
@@ -177,15 +177,16 @@ pub async fn read_mark(conn: &mut Conn, writer: u64, causal: bool) -> Result<Opt
     }))
 }
 
-/// `START TRANSACTION`, the lease check, the history INSERT, the step it
-/// used (for more than one row), the mark's compare-and-set (with the
-/// INSERT's first id and step, and the product guard) and `COMMIT`, as one
-/// text. The summary table is not touched: checkpoints add the history to
-/// it later (see `checkpoint.rs`).
+/// `START TRANSACTION`, the lease check, the summary upsert, the history
+/// INSERT, the step it used (for more than one row), the mark's
+/// compare-and-set (with the INSERT's first id and step) and `COMMIT`, as
+/// one text.
 fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
-    let mut sql = String::with_capacity(700 + sales.len() * 96);
+    let mut sql = String::with_capacity(800 + sales.len() * 144);
     sql.push_str("START TRANSACTION;");
     push_lease_check(&mut sql, mark.lease);
+    push_upsert_totals(&mut sql, sales);
+    sql.push(';');
     push_insert_sales(&mut sql, sales);
     if sales.len() > 1 {
         sql.push_str(";SELECT @@auto_increment_increment");
@@ -194,12 +195,10 @@ fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
         ";INSERT INTO commit_markers (writer_id, batch_id, first_id, id_step, updated) VALUES ",
     );
     open_row(&mut sql, [mark.writer, mark.batch]);
-    sql.push_str(",LAST_INSERT_ID(),IF(");
-    push_products_are_the_tenants(&mut sql, sales);
     // On a duplicate writer the row moves only from the expected mark; else
     // `-1` makes the statement fail (strict mode), so COMMIT never runs.
     sql.push_str(
-        ",@@auto_increment_increment,-1),UTC_TIMESTAMP(6)) \
+        ",LAST_INSERT_ID(),@@auto_increment_increment,UTC_TIMESTAMP(6)) \
          ON DUPLICATE KEY UPDATE first_id = VALUES(first_id), id_step = VALUES(id_step), \
          updated = VALUES(updated), batch_id = IF(batch_id = ",
     );
@@ -208,37 +207,9 @@ fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
     sql
 }
 
-/// The product guard: a condition true only if every sale's product is a
-/// product of the sale's tenant. Unless it holds, the mark's step is `-1`
-/// and the batch fails as a whole (MySQL's error names `id_step`). The
-/// summary's foreign key gave this guard while every batch upserted it; a
-/// foreign key on the history would cost an index more per row.
-fn push_products_are_the_tenants(sql: &mut String, sales: &[&NewSale]) {
-    let pairs: BTreeSet<(TenantId, ProductId)> =
-        sales.iter().map(|s| (s.tenant_id, s.product_id)).collect();
-    sql.push_str("(SELECT COUNT(*) FROM products WHERE id IN ");
-    let mut digits = itoa::Buffer::new();
-    for (i, (_, p)) in pairs.iter().enumerate() {
-        sql.push(if i == 0 { '(' } else { ',' });
-        sql.push_str(digits.format(p.get()));
-    }
-    sql.push_str(") AND (tenant_id, id) IN (");
-    for (i, (t, p)) in pairs.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        open_row(sql, [t.get(), p.get()]);
-        sql.push(')');
-    }
-    sql.push_str("))=");
-    sql.push_str(digits.format(pairs.len()));
-}
-
 /// Fails (a duplicate primary key) unless the shard's lease still has the
 /// batch's fencing number; the check's shared lock on the lease row keeps
-/// a new holder from taking over until this transaction ends, and a
-/// checkpoint from choosing its last id meanwhile. It comes first, before
-/// the history INSERT takes its ids.
+/// a new holder from taking over until this transaction ends.
 fn push_lease_check(sql: &mut String, lease: Lease) {
     let mut digits = itoa::Buffer::new();
     sql.push_str(
@@ -294,6 +265,32 @@ fn open_row<const N: usize>(sql: &mut String, ints: [u64; N]) {
         sql.push(if i == 0 { '(' } else { ',' });
         sql.push_str(digits.format(n));
     }
+}
+
+/// One row per (tenant, product), in key order so that upserts of
+/// overlapping batches always lock summary rows in the same order.
+fn push_upsert_totals(sql: &mut String, sales: &[&NewSale]) {
+    let mut sums: BTreeMap<(TenantId, ProductId), (u64, Money)> = BTreeMap::new();
+    for s in sales {
+        let e = sums.entry((s.tenant_id, s.product_id)).or_default();
+        e.0 += u64::from(s.quantity.get());
+        e.1 += s.revenue();
+    }
+    sql.push_str(
+        "INSERT INTO product_sales_totals (tenant_id, product_id, quantity_sold, revenue) VALUES ",
+    );
+    for (i, ((t, p), (q, r))) in sums.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        open_row(sql, [t.get(), p.get(), *q]);
+        sql.push(',');
+        sql.push_str(&r.text());
+        sql.push(')');
+    }
+    sql.push_str(
+        " ON DUPLICATE KEY UPDATE quantity_sold = quantity_sold + VALUES(quantity_sold), revenue = revenue + VALUES(revenue)",
+    );
 }
 
 /// The stored sales of `tenant` carrying any of `keys`.

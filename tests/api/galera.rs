@@ -72,7 +72,7 @@ async fn assert_exactly_once(app: &TestApp, tenants: &[u64]) {
             url,
             &format!(
                 "SELECT GROUP_CONCAT(CONCAT(product_id, ':', quantity_sold, '/', revenue) ORDER BY product_id) \
-                 FROM product_totals_now WHERE tenant_id = {t}"
+                 FROM product_sales_totals WHERE tenant_id = {t}"
             ),
         )
         .await

@@ -19,7 +19,7 @@ async fn replayed_idempotency_key_returns_original_ids_and_counts_once() {
     assert_eq!(app.db.count("sales_transactions").await, 1);
     assert_eq!(
         app.db
-            .scalar("SELECT quantity_sold FROM product_totals_now")
+            .scalar("SELECT quantity_sold FROM product_sales_totals")
             .await,
         "2"
     );
@@ -70,7 +70,7 @@ async fn an_array_mixing_replays_and_new_items_stores_only_the_new_ones() {
     assert_eq!(app.db.count("sales_transactions").await, 2);
     assert_eq!(
         app.db
-            .scalar("SELECT quantity_sold FROM product_totals_now")
+            .scalar("SELECT quantity_sold FROM product_sales_totals")
             .await,
         "5"
     );

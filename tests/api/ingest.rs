@@ -9,7 +9,7 @@ fn sale(product: u64, quantity: u64, price: &str) -> Value {
 async fn stored_rows(app: &TestApp) -> (u64, u64) {
     (
         app.db.count("sales_transactions").await,
-        app.db.count("product_totals_now").await,
+        app.db.count("product_sales_totals").await,
     )
 }
 
@@ -42,7 +42,7 @@ async fn a_single_sale_is_committed_before_the_201() {
     );
     let totals = app
         .db
-        .scalar("SELECT CONCAT(quantity_sold, '|', revenue) FROM product_totals_now")
+        .scalar("SELECT CONCAT(quantity_sold, '|', revenue) FROM product_sales_totals")
         .await;
     assert_eq!(totals, "3|36.90");
     app.cleanup().await;
@@ -392,7 +392,7 @@ async fn concurrent_writers_on_many_tenants_keep_summary_equal_to_history() {
     let mismatches = app
         .db
         .scalar(
-            "SELECT COUNT(*) FROM product_totals_now t LEFT JOIN (SELECT tenant_id, product_id, SUM(quantity_sold) q, \
+            "SELECT COUNT(*) FROM product_sales_totals t LEFT JOIN (SELECT tenant_id, product_id, SUM(quantity_sold) q, \
              SUM(quantity_sold * price_per_unit) r FROM sales_transactions GROUP BY tenant_id, product_id) h \
              ON h.tenant_id = t.tenant_id AND h.product_id = t.product_id WHERE h.q IS NULL OR h.q <> t.quantity_sold OR h.r <> t.revenue",
         )
@@ -416,7 +416,7 @@ async fn concurrent_writers_on_many_tenants_keep_summary_equal_to_history() {
         let db_total = app
             .db
             .scalar(&format!(
-                "SELECT SUM(revenue) FROM product_totals_now WHERE tenant_id = {}",
+                "SELECT SUM(revenue) FROM product_sales_totals WHERE tenant_id = {}",
                 t.id
             ))
             .await;

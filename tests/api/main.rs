@@ -4,7 +4,6 @@
 mod auth;
 mod browser;
 mod catalog;
-mod checkpoints;
 mod deploy;
 mod docs;
 mod faults;

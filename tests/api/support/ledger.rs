@@ -131,7 +131,7 @@ pub async fn assert_exactly_once(db: &TestDb, tenant: &Tenant, ledger: &Ledger, 
         .expect("history sums");
     let summary: Vec<(u64, u64, Decimal)> = conn
         .exec(
-            "SELECT product_id, quantity_sold, revenue FROM product_totals_now \
+            "SELECT product_id, quantity_sold, revenue FROM product_sales_totals \
              WHERE tenant_id = ? ORDER BY product_id",
             (tenant.id,),
         )

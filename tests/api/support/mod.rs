@@ -214,26 +214,26 @@ impl TestDb {
         .expect("a count")
     }
 
-    /// Starts a transaction on its own connection that holds back every
-    /// sales commit (it locks the shard leases each one checks first) until
-    /// the returned connection rolls back (or drops).
-    pub async fn hold_commits(&self) -> mysql_async::Conn {
+    /// Starts a transaction on its own connection that locks the summary
+    /// rows of `tenant` until the returned connection rolls back (or drops).
+    pub async fn lock_totals(&self, tenant: u64) -> mysql_async::Conn {
         let mut conn = self.conn().await;
         conn.query_drop("START TRANSACTION").await.expect("begin");
-        conn.query_drop("SELECT * FROM shard_leases FOR UPDATE")
-            .await
-            .expect("lock");
+        conn.query_drop(format!(
+            "SELECT * FROM product_sales_totals WHERE tenant_id = {tenant} FOR UPDATE"
+        ))
+        .await
+        .expect("lock");
         conn
     }
 
-    /// `quantity revenue` of every product of `tenant` as stored (the
-    /// summary and the history above its checkpoint), and the same summed
-    /// from the whole history, by product.
+    /// `quantity revenue` of every product of `tenant` in the summary, and
+    /// the same summed from the history, by product.
     pub async fn summary_and_history(&self, tenant: u64) -> (String, String) {
         let summary = self
             .scalar(&format!(
                 "SELECT GROUP_CONCAT(CONCAT(product_id, ':', quantity_sold, '/', revenue) ORDER BY product_id) \
-                 FROM product_totals_now WHERE tenant_id = {tenant}"
+                 FROM product_sales_totals WHERE tenant_id = {tenant}"
             ))
             .await;
         let history = self
