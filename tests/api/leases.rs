@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::child::{pos_cli, ChildServer};
-use crate::support::{eventually, post_status, redis_url, start_app_behind_proxy, TestDb};
+use crate::support::{
+    eventually, post_status, redis_url, start_app, start_app_behind_proxy, Options, TestDb,
+};
 
 fn sale(product: u64) -> serde_json::Value {
     json!({"productID": product, "quantitySold": 1, "pricePerUnit": "1.00"})
@@ -157,4 +159,33 @@ async fn an_instance_whose_lease_was_taken_writes_nothing_more_and_stops() {
     );
     drop(second);
     first.cleanup().await;
+}
+
+/// The fencing check in the batch's own transaction: MySQL's lease moved
+/// to another instance while this one still believes it holds it (its next
+/// renewal is minutes away), so its next batch must not commit.
+#[actix_web::test]
+async fn a_batch_whose_fence_the_lease_no_longer_has_stores_nothing() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
+    let options = Options {
+        extra: vec![("POS_SHARD_LEASE_SECS".into(), "600".into())],
+        ..Options::default()
+    };
+    let app = start_app(db, prefix, options).await;
+    let first = app.post_json(&t.sales_path(0), &sale(t.products[0])).await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    // Another instance took the shard, as MySQL records it.
+    app.db
+        .exec("UPDATE shard_leases SET fence = fence + 1, instance = instance + 1")
+        .await;
+    let refused = app.post_json(&t.sales_path(0), &sale(t.products[0])).await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    assert_eq!(
+        app.db.count("sales_transactions").await,
+        1,
+        "nothing stored under a lost lease"
+    );
+    app.cleanup().await;
 }
