@@ -570,6 +570,17 @@ async fn auth_disabled_lets_every_request_in_and_ready_says_so() {
     app.cleanup().await;
 }
 
+/// When key `id` was revoked, as the connection's user reads it (`None`:
+/// no such key; `Some(None)`: not revoked).
+async fn revoked_at(conn: &mut mysql_async::Conn, id: &str) -> Option<Option<String>> {
+    conn.exec_first(
+        "SELECT CAST(revoked AS CHAR) FROM api_keys WHERE id = ?",
+        (id,),
+    )
+    .await
+    .expect("the service reads keys")
+}
+
 #[actix_web::test]
 async fn the_service_runs_as_a_user_that_may_only_read_and_write_its_tables() {
     let db = crate::support::TestDb::create().await;
@@ -665,14 +676,10 @@ async fn the_service_runs_as_a_user_that_may_only_read_and_write_its_tables() {
             "{forbidden} was allowed"
         );
     }
-    let revoked: Option<Option<String>> = conn
-        .exec_first(
-            "SELECT CAST(revoked AS CHAR) FROM api_keys WHERE id = ?",
-            (id.as_str(),),
-        )
-        .await
-        .expect("the service reads keys");
-    assert!(revoked.flatten().is_some(), "the revocation stands");
+    assert!(
+        revoked_at(&mut conn, &id).await.flatten().is_some(),
+        "the revocation stands"
+    );
     let operators: Option<u64> = conn
         .query_first("SELECT COUNT(*) FROM api_keys WHERE id = 'evil'")
         .await
@@ -689,14 +696,11 @@ async fn the_service_runs_as_a_user_that_may_only_read_and_write_its_tables() {
     conn.exec_drop("CALL pos_revoke_key(?, ?)", (operator_id.as_str(), t.id))
         .await
         .expect("the call runs");
-    let still: Option<Option<String>> = conn
-        .exec_first(
-            "SELECT CAST(revoked AS CHAR) FROM api_keys WHERE id = ?",
-            (operator_id.as_str(),),
-        )
-        .await
-        .expect("the service reads keys");
-    assert_eq!(still, Some(None), "the operator's key was revoked");
+    assert_eq!(
+        revoked_at(&mut conn, &operator_id).await,
+        Some(None),
+        "the operator's key was revoked"
+    );
     let _ = conn.disconnect().await;
     for host in ["127.0.0.1", "localhost"] {
         let _ = root
