@@ -139,17 +139,15 @@ async fn an_instance_whose_lease_was_taken_writes_nothing_more_and_stops() {
         .post_json(&t.sales_path(0), &sale(t.products[0]))
         .await;
     assert_eq!(refused.status, 503, "{:?}", refused.body);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let fatal = loop {
-        if let Some(fatal) = first.app.as_mut().and_then(|a| a.fatal()) {
-            break fatal;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first instance did not notice it lost its shard"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    };
+    let mut fatal = None;
+    eventually(Duration::from_secs(20), || {
+        fatal = fatal
+            .take()
+            .or_else(|| first.app.as_mut().and_then(|a| a.fatal()));
+        std::future::ready(fatal.is_some())
+    })
+    .await;
+    let fatal = fatal.expect("the first instance did not notice it lost its shard");
     assert!(fatal.message.contains("took shard"), "{}", fatal.message);
     assert_eq!(fatal.code, 1);
     assert_eq!(
