@@ -84,9 +84,18 @@ pub struct CheckedKey {
     proven: OnceLock<Box<str>>,
     /// When it was read from MySQL ([`now_ms`]): not revoked as of then.
     loaded_ms: u64,
+    /// Its back-office sessions that began at or before this (Unix ms)
+    /// were ended by a sign-out, as of `loaded_ms`; 0: none.
+    pub sessions_ended_ms: u64,
 }
 
 impl CheckedKey {
+    /// Whether a back-office session of this key that began at
+    /// `began_ms` is still open: no sign-out ended it.
+    pub fn session_open(&self, began_ms: u64) -> bool {
+        began_ms > self.sessions_ended_ms
+    }
+
     fn accepts(&self, secret: &str) -> bool {
         if let Some(proven) = self.proven.get() {
             return proven.as_bytes().ct_eq(secret.as_bytes()).into();
@@ -415,6 +424,7 @@ async fn fetch(
             hash: k.hash,
             proven: OnceLock::new(),
             loaded_ms: asked_ms,
+            sessions_ended_ms: k.sessions_ended_ms,
         })
     }))
 }
@@ -504,6 +514,7 @@ mod tests {
             hash: key.hash,
             proven: OnceLock::new(),
             loaded_ms: 0,
+            sessions_ended_ms: 0,
         };
         assert!(
             !checked.accepts(other_secret),

@@ -16,6 +16,9 @@ pub struct StoredKey {
     pub hash: SecretHash,
     pub scope: Scope,
     pub revoked: bool,
+    /// Its back-office sessions that began at or before this (Unix ms) were
+    /// ended by a sign-out; 0: none.
+    pub sessions_ended_ms: u64,
 }
 
 /// A key as `pos keys list` shows it.
@@ -44,7 +47,8 @@ pub enum Revoked {
     NoSuchKey,
 }
 
-/// Keys revoked in a time window, and the database's clock when asked.
+/// Keys revoked, or whose sessions a sign-out ended, in a time window, and
+/// the database's clock when asked.
 #[derive(Debug, Clone, Default)]
 pub struct Revocations {
     pub ids: Vec<String>,
@@ -110,6 +114,7 @@ type KeyRow = (
     Option<TenantId>,
     Option<BranchId>,
     Option<NaiveDateTime>,
+    Option<u64>,
 );
 
 fn scope_of(role: &str, tenant: Option<TenantId>, branch: Option<BranchId>) -> Option<Scope> {
@@ -121,11 +126,12 @@ fn scope_of(role: &str, tenant: Option<TenantId>, branch: Option<BranchId>) -> O
 pub async fn find_key(conn: &mut Conn, id: &str) -> Result<Option<StoredKey>> {
     let row: Option<KeyRow> = conn
         .exec_first(
-            "SELECT id, secret_hash, role, tenant_id, branch_id, revoked FROM api_keys WHERE id = ?",
+            "SELECT k.id, k.secret_hash, k.role, k.tenant_id, k.branch_id, k.revoked, s.began_ms \
+             FROM api_keys k LEFT JOIN session_ends s ON s.key_id = k.id WHERE k.id = ?",
             (id,),
         )
         .await?;
-    let Some((id, hash, role, tenant, branch, revoked)) = row else {
+    let Some((id, hash, role, tenant, branch, revoked, sessions_ended)) = row else {
         return Ok(None);
     };
     let (Ok(hash), Some(scope)) = (<[u8; 32]>::try_from(hash), scope_of(&role, tenant, branch))
@@ -138,22 +144,39 @@ pub async fn find_key(conn: &mut Conn, id: &str) -> Result<Option<StoredKey>> {
         hash: SecretHash(hash),
         scope,
         revoked: revoked.is_some(),
+        sessions_ended_ms: sessions_ended.unwrap_or(0),
     }))
 }
 
-/// Ids of keys revoked at or after `since` (none when `None`: the first
-/// poll only learns the database's clock), with the database's UTC clock,
-/// which the next call passes back.
+/// Ids of keys revoked, or whose sessions a sign-out ended, at or after
+/// `since` (none when `None`: the first poll only learns the database's
+/// clock), with the database's UTC clock, which the next call passes back.
 pub async fn revoked_since(conn: &mut Conn, since: Option<NaiveDateTime>) -> Result<Revocations> {
     let now: Option<NaiveDateTime> = conn.query_first("SELECT UTC_TIMESTAMP(6)").await?;
     let ids: Vec<String> = match since {
         Some(t) => {
-            conn.exec("SELECT id FROM api_keys WHERE revoked >= ?", (t,))
-                .await?
+            conn.exec(
+                "SELECT id FROM api_keys WHERE revoked >= ? \
+                 UNION SELECT key_id FROM session_ends WHERE ended >= ?",
+                (t, t),
+            )
+            .await?
         }
         None => Vec::new(),
     };
     Ok(Revocations { ids, now })
+}
+
+/// Ends the back-office sessions of key `id` that began at or before
+/// `began_ms` (a later sign-out only moves that forward).
+pub async fn end_sessions(conn: &mut Conn, id: &str, began_ms: u64) -> Result<()> {
+    conn.exec_drop(
+        "INSERT INTO session_ends (key_id, began_ms, ended) VALUES (?, ?, UTC_TIMESTAMP(6)) \
+         ON DUPLICATE KEY UPDATE began_ms = GREATEST(began_ms, VALUES(began_ms)), ended = VALUES(ended)",
+        (id, began_ms),
+    )
+    .await?;
+    Ok(())
 }
 
 type ListingRow = (

@@ -24,7 +24,7 @@ pub use catalog::{
     update_branch, update_product, update_tenant, Conflicts, TenantRow,
 };
 pub use keys::{
-    find_key, find_tenant_key, insert_key, insert_keys, insert_tenant_key, list_keys,
+    end_sessions, find_key, find_tenant_key, insert_key, insert_keys, insert_tenant_key, list_keys,
     list_tenant_keys, revoke_key, revoke_tenant_key, revoked_since, scope_exists, KeyInsert,
     KeyListing, KeyRefusal, NewTenantKey, Revocations, Revoked, StoredKey, TenantKeyRevocation,
 };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::browser::{skipped, Browser};
-use crate::support::{eventually, plain_client, spawn_app, web_session, TestApp};
+use crate::support::{eventually, plain_client, spawn_app, web_session, web_sign_out, TestApp};
 
 /// Signs in with `key` on the sign-in page.
 async fn sign_in(browser: &Browser, app: &TestApp, key: &str) {
@@ -353,6 +353,71 @@ async fn a_revoked_keys_session_ends_within_2_s() {
 }
 
 #[actix_web::test]
+async fn signing_out_ends_the_session_for_every_copy_of_its_cookie() {
+    let app = spawn_app().await;
+    let tenant = app.db.tenant(1, 0).await;
+    let overview = format!("/app/tenants/{}/", tenant.id);
+    let earlier = session_cookie(&app, &tenant.backoffice).await;
+    let cookie = session_cookie(&app, &tenant.backoffice).await;
+    assert_eq!(page_status(&app, &overview, &cookie).await, 200);
+    assert_eq!(web_sign_out(&app.base, &cookie).await, 303);
+    // The browser dropped the cookie; a copy of it (or of an earlier
+    // session of the key) opens nothing any more.
+    assert_eq!(page_status(&app, &overview, &cookie).await, 303);
+    assert_eq!(page_status(&app, &overview, &earlier).await, 303);
+    assert_eq!(app.db.count("session_ends").await, 1);
+    // The key itself is not revoked: a new sign-in opens the pages.
+    let again = session_cookie(&app, &tenant.backoffice).await;
+    assert_eq!(page_status(&app, &overview, &again).await, 200);
+
+    // An open live stream of a session ends with its sign-out.
+    let operator = session_cookie(&app, &app.db.operator).await;
+    let (status, _, mut events) = open_stream(&app, &operator).await;
+    assert_eq!(status, 200);
+    assert_eq!(web_sign_out(&app.base, &operator).await, 303);
+    let mut ended = false;
+    for _ in 0..50 {
+        let next = futures_util::StreamExt::next(&mut events);
+        match tokio::time::timeout(Duration::from_millis(100), next).await {
+            Ok(None) | Ok(Some(Err(_))) => {
+                ended = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(ended, "the signed-out session's stream still runs");
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_sign_out_on_another_instance_ends_the_session_within_2_s() {
+    let app = spawn_app().await;
+    let tenant = app.db.tenant(1, 0).await;
+    let cookie = session_cookie(&app, &tenant.backoffice).await;
+    let overview = format!("/app/tenants/{}/", tenant.id);
+    assert_eq!(page_status(&app, &overview, &cookie).await, 200);
+    // Signed out through another instance, which writes this to MySQL:
+    // this one learns it from its revocation poll.
+    let key_id = tenant.backoffice.split('_').nth(1).expect("a key id");
+    let now_ms = pos::http::app::session::unix_now_ms();
+    app.db
+        .exec(&format!(
+            "INSERT INTO session_ends (key_id, began_ms, ended) \
+             VALUES ('{key_id}', {now_ms}, UTC_TIMESTAMP(6))"
+        ))
+        .await;
+    let ended = eventually(Duration::from_secs(2), || async {
+        page_status(&app, &overview, &cookie).await == 303
+    })
+    .await;
+    assert!(ended, "the signed-out session still opens pages");
+    let again = session_cookie(&app, &tenant.backoffice).await;
+    assert_eq!(page_status(&app, &overview, &again).await, 200);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
 async fn pages_carry_a_strict_content_security_policy_and_refuse_framing() {
     let app = spawn_app().await;
     let res = app
@@ -570,7 +635,7 @@ async fn a_dashboards_own_reloads_do_not_keep_its_session_alive() {
     // A session last renewed two minutes ago.
     let keys = pos::http::app::session::SessionKeys::new(SECRET.as_bytes()).expect("keys");
     let since = pos::http::app::session::unix_now() - 120;
-    let cookie = format!("pos_session={}", keys.issue(key_id, since));
+    let cookie = format!("pos_session={}", keys.issue(key_id, since * 1000, since));
     let base = app.base.clone();
     let renews = |path: String| {
         let (cookie, base) = (cookie.clone(), base.clone());

@@ -4,9 +4,9 @@
 //! forwards the latest (so a viewer gets at most one update a second,
 //! and a thousand viewers cost one read a second, not a thousand). Streams
 //! are bounded per key and in all; each one ends within a second of its
-//! key's revocation, or when its session would idle out (a sign-out in
-//! another tab is not known here: the cookie is all there is), or when the
-//! server stops.
+//! key's revocation or its session's sign-out (on any instance: both
+//! reach every cache within 2 s), or when its session would idle out, or
+//! when the server stops.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -165,6 +165,8 @@ struct Watching {
     /// When the session would idle out (Unix seconds): the stream is no
     /// use of the pages, so it ends then.
     session_ends: u64,
+    /// When the session began: a sign-out ends it.
+    session_began_ms: u64,
     _slot: StreamSlot,
     ended: bool,
 }
@@ -187,6 +189,7 @@ pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
         updates,
         key: viewer.key_id.clone(),
         session_ends: viewer.session_since + IDLE_LIMIT.as_secs(),
+        session_began_ms: viewer.session_began_ms,
         _slot: slot,
         ended: false,
     };
@@ -208,8 +211,8 @@ pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
 }
 
 /// The stream's next bytes: an update, a keep-alive comment, or `None`
-/// when the stream must end (its key was revoked, its session ended, or
-/// the server stops).
+/// when the stream must end (its key was revoked, its session was signed
+/// out or idled out, or the server stops).
 async fn next_event(w: &mut Watching) -> Option<Bytes> {
     let mut quiet = Duration::ZERO;
     loop {
@@ -218,8 +221,9 @@ async fn next_event(w: &mut Watching) -> Option<Bytes> {
         }
         if let Some(key) = &w.key {
             let auth = w.state.auth.as_ref()?;
-            if auth.key_by_id(key).await.is_err() {
-                return None;
+            match auth.key_by_id(key).await {
+                Ok(k) if k.session_open(w.session_began_ms) => {}
+                _ => return None,
             }
         }
         match tokio::time::timeout(PERIOD, w.updates.changed()).await {

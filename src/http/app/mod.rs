@@ -45,6 +45,8 @@ pub struct Viewer {
     pub scope: Scope,
     /// When the session's cookie was last renewed (Unix seconds).
     pub session_since: u64,
+    /// When the session began (Unix milliseconds; 0 without keys).
+    pub session_began_ms: u64,
 }
 
 impl Viewer {
@@ -329,7 +331,7 @@ async fn gate(
     req.extensions_mut().insert(viewer.clone());
     let mut res = next.call(req).await?;
     if let (Some(id), true, false) = (&viewer.key_id, renew, automatic) {
-        let value = state.sessions.issue(id, now);
+        let value = state.sessions.issue(id, viewer.session_began_ms, now);
         if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&value, secure)) {
             res.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -350,6 +352,7 @@ async fn viewer_of(
             key_id: None,
             scope: Scope::Operator,
             session_since: now,
+            session_began_ms: 0,
         };
         return Ok((operator, false));
     };
@@ -361,13 +364,14 @@ async fn viewer_of(
         .and_then(|value| state.sessions.verify(value, now))
         .ok_or(ApiError::Unauthorized)?;
     let key = auth.session_key(&session.key_id).await?;
-    if matches!(key.scope, Scope::Till { .. }) {
+    if matches!(key.scope, Scope::Till { .. }) || !key.session_open(session.began_ms) {
         return Err(ApiError::Unauthorized);
     }
     let viewer = Viewer {
         key_id: Some(key.id.clone()),
         scope: key.scope,
         session_since: session.since,
+        session_began_ms: session.began_ms,
     };
     Ok((viewer, session.wants_renewal(now)))
 }

@@ -1,9 +1,12 @@
 //! Back-office sessions: after a sign-in proved a key's secret, the browser
-//! holds a cookie naming only the key's id and when it was last used,
-//! signed with `POS_SESSION_SECRET` (HMAC-SHA256). Nothing is stored on
-//! the server, so a session made on one instance is valid on every one
-//! that shares the secret; the key itself is checked on every request
-//! (revocation within 2 s), and the secret never reaches the browser.
+//! holds a cookie naming only the key's id, when the session began and
+//! when it was last used, signed with `POS_SESSION_SECRET` (HMAC-SHA256).
+//! Nothing is stored per session, so a session made on one instance is
+//! valid on every one that shares the secret; the key itself is checked on
+//! every request (revocation within 2 s), and the secret never reaches the
+//! browser. A sign-out records, with the key, that its sessions begun until
+//! then are over (`session_ends`), which every instance learns like a
+//! revocation: a copy of the cookie is no use after it.
 
 use std::time::Duration;
 
@@ -23,7 +26,7 @@ pub const IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
 const RENEW_AFTER: Duration = Duration::from_secs(60);
 /// What the signature covers besides the fields: a cookie of another
 /// purpose signed with the same secret is no session.
-const CONTEXT: &[u8] = b"pos-session-v1";
+const CONTEXT: &[u8] = b"pos-session-v2";
 
 /// The signing key, from `POS_SESSION_SECRET` or random per start.
 pub struct SessionKeys {
@@ -34,6 +37,8 @@ pub struct SessionKeys {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub key_id: String,
+    /// Unix milliseconds of the sign-in; renewals keep it.
+    pub began_ms: u64,
     /// Unix seconds of the last renewal.
     pub since: u64,
 }
@@ -54,9 +59,10 @@ impl SessionKeys {
         SessionKeys::new(&secret).map_err(|e| e.to_string())
     }
 
-    /// The cookie value of `key_id`'s session as of `now` (Unix seconds).
-    pub fn issue(&self, key_id: &str, now: u64) -> String {
-        let fields = format!("{key_id}.{now}");
+    /// The cookie value of `key_id`'s session that began at `began_ms`,
+    /// as of `now` (Unix seconds).
+    pub fn issue(&self, key_id: &str, began_ms: u64, now: u64) -> String {
+        let fields = format!("{key_id}.{began_ms}.{now}");
         let signature = URL_SAFE_NO_PAD.encode(self.sign(&fields));
         format!("{fields}.{signature}")
     }
@@ -65,7 +71,8 @@ impl SessionKeys {
     /// within [`IDLE_LIMIT`].
     pub fn verify(&self, value: &str, now: u64) -> Option<Session> {
         let (fields, signature) = value.rsplit_once('.')?;
-        let (key_id, since) = fields.split_once('.')?;
+        let (key_id, times) = fields.split_once('.')?;
+        let (began_ms, since) = times.split_once('.')?;
         let valid_id = (1..=MAX_KEY_ID_LEN).contains(&key_id.len())
             && key_id
                 .bytes()
@@ -78,9 +85,11 @@ impl SessionKeys {
             return None;
         }
         let since: u64 = since.parse().ok()?;
+        let began_ms: u64 = began_ms.parse().ok()?;
         let fresh = since <= now + 60 && now.saturating_sub(since) <= IDLE_LIMIT.as_secs();
         fresh.then(|| Session {
             key_id: key_id.to_string(),
+            began_ms,
             since,
         })
     }
@@ -96,9 +105,14 @@ impl SessionKeys {
 
 /// Seconds since the Unix epoch (the same on every instance).
 pub fn unix_now() -> u64 {
+    unix_now_ms() / 1000
+}
+
+/// Milliseconds since the Unix epoch: when a session begins.
+pub fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Session {
@@ -141,9 +155,10 @@ mod tests {
     #[test]
     fn a_cookie_proves_its_session_until_it_idles_out() {
         let now = 1_800_000_000;
-        let cookie = keys().issue("abc123", now);
+        let cookie = keys().issue("abc123", 7, now);
         let session = keys().verify(&cookie, now + 5).expect("valid");
         assert_eq!(session.key_id, "abc123");
+        assert_eq!(session.began_ms, 7);
         assert!(keys().verify(&cookie, now + IDLE_LIMIT.as_secs()).is_some());
         assert!(keys()
             .verify(&cookie, now + IDLE_LIMIT.as_secs() + 1)
@@ -155,21 +170,22 @@ mod tests {
     #[test]
     fn a_changed_or_foreign_cookie_proves_nothing() {
         let now = 1_800_000_000;
-        let cookie = keys().issue("abc123", now);
+        let cookie = keys().issue("abc123", 7, now);
         let other = SessionKeys::new(b"another secret of thirty-two bytes").expect("any length");
         assert!(other.verify(&cookie, now).is_none());
         for forged in [
             cookie.replace("abc123", "abc124"),
             cookie.replacen(&now.to_string(), &(now + 3600).to_string(), 1),
+            cookie.replacen(".7.", ".8.", 1),
             format!("{cookie}x"),
-            "abc123.1800000000.".to_string(),
+            "abc123.7.1800000000.".to_string(),
             "ABC.1.AAAA".to_string(),
             String::new(),
             ".".repeat(3),
         ] {
             assert!(keys().verify(&forged, now).is_none(), "{forged:?}");
         }
-        let future = keys().issue("abc123", now + 3600);
+        let future = keys().issue("abc123", 7, now + 3600);
         assert!(
             keys().verify(&future, now).is_none(),
             "a cookie from the future"
@@ -178,8 +194,8 @@ mod tests {
 
     #[test]
     fn the_cookie_is_found_among_others() {
-        let headers = ["a=1; pos_session=v.1.s", "b=2"];
-        assert_eq!(cookie_value(headers.into_iter()), Some("v.1.s"));
+        let headers = ["a=1; pos_session=v.1.2.s", "b=2"];
+        assert_eq!(cookie_value(headers.into_iter()), Some("v.1.2.s"));
         assert_eq!(cookie_value(["pos_sessionx=1"].into_iter()), None);
         assert!(set_cookie("v", true).contains("HttpOnly; SameSite=Strict; Secure"));
         assert!(set_cookie("", false).contains("Max-Age=0"));

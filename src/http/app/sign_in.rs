@@ -12,7 +12,8 @@ use super::session::{self, COOKIE};
 use super::{is_tls, see_other, viewer_of, PageResult};
 use crate::auth::AuthError;
 use crate::http::gate::client_address;
-use crate::http::AppState;
+use crate::http::{ApiError, AppState};
+use crate::store;
 
 /// `GET /app/`: the sign-in form, or the viewer's home when signed in.
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
@@ -87,8 +88,8 @@ pub async fn sign_in(
             return Ok(form(Some((status, message))));
         }
     };
-    let now = session::unix_now();
-    let value = state.sessions.issue(&key.id, now);
+    let now_ms = session::unix_now_ms();
+    let value = state.sessions.issue(&key.id, now_ms, now_ms / 1000);
     let home = match key.scope.tenant() {
         Some(t) => format!("/app/tenants/{t}/"),
         None => "/app/operator".into(),
@@ -102,8 +103,28 @@ pub async fn sign_in(
         .finish())
 }
 
-/// `POST /app/session/end`: the cookie is removed.
-pub async fn sign_out(req: HttpRequest) -> PageResult {
+/// `POST /app/session/end`: the session (and any earlier one of its key)
+/// ends on every instance, then the cookie is removed. A cookie that
+/// names no open session is just removed. If the end cannot be stored
+/// (MySQL away), the answer says so and the cookie stays, so that signing
+/// out can be tried again rather than seem done.
+pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
+    let viewer = match viewer_of(&state, &req, session::unix_now()).await {
+        Ok((viewer, _)) => viewer,
+        Err(ApiError::Unauthorized) => return Ok(to_sign_in(&req, is_tls(&req))),
+        Err(e) => return Err(e.into()),
+    };
+    if let (Some(id), Some(auth)) = (viewer.key_id, &state.auth) {
+        let began_ms = viewer.session_began_ms;
+        let key = id.to_string();
+        state
+            .core()?
+            .office
+            .run(move |c| Box::pin(async move { store::end_sessions(c, &key, began_ms).await }))
+            .await
+            .map_err(ApiError::from)?;
+        auth.forget(&[id.to_string()]).await;
+    }
     Ok(to_sign_in(&req, is_tls(&req)))
 }
 

@@ -753,6 +753,20 @@ pub async fn web_session(base: &str, key: &str) -> String {
     cookie.split(';').next().unwrap_or_default().to_string()
 }
 
+/// Signs out of the web back office at `base` with a session `cookie`: the
+/// answer's status.
+pub async fn web_sign_out(base: &str, cookie: &str) -> u16 {
+    plain_client()
+        .post(format!("{base}/app/session/end"))
+        .insert_header(("Origin", base))
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .expect("the sign-out answers")
+        .status()
+        .as_u16()
+}
+
 /// The status of a web page at `url` with a session `cookie`.
 pub async fn page_status(url: &str, cookie: &str) -> u16 {
     plain_client()
