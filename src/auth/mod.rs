@@ -51,6 +51,10 @@ const PROVEN_CAPACITY: u64 = 100_000;
 /// How long a re-read of a key whose trust lapsed (or its failure) is
 /// shared by the key's requests.
 const RECHECK_KEEP: Duration = Duration::from_millis(500);
+/// How long a sign-out made here is kept apart from the key cache: past
+/// the revocation poll's look-back and a key read's deadline, by when the
+/// cache holds the key as MySQL has it since the sign-out.
+const SIGNED_OUT_KEEP: Duration = Duration::from_secs(10);
 /// Addresses (or IPv6 prefixes) the failure limiter tracks at most.
 pub const MAX_ADDRESSES: usize = 100_000;
 /// The one budget of all failures once [`MAX_ADDRESSES`] are tracked.
@@ -84,16 +88,19 @@ pub struct CheckedKey {
     proven: OnceLock<Box<str>>,
     /// When it was read from MySQL ([`now_ms`]): not revoked as of then.
     loaded_ms: u64,
-    /// Its back-office sessions that began at or before this (Unix ms)
-    /// were ended by a sign-out, as of `loaded_ms`; 0: none.
-    pub sessions_ended_ms: u64,
+    /// Its back-office sessions that began at or before this (Unix
+    /// milliseconds, the sessions' own clock) were ended by a sign-out, as
+    /// of `loaded_ms`; 0: none.
+    sessions_ended_ms: u64,
 }
 
 impl CheckedKey {
-    /// Whether a back-office session of this key that began at
-    /// `began_ms` is still open: no sign-out ended it.
-    pub fn session_open(&self, began_ms: u64) -> bool {
-        began_ms > self.sessions_ended_ms
+    /// When a new session of this key may begin (Unix milliseconds): now,
+    /// or just after the last one a sign-out ended if that is later (a
+    /// shard whose clock runs ahead stored it), so a new session is never
+    /// ended before it starts.
+    pub fn next_session_start(&self, now_ms: u64) -> u64 {
+        now_ms.max(self.sessions_ended_ms.saturating_add(1))
     }
 
     fn accepts(&self, secret: &str) -> bool {
@@ -145,6 +152,11 @@ pub struct Auth {
     /// again by every request (with MySQL away, one attempt per key and
     /// interval, not one per request).
     rechecks: Cache<String, Result<Option<Arc<CheckedKey>>, ()>>,
+    /// Sign-outs made here, by key id: the latest session start they ended,
+    /// kept [`SIGNED_OUT_KEEP`]. A key read already under way when one is
+    /// stored may fill the cache with the key as it was before; this keeps
+    /// the end in force here until the revocation poll has seen it.
+    signed_out: Cache<String, u64>,
     ipv6_prefix: u8,
     per_key: DefaultKeyedRateLimiter<Arc<str>>,
     /// Failures per client address.
@@ -171,6 +183,10 @@ impl Auth {
             rechecks: Cache::builder()
                 .max_capacity(PROVEN_CAPACITY)
                 .time_to_live(RECHECK_KEEP)
+                .build(),
+            signed_out: Cache::builder()
+                .max_capacity(PROVEN_CAPACITY)
+                .time_to_live(SIGNED_OUT_KEEP)
                 .build(),
             ipv6_prefix: limits.ipv6_prefix,
             per_key: RateLimiter::keyed(
@@ -296,6 +312,24 @@ impl Auth {
         Ok(key)
     }
 
+    /// Whether `key`'s back-office session that began at `began_ms` is
+    /// still open: no sign-out ended it, here or (as of the key's read)
+    /// anywhere.
+    pub async fn session_open(&self, key: &CheckedKey, began_ms: u64) -> bool {
+        let here = self.signed_out.get(&*key.id).await.unwrap_or(0);
+        began_ms > key.sessions_ended_ms.max(here)
+    }
+
+    /// A sign-out of `id`'s sessions begun until `began_ms`, stored in
+    /// MySQL: in force here at once, everywhere once the poll sees it.
+    pub async fn signed_out(&self, id: &str, began_ms: u64) {
+        let here = self.signed_out.get(id).await.unwrap_or(0);
+        self.signed_out
+            .insert(id.to_string(), here.max(began_ms))
+            .await;
+        self.forget(&[id.to_string()]).await;
+    }
+
     /// `stale` read again from MySQL. A fresher entry another request put
     /// meanwhile is kept as it is, so one lapse costs one read per key.
     async fn recheck(
@@ -372,11 +406,13 @@ impl Auth {
         }
     }
 
-    /// Drops revoked keys from the caches.
+    /// Drops keys from the caches (revoked, or their sessions ended): the
+    /// next request reads them from MySQL.
     pub async fn forget(&self, ids: &[String]) {
         for id in ids {
             self.keys.invalidate(id.as_str()).await;
             self.proven.invalidate(id.as_str()).await;
+            self.rechecks.invalidate(id.as_str()).await;
         }
     }
 
@@ -500,6 +536,24 @@ mod tests {
             address_group(ip("::ffff:203.0.113.9"), 64),
             ip("203.0.113.9")
         );
+    }
+
+    #[test]
+    fn a_new_session_begins_after_the_last_one_a_sign_out_ended() {
+        let key = NewKey::generate().expect("random bytes");
+        let mut checked = CheckedKey {
+            id: Arc::from(key.id.as_str()),
+            scope: Scope::Operator,
+            hash: key.hash,
+            proven: OnceLock::new(),
+            loaded_ms: 0,
+            sessions_ended_ms: 0,
+        };
+        assert_eq!(checked.next_session_start(1_000), 1_000);
+        // Ended by a shard whose clock runs 5 s ahead of this one.
+        checked.sessions_ended_ms = 6_000;
+        assert_eq!(checked.next_session_start(1_000), 6_001);
+        assert_eq!(checked.next_session_start(9_000), 9_000);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The revocation watch, which fails closed. Each server asks MySQL four
-//! times a second which keys were revoked since its last poll (with an overlap, so
+//! times a second which keys were revoked, or had their back-office
+//! sessions ended by a sign-out, since its last poll (with an overlap, so
 //! a revocation that commits late, or a cache fill that raced it, is still
-//! caught) and drops them from its cache. The poll has a connection of its
-//! own: it never queues behind key look-ups (which unauthenticated traffic
-//! causes) or commits.
+//! caught) and drops them from its cache: the next request reads them as
+//! they are now. The poll has a connection of its own: it never queues
+//! behind key look-ups (which unauthenticated traffic causes) or commits.
 //!
 //! A cached key is trusted only while the server knows it was not revoked
 //! lately: its last successful poll, or the key's own read from MySQL, is

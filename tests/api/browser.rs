@@ -397,16 +397,25 @@ async fn a_sign_out_on_another_instance_ends_the_session_within_2_s() {
     let cookie = session_cookie(&app, &tenant.backoffice).await;
     let overview = format!("/app/tenants/{}/", tenant.id);
     assert_eq!(page_status(&app, &overview, &cookie).await, 200);
-    // Signed out through another instance, which writes this to MySQL:
-    // this one learns it from its revocation poll.
+    // Signed out through another instance, which stores this in MySQL
+    // (an end of earlier sessions after it does not take it back): this
+    // one learns it from its revocation poll.
     let key_id = tenant.backoffice.split('_').nth(1).expect("a key id");
     let now_ms = pos::http::app::session::unix_now_ms();
-    app.db
-        .exec(&format!(
-            "INSERT INTO session_ends (key_id, began_ms, ended) \
-             VALUES ('{key_id}', {now_ms}, UTC_TIMESTAMP(6))"
+    let mut conn = app.db.pool.get_conn().await.expect("a connection");
+    for began_ms in [now_ms, 1] {
+        pos::store::end_sessions(&mut conn, key_id, began_ms)
+            .await
+            .expect("stored");
+    }
+    drop(conn);
+    let stored = app
+        .db
+        .scalar(&format!(
+            "SELECT began_ms FROM session_ends WHERE key_id = '{key_id}'"
         ))
         .await;
+    assert_eq!(stored, now_ms.to_string());
     let ended = eventually(Duration::from_secs(2), || async {
         page_status(&app, &overview, &cookie).await == 303
     })
@@ -414,6 +423,39 @@ async fn a_sign_out_on_another_instance_ends_the_session_within_2_s() {
     assert!(ended, "the signed-out session still opens pages");
     let again = session_cookie(&app, &tenant.backoffice).await;
     assert_eq!(page_status(&app, &overview, &again).await, 200);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_sign_out_mysql_cannot_record_still_signs_the_browser_out_and_says_so() {
+    let db = crate::support::TestDb::create().await;
+    let tenant = db.tenant(1, 0).await;
+    let (app, proxy) = crate::support::start_app_behind_proxy(db, &[]).await;
+    let cookie = session_cookie(&app, &tenant.backoffice).await;
+    proxy.cut();
+    let mut res = plain_client()
+        .post(format!("{}/app/session/end", app.base))
+        .insert_header(("Origin", app.base.as_str()))
+        .insert_header(("Cookie", cookie.as_str()))
+        .send()
+        .await
+        .expect("the sign-out answers");
+    let removed = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = res.body().await.expect("a page");
+    let page = String::from_utf8_lossy(&body);
+    proxy.restore();
+    assert_eq!(res.status().as_u16(), 503, "{page}");
+    assert!(
+        removed.contains("pos_session=;") && removed.contains("Max-Age=0"),
+        "{removed}"
+    );
+    assert!(page.contains("could not be recorded"), "{page}");
+    assert_eq!(app.db.count("session_ends").await, 0);
     app.cleanup().await;
 }
 

@@ -164,7 +164,7 @@ struct Watching {
     key: Option<Arc<str>>,
     /// When the session would idle out (Unix seconds): the stream is no
     /// use of the pages, so it ends then.
-    session_ends: u64,
+    idles_out_at: u64,
     /// When the session began: a sign-out ends it.
     session_began_ms: u64,
     _slot: StreamSlot,
@@ -188,7 +188,7 @@ pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
         state: state.clone(),
         updates,
         key: viewer.key_id.clone(),
-        session_ends: viewer.session_since + IDLE_LIMIT.as_secs(),
+        idles_out_at: viewer.session_since + IDLE_LIMIT.as_secs(),
         session_began_ms: viewer.session_began_ms,
         _slot: slot,
         ended: false,
@@ -215,31 +215,43 @@ pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
 /// out or idled out, or the server stops).
 async fn next_event(w: &mut Watching) -> Option<Bytes> {
     let mut quiet = Duration::ZERO;
+    let mut event = None;
     loop {
-        if w.state.live.stopping.load(Ordering::Acquire) || unix_now() > w.session_ends {
+        // Checked again right before anything is sent, not only before the
+        // wait: a revocation or sign-out during it sends nothing more.
+        if !still_watching(w).await {
             return None;
         }
-        if let Some(key) = &w.key {
-            let auth = w.state.auth.as_ref()?;
-            match auth.key_by_id(key).await {
-                Ok(k) if k.session_open(w.session_began_ms) => {}
-                _ => return None,
-            }
+        if event.is_some() {
+            return event;
         }
         match tokio::time::timeout(PERIOD, w.updates.changed()).await {
-            Ok(Ok(())) => {
-                let update = w.updates.borrow_and_update().clone();
-                if let Some(update) = update {
-                    return Some(update);
-                }
-            }
+            Ok(Ok(())) => event = w.updates.borrow_and_update().clone(),
             Ok(Err(_)) => return None,
             Err(_) => {
                 quiet += PERIOD;
                 if quiet >= KEEP_ALIVE {
-                    return Some(Bytes::from_static(b": keep-alive\n\n"));
+                    event = Some(Bytes::from_static(b": keep-alive\n\n"));
                 }
             }
         }
+    }
+}
+
+/// Whether the stream may go on: the server runs, and its session is
+/// open (not idled out or signed out, its key not revoked).
+async fn still_watching(w: &Watching) -> bool {
+    if w.state.live.stopping.load(Ordering::Acquire) || unix_now() > w.idles_out_at {
+        return false;
+    }
+    let Some(key) = &w.key else {
+        return true;
+    };
+    let Some(auth) = w.state.auth.as_ref() else {
+        return false;
+    };
+    match auth.key_by_id(key).await {
+        Ok(k) => auth.session_open(&k, w.session_began_ms).await,
+        Err(_) => false,
     }
 }

@@ -364,7 +364,7 @@ async fn viewer_of(
         .and_then(|value| state.sessions.verify(value, now))
         .ok_or(ApiError::Unauthorized)?;
     let key = auth.session_key(&session.key_id).await?;
-    if matches!(key.scope, Scope::Till { .. }) || !key.session_open(session.began_ms) {
+    if matches!(key.scope, Scope::Till { .. }) || !auth.session_open(&key, session.began_ms).await {
         return Err(ApiError::Unauthorized);
     }
     let viewer = Viewer {

@@ -3,13 +3,13 @@
 //! cookie, never the key.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use maud::html;
 use serde::Deserialize;
 
 use super::layout::shell;
 use super::session::{self, COOKIE};
-use super::{is_tls, see_other, viewer_of, PageResult};
+use super::{is_tls, see_other, viewer_of, PageError, PageResult, Viewer};
 use crate::auth::AuthError;
 use crate::http::gate::client_address;
 use crate::http::{ApiError, AppState};
@@ -88,8 +88,8 @@ pub async fn sign_in(
             return Ok(form(Some((status, message))));
         }
     };
-    let now_ms = session::unix_now_ms();
-    let value = state.sessions.issue(&key.id, now_ms, now_ms / 1000);
+    let began_ms = key.next_session_start(session::unix_now_ms());
+    let value = state.sessions.issue(&key.id, began_ms, session::unix_now());
     let home = match key.scope.tenant() {
         Some(t) => format!("/app/tenants/{t}/"),
         None => "/app/operator".into(),
@@ -104,30 +104,48 @@ pub async fn sign_in(
 }
 
 /// `POST /app/session/end`: the session (and any earlier one of its key)
-/// ends on every instance, then the cookie is removed. A cookie that
-/// names no open session is just removed. If the end cannot be stored
-/// (MySQL away), the answer says so and the cookie stays, so that signing
-/// out can be tried again rather than seem done.
+/// ends on every instance, and the cookie is removed. If the end cannot
+/// be stored (MySQL away), this browser is still signed out, and the
+/// answer says that a copy of its cookie may still work.
 pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
-    let viewer = match viewer_of(&state, &req, session::unix_now()).await {
-        Ok((viewer, _)) => viewer,
-        Err(ApiError::Unauthorized) => return Ok(to_sign_in(&req, is_tls(&req))),
-        Err(e) => return Err(e.into()),
+    let signed_out = to_sign_in(&req, is_tls(&req));
+    let stored = match viewer_of(&state, &req, session::unix_now()).await {
+        Ok((viewer, _)) => end_sessions(&state, &viewer).await,
+        // No open session: nothing to end.
+        Err(ApiError::Unauthorized) => Ok(()),
+        Err(e) => Err(e),
     };
-    if let (Some(id), Some(auth)) = (viewer.key_id, &state.auth) {
-        let began_ms = viewer.session_began_ms;
-        let key = id.to_string();
-        state
-            .core()?
-            .office
-            .run(move |c| Box::pin(async move { store::end_sessions(c, &key, began_ms).await }))
-            .await
-            .map_err(ApiError::from)?;
-        auth.forget(&[id.to_string()]).await;
+    let Err(e) = stored else {
+        return Ok(signed_out);
+    };
+    tracing::warn!(error = %e, "a sign-out could not be stored");
+    let why = ApiError::Unavailable(
+        "this browser is signed out, but the sign-out could not be recorded: \
+         a copy of its session cookie may still open pages until it idles out"
+            .into(),
+    );
+    let mut res = PageError(why).error_response();
+    if let Some(cookie) = signed_out.headers().get(header::SET_COOKIE) {
+        res.headers_mut().insert(header::SET_COOKIE, cookie.clone());
     }
-    Ok(to_sign_in(&req, is_tls(&req)))
+    Ok(res)
 }
 
+/// Stores that `viewer`'s session, and the earlier ones of its key, are
+/// over; in force here at once.
+async fn end_sessions(state: &AppState, viewer: &Viewer) -> Result<(), ApiError> {
+    let (Some(id), Some(auth)) = (&viewer.key_id, &state.auth) else {
+        return Ok(());
+    };
+    let (key, began_ms) = (id.to_string(), viewer.session_began_ms);
+    state
+        .core()?
+        .office
+        .run(move |c| Box::pin(async move { store::end_sessions(c, &key, began_ms).await }))
+        .await?;
+    auth.signed_out(id, began_ms).await;
+    Ok(())
+}
 /// To the sign-in page, with the session cookie removed (it named no
 /// valid session, or the viewer signed out).
 pub fn to_sign_in(req: &HttpRequest, secure: bool) -> HttpResponse {
