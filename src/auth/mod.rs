@@ -538,17 +538,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_new_session_begins_after_the_last_one_a_sign_out_ended() {
-        let key = NewKey::generate().expect("random bytes");
-        let mut checked = CheckedKey {
+    /// `key` as an operator key just read, never proven.
+    fn operator_key(key: &NewKey) -> CheckedKey {
+        CheckedKey {
             id: Arc::from(key.id.as_str()),
             scope: Scope::Operator,
             hash: key.hash,
             proven: OnceLock::new(),
             loaded_ms: 0,
             sessions_ended_ms: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_new_session_begins_after_the_last_one_a_sign_out_ended() {
+        let key = NewKey::generate().expect("random bytes");
+        let mut checked = operator_key(&key);
         assert_eq!(checked.next_session_start(1_000), 1_000);
         // Ended by a shard whose clock runs 5 s ahead of this one.
         checked.sessions_ended_ms = 6_000;
@@ -562,14 +567,7 @@ mod tests {
         let secret = Token::parse(&key.token).expect("own format").secret;
         let other = NewKey::generate().expect("random bytes");
         let other_secret = Token::parse(&other.token).expect("own format").secret;
-        let checked = CheckedKey {
-            id: Arc::from(key.id.as_str()),
-            scope: Scope::Operator,
-            hash: key.hash,
-            proven: OnceLock::new(),
-            loaded_ms: 0,
-            sessions_ended_ms: 0,
-        };
+        let checked = operator_key(&key);
         assert!(
             !checked.accepts(other_secret),
             "a wrong secret first proves nothing"

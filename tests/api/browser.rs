@@ -375,17 +375,7 @@ async fn signing_out_ends_the_session_for_every_copy_of_its_cookie() {
     let (status, _, mut events) = open_stream(&app, &operator).await;
     assert_eq!(status, 200);
     assert_eq!(web_sign_out(&app.base, &operator).await, 303);
-    let mut ended = false;
-    for _ in 0..50 {
-        let next = futures_util::StreamExt::next(&mut events);
-        match tokio::time::timeout(Duration::from_millis(100), next).await {
-            Ok(None) | Ok(Some(Err(_))) => {
-                ended = true;
-                break;
-            }
-            _ => {}
-        }
-    }
+    let ended = stream_ends(&mut events).await;
     assert!(ended, "the signed-out session's stream still runs");
     app.cleanup().await;
 }
@@ -519,6 +509,20 @@ async fn open_stream(app: &TestApp, cookie: &str) -> (u16, String, Events) {
     (res.status().as_u16(), content_type, Box::pin(res))
 }
 
+/// Whether a live stream ends (closes or fails) within 5 s, whatever
+/// events it still sends before.
+async fn stream_ends(events: &mut Events) -> bool {
+    for _ in 0..50 {
+        let next = futures_util::StreamExt::next(events);
+        if let Ok(None | Some(Err(_))) =
+            tokio::time::timeout(Duration::from_millis(100), next).await
+        {
+            return true;
+        }
+    }
+    false
+}
+
 #[actix_web::test]
 async fn live_streams_send_the_top_sellers_are_bounded_per_key_and_end_when_the_server_stops() {
     let mut app = crate::support::spawn_app_with(crate::support::Options {
@@ -564,21 +568,7 @@ async fn live_streams_send_the_top_sellers_are_bounded_per_key_and_end_when_the_
         app.stop().await;
         app
     });
-    let mut ended = false;
-    for _ in 0..50 {
-        match tokio::time::timeout(
-            Duration::from_millis(100),
-            futures_util::StreamExt::next(&mut first),
-        )
-        .await
-        {
-            Ok(None) | Ok(Some(Err(_))) => {
-                ended = true;
-                break;
-            }
-            _ => {}
-        }
-    }
+    let ended = stream_ends(&mut first).await;
     assert!(ended, "the stream outlived the server's stop");
     stopped.await.expect("the stop finishes").cleanup().await;
 }

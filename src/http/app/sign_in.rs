@@ -146,6 +146,7 @@ async fn end_sessions(state: &AppState, viewer: &Viewer) -> Result<(), ApiError>
     auth.signed_out(id, began_ms).await;
     Ok(())
 }
+
 /// To the sign-in page, with the session cookie removed (it named no
 /// valid session, or the viewer signed out).
 pub fn to_sign_in(req: &HttpRequest, secure: bool) -> HttpResponse {
