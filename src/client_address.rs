@@ -142,6 +142,19 @@ fn forwarded_ip(entry: &str) -> Option<IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
+/// Whose budget an address counts against: an IPv4 address itself, or
+/// the first `ipv6_prefix` bits of an IPv6 one (one host holds a /64).
+pub fn address_group(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let keep = u32::from(ipv6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
+            IpAddr::V6((v6.to_bits() & mask).into())
+        }
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +254,21 @@ mod tests {
         // never reached, the last proxy read stands in for it.
         let many = format!("203.0.113.9,{}", vec!["10.0.0.4"; 40].join(","));
         proxy(&[many.as_str()], "10.0.0.4");
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_prefix_and_ipv4_as_itself() {
+        let ip = |s: &str| -> IpAddr { s.parse().expect("test address") };
+        let a = address_group(ip("2001:db8:1:2:aaaa::1"), 64);
+        assert_eq!(a, address_group(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), 64));
+        assert_eq!(a, ip("2001:db8:1:2::"));
+        assert_ne!(a, address_group(ip("2001:db8:1:3::1"), 64));
+        assert_eq!(address_group(ip("2001:db8::1"), 128), ip("2001:db8::1"));
+        assert_eq!(address_group(ip("2001:db8::1"), 1), ip("::"));
+        assert_eq!(address_group(ip("203.0.113.9"), 64), ip("203.0.113.9"));
+        assert_eq!(
+            address_group(ip("::ffff:203.0.113.9"), 64),
+            ip("203.0.113.9")
+        );
     }
 }

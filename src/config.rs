@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::client_address::TrustedProxies;
-pub use crate::domain::Shard;
+pub use crate::domain::{Shard, TenantLimits};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,12 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Open API connections, over all workers.
     pub max_connections: usize,
+    /// Open API connections of one client address (trusted proxies aside).
+    pub max_connections_per_address: usize,
+    /// Products, branches and keys one tenant may have.
+    pub tenant_limits: TenantLimits,
+    /// Reports of one tenant running or waiting at once.
+    pub reports_per_tenant: usize,
     /// A tenant's actor stops after this long without a request.
     pub tenant_idle: Duration,
     pub shard: Shard,
@@ -127,6 +133,11 @@ struct RawEnv {
     key_cache_secs: Option<String>,
     body_timeout_ms: Option<String>,
     max_connections: Option<String>,
+    max_connections_per_address: Option<String>,
+    max_products_per_tenant: Option<String>,
+    max_branches_per_tenant: Option<String>,
+    max_keys_per_tenant: Option<String>,
+    reports_per_tenant: Option<String>,
     tenant_idle_secs: Option<String>,
     shard: Option<String>,
     shard_lease_secs: Option<String>,
@@ -161,6 +172,11 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("POS_KEY_CACHE_SECS", "a key read from MySQL is read again after this long [600]"),
     ("POS_BODY_TIMEOUT_MS", "longest a request body may take after its headers [10000]"),
     ("POS_MAX_CONNECTIONS", "open API connections over all workers [10000]"),
+    ("POS_MAX_CONNECTIONS_PER_ADDRESS", "open API connections of one client address; trusted proxies are not bounded [256]"),
+    ("POS_MAX_PRODUCTS_PER_TENANT", "products a tenant may have, inactive ones included [20000]"),
+    ("POS_MAX_BRANCHES_PER_TENANT", "branches a tenant may have, closed ones included [1000]"),
+    ("POS_MAX_KEYS_PER_TENANT", "unrevoked till and back-office keys a tenant may have [5000]"),
+    ("POS_REPORTS_PER_TENANT", "reports of one tenant running or waiting at once [2]"),
     ("POS_TENANT_IDLE_SECS", "a tenant's actor stops after this long unused [300]"),
     ("POS_SHARD", "i/n: own the tenants with tenant_id % n == i [0/1]"),
     ("POS_SHARD_LEASE_SECS", "life of the shard's lease, renewed every third of it [10]"),
@@ -373,6 +389,37 @@ impl Config {
                 1,
                 1_000_000,
             )?,
+            max_connections_per_address: int(
+                "POS_MAX_CONNECTIONS_PER_ADDRESS",
+                raw.max_connections_per_address,
+                256,
+                1,
+                1_000_000,
+            )?,
+            tenant_limits: TenantLimits {
+                products: int(
+                    "POS_MAX_PRODUCTS_PER_TENANT",
+                    raw.max_products_per_tenant,
+                    TenantLimits::default().products,
+                    1,
+                    10_000_000,
+                )?,
+                branches: int(
+                    "POS_MAX_BRANCHES_PER_TENANT",
+                    raw.max_branches_per_tenant,
+                    TenantLimits::default().branches,
+                    1,
+                    1_000_000,
+                )?,
+                keys: int(
+                    "POS_MAX_KEYS_PER_TENANT",
+                    raw.max_keys_per_tenant,
+                    TenantLimits::default().keys,
+                    1,
+                    1_000_000,
+                )?,
+            },
+            reports_per_tenant: int("POS_REPORTS_PER_TENANT", raw.reports_per_tenant, 2, 1, 64)?,
             tenant_idle: Duration::from_secs(int(
                 "POS_TENANT_IDLE_SECS",
                 raw.tenant_idle_secs,

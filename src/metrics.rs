@@ -76,6 +76,11 @@ pub struct Metrics {
     pub auth_address_overflow: IntCounter,
     /// Requests the key check refused, by reason.
     pub auth_refusals: IntCounterVec,
+    /// Reports waiting for a turn on a reports connection.
+    pub reports_waiting: IntGauge,
+    /// API connections shut at once: their address had
+    /// `POS_MAX_CONNECTIONS_PER_ADDRESS` open already.
+    pub connections_refused: IntCounter,
     pools: Arc<Mutex<Vec<Arc<mysql_async::Metrics>>>>,
 }
 
@@ -257,6 +262,16 @@ impl Metrics {
             )
             .expect("valid"),
             auth_refusals,
+            reports_waiting: IntGauge::new(
+                "pos_reports_waiting",
+                "Sales reports waiting for their tenant's turn on a reports connection",
+            )
+            .expect("valid"),
+            connections_refused: IntCounter::new(
+                "pos_http_connections_refused_total",
+                "API connections shut as they were accepted: their client address had POS_MAX_CONNECTIONS_PER_ADDRESS open already",
+            )
+            .expect("valid"),
             pools: Arc::default(),
             registry,
         };
@@ -294,6 +309,8 @@ impl Metrics {
             Box::new(self.app_live_streams.clone()),
             Box::new(self.auth_address_overflow.clone()),
             Box::new(self.auth_refusals.clone()),
+            Box::new(self.reports_waiting.clone()),
+            Box::new(self.connections_refused.clone()),
         ];
         for c in all {
             r.register(c).expect("each metric is registered once");

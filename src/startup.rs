@@ -20,10 +20,11 @@ use tokio::sync::mpsc;
 
 use crate::actors::lease::{Fatal, Release};
 use crate::actors::lookup::LookupActor;
-use crate::actors::office::{Office, OfficeActor, OFFICE_BOUNDS, REPORT_BOUNDS};
+use crate::actors::office::{Office, OfficeActor, OFFICE_BOUNDS};
 use crate::actors::ranking::FinalFlush;
 #[cfg(feature = "testing")]
 use crate::actors::registry::TenantRegistry;
+use crate::actors::reports::{Reports, ReportsActor};
 use crate::auth::{Auth, Limits};
 use crate::config::Config;
 use crate::http::{self, AppState};
@@ -108,13 +109,13 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     );
     // Reports too, on the same thread with a pool and bounds of their own.
     let (url, m) = (config.database_url.clone(), metrics.clone());
-    let reports = Office::new(
-        OfficeActor::start_in_arbiter(&office_arbiter.handle(), move |_| {
-            OfficeActor::new(&url, REPORT_BOUNDS, "report", m)
-                .expect("the database URL was checked at start")
-        }),
-        REPORT_BOUNDS,
-    );
+    let per_tenant = config.reports_per_tenant;
+    let reports = Reports::new(ReportsActor::start_in_arbiter(
+        &office_arbiter.handle(),
+        move |_| {
+            ReportsActor::new(&url, per_tenant, m).expect("the database URL was checked at start")
+        },
+    ));
     let auth = config.auth_enabled.then(|| {
         Arc::new(Auth::new(
             Limits {
@@ -145,6 +146,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         mirror,
         auth: auth.clone(),
         body_timeout: config.body_timeout,
+        tenant_limits: config.tenant_limits,
         shard: config.shard,
         trusted_proxies: config.trusted_proxies.clone(),
         readiness: Default::default(),
@@ -154,13 +156,21 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     let workers = config.http_workers;
 
     let s = state.clone();
+    let connections = http::connections::ConnectionLimit::new(
+        config.max_connections_per_address,
+        config.trusted_proxies.clone(),
+        config.auth_ipv6_prefix,
+        state.metrics.clone(),
+    );
     let api = HttpServer::new(move || {
         App::new()
             .app_data(s.clone())
+            .wrap(from_fn(http::body_deadline))
             .wrap(from_fn(http::track_requests))
             .configure(http::app::app_routes)
             .configure(http::api_routes)
     })
+    .on_connect(move |conn, data| connections.on_connect(conn, data))
     .workers(workers)
     .max_connections(config.max_connections.div_ceil(workers))
     .disable_signals()

@@ -3,9 +3,9 @@
 //! back office never takes a connection from the commits, and a flood of
 //! unknown key ids (the lookup actor's pool) never delays a back office.
 //! Catalog changes reach it through their tenant's actor, which applies
-//! them to the live catalog once they are committed. Reports run on a
-//! second instance with bounds of their own ([`REPORT_BOUNDS`]): a slow
-//! report never holds up a back office's change, nor any commit.
+//! them to the live catalog once they are committed. Reports have an
+//! actor of their own (`reports`): a slow report never holds up a back
+//! office's change, nor any commit.
 
 use std::time::Duration;
 
@@ -24,13 +24,6 @@ pub const OFFICE_BOUNDS: Bounds = Bounds {
     timeout: Duration::from_secs(10),
 };
 
-/// A year of a big tenant's history grouped by day and branch reads a few
-/// million index entries: seconds, not minutes. More at once are refused.
-pub const REPORT_BOUNDS: Bounds = Bounds {
-    connections: 2,
-    max_in_flight: 8,
-    timeout: Duration::from_secs(30),
-};
 const MAILBOX_CAPACITY: usize = 256;
 
 type Statement<T> =

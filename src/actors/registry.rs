@@ -29,7 +29,7 @@ use super::tenant::{
     Lifecycle, LiveTotals, PostOutcome, PostSales, SharedCatalog, TenantActor, TenantDeps,
     TenantError, Totals,
 };
-use crate::domain::{BranchId, SaleItem, TenantId, TenantSnapshot};
+use crate::domain::{BranchId, SaleItem, Scope, TenantId, TenantLimits, TenantSnapshot};
 use crate::metrics::Metrics;
 
 /// Unknown tenant ids remembered at most (the oldest go first).
@@ -47,6 +47,18 @@ pub struct TenantHandle {
     pub addr: Addr<TenantActor>,
     pub totals: Totals,
     pub catalog: Arc<SharedCatalog>,
+}
+
+impl TenantHandle {
+    /// Whether `caller` may change the tenant (its catalog, keys and
+    /// settings): not its back office while it is suspended.
+    pub fn writable_by(&self, caller: Scope) -> Result<(), TenantError> {
+        let suspended = self.catalog.view().catalog.suspended;
+        if suspended && !matches!(caller, Scope::Operator) {
+            return Err(TenantError::Suspended);
+        }
+        Ok(())
+    }
 }
 
 /// One persistence actor with the arbiter (thread) it runs on. A tenant's
@@ -71,6 +83,8 @@ pub struct TenantRegistry {
     ranking: RankingFeed,
     metrics: Metrics,
     idle_after: Duration,
+    /// What a tenant's catalog may hold.
+    limits: TenantLimits,
     /// Tenants whose last actor died without saying what it committed: the
     /// next one reads its totals from MySQL.
     reload: Mutex<HashSet<TenantId>>,
@@ -85,6 +99,7 @@ impl TenantRegistry {
         ranking: RankingFeed,
         metrics: Metrics,
         idle_after: Duration,
+        limits: TenantLimits,
     ) -> Self {
         assert!(!lanes.is_empty(), "at least one persistence lane");
         TenantRegistry {
@@ -100,6 +115,7 @@ impl TenantRegistry {
             ranking,
             metrics,
             idle_after,
+            limits,
             reload: Mutex::default(),
         }
     }
@@ -170,6 +186,7 @@ impl TenantRegistry {
             },
             lookup: self.lookup.clone(),
             office: self.office.clone(),
+            limits: self.limits,
             catalog: shared_catalog.clone(),
             ranking: self.ranking.clone(),
             metrics: self.metrics.clone(),
@@ -256,16 +273,24 @@ impl TenantRegistry {
         self.unknown.invalidate(&tenant).await;
     }
 
-    /// Sends `msg` to the tenant's actor (started if need be) and waits for
-    /// its answer. An actor that dies meanwhile answers `Crashed`: the
-    /// change may be committed, and a retry finds it by its natural key.
-    pub async fn ask<M, T>(self: &Arc<Self>, tenant: TenantId, msg: M) -> Result<T, TenantError>
+    /// Sends `caller`'s catalog change `msg` to the tenant's actor
+    /// (started if need be) and waits for its answer. A suspended tenant
+    /// takes changes from the operator only (its back office may still
+    /// read and sign in). An actor that dies meanwhile answers `Crashed`:
+    /// the change may be committed, and a retry finds it by its natural key.
+    pub async fn change<M, T>(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        caller: Scope,
+        msg: M,
+    ) -> Result<T, TenantError>
     where
         M: Message<Result = Result<T, TenantError>> + Send + 'static,
         T: Send + 'static,
         TenantActor: Handler<M>,
     {
         let handle = self.get(tenant).await?.ok_or(TenantError::TenantNotFound)?;
+        handle.writable_by(caller)?;
         handle
             .addr
             .send(msg)

@@ -39,6 +39,7 @@ pub use policy::{permits, Operation, PathIds};
 pub use revocations::{REVOCATION_POLL, TRUST_WITHOUT_POLL};
 
 use crate::actors::lookup::{self, FindKey, LookupActor, LookupError};
+use crate::client_address::address_group;
 use crate::clock::now_ms;
 use crate::domain::{ErrorCode, Scope, SecretHash};
 use crate::metrics::Metrics;
@@ -157,6 +158,11 @@ pub struct Auth {
     /// stored may fill the cache with the key as it was before; this keeps
     /// the end in force here until the revocation poll has seen it.
     signed_out: Cache<String, u64>,
+    /// Sign-outs made here that MySQL could not store yet, by key id: in
+    /// force here until stored (however long MySQL is away), then kept in
+    /// `signed_out` while the poll spreads them. The revocation watch
+    /// stores them once MySQL answers again.
+    unstored_sign_outs: Cache<String, u64>,
     ipv6_prefix: u8,
     per_key: DefaultKeyedRateLimiter<Arc<str>>,
     /// Failures per client address.
@@ -188,6 +194,7 @@ impl Auth {
                 .max_capacity(PROVEN_CAPACITY)
                 .time_to_live(SIGNED_OUT_KEEP)
                 .build(),
+            unstored_sign_outs: Cache::builder().max_capacity(PROVEN_CAPACITY).build(),
             ipv6_prefix: limits.ipv6_prefix,
             per_key: RateLimiter::keyed(
                 Quota::per_second(limits.per_key).allow_burst(limits.per_key_burst),
@@ -313,21 +320,44 @@ impl Auth {
     }
 
     /// Whether `key`'s back-office session that began at `began_ms` is
-    /// still open: no sign-out ended it, here or (as of the key's read)
-    /// anywhere.
+    /// still open: no sign-out ended it, here (stored or not yet) or (as of
+    /// the key's read) anywhere.
     pub async fn session_open(&self, key: &CheckedKey, began_ms: u64) -> bool {
         let here = self.signed_out.get(&*key.id).await.unwrap_or(0);
-        began_ms > key.sessions_ended_ms.max(here)
+        let unstored = self.unstored_sign_outs.get(&*key.id).await.unwrap_or(0);
+        began_ms > key.sessions_ended_ms.max(here).max(unstored)
     }
 
-    /// A sign-out of `id`'s sessions begun until `began_ms`, stored in
-    /// MySQL: in force here at once, everywhere once the poll sees it.
-    pub async fn signed_out(&self, id: &str, began_ms: u64) {
-        let here = self.signed_out.get(id).await.unwrap_or(0);
-        self.signed_out
-            .insert(id.to_string(), here.max(began_ms))
-            .await;
+    /// A sign-out of `id`'s sessions begun until `began_ms`, in force here
+    /// at once. `stored`: MySQL has it, and every instance learns it from
+    /// the poll; else it is kept here until the revocation watch stores it.
+    pub async fn signed_out(&self, id: &str, began_ms: u64, stored: bool) {
+        let cache = if stored {
+            &self.signed_out
+        } else {
+            &self.unstored_sign_outs
+        };
+        let here = cache.get(id).await.unwrap_or(0);
+        cache.insert(id.to_string(), here.max(began_ms)).await;
         self.forget(&[id.to_string()]).await;
+    }
+
+    /// Stores the sign-outs MySQL could not take when they were made;
+    /// each one stored moves to the sign-outs the poll spreads.
+    pub(crate) async fn store_sign_outs(&self, conn: &mut mysql_async::Conn) -> Result<(), String> {
+        for (id, began_ms) in self.unstored_sign_outs.iter() {
+            crate::store::end_sessions(conn, &id, began_ms)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.signed_out(&id, began_ms, true).await;
+            // A later sign-out of the key made meanwhile stays unstored.
+            if let Some(later) = self.unstored_sign_outs.remove(&*id).await {
+                if later > began_ms {
+                    self.unstored_sign_outs.insert(id.to_string(), later).await;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `stale` read again from MySQL. A fresher entry another request put
@@ -432,18 +462,6 @@ impl Auth {
     }
 }
 
-/// An IPv4 address, or the first `ipv6_prefix` bits of an IPv6 one.
-fn address_group(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let keep = u32::from(ipv6_prefix.min(128));
-            let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
-            IpAddr::V6((v6.to_bits() & mask).into())
-        }
-        v4 => v4,
-    }
-}
-
 /// The key with this id as MySQL holds it (`None`: unknown or revoked).
 /// Its trust counts from before the read was asked for: a revocation that
 /// commits while the answer is on its way is never taken as unseen.
@@ -520,22 +538,6 @@ mod tests {
             let late = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
             assert!(matches!(auth.failed(late), AuthError::RateLimited(_)));
         });
-    }
-
-    #[test]
-    fn an_ipv6_host_counts_as_its_prefix_and_ipv4_as_itself() {
-        let ip = |s: &str| -> IpAddr { s.parse().expect("test address") };
-        let a = address_group(ip("2001:db8:1:2:aaaa::1"), 64);
-        assert_eq!(a, address_group(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), 64));
-        assert_eq!(a, ip("2001:db8:1:2::"));
-        assert_ne!(a, address_group(ip("2001:db8:1:3::1"), 64));
-        assert_eq!(address_group(ip("2001:db8::1"), 128), ip("2001:db8::1"));
-        assert_eq!(address_group(ip("2001:db8::1"), 1), ip("::"));
-        assert_eq!(address_group(ip("203.0.113.9"), 64), ip("203.0.113.9"));
-        assert_eq!(
-            address_group(ip("::ffff:203.0.113.9"), 64),
-            ip("203.0.113.9")
-        );
     }
 
     /// `key` as an operator key just read, never proven.

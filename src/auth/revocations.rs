@@ -104,6 +104,14 @@ impl Auth {
             let wait = match poll(&opts, &mut conn, since).await {
                 Ok(r) => {
                     self.forget(&r.ids).await;
+                    // MySQL answers: sign-outs it missed are stored now.
+                    if let Err(error) = self.store_sign_outs_on(&mut conn).await {
+                        tracing::warn!(
+                            error,
+                            "sign-outs made while MySQL was away are not stored yet"
+                        );
+                        conn = None;
+                    }
                     if let Some(now) = r.now {
                         since = Some(now - REVOCATION_OVERLAP);
                     }
@@ -120,6 +128,19 @@ impl Auth {
                 .revocation_poll_age
                 .set(self.freshness.age_seconds());
             tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+impl Auth {
+    /// The sign-outs MySQL missed, stored on the watch's connection.
+    async fn store_sign_outs_on(&self, conn: &mut Option<Conn>) -> Result<(), String> {
+        let Some(c) = conn.as_mut() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(POLL_TIMEOUT, self.store_sign_outs(c)).await {
+            Ok(stored) => stored,
+            Err(_) => Err(format!("no answer within {POLL_TIMEOUT:?}")),
         }
     }
 }

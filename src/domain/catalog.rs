@@ -13,20 +13,46 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Longest `sku` or `code`.
 pub const MAX_CODE_LEN: usize = 64;
 
-/// A name a person gave (tenant, branch, product, key label): 1 to
-/// [`MAX_NAME_CHARS`] characters after trimming, no control characters.
+/// A name a person gave (tenant, branch, product, key label), as it will
+/// show in pages, charts and every spreadsheet a back office downloads:
+/// trimmed, in Unicode's composed form (NFC, so one name has one
+/// spelling), 1 to [`MAX_NAME_CHARS`] characters with at least one
+/// visible one (a letter, digit, punctuation or symbol). Refused: control
+/// characters, line and paragraph separators, format characters (right-
+/// to-left overrides that show a name reversed, zero-width spaces, byte
+/// order marks; the zero-width joiner and non-joiner stay, Persian, Indic
+/// scripts and emoji need them), noncharacters, and more than
+/// [`MAX_MARKS_IN_A_ROW`] combining marks on one character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Name(Arc<str>);
 
+/// Most combining marks on one character: real words stack a few (Hebrew
+/// points, Vietnamese tones, Tibetan), a wall of them is a prank that
+/// spills over the lines around it.
+pub const MAX_MARKS_IN_A_ROW: usize = 4;
+
 impl Name {
-    pub const RULE: &'static str = "must be 1 to 200 characters without control characters";
+    pub const RULE: &'static str = "must be 1 to 200 characters with a visible one, \
+        without control or format characters, noncharacters or more than 4 combining marks in a row";
 
     pub fn parse(text: &str) -> Option<Name> {
-        let text = text.trim();
-        let ok = !text.is_empty()
-            && text.chars().count() <= MAX_NAME_CHARS
-            && !text.chars().any(char::is_control);
-        ok.then(|| Name(Arc::from(text)))
+        let text = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(text.trim());
+        let (mut chars, mut marks, mut visible) = (0, 0, false);
+        for c in text.chars() {
+            chars += 1;
+            marks = match name_char(c)? {
+                NameChar::Mark => marks + 1,
+                NameChar::Visible => {
+                    visible = true;
+                    0
+                }
+                NameChar::Invisible => 0,
+            };
+            if chars > MAX_NAME_CHARS || marks > MAX_MARKS_IN_A_ROW {
+                return None;
+            }
+        }
+        visible.then(|| Name(Arc::from(text.as_ref())))
     }
 
     /// A name as MySQL holds it (rows made before the rules, or by SQL).
@@ -40,6 +66,33 @@ impl Name {
 
     pub fn shared(&self) -> Arc<str> {
         self.0.clone()
+    }
+}
+
+/// What a character of a name is, or `None` if a name may not hold it.
+enum NameChar {
+    Visible,
+    /// A space, or a joiner between letters.
+    Invisible,
+    /// Combines with the character before it.
+    Mark,
+}
+
+fn name_char(c: char) -> Option<NameChar> {
+    use icu_properties::props::GeneralCategory as Gc;
+    let code = u32::from(c);
+    if (0xFDD0..=0xFDEF).contains(&code) || code & 0xFFFE == 0xFFFE {
+        return None;
+    }
+    let category = icu_properties::CodePointMapData::<Gc>::new().get(c);
+    match category {
+        Gc::Control | Gc::Surrogate | Gc::LineSeparator | Gc::ParagraphSeparator => None,
+        // Zero-width non-joiner and joiner: part of how some words are spelt.
+        Gc::Format if matches!(c, '\u{200C}' | '\u{200D}') => Some(NameChar::Invisible),
+        Gc::Format => None,
+        Gc::NonspacingMark | Gc::SpacingMark | Gc::EnclosingMark => Some(NameChar::Mark),
+        Gc::SpaceSeparator | Gc::PrivateUse | Gc::Unassigned => Some(NameChar::Invisible),
+        _ => Some(NameChar::Visible),
     }
 }
 
@@ -66,6 +119,29 @@ impl Code {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// How much of a catalog one tenant may have (`POS_MAX_*_PER_TENANT`):
+/// what a tenant holds is memory in its actor and bytes in every till's
+/// catalog download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantLimits {
+    /// Products, inactive ones included (nothing is ever deleted).
+    pub products: usize,
+    /// Branches, closed ones included.
+    pub branches: usize,
+    /// Till and back-office keys not revoked.
+    pub keys: usize,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits {
+            products: 20_000,
+            branches: 1_000,
+            keys: 5_000,
+        }
     }
 }
 
@@ -113,6 +189,23 @@ impl Catalog {
 pub struct NewProduct {
     pub sku: Code,
     pub name: Name,
+}
+
+/// Each product of `items` whose `sku` an earlier one has: its position
+/// and the first one's. One request never makes two products of one `sku`.
+pub fn repeated_skus(items: &[NewProduct]) -> Vec<(usize, usize)> {
+    let mut first_seen: HashMap<&Code, usize> = HashMap::with_capacity(items.len());
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match first_seen.entry(&p.sku) {
+            std::collections::hash_map::Entry::Occupied(first) => Some((i, *first.get())),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+                None
+            }
+        })
+        .collect()
 }
 
 /// A branch to create.
@@ -173,6 +266,46 @@ mod tests {
             "200 characters of two bytes each"
         );
         assert!(Name::parse(&format!("{ok}é")).is_none());
+    }
+
+    #[test]
+    fn names_hold_a_visible_character_and_nothing_that_hides_or_reverses_text() {
+        for bad in [
+            "\u{200B}",           // a zero-width space alone
+            "\u{200D}\u{200C}",   // joiners alone
+            "\u{0301}\u{0301}",   // marks with nothing to sit on
+            "Latte\u{202E}ettaL", // a right-to-left override
+            "\u{FEFF}Latte",      // a byte order mark
+            "Lat\u{2066}te",      // a directional isolate
+            "Latte\u{FDD0}",      // a noncharacter
+            "Latte\u{1FFFF}",     // a plane's last noncharacter
+            "Latte\u{2028}Mocha", // a line separator
+            "Latte\u{00AD}",      // a soft hyphen (format)
+        ] {
+            assert!(Name::parse(bad).is_none(), "{bad:?}");
+        }
+        // (U+0316 composes with no letter, so NFC leaves every one.)
+        let zalgo = format!("x{}atte", "\u{0316}".repeat(MAX_MARKS_IN_A_ROW + 1));
+        assert!(Name::parse(&zalgo).is_none());
+        let stacked = format!("x{}atte", "\u{0316}".repeat(MAX_MARKS_IN_A_ROW));
+        assert!(Name::parse(&stacked).is_some());
+        for good in [
+            "می\u{200C}خواهم",      // Persian with a zero-width non-joiner
+            "👩\u{200D}🍳 Kitchen", // an emoji sequence
+            "Tiếng Việt",
+            "שָׁלוֹם", // Hebrew points
+            "Café №5",
+        ] {
+            assert!(Name::parse(good).is_some(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_stored_composed() {
+        let decomposed = "Cafe\u{0301}";
+        let name = Name::parse(decomposed).expect("a name");
+        assert_eq!(name.as_str(), "Caf\u{e9}");
+        assert_eq!(Name::parse("Caf\u{e9}"), Some(name));
     }
 
     #[test]

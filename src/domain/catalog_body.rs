@@ -3,14 +3,12 @@
 //! or unknown is refused, every problem named by its field), so nothing
 //! half-valid reaches the store.
 
-use std::collections::HashMap;
-
 use serde_json::value::RawValue;
 
 use super::body::{self, boolean, positive_int, string, BodyError, Members, Problems};
 use super::{
-    BranchId, BranchPatch, Code, Field, Name, NewBranch, NewProduct, ProductPatch, Role,
-    TenantPatch,
+    repeated_skus, BranchId, BranchPatch, Code, Field, Name, NewBranch, NewProduct, ProductPatch,
+    Role, TenantPatch,
 };
 
 /// A key the back office asks for.
@@ -41,15 +39,12 @@ pub fn parse_new_products(body: &[u8]) -> Result<(Vec<NewProduct>, bool), BodyEr
         }
     }
     if problems.is_empty() {
-        let mut first_seen: HashMap<&Code, usize> = HashMap::new();
-        for (i, p) in products.iter().enumerate() {
-            if let Some(first) = first_seen.insert(&p.sku, i) {
-                problems.add(
-                    i,
-                    Field::Named("sku"),
-                    format!("repeats the sku of [{first}]"),
-                );
-            }
+        for (i, first) in repeated_skus(&products) {
+            problems.add(
+                i,
+                Field::Named("sku"),
+                format!("repeats the sku of [{first}]"),
+            );
         }
     }
     problems.finish((products, is_array), is_array)

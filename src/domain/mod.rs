@@ -21,8 +21,8 @@ mod totals;
 pub use access::{Role, Scope, ScopeError, SecretHash};
 pub use body::{BodyError, MAX_ERROR_FIELDS, MAX_ITEMS};
 pub use catalog::{
-    Branch, BranchPatch, Catalog, Code, Made, Name, NewBranch, NewProduct, Product, ProductPatch,
-    TenantPatch,
+    repeated_skus, Branch, BranchPatch, Catalog, Code, Made, Name, NewBranch, NewProduct, Product,
+    ProductPatch, TenantLimits, TenantPatch,
 };
 pub use catalog_body::{
     parse_branch_patch, parse_new_branch, parse_new_key, parse_new_products, parse_new_tenant,

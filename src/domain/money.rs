@@ -21,23 +21,26 @@ impl Money {
     }
 
     /// Parses a price as sent by a client (the JSON text of a string or a
-    /// number), exactly: no float on the way, nothing rounded.
+    /// number), exactly: no float on the way, nothing rounded. The text is
+    /// `digits[.digits]` and nothing else: no sign, no spaces, no `1.` or
+    /// `.5`, no exponent (a till that sends one has a bug worth seeing).
     pub fn parse_price(json_text: &str) -> Result<Money, &'static str> {
         let text = json_text.trim();
         let text = if let Some(inner) = text.strip_prefix('"') {
             inner
                 .strip_suffix('"')
                 .ok_or("must be a decimal string or number")?
-                .trim()
         } else {
             text
         };
-        if text.is_empty()
-            || !text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+')
-        {
-            return Err("must be a decimal number like \"12.34\"");
+        let unsigned = text.strip_prefix('-').unwrap_or(text);
+        if !is_plain_decimal(unsigned) {
+            return Err(
+                "must be a decimal number like \"12.34\" (digits, optionally . and digits)",
+            );
+        }
+        if unsigned.len() != text.len() {
+            return Err("must be greater than 0");
         }
         let value =
             Decimal::from_str_exact(text).map_err(|_| "must be a decimal number like \"12.34\"")?;
@@ -96,6 +99,15 @@ impl std::ops::Add for Money {
 impl std::ops::AddAssign for Money {
     fn add_assign(&mut self, rhs: Money) {
         *self = *self + rhs;
+    }
+}
+
+/// `digits` or `digits.digits`, ASCII only.
+fn is_plain_decimal(text: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match text.split_once('.') {
+        Some((whole, fraction)) => digits(whole) && digits(fraction),
+        None => digits(text),
     }
 }
 
@@ -193,6 +205,30 @@ mod tests {
         assert!(Money::parse_price("12.345").is_err());
         assert!(Money::parse_price("12.340000000000000001").is_err());
         assert!(Money::parse_price("\"1.001\"").is_err());
+    }
+
+    #[test]
+    fn only_digits_with_an_optional_fraction_are_prices() {
+        for bad in [
+            "\"+1.00\"",
+            "\"1.\"",
+            "\".5\"",
+            "\" 1.00 \"",
+            "\"1.00 \"",
+            "\"1,00\"",
+            "\"1e2\"",
+            "\"١.٠٠\"",
+            "\"1..0\"",
+            "\"0x10\"",
+        ] {
+            assert!(Money::parse_price(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Money::parse_price("\"-1.00\""),
+            Err("must be greater than 0")
+        );
+        // Around a JSON number there may be JSON's own whitespace.
+        assert!(Money::parse_price(" 1.00 ").is_ok());
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! a change spans two stretches and is still one row.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 use chrono::{DateTime, NaiveDate, Offset, SecondsFormat, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
@@ -169,9 +168,26 @@ impl ReportQuery {
         Ok(query)
     }
 
-    /// The stretches of constant UTC offset that make up the range.
+    /// The stretches of constant UTC offset that make up the range, or,
+    /// after a cursor with a time bucket, the part of it from that bucket
+    /// on (no row before it is in a later group).
     pub fn stretches(&self) -> Vec<Stretch> {
-        stretches(self.tz, self.from, self.to)
+        let all = stretches(self.tz, self.from, self.to);
+        let start = match (self.group_by.time, self.after.and_then(|k| k.time)) {
+            // An hour row's time is the UTC second it starts at.
+            (Some(TimeBucket::Hour), Some(t)) => DateTime::from_timestamp(t, 0),
+            // A local day starts earliest where the zone is furthest east.
+            (Some(TimeBucket::Day), Some(day)) => all
+                .iter()
+                .map(|s| i64::from(s.offset))
+                .max()
+                .and_then(|east| DateTime::from_timestamp(day * 86_400 - east, 0)),
+            _ => None,
+        };
+        match start {
+            Some(start) if start > self.from => stretches(self.tz, start.min(self.to), self.to),
+            _ => all,
+        }
     }
 
     /// `2026-11-01T00:00:00Z`, as the answer echoes the range.
@@ -197,6 +213,17 @@ fn instant(parameter: &'static str, text: &str) -> Result<DateTime<Utc>, ReportP
     let t = DateTime::parse_from_rfc3339(text.trim())
         .map_err(|_| bad())?
         .with_timezone(&Utc);
+    // Sales are stored to the microsecond: a finer bound would be cut,
+    // and the range would not be the one asked for.
+    if t.nanosecond() % 1_000 != 0 {
+        return Err(ReportProblem::new(
+            parameter,
+            format!(
+                "must have at most 6 fractional digits (microseconds), got {:?}",
+                clip(text)
+            ),
+        ));
+    }
     // A leap second (`23:59:60`) is the last instant of its minute here:
     // MySQL's DATETIME has no 60th second.
     let t = match t.nanosecond() {
@@ -459,27 +486,42 @@ impl std::ops::AddAssign for Sums {
     }
 }
 
-/// The report's groups, merged across stretches, in key order.
+/// The report's groups after its cursor, merged across stretches, in key
+/// order.
 #[derive(Debug, Default)]
-pub struct Groups(BTreeMap<GroupKey, Sums>);
+pub struct Groups {
+    after: Option<GroupKey>,
+    groups: BTreeMap<GroupKey, Sums>,
+}
 
 /// The report has more than [`MAX_GROUPS`] groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyGroups;
 
 impl Groups {
+    /// The groups after `after` (all without a cursor).
+    pub fn after(after: Option<GroupKey>) -> Groups {
+        Groups {
+            after,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a group's sums; a group at or before the cursor is left out.
     pub fn add(&mut self, key: GroupKey, sums: Sums) -> Result<(), TooManyGroups> {
-        if self.0.len() >= MAX_GROUPS && !self.0.contains_key(&key) {
+        if self.after.is_some_and(|after| key <= after) {
+            return Ok(());
+        }
+        if self.groups.len() >= MAX_GROUPS && !self.groups.contains_key(&key) {
             return Err(TooManyGroups);
         }
-        *self.0.entry(key).or_default() += sums;
+        *self.groups.entry(key).or_default() += sums;
         Ok(())
     }
 
-    /// The rows after `after`, at most `limit`, and whether more follow.
-    pub fn page(&self, after: Option<GroupKey>, limit: usize) -> (Vec<(GroupKey, Sums)>, bool) {
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut rows = self.0.range((start, Bound::Unbounded));
+    /// The first `limit` rows, and whether more follow.
+    pub fn page(&self, limit: usize) -> (Vec<(GroupKey, Sums)>, bool) {
+        let mut rows = self.groups.iter();
         let page: Vec<_> = rows.by_ref().take(limit).map(|(k, s)| (*k, *s)).collect();
         (page, rows.next().is_some())
     }
@@ -588,6 +630,20 @@ mod tests {
             ),
             (
                 &[
+                    ("from", "2026-01-01T00:00:00.1234567Z"),
+                    ("to", "2026-01-02T00:00:00Z"),
+                ],
+                "from",
+            ),
+            (
+                &[
+                    ("from", "2026-01-01T00:00:00.123456Z"),
+                    ("to", "2026-01-02T00:00:00.000000001Z"),
+                ],
+                "to",
+            ),
+            (
+                &[
                     ("from", "2026-01-02T00:00:00Z"),
                     ("to", "2026-01-01T00:00:00Z"),
                 ],
@@ -663,19 +719,53 @@ mod tests {
         };
         assert_eq!(key.cursor(), "20000_0_7_");
         assert_eq!(GroupKey::parse(&key.cursor(), group), Ok(key));
-        let mut groups = Groups::default();
-        for day in 0..5 {
-            let k = GroupKey {
-                time: Some(20_000 + day),
-                ..key
-            };
-            groups.add(k, Sums::default()).expect("room");
-        }
-        let (page, more) = groups.page(Some(key), 2);
+        let page_after = |after: GroupKey, limit: usize| {
+            let mut groups = Groups::after(Some(after));
+            for day in 0..5 {
+                let k = GroupKey {
+                    time: Some(20_000 + day),
+                    ..key
+                };
+                groups.add(k, Sums::default()).expect("room");
+            }
+            groups.page(limit)
+        };
+        let (page, more) = page_after(key, 2);
         assert_eq!(page.len(), 2);
         assert!(more);
         assert_eq!(page[0].0.time, Some(20_001));
-        let (page, more) = groups.page(Some(page[1].0), 10);
+        let (page, more) = page_after(page[1].0, 10);
         assert_eq!((page.len(), more), (2, false));
+    }
+
+    #[test]
+    fn after_a_cursor_the_range_starts_at_its_time_bucket() {
+        let pairs = |cursor: &str, group: &str| {
+            vec![
+                ("from".to_string(), "2026-01-01T00:00:00Z".to_string()),
+                ("to".to_string(), "2026-01-31T00:00:00Z".to_string()),
+                ("tz".to_string(), "Europe/Berlin".to_string()),
+                ("groupBy".to_string(), group.to_string()),
+                ("cursor".to_string(), cursor.to_string()),
+            ]
+        };
+        let jan_20 = Utc
+            .with_ymd_and_hms(2026, 1, 20, 0, 0, 0)
+            .single()
+            .expect("a date");
+        // Local day 2026-01-20 starts at 23:00 UTC the day before (UTC+1).
+        let day = jan_20.timestamp() / 86_400;
+        let q =
+            ReportQuery::parse(tenant(), &pairs(&format!("{day}_0__"), "day")).expect("a query");
+        let first = q.stretches()[0].from;
+        assert_eq!(first, jan_20 - chrono::Duration::hours(1));
+        // An hour row's time is the UTC second it starts.
+        let hour = jan_20.timestamp();
+        let q = ReportQuery::parse(tenant(), &pairs(&format!("{hour}_3600__"), "hour"))
+            .expect("a query");
+        assert_eq!(q.stretches()[0].from, jan_20);
+        // Without a time bucket, every stretch is read (the store filters by group).
+        let q = ReportQuery::parse(tenant(), &pairs("_0_3_", "branch")).expect("a query");
+        assert_eq!(q.stretches()[0].from, q.from);
     }
 }

@@ -1,5 +1,5 @@
-//! Request bodies: JSON only, at most [`MAX_BODY_BYTES`], complete within
-//! the body timeout of the headers. The buffer grows with what arrives,
+//! Request bodies: JSON only, at most [`MAX_BODY_BYTES`] (complete within
+//! the body timeout of the headers, as every body: see `deadline`). The buffer grows with what arrives,
 //! never with what a client announces. A gzip body (an offline till's big
 //! batch) is decoded with the same bound on what it decodes to, so a small
 //! bomb allocates no more than a plain body may.
@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 
-use super::{ApiError, AppState};
+use super::ApiError;
 use crate::domain::clip;
 
 /// Largest accepted body.
@@ -16,22 +16,15 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Buffer reserved before any byte arrived.
 const FIRST_BUFFER_BYTES: usize = 16 << 10;
 
-/// The body of a JSON request, read within the body timeout.
+/// The body of a JSON request.
 pub async fn json_body(
-    state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<web::BytesMut, ApiError> {
     require_json(req)?;
     let gzip = gzip_encoded(req)?;
-    let body = tokio::time::timeout(state.body_timeout, read_body(req, payload))
-        .await
-        .map_err(|_| {
-            ApiError::RequestTimeout(format!(
-                "the body did not arrive within {} ms of the headers",
-                state.body_timeout.as_millis()
-            ))
-        })??;
+    // The body's time bound is `deadline`'s, in front of every route.
+    let body = read_body(req, payload).await?;
     if gzip {
         gunzip(&body)
     } else {
@@ -56,11 +49,13 @@ fn gzip_encoded(req: &HttpRequest) -> Result<bool, ApiError> {
 }
 
 /// The decoded body, refused once it decodes to more than [`MAX_BODY_BYTES`].
+/// Every gzip member is decoded, under the one bound: what follows the
+/// first is never dropped unread, and what is not gzip is refused.
 fn gunzip(compressed: &[u8]) -> Result<web::BytesMut, ApiError> {
     use std::io::Read;
     let limit = MAX_BODY_BYTES as u64 + 1;
     let mut decoded = Vec::with_capacity(compressed.len().min(FIRST_BUFFER_BYTES));
-    flate2::read::GzDecoder::new(compressed)
+    flate2::read::MultiGzDecoder::new(compressed)
         .take(limit)
         .read_to_end(&mut decoded)
         .map_err(|e| ApiError::BadJson(format!("the gzip body could not be decoded: {e}")))?;
@@ -122,4 +117,34 @@ async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(text: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text).expect("in memory");
+        e.finish().expect("in memory")
+    }
+
+    #[test]
+    fn every_gzip_member_is_decoded_and_trailing_bytes_are_refused() {
+        let mut two = gzip(b"[1,");
+        two.extend(gzip(b"2]"));
+        assert_eq!(&gunzip(&two).expect("two members")[..], b"[1,2]");
+        let mut trailing = gzip(b"[1]");
+        trailing.extend_from_slice(b"not gzip");
+        assert!(matches!(gunzip(&trailing), Err(ApiError::BadJson(_))));
+    }
+
+    #[test]
+    fn the_bound_covers_all_members_together() {
+        let half = vec![b' '; MAX_BODY_BYTES / 2 + 1];
+        let mut two = gzip(&half);
+        two.extend(gzip(&half));
+        assert!(matches!(gunzip(&two), Err(ApiError::PayloadTooLarge(_))));
+    }
 }

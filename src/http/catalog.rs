@@ -76,7 +76,15 @@ pub async fn read_catalog(
     if view.catalog.suspended && matches!(scope, Scope::Till { .. }) {
         return Err(ApiError::TenantSuspended);
     }
-    let rendered = view.rendered(|c| render_catalog(tenant, c));
+    // A big catalog takes a while to write and hash: not on an HTTP
+    // worker, where every other request waits behind it.
+    let rendered = view
+        .rendered(|catalog| async move {
+            web::block(move || render_catalog(tenant, &catalog))
+                .await
+                .map_err(|_| ApiError::Unavailable("the server is stopping".into()))
+        })
+        .await?;
     let cache = (header::CACHE_CONTROL, "private, no-cache");
     if none_match(&req, &rendered.etag) {
         return Ok(HttpResponse::NotModified()
@@ -187,16 +195,17 @@ struct ProductsBody<'a> {
 pub async fn create_products(
     state: web::Data<AppState>,
     ids: PathIds,
+    caller: Scope,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
     let core = state.core()?;
-    let body = json_body(&state, &req, payload).await?;
+    let body = json_body(&req, payload).await?;
     let (products, is_array) = parse_new_products(&body)?;
     let made = core
         .tenants
-        .ask(tenant, AddProducts(products))
+        .change(tenant, caller, AddProducts(products))
         .await
         .map_err(|e| ApiError::from_tenant(e, is_array))?;
     let mut res = HttpResponse::build(made_status(made.iter().any(|m| m.created)));
@@ -223,6 +232,7 @@ fn made_status(created: bool) -> StatusCode {
 pub async fn change_product(
     state: web::Data<AppState>,
     ids: PathIds,
+    caller: Scope,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -231,11 +241,11 @@ pub async fn change_product(
         .product
         .ok_or_else(|| ApiError::NotFound("unknown product for this tenant".into()))?;
     let core = state.core()?;
-    let body = json_body(&state, &req, payload).await?;
+    let body = json_body(&req, payload).await?;
     let patch = parse_product_patch(&body)?;
     let changed = core
         .tenants
-        .ask(tenant, ChangeProduct(product, patch))
+        .change(tenant, caller, ChangeProduct(product, patch))
         .await?;
     Ok(HttpResponse::Ok().json(ProductBody::new(product, &changed)))
 }
@@ -244,14 +254,15 @@ pub async fn change_product(
 pub async fn create_branch(
     state: web::Data<AppState>,
     ids: PathIds,
+    caller: Scope,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
     let core = state.core()?;
-    let body = json_body(&state, &req, payload).await?;
+    let body = json_body(&req, payload).await?;
     let new = parse_new_branch(&body)?;
-    let Made { row, created } = core.tenants.ask(tenant, AddBranch(new)).await?;
+    let Made { row, created } = core.tenants.change(tenant, caller, AddBranch(new)).await?;
     Ok(HttpResponse::build(made_status(created)).json(BranchBody::new(row.0, &row.1)))
 }
 
@@ -259,6 +270,7 @@ pub async fn create_branch(
 pub async fn change_branch(
     state: web::Data<AppState>,
     ids: PathIds,
+    caller: Scope,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -267,11 +279,11 @@ pub async fn change_branch(
         .branch
         .ok_or_else(|| ApiError::NotFound("unknown branch for this tenant".into()))?;
     let core = state.core()?;
-    let body = json_body(&state, &req, payload).await?;
+    let body = json_body(&req, payload).await?;
     let patch = parse_branch_patch(&body)?;
     let changed = core
         .tenants
-        .ask(tenant, ChangeBranch(branch, patch))
+        .change(tenant, caller, ChangeBranch(branch, patch))
         .await?;
     Ok(HttpResponse::Ok().json(BranchBody::new(branch, &changed)))
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::actors::lookup::LookupError;
 use crate::actors::persistence::SaveError;
+use crate::actors::reports::ReportError;
 use crate::actors::tenant::TenantError;
 use crate::auth::AuthError;
 use crate::domain::{BodyError, ErrorCode, Field, ItemProblem, Shard, MAX_ERROR_FIELDS};
@@ -42,6 +43,9 @@ pub enum ApiError {
     Forbidden,
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The caller has its most of something in flight (429, like a rate limit).
+    #[error("{0}")]
+    TooManyInFlight(String),
     #[error("{0}")]
     RequestTimeout(String),
     #[error("this instance is shard {0}: that tenant belongs to another one; nothing was stored")]
@@ -56,7 +60,7 @@ pub enum ApiError {
         message: String,
         fields: BTreeMap<String, String>,
     },
-    #[error("this tenant is suspended: its tills are refused")]
+    #[error("this tenant is suspended: its tills are refused, and its back office may read but not change anything")]
     TenantSuspended,
 }
 
@@ -73,7 +77,7 @@ impl ApiError {
             ApiError::IdempotencyConflict(_) => ErrorCode::IdempotencyConflict,
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::Forbidden => ErrorCode::Forbidden,
-            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::RateLimited { .. } | ApiError::TooManyInFlight(_) => ErrorCode::RateLimited,
             ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             ApiError::Misdirected(_) => ErrorCode::Misdirected,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
@@ -120,7 +124,9 @@ impl ResponseError for ApiError {
             ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::TooManyInFlight(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -148,7 +154,7 @@ impl ResponseError for ApiError {
         }
         let mut res = HttpResponse::build(self.status_code());
         match self {
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::TooManyInFlight(_) => {
                 res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
             }
             ApiError::RateLimited { retry_after_secs } => {
@@ -222,6 +228,25 @@ impl From<LookupError> for ApiError {
     }
 }
 
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            // The tenant's own load: it waits for its own reports.
+            ReportError::TenantBusy(n) => ApiError::TooManyInFlight(format!(
+                "this tenant has {n} reports running or waiting, the most it may at once \
+                 (POS_REPORTS_PER_TENANT); retry when one is done"
+            )),
+            ReportError::Busy => {
+                ApiError::Unavailable("too many reports are waiting; retry shortly".into())
+            }
+            ReportError::Unavailable => ApiError::Unavailable(
+                "the report could not be made in time (storage away, or a report too big: narrow the range, grouping or filters); retry shortly".into(),
+            ),
+            ReportError::Refused => ApiError::Internal("storage refused the report".into()),
+        }
+    }
+}
+
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
         match e {
@@ -275,6 +300,17 @@ impl ApiError {
             TenantError::NaturalKeyTaken(problems) => ApiError::Conflict {
                 message: "a natural key is already used with other content".into(),
                 fields: field_names(problems, is_array),
+            },
+            TenantError::RepeatedKeys(problems) => {
+                ApiError::items("a sku is given twice", problems, is_array)
+            }
+            TenantError::CatalogFull { what, held, limit } => ApiError::Conflict {
+                message: format!(
+                    "the tenant holds {held} {what} and may hold at most {limit} \
+                     (POS_MAX_{}_PER_TENANT); nothing was made",
+                    what.to_ascii_uppercase()
+                ),
+                fields: BTreeMap::new(),
             },
             TenantError::UnknownProducts(problems) => {
                 ApiError::items("unknown products for this tenant", problems, is_array)

@@ -69,7 +69,7 @@ pub async fn create_key(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
     state.core()?;
-    let body = json_body(&state, &req, payload).await?;
+    let body = json_body(&req, payload).await?;
     let asked = parse_new_key(&body)?;
     let (made, token) = make_key(
         &state,
@@ -100,6 +100,9 @@ pub(super) async fn make_key(
     if !manageable(caller).contains(&role) {
         return Err(ApiError::Forbidden);
     }
+    if let Some(handle) = core.tenants.get(tenant).await? {
+        handle.writable_by(caller)?;
+    }
     let scope = Scope::new(role, Some(tenant), branch)
         .map_err(|e| ApiError::validation("role", &e.to_string()))?;
     let key = NewKey::generate()
@@ -109,6 +112,7 @@ pub(super) async fn make_key(
         hash: key.hash,
         scope,
         label: label.to_string(),
+        max_keys: state.tenant_limits.keys,
     };
     let made = core
         .office
@@ -119,6 +123,14 @@ pub(super) async fn make_key(
             store::KeyRefusal::NotABranch => {
                 ApiError::validation("branchID", "is not a branch of this tenant")
             }
+            store::KeyRefusal::TooMany => ApiError::Conflict {
+                message: format!(
+                    "the tenant holds {} keys that are not revoked, the most it may \
+                     (POS_MAX_KEYS_PER_TENANT); revoke one first",
+                    state.tenant_limits.keys
+                ),
+                fields: Default::default(),
+            },
         })?;
     Ok((made, key.token))
 }
@@ -146,7 +158,8 @@ pub async fn list_keys(
                 async move { store::list_tenant_keys(c, tenant, after.as_deref(), limit).await },
             )
         })
-        .await?;
+        .await?
+        .ok_or_else(ApiError::unknown_tenant)?;
     let next_cursor = page.next_cursor(rows.len(), rows.last().map(|k| k.id.clone()));
     Ok(HttpResponse::Ok().json(Page {
         items: Keys {

@@ -4,6 +4,8 @@
 pub mod app;
 mod body;
 mod catalog;
+pub mod connections;
+mod deadline;
 mod error;
 mod gate;
 mod health;
@@ -26,6 +28,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{guard, web, HttpResponse};
 use tracing::Instrument;
 
+pub use deadline::body_deadline;
 pub use error::{field_names, ApiError};
 pub use health::watch_readiness;
 
@@ -45,8 +48,8 @@ pub struct Core {
     pub tenants: Arc<TenantRegistry>,
     /// The back office's statements that no tenant actor orders (tenants, keys).
     pub office: Office,
-    /// Sales reports, on a pool of their own.
-    pub reports: Office,
+    /// Sales reports, on a pool of their own, shared fairly between tenants.
+    pub reports: crate::actors::reports::Reports,
     pub ranking: Addr<RankingActor>,
     /// Keeps this instance's shard lease.
     pub lease: Addr<LeaseActor>,
@@ -64,6 +67,8 @@ pub struct AppState {
     pub auth: Option<Arc<Auth>>,
     /// Longest a request body may take after its headers.
     pub body_timeout: std::time::Duration,
+    /// How many products, branches and keys a tenant may have.
+    pub tenant_limits: crate::domain::TenantLimits,
     /// The tenants this instance owns.
     pub shard: Shard,
     /// Peers whose `X-Forwarded-For` names the client.

@@ -8,9 +8,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, Core};
+use crate::actors::reports::ReportKind;
 use crate::auth::PathIds;
 use crate::domain::{ReportPage, ReportQuery, ReportRow};
-use crate::store::{self, ReportOutcome};
+use crate::store::ReportOutcome;
 
 pub async fn sales_report(
     state: web::Data<AppState>,
@@ -23,7 +24,7 @@ pub async fn sales_report(
         .map_err(|_| ApiError::validation("query", "is not a valid query string"))?;
     let query = ReportQuery::parse(tenant, &pairs)
         .map_err(|p| ApiError::validation(p.parameter, &p.problem))?;
-    let page = run_report(core, &query).await?;
+    let page = run_report(core, ReportKind::Report, query.clone()).await?;
     if wants_csv(&req) {
         let mut res = HttpResponse::Ok();
         res.content_type("text/csv; charset=utf-8");
@@ -35,13 +36,13 @@ pub async fn sales_report(
     Ok(HttpResponse::Ok().json(answer(&query, &page)))
 }
 
-/// The page of `query`'s report, from the reports' own pool.
-pub(super) async fn run_report(core: &Core, query: &ReportQuery) -> Result<ReportPage, ApiError> {
-    let asked = query.clone();
-    let outcome = core
-        .reports
-        .run(move |c| Box::pin(async move { store::sales_report(c, &asked).await }))
-        .await?;
+/// The page of `query`'s report, in `kind`'s lane of the reports' pool.
+pub(super) async fn run_report(
+    core: &Core,
+    kind: ReportKind,
+    query: ReportQuery,
+) -> Result<ReportPage, ApiError> {
+    let outcome = core.reports.run(kind, query).await?;
     match outcome {
         ReportOutcome::Page(page) => Ok(page),
         ReportOutcome::UnknownTenant => Err(ApiError::unknown_tenant()),
@@ -149,7 +150,9 @@ pub(super) fn csv(query: &ReportQuery, page: &ReportPage) -> String {
     for row in &page.rows {
         let cells: Vec<String> = fields(query, row)
             .into_iter()
-            .map(|(_, v)| match v {
+            .map(|(name, v)| match v {
+                // Money is ours, digits and a point: a spreadsheet reads it as a number.
+                Value::String(s) if name == "totalSales" => s,
                 Value::String(s) => quoted(&s),
                 Value::Null => String::new(),
                 other => other.to_string(),
@@ -161,20 +164,18 @@ pub(super) fn csv(query: &ReportQuery, page: &ReportPage) -> String {
     out
 }
 
-/// A CSV field: quoted (quotes doubled) when it holds a comma, a quote or
-/// a line break; a leading `= + - @`, tab or carriage return gets a `'` so
-/// a spreadsheet does not run a product name as a formula.
+/// A text cell of the CSV: always quoted (quotes doubled), so nothing in
+/// it ends the cell, whatever separator the spreadsheet splits on (`,`
+/// here; `;` in German or French Excel; a tab); a leading `= + - @`, tab
+/// or carriage return gets a `'` so a spreadsheet never runs a name as a
+/// formula.
 fn quoted(text: &str) -> String {
-    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
+    let guard = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        "'"
     } else {
-        text.to_string()
+        ""
     };
-    if guarded.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
+    format!("\"{guard}{}\"", text.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -182,11 +183,17 @@ mod tests {
     use super::quoted;
 
     #[test]
-    fn csv_fields_are_quoted_as_rfc_4180_says_and_formulas_are_defused() {
-        assert_eq!(quoted("Latte"), "Latte");
+    fn every_text_cell_is_quoted_and_formulas_are_defused() {
+        assert_eq!(quoted("Latte"), "\"Latte\"");
         assert_eq!(quoted("Tea, green"), "\"Tea, green\"");
         assert_eq!(quoted("12\" pizza"), "\"12\"\" pizza\"");
         assert_eq!(quoted("two\nlines"), "\"two\nlines\"");
-        assert_eq!(quoted("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(quoted("=HYPERLINK(1)"), "\"'=HYPERLINK(1)\"");
+        // A spreadsheet that splits on `;` keeps this one cell.
+        assert_eq!(
+            quoted("Latte;=cmd|' /C calc'!A0"),
+            "\"Latte;=cmd|' /C calc'!A0\""
+        );
+        assert_eq!(quoted("\t@SUM(1)"), "\"'\t@SUM(1)\"");
     }
 }

@@ -26,7 +26,7 @@ pub async fn post_sales(
             "tenant and branch ids must be positive integers".into(),
         ));
     };
-    let body = json_body(&state, &req, payload).await?;
+    let body = json_body(&req, payload).await?;
     let parsed = parse_sales(&body, tenant, branch, chrono::Utc::now())?;
     let outcome = core
         .tenants

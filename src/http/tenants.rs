@@ -10,7 +10,7 @@ use super::pages::{Page, PageRequest};
 use super::{ApiError, AppState};
 use crate::actors::tenant::ChangeTenant;
 use crate::auth::PathIds;
-use crate::domain::{parse_new_tenant, parse_tenant_patch, Name, TenantId, Timestamp};
+use crate::domain::{parse_new_tenant, parse_tenant_patch, Name, Scope, TenantId, Timestamp};
 use crate::store::{self, TenantRow};
 
 /// A tenant as the API shows it.
@@ -43,7 +43,7 @@ pub async fn create_tenant(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     state.core()?;
-    let body = json_body(&state, &req, payload).await?;
+    let body = json_body(&req, payload).await?;
     let name = parse_new_tenant(&body)?;
     let made = make_tenant(&state, name).await?;
     Ok(HttpResponse::Created()
@@ -96,13 +96,17 @@ pub async fn list_tenants(
 pub async fn change_tenant(
     state: web::Data<AppState>,
     ids: PathIds,
+    caller: Scope,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
     let core = state.core()?;
-    let body = json_body(&state, &req, payload).await?;
+    let body = json_body(&req, payload).await?;
     let patch = parse_tenant_patch(&body)?;
-    let row = core.tenants.ask(tenant, ChangeTenant(patch)).await?;
+    let row = core
+        .tenants
+        .change(tenant, caller, ChangeTenant(patch))
+        .await?;
     Ok(HttpResponse::Ok().json(TenantBody::from(&row)))
 }

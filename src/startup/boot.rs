@@ -17,6 +17,7 @@ use crate::actors::office::Office;
 use crate::actors::persistence::{PersistenceActor, PersistenceSettings, Writer};
 use crate::actors::ranking::{RankingActor, TotalsChanged};
 use crate::actors::registry::{Lane, TenantRegistry};
+use crate::actors::reports::Reports;
 use crate::config::{redact_url, Config};
 use crate::domain::ProductTotal;
 use crate::http::{AppState, Core};
@@ -33,7 +34,7 @@ pub(super) struct Boot {
     pub config: Config,
     pub lookup: Addr<LookupActor>,
     pub office: Office,
-    pub reports: Office,
+    pub reports: Reports,
     pub arbiters: Arc<Mutex<Vec<Arbiter>>>,
     pub fatal: mpsc::Sender<Fatal>,
     pub me: LeaseHolder,
@@ -137,6 +138,7 @@ pub(super) async fn boot(b: Boot) {
         feed,
         metrics,
         config.tenant_idle,
+        config.tenant_limits,
     ));
     let core = Core {
         office: b.office,

@@ -10,8 +10,8 @@ use mysql_async::{Conn, Params, TxOpts, Value};
 
 use super::{Result, StoreError};
 use crate::domain::{
-    Branch, BranchId, BranchPatch, Catalog, Code, ItemProblem, Made, Name, NewBranch, NewProduct,
-    Product, ProductId, TenantId, TenantPatch, Timestamp,
+    repeated_skus, Branch, BranchId, BranchPatch, Catalog, Code, ItemProblem, Made, Name,
+    NewBranch, NewProduct, Product, ProductId, TenantId, TenantPatch, Timestamp,
 };
 
 /// Rounds of a create that keeps meeting rows another request just made.
@@ -29,6 +29,32 @@ pub struct TenantRow {
 
 /// Natural keys taken by rows with other content: one problem per item.
 pub type Conflicts = Vec<ItemProblem>;
+
+/// Why a create made nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogRefusal {
+    /// Natural keys taken by rows with other content.
+    Taken(Conflicts),
+    /// A natural key given twice in one request.
+    Repeated(Vec<ItemProblem>),
+    /// The tenant would hold more than its bound: it holds `held` now.
+    Full { held: u64 },
+}
+
+/// Locks the tenant's row until the transaction ends (creates of one
+/// tenant then count its rows in turn; sales never lock it), and counts
+/// its rows of `table`.
+async fn lock_and_count(tx: &mut impl Queryable, tenant: TenantId, table: &str) -> Result<u64> {
+    tx.exec_drop("SELECT id FROM tenants WHERE id = ? FOR UPDATE", (tenant,))
+        .await?;
+    let held: Option<u64> = tx
+        .exec_first(
+            format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = ?"),
+            (tenant,),
+        )
+        .await?;
+    Ok(held.unwrap_or(0))
+}
 
 /// Reads a tenant's branches and products; `None` if the tenant does not exist.
 pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Catalog>> {
@@ -164,15 +190,26 @@ pub async fn update_tenant(
 
 /// Makes the products whose `sku` is new and finds those that exist with
 /// the same name, all or nothing: one whose `sku` is taken by a product
-/// with another name makes the whole request a conflict.
+/// with another name makes the whole request a conflict, a `sku` given
+/// twice is refused, and so is a create that would give the tenant more
+/// than `limit` products.
 pub async fn create_products(
     conn: &mut Conn,
     tenant: TenantId,
     items: &[NewProduct],
-) -> Result<std::result::Result<Vec<Made<(ProductId, Product)>>, Conflicts>> {
+    limit: usize,
+) -> Result<std::result::Result<Vec<Made<(ProductId, Product)>>, CatalogRefusal>> {
+    let repeated: Vec<ItemProblem> = repeated_skus(items)
+        .into_iter()
+        .map(|(i, _)| ItemProblem::new(i, "sku", "repeats the sku of an earlier item"))
+        .collect();
+    if !repeated.is_empty() {
+        return Ok(Err(CatalogRefusal::Repeated(repeated)));
+    }
     let keys: Vec<&Code> = items.iter().map(|p| &p.sku).collect();
     for _ in 0..CREATE_ROUNDS {
         let mut tx = conn.start_transaction(TxOpts::default()).await?;
+        let held = lock_and_count(&mut tx, tenant, "products").await?;
         let found = products_by_sku(&mut tx, tenant, &keys).await?;
         let conflicts: Conflicts = items
             .iter()
@@ -189,12 +226,15 @@ pub async fn create_products(
             })
             .collect();
         if !conflicts.is_empty() {
-            return Ok(Err(conflicts));
+            return Ok(Err(CatalogRefusal::Taken(conflicts)));
         }
         let new: Vec<&NewProduct> = items
             .iter()
             .filter(|item| !found.iter().any(|(_, p)| p.sku == item.sku))
             .collect();
+        if held.saturating_add(new.len() as u64) > limit as u64 {
+            return Ok(Err(CatalogRefusal::Full { held }));
+        }
         if !new.is_empty() {
             let rows = vec!["(?, ?, ?)"; new.len()].join(", ");
             let params: Vec<Value> = new
@@ -296,24 +336,32 @@ pub async fn update_product(
     }))
 }
 
-/// Makes a branch, or finds it by `code` with the same name.
+/// Makes a branch, or finds it by `code` with the same name; refused if
+/// the tenant holds `limit` branches already.
 pub async fn create_branch(
     conn: &mut Conn,
     tenant: TenantId,
     new: &NewBranch,
-) -> Result<std::result::Result<Made<(BranchId, Branch)>, Conflicts>> {
+    limit: usize,
+) -> Result<std::result::Result<Made<(BranchId, Branch)>, CatalogRefusal>> {
     for _ in 0..CREATE_ROUNDS {
         if let Some((id, branch)) = branch_by_code(conn, tenant, &new.code).await? {
             if branch.name != new.name {
                 let problem = format!("is already branch {id}, with another name");
-                return Ok(Err(vec![ItemProblem::new(0, "code", problem)]));
+                let taken = vec![ItemProblem::new(0, "code", problem)];
+                return Ok(Err(CatalogRefusal::Taken(taken)));
             }
             return Ok(Ok(Made {
                 row: (id, branch),
                 created: false,
             }));
         }
-        let insert = conn
+        let mut tx = conn.start_transaction(TxOpts::default()).await?;
+        let held = lock_and_count(&mut tx, tenant, "branches").await?;
+        if held >= limit as u64 {
+            return Ok(Err(CatalogRefusal::Full { held }));
+        }
+        let insert = tx
             .exec_drop(
                 "INSERT INTO branches (tenant_id, code, name) VALUES (?, ?, ?)",
                 (tenant, new.code.as_str(), new.name.as_str()),
@@ -323,10 +371,11 @@ pub async fn create_branch(
             Err(StoreError::DuplicateKey(_)) => continue,
             other => other?,
         }
-        let id = conn
+        let id = tx
             .last_insert_id()
             .and_then(BranchId::new)
             .ok_or_else(|| StoreError::invariant("INSERT gave no branch id"))?;
+        tx.commit().await?;
         let branch = Branch {
             code: new.code.clone(),
             name: new.name.clone(),

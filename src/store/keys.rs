@@ -4,7 +4,7 @@
 
 use chrono::NaiveDateTime;
 use mysql_async::prelude::*;
-use mysql_async::Conn;
+use mysql_async::{Conn, TxOpts};
 
 use super::Result;
 use crate::domain::{BranchId, Role, Scope, SecretHash, TenantId};
@@ -241,7 +241,10 @@ pub async fn list_tenant_keys(
     tenant: TenantId,
     after: Option<&str>,
     limit: usize,
-) -> Result<Vec<KeyListing>> {
+) -> Result<Option<Vec<KeyListing>>> {
+    if !scope_exists(conn, Scope::Backoffice { tenant }).await? {
+        return Ok(None);
+    }
     let rows: Vec<ListingRow> = conn
         .exec(
             format!(
@@ -251,7 +254,7 @@ pub async fn list_tenant_keys(
             (tenant, after.unwrap_or(""), limit as u64),
         )
         .await?;
-    Ok(rows.into_iter().filter_map(listing).collect())
+    Ok(Some(rows.into_iter().filter_map(listing).collect()))
 }
 
 /// One key of a tenant; `None` if the tenant has no key with this id.
@@ -308,7 +311,12 @@ pub struct NewTenantKey {
     pub hash: SecretHash,
     pub scope: Scope,
     pub label: String,
+    /// Keys not revoked the tenant may hold, this one included.
+    pub max_keys: usize,
 }
+
+/// How the key procedure (V18) says a tenant holds its most keys.
+const KEY_LIMIT_SIGNAL: &str = "pos: the tenant holds its most keys";
 
 /// Why a tenant's key was not made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,6 +324,8 @@ pub enum KeyRefusal {
     NoSuchTenant,
     /// The key's branch is not one of the tenant's.
     NotABranch,
+    /// The tenant holds `max_keys` keys not revoked already.
+    TooMany,
 }
 
 /// Stores a tenant's key if its tenant (and branch) exist; the key as listed.
@@ -336,18 +346,30 @@ pub async fn insert_tenant_key(
         return Ok(Err(KeyRefusal::NotABranch));
     }
     // Through the procedure: the service's user may not write api_keys.
-    conn.exec_drop(
-        "CALL pos_make_tenant_key(?, ?, ?, ?, ?, ?)",
-        (
-            key.id.as_str(),
-            key.hash.0.to_vec(),
-            key.scope.role().as_str(),
-            key.scope.tenant(),
-            key.scope.branch(),
-            key.label.as_str(),
-        ),
-    )
-    .await?;
+    // In a transaction: the tenant's row it locks keeps the count true
+    // until the key is in.
+    let mut tx = conn.start_transaction(TxOpts::default()).await?;
+    let made = tx
+        .exec_drop(
+            "CALL pos_make_tenant_key(?, ?, ?, ?, ?, ?, ?)",
+            (
+                key.id.as_str(),
+                key.hash.0.to_vec(),
+                key.scope.role().as_str(),
+                key.scope.tenant(),
+                key.scope.branch(),
+                key.label.as_str(),
+                u32::try_from(key.max_keys).unwrap_or(u32::MAX),
+            ),
+        )
+        .await;
+    match made {
+        Err(mysql_async::Error::Server(e)) if e.message.starts_with(KEY_LIMIT_SIGNAL) => {
+            return Ok(Err(KeyRefusal::TooMany));
+        }
+        other => other?,
+    }
+    tx.commit().await?;
     let made = find_tenant_key(conn, tenant, &key.id).await?;
     made.map(Ok)
         .ok_or_else(|| super::StoreError::invariant("a key just made is gone"))

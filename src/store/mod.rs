@@ -21,7 +21,7 @@ use crate::domain::TenantId;
 
 pub use catalog::{
     create_branch, create_products, create_tenant, find_tenant, list_tenants, load_catalog,
-    update_branch, update_product, update_tenant, Conflicts, TenantRow,
+    update_branch, update_product, update_tenant, CatalogRefusal, Conflicts, TenantRow,
 };
 pub use keys::{
     end_sessions, find_key, find_tenant_key, insert_key, insert_keys, insert_tenant_key, list_keys,
@@ -58,11 +58,22 @@ impl From<mysql_async::Error> for StoreError {
         match &e {
             E::Server(s) if s.code == 1062 => StoreError::DuplicateKey(duplicate_entry(&s.message)),
             // Deadlock, lock wait timeout, too many connections, shutdown,
-            // killed or interrupted: the statement may succeed if run again.
+            // killed, interrupted, or past its time limit (MariaDB's 1969,
+            // MySQL's 3024): the statement may succeed if run again.
             E::Server(s)
                 if matches!(
                     s.code,
-                    1213 | 1205 | 1040 | 1053 | 1317 | 1927 | 2006 | 2013 | 1290 | 1836
+                    1213 | 1205
+                        | 1040
+                        | 1053
+                        | 1317
+                        | 1927
+                        | 2006
+                        | 2013
+                        | 1290
+                        | 1836
+                        | 1969
+                        | 3024
                 ) =>
             {
                 StoreError::Unavailable(e)

@@ -4,8 +4,14 @@
 //! price_per_unit`), so a report reads only its tenant's index range and
 //! never a table row. Local days and hours are computed in SQL from the
 //! stretch's offset; names are today's.
+//!
+//! A page after the first reads only what can be after its cursor: from
+//! the cursor's time bucket on, or (grouped without time) the groups
+//! after the cursor's, so page 2 never costs more than page 1. MariaDB
+//! (or MySQL) stops a grouped query that outlives its time limit itself.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row, Value};
@@ -25,16 +31,28 @@ pub enum ReportOutcome {
     Page(ReportPage),
 }
 
-/// The page of `query`'s report.
-pub async fn sales_report(conn: &mut Conn, query: &ReportQuery) -> Result<ReportOutcome> {
+/// The page of `query`'s report; each grouped query is stopped by the
+/// server once it ran `time_limit`.
+pub async fn sales_report(
+    conn: &mut Conn,
+    query: &ReportQuery,
+    time_limit: Duration,
+) -> Result<ReportOutcome> {
     let exists: Option<u8> = conn
         .exec_first("SELECT 1 FROM tenants WHERE id = ?", (query.tenant,))
         .await?;
     if exists.is_none() {
         return Ok(ReportOutcome::UnknownTenant);
     }
-    let sql = report_sql(query.group_by, query.branches.len(), query.products.len());
-    let mut groups = Groups::default();
+    let keyset = query.after.is_some();
+    let sql = report_sql(
+        query.group_by,
+        query.branches.len(),
+        query.products.len(),
+        keyset,
+    );
+    let sql = time_limited(&sql, time_limit);
+    let mut groups = Groups::after(query.after);
     for stretch in query.stretches() {
         let rows: Vec<Row> = conn.exec(&sql, report_params(query, &stretch)).await?;
         for row in rows {
@@ -48,7 +66,7 @@ pub async fn sales_report(conn: &mut Conn, query: &ReportQuery) -> Result<Report
             }
         }
     }
-    let (page, more) = groups.page(query.after, query.limit);
+    let (page, more) = groups.page(query.limit);
     let next = more.then(|| page.last().map(|(k, _)| *k)).flatten();
     let names = Names::read(conn, query.tenant, &page).await?;
     let rows = page
@@ -65,11 +83,24 @@ pub async fn sales_report(conn: &mut Conn, query: &ReportQuery) -> Result<Report
     Ok(ReportOutcome::Page(ReportPage { rows, next }))
 }
 
+/// `sql` (one `SELECT`) stopped by the server once it ran `limit`:
+/// MariaDB runs what is in its `/*M! */` comments, MySQL reads the
+/// optimizer hint, and each takes the other's for a comment.
+fn time_limited(sql: &str, limit: Duration) -> String {
+    let select = sql.strip_prefix("SELECT ").unwrap_or(sql);
+    format!(
+        "/*M!100301 SET STATEMENT max_statement_time={} FOR */ SELECT /*+ MAX_EXECUTION_TIME({}) */ {select}",
+        limit.as_secs().max(1),
+        limit.as_millis().max(1),
+    )
+}
+
 /// The grouped query of one stretch, with `branches` and `products` ids
-/// in its filters. Parameters: the offset in seconds (once per time
-/// column), the tenant, the stretch's bounds, then the ids. Public so a
-/// test can `EXPLAIN` it.
-pub fn report_sql(group: GroupBy, branches: usize, products: usize) -> String {
+/// in its filters and, with `keyset` and no time bucket, only the groups
+/// after the cursor's. Parameters: the offset in seconds (once per time
+/// column), the tenant, the stretch's bounds, the ids, then the cursor's
+/// branch and product. Public so a test can `EXPLAIN` it.
+pub fn report_sql(group: GroupBy, branches: usize, products: usize, keyset: bool) -> String {
     let local = "log_timestamp + INTERVAL ? SECOND";
     let mut columns = Vec::new();
     match group.time {
@@ -101,6 +132,13 @@ pub fn report_sql(group: GroupBy, branches: usize, products: usize) -> String {
             sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; n].join(", ")));
         }
     }
+    // With a time bucket, the stretches start at the cursor's bucket.
+    match (keyset && group.time.is_none(), group.branch, group.product) {
+        (true, true, true) => sql.push_str(" AND (branch_id, product_id) > (?, ?)"),
+        (true, true, false) => sql.push_str(" AND branch_id > ?"),
+        (true, false, true) => sql.push_str(" AND product_id > ?"),
+        _ => {}
+    }
     if keys > 0 {
         let positions: Vec<String> = (1..=keys).map(|i| i.to_string()).collect();
         sql.push_str(&format!(" GROUP BY {}", positions.join(", ")));
@@ -122,6 +160,10 @@ pub fn report_params(query: &ReportQuery, stretch: &Stretch) -> Vec<Value> {
     params.push(Value::from(stretch.to.naive_utc()));
     params.extend(query.branches.iter().map(|b| Value::from(b.get())));
     params.extend(query.products.iter().map(|p| Value::from(p.get())));
+    if let (Some(after), None) = (query.after, query.group_by.time) {
+        params.extend(after.branch.map(|b| Value::from(b.get())));
+        params.extend(after.product.map(|p| Value::from(p.get())));
+    }
     params
 }
 

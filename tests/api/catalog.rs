@@ -583,7 +583,7 @@ async fn every_role_on_every_catalog_route_gets_what_the_spec_allows() {
             &app.db.operator,
             [
                 200, 200, 200, 200, 200, 200, 200, 200, 201, 200, 201, 200, 200, 200, 404, 404,
-                404, 404, 404, 200, 404,
+                404, 404, 404, 404, 404,
             ],
         ),
         (

@@ -9,6 +9,7 @@ mod docs;
 mod faults;
 mod galera;
 mod health;
+mod hostile;
 mod idempotency;
 mod ingest;
 mod leases;

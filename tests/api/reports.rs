@@ -370,8 +370,11 @@ async fn a_sale_answered_201_is_in_the_report_at_once_and_csv_gives_the_same_row
         lines,
         [
             "day,productID,productName,quantitySold,totalSales,salesCount".to_string(),
-            format!("{day},{},\"Tea, \"\"green\"\"\",3,7.50,2", t.products[0]),
-            format!("{day},{},Product 1,1,0.10,1", t.products[1]),
+            format!(
+                "\"{day}\",{},\"Tea, \"\"green\"\"\",3,7.50,2",
+                t.products[0]
+            ),
+            format!("\"{day}\",{},\"Product 1\",1,0.10,1", t.products[1]),
             String::new(),
         ]
     );
@@ -487,7 +490,7 @@ async fn a_report_reads_only_its_tenants_index_range() {
         branch: true,
         product: false,
     };
-    let sql = pos::store::report_sql(group, 0, 0).replacen('?', "3600", 1);
+    let sql = pos::store::report_sql(group, 0, 0, false).replacen('?', "3600", 1);
     let sql = sql
         .replacen('?', &t.id.to_string(), 1)
         .replacen('?', &format!("'{from}'"), 1)

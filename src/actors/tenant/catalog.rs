@@ -8,7 +8,7 @@
 //! tills download it without a mailbox round trip, rendered once per
 //! change.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use actix::fut::{ActorFutureExt, WrapFuture};
 use actix::prelude::*;
@@ -56,7 +56,9 @@ pub struct SharedCatalog(RwLock<Arc<CatalogView>>);
 #[derive(Default)]
 pub struct CatalogView {
     pub catalog: Arc<Catalog>,
-    rendered: OnceLock<Rendered>,
+    /// Made once per version by the first reader; the others wait for it
+    /// without blocking their thread.
+    rendered: tokio::sync::OnceCell<Rendered>,
 }
 
 /// A catalog as the API answers it, and the `ETag` of that body.
@@ -70,7 +72,7 @@ impl SharedCatalog {
     pub fn new(catalog: Arc<Catalog>) -> SharedCatalog {
         SharedCatalog(RwLock::new(Arc::new(CatalogView {
             catalog,
-            rendered: OnceLock::new(),
+            rendered: tokio::sync::OnceCell::new(),
         })))
     }
 
@@ -85,7 +87,7 @@ impl SharedCatalog {
     fn publish(&self, catalog: Arc<Catalog>) {
         let view = Arc::new(CatalogView {
             catalog,
-            rendered: OnceLock::new(),
+            rendered: tokio::sync::OnceCell::new(),
         });
         match self.0.write() {
             Ok(mut v) => *v = view,
@@ -95,9 +97,20 @@ impl SharedCatalog {
 }
 
 impl CatalogView {
-    /// `render(catalog)`, made once per version.
-    pub fn rendered(&self, render: impl FnOnce(&Catalog) -> Rendered) -> Rendered {
-        self.rendered.get_or_init(|| render(&self.catalog)).clone()
+    /// `render(catalog)`, made once per version (a failed one is tried
+    /// again by the next reader).
+    pub async fn rendered<F, E>(
+        &self,
+        render: impl FnOnce(Arc<Catalog>) -> F,
+    ) -> Result<Rendered, E>
+    where
+        F: std::future::Future<Output = Result<Rendered, E>>,
+    {
+        let catalog = self.catalog.clone();
+        self.rendered
+            .get_or_try_init(|| render(catalog))
+            .await
+            .cloned()
     }
 }
 
@@ -136,15 +149,24 @@ impl TenantActor {
     }
 }
 
+/// A create the store refused, as the tenant's answer.
+fn refused(refusal: store::CatalogRefusal, what: &'static str, limit: usize) -> TenantError {
+    match refusal {
+        store::CatalogRefusal::Taken(problems) => TenantError::NaturalKeyTaken(problems),
+        store::CatalogRefusal::Repeated(problems) => TenantError::RepeatedKeys(problems),
+        store::CatalogRefusal::Full { held } => TenantError::CatalogFull { what, held, limit },
+    }
+}
+
 impl Handler<AddProducts> for TenantActor {
     type Result = ResponseActFuture<Self, Result<Vec<Made<(ProductId, Product)>>, TenantError>>;
 
     fn handle(&mut self, msg: AddProducts, _: &mut Context<Self>) -> Self::Result {
-        let tenant = self.id;
+        let (tenant, limit) = (self.id, self.deps.limits.products);
         let change: Change<_> = Box::new(move |c: &mut Conn| {
             Box::pin(async move {
-                let made = store::create_products(c, tenant, &msg.0).await?;
-                Ok(made.map_err(TenantError::NaturalKeyTaken))
+                let made = store::create_products(c, tenant, &msg.0, limit).await?;
+                Ok(made.map_err(|r| refused(r, "products", limit)))
             })
         });
         self.change_catalog(change, |act, made: &Vec<Made<(ProductId, Product)>>| {
@@ -185,11 +207,11 @@ impl Handler<AddBranch> for TenantActor {
     type Result = ResponseActFuture<Self, Result<Made<(BranchId, Branch)>, TenantError>>;
 
     fn handle(&mut self, AddBranch(new): AddBranch, _: &mut Context<Self>) -> Self::Result {
-        let tenant = self.id;
+        let (tenant, limit) = (self.id, self.deps.limits.branches);
         let change: Change<_> = Box::new(move |c: &mut Conn| {
             Box::pin(async move {
-                let made = store::create_branch(c, tenant, &new).await?;
-                Ok(made.map_err(TenantError::NaturalKeyTaken))
+                let made = store::create_branch(c, tenant, &new, limit).await?;
+                Ok(made.map_err(|r| refused(r, "branches", limit)))
             })
         });
         self.change_catalog(change, |act, made: &Made<(BranchId, Branch)>| {

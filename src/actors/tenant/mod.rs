@@ -32,7 +32,7 @@ use super::lookup::{LookupActor, LookupError};
 use super::office::Office;
 use super::persistence::{SaveError, Seq, Writer};
 use super::ranking::RankingFeed;
-use crate::domain::{BranchId, Catalog, ItemProblem, SaleItem, StoredSale, TenantId};
+use crate::domain::{BranchId, Catalog, ItemProblem, SaleItem, StoredSale, TenantId, TenantLimits};
 use crate::metrics::Metrics;
 pub use catalog::{
     AddBranch, AddProducts, CatalogView, ChangeBranch, ChangeProduct, ChangeTenant, Rendered,
@@ -89,6 +89,17 @@ pub enum TenantError {
     /// A `sku` or `code` names a row with other content.
     #[error("a natural key is taken")]
     NaturalKeyTaken(Vec<ItemProblem>),
+    /// A `sku` given twice in one request.
+    #[error("a natural key is repeated")]
+    RepeatedKeys(Vec<ItemProblem>),
+    /// The tenant would hold more of its catalog than its bound: what, how
+    /// many it holds, and the bound.
+    #[error("the tenant holds {held} {what}, the most it may")]
+    CatalogFull {
+        what: &'static str,
+        held: u64,
+        limit: usize,
+    },
     #[error("unknown products")]
     UnknownProducts(Vec<ItemProblem>),
     #[error("idempotency key {0} was used for a different transaction")]
@@ -156,6 +167,8 @@ pub struct TenantDeps {
     pub lookup: Addr<LookupActor>,
     /// Catalog changes are committed here.
     pub office: Office,
+    /// What the tenant's catalog may hold.
+    pub limits: TenantLimits,
     /// The catalog as HTTP readers see it.
     pub catalog: Arc<SharedCatalog>,
     pub ranking: RankingFeed,

@@ -17,7 +17,7 @@ use super::{html, see_other, tenant_catalog, with_status, PageError, PageResult,
 use crate::actors::tenant::{AddBranch, AddProducts, ChangeBranch, ChangeProduct, TenantError};
 use crate::auth::PathIds;
 use crate::domain::{
-    BranchPatch, Catalog, Code, Name, NewBranch, NewProduct, ProductPatch, TenantId,
+    repeated_skus, BranchPatch, Catalog, Code, Name, NewBranch, NewProduct, ProductPatch, TenantId,
     MAX_ERROR_FIELDS, MAX_ITEMS,
 };
 use crate::http::{ApiError, AppState};
@@ -202,7 +202,7 @@ pub async fn add_product(
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
     let made = match new_product(&form.sku, &form.name) {
-        Ok(product) => ask_products(&state, tenant, vec![product], false).await,
+        Ok(product) => ask_products(&state, &viewer, tenant, vec![product], false).await,
         Err(problem) => Err(ApiError::validation(problem.0, problem.1)),
     };
     after_form(&state, viewer, tenant, made.map(|_| "added"), PRODUCTS).await
@@ -218,6 +218,7 @@ fn new_product(sku: &str, name: &str) -> Result<NewProduct, (&'static str, &'sta
 /// named by position (`[3].sku`), as for an import.
 async fn ask_products(
     state: &AppState,
+    viewer: &Viewer,
     tenant: TenantId,
     products: Vec<NewProduct>,
     listed: bool,
@@ -225,7 +226,7 @@ async fn ask_products(
     state
         .core()?
         .tenants
-        .ask(tenant, AddProducts(products))
+        .change(tenant, viewer.scope, AddProducts(products))
         .await
         .map(|_| ())
         .map_err(|e| ApiError::from_tenant(e, listed))
@@ -310,7 +311,7 @@ pub async fn change_product(
             state
                 .core()?
                 .tenants
-                .ask(tenant, ChangeProduct(product, patch))
+                .change(tenant, viewer.scope, ChangeProduct(product, patch))
                 .await
                 .map(|_| "changed")
                 .map_err(ApiError::from)
@@ -339,7 +340,7 @@ pub async fn import_products(
     let tenant = ids.tenant_or_404()?;
     let result = match read_file(payload).await {
         Ok(bytes) => match parse_import(&bytes) {
-            Ok((products, lines)) => ask_products(&state, tenant, products, true)
+            Ok((products, lines)) => ask_products(&state, &viewer, tenant, products, true)
                 .await
                 .map(|()| "imported")
                 .map_err(|e| by_line(e, &lines)),
@@ -437,6 +438,12 @@ fn parse_import(bytes: &[u8]) -> Result<(Vec<NewProduct>, Lines), BTreeMap<Strin
                 );
             }
         }
+    }
+    for (i, first) in repeated_skus(&products) {
+        problems.insert(
+            format!("line {}", lines[i]),
+            format!("repeats the sku of line {}", lines[first]),
+        );
     }
     if products.is_empty() && problems.is_empty() {
         problems.insert("file".into(), "holds no products".into());
@@ -560,7 +567,7 @@ pub async fn add_branch(
         (Some(code), Some(name)) => state
             .core()?
             .tenants
-            .ask(tenant, AddBranch(NewBranch { code, name }))
+            .change(tenant, viewer.scope, AddBranch(NewBranch { code, name }))
             .await
             .map(|_| "added")
             .map_err(ApiError::from),
@@ -585,8 +592,9 @@ pub async fn change_branch(
         Ok(name) => state
             .core()?
             .tenants
-            .ask(
+            .change(
                 tenant,
+                viewer.scope,
                 ChangeBranch(
                     branch,
                     BranchPatch {

@@ -65,7 +65,8 @@ async fn keys_body(
                 store::list_tenant_keys(c, tenant, after.as_deref(), PAGE_KEYS + 1).await
             })
         })
-        .await?;
+        .await?
+        .ok_or_else(ApiError::unknown_tenant)?;
     let more = rows.len() > PAGE_KEYS;
     let base = format!("/app/tenants/{tenant}/keys");
     Ok(html! {

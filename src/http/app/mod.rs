@@ -34,6 +34,7 @@ pub use live::{publish as publish_live_top_sellers, LiveTopSellers};
 pub use session::SessionKeys;
 
 use super::{ApiError, AppState};
+use crate::actors::reports::ReportKind;
 use crate::auth::{permits, Operation, PathIds};
 use crate::domain::{Scope, TenantId};
 
@@ -237,7 +238,11 @@ async fn protect(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD);
-    let mut res = if unsafe_method && !same_origin(req.request()) {
+    let foreign = unsafe_method
+        && !req
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|state| same_origin(state, req.request()));
+    let mut res = if foreign {
         let refusal = PageError(ApiError::Forbidden);
         req.error_response(refusal).map_into_right_body()
     } else {
@@ -268,27 +273,42 @@ const SECURITY_HEADERS: [(&str, &str); 3] = [
 ];
 
 /// Whether an unsafe request comes from our own pages: its `Origin` (or,
-/// without one, its `Referer`) names the host the request was sent to. A
-/// request with neither is refused: every browser sends `Origin` with a
-/// form's POST.
-fn same_origin(req: &HttpRequest) -> bool {
+/// without one, its `Referer`) names the scheme and host the browser
+/// reached us at. A request with neither is refused: every browser sends
+/// `Origin` with a form's POST.
+fn same_origin(state: &AppState, req: &HttpRequest) -> bool {
     let source = req
         .headers()
         .get(header::ORIGIN)
         .or_else(|| req.headers().get(header::REFERER))
         .and_then(|v| v.to_str().ok())
         .and_then(|v| url::Url::parse(v).ok());
-    let Some(source) = source else {
+    let (Some(source), Some((scheme, host))) = (source, browser_origin(state, req)) else {
         return false;
     };
-    // Scheme and authority as the request reached us (Host, or the
-    // authority of an HTTP/2 request; behind HAProxy its X-Forwarded-Proto).
-    let info = req.connection_info();
-    let ours = format!("{}://{}", info.scheme(), info.host());
-    match url::Url::parse(&ours) {
+    match url::Url::parse(&format!("{scheme}://{host}")) {
         Ok(ours) => ours.origin() == source.origin(),
         Err(_) => false,
     }
+}
+
+/// The scheme and host the browser used. Only a proxy listed in
+/// `POS_TRUSTED_PROXIES` is believed about them (`Forwarded`,
+/// `X-Forwarded-Proto`, `X-Forwarded-Host`): from anyone else those
+/// headers are the client's own say-so, and pos itself serves plain HTTP
+/// at the `Host` the request names.
+fn browser_origin(state: &AppState, req: &HttpRequest) -> Option<(String, String)> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    if peer.is_some_and(|ip| state.trusted_proxies.trusts(ip)) {
+        let info = req.connection_info();
+        return Some((info.scheme().to_string(), info.host().to_string()));
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+    Some(("http".into(), host.to_string()))
 }
 
 /// The session gate of a page: the cookie's key, allowed `op` on the
@@ -318,7 +338,7 @@ async fn gate(
     let (viewer, renew) = match viewer_of(&state, req.request(), now).await {
         Ok(found) => found,
         Err(ApiError::Unauthorized) => {
-            let res = sign_in::to_sign_in(req.request(), is_tls(req.request()));
+            let res = sign_in::to_sign_in(req.request(), is_tls(&state, req.request()));
             return Ok(req.into_response(res).map_into_right_body());
         }
         Err(e) => return Ok(req.error_response(PageError(e)).map_into_right_body()),
@@ -327,7 +347,7 @@ async fn gate(
         let e = PageError(ApiError::Forbidden);
         return Ok(req.error_response(e).map_into_right_body());
     }
-    let secure = is_tls(req.request());
+    let secure = is_tls(&state, req.request());
     req.extensions_mut().insert(viewer.clone());
     let mut res = next.call(req).await?;
     if let (Some(id), true, false) = (&viewer.key_id, renew, automatic) {
@@ -356,13 +376,7 @@ async fn viewer_of(
         };
         return Ok((operator, false));
     };
-    let cookies = req
-        .headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok());
-    let session = session::cookie_value(cookies)
-        .and_then(|value| state.sessions.verify(value, now))
-        .ok_or(ApiError::Unauthorized)?;
+    let session = signed_session(state, req, now).ok_or(ApiError::Unauthorized)?;
     let key = auth.session_key(&session.key_id).await?;
     if matches!(key.scope, Scope::Till { .. }) || !auth.session_open(&key, session.began_ms).await {
         return Err(ApiError::Unauthorized);
@@ -376,10 +390,21 @@ async fn viewer_of(
     Ok((viewer, session.wants_renewal(now)))
 }
 
-/// Whether the browser came over TLS (directly, or through a proxy that
-/// says so): then the cookie is `Secure`.
-fn is_tls(req: &HttpRequest) -> bool {
-    req.connection_info().scheme() == "https"
+/// The session the request's cookie proves by its signature and age
+/// alone (whether its key still stands is not looked at).
+fn signed_session(state: &AppState, req: &HttpRequest, now: u64) -> Option<session::Session> {
+    let cookies = req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok());
+    session::cookie_value(cookies, is_tls(state, req))
+        .and_then(|value| state.sessions.verify(value, now))
+}
+
+/// Whether the browser came over TLS (through a trusted proxy that says
+/// so): then the cookie is `Secure`, with the `__Host-` name.
+fn is_tls(state: &AppState, req: &HttpRequest) -> bool {
+    browser_origin(state, req).is_some_and(|(scheme, _)| scheme == "https")
 }
 
 /// A page's HTML answer.
@@ -424,10 +449,11 @@ enum Rows {
 }
 
 /// A sales report over `[from, to)` in `tz`, grouped by `group_by` (the
-/// API's names, comma-separated), through the reports' own pool: the same
-/// query and checks as `GET /v1/tenants/{t}/reports/sales`.
+/// API's names, comma-separated), in `kind`'s lane of the reports' pool:
+/// the same query and checks as `GET /v1/tenants/{t}/reports/sales`.
 async fn report(
     state: &AppState,
+    kind: ReportKind,
     tenant: TenantId,
     range: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
     tz: chrono_tz::Tz,
@@ -450,7 +476,7 @@ async fn report(
         // One query for all of them: paging would aggregate again per page.
         query.limit = crate::domain::MAX_GROUPS;
     }
-    let page = super::reports::run_report(state.core()?, &query).await?;
+    let page = super::reports::run_report(state.core()?, kind, query.clone()).await?;
     Ok((query, page))
 }
 

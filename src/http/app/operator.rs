@@ -183,7 +183,7 @@ pub async fn change_tenant(
             state
                 .core()?
                 .tenants
-                .ask(tenant, ChangeTenant(patch))
+                .change(tenant, viewer.scope, ChangeTenant(patch))
                 .await
                 .map(|_| ())
                 .map_err(ApiError::from)

@@ -11,6 +11,7 @@ use super::chart::{bars, Bar};
 use super::layout::{refreshing_page, Section};
 use super::Rows::All;
 use super::{day_start, html, report, tenant_catalog, today, PageResult, Viewer};
+use crate::actors::reports::ReportKind::Overview;
 use crate::auth::PathIds;
 use crate::domain::Money;
 use crate::http::AppState;
@@ -35,10 +36,36 @@ pub async fn page(state: web::Data<AppState>, viewer: Viewer, ids: PathIds) -> P
         tz,
         day - Days::new(u64::from(day.weekday().num_days_from_monday())),
     );
-    let (_, by_branch) = report(&state, tenant, (today_start, tomorrow), tz, "branch", All).await?;
-    let (days_query, by_day) =
-        report(&state, tenant, (month_start, tomorrow), tz, "day", All).await?;
-    let (_, mut week) = report(&state, tenant, (week_start, tomorrow), tz, "product", All).await?;
+    let (_, by_branch) = report(
+        &state,
+        Overview,
+        tenant,
+        (today_start, tomorrow),
+        tz,
+        "branch",
+        All,
+    )
+    .await?;
+    let (days_query, by_day) = report(
+        &state,
+        Overview,
+        tenant,
+        (month_start, tomorrow),
+        tz,
+        "day",
+        All,
+    )
+    .await?;
+    let (_, mut week) = report(
+        &state,
+        Overview,
+        tenant,
+        (week_start, tomorrow),
+        tz,
+        "product",
+        All,
+    )
+    .await?;
     week.rows
         .sort_by(|a, b| b.total.cmp(&a.total).then(b.quantity.cmp(&a.quantity)));
     week.rows.truncate(BEST);

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::chart::{bars, Bar};
 use super::layout::{notice, page as frame, Section};
 use super::{day_start, html, report, tenant_catalog, today, PageError, PageResult, Rows, Viewer};
+use crate::actors::reports::ReportKind;
 use crate::auth::PathIds;
 use crate::domain::{ReportPage, ReportQuery, TenantId};
 use crate::http::{ApiError, AppState};
@@ -73,7 +74,16 @@ async fn run(
         .checked_add_days(Days::new(1))
         .ok_or_else(|| ApiError::validation("to", "is too far in the future"))?;
     let range = (day_start(tz, asked.from), day_start(tz, after));
-    report(state, tenant, range, tz, asked.group, rows).await
+    report(
+        state,
+        ReportKind::Report,
+        tenant,
+        range,
+        tz,
+        asked.group,
+        rows,
+    )
+    .await
 }
 
 /// `GET /app/tenants/{t}/sales?from=&to=&group=`.

@@ -18,10 +18,17 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::MAX_KEY_ID_LEN;
 
-/// The cookie's name.
+/// The cookie's name over plain HTTP.
 pub const COOKIE: &str = "pos_session";
+/// Its name over TLS: a browser takes a `__Host-` cookie only from a
+/// secure page of this very host, for the whole host (`Path=/`), so
+/// neither a plain-HTTP page nor a sibling domain can plant or shadow it.
+pub const TLS_COOKIE: &str = "__Host-pos_session";
 /// A session ends after this long without a page.
 pub const IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
+/// ... and this long after its sign-in, however busy: a stolen cookie
+/// kept alive by a script is no use for ever.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A page renews the cookie once it is this old (not on every request).
 const RENEW_AFTER: Duration = Duration::from_secs(60);
 /// What the signature covers besides the fields: a cookie of another
@@ -67,8 +74,8 @@ impl SessionKeys {
         format!("{fields}.{signature}")
     }
 
-    /// The session a cookie value proves at `now`: signed by us and used
-    /// within [`IDLE_LIMIT`].
+    /// The session a cookie value proves at `now`: signed by us, used
+    /// within [`IDLE_LIMIT`] and begun within [`MAX_LIFETIME`].
     pub fn verify(&self, value: &str, now: u64) -> Option<Session> {
         let (fields, signature) = value.rsplit_once('.')?;
         let (key_id, times) = fields.split_once('.')?;
@@ -86,7 +93,9 @@ impl SessionKeys {
         }
         let since: u64 = since.parse().ok()?;
         let began_ms: u64 = began_ms.parse().ok()?;
-        let fresh = since <= now + 60 && now.saturating_sub(since) <= IDLE_LIMIT.as_secs();
+        let fresh = since <= now + 60
+            && now.saturating_sub(since) <= IDLE_LIMIT.as_secs()
+            && now.saturating_sub(began_ms / 1000) <= MAX_LIFETIME.as_secs();
         fresh.then(|| Session {
             key_id: key_id.to_string(),
             began_ms,
@@ -124,23 +133,29 @@ impl Session {
 
 /// The `Set-Cookie` value of a session cookie (`value` empty: the cookie
 /// removed). `HttpOnly`: no script reads it; `SameSite=Strict`: no other
-/// site's page sends it; `Secure` when the browser came over TLS.
+/// site's page sends it; over TLS `Secure`, with the `__Host-` name.
 pub fn set_cookie(value: &str, secure: bool) -> String {
     let age = if value.is_empty() {
         0
     } else {
         IDLE_LIMIT.as_secs()
     };
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; Path=/app; Max-Age={age}; HttpOnly; SameSite=Strict{secure}")
+    let (name, path, secure) = if secure {
+        (TLS_COOKIE, "/", "; Secure")
+    } else {
+        (COOKIE, "/app", "")
+    };
+    format!("{name}={value}; Path={path}; Max-Age={age}; HttpOnly; SameSite=Strict{secure}")
 }
 
-/// The session cookie's value among a request's `Cookie` headers.
-pub fn cookie_value<'a>(headers: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+/// The session cookie's value among a request's `Cookie` headers: over
+/// TLS only the `__Host-` one counts.
+pub fn cookie_value<'a>(headers: impl Iterator<Item = &'a str>, secure: bool) -> Option<&'a str> {
+    let wanted = if secure { TLS_COOKIE } else { COOKIE };
     headers
         .flat_map(|h| h.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value)
 }
 
@@ -155,10 +170,10 @@ mod tests {
     #[test]
     fn a_cookie_proves_its_session_until_it_idles_out() {
         let now = 1_800_000_000;
-        let cookie = keys().issue("abc123", 7, now);
+        let cookie = keys().issue("abc123", now * 1000, now);
         let session = keys().verify(&cookie, now + 5).expect("valid");
         assert_eq!(session.key_id, "abc123");
-        assert_eq!(session.began_ms, 7);
+        assert_eq!(session.began_ms, now * 1000);
         assert!(keys().verify(&cookie, now + IDLE_LIMIT.as_secs()).is_some());
         assert!(keys()
             .verify(&cookie, now + IDLE_LIMIT.as_secs() + 1)
@@ -170,13 +185,17 @@ mod tests {
     #[test]
     fn a_changed_or_foreign_cookie_proves_nothing() {
         let now = 1_800_000_000;
-        let cookie = keys().issue("abc123", 7, now);
+        let cookie = keys().issue("abc123", now * 1000, now);
         let other = SessionKeys::new(b"another secret of thirty-two bytes").expect("any length");
         assert!(other.verify(&cookie, now).is_none());
         for forged in [
             cookie.replace("abc123", "abc124"),
             cookie.replacen(&now.to_string(), &(now + 3600).to_string(), 1),
-            cookie.replacen(".7.", ".8.", 1),
+            cookie.replacen(
+                &format!(".{}.", now * 1000),
+                &format!(".{}.", now * 1000 + 1),
+                1,
+            ),
             format!("{cookie}x"),
             "abc123.7.1800000000.".to_string(),
             "ABC.1.AAAA".to_string(),
@@ -185,7 +204,7 @@ mod tests {
         ] {
             assert!(keys().verify(&forged, now).is_none(), "{forged:?}");
         }
-        let future = keys().issue("abc123", 7, now + 3600);
+        let future = keys().issue("abc123", now * 1000, now + 3600);
         assert!(
             keys().verify(&future, now).is_none(),
             "a cookie from the future"
@@ -193,11 +212,41 @@ mod tests {
     }
 
     #[test]
+    fn a_session_ends_a_week_after_its_sign_in_however_busy() {
+        let began = 1_800_000_000;
+        let last_page = began + MAX_LIFETIME.as_secs() - 10;
+        let cookie = keys().issue("abc123", began * 1000, last_page);
+        assert!(keys().verify(&cookie, last_page).is_some());
+        assert!(keys()
+            .verify(&cookie, began + MAX_LIFETIME.as_secs())
+            .is_some());
+        assert!(keys()
+            .verify(&cookie, began + MAX_LIFETIME.as_secs() + 1)
+            .is_none());
+    }
+
+    #[test]
     fn the_cookie_is_found_among_others() {
         let headers = ["a=1; pos_session=v.1.2.s", "b=2"];
-        assert_eq!(cookie_value(headers.into_iter()), Some("v.1.2.s"));
-        assert_eq!(cookie_value(["pos_sessionx=1"].into_iter()), None);
-        assert!(set_cookie("v", true).contains("HttpOnly; SameSite=Strict; Secure"));
+        assert_eq!(cookie_value(headers.into_iter(), false), Some("v.1.2.s"));
+        assert_eq!(cookie_value(["pos_sessionx=1"].into_iter(), false), None);
+        assert_eq!(cookie_value(headers.into_iter(), true), None);
+        let tls = ["pos_session=plain; __Host-pos_session=v.1.2.s"];
+        assert_eq!(cookie_value(tls.into_iter(), true), Some("v.1.2.s"));
+        assert_eq!(cookie_value(tls.into_iter(), false), Some("plain"));
+    }
+
+    #[test]
+    fn over_tls_the_cookie_is_a_secure_host_cookie() {
+        assert_eq!(
+            set_cookie("v", true),
+            format!(
+                "__Host-pos_session=v; Path=/; Max-Age={}; HttpOnly; SameSite=Strict; Secure",
+                IDLE_LIMIT.as_secs()
+            )
+        );
+        assert!(set_cookie("v", false).starts_with("pos_session=v; Path=/app;"));
+        assert!(!set_cookie("v", false).contains("Secure"));
         assert!(set_cookie("", false).contains("Max-Age=0"));
     }
 }

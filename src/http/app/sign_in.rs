@@ -8,9 +8,9 @@ use maud::html;
 use serde::Deserialize;
 
 use super::layout::shell;
-use super::session::{self, COOKIE};
-use super::{is_tls, see_other, viewer_of, PageError, PageResult, Viewer};
-use crate::auth::AuthError;
+use super::session::{self, Session, COOKIE};
+use super::{is_tls, see_other, signed_session, viewer_of, PageError, PageResult};
+use crate::auth::{Auth, AuthError};
 use crate::http::gate::client_address;
 use crate::http::{ApiError, AppState};
 use crate::store;
@@ -98,30 +98,33 @@ pub async fn sign_in(
         .insert_header((header::LOCATION, home))
         .insert_header((
             header::SET_COOKIE,
-            session::set_cookie(&value, is_tls(&req)),
+            session::set_cookie(&value, is_tls(&state, &req)),
         ))
         .finish())
 }
 
 /// `POST /app/session/end`: the session (and any earlier one of its key)
-/// ends on every instance, and the cookie is removed. If the end cannot
-/// be stored (MySQL away), this browser is still signed out, and the
-/// answer says that a copy of its cookie may still work.
+/// ends on every instance, and the cookie is removed. The cookie's
+/// signature is enough: a sign-out needs no look-up of the key. If the
+/// end cannot be stored (MySQL away), it holds here at once all the same,
+/// is stored when MySQL is back, and the answer says so.
 pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
-    let signed_out = to_sign_in(&req, is_tls(&req));
-    let stored = match viewer_of(&state, &req, session::unix_now()).await {
-        Ok((viewer, _)) => end_sessions(&state, &viewer).await,
-        // No open session: nothing to end.
-        Err(ApiError::Unauthorized) => Ok(()),
-        Err(e) => Err(e),
+    let signed_out = to_sign_in(&req, is_tls(&state, &req));
+    let stored = match (
+        &state.auth,
+        signed_session(&state, &req, session::unix_now()),
+    ) {
+        (Some(auth), Some(session)) => end_sessions(&state, auth, &session).await,
+        // No keys, or no valid session: nothing to end.
+        _ => Ok(()),
     };
     let Err(e) = stored else {
         return Ok(signed_out);
     };
-    tracing::warn!(error = %e, "a sign-out could not be stored");
+    tracing::warn!(error = %e, "a sign-out could not be stored yet");
     let why = ApiError::Unavailable(
-        "this browser is signed out, but the sign-out could not be recorded: \
-         a copy of its session cookie may still open pages until it idles out"
+        "this browser is signed out, and so is every copy of its session cookie on this \
+         server; the other servers learn of it once the database is back"
             .into(),
     );
     let mut res = PageError(why).error_response();
@@ -131,20 +134,22 @@ pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest) -> PageResul
     Ok(res)
 }
 
-/// Stores that `viewer`'s session, and the earlier ones of its key, are
-/// over; in force here at once.
-async fn end_sessions(state: &AppState, viewer: &Viewer) -> Result<(), ApiError> {
-    let (Some(id), Some(auth)) = (&viewer.key_id, &state.auth) else {
-        return Ok(());
+/// Stores that `session`, and the earlier ones of its key, are over; in
+/// force here at once, stored or not (the revocation watch then stores it
+/// when MySQL is back).
+async fn end_sessions(state: &AppState, auth: &Auth, session: &Session) -> Result<(), ApiError> {
+    let (key, began_ms) = (session.key_id.clone(), session.began_ms);
+    let stored = match state.core() {
+        Ok(core) => core
+            .office
+            .run(move |c| Box::pin(async move { store::end_sessions(c, &key, began_ms).await }))
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
     };
-    let (key, began_ms) = (id.to_string(), viewer.session_began_ms);
-    state
-        .core()?
-        .office
-        .run(move |c| Box::pin(async move { store::end_sessions(c, &key, began_ms).await }))
-        .await?;
-    auth.signed_out(id, began_ms).await;
-    Ok(())
+    auth.signed_out(&session.key_id, began_ms, stored.is_ok())
+        .await;
+    stored
 }
 
 /// To the sign-in page, with the session cookie removed (it named no
@@ -157,6 +162,7 @@ pub fn to_sign_in(req: &HttpRequest, secure: bool) -> HttpResponse {
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(COOKIE));
+    // (COOKIE is part of the `__Host-` name too.)
     if has_cookie {
         res.insert_header((header::SET_COOKIE, session::set_cookie("", secure)));
     }

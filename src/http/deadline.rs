@@ -1,0 +1,149 @@
+//! Every request body, on every route, is read within `POS_BODY_TIMEOUT_MS`
+//! of its headers: a client that announces a body and sends it slowly (or
+//! never) gets 408 `request_timeout` and its connection is closed, whatever
+//! the handler reads it with (JSON, a form, a file upload). This sits in
+//! front of routing, so it holds before any key or session is checked: a
+//! sign-in form needs none, and once held a connection for good.
+//!
+//! The clock starts when the headers are in. Bytes that already arrived
+//! are always handed out; the deadline is looked at only when the handler
+//! waits for more, and its timer is made only then (most bodies arrive with
+//! their headers). What a handler leaves unread (an answer given before
+//! the body, as a refused key's) is read and dropped until the same
+//! deadline, then the connection ends: actix itself would read a chunked
+//! body no one wants for as long as the client sends it.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::ConnectionType;
+use actix_web::middleware::Next;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpMessage, ResponseError};
+use futures_util::{Stream, StreamExt};
+use tokio::time::{Instant, Sleep};
+
+use super::app::PageError;
+use super::connections::ConnectionSocket;
+use super::{ApiError, AppState};
+
+/// Puts the request's body, if it has one, under the body deadline; a body
+/// that missed it is answered 408 and the connection closed, whatever the
+/// handler answered.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let timeout = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.body_timeout);
+    let payload = req.take_payload();
+    let (Some(timeout), false) = (timeout, matches!(payload, Payload::None)) else {
+        req.set_payload(payload);
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let expired = Rc::new(Cell::new(false));
+    let body = Deadline {
+        inner: Some(payload),
+        at: Instant::now() + timeout,
+        timer: None,
+        expired: expired.clone(),
+        ended: false,
+        socket: req.conn_data::<ConnectionSocket>().cloned(),
+    };
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(body),
+    });
+    let answered = next.call(req).await;
+    if !expired.get() {
+        return Ok(answered?.map_into_left_body());
+    }
+    let timed_out = || {
+        ApiError::RequestTimeout(format!(
+            "the body did not arrive within {} ms of the headers",
+            timeout.as_millis()
+        ))
+    };
+    // (A handler's error is an answer by now; an `Err` here would be a
+    // middleware's, which left no request to answer with.)
+    let (request, _) = answered.map_err(|_| timed_out())?.into_parts();
+    let e = timed_out();
+    // The pages answer in HTML, the API in its error format.
+    let mut res = if request.path().starts_with("/app/") {
+        PageError(e).error_response()
+    } else {
+        e.error_response()
+    };
+    // The rest of the body may still come: nothing more is read from this
+    // connection.
+    res.head_mut().set_connection_type(ConnectionType::Close);
+    Ok(ServiceResponse::new(request, res).map_into_right_body())
+}
+
+/// A body that ends in an error once its deadline passed.
+struct Deadline {
+    /// `None` once handed to [`drain`].
+    inner: Option<Payload>,
+    at: Instant,
+    /// Made the first time the handler waits for bytes.
+    timer: Option<Pin<Box<Sleep>>>,
+    expired: Rc<Cell<bool>>,
+    /// The body arrived whole (or failed): nothing is left to read.
+    ended: bool,
+    /// `None` off TCP (tests that call the app directly).
+    socket: Option<ConnectionSocket>,
+}
+
+impl Stream for Deadline {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(item) = Pin::new(inner).poll_next(cx) {
+            this.ended = !matches!(item, Some(Ok(_)));
+            return Poll::Ready(item);
+        }
+        let at = this.at;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.expired.set(true);
+        Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the body did not arrive in time",
+        )))))
+    }
+}
+
+impl Drop for Deadline {
+    /// What the handler left unread is read here, until the deadline.
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        if let (Some(body), Some(socket)) = (self.inner.take(), self.socket.take()) {
+            actix_web::rt::spawn(drain(body, self.at, socket));
+        }
+    }
+}
+
+/// Reads `body` to its end and drops it; if it is not over by `at`, its
+/// connection reads nothing more (and closes once its answer is out).
+async fn drain(mut body: Payload, at: Instant, socket: ConnectionSocket) {
+    let rest = async { while let Some(Ok(_)) = body.next().await {} };
+    if tokio::time::timeout_at(at, rest).await.is_err() {
+        socket.stop_reading();
+    }
+}
