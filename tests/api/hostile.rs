@@ -651,3 +651,43 @@ async fn forwarded_headers_count_only_from_a_trusted_proxy() {
     );
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn the_shipped_haproxy_times_out_slow_bodies_itself_and_strips_forwarded_headers() {
+    // Whatever reaches pos would wait a minute for its body: a 408 in time
+    // can only be HAProxy's own.
+    let app = spawn_app_with(options(&[
+        ("POS_TRUSTED_PROXIES", "127.0.0.1"),
+        ("POS_BODY_TIMEOUT_MS", "60000"),
+    ]))
+    .await;
+    let haproxy = crate::support::peers::Haproxy::start(address(&app), address(&app)).await;
+    let proxy = haproxy.base.trim_start_matches("http://").to_string();
+    let head = format!(
+        "POST /app/session HTTP/1.1\r\nHost: {proxy}\r\nOrigin: http://{proxy}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+    );
+    let mut stream = TcpStream::connect(&proxy).await.expect("connects");
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    let text = answer_then_close(&mut stream).await;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    // A forged host behind the proxy: pos believes the proxy, which
+    // passes on no X-Forwarded-Host of a client's.
+    let t = app.db.tenant(1, 0).await;
+    let cookie = web_session(&haproxy.base, &t.backoffice).await;
+    let mut res = crate::support::plain_client()
+        .post(format!("{}/app/tenants/{}/products", haproxy.base, t.id))
+        .insert_header(("Origin", "http://evil.example"))
+        .insert_header(("X-Forwarded-Host", "evil.example"))
+        .insert_header(("Forwarded", "host=evil.example"))
+        .insert_header(("Cookie", cookie.as_str()))
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .send_body("sku=EVIL&name=Evil")
+        .await
+        .expect("answers");
+    assert_eq!(res.status().as_u16(), 403);
+    let _ = res.body().await;
+    assert_eq!(app.db.count("products").await, 0);
+    drop(haproxy);
+    app.cleanup().await;
+}

@@ -518,3 +518,182 @@ fn find_table(v: &Value) -> Option<&Value> {
         _ => None,
     }
 }
+
+/// Index entries and rows this connection's statements read so far
+/// (MariaDB's handler counters).
+async fn rows_read(conn: &mut mysql_async::Conn) -> u64 {
+    let counters: Vec<(String, String)> = conn
+        .query("SHOW SESSION STATUS LIKE 'Handler_read%'")
+        .await
+        .expect("status");
+    counters
+        .iter()
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum()
+}
+
+/// A report's outcome on `conn`, and the entries it read.
+async fn read_report(
+    conn: &mut mysql_async::Conn,
+    query: &pos::domain::ReportQuery,
+) -> (pos::store::ReportOutcome, u64) {
+    let before = rows_read(conn).await;
+    let limit = std::time::Duration::from_secs(30);
+    let outcome = pos::store::sales_report(conn, query, limit)
+        .await
+        .expect("a report");
+    (outcome, rows_read(conn).await - before)
+}
+
+/// Page 2 of a report reads from its cursor on: a last page of one day
+/// of ten reads a fraction of what the first page read, not the whole
+/// range again.
+#[actix_web::test]
+async fn a_page_after_a_cursor_reads_only_from_the_cursor_on() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let sales: Vec<Sale> = (0..1000)
+        .map(|i| Sale {
+            at: utc("2026-05-01T00:00:00Z") + chrono::Duration::minutes(i * 14),
+            branch: t.branches[0],
+            product: t.products[0],
+            quantity: 1,
+            price_cents: 100,
+        })
+        .collect();
+    insert(&app, t.id, &sales).await;
+    let tenant = pos::domain::TenantId::new(t.id).expect("an id");
+    let pairs = |cursor: Option<&str>| {
+        let mut p = vec![
+            ("from".to_string(), "2026-05-01T00:00:00Z".to_string()),
+            ("to".to_string(), "2026-05-11T00:00:00Z".to_string()),
+            ("groupBy".to_string(), "day".to_string()),
+            ("limit".to_string(), "9".to_string()),
+        ];
+        p.extend(cursor.map(|c| ("cursor".to_string(), c.to_string())));
+        p
+    };
+    let mut conn = app.db.conn().await;
+    let first = pos::domain::ReportQuery::parse(tenant, &pairs(None)).expect("a query");
+    let (outcome, first_read) = read_report(&mut conn, &first).await;
+    let pos::store::ReportOutcome::Page(page) = outcome else {
+        panic!("a page: {outcome:?}");
+    };
+    assert_eq!(page.rows.len(), 9);
+    let cursor = page.next.expect("a next page").cursor();
+    let second = pos::domain::ReportQuery::parse(tenant, &pairs(Some(&cursor))).expect("a query");
+    let (outcome, second_read) = read_report(&mut conn, &second).await;
+    let pos::store::ReportOutcome::Page(page) = outcome else {
+        panic!("a page: {outcome:?}");
+    };
+    assert_eq!(page.rows.len(), 1);
+    assert!(page.next.is_none());
+    assert_eq!(
+        page.rows[0].key.day(page_group()).as_deref(),
+        Some("2026-05-10")
+    );
+    assert!(
+        second_read * 4 < first_read,
+        "page 2 read {second_read} entries, page 1 {first_read}"
+    );
+    drop(conn);
+    app.cleanup().await;
+}
+
+fn page_group() -> pos::domain::GroupBy {
+    pos::domain::GroupBy {
+        time: Some(pos::domain::TimeBucket::Day),
+        branch: false,
+        product: false,
+    }
+}
+
+/// Statements of this test's database that are report queries (they carry
+/// the reports' time limit), running or waiting for a lock.
+async fn report_statements(app: &TestApp) -> u64 {
+    app.db
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE DB = '{}' AND INFO LIKE '%max_statement_time=30 FOR%'",
+            app.db.name
+        ))
+        .await
+        .parse()
+        .expect("a count")
+}
+
+/// One tenant's burst of heavy reports gets its bound and 429 past it;
+/// another tenant's report waits its turn and is answered, and its
+/// overview has a connection of its own. Reports are held in MariaDB by a
+/// table lock so that none ends before the test says.
+#[actix_web::test]
+async fn one_tenants_burst_of_reports_never_keeps_another_tenants_report_or_overview_away() {
+    let app = spawn_app().await;
+    let busy = app.db.tenant(1, 1).await;
+    let light = app.db.tenant(1, 1).await;
+    let mut lock = app.db.conn().await;
+    lock.query_drop("LOCK TABLES sales_transactions WRITE")
+        .await
+        .expect("lock");
+    let range = "from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z&groupBy=hour,branch,product";
+    let report = |t: &Tenant| {
+        let (app, path, token) = (
+            &app,
+            format!("/v1/tenants/{}/reports/sales?{range}", t.id),
+            t.backoffice.clone(),
+        );
+        async move { app.get_as(&path, Some(&token)).await }
+    };
+    let answered = std::cell::Cell::new(0);
+    let burst = futures_util::future::join_all((0..5).map(|_| {
+        let (answered, asked) = (&answered, report(&busy));
+        async move {
+            let a = asked.await;
+            answered.set(answered.get() + 1);
+            a
+        }
+    }));
+    let cookie = crate::support::web_session(&app.base, &light.backoffice).await;
+    let overview = format!("{}/app/tenants/{}/", app.base, light.id);
+    let rest = async {
+        let refused = crate::support::eventually(std::time::Duration::from_secs(10), || async {
+            answered.get() == 3
+        })
+        .await;
+        assert!(refused, "three of the five were not refused at once");
+        // Both report connections are the busy tenant's now.
+        let control = async {
+            // Two reports and the overview's first statement are in
+            // MariaDB, each with the reports' time limit; the light
+            // tenant's report waits.
+            let held = crate::support::eventually(std::time::Duration::from_secs(10), || async {
+                report_statements(&app).await == 3
+            })
+            .await;
+            let waiting = app.metric("pos_reports_waiting").await;
+            lock.query_drop("UNLOCK TABLES").await.expect("unlock");
+            assert!(held, "the overview does not have a connection of its own");
+            assert_eq!(waiting, 1.0);
+        };
+        futures_util::join!(
+            report(&light),
+            crate::support::page_status(&overview, &cookie),
+            control
+        )
+    };
+    let (burst, (waiting, page, ())) = futures_util::join!(burst, rest);
+    let statuses: Vec<u16> = burst.iter().map(|a| a.status.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    let too_many: Vec<_> = burst.iter().filter(|a| a.status == 429).collect();
+    assert_eq!(too_many.len(), 3, "{statuses:?}");
+    assert_eq!(too_many[0].body["error"]["code"], "rate_limited");
+    assert!(too_many[0].retry_after.is_some());
+    assert_eq!(waiting.status, 200, "{}", waiting.body);
+    assert_eq!(page, 200);
+    drop(lock);
+    app.cleanup().await;
+}
