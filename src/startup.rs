@@ -165,7 +165,6 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     let api = HttpServer::new(move || {
         App::new()
             .app_data(s.clone())
-            .wrap(from_fn(http::body_deadline))
             .wrap(from_fn(http::track_requests))
             .configure(http::app::app_routes)
             .configure(http::api_routes)

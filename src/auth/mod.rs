@@ -22,6 +22,7 @@ mod key;
 mod policy;
 mod revocations;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
@@ -162,7 +163,9 @@ pub struct Auth {
     /// force here until stored (however long MySQL is away), then kept in
     /// `signed_out` while the poll spreads them. The revocation watch
     /// stores them once MySQL answers again.
-    unstored_sign_outs: Cache<String, u64>,
+    /// (A map, not a cache: it is empty but for MySQL outages, and the
+    /// watch looks at it four times a second.)
+    unstored_sign_outs: std::sync::Mutex<HashMap<String, u64>>,
     ipv6_prefix: u8,
     per_key: DefaultKeyedRateLimiter<Arc<str>>,
     /// Failures per client address.
@@ -194,7 +197,7 @@ impl Auth {
                 .max_capacity(PROVEN_CAPACITY)
                 .time_to_live(SIGNED_OUT_KEEP)
                 .build(),
-            unstored_sign_outs: Cache::builder().max_capacity(PROVEN_CAPACITY).build(),
+            unstored_sign_outs: Default::default(),
             ipv6_prefix: limits.ipv6_prefix,
             per_key: RateLimiter::keyed(
                 Quota::per_second(limits.per_key).allow_burst(limits.per_key_burst),
@@ -324,7 +327,7 @@ impl Auth {
     /// the key's read) anywhere.
     pub async fn session_open(&self, key: &CheckedKey, began_ms: u64) -> bool {
         let here = self.signed_out.get(&*key.id).await.unwrap_or(0);
-        let unstored = self.unstored_sign_outs.get(&*key.id).await.unwrap_or(0);
+        let unstored = self.unstored().get(&*key.id).copied().unwrap_or(0);
         began_ms > key.sessions_ended_ms.max(here).max(unstored)
     }
 
@@ -332,29 +335,48 @@ impl Auth {
     /// at once. `stored`: MySQL has it, and every instance learns it from
     /// the poll; else it is kept here until the revocation watch stores it.
     pub async fn signed_out(&self, id: &str, began_ms: u64, stored: bool) {
-        let cache = if stored {
-            &self.signed_out
+        if stored {
+            let here = self.signed_out.get(id).await.unwrap_or(0);
+            self.signed_out
+                .insert(id.to_string(), here.max(began_ms))
+                .await;
         } else {
-            &self.unstored_sign_outs
-        };
-        let here = cache.get(id).await.unwrap_or(0);
-        cache.insert(id.to_string(), here.max(began_ms)).await;
+            let mut unstored = self.unstored();
+            let room = unstored.len() < PROVEN_CAPACITY as usize;
+            match unstored.get_mut(id) {
+                Some(here) => *here = (*here).max(began_ms),
+                None if room => {
+                    unstored.insert(id.to_string(), began_ms);
+                }
+                None => tracing::warn!("too many sign-outs wait for MySQL; this one is not kept"),
+            }
+        }
         self.forget(&[id.to_string()]).await;
+    }
+
+    fn unstored(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.unstored_sign_outs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stores the sign-outs MySQL could not take when they were made;
     /// each one stored moves to the sign-outs the poll spreads.
     pub(crate) async fn store_sign_outs(&self, conn: &mut mysql_async::Conn) -> Result<(), String> {
-        for (id, began_ms) in self.unstored_sign_outs.iter() {
+        let waiting: Vec<(String, u64)> = self
+            .unstored()
+            .iter()
+            .map(|(id, began)| (id.clone(), *began))
+            .collect();
+        for (id, began_ms) in waiting {
             crate::store::end_sessions(conn, &id, began_ms)
                 .await
                 .map_err(|e| e.to_string())?;
             self.signed_out(&id, began_ms, true).await;
             // A later sign-out of the key made meanwhile stays unstored.
-            if let Some(later) = self.unstored_sign_outs.remove(&*id).await {
-                if later > began_ms {
-                    self.unstored_sign_outs.insert(id.to_string(), later).await;
-                }
+            let mut unstored = self.unstored();
+            if unstored.get(&id).is_some_and(|later| *later <= began_ms) {
+                unstored.remove(&id);
             }
         }
         Ok(())

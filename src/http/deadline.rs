@@ -1,9 +1,10 @@
 //! Every request body, on every route, is read within `POS_BODY_TIMEOUT_MS`
 //! of its headers: a client that announces a body and sends it slowly (or
 //! never) gets 408 `request_timeout` and its connection is closed, whatever
-//! the handler reads it with (JSON, a form, a file upload). This sits in
-//! front of routing, so it holds before any key or session is checked: a
-//! sign-in form needs none, and once held a connection for good.
+//! the handler reads it with (JSON, a form, a file upload). The request
+//! middleware (`track_requests`) arms it in front of routing, so it holds
+//! before any key or session is checked: a sign-in form needs none, and
+//! once held a connection for good.
 //!
 //! The clock starts when the headers are in. Bytes that already arrived
 //! are always handed out; the deadline is looked at only when the handler
@@ -19,35 +20,33 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use actix_web::body::{EitherBody, MessageBody};
+use std::time::Duration;
+
+use actix_web::body::EitherBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::ConnectionType;
-use actix_web::middleware::Next;
 use actix_web::web::Bytes;
-use actix_web::{web, HttpMessage, ResponseError};
+use actix_web::{HttpMessage, ResponseError};
 use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
 use super::app::PageError;
 use super::connections::ConnectionSocket;
-use super::{ApiError, AppState};
+use super::ApiError;
 
-/// Puts the request's body, if it has one, under the body deadline; a body
-/// that missed it is answered 408 and the connection closed, whatever the
-/// handler answered.
-pub async fn body_deadline(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let timeout = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.body_timeout);
+/// A request body under its deadline: what [`arm`] leaves for [`settle`].
+pub struct Armed {
+    timeout: Duration,
+    expired: Rc<Cell<bool>>,
+}
+
+/// Puts the request's body, if it has one, under the body deadline.
+pub fn arm(req: &mut ServiceRequest, timeout: Duration) -> Option<Armed> {
     let payload = req.take_payload();
-    let (Some(timeout), false) = (timeout, matches!(payload, Payload::None)) else {
-        req.set_payload(payload);
-        return Ok(next.call(req).await?.map_into_left_body());
-    };
+    if matches!(payload, Payload::None) {
+        return None;
+    }
     let expired = Rc::new(Cell::new(false));
     let body = Deadline {
         inner: Some(payload),
@@ -60,30 +59,40 @@ pub async fn body_deadline(
     req.set_payload(Payload::Stream {
         payload: Box::pin(body),
     });
-    let answered = next.call(req).await;
-    if !expired.get() {
-        return Ok(answered?.map_into_left_body());
+    Some(Armed { timeout, expired })
+}
+
+impl Armed {
+    /// The handler's answer, or, for a body that missed its deadline, 408
+    /// and the connection closed, whatever the handler answered.
+    pub fn settle<B>(
+        self,
+        answered: Result<ServiceResponse<B>, actix_web::Error>,
+    ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+        if !self.expired.get() {
+            return Ok(answered?.map_into_left_body());
+        }
+        let timed_out = || {
+            ApiError::RequestTimeout(format!(
+                "the body did not arrive within {} ms of the headers",
+                self.timeout.as_millis()
+            ))
+        };
+        // (A handler's error is an answer by now; an `Err` here would be a
+        // middleware's, which left no request to answer with.)
+        let (request, _) = answered.map_err(|_| timed_out())?.into_parts();
+        let e = timed_out();
+        // The pages answer in HTML, the API in its error format.
+        let mut res = if request.path().starts_with("/app/") {
+            PageError(e).error_response()
+        } else {
+            e.error_response()
+        };
+        // The rest of the body may still come: nothing more is read from
+        // this connection.
+        res.head_mut().set_connection_type(ConnectionType::Close);
+        Ok(ServiceResponse::new(request, res).map_into_right_body())
     }
-    let timed_out = || {
-        ApiError::RequestTimeout(format!(
-            "the body did not arrive within {} ms of the headers",
-            timeout.as_millis()
-        ))
-    };
-    // (A handler's error is an answer by now; an `Err` here would be a
-    // middleware's, which left no request to answer with.)
-    let (request, _) = answered.map_err(|_| timed_out())?.into_parts();
-    let e = timed_out();
-    // The pages answer in HTML, the API in its error format.
-    let mut res = if request.path().starts_with("/app/") {
-        PageError(e).error_response()
-    } else {
-        e.error_response()
-    };
-    // The rest of the body may still come: nothing more is read from this
-    // connection.
-    res.head_mut().set_connection_type(ConnectionType::Close);
-    Ok(ServiceResponse::new(request, res).map_into_right_body())
 }
 
 /// A body that ends in an error once its deadline passed.

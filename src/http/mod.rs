@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix::prelude::*;
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
 use actix_web::http::Method;
@@ -28,7 +28,6 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{guard, web, HttpResponse};
 use tracing::Instrument;
 
-pub use deadline::body_deadline;
 pub use error::{field_names, ApiError};
 pub use health::watch_readiness;
 
@@ -292,30 +291,37 @@ async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Gives each request an id and a span (the tenant actor's work for the
-/// request runs in it), counts and times the request by route template
-/// (never the raw path, so ids do not become series), and echoes the id as
-/// the `x-request-id` header.
+/// request runs in it), puts its body under the body deadline
+/// (`deadline`), counts and times the request by route template (never the
+/// raw path, so ids do not become series), and echoes the id as the
+/// `x-request-id` header.
 pub async fn track_requests(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let started = Instant::now();
     let id = RequestId::next();
     let method = method_label(req.method());
     // The path is the client's: cut, like every echoed field.
     let path = crate::domain::clip(req.path());
     let span = tracing::info_span!("request", id = id.as_str(), method, path = &*path);
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.metrics.clone());
-    let mut res = next.call(req).instrument(span).await?;
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let armed = state
+        .as_ref()
+        .and_then(|s| deadline::arm(&mut req, s.body_timeout));
+    let answered = next.call(req).instrument(span).await;
+    let mut res = match armed {
+        Some(armed) => armed.settle(answered)?,
+        None => answered?.map_into_left_body(),
+    };
     let route = res
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
     let status = res.status();
-    if let Some(m) = metrics {
+    if let Some(state) = state {
         let labels = [route.as_str(), method, status.as_str()];
+        let m = &state.metrics;
         m.http_requests.with_label_values(&labels).inc();
         m.http_duration
             .with_label_values(&labels)

@@ -584,33 +584,33 @@ async fn a_suspended_tenants_back_office_reads_but_changes_nothing_and_the_opera
     app.cleanup().await;
 }
 
-#[actix_web::test]
-async fn forwarded_headers_count_only_from_a_trusted_proxy() {
-    // Directly connected, a client's X-Forwarded-Host and -Proto are its own say-so.
-    let app = crate::support::spawn_app().await;
-    let t = app.db.tenant(1, 0).await;
-    let cookie = web_session(&app.base, &t.backoffice).await;
+/// The status of a product form posted through `base` from another site
+/// that claims, in every forwarding header, to be the host it was sent to.
+async fn forged_product_form(base: &str, tenant: u64, cookie: &str) -> u16 {
     let mut res = crate::support::plain_client()
-        .post(format!("{}/app/tenants/{}/products", app.base, t.id))
+        .post(format!("{base}/app/tenants/{tenant}/products"))
         .insert_header(("Origin", "https://evil.example"))
         .insert_header(("X-Forwarded-Host", "evil.example"))
         .insert_header(("X-Forwarded-Proto", "https"))
         .insert_header(("Forwarded", "host=evil.example;proto=https"))
-        .insert_header(("Cookie", cookie.as_str()))
+        .insert_header(("Cookie", cookie))
         .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
         .send_body("sku=EVIL&name=Evil")
         .await
         .expect("answers");
-    assert_eq!(res.status().as_u16(), 403);
     let _ = res.body().await;
-    assert_eq!(app.db.count("products").await, 0);
-    // Nor does it make the sign-in's cookie a TLS one.
+    res.status().as_u16()
+}
+
+/// A sign-in from `origin` that says it came over TLS: its status and the
+/// cookie it sets.
+async fn sign_in_over_tls(app: &TestApp, origin: &str, key: &str) -> (u16, String) {
     let res = crate::support::plain_client()
         .post(format!("{}/app/session", app.base))
-        .insert_header(("Origin", app.base.as_str()))
+        .insert_header(("Origin", origin))
         .insert_header(("X-Forwarded-Proto", "https"))
         .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
-        .send_body(format!("key={}", t.backoffice))
+        .send_body(format!("key={key}"))
         .await
         .expect("answers");
     let set = res
@@ -619,6 +619,19 @@ async fn forwarded_headers_count_only_from_a_trusted_proxy() {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    (res.status().as_u16(), set)
+}
+
+#[actix_web::test]
+async fn forwarded_headers_count_only_from_a_trusted_proxy() {
+    // Directly connected, a client's X-Forwarded-Host and -Proto are its own say-so.
+    let app = crate::support::spawn_app().await;
+    let t = app.db.tenant(1, 0).await;
+    let cookie = web_session(&app.base, &t.backoffice).await;
+    assert_eq!(forged_product_form(&app.base, t.id, &cookie).await, 403);
+    assert_eq!(app.db.count("products").await, 0);
+    // Nor does it make the sign-in's cookie a TLS one.
+    let (_, set) = sign_in_over_tls(&app, &app.base, &t.backoffice).await;
     assert!(
         set.starts_with("pos_session=") && !set.contains("Secure"),
         "{set}"
@@ -628,21 +641,9 @@ async fn forwarded_headers_count_only_from_a_trusted_proxy() {
     // Behind a trusted proxy that says TLS: a secure `__Host-` cookie.
     let app = spawn_app_with(options(&[("POS_TRUSTED_PROXIES", "127.0.0.1")])).await;
     let t = app.db.tenant(1, 0).await;
-    let res = crate::support::plain_client()
-        .post(format!("{}/app/session", app.base))
-        .insert_header(("Origin", format!("https://{}", address(&app))))
-        .insert_header(("X-Forwarded-Proto", "https"))
-        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
-        .send_body(format!("key={}", t.backoffice))
-        .await
-        .expect("answers");
-    assert_eq!(res.status().as_u16(), 303);
-    let set = res
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let origin = format!("https://{}", address(&app));
+    let (status, set) = sign_in_over_tls(&app, &origin, &t.backoffice).await;
+    assert_eq!(status, 303);
     assert!(
         set.starts_with("__Host-pos_session=")
             && set.contains("; Path=/;")
@@ -675,18 +676,7 @@ async fn the_shipped_haproxy_times_out_slow_bodies_itself_and_strips_forwarded_h
     // passes on no X-Forwarded-Host of a client's.
     let t = app.db.tenant(1, 0).await;
     let cookie = web_session(&haproxy.base, &t.backoffice).await;
-    let mut res = crate::support::plain_client()
-        .post(format!("{}/app/tenants/{}/products", haproxy.base, t.id))
-        .insert_header(("Origin", "http://evil.example"))
-        .insert_header(("X-Forwarded-Host", "evil.example"))
-        .insert_header(("Forwarded", "host=evil.example"))
-        .insert_header(("Cookie", cookie.as_str()))
-        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
-        .send_body("sku=EVIL&name=Evil")
-        .await
-        .expect("answers");
-    assert_eq!(res.status().as_u16(), 403);
-    let _ = res.body().await;
+    assert_eq!(forged_product_form(&haproxy.base, t.id, &cookie).await, 403);
     assert_eq!(app.db.count("products").await, 0);
     drop(haproxy);
     app.cleanup().await;
