@@ -76,6 +76,8 @@ pub struct Metrics {
     pub auth_address_overflow: IntCounter,
     /// Requests the key check refused, by reason.
     pub auth_refusals: IntCounterVec,
+    /// Batches split after MySQL refused one of their requests.
+    pub batch_splits: IntCounter,
     /// Reports waiting for a turn on a reports connection.
     pub reports_waiting: IntGauge,
     /// API connections shut at once: their address had
@@ -262,6 +264,11 @@ impl Metrics {
             )
             .expect("valid"),
             auth_refusals,
+            batch_splits: IntCounter::new(
+                "pos_batch_splits_total",
+                "Batches split after MySQL refused one of their requests (by the idempotency key it named, else in halves), so that the others still commit",
+            )
+            .expect("valid"),
             reports_waiting: IntGauge::new(
                 "pos_reports_waiting",
                 "Sales reports waiting for their tenant's turn on a reports connection",
@@ -309,6 +316,7 @@ impl Metrics {
             Box::new(self.app_live_streams.clone()),
             Box::new(self.auth_address_overflow.clone()),
             Box::new(self.auth_refusals.clone()),
+            Box::new(self.batch_splits.clone()),
             Box::new(self.reports_waiting.clone()),
             Box::new(self.connections_refused.clone()),
         ];

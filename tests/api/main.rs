@@ -2,6 +2,7 @@
 //! binary, so one link step).
 
 mod auth;
+mod batches;
 mod browser;
 mod catalog;
 mod deploy;

@@ -130,6 +130,7 @@ impl FlushJob {
                     self.fail(group, SaveError::Unavailable);
                 }
                 Err(Settled(StoreError::DuplicateKey(Some(entry)))) if group.len() > 1 => {
+                    self.metrics.batch_splits.inc();
                     let (refused, rest): (Vec<Save>, Vec<Save>) =
                         group.into_iter().partition(|s| s.holds_key(&entry));
                     if refused.is_empty() {
@@ -144,6 +145,7 @@ impl FlushJob {
                 }
                 Err(Settled(refused)) if group.len() > 1 => {
                     tracing::debug!(error = %refused, requests = group.len(), "batch refused; splitting");
+                    self.metrics.batch_splits.inc();
                     self.halve(group, deadline).await;
                 }
                 Err(Settled(StoreError::DuplicateKey(_))) => {
