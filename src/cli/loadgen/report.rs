@@ -28,6 +28,10 @@ pub struct Stats {
     pub latency: Mutex<Histogram<u64>>,
     /// What the server confirmed (201/200), per (tenant, product).
     pub confirmed: Mutex<HashMap<(u64, u64), (u64, Money)>>,
+    /// What was sent and has no final answer (yet, or ever: given up, or
+    /// cut off by the run's end), per (tenant, product): the server may
+    /// hold any of it, each request whole or not at all.
+    pub uncertain: Mutex<HashMap<(u64, u64), (u64, Money)>>,
 }
 
 impl Stats {
@@ -44,6 +48,7 @@ impl Stats {
                 Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"),
             ),
             confirmed: Mutex::default(),
+            uncertain: Mutex::default(),
         }
     }
 
@@ -72,6 +77,28 @@ impl Stats {
             let e = m.entry((tenant, product)).or_insert((0, Money::ZERO));
             e.0 += u64::from(quantity);
             e.1 += revenue;
+        }
+    }
+
+    /// A sale sent: uncertain until [`Stats::settled`].
+    pub fn sent_sale(&self, tenant: u64, product: u64, quantity: u32, revenue: Money) {
+        if let Ok(mut m) = self.uncertain.lock() {
+            let e = m.entry((tenant, product)).or_insert((0, Money::ZERO));
+            e.0 += u64::from(quantity);
+            e.1 += revenue;
+        }
+    }
+
+    /// A sale with a final answer (confirmed or refused): certain now.
+    pub fn settled(&self, tenant: u64, product: u64, quantity: u32, revenue: Money) {
+        if let Ok(mut m) = self.uncertain.lock() {
+            if let Some(e) = m.get_mut(&(tenant, product)) {
+                e.0 = e.0.saturating_sub(u64::from(quantity));
+                e.1 = Money::new(e.1.amount() - revenue.amount());
+                if e.0 == 0 {
+                    m.remove(&(tenant, product));
+                }
+            }
         }
     }
 

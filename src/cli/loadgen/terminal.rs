@@ -154,16 +154,22 @@ impl Terminal {
         self.in_flight += 1;
         stats.sent.fetch_add(1, Ordering::Relaxed);
         stats.pending.fetch_add(1, Ordering::Relaxed);
+        for s in &sales {
+            let revenue = s.price_per_unit.times(s.quantity_sold);
+            let (t, p, q) = (tenant.get(), s.product_id.get(), s.quantity_sold);
+            stats.sent_sale(t, p, q, revenue);
+        }
         ctx.spawn(
             async move {
-                if deliver(&client, &url, token.as_deref(), body, at, &stats).await {
+                let outcome = deliver(&client, &url, token.as_deref(), body, at, &stats).await;
+                if outcome != Outcome::Unknown {
                     for s in &sales {
-                        stats.confirm(
-                            tenant.get(),
-                            s.product_id.get(),
-                            s.quantity_sold,
-                            s.price_per_unit.times(s.quantity_sold),
-                        );
+                        let revenue = s.price_per_unit.times(s.quantity_sold);
+                        let (t, p, q) = (tenant.get(), s.product_id.get(), s.quantity_sold);
+                        if outcome == Outcome::Confirmed {
+                            stats.confirm(t, p, q, revenue);
+                        }
+                        stats.settled(t, p, q, revenue);
                     }
                 }
                 // Settled (and counted) only now: a request the run's end
@@ -179,8 +185,18 @@ impl Terminal {
     }
 }
 
-/// Sends until the server gives a final answer; true when it confirmed
-/// the sales (201 or 200).
+/// What became of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// 201 or 200: stored.
+    Confirmed,
+    /// A final refusal: nothing stored.
+    Refused,
+    /// Given up after every retry: stored or not.
+    Unknown,
+}
+
+/// Sends until the server gives a final answer.
 async fn deliver(
     client: &awc::Client,
     url: &str,
@@ -188,7 +204,7 @@ async fn deliver(
     body: Vec<u8>,
     at: Instant,
     stats: &Stats,
-) -> bool {
+) -> Outcome {
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -207,7 +223,7 @@ async fn deliver(
                 let _ = r.body().await;
                 stats.answered(status, at.elapsed());
                 match status {
-                    200 | 201 => return true,
+                    200 | 201 => return Outcome::Confirmed,
                     // Nothing of the request was stored: send it again later.
                     503 | 429 => retry_after(&r),
                     // The outcome is unknown (a 500 from the server, a 502
@@ -215,7 +231,7 @@ async fn deliver(
                     // (a replay answers 200 with the stored sales, or they
                     // are stored now).
                     500 | 502 | 504 => Duration::from_secs(1),
-                    _ => return false,
+                    _ => return Outcome::Refused,
                 }
             }
             Err(e) => {
@@ -226,7 +242,7 @@ async fn deliver(
         actix_web::rt::time::sleep(wait).await;
     }
     stats.unknown.fetch_add(1, Ordering::Relaxed);
-    false
+    Outcome::Unknown
 }
 
 fn retry_after<S>(r: &awc::ClientResponse<S>) -> Duration {
