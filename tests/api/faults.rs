@@ -29,6 +29,9 @@ async fn confirmed_at_least(ledger: &Ledger, n: usize) {
     assert!(reached, "the load did not get going");
 }
 
+/// Settles that found their batch stored (the lost COMMIT had committed).
+const STORED_SETTLES: &str = r#"pos_commit_settles_total{outcome="stored"}"#;
+
 #[actix_web::test]
 async fn mariadb_killed_under_load_right_after_a_commit_whose_answer_was_lost_loses_and_doubles_nothing(
 ) {
@@ -50,8 +53,9 @@ async fn mariadb_killed_under_load_right_after_a_commit_whose_answer_was_lost_lo
     confirmed_at_least(&ledger, 40).await;
 
     // A COMMIT reaches MySQL, its answer does not reach the service, and
-    // MySQL dies right after.
-    proxy.lose_next_commit_answer();
+    // the way to MySQL goes down with it: nothing can settle it before
+    // MySQL dies. The settle has to run after the restart.
+    proxy.lose_next_commit_answer_and_go_down();
     let lost = eventually(Duration::from_secs(30), || async {
         proxy.commit_answer_dropped()
     })
@@ -63,7 +67,21 @@ async fn mariadb_killed_under_load_right_after_a_commit_whose_answer_was_lost_lo
     })
     .await;
     assert!(waiting, "the service never noticed MySQL was gone");
+    assert_eq!(
+        app.metric(STORED_SETTLES).await,
+        0.0,
+        "settled before MySQL was killed"
+    );
     mariadb.restart().await;
+    proxy.restore();
+    let settled = eventually(Duration::from_secs(60), || async {
+        app.metric(STORED_SETTLES).await >= 1.0
+    })
+    .await;
+    assert!(
+        settled,
+        "the lost COMMIT was not settled as stored after the restart"
+    );
 
     load.await.expect("load finished");
     assert_eq!(ledger.confirmed_count(), CLIENTS * SALES_EACH);
