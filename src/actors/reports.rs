@@ -10,9 +10,10 @@
 //! are refused at once, 429), and a connection that frees goes to the next
 //! tenant in turn, not to whoever asked first: one tenant's burst waits
 //! behind the others' single reports. A waiting report whose caller went
-//! away is dropped unrun, and MariaDB stops a statement that outlives the
-//! reports' deadline by itself (`max_statement_time`), so an abandoned
-//! report holds a connection no longer than that.
+//! away, or whose deadline passed, is dropped unrun, and MariaDB stops a
+//! statement that outlives what was left of its report's deadline by
+//! itself (`max_statement_time`, rounded up to 5 s), so an abandoned report
+//! holds a connection about as long as its caller waited.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
@@ -210,11 +211,10 @@ async fn run(
     query: &ReportQuery,
     deadline: Instant,
 ) -> Result<ReportOutcome, ReportError> {
+    let limit = statement_limit(deadline.saturating_duration_since(Instant::now()));
     let attempt = async {
         let mut conn = pool.get_conn().await.map_err(StoreError::from)?;
-        // One limit for all (one statement text): the deadline below
-        // answers the caller in time, the limit frees the server.
-        store::sales_report(&mut conn, query, REPORT_DEADLINE).await
+        store::sales_report(&mut conn, query, limit).await
     };
     match tokio::time::timeout_at(deadline, attempt).await {
         Ok(Ok(outcome)) => Ok(outcome),
@@ -229,6 +229,18 @@ async fn run(
         Err(_) => Err(ReportError::Unavailable),
     }
 }
+
+/// How long the server may run a report's statements: what is left of its
+/// deadline, rounded up to [`LIMIT_STEP`] (a few statement texts, each
+/// prepared once), so a report the caller gave up on stops on the server
+/// about when the caller's answer went, not a whole deadline later.
+fn statement_limit(left: Duration) -> Duration {
+    let steps = left.as_millis().div_ceil(LIMIT_STEP.as_millis()).max(1);
+    LIMIT_STEP * u32::try_from(steps).unwrap_or(u32::MAX)
+}
+
+/// The granularity of [`statement_limit`].
+const LIMIT_STEP: Duration = Duration::from_secs(5);
 
 /// The reports of one lane: how many run, and who waits, by tenant, with
 /// the order in which waiting tenants get their turn.
@@ -366,6 +378,15 @@ mod tests {
         assert!(lane.next().is_none());
         assert!(lane.held.is_empty() && lane.queues.is_empty() && lane.turns.is_empty());
         assert_eq!((lane.running, lane.waiting), (0, 0));
+    }
+
+    #[test]
+    fn a_statement_may_run_what_is_left_of_its_reports_deadline_rounded_up() {
+        let s = Duration::from_secs;
+        assert_eq!(statement_limit(s(30)), s(30));
+        assert_eq!(statement_limit(s(21)), s(25));
+        assert_eq!(statement_limit(Duration::from_millis(10)), s(5));
+        assert_eq!(statement_limit(Duration::ZERO), s(5));
     }
 
     #[test]

@@ -326,9 +326,16 @@ impl Auth {
     /// still open: no sign-out ended it, here (stored or not yet) or (as of
     /// the key's read) anywhere.
     pub async fn session_open(&self, key: &CheckedKey, began_ms: u64) -> bool {
-        let here = self.signed_out.get(&*key.id).await.unwrap_or(0);
-        let unstored = self.unstored().get(&*key.id).copied().unwrap_or(0);
-        began_ms > key.sessions_ended_ms.max(here).max(unstored)
+        began_ms > key.sessions_ended_ms && !self.ended_here(&key.id, began_ms).await
+    }
+
+    /// Whether a sign-out made here (stored or not yet) ended `id`'s
+    /// session that began at `began_ms`: known without reading the key,
+    /// so it holds while MySQL is away.
+    pub async fn ended_here(&self, id: &str, began_ms: u64) -> bool {
+        let here = self.signed_out.get(id).await.unwrap_or(0);
+        let unstored = self.unstored().get(id).copied().unwrap_or(0);
+        began_ms <= here.max(unstored)
     }
 
     /// A sign-out of `id`'s sessions begun until `began_ms`, in force here

@@ -177,11 +177,13 @@ impl ReportQuery {
             // An hour row's time is the UTC second it starts at.
             (Some(TimeBucket::Hour), Some(t)) => DateTime::from_timestamp(t, 0),
             // A local day starts earliest where the zone is furthest east.
+            // (The day is a cursor's: a forged one must not overflow.)
             (Some(TimeBucket::Day), Some(day)) => all
                 .iter()
                 .map(|s| i64::from(s.offset))
                 .max()
-                .and_then(|east| DateTime::from_timestamp(day * 86_400 - east, 0)),
+                .and_then(|east| day.checked_mul(86_400)?.checked_sub(east))
+                .and_then(|start| DateTime::from_timestamp(start, 0)),
             _ => None,
         };
         match start {
@@ -767,5 +769,11 @@ mod tests {
         // Without a time bucket, every stretch is read (the store filters by group).
         let q = ReportQuery::parse(tenant(), &pairs("_0_3_", "branch")).expect("a query");
         assert_eq!(q.stretches()[0].from, q.from);
+        // A forged cursor far out of any calendar reads the range, no panic.
+        for forged in [i64::MAX, i64::MIN] {
+            let q = ReportQuery::parse(tenant(), &pairs(&format!("{forged}_0__"), "day"))
+                .expect("a query");
+            assert_eq!(q.stretches()[0].from, q.from);
+        }
     }
 }

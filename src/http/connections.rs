@@ -7,16 +7,10 @@
 //! budget: one host holds a whole /64. The proxies in
 //! `POS_TRUSTED_PROXIES` are not bounded: every till behind them shares
 //! their address.
-//!
-//! Each connection also keeps a handle on its socket ([`ConnectionSocket`]),
-//! so that a body that missed its deadline after its answer left (actix
-//! would go on reading a chunked body no handler wants, for as long as
-//! the client sends it) ends its connection.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::net::{IpAddr, Shutdown};
-use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix_web::dev::Extensions;
@@ -61,9 +55,6 @@ impl ConnectionLimit {
         let Ok(peer) = stream.peer_addr() else {
             return;
         };
-        if let Ok(socket) = socket2::SockRef::from(stream).try_clone() {
-            data.insert(ConnectionSocket(Rc::new(socket)));
-        }
         if self.trusted.trusts(peer.ip()) {
             return;
         }
@@ -98,19 +89,6 @@ impl ConnectionLimit {
     fn open(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
         // The map stays consistent whatever panicked while holding it.
         self.open.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// A handle on a connection's socket (its own file descriptor, so it can
-/// never name another connection's).
-#[derive(Clone)]
-pub struct ConnectionSocket(Rc<socket2::Socket>);
-
-impl ConnectionSocket {
-    /// Nothing more is read from the connection: actix sees its end, sends
-    /// what it is still writing, and closes it.
-    pub fn stop_reading(&self) {
-        let _ = self.0.shutdown(Shutdown::Read);
     }
 }
 

@@ -10,9 +10,9 @@
 //! are always handed out; the deadline is looked at only when the handler
 //! waits for more, and its timer is made only then (most bodies arrive with
 //! their headers). What a handler leaves unread (an answer given before
-//! the body, as a refused key's) is read and dropped until the same
-//! deadline, then the connection ends: actix itself would read a chunked
-//! body no one wants for as long as the client sends it.
+//! the body, as a refused key's) is held and read here, and the connection
+//! closes after its answer: actix itself would read a chunked body no one
+//! wants for as long as the client sends it.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -32,7 +32,6 @@ use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
 use super::app::PageError;
-use super::connections::ConnectionSocket;
 use super::ApiError;
 
 /// A request body under its deadline: what [`arm`] leaves for [`settle`].
@@ -52,9 +51,9 @@ pub fn arm(req: &mut ServiceRequest, timeout: Duration) -> Option<Armed> {
         inner: Some(payload),
         at: Instant::now() + timeout,
         timer: None,
+        last_turn: false,
         expired: expired.clone(),
         ended: false,
-        socket: req.conn_data::<ConnectionSocket>().cloned(),
     };
     req.set_payload(Payload::Stream {
         payload: Box::pin(body),
@@ -102,11 +101,14 @@ struct Deadline {
     at: Instant,
     /// Made the first time the handler waits for bytes.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The timer fired once: the connection gets one more turn to read
+    /// what the kernel holds (actix buffers only 32 KiB of a body, so a
+    /// handler that starts reading late would otherwise find a body that
+    /// came in time "missing").
+    last_turn: bool,
     expired: Rc<Cell<bool>>,
     /// The body arrived whole (or failed): nothing is left to read.
     ended: bool,
-    /// `None` off TCP (tests that call the app directly).
-    socket: Option<ConnectionSocket>,
 }
 
 impl Stream for Deadline {
@@ -128,6 +130,11 @@ impl Stream for Deadline {
         if timer.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
+        if !this.last_turn {
+            this.last_turn = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         this.expired.set(true);
         Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -137,22 +144,28 @@ impl Stream for Deadline {
 }
 
 impl Drop for Deadline {
-    /// What the handler left unread is read here, until the deadline.
+    /// What the handler left unread stays held (so actix closes the
+    /// connection after its answer rather than drain it) and is read and
+    /// dropped here.
     fn drop(&mut self) {
         if self.ended {
             return;
         }
-        if let (Some(body), Some(socket)) = (self.inner.take(), self.socket.take()) {
-            actix_web::rt::spawn(drain(body, self.at, socket));
+        if let Some(body) = self.inner.take() {
+            actix_web::rt::spawn(drain(body, self.at));
         }
     }
 }
 
-/// Reads `body` to its end and drops it; if it is not over by `at`, its
-/// connection reads nothing more (and closes once its answer is out).
-async fn drain(mut body: Payload, at: Instant, socket: ConnectionSocket) {
+/// How long past its deadline an unread body is held at most: time for
+/// the answer to go out before the connection closes.
+const HOLD_AFTER_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Reads `body` to its end (or its connection's) and drops it. While it is
+/// held, actix sees a body nobody finished and closes the connection once
+/// its answer is sent; a body dropped unfinished it would read on for as
+/// long as the client sends (a chunked one, for ever).
+async fn drain(mut body: Payload, at: Instant) {
     let rest = async { while let Some(Ok(_)) = body.next().await {} };
-    if tokio::time::timeout_at(at, rest).await.is_err() {
-        socket.stop_reading();
-    }
+    let _ = tokio::time::timeout_at(at.max(Instant::now()) + HOLD_AFTER_DEADLINE, rest).await;
 }

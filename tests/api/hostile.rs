@@ -121,21 +121,38 @@ async fn every_body_a_page_reads_is_read_within_the_body_timeout() {
 async fn a_chunked_body_a_route_never_reads_does_not_hold_its_connection() {
     let app = spawn_app_with(options(&[("POS_BODY_TIMEOUT_MS", "500")])).await;
     let host = address(&app);
-    // Sign-out reads no body; the chunks would go on for ever.
+    // Sign-out reads no body; the chunks go on for as long as the server
+    // reads them (every 100 ms, so no idle timer of actix's ever fires).
     let head = format!(
         "POST /app/session/end HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
          Transfer-Encoding: chunked\r\n\r\n"
     );
-    let mut stream = sent(&app, &head, b"1\r\na\r\n").await;
-    let text = answer_then_close(&mut stream).await;
+    let stream = sent(&app, &head, b"1\r\na\r\n").await;
+    let (mut read, mut write) = stream.into_split();
+    let trickle = async move {
+        for _ in 0..300 {
+            if write.write_all(b"1\r\na\r\n").await.is_err() {
+                return;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let answer = async move {
+        let mut answer = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(20), read.read_to_end(&mut answer)).await;
+        (read.is_ok(), String::from_utf8_lossy(&answer).into_owned())
+    };
+    let ((closed, text), ()) = futures_util::join!(answer, trickle);
+    assert!(closed, "the connection was held while the chunks came");
     assert!(text.starts_with("HTTP/1.1 303"), "{text}");
     app.cleanup().await;
 }
 
-/// A connection that the server shut as it accepted it reads its end (or a
-/// reset) at once, without a byte of an answer.
-async fn shut_at_once(app: &TestApp) -> bool {
-    let mut stream = TcpStream::connect(address(app)).await.expect("connects");
+/// A connection that the server at `address` shut as it accepted it
+/// reads its end (or a reset) at once, without a byte of an answer.
+async fn shut_at_once(address: &str) -> bool {
+    let mut stream = TcpStream::connect(address).await.expect("connects");
     let mut buf = [0u8; 64];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
     matches!(read, Ok(Ok(0)) | Ok(Err(_)))
@@ -160,7 +177,10 @@ async fn one_address_holds_at_most_its_connections_and_gets_a_place_back_when_on
     for _ in 0..3 {
         held.push(TcpStream::connect(address(&app)).await.expect("connects"));
     }
-    assert!(shut_at_once(&app).await, "a fourth connection was kept");
+    assert!(
+        shut_at_once(address(&app)).await,
+        "a fourth connection was kept"
+    );
     assert_eq!(app.metric("pos_http_connections_refused_total").await, 1.0);
     drop(held.pop());
     let served = eventually(Duration::from_secs(5), || async {
@@ -585,14 +605,15 @@ async fn a_suspended_tenants_back_office_reads_but_changes_nothing_and_the_opera
 }
 
 /// The status of a product form posted through `base` from another site
-/// that claims, in every forwarding header, to be the host it was sent to.
-async fn forged_product_form(base: &str, tenant: u64, cookie: &str) -> u16 {
+/// (`scheme://evil.example`) that claims, in every forwarding header, to
+/// be the host it was sent to.
+async fn forged_product_form(base: &str, tenant: u64, cookie: &str, scheme: &str) -> u16 {
     let mut res = crate::support::plain_client()
         .post(format!("{base}/app/tenants/{tenant}/products"))
-        .insert_header(("Origin", "https://evil.example"))
+        .insert_header(("Origin", format!("{scheme}://evil.example")))
         .insert_header(("X-Forwarded-Host", "evil.example"))
-        .insert_header(("X-Forwarded-Proto", "https"))
-        .insert_header(("Forwarded", "host=evil.example;proto=https"))
+        .insert_header(("X-Forwarded-Proto", scheme))
+        .insert_header(("Forwarded", format!("host=evil.example;proto={scheme}")))
         .insert_header(("Cookie", cookie))
         .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
         .send_body("sku=EVIL&name=Evil")
@@ -628,7 +649,14 @@ async fn forwarded_headers_count_only_from_a_trusted_proxy() {
     let app = crate::support::spawn_app().await;
     let t = app.db.tenant(1, 0).await;
     let cookie = web_session(&app.base, &t.backoffice).await;
-    assert_eq!(forged_product_form(&app.base, t.id, &cookie).await, 403);
+    assert_eq!(
+        forged_product_form(&app.base, t.id, &cookie, "https").await,
+        403
+    );
+    assert_eq!(
+        forged_product_form(&app.base, t.id, &cookie, "http").await,
+        403
+    );
     assert_eq!(app.db.count("products").await, 0);
     // Nor does it make the sign-in's cookie a TLS one.
     let (_, set) = sign_in_over_tls(&app, &app.base, &t.backoffice).await;
@@ -676,8 +704,36 @@ async fn the_shipped_haproxy_times_out_slow_bodies_itself_and_strips_forwarded_h
     // passes on no X-Forwarded-Host of a client's.
     let t = app.db.tenant(1, 0).await;
     let cookie = web_session(&haproxy.base, &t.backoffice).await;
-    assert_eq!(forged_product_form(&haproxy.base, t.id, &cookie).await, 403);
+    // (Plain HTTP, as HAProxy's own X-Forwarded-Proto says: only the
+    // forged host could make the origin match.)
+    assert_eq!(
+        forged_product_form(&haproxy.base, t.id, &cookie, "http").await,
+        403
+    );
     assert_eq!(app.db.count("products").await, 0);
+    // One address holds at most 256 connections through the proxy too:
+    // of 257 (accepted in whatever order HAProxy's threads take them),
+    // exactly one is shut.
+    let mut held = Vec::new();
+    for _ in 0..257 {
+        held.push(TcpStream::connect(&proxy).await.expect("connects"));
+    }
+    let mut shut = vec![false; held.len()];
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !shut.contains(&true) && std::time::Instant::now() < deadline {
+        for (stream, shut) in held.iter_mut().zip(shut.iter_mut()) {
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut byte)).await;
+            *shut |= matches!(read, Ok(Ok(0)) | Ok(Err(_)));
+        }
+    }
+    assert_eq!(
+        shut.iter().filter(|s| **s).count(),
+        1,
+        "HAProxy kept {} of 257",
+        shut.iter().filter(|s| !**s).count()
+    );
+    drop(held);
     drop(haproxy);
     app.cleanup().await;
 }

@@ -377,6 +377,11 @@ async fn viewer_of(
         return Ok((operator, false));
     };
     let session = signed_session(state, req, now).ok_or(ApiError::Unauthorized)?;
+    // A sign-out here ends the session before the key is read (MySQL may
+    // be away).
+    if auth.ended_here(&session.key_id, session.began_ms).await {
+        return Err(ApiError::Unauthorized);
+    }
     let key = auth.session_key(&session.key_id).await?;
     if matches!(key.scope, Scope::Till { .. }) || !auth.session_open(&key, session.began_ms).await {
         return Err(ApiError::Unauthorized);
