@@ -18,7 +18,7 @@ pub struct Browser {
 
 /// Whether this run leaves the browser tests out (`POS_TEST_SKIP_BROWSER=1`).
 pub fn skipped() -> bool {
-    std::env::var("POS_TEST_SKIP_BROWSER").is_ok_and(|v| v == "1")
+    super::skipped_on_purpose("POS_TEST_SKIP_BROWSER")
 }
 
 impl Browser {

@@ -487,12 +487,12 @@ impl TestApp {
         res.json().await.unwrap_or(Value::Null)
     }
 
-    /// The value of one metric sample (`name{labels}` exactly as exported), 0 if absent.
+    /// The value of one metric sample (`name{labels}` exactly as
+    /// exported). Every metric is registered at start, so an absent one is
+    /// a wrong name: it fails the test rather than read as 0.
     pub async fn metric(&self, sample: &str) -> f64 {
         let text = self.get_metrics().await;
-        text.lines()
-            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
+        sample_of(&text, sample).unwrap_or_else(|| panic!("no sample {sample} in /metrics"))
     }
 
     pub async fn get_metrics(&self) -> String {
@@ -664,6 +664,32 @@ pub async fn post_status(client: &awc::Client, url: &str, token: &str, body: &Va
         .await
         .map(|r| r.status().as_u16())
         .unwrap_or(0)
+}
+
+/// Whether `var` is `1`: a test that needs what this machine lacks leaves
+/// itself out, and says so (any other value, `0` too, runs it). scripts/test
+/// clears these, so CI never skips.
+pub fn skipped_on_purpose(var: &str) -> bool {
+    let skip = std::env::var(var).is_ok_and(|v| v.trim() == "1");
+    if skip {
+        eprintln!(
+            "SKIPPED on purpose ({var}=1): {}",
+            std::thread::current().name().unwrap_or("a test")
+        );
+    }
+    skip
+}
+
+/// The value of the sample `sample` (`name{labels}` exactly as exported)
+/// in Prometheus text `text`: the whole name, never a prefix of another.
+pub fn sample_of(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// Polls `check` until it holds or `timeout` passes.
