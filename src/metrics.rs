@@ -21,6 +21,8 @@ pub const SETTLE_OUTCOMES: &[&str] = &["stored", "not_stored"];
 /// Kinds and results of the lookup actor's reads (`pos_lookups_total`).
 pub const LOOKUP_KINDS: &[&str] = &["key", "catalog", "office", "report"];
 pub const LOOKUP_RESULTS: &[&str] = &["ok", "error", "busy"];
+/// The bounded pools off the write path (`pos_statements_in_flight`).
+pub const BOUNDED_POOLS: &[&str] = &["lookup", "office"];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -64,6 +66,8 @@ pub struct Metrics {
     pub mysql_connections_open: IntGauge,
     /// Statements off the write path (the lookup and office actors), by kind and result.
     pub lookups: IntCounterVec,
+    /// Statements waiting for a connection or running, by bounded pool.
+    pub statements_in_flight: prometheus::IntGaugeVec,
     /// Seconds since the last successful revocation poll.
     pub revocation_poll_age: prometheus::Gauge,
     /// Revocation polls that failed.
@@ -128,6 +132,17 @@ impl Metrics {
             for result in LOOKUP_RESULTS {
                 lookups.with_label_values(&[kind, result]);
             }
+        }
+        let statements_in_flight = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "pos_statements_in_flight",
+                "Statements off the write path waiting for a connection or running, by pool (lookup: keys and catalogs; office: the back office's); past each pool's bound they are refused (503)",
+            ),
+            &["pool"],
+        )
+        .expect("valid metric");
+        for pool in BOUNDED_POOLS {
+            statements_in_flight.with_label_values(&[pool]);
         }
         let auth_refusals = IntCounterVec::new(
             Opts::new(
@@ -238,6 +253,7 @@ impl Metrics {
             )
             .expect("valid"),
             lookups,
+            statements_in_flight,
             revocation_poll_age: prometheus::Gauge::new(
                 "pos_revocation_poll_age_seconds",
                 "Seconds since the last successful revocation poll (keys are refused past 3)",
@@ -310,6 +326,7 @@ impl Metrics {
             Box::new(self.mysql_connections_in_use.clone()),
             Box::new(self.mysql_connections_open.clone()),
             Box::new(self.lookups.clone()),
+            Box::new(self.statements_in_flight.clone()),
             Box::new(self.revocation_poll_age.clone()),
             Box::new(self.revocation_poll_failures.clone()),
             Box::new(self.auth_addresses.clone()),

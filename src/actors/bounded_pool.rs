@@ -40,6 +40,8 @@ pub struct BoundedPool {
     pool: Pool,
     bounds: Bounds,
     in_flight: Rc<Cell<usize>>,
+    /// `in_flight`, as `pos_statements_in_flight{pool=..}` shows it.
+    gauge: prometheus::IntGauge,
     metrics: Metrics,
 }
 
@@ -47,6 +49,7 @@ impl BoundedPool {
     /// Call on the thread that will run the statements.
     pub fn new(
         database_url: &str,
+        name: &'static str,
         bounds: Bounds,
         metrics: Metrics,
     ) -> Result<Self, mysql_async::UrlError> {
@@ -54,6 +57,7 @@ impl BoundedPool {
             pool: Pool::new(store::pool_opts(database_url, bounds.connections)?),
             bounds,
             in_flight: Rc::default(),
+            gauge: metrics.statements_in_flight.with_label_values(&[name]),
             metrics,
         })
     }
@@ -68,7 +72,7 @@ impl BoundedPool {
             self.metrics.lookup(kind, "busy");
             return Box::pin(async { Err(PoolError::Busy) });
         }
-        let slot = InFlight::take(&self.in_flight);
+        let slot = InFlight::take(&self.in_flight, &self.gauge);
         let (pool, metrics, timeout) =
             (self.pool.clone(), self.metrics.clone(), self.bounds.timeout);
         Box::pin(async move {
@@ -100,17 +104,19 @@ impl BoundedPool {
 }
 
 /// One running statement; frees its slot when dropped, however it ends.
-struct InFlight(Rc<Cell<usize>>);
+struct InFlight(Rc<Cell<usize>>, prometheus::IntGauge);
 
 impl InFlight {
-    fn take(count: &Rc<Cell<usize>>) -> InFlight {
+    fn take(count: &Rc<Cell<usize>>, gauge: &prometheus::IntGauge) -> InFlight {
         count.set(count.get() + 1);
-        InFlight(count.clone())
+        gauge.inc();
+        InFlight(count.clone(), gauge.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.set(self.0.get().saturating_sub(1));
+        self.1.dec();
     }
 }

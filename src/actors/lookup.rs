@@ -52,7 +52,7 @@ impl LookupActor {
             timeout: LOOKUP_TIMEOUT,
         };
         Ok(LookupActor {
-            pool: BoundedPool::new(database_url, bounds, metrics)?,
+            pool: BoundedPool::new(database_url, "lookup", bounds, metrics)?,
         })
     }
 }

@@ -53,7 +53,7 @@ impl OfficeActor {
         metrics: Metrics,
     ) -> Result<Self, mysql_async::UrlError> {
         Ok(OfficeActor {
-            pool: BoundedPool::new(database_url, bounds, metrics)?,
+            pool: BoundedPool::new(database_url, "office", bounds, metrics)?,
             kind,
         })
     }

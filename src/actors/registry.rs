@@ -340,6 +340,17 @@ impl TenantRegistry {
         }
     }
 
+    /// Test hook: how many of the tenant's requests wait for a key another
+    /// of its requests holds (0 without a running actor).
+    #[cfg(feature = "testing")]
+    pub async fn claim_waiters(&self, tenant: TenantId) -> usize {
+        let addr = self.live.get(&tenant).map(|h| h.addr.clone());
+        match addr {
+            Some(addr) => addr.send(super::tenant::ClaimWaiters).await.unwrap_or(0),
+            None => 0,
+        }
+    }
+
     /// Test hook: makes the tenant's actor panic; returns once it is dead.
     #[cfg(feature = "testing")]
     pub async fn crash(&self, tenant: TenantId) {

@@ -122,9 +122,9 @@ impl Code {
     }
 }
 
-/// How much of a catalog one tenant may have (`POS_MAX_*_PER_TENANT`):
+/// How much one tenant may have and ask at once (`POS_MAX_*_PER_TENANT`):
 /// what a tenant holds is memory in its actor and bytes in every till's
-/// catalog download.
+/// catalog download; what it asks at once, work the others wait behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TenantLimits {
     /// Products, inactive ones included (nothing is ever deleted).
@@ -133,6 +133,8 @@ pub struct TenantLimits {
     pub branches: usize,
     /// Till and back-office keys not revoked.
     pub keys: usize,
+    /// Sales requests in its actor at once (more get 503 at once).
+    pub requests_in_flight: usize,
 }
 
 impl Default for TenantLimits {
@@ -141,6 +143,7 @@ impl Default for TenantLimits {
             products: 20_000,
             branches: 1_000,
             keys: 5_000,
+            requests_in_flight: 1_024,
         }
     }
 }

@@ -136,3 +136,46 @@ async fn a_retry_without_a_timestamp_is_still_a_replay() {
     assert_eq!(again.body["timestamp"], first.body["timestamp"]);
     app.cleanup().await;
 }
+
+/// A second request with a key the first still holds waits for the first's
+/// outcome, never runs beside it: forced by a lock that keeps the first in
+/// MySQL, the second is seen waiting for the key (not for MySQL: one lock
+/// wait, not two), then answered as the first's replay.
+#[actix_web::test]
+async fn a_request_whose_key_is_in_flight_waits_for_the_first_and_replays_it() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let body = keyed(t.products[0], 2, "held-key");
+    let path = t.sales_path(0);
+    let lock = app.db.lock_totals(t.id).await;
+    let tenants = app.app.as_ref().and_then(|a| a.tenants()).expect("booted");
+    let tenant = crate::support::tenant_id(t.id);
+    let first = app.post_json(&path, &body);
+    let second = async {
+        let held = crate::support::until_lock_waits(&app.db, 1).await;
+        assert!(held, "the first request never reached MySQL");
+        let (answer, waited) = futures_util::join!(app.post_json(&path, &body), async {
+            let waits = crate::support::eventually(std::time::Duration::from_secs(10), || async {
+                tenants.claim_waiters(tenant).await == 1
+            })
+            .await;
+            let in_mysql = app.db.lock_waits().await;
+            mysql_async::prelude::Queryable::query_drop(&mut { lock }, "ROLLBACK")
+                .await
+                .expect("release the lock");
+            (waits, in_mysql)
+        });
+        (answer, waited)
+    };
+    let (first, (second, (waited, in_mysql))) = futures_util::join!(first, second);
+    assert!(waited, "the second request did not wait for the key");
+    assert_eq!(
+        in_mysql, 1,
+        "the second request reached MySQL beside the first"
+    );
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(second.body["id"], first.body["id"]);
+    assert_eq!(app.db.count("sales_transactions").await, 1);
+    app.cleanup().await;
+}

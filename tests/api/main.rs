@@ -3,6 +3,7 @@
 
 mod auth;
 mod batches;
+mod bounds;
 mod browser;
 mod catalog;
 mod deploy;

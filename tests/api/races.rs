@@ -371,3 +371,40 @@ async fn two_requests_in_flight_together_never_pass_the_columns_edge() {
     assert_eq!(app.db.count("sales_transactions").await, 1);
     app.cleanup().await;
 }
+
+/// A tenant actor that dies while one of its batches waits in MySQL (for a
+/// lock the test holds): its successor starts at once, and its read of the
+/// tenant's totals queues behind that batch on the same persistence actor,
+/// so once the lock goes it counts the sale exactly once. A successor that
+/// read the totals before the batch committed would miss it for good.
+#[actix_web::test]
+async fn a_successor_reads_the_totals_behind_the_writes_its_predecessor_queued() {
+    let app = crate::support::spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let p = t.products[0];
+    let path = t.sales_path(0);
+    assert_eq!(app.post_json(&path, &sale(p, 2, "1.50")).await.status, 201);
+    let lock = app.db.lock_totals(t.id).await;
+    let waiting = keyed(sale(p, 3, "1.50"), "till-1:queued");
+    let tenants = app.app.as_ref().and_then(|a| a.tenants()).expect("booted");
+    let (answer, ()) = futures_util::join!(app.post_json(&path, &waiting), async {
+        let queued = crate::support::until_lock_waits(&app.db, 1).await;
+        assert!(queued, "the batch never waited for the lock");
+        tenants.crash(crate::support::tenant_id(t.id)).await;
+        let replaced = eventually(Duration::from_secs(10), || async {
+            app.metric("pos_tenant_actor_restarts_total").await == 1.0
+        })
+        .await;
+        assert!(replaced, "the actor was not replaced");
+        release(lock).await;
+    });
+    // The request's actor died under it: its outcome is unknown to it.
+    assert_eq!(answer.status, 500, "{}", answer.body);
+    assert_eq!(app.db.count("sales_transactions").await, 2, "it is stored");
+    assert_all_agree(&app, t.id).await;
+    assert_eq!(api_totals(&app, t.id).await, format!("{p}:5/7.50"));
+    // The retry is the replay it is.
+    assert_eq!(app.post_json(&path, &waiting).await.status, 200);
+    assert_eq!(api_totals(&app, t.id).await, format!("{p}:5/7.50"));
+    app.cleanup().await;
+}

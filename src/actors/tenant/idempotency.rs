@@ -106,4 +106,10 @@ impl KeyClaims {
     pub(super) fn is_empty(&self) -> bool {
         self.held.is_empty()
     }
+
+    /// Requests waiting for a key (a test's view).
+    #[cfg(feature = "testing")]
+    pub(super) fn waiting(&self) -> usize {
+        self.held.values().map(Vec::len).sum()
+    }
 }

@@ -46,12 +46,11 @@ use reservation::Reservations;
 const CATALOG_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// Attempts to settle keys that collide with rows stored meanwhile.
 const KEY_ROUNDS: usize = 3;
-const MAILBOX_CAPACITY: usize = 4096;
 /// Requests one tenant works on at once (they run concurrently up to their
-/// commit); more are refused with 503 rather than piled up. This, not the
-/// mailbox, bounds a tenant's work: each message is taken off the mailbox
-/// at once.
-pub const MAX_REQUESTS_IN_FLIGHT: usize = 1024;
+/// commit) are bounded by `TenantLimits::requests_in_flight`; more are
+/// refused with 503 rather than piled up. That, not the mailbox, bounds a
+/// tenant's work: each message is taken off the mailbox at once.
+const MAILBOX_CAPACITY: usize = 4096;
 
 /// How an actor leaves. After `idle_after` without a request it calls
 /// `forget`, which drops it from the registry if it is still the live actor
@@ -107,7 +106,7 @@ pub enum TenantError {
     /// A product's all-time totals would no longer fit their columns.
     #[error("totals would overflow")]
     TotalsFull(Vec<ItemProblem>),
-    /// The tenant already works on [`MAX_REQUESTS_IN_FLIGHT`] requests.
+    /// The tenant already works on its most requests at once.
     #[error("too many requests in flight for this tenant")]
     Busy,
     /// New sales whose timestamps are too far ahead of the clock.
@@ -157,6 +156,12 @@ pub struct Crash;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CrashAfterNextCommit;
+
+/// Test hook: how many requests wait for a key another request holds.
+#[cfg(feature = "testing")]
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ClaimWaiters;
 
 /// What the actor talks to.
 #[derive(Clone)]
@@ -307,7 +312,7 @@ impl Handler<PostSales> for TenantActor {
     type Result = ResponseActFuture<Self, Result<PostOutcome, TenantError>>;
 
     fn handle(&mut self, msg: PostSales, _: &mut Context<Self>) -> Self::Result {
-        if self.in_flight >= MAX_REQUESTS_IN_FLIGHT {
+        if self.in_flight >= self.deps.limits.requests_in_flight {
             return Box::pin(ready(Err(TenantError::Busy)));
         }
         self.in_flight += 1;
@@ -338,6 +343,15 @@ impl Handler<Crash> for TenantActor {
 
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
         panic!("tenant actor crash requested by a test");
+    }
+}
+
+#[cfg(feature = "testing")]
+impl Handler<ClaimWaiters> for TenantActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: ClaimWaiters, _: &mut Context<Self>) -> usize {
+        self.claims.waiting()
     }
 }
 
