@@ -406,18 +406,24 @@ async fn totals_at_the_columns_edge_refuse_a_sale_with_422_and_the_products_stil
         .post_json(&t.sales_path(0), &sale(busy, 5, "1.00"))
         .await;
     assert_eq!(a.status, 201, "{:?}", a.body);
+    // What a settled request reserved is given back: the last cent up to
+    // the edge still fits.
+    let a = app
+        .post_json(&t.sales_path(0), &sale(rich, 1, "0.99"))
+        .await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
     let stored = app
         .db
         .scalar("SELECT GROUP_CONCAT(CONCAT(quantity_sold, '/', revenue) ORDER BY product_id) FROM product_sales_totals")
         .await;
     assert_eq!(
         stored,
-        "2/99999999999999999999999999.00,18446744073709551615/6.00"
+        "3/99999999999999999999999999.99,18446744073709551615/6.00"
     );
     let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
     assert_eq!(
         sales.body["sales_per_product"][0]["totalSales"],
-        "99999999999999999999999999.00"
+        "99999999999999999999999999.99"
     );
     assert_eq!(
         sales.body["sales_per_product"][1]["quantitySold"],

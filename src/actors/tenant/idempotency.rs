@@ -113,3 +113,41 @@ impl KeyClaims {
         self.held.values().map(Vec::len).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Money, NewSale, ProductId, Quantity, TenantId, Timestamp};
+
+    fn stored(id: u64) -> StoredSale {
+        let one = |n| TenantId::new(n).expect("positive");
+        let sale = NewSale {
+            tenant_id: one(1),
+            branch_id: BranchId::new(1).expect("positive"),
+            product_id: ProductId::new(1).expect("positive"),
+            quantity: Quantity::new(1).expect("in range"),
+            price: Money::parse_price("1.00").expect("a price"),
+            timestamp: Timestamp::from_utc(chrono::DateTime::UNIX_EPOCH),
+            idempotency_key: IdempotencyKey::parse(&format!("k-{id}")),
+        };
+        StoredSale { id, sale }
+    }
+
+    #[test]
+    fn the_last_recent_keys_are_remembered_and_the_oldest_forgotten_first() {
+        let mut recent = RecentKeys::default();
+        for id in 0..=RECENT_KEYS as u64 {
+            recent.insert(stored(id));
+        }
+        assert_eq!(recent.by_key.len(), RECENT_KEYS);
+        let key = |id| IdempotencyKey::parse(&format!("k-{id}")).expect("a key");
+        assert!(
+            !recent.by_key.contains_key(&key(0)),
+            "the oldest is forgotten"
+        );
+        assert!(recent.by_key.contains_key(&key(1)), "the next oldest stays");
+        // The same key again is one entry, not a second place in line.
+        recent.insert(stored(RECENT_KEYS as u64));
+        assert_eq!(recent.order.len(), RECENT_KEYS);
+    }
+}
