@@ -158,8 +158,11 @@ async fn a_stalled_redis_neither_fails_nor_holds_answers_and_the_mirror_converge
             .status,
         201
     );
-    let mut stall = redis.stall(4);
-    // While Redis answers nothing, sales and reads go on.
+    let mut stall = redis.stall(6);
+    // Only once Redis really answers nothing (redis-cli may take a while to
+    // send its DEBUG SLEEP): then sales and reads go on.
+    let stalled = eventually(Duration::from_secs(3), || redis.is_stalled()).await;
+    assert!(stalled, "Redis never stalled");
     for p in &t.products {
         let a = app.post_json(&t.sales_path(0), &sale(*p)).await;
         assert_eq!(a.status, 201, "{:?}", a.body);
@@ -170,7 +173,14 @@ async fn a_stalled_redis_neither_fails_nor_holds_answers_and_the_mirror_converge
         stall.try_wait().expect("redis-cli").is_none(),
         "Redis was not stalled while the sales were answered"
     );
-    let _ = stall.wait();
+    // (Waited for without blocking the test's thread, which runs the app's
+    // actors and the client's connections too.)
+    let woke = eventually(Duration::from_secs(10), || {
+        let done = stall.try_wait().ok().flatten().is_some();
+        async move { done }
+    })
+    .await;
+    assert!(woke, "Redis never woke up");
     let converged = eventually(Duration::from_secs(20), || async {
         let top = app.get("/v1/top-selling?limit=100").await.body;
         let want: Vec<(String, f64)> = top["top_selling_products"]

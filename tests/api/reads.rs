@@ -50,40 +50,47 @@ async fn a_tenant_without_sales_has_an_empty_list_and_an_unknown_one_is_404() {
 #[actix_web::test]
 async fn every_answered_sale_is_visible_to_the_next_read() {
     let app = spawn_app().await;
-    let t = app.db.tenant(1, 1).await;
-    let tasks = (0..16).map(|_| {
+    // Each task sells a product of its own: what it reads of that product
+    // is its own sales, never another task's.
+    let t = app.db.tenant(1, 16).await;
+    let tasks = (0..16).map(|task| {
         let (client, base, t) = (app.client.clone(), app.base.clone(), t.clone());
         async move {
-            let mut seen_before = 0;
-            for _ in 0..5 {
+            let mine = t.products[task];
+            for sold in 1..=5u64 {
                 let res = client
                     .post(format!("{base}{}", t.sales_path(0)))
                     .bearer_auth(&t.till)
-                    .send_json(&sale(t.products[0], 1, "1.00"))
+                    .send_json(&sale(mine, 1, "1.00"))
                     .await
-                    .unwrap();
+                    .expect("POST answers");
                 assert_eq!(res.status(), 201);
                 let mut read = client
                     .get(format!("{base}/v1/tenants/{}/sales", t.id))
                     .bearer_auth(&t.backoffice)
                     .send()
                     .await
-                    .unwrap();
-                let body: Value = read.json().await.unwrap();
-                let q = body["sales_per_product"][0]["quantitySold"]
-                    .as_u64()
-                    .unwrap();
-                assert!(
-                    q > seen_before,
-                    "a committed sale was missing from the read"
-                );
-                seen_before = q;
+                    .expect("GET answers");
+                let body: Value = read.json().await.expect("JSON");
+                let q = body["sales_per_product"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["productID"] == mine)
+                    .and_then(|p| p["quantitySold"].as_u64());
+                assert_eq!(q, Some(sold), "a committed sale was missing from the read");
             }
         }
     });
     futures_util::future::join_all(tasks).await;
     let a = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
-    assert_eq!(a.body["sales_per_product"][0]["quantitySold"], 80);
+    let each: Vec<u64> = a.body["sales_per_product"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .map(|p| p["quantitySold"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(each, vec![5; 16]);
     app.cleanup().await;
 }
 

@@ -47,6 +47,22 @@ impl RedisServer {
             .expect("redis-cli runs")
     }
 
+    /// Whether the server leaves a `PING` unanswered for 200 ms (it is
+    /// asleep), on a connection of its own.
+    pub async fn is_stalled(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        if stream.write_all(b"PING\r\n").await.is_err() {
+            return false;
+        }
+        let mut answer = [0u8; 16];
+        tokio::time::timeout(Duration::from_millis(200), stream.read(&mut answer))
+            .await
+            .is_err()
+    }
+
     pub fn url(&self) -> String {
         match &self.password {
             Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
