@@ -23,11 +23,12 @@ async fn scalar(url: &str, sql: &str) -> Option<String> {
     v
 }
 
-async fn rows(url: &str) -> u64 {
+/// The history's rows; `None` when no node answered (never read as 0:
+/// a count compared against must be a real one).
+async fn rows(url: &str) -> Option<u64> {
     scalar(url, "SELECT COUNT(*) FROM sales_transactions")
         .await
         .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 async fn loadgen(app: &TestApp) -> (i32, Value, String) {
@@ -58,14 +59,10 @@ async fn loadgen(app: &TestApp) -> (i32, Value, String) {
 /// idempotency key is stored once, and the ranking holds the same totals.
 async fn assert_exactly_once(app: &TestApp, tenants: &[u64]) {
     let url = &app.db.url;
-    let keys = scalar(
-        url,
-        "SELECT CONCAT(COUNT(*), '/', COUNT(DISTINCT tenant_id, idempotency_key)) FROM sales_transactions",
-    )
-    .await
-    .expect("counts");
-    let (all, distinct) = keys.split_once('/').expect("two counts");
-    assert_eq!(all, distinct, "a sale stored twice");
+    // (Nothing stored twice: loadgen's --verify, asserted by the caller,
+    // bounds every product's total by what was confirmed plus what had an
+    // unknown outcome; a per-key count could not fail while the unique
+    // index on (tenant, key) exists.)
     let mut ranked_expected = BTreeMap::new();
     for &t in tenants {
         let summary = scalar(
@@ -114,18 +111,20 @@ async fn assert_exactly_once(app: &TestApp, tenants: &[u64]) {
 /// Load, and the writer node killed under it: returns the killed node.
 async fn round(app: &TestApp, galera: &Galera, tenants: &[u64], name: &str) -> usize {
     let url = app.db.url.clone();
-    let before = rows(&url).await;
+    let before = rows(&url)
+        .await
+        .expect("the cluster answers before the round");
     let load = loadgen(app);
     let watch = async {
         let flowing = eventually(Duration::from_secs(30), || async {
-            rows(&url).await >= before + 200
+            rows(&url).await.is_some_and(|n| n >= before + 200)
         })
         .await;
         assert!(flowing, "{name}: no sales before the kill");
         let writer = galera.writer().await.expect("a writer");
         galera.kill(writer).await;
         let resumed = eventually(Duration::from_secs(60), || async {
-            rows(&url).await >= before + 600
+            rows(&url).await.is_some_and(|n| n >= before + 600)
         })
         .await;
         assert!(resumed, "{name}: sales did not resume on another node");
