@@ -1,6 +1,7 @@
 //! The documents that describe the code stay true to it: the code map in
 //! ARCHITECTURE.md names every file under `src/` (and no file that is
-//! gone), and every test the documents cite exists.
+//! gone), every test the documents cite exists, every relative link leads
+//! somewhere, and the settings table is `pos serve --help`'s.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -68,17 +69,130 @@ fn cited_tests(text: &str) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// The README, ARCHITECTURE.md and every Markdown file under `docs/`.
+fn documents() -> Vec<String> {
+    let mut docs = BTreeSet::new();
+    files_under(Path::new("docs"), &mut docs);
+    let mut all = vec!["README.md".to_string(), "ARCHITECTURE.md".to_string()];
+    all.extend(docs.into_iter().filter(|d| d.ends_with(".md")));
+    all
+}
+
 #[test]
 fn every_test_the_documents_cite_exists() {
-    for doc in ["ARCHITECTURE.md", "README.md"] {
-        let cited = cited_tests(&repo(doc));
-        assert!(!cited.is_empty(), "{doc} cites no test");
-        for (module, name) in cited {
+    for doc in documents() {
+        for (module, name) in cited_tests(&repo(&doc)) {
             let source = repo(&format!("tests/api/{module}.rs"));
             assert!(
                 source.contains(&format!("fn {name}(")),
                 "{doc} cites {module}::{name}, which tests/api/{module}.rs does not define"
             );
         }
+    }
+    assert!(!cited_tests(&repo("ARCHITECTURE.md")).is_empty());
+}
+
+/// A heading's anchor as GitHub makes it: lower case, punctuation gone,
+/// spaces as hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(markdown: &str) -> BTreeSet<String> {
+    let mut fenced = false;
+    markdown
+        .lines()
+        .filter(|l| {
+            if l.starts_with("```") {
+                fenced = !fenced;
+            }
+            !fenced
+        })
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect()
+}
+
+/// The `](target)` links of a Markdown text that are not web addresses.
+fn relative_links(markdown: &str) -> Vec<String> {
+    markdown
+        .split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .filter(|t| !t.contains("://") && !t.starts_with("mailto:") && !t.contains(' '))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn every_relative_link_of_the_documents_leads_to_a_file_and_its_heading() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for doc in documents() {
+        let here = root.join(&doc);
+        let dir = here.parent().expect("a folder");
+        for link in relative_links(&repo(&doc)) {
+            let (path, heading) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if path.is_empty() {
+                here.clone()
+            } else {
+                dir.join(path)
+            };
+            assert!(target.exists(), "{doc}: the link {link} leads nowhere");
+            if !heading.is_empty() {
+                let text = std::fs::read_to_string(&target).expect("a Markdown file");
+                assert!(
+                    anchors(&text).contains(heading),
+                    "{doc}: the link {link} names no heading of {}",
+                    target.display()
+                );
+            }
+        }
+    }
+}
+
+/// The settings table of docs/operations.md: each row's variable and
+/// default, in order.
+fn documented_settings() -> Vec<(String, String)> {
+    let ops = repo("docs/operations.md");
+    let table = ops
+        .split("| variable | default | meaning |")
+        .nth(1)
+        .expect("docs/operations.md has the settings table");
+    table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[1].trim_matches('`').to_string(),
+                cells[2].trim_matches('`').to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_settings_table_is_the_one_pos_serve_help_prints() {
+    let documented = documented_settings();
+    let names: Vec<&str> = documented.iter().map(|(n, _)| n.as_str()).collect();
+    let settings: Vec<&str> = pos::config::SETTINGS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, settings, "the table and config::SETTINGS list other settings");
+    for ((name, default), (_, meaning)) in documented.iter().zip(pos::config::SETTINGS) {
+        let help_default = meaning
+            .rsplit_once('[')
+            .and_then(|(_, d)| d.strip_suffix(']'))
+            .unwrap_or_default();
+        assert_eq!(
+            default.replace(['`', ','], ""),
+            help_default.replace(',', ""),
+            "{name}: the table says {default}, pos serve --help {help_default}"
+        );
     }
 }
