@@ -4,21 +4,25 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pos::domain::{parse_sales, SalesParseError, MAX_ERROR_FIELDS, MAX_ITEMS};
+use pos::domain::{parse_sales, BodyError, BranchId, TenantId, MAX_ERROR_FIELDS, MAX_ITEMS};
 
 fuzz_target!(|body: &[u8]| {
     let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("a valid instant");
-    match parse_sales(body, 1, 2, now) {
+    let (tenant, branch) = (
+        TenantId::new(1).expect("positive"),
+        BranchId::new(2).expect("positive"),
+    );
+    match parse_sales(body, tenant, branch, now) {
         Ok(parsed) => {
             assert!(!parsed.items.is_empty() && parsed.items.len() <= MAX_ITEMS);
             for item in &parsed.items {
-                assert!(item.product_id > 0);
+                assert!(item.product_id.get() > 0);
                 assert!((1..=1_000_000).contains(&item.quantity.get()));
                 let price = item.price.amount();
                 assert!(price > rust_decimal::Decimal::ZERO && price.scale() == 2);
             }
         }
-        Err(SalesParseError::Invalid { fields, .. }) => assert!(fields.len() <= MAX_ERROR_FIELDS),
+        Err(BodyError::Invalid { problems, .. }) => assert!(problems.len() <= MAX_ERROR_FIELDS),
         Err(_) => {}
     }
 });
