@@ -150,4 +150,32 @@ mod tests {
         recent.insert(stored(RECENT_KEYS as u64));
         assert_eq!(recent.order.len(), RECENT_KEYS);
     }
+
+    #[test]
+    fn a_claimed_key_is_held_with_its_waiters_until_released() {
+        let sale = stored(1).sale;
+        let item = SaleItem {
+            product_id: sale.product_id,
+            quantity: sale.quantity,
+            price: sale.price,
+            timestamp: sale.timestamp,
+            timestamp_given: true,
+            timestamp_ahead: false,
+            idempotency_key: sale.idempotency_key,
+        };
+        let items = [item];
+        let mut claims = KeyClaims::default();
+        assert!(claims.is_empty());
+        assert!(claims.claim(&items).is_ok());
+        assert!(!claims.is_empty(), "the key is held");
+        #[cfg(feature = "testing")]
+        assert_eq!(claims.waiting(), 0);
+        let mut woken = claims.claim(&items).expect_err("the key is taken");
+        #[cfg(feature = "testing")]
+        assert_eq!(claims.waiting(), 1);
+        assert!(woken.try_recv().is_err(), "not before the release");
+        claims.release(&items);
+        assert!(claims.is_empty());
+        assert!(woken.try_recv().is_ok(), "the waiter is woken");
+    }
 }

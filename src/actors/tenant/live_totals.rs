@@ -148,3 +148,20 @@ impl LiveTotals {
         self.version.fetch_add(1, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_touch_marks_the_tenant_used_now() {
+        let totals = LiveTotals::new(Vec::new());
+        totals.last_used_ms.store(0, Ordering::Relaxed);
+        // The clock counts from the process's first reading: wait for its first tick.
+        while now_ms() == 0 {
+            std::thread::yield_now();
+        }
+        totals.touch();
+        assert!(totals.last_used_ms.load(Ordering::Relaxed) > 0);
+    }
+}

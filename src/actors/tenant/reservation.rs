@@ -105,3 +105,62 @@ impl Reservations {
         self.held.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::domain::{BranchId, ProductId, ProductTotal, Quantity, TenantId, Timestamp};
+
+    fn sale(price: &str) -> NewSale {
+        NewSale {
+            tenant_id: TenantId::new(1).expect("positive"),
+            branch_id: BranchId::new(1).expect("positive"),
+            product_id: ProductId::new(1).expect("positive"),
+            quantity: Quantity::new(1).expect("in range"),
+            price: Money::parse_price(price).expect("a price"),
+            timestamp: Timestamp::from_utc(chrono::DateTime::UNIX_EPOCH),
+            idempotency_key: None,
+        }
+    }
+
+    /// The product's committed revenue leaves `room` below its column's most.
+    fn totals_with_room(room: &str) -> LiveTotals {
+        let room: Decimal = room.parse().expect("a decimal");
+        LiveTotals::new(vec![ProductTotal {
+            tenant_id: TenantId::new(1).expect("positive"),
+            product_id: ProductId::new(1).expect("positive"),
+            name: Arc::from("Latte"),
+            quantity: 0,
+            revenue: Money::new(Money::max_total() - room),
+        }])
+    }
+
+    #[test]
+    fn a_release_gives_back_exactly_what_its_request_held() {
+        let totals = totals_with_room("10.00");
+        let mut held = Reservations::default();
+        assert!(held.is_empty());
+        let a = held.take(&totals, &[sale("4.00")], &[0]).expect("fits");
+        let b = held.take(&totals, &[sale("3.00")], &[0]).expect("fits");
+        assert!(!held.is_empty());
+        assert!(
+            held.take(&totals, &[sale("3.01")], &[0]).is_err(),
+            "7 of 10 held"
+        );
+        held.release(a);
+        assert!(
+            held.take(&totals, &[sale("7.01")], &[0]).is_err(),
+            "b's 3 is still held"
+        );
+        let c = held
+            .take(&totals, &[sale("7.00")], &[0])
+            .expect("a's 4 is free again");
+        held.release(b);
+        held.release(c);
+        assert!(held.is_empty(), "nothing is held once all are released");
+    }
+}
