@@ -12,6 +12,7 @@ pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod mirror;
+pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

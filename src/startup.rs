@@ -146,7 +146,6 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         mirror,
         auth: auth.clone(),
         body_timeout: config.body_timeout,
-        tenant_limits: config.tenant_limits,
         shard: config.shard,
         trusted_proxies: config.trusted_proxies.clone(),
         readiness: Default::default(),

@@ -50,7 +50,8 @@ impl GroupBy {
         [time, branch, product].into_iter().flatten().collect()
     }
 
-    fn parse(text: &str) -> Result<GroupBy, ReportProblem> {
+    /// `day,branch`: the names a client uses, comma-separated.
+    pub fn parse(text: &str) -> Result<GroupBy, ReportProblem> {
         let mut group = GroupBy::default();
         for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let time = match name {
@@ -120,6 +121,20 @@ pub struct ReportQuery {
     pub limit: usize,
 }
 
+/// `[from, to)` is not empty and at most [`MAX_RANGE_DAYS`] long.
+fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ReportProblem> {
+    if to <= from {
+        return Err(ReportProblem::new("to", "must be after from".into()));
+    }
+    if to - from > chrono::Duration::days(MAX_RANGE_DAYS) {
+        return Err(ReportProblem::new(
+            "to",
+            format!("must be at most {MAX_RANGE_DAYS} days after from"),
+        ));
+    }
+    Ok(())
+}
+
 impl ReportQuery {
     /// Reads a query string's pairs; unknown parameters are ignored.
     pub fn parse(tenant: TenantId, pairs: &[(String, String)]) -> Result<Self, ReportProblem> {
@@ -153,19 +168,33 @@ impl ReportQuery {
         let missing = |p| ReportProblem::new(p, "is required (an RFC 3339 instant)".into());
         query.from = from.ok_or_else(|| missing("from"))?;
         query.to = to.ok_or_else(|| missing("to"))?;
-        if query.to <= query.from {
-            return Err(ReportProblem::new("to", "must be after from".into()));
-        }
-        if query.to - query.from > chrono::Duration::days(MAX_RANGE_DAYS) {
-            return Err(ReportProblem::new(
-                "to",
-                format!("must be at most {MAX_RANGE_DAYS} days after from"),
-            ));
-        }
+        check_range(query.from, query.to)?;
         query.after = cursor
             .map(|c| GroupKey::parse(c, query.group_by))
             .transpose()?;
         Ok(query)
+    }
+
+    /// The first page of a report over `[from, to)` in `tz` by `group_by`,
+    /// of all branches and products.
+    pub fn over(
+        tenant: TenantId,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        tz: Tz,
+        group_by: GroupBy,
+    ) -> Result<Self, ReportProblem> {
+        check_range(from, to)?;
+        Ok(ReportQuery {
+            tenant,
+            from,
+            to,
+            tz,
+            group_by,
+            branches: Vec::new(),
+            products: Vec::new(),
+            after: None,
+            limit: MAX_PAGE_ROWS,
+        })
     }
 
     /// The stretches of constant UTC offset that make up the range, or,

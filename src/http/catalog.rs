@@ -12,16 +12,12 @@ use sha2::{Digest, Sha256};
 
 use super::body::json_body;
 use super::{ApiError, AppState};
-use std::sync::Arc;
-
-use crate::actors::tenant::{
-    AddBranch, AddProducts, CatalogView, ChangeBranch, ChangeProduct, Rendered,
-};
 use crate::auth::PathIds;
 use crate::domain::{
     parse_branch_patch, parse_new_branch, parse_new_products, parse_product_patch, Branch,
     BranchId, Catalog, Made, Product, ProductId, Scope, TenantId,
 };
+use crate::service::catalog::{self, Rendered};
 
 /// A product as the API shows it.
 #[derive(Serialize)]
@@ -72,7 +68,7 @@ pub async fn read_catalog(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let view = catalog_view(&state, tenant).await?;
+    let view = catalog::catalog_view(state.services()?, tenant).await?;
     if view.catalog.suspended && matches!(scope, Scope::Till { .. }) {
         return Err(ApiError::TenantSuspended);
     }
@@ -97,21 +93,6 @@ pub async fn read_catalog(
         .insert_header((header::ETAG, &*rendered.etag))
         .insert_header(cache)
         .body(rendered.body))
-}
-
-/// The tenant's catalog as its actor holds it (all branches and products,
-/// closed and inactive ones too), read without a mailbox round trip.
-pub(super) async fn catalog_view(
-    state: &AppState,
-    tenant: TenantId,
-) -> Result<Arc<CatalogView>, ApiError> {
-    let handle = state
-        .core()?
-        .tenants
-        .get(tenant)
-        .await?
-        .ok_or_else(ApiError::unknown_tenant)?;
-    Ok(handle.catalog.view())
 }
 
 /// Whether `If-None-Match` lists `etag` (or is `*`).
@@ -200,14 +181,12 @@ pub async fn create_products(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let core = state.core()?;
+    let services = state.services()?;
     let body = json_body(&req, payload).await?;
     let (products, is_array) = parse_new_products(&body)?;
-    let made = core
-        .tenants
-        .change(tenant, caller, AddProducts(products))
+    let made = catalog::add_products(services, caller, tenant, products)
         .await
-        .map_err(|e| ApiError::from_tenant(e, is_array))?;
+        .map_err(|e| ApiError::from_service(e, is_array))?;
     let mut res = HttpResponse::build(made_status(made.iter().any(|m| m.created)));
     let shown: Vec<ProductBody> = made
         .iter()
@@ -237,16 +216,11 @@ pub async fn change_product(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let product = ids
-        .product
-        .ok_or_else(|| ApiError::NotFound("unknown product for this tenant".into()))?;
-    let core = state.core()?;
+    let product = ids.product_or_404()?;
+    let services = state.services()?;
     let body = json_body(&req, payload).await?;
     let patch = parse_product_patch(&body)?;
-    let changed = core
-        .tenants
-        .change(tenant, caller, ChangeProduct(product, patch))
-        .await?;
+    let changed = catalog::change_product(services, caller, tenant, product, patch).await?;
     Ok(HttpResponse::Ok().json(ProductBody::new(product, &changed)))
 }
 
@@ -259,10 +233,10 @@ pub async fn create_branch(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let core = state.core()?;
+    let services = state.services()?;
     let body = json_body(&req, payload).await?;
     let new = parse_new_branch(&body)?;
-    let Made { row, created } = core.tenants.change(tenant, caller, AddBranch(new)).await?;
+    let Made { row, created } = catalog::add_branch(services, caller, tenant, new).await?;
     Ok(HttpResponse::build(made_status(created)).json(BranchBody::new(row.0, &row.1)))
 }
 
@@ -275,15 +249,10 @@ pub async fn change_branch(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let branch = ids
-        .branch
-        .ok_or_else(|| ApiError::NotFound("unknown branch for this tenant".into()))?;
-    let core = state.core()?;
+    let branch = ids.branch_or_404()?;
+    let services = state.services()?;
     let body = json_body(&req, payload).await?;
     let patch = parse_branch_patch(&body)?;
-    let changed = core
-        .tenants
-        .change(tenant, caller, ChangeBranch(branch, patch))
-        .await?;
+    let changed = catalog::change_branch(services, caller, tenant, branch, patch).await?;
     Ok(HttpResponse::Ok().json(BranchBody::new(branch, &changed)))
 }

@@ -7,12 +7,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::actors::lookup::LookupError;
-use crate::actors::persistence::SaveError;
-use crate::actors::reports::ReportError;
-use crate::actors::tenant::TenantError;
 use crate::auth::AuthError;
 use crate::domain::{BodyError, ErrorCode, Field, ItemProblem, Shard, MAX_ERROR_FIELDS};
+use crate::service::{LookupError, ReportError, SaveError, ServiceError, TenantError};
 use crate::telemetry::LogBudget;
 
 /// Seconds a client should wait after a 503.
@@ -100,6 +97,14 @@ impl ApiError {
             message: format!("{field} {problem}"),
             fields: BTreeMap::from([(field.to_string(), problem.to_string())]),
         }
+    }
+
+    pub fn unknown_branch() -> Self {
+        ApiError::NotFound("unknown branch for this tenant".into())
+    }
+
+    pub fn unknown_product() -> Self {
+        ApiError::NotFound("unknown product for this tenant".into())
     }
 
     /// 404 for a tenant that does not exist (or a path that names none).
@@ -228,6 +233,50 @@ impl From<LookupError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer to an operation that failed, for a request whose body
+    /// was an array (`is_array`: its items are named `[i]`) or not.
+    pub fn from_service(e: ServiceError, is_array: bool) -> Self {
+        match e {
+            ServiceError::Tenant(e) => ApiError::from_tenant(e, is_array),
+            ServiceError::Storage(e) => e.into(),
+            ServiceError::Report(e) => e.into(),
+            ServiceError::UnknownTenant => ApiError::unknown_tenant(),
+            ServiceError::NotABranch => {
+                ApiError::validation("branchID", "is not a branch of this tenant")
+            }
+            ServiceError::TooManyKeys(most) => ApiError::Conflict {
+                message: format!(
+                    "the tenant holds {most} keys that are not revoked, the most it may \
+                     (POS_MAX_KEYS_PER_TENANT); revoke one first"
+                ),
+                fields: BTreeMap::new(),
+            },
+
+            ServiceError::Forbidden => ApiError::Forbidden,
+            ServiceError::NoSuchKey => ApiError::NotFound("no such key for this tenant".into()),
+            ServiceError::TooManyGroups => ApiError::validation(
+                "groupBy",
+                &format!(
+                    "gives more than {} rows; narrow the range, the grouping or the filters",
+                    crate::domain::MAX_GROUPS
+                ),
+            ),
+            ServiceError::Invalid { field, problem } => ApiError::validation(field, &problem),
+            ServiceError::MirrorUnavailable => ApiError::Unavailable(
+                "the merged top sellers are unavailable (Redis); retry shortly".into(),
+            ),
+            ServiceError::NotRunning(what) => ApiError::Internal(format!("{what} is not running")),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        ApiError::from_service(e, false)
+    }
+}
+
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
         match e {
@@ -286,10 +335,8 @@ impl ApiError {
     pub fn from_tenant(e: TenantError, is_array: bool) -> Self {
         match e {
             TenantError::TenantNotFound => ApiError::unknown_tenant(),
-            TenantError::BranchNotFound => ApiError::NotFound("unknown branch for this tenant".into()),
-            TenantError::ProductNotFound => {
-                ApiError::NotFound("unknown product for this tenant".into())
-            }
+            TenantError::BranchNotFound => ApiError::unknown_branch(),
+            TenantError::ProductNotFound => ApiError::unknown_product(),
             TenantError::Suspended => ApiError::TenantSuspended,
             TenantError::BranchClosed => {
                 ApiError::validation("branchID", "is closed: it takes no new sales")

@@ -118,6 +118,16 @@ impl PathIds {
     pub fn tenant_or_404(self) -> Result<TenantId, ApiError> {
         self.tenant.ok_or_else(ApiError::unknown_tenant)
     }
+
+    /// The path's product (404 when its segment is no id).
+    pub fn product_or_404(self) -> Result<ProductId, ApiError> {
+        self.product.ok_or_else(ApiError::unknown_product)
+    }
+
+    /// The path's branch (404 when its segment is no id).
+    pub fn branch_or_404(self) -> Result<BranchId, ApiError> {
+        self.branch.ok_or_else(ApiError::unknown_branch)
+    }
 }
 
 /// Handlers take the path's ids as the gate parsed them.

@@ -10,9 +10,10 @@ use serde::Serialize;
 use super::body::json_body;
 use super::pages::{Page, PageRequest};
 use super::{ApiError, AppState};
-use crate::auth::{NewKey, PathIds, MAX_KEY_ID_LEN};
-use crate::domain::{parse_new_key, BranchId, Role, Scope, TenantId, Timestamp};
-use crate::store::{self, KeyListing, NewTenantKey, TenantKeyRevocation};
+use crate::auth::{PathIds, MAX_KEY_ID_LEN};
+use crate::domain::{parse_new_key, BranchId, Scope, TenantId, Timestamp};
+use crate::service::keys::{self, KeyListing};
+use crate::service::ServiceError;
 
 /// A key as the API shows it (never its secret).
 #[derive(Serialize)]
@@ -51,14 +52,6 @@ struct MadeKey<'a> {
     token: &'a str,
 }
 
-/// The roles `caller` may make and revoke for a tenant.
-fn manageable(caller: Scope) -> &'static [Role] {
-    match caller {
-        Scope::Operator => &[Role::Till, Role::Backoffice],
-        _ => &[Role::Till],
-    }
-}
-
 /// `POST /v1/tenants/{tenantID}/keys` `{"role", "branchID"?, "label"}`.
 pub async fn create_key(
     state: web::Data<AppState>,
@@ -68,13 +61,13 @@ pub async fn create_key(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    state.core()?;
+    let services = state.services()?;
     let body = json_body(&req, payload).await?;
     let asked = parse_new_key(&body)?;
-    let (made, token) = make_key(
-        &state,
-        tenant,
+    let (made, token) = keys::make_key(
+        services,
         caller,
+        tenant,
         asked.role,
         asked.branch,
         asked.label.as_str(),
@@ -84,55 +77,6 @@ pub async fn create_key(
         key: KeyBody::from(&made),
         token: &token,
     }))
-}
-
-/// Makes a key of `role` for `tenant` as `caller` may, and answers it with
-/// its token (the only time the token exists outside the caller's hands).
-pub(super) async fn make_key(
-    state: &AppState,
-    tenant: TenantId,
-    caller: Scope,
-    role: Role,
-    branch: Option<BranchId>,
-    label: &str,
-) -> Result<(KeyListing, String), ApiError> {
-    let core = state.core()?;
-    if !manageable(caller).contains(&role) {
-        return Err(ApiError::Forbidden);
-    }
-    if let Some(handle) = core.tenants.get(tenant).await? {
-        handle.writable_by(caller)?;
-    }
-    let scope = Scope::new(role, Some(tenant), branch)
-        .map_err(|e| ApiError::validation("role", &e.to_string()))?;
-    let key = NewKey::generate()
-        .map_err(|e| ApiError::Internal(format!("no randomness for a key: {e}")))?;
-    let new = NewTenantKey {
-        id: key.id.clone(),
-        hash: key.hash,
-        scope,
-        label: label.to_string(),
-        max_keys: state.tenant_limits.keys,
-    };
-    let made = core
-        .office
-        .run(move |c| Box::pin(async move { store::insert_tenant_key(c, &new).await }))
-        .await?
-        .map_err(|refusal| match refusal {
-            store::KeyRefusal::NoSuchTenant => ApiError::unknown_tenant(),
-            store::KeyRefusal::NotABranch => {
-                ApiError::validation("branchID", "is not a branch of this tenant")
-            }
-            store::KeyRefusal::TooMany => ApiError::Conflict {
-                message: format!(
-                    "the tenant holds {} keys that are not revoked, the most it may \
-                     (POS_MAX_KEYS_PER_TENANT); revoke one first",
-                    state.tenant_limits.keys
-                ),
-                fields: Default::default(),
-            },
-        })?;
-    Ok((made, key.token))
 }
 
 #[derive(Serialize)]
@@ -147,19 +91,10 @@ pub async fn list_keys(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let core = state.core()?;
+    let services = state.services()?;
     let page = PageRequest::from_query(req.query_string())?;
     let after = page.cursor_as(|c| valid_key_id(c).then(|| c.to_string()))?;
-    let limit = page.limit;
-    let rows = core
-        .office
-        .run(move |c| {
-            Box::pin(
-                async move { store::list_tenant_keys(c, tenant, after.as_deref(), limit).await },
-            )
-        })
-        .await?
-        .ok_or_else(ApiError::unknown_tenant)?;
+    let rows = keys::list_keys(services, tenant, after, page.limit).await?;
     let next_cursor = page.next_cursor(rows.len(), rows.last().map(|k| k.id.clone()));
     Ok(HttpResponse::Ok().json(Page {
         items: Keys {
@@ -185,38 +120,9 @@ pub async fn revoke_key(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    state.core()?;
-    let key = revoke(&state, tenant, caller, path_key_id(&req)?).await?;
+    let services = state.services()?;
+    let key = keys::revoke_key(services, caller, tenant, path_key_id(&req)?).await?;
     Ok(HttpResponse::Ok().json(KeyBody::from(&key)))
-}
-
-/// Revokes a key of `tenant` that `caller` may revoke; this server's
-/// cache forgets it at once.
-pub(super) async fn revoke(
-    state: &AppState,
-    tenant: TenantId,
-    caller: Scope,
-    id: String,
-) -> Result<KeyListing, ApiError> {
-    let core = state.core()?;
-    let allowed = manageable(caller);
-    let key_id = id.clone();
-    let revoked = core
-        .office
-        .run(move |c| {
-            Box::pin(async move { store::revoke_tenant_key(c, tenant, &key_id, allowed).await })
-        })
-        .await?;
-    match revoked {
-        TenantKeyRevocation::Revoked(key) => {
-            if let Some(auth) = &state.auth {
-                auth.forget(&[id]).await;
-            }
-            Ok(key)
-        }
-        TenantKeyRevocation::NotAllowed => Err(ApiError::Forbidden),
-        TenantKeyRevocation::NoSuchKey => Err(no_such_key()),
-    }
 }
 
 /// The path's `{keyID}`; one that is no key id names no key: 404.
@@ -225,9 +131,5 @@ pub(super) fn path_key_id(req: &HttpRequest) -> Result<String, ApiError> {
         .get("keyID")
         .filter(|id| valid_key_id(id))
         .map(str::to_string)
-        .ok_or_else(no_such_key)
-}
-
-fn no_such_key() -> ApiError {
-    ApiError::NotFound("no such key for this tenant".into())
+        .ok_or_else(|| ApiError::from(ServiceError::NoSuchKey))
 }

@@ -19,7 +19,6 @@ mod tenants;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use actix::prelude::*;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
@@ -31,43 +30,24 @@ use tracing::Instrument;
 pub use error::{field_names, ApiError};
 pub use health::watch_readiness;
 
-use crate::actors::lease::{LeaseActor, ShardLease};
-use crate::actors::office::Office;
-use crate::actors::ranking::RankingActor;
-use crate::actors::registry::TenantRegistry;
 use crate::auth::{Auth, Operation};
 use crate::client_address::TrustedProxies;
 use crate::domain::Shard;
 use crate::ids::RequestId;
 use crate::metrics::Metrics;
 use crate::mirror::Mirror;
-
-/// What the actors give the HTTP layer once MySQL is up.
-pub struct Core {
-    pub tenants: Arc<TenantRegistry>,
-    /// The back office's statements that no tenant actor orders (tenants, keys).
-    pub office: Office,
-    /// Sales reports, on a pool of their own, shared fairly between tenants.
-    pub reports: crate::actors::reports::Reports,
-    pub ranking: Addr<RankingActor>,
-    /// Keeps this instance's shard lease.
-    pub lease: Addr<LeaseActor>,
-    /// Whether this instance may write now.
-    pub shard_lease: ShardLease,
-}
+use crate::service::Services;
 
 /// Shared by every worker.
 pub struct AppState {
     /// Empty until MySQL answered and the actors run; API routes answer 503 until then.
-    pub core: OnceLock<Core>,
+    pub core: OnceLock<Services>,
     pub metrics: Metrics,
     pub mirror: Option<Mirror>,
     /// `None` when authentication is disabled (`POS_AUTH=disabled`).
     pub auth: Option<Arc<Auth>>,
     /// Longest a request body may take after its headers.
     pub body_timeout: std::time::Duration,
-    /// How many products, branches and keys a tenant may have.
-    pub tenant_limits: crate::domain::TenantLimits,
     /// The tenants this instance owns.
     pub shard: Shard,
     /// Peers whose `X-Forwarded-For` names the client.
@@ -81,7 +61,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn core(&self) -> Result<&Core, ApiError> {
+    /// The operations, once booted (else 503: starting).
+    pub fn services(&self) -> Result<&Services, ApiError> {
         self.core.get().ok_or_else(ApiError::starting)
     }
 }

@@ -7,9 +7,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::actors::ranking::TopSelling;
 use crate::auth::PathIds;
 use crate::domain::{Money, ProductId, ProductTotal, RankBy, TenantId, Timestamp, MAX_TOP};
+use crate::service::sales::{live_totals, top_sellers};
 
 const DEFAULT_LIMIT: usize = 10;
 
@@ -30,27 +30,20 @@ pub async fn tenant_sales(
     ids: PathIds,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let core = state.core()?;
     let tenant = ids.tenant_or_404()?;
-    let handle = core
-        .tenants
-        .get(tenant)
-        .await?
-        .ok_or_else(ApiError::unknown_tenant)?;
+    let totals = live_totals(state.services()?, tenant).await?;
     let mut res = HttpResponse::Ok();
     res.content_type("application/json")
         .insert_header((header::VARY, "Accept-Encoding"));
     // A tenant with many products answers ~100 bytes per product: worth
     // compressing once per change for clients that accept it.
     if accepts_gzip(&req) {
-        let body = handle
-            .totals
-            .rendered(1, |rows| gzip(&render_sales(tenant, rows)));
+        let body = totals.rendered(1, |rows| gzip(&render_sales(tenant, rows)));
         return Ok(res
             .insert_header((header::CONTENT_ENCODING, "gzip"))
             .body(body));
     }
-    Ok(res.body(handle.totals.rendered(0, |rows| render_sales(tenant, rows))))
+    Ok(res.body(totals.rendered(0, |rows| render_sales(tenant, rows))))
 }
 
 /// Whether `Accept-Encoding` lists gzip without `q=0`.
@@ -152,34 +145,11 @@ pub async fn top_selling(
 ) -> Result<HttpResponse, ApiError> {
     let (limit, by) = top_selling_params(req.query_string())?;
     let as_of = Timestamp::from_utc(chrono::Utc::now());
-    let top = top_sellers(&state, limit, by).await?;
+    let top = top_sellers(state.services()?, limit, by).await?;
     Ok(HttpResponse::Ok().json(TopSellingBody {
         top_selling_products: ranked(&top),
         as_of,
     }))
-}
-
-/// The global top sellers: this instance's ranking, or with shards the
-/// merged view in Redis (other shards hold other tenants).
-pub(super) async fn top_sellers(
-    state: &AppState,
-    limit: usize,
-    by: RankBy,
-) -> Result<Vec<ProductTotal>, ApiError> {
-    let core = state.core()?;
-    match (&state.mirror, state.shard.is_partial()) {
-        (Some(mirror), true) => mirror.top(limit, by).await.map_err(|e| {
-            tracing::warn!(error = %e, "merged top sellers unavailable");
-            ApiError::Unavailable(
-                "the merged top sellers are unavailable (Redis); retry shortly".into(),
-            )
-        }),
-        _ => core
-            .ranking
-            .send(TopSelling { limit, by })
-            .await
-            .map_err(|_| ApiError::Internal("the ranking is not running".into())),
-    }
 }
 
 #[derive(Serialize)]

@@ -7,18 +7,17 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{ApiError, AppState, Core};
-use crate::actors::reports::ReportKind;
+use super::{ApiError, AppState};
 use crate::auth::PathIds;
 use crate::domain::{ReportPage, ReportQuery, ReportRow};
-use crate::store::ReportOutcome;
+use crate::service::reports::{run_report, ReportKind};
 
 pub async fn sales_report(
     state: web::Data<AppState>,
     ids: PathIds,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let core = state.core()?;
+    let core = state.services()?;
     let tenant = ids.tenant_or_404()?;
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map_err(|_| ApiError::validation("query", "is not a valid query string"))?;
@@ -34,26 +33,6 @@ pub async fn sales_report(
         return Ok(res.body(csv(&query, &page)));
     }
     Ok(HttpResponse::Ok().json(answer(&query, &page)))
-}
-
-/// The page of `query`'s report, in `kind`'s lane of the reports' pool.
-pub(super) async fn run_report(
-    core: &Core,
-    kind: ReportKind,
-    query: ReportQuery,
-) -> Result<ReportPage, ApiError> {
-    let outcome = core.reports.run(kind, query).await?;
-    match outcome {
-        ReportOutcome::Page(page) => Ok(page),
-        ReportOutcome::UnknownTenant => Err(ApiError::unknown_tenant()),
-        ReportOutcome::TooManyGroups => Err(ApiError::validation(
-            "groupBy",
-            &format!(
-                "gives more than {} rows; narrow the range, the grouping or the filters",
-                crate::domain::MAX_GROUPS
-            ),
-        )),
-    }
 }
 
 /// Whether `Accept` asks for CSV (a spreadsheet's download).

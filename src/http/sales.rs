@@ -7,6 +7,7 @@ use super::body::json_body;
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
 use crate::domain::{parse_sales, StoredSale};
+use crate::service::sales;
 
 /// The answer to an array body.
 #[derive(Serialize)]
@@ -20,7 +21,7 @@ pub async fn post_sales(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let core = state.core()?;
+    let services = state.services()?;
     let (Some(tenant), Some(branch)) = (ids.tenant, ids.branch) else {
         return Err(ApiError::NotFound(
             "tenant and branch ids must be positive integers".into(),
@@ -28,11 +29,9 @@ pub async fn post_sales(
     };
     let body = json_body(&req, payload).await?;
     let parsed = parse_sales(&body, tenant, branch, chrono::Utc::now())?;
-    let outcome = core
-        .tenants
-        .post(tenant, branch, parsed.items)
+    let outcome = sales::post_sales(services, tenant, branch, parsed.items)
         .await
-        .map_err(|e| ApiError::from_tenant(e, parsed.is_array))?;
+        .map_err(|e| ApiError::from_service(e, parsed.is_array))?;
     let mut res = if outcome.created {
         HttpResponse::Created()
     } else {

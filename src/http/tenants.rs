@@ -8,10 +8,9 @@ use serde::Serialize;
 use super::body::json_body;
 use super::pages::{Page, PageRequest};
 use super::{ApiError, AppState};
-use crate::actors::tenant::ChangeTenant;
 use crate::auth::PathIds;
-use crate::domain::{parse_new_tenant, parse_tenant_patch, Name, Scope, TenantId, Timestamp};
-use crate::store::{self, TenantRow};
+use crate::domain::{parse_new_tenant, parse_tenant_patch, Scope, TenantId, Timestamp};
+use crate::service::tenants::{self, TenantRow};
 
 /// A tenant as the API shows it.
 #[derive(Serialize)]
@@ -42,27 +41,13 @@ pub async fn create_tenant(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.core()?;
+    let services = state.services()?;
     let body = json_body(&req, payload).await?;
     let name = parse_new_tenant(&body)?;
-    let made = make_tenant(&state, name).await?;
+    let made = tenants::make_tenant(services, name).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/tenants/{}", made.id)))
         .json(TenantBody::from(&made)))
-}
-
-/// Makes a tenant; this instance takes its sales at once if it owns it.
-pub(super) async fn make_tenant(state: &AppState, name: Name) -> Result<TenantRow, ApiError> {
-    let core = state.core()?;
-    let made = core
-        .office
-        .run(move |c| Box::pin(async move { store::create_tenant(c, &name).await }))
-        .await?;
-    if state.shard.owns(made.id) {
-        // It may have been asked for (and found unknown) a moment ago.
-        core.tenants.now_known(made.id).await;
-    }
-    Ok(made)
 }
 
 #[derive(Serialize)]
@@ -75,14 +60,10 @@ pub async fn list_tenants(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let core = state.core()?;
+    let services = state.services()?;
     let page = PageRequest::from_query(req.query_string())?;
     let after = page.cursor_as(TenantId::parse)?;
-    let limit = page.limit;
-    let rows = core
-        .office
-        .run(move |c| Box::pin(async move { store::list_tenants(c, after, limit).await }))
-        .await?;
+    let rows = tenants::list_tenants(services, after, page.limit).await?;
     let next_cursor = page.next_cursor(rows.len(), rows.last().map(|t| t.id.to_string()));
     Ok(HttpResponse::Ok().json(Page {
         items: Tenants {
@@ -101,12 +82,9 @@ pub async fn change_tenant(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let core = state.core()?;
+    let services = state.services()?;
     let body = json_body(&req, payload).await?;
     let patch = parse_tenant_patch(&body)?;
-    let row = core
-        .tenants
-        .change(tenant, caller, ChangeTenant(patch))
-        .await?;
+    let row = tenants::change_tenant(services, caller, tenant, patch).await?;
     Ok(HttpResponse::Ok().json(TenantBody::from(&row)))
 }

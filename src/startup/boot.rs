@@ -20,7 +20,8 @@ use crate::actors::registry::{Lane, TenantRegistry};
 use crate::actors::reports::Reports;
 use crate::config::{redact_url, Config};
 use crate::domain::ProductTotal;
-use crate::http::{AppState, Core};
+use crate::http::AppState;
+use crate::service::Services;
 use crate::store::{self, LeaseHolder, ServerTraits};
 
 const FIRST_BOOT_BACKOFF: Duration = Duration::from_millis(200);
@@ -140,13 +141,17 @@ pub(super) async fn boot(b: Boot) {
         config.tenant_idle,
         config.tenant_limits,
     ));
-    let core = Core {
+    let core = Services {
         office: b.office,
         reports: b.reports,
         tenants,
         ranking,
         lease,
         shard_lease,
+        shard: config.shard,
+        auth: b.state.auth.clone(),
+        mirror: b.state.mirror.clone(),
+        limits: config.tenant_limits,
     };
     if b.state.core.set(core).is_err() {
         tracing::error!("service core was already set");

@@ -1,7 +1,8 @@
 //! The documents that describe the code stay true to it: the code map in
 //! ARCHITECTURE.md names every file under `src/` (and no file that is
 //! gone), every test the documents cite exists, every relative link leads
-//! somewhere, and the settings table is `pos serve --help`'s.
+//! somewhere, the settings table is `pos serve --help`'s, and no module
+//! imports a layer above its own.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -183,7 +184,10 @@ fn the_settings_table_is_the_one_pos_serve_help_prints() {
     let documented = documented_settings();
     let names: Vec<&str> = documented.iter().map(|(n, _)| n.as_str()).collect();
     let settings: Vec<&str> = pos::config::SETTINGS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, settings, "the table and config::SETTINGS list other settings");
+    assert_eq!(
+        names, settings,
+        "the table and config::SETTINGS list other settings"
+    );
     for ((name, default), (_, meaning)) in documented.iter().zip(pos::config::SETTINGS) {
         let help_default = meaning
             .rsplit_once('[')
@@ -195,4 +199,77 @@ fn the_settings_table_is_the_one_pos_serve_help_prints() {
             "{name}: the table says {default}, pos serve --help {help_default}"
         );
     }
+}
+
+/// The layers, lowest first: a module may use its own layer and those
+/// below. `http` (both front ends) reaches the actors and the store only
+/// through `service`; `startup` and `cli` wire everything.
+const LAYERS: &[&[&str]] = &[
+    &["domain"],
+    &[
+        "clock",
+        "ids",
+        "client_address",
+        "config",
+        "metrics",
+        "telemetry",
+    ],
+    &["store", "mirror"],
+    &["actors", "auth"],
+    &["service"],
+    &["http"],
+    &["startup", "cli", "lib", "main"],
+];
+
+fn layer(module: &str) -> usize {
+    LAYERS
+        .iter()
+        .position(|l| l.contains(&module))
+        .unwrap_or_else(|| panic!("src/{module} is in no layer of LAYERS"))
+}
+
+/// The top-level modules a file names as `crate::module` (outside comments).
+fn imported_modules(source: &str) -> BTreeSet<String> {
+    source
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .flat_map(|l| l.split("crate::").skip(1))
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+#[test]
+fn no_module_imports_a_layer_above_it_and_http_goes_through_the_service() {
+    let mut files = BTreeSet::new();
+    files_under(Path::new("src"), &mut files);
+    let mut wrong = Vec::new();
+    for file in files.iter().filter(|f| f.ends_with(".rs")) {
+        let module = file["src/".len()..]
+            .split(['/', '.'])
+            .next()
+            .expect("a file under src/");
+        let own = layer(module);
+        for used in imported_modules(&repo(file)) {
+            let skips_service = module == "http" && (used == "actors" || used == "store");
+            if layer(&used) > own || skips_service {
+                wrong.push(format!("{file} uses crate::{used}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "imports against the layers: {wrong:#?}");
+}
+
+#[test]
+fn the_layer_check_sees_imports() {
+    let found =
+        imported_modules("use crate::store::x;\n// crate::http\nlet a = crate::actors::y();");
+    assert_eq!(
+        found,
+        BTreeSet::from(["store".to_string(), "actors".to_string()])
+    );
 }

@@ -14,13 +14,13 @@ use serde::Deserialize;
 
 use super::layout::{notice, page as frame, Section};
 use super::{html, see_other, tenant_catalog, with_status, PageError, PageResult, Viewer};
-use crate::actors::tenant::{AddBranch, AddProducts, ChangeBranch, ChangeProduct, TenantError};
 use crate::auth::PathIds;
 use crate::domain::{
     repeated_skus, BranchPatch, Catalog, Code, Name, NewBranch, NewProduct, ProductPatch, TenantId,
     MAX_ERROR_FIELDS, MAX_ITEMS,
 };
 use crate::http::{ApiError, AppState};
+use crate::service::catalog;
 
 /// Rows a list page shows.
 const PAGE_ROWS: usize = 50;
@@ -223,13 +223,10 @@ async fn ask_products(
     products: Vec<NewProduct>,
     listed: bool,
 ) -> Result<(), ApiError> {
-    state
-        .core()?
-        .tenants
-        .change(tenant, viewer.scope, AddProducts(products))
+    catalog::add_products(state.services()?, viewer.scope, tenant, products)
         .await
         .map(|_| ())
-        .map_err(|e| ApiError::from_tenant(e, listed))
+        .map_err(|e| ApiError::from_service(e, listed))
 }
 
 /// Back to a list (`list`, drawn by `page`): with a message when the form did its work,
@@ -299,19 +296,14 @@ pub async fn change_product(
     form: web::Form<RowChange>,
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
-    let product = ids
-        .product
-        .ok_or_else(|| ApiError::NotFound("unknown product for this tenant".into()))?;
+    let product = ids.product_or_404()?;
     let result = match changed_name(&form) {
         Ok(name) => {
             let patch = ProductPatch {
                 name,
                 active: form.active,
             };
-            state
-                .core()?
-                .tenants
-                .change(tenant, viewer.scope, ChangeProduct(product, patch))
+            catalog::change_product(state.services()?, viewer.scope, tenant, product, patch)
                 .await
                 .map(|_| "changed")
                 .map_err(ApiError::from)
@@ -564,13 +556,15 @@ pub async fn add_branch(
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
     let result = match (Code::parse(form.sku.trim()), Name::parse(&form.name)) {
-        (Some(code), Some(name)) => state
-            .core()?
-            .tenants
-            .change(tenant, viewer.scope, AddBranch(NewBranch { code, name }))
-            .await
-            .map(|_| "added")
-            .map_err(ApiError::from),
+        (Some(code), Some(name)) => catalog::add_branch(
+            state.services()?,
+            viewer.scope,
+            tenant,
+            NewBranch { code, name },
+        )
+        .await
+        .map(|_| "added")
+        .map_err(ApiError::from),
         (None, _) => Err(ApiError::validation("code", Code::RULE)),
         (_, None) => Err(ApiError::validation("name", Name::RULE)),
     };
@@ -585,27 +579,18 @@ pub async fn change_branch(
     form: web::Form<RowChange>,
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
-    let branch = ids
-        .branch
-        .ok_or_else(|| ApiError::NotFound("unknown branch for this tenant".into()))?;
+    let branch = ids.branch_or_404()?;
     let result = match changed_name(&form) {
-        Ok(name) => state
-            .core()?
-            .tenants
-            .change(
-                tenant,
-                viewer.scope,
-                ChangeBranch(
-                    branch,
-                    BranchPatch {
-                        name,
-                        open: form.open,
-                    },
-                ),
-            )
-            .await
-            .map(|_| "changed")
-            .map_err(|e: TenantError| ApiError::from(e)),
+        Ok(name) => {
+            let patch = BranchPatch {
+                name,
+                open: form.open,
+            };
+            catalog::change_branch(state.services()?, viewer.scope, tenant, branch, patch)
+                .await
+                .map(|_| "changed")
+                .map_err(ApiError::from)
+        }
         Err(e) => Err(e),
     };
     after_form(&state, viewer, tenant, result, BRANCHES).await

@@ -1,7 +1,7 @@
 //! Till keys: make one for a branch (its token shown once, with a QR code
-//! a till can scan), list them, revoke one. The API's own functions do
-//! the work, so the role rule (a back office makes till keys only) and
-//! the revocation promise are the same.
+//! a till can scan), list them, revoke one. The service's operations do
+//! the work, as for the API, so the role rule (a back office makes till
+//! keys only) and the revocation promise are the same.
 
 use actix_web::{web, HttpRequest};
 use maud::{html, Markup, PreEscaped};
@@ -14,9 +14,10 @@ use super::layout::{notice, page as frame, Section};
 use super::{html, see_other, tenant_catalog, with_status, PageResult, Viewer};
 use crate::auth::PathIds;
 use crate::domain::{BranchId, Name, Role, TenantId, Timestamp};
-use crate::http::keys::{make_key, path_key_id, revoke as revoke_key, valid_key_id};
+use crate::http::keys::{path_key_id, valid_key_id};
 use crate::http::{ApiError, AppState};
-use crate::store::{self, KeyListing};
+use crate::service::keys::{self as keys, KeyListing};
+use crate::service::ServiceError;
 
 /// Keys a page lists.
 const PAGE_KEYS: usize = 100;
@@ -57,16 +58,7 @@ async fn keys_body(
     made: Option<(&KeyListing, &str)>,
 ) -> Result<Markup, ApiError> {
     let catalog = tenant_catalog(state, tenant).await?;
-    let rows = state
-        .core()?
-        .office
-        .run(move |c| {
-            Box::pin(async move {
-                store::list_tenant_keys(c, tenant, after.as_deref(), PAGE_KEYS + 1).await
-            })
-        })
-        .await?
-        .ok_or_else(ApiError::unknown_tenant)?;
+    let rows = keys::list_keys(state.services()?, tenant, after, PAGE_KEYS + 1).await?;
     let more = rows.len() > PAGE_KEYS;
     let base = format!("/app/tenants/{tenant}/keys");
     Ok(html! {
@@ -156,20 +148,22 @@ pub async fn create(
         None | Some("") => Ok(None),
         Some(b) => BranchId::parse(b)
             .map(Some)
-            .ok_or_else(|| ApiError::validation("branch", "is not a branch of this tenant")),
+            .ok_or_else(|| ServiceError::NotABranch.into()),
     };
     let made = match (branch, Name::parse(&form.label)) {
-        (Ok(branch), Some(label)) => {
-            make_key(
-                &state,
-                tenant,
+        (Ok(branch), Some(label)) => match state.services() {
+            Ok(services) => keys::make_key(
+                services,
                 viewer.scope,
+                tenant,
                 Role::Till,
                 branch,
                 label.as_str(),
             )
             .await
-        }
+            .map_err(ApiError::from),
+            Err(e) => Err(e),
+        },
         (Err(e), _) => Err(e),
         (_, None) => Err(ApiError::validation("label", Name::RULE)),
     };
@@ -208,7 +202,7 @@ pub async fn revoke(
     req: HttpRequest,
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
-    revoke_key(&state, tenant, viewer.scope, path_key_id(&req)?).await?;
+    keys::revoke_key(state.services()?, viewer.scope, tenant, path_key_id(&req)?).await?;
     Ok(see_other(&format!(
         "/app/tenants/{tenant}/keys?done=revoked"
     )))

@@ -24,8 +24,9 @@ use super::session::{unix_now, IDLE_LIMIT};
 use super::{PageResult, Viewer};
 use crate::domain::RankBy;
 use crate::domain::Timestamp;
-use crate::http::reads::{ranked, top_sellers, Ranked};
+use crate::http::reads::{ranked, Ranked};
 use crate::http::{ApiError, AppState};
+use crate::service::sales::top_sellers;
 
 /// How often the top sellers are read while someone watches.
 const PERIOD: Duration = Duration::from_secs(1);
@@ -133,7 +134,10 @@ pub async fn publish(state: web::Data<AppState>) {
             }
             continue;
         }
-        let Ok(top) = top_sellers(&state, LIVE_ROWS, RankBy::Quantity).await else {
+        let Ok(services) = state.services() else {
+            continue;
+        };
+        let Ok(top) = top_sellers(services, LIVE_ROWS, RankBy::Quantity).await else {
             continue;
         };
         let rows = ranked(&top);

@@ -34,9 +34,9 @@ pub use live::{publish as publish_live_top_sellers, LiveTopSellers};
 pub use session::SessionKeys;
 
 use super::{ApiError, AppState};
-use crate::actors::reports::ReportKind;
 use crate::auth::{permits, Operation, PathIds};
 use crate::domain::{Scope, TenantId};
+use crate::service::reports::ReportKind;
 
 /// Who is looking at a page: the key behind the session.
 #[derive(Debug, Clone)]
@@ -91,6 +91,12 @@ pub struct PageError(pub ApiError);
 impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
         PageError(e)
+    }
+}
+
+impl From<crate::service::ServiceError> for PageError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        PageError(e.into())
     }
 }
 
@@ -437,10 +443,12 @@ async fn tenant_catalog(
     state: &AppState,
     tenant: TenantId,
 ) -> Result<Arc<crate::domain::Catalog>, ApiError> {
-    Ok(super::catalog::catalog_view(state, tenant)
-        .await?
-        .catalog
-        .clone())
+    Ok(
+        crate::service::catalog::catalog_view(state.services()?, tenant)
+            .await?
+            .catalog
+            .clone(),
+    )
 }
 
 /// How many rows of a report a page asks for.
@@ -465,23 +473,15 @@ async fn report(
     group_by: &str,
     rows: Rows,
 ) -> Result<(crate::domain::ReportQuery, crate::domain::ReportPage), ApiError> {
-    let instant =
-        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut pairs = vec![
-        ("from".to_string(), instant(range.0)),
-        ("to".to_string(), instant(range.1)),
-        ("tz".to_string(), tz.name().to_string()),
-    ];
-    if !group_by.is_empty() {
-        pairs.push(("groupBy".to_string(), group_by.to_string()));
-    }
-    let mut query = crate::domain::ReportQuery::parse(tenant, &pairs)
-        .map_err(|p| ApiError::validation(p.parameter, &p.problem))?;
+    let invalid = |p: crate::domain::ReportProblem| ApiError::validation(p.parameter, &p.problem);
+    let group_by = crate::domain::GroupBy::parse(group_by).map_err(invalid)?;
+    let mut query =
+        crate::domain::ReportQuery::over(tenant, range, tz, group_by).map_err(invalid)?;
     if rows == Rows::All {
         // One query for all of them: paging would aggregate again per page.
         query.limit = crate::domain::MAX_GROUPS;
     }
-    let page = super::reports::run_report(state.core()?, kind, query.clone()).await?;
+    let page = crate::service::reports::run_report(state.services()?, kind, query.clone()).await?;
     Ok((query, page))
 }
 

@@ -8,14 +8,12 @@ use serde::Deserialize;
 use super::catalog::refusal;
 use super::layout::{notice, page as frame, Section, LIVE_SCRIPT};
 use super::{html, see_other, with_status, PageResult, Viewer};
-use crate::actors::tenant::ChangeTenant;
 use crate::auth::PathIds;
 use crate::domain::RankBy;
 use crate::domain::{time_zone, Name, TenantId, TenantPatch, TIME_ZONE_RULE};
-use crate::http::reads::top_sellers;
-use crate::http::tenants::make_tenant;
 use crate::http::{ApiError, AppState};
-use crate::store;
+use crate::service::sales::top_sellers;
+use crate::service::tenants::{self as tenants, make_tenant};
 
 /// Tenants a page lists.
 const PAGE_TENANTS: usize = 100;
@@ -54,15 +52,9 @@ async fn render(
     after: Option<TenantId>,
     outcome: &Option<Result<String, String>>,
 ) -> PageResult {
-    let tenants = state
-        .core()?
-        .office
-        .run(move |c| {
-            Box::pin(async move { store::list_tenants(c, after, PAGE_TENANTS + 1).await })
-        })
-        .await
-        .map_err(ApiError::from)?;
-    let top = top_sellers(state, LIVE_ROWS, RankBy::Quantity).await;
+    let services = state.services()?;
+    let tenants = tenants::list_tenants(services, after, PAGE_TENANTS + 1).await?;
+    let top = top_sellers(services, LIVE_ROWS, RankBy::Quantity).await;
     let more = tenants.len() > PAGE_TENANTS;
     let body = html! {
         (notice(outcome))
@@ -139,7 +131,13 @@ pub async fn create_tenant(
     form: web::Form<NewTenant>,
 ) -> PageResult {
     let made = match Name::parse(&form.name) {
-        Some(name) => make_tenant(&state, name).await.map(|_| ()),
+        Some(name) => match state.services() {
+            Ok(services) => make_tenant(services, name)
+                .await
+                .map(|_| ())
+                .map_err(ApiError::from),
+            Err(e) => Err(e),
+        },
         None => Err(ApiError::validation("name", Name::RULE)),
     };
     match made {
@@ -180,10 +178,7 @@ pub async fn change_tenant(
                 suspended: form.suspended,
                 time_zone,
             };
-            state
-                .core()?
-                .tenants
-                .change(tenant, viewer.scope, ChangeTenant(patch))
+            tenants::change_tenant(state.services()?, viewer.scope, tenant, patch)
                 .await
                 .map(|_| ())
                 .map_err(ApiError::from)

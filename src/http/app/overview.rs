@@ -11,10 +11,10 @@ use super::chart::{bars, Bar};
 use super::layout::{refreshing_page, Section};
 use super::Rows::All;
 use super::{day_start, html, report, tenant_catalog, today, PageResult, Viewer};
-use crate::actors::reports::ReportKind::Overview;
 use crate::auth::PathIds;
 use crate::domain::Money;
 use crate::http::AppState;
+use crate::service::reports::ReportKind::Overview;
 
 /// Days the chart shows, today included.
 const CHART_DAYS: u64 = 30;

@@ -11,10 +11,10 @@ use serde::Deserialize;
 use super::chart::{bars, Bar};
 use super::layout::{notice, page as frame, Section};
 use super::{day_start, html, report, tenant_catalog, today, PageError, PageResult, Rows, Viewer};
-use crate::actors::reports::ReportKind;
 use crate::auth::PathIds;
 use crate::domain::{ReportPage, ReportQuery, TenantId};
 use crate::http::{ApiError, AppState};
+use crate::service::reports::ReportKind;
 
 /// What the explorer's form asks (all optional: a week by day).
 #[derive(Deserialize, Default)]

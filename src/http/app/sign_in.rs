@@ -13,7 +13,7 @@ use super::{is_tls, see_other, signed_session, viewer_of, PageError, PageResult}
 use crate::auth::{Auth, AuthError};
 use crate::http::gate::client_address;
 use crate::http::{ApiError, AppState};
-use crate::store;
+use crate::service::sessions;
 
 /// `GET /app/`: the sign-in form, or the viewer's home when signed in.
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
@@ -139,10 +139,8 @@ pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest) -> PageResul
 /// when MySQL is back).
 async fn end_sessions(state: &AppState, auth: &Auth, session: &Session) -> Result<(), ApiError> {
     let (key, began_ms) = (session.key_id.clone(), session.began_ms);
-    let stored = match state.core() {
-        Ok(core) => core
-            .office
-            .run(move |c| Box::pin(async move { store::end_sessions(c, &key, began_ms).await }))
+    let stored = match state.services() {
+        Ok(services) => sessions::end_sessions(services, key, began_ms)
             .await
             .map_err(ApiError::from),
         Err(e) => Err(e),
