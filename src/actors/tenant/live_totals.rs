@@ -164,4 +164,54 @@ mod tests {
         totals.touch();
         assert!(totals.last_used_ms.load(Ordering::Relaxed) > 0);
     }
+
+    fn product(id: u64) -> ProductId {
+        ProductId::new(id).expect("positive")
+    }
+
+    fn total(id: u64, quantity: u64, name: &str) -> ProductTotal {
+        ProductTotal {
+            tenant_id: TenantId::new(1).expect("positive"),
+            product_id: product(id),
+            name: Arc::from(name),
+            quantity,
+            revenue: Money::ZERO,
+        }
+    }
+
+    /// What a reader is served: `id name quantity`, by product.
+    fn served(totals: &LiveTotals) -> String {
+        let body = totals.rendered(0, |mut rows| {
+            rows.sort_by_key(|t| t.product_id);
+            let text: Vec<String> = rows
+                .iter()
+                .map(|t| format!("{} {} {}", t.product_id, t.name, t.quantity))
+                .collect();
+            Bytes::from(text.join(", "))
+        });
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[test]
+    fn a_rename_is_what_readers_see_next() {
+        let totals = LiveTotals::new(vec![total(1, 2, "Latte")]);
+        assert_eq!(served(&totals), "1 Latte 2");
+        let renamed = totals.rename(product(1), Arc::from("Flat white"));
+        assert_eq!(renamed.map(|t| t.name), Some(Arc::from("Flat white")));
+        assert_eq!(served(&totals), "1 Flat white 2");
+        assert!(
+            totals.rename(product(2), Arc::from("Tea")).is_none(),
+            "a product that never sold has no totals"
+        );
+    }
+
+    #[test]
+    fn a_reload_replaces_every_total_and_is_served_at_once() {
+        let totals = LiveTotals::new(vec![total(1, 2, "Latte"), total(2, 5, "Tea")]);
+        assert_eq!(served(&totals), "1 Latte 2, 2 Tea 5");
+        totals.replace(&[total(1, 7, "Latte")]);
+        assert_eq!(totals.get(product(1)).0, 7);
+        assert_eq!(totals.get(product(2)).0, 0, "not in MySQL, not here");
+        assert_eq!(served(&totals), "1 Latte 7");
+    }
 }
