@@ -8,14 +8,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::child::{pos_cli, ChildServer};
 use crate::support::{
-    branch_id, eventually, mysql_server_url, post_status, spawn_app, spawn_app_with, tenant_id,
-    Options, TestApp,
+    branch_id, eventually, mysql_server_url, post_status, sale, spawn_app, spawn_app_with,
+    tenant_id, Options, TestApp,
 };
 use pos::domain::Scope;
-
-fn sale(product: u64) -> Value {
-    json!({"productID": product, "quantitySold": 1, "pricePerUnit": "1.00"})
-}
 
 const CATALOG_READS: &str = r#"pos_lookups_total{kind="catalog",result="ok"}"#;
 
@@ -102,7 +98,8 @@ async fn every_role_on_every_endpoint_gets_what_the_spec_allows_and_learns_nothi
                     } else {
                         a.products[0]
                     };
-                    app.post_json_as(&path, Some(token), &sale(product)).await
+                    app.post_json_as(&path, Some(token), &sale(product, 1, "1.00"))
+                        .await
                 }
                 Call::Read { tenant } => {
                     app.get_as(&format!("/v1/tenants/{tenant}/sales"), Some(token))
@@ -168,7 +165,10 @@ async fn missing_malformed_unknown_wrong_and_revoked_keys_get_401_with_www_authe
         if let Some(h) = header {
             req = req.insert_header(("Authorization", h.as_str()));
         }
-        let mut res = req.send_json(&sale(t.products[0])).await.expect("answer");
+        let mut res = req
+            .send_json(&sale(t.products[0], 1, "1.00"))
+            .await
+            .expect("answer");
         assert_eq!(res.status(), 401, "{header:?}");
         assert_eq!(
             res.headers()
@@ -183,13 +183,13 @@ async fn missing_malformed_unknown_wrong_and_revoked_keys_get_401_with_www_authe
     assert_eq!(app.db.count("sales_transactions").await, 0);
 
     // A key in use, then revoked: refused once the server has seen the revocation.
-    let ok = app.post_json(&path, &sale(t.products[0])).await;
+    let ok = app.post_json(&path, &sale(t.products[0], 1, "1.00")).await;
     assert_eq!(ok.status, 201);
     pos::store::revoke_key(&mut app.db.conn().await, &real_id)
         .await
         .expect("revoked");
     // Retries of one sale (one key): stored once, then replayed, until refused.
-    let mut retry = sale(t.products[0]);
+    let mut retry = sale(t.products[0], 1, "1.00");
     retry["idempotencyKey"] = json!("till-1:after-revoke");
     // The promise: refused within 2 s (the poll runs four times a second).
     let refused = eventually(Duration::from_secs(2), || async {
@@ -288,7 +288,7 @@ async fn keys_made_by_the_cli_work_list_without_secrets_and_revocation_reaches_a
     app.stop().await;
     let other = ChildServer::start(&url, &[]).await;
     // One sale, retried with its key: stored once whatever the number of tries.
-    let mut one_sale = sale(t.products[0]);
+    let mut one_sale = sale(t.products[0], 1, "1.00");
     one_sale["idempotencyKey"] = json!("station-road-2:1");
     let post = |branch: u64| {
         let (client, url, token) = (
@@ -345,7 +345,7 @@ async fn over_its_rate_a_key_gets_429_with_retry_after_stores_nothing_and_recove
     let mut statuses = Vec::new();
     let mut limited = None;
     for _ in 0..4 {
-        let a = app.post_json(&path, &sale(t.products[0])).await;
+        let a = app.post_json(&path, &sale(t.products[0], 1, "1.00")).await;
         statuses.push(a.status.as_u16());
         if a.status == 429 {
             limited = Some(a);
@@ -367,7 +367,7 @@ async fn over_its_rate_a_key_gets_429_with_retry_after_stores_nothing_and_recove
     // Not a wait for a condition: what is tested is that the advertised
     // Retry-After is enough.
     actix_web::rt::time::sleep(Duration::from_secs(wait)).await;
-    let again = app.post_json(&path, &sale(t.products[0])).await;
+    let again = app.post_json(&path, &sale(t.products[0], 1, "1.00")).await;
     assert_eq!(again.status, 201, "{:?}", again.body);
     assert_eq!(app.db.count("sales_transactions").await, created + 1);
     app.cleanup().await;
@@ -432,7 +432,7 @@ async fn many_tills_behind_one_address_all_get_in_on_their_first_request() {
             format!("{}{}", app.base, t.sales_path(0)),
             token.clone(),
         );
-        let body = sale(t.products[0]);
+        let body = sale(t.products[0], 1, "1.00");
         async move { post_status(&client, &url, &token, &body).await }
     });
     let statuses = futures_util::future::join_all(posts).await;
@@ -468,7 +468,9 @@ async fn a_body_that_trickles_gets_408_or_a_close_and_holds_no_worker() {
     let mut slow = raw_exchange(&app, &head, br#"[{"productID":"#).await;
     // The only worker keeps answering others meanwhile.
     assert_eq!(app.get("/health").await.status, 200);
-    let other = app.post_json(&t.sales_path(0), &sale(t.products[0])).await;
+    let other = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
     assert_eq!(other.status, 201);
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut answer)).await;
@@ -566,7 +568,7 @@ async fn auth_disabled_lets_every_request_in_and_ready_says_so() {
     .await;
     let t = app.db.tenant(1, 1).await;
     let a = app
-        .post_json_as(&t.sales_path(0), None, &sale(t.products[0]))
+        .post_json_as(&t.sales_path(0), None, &sale(t.products[0], 1, "1.00"))
         .await;
     assert_eq!(a.status, 201, "{:?}", a.body);
     assert_eq!(app.get_as("/v1/top-selling", None).await.status, 200);
@@ -623,7 +625,9 @@ async fn the_service_runs_as_a_user_that_may_only_read_and_write_its_tables() {
     )
     .await;
     app.wait_ready().await;
-    let a = app.post_json(&t.sales_path(0), &sale(t.products[1])).await;
+    let a = app
+        .post_json(&t.sales_path(0), &sale(t.products[1], 1, "1.00"))
+        .await;
     assert_eq!(a.status, 201, "{:?}", a.body);
     let read = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
     assert_eq!(read.body["sales_per_product"][0]["quantitySold"], 1);
@@ -655,7 +659,11 @@ async fn the_service_runs_as_a_user_that_may_only_read_and_write_its_tables() {
     assert_eq!(made.status, 201, "{:?}", made.body);
     let token = made.body["token"].as_str().expect("a token").to_string();
     let sold = app
-        .post_json_as(&t.sales_path(0), Some(&token), &sale(t.products[0]))
+        .post_json_as(
+            &t.sales_path(0),
+            Some(&token),
+            &sale(t.products[0], 1, "1.00"),
+        )
         .await;
     assert_eq!(sold.status, 201, "{:?}", sold.body);
     let id = made.body["id"].as_str().expect("an id").to_string();

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app_with, Options, TestApp};
+use crate::support::{sale, spawn_app_with, Options, TestApp};
 
 /// One persistence actor whose batches wait 300 ms for more rows: two
 /// requests sent together share a batch.
@@ -19,10 +19,6 @@ async fn one_slow_writer() -> TestApp {
         ..Options::default()
     })
     .await
-}
-
-fn sale(product: u64, quantity: u64, price: &str) -> Value {
-    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
 }
 
 const SPLITS: &str = "pos_batch_splits_total";

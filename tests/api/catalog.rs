@@ -6,12 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{eventually, spawn_app, tenant_id, TestApp};
+use crate::support::{eventually, sale, spawn_app, tenant_id, TestApp};
 use pos::domain::Scope;
-
-fn sale(product: u64) -> Value {
-    json!({"productID": product, "quantitySold": 1, "pricePerUnit": "2.50"})
-}
 
 fn id(v: &Value) -> u64 {
     v["id"].as_u64().expect("an id")
@@ -109,7 +105,7 @@ async fn a_chain_onboards_itself_through_the_api_and_sells_at_once() {
         .post_json_as(
             &format!("/v1/tenants/{t}/branches/{b}/sales-transactions"),
             Some(&till),
-            &sale(latte),
+            &sale(latte, 1, "2.50"),
         )
         .await;
     assert_eq!(sold.status, 201, "{:?}", sold.body);
@@ -268,7 +264,7 @@ async fn catalog_changes_are_live_on_the_next_sale_and_replays_still_answer() {
         .await;
     assert_eq!(off.status, 200, "{:?}", off.body);
     assert_eq!(off.body["active"], false);
-    let refused = app.post_json(&sales_path, &sale(p)).await;
+    let refused = app.post_json(&sales_path, &sale(p, 1, "2.50")).await;
     assert_eq!(refused.status, 422, "{:?}", refused.body);
     assert_eq!(refused.body["error"]["fields"]["productID"], "is inactive");
     // A sale stored before the change is still answered as a replay.
@@ -287,7 +283,10 @@ async fn catalog_changes_are_live_on_the_next_sale_and_replays_still_answer() {
         )
         .await;
     assert_eq!(on.status, 200);
-    assert_eq!(app.post_json(&sales_path, &sale(p)).await.status, 201);
+    assert_eq!(
+        app.post_json(&sales_path, &sale(p, 1, "2.50")).await.status,
+        201
+    );
     let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
     assert_eq!(
         sales.body["sales_per_product"][0]["productName"],
@@ -310,11 +309,13 @@ async fn catalog_changes_are_live_on_the_next_sale_and_replays_still_answer() {
         )
         .await;
     assert_eq!(closed.body["open"], false);
-    let refused = app.post_json(&sales_path, &sale(p)).await;
+    let refused = app.post_json(&sales_path, &sale(p, 1, "2.50")).await;
     assert_eq!(refused.status, 422);
     assert!(refused.body["error"]["fields"]["branchID"].is_string());
     assert_eq!(
-        app.post_json(&t.sales_path(1), &sale(p)).await.status,
+        app.post_json(&t.sales_path(1), &sale(p, 1, "2.50"))
+            .await
+            .status,
         201,
         "the other branch sells"
     );
@@ -349,7 +350,7 @@ async fn a_suspended_tenants_tills_are_refused_and_its_reads_keep_working() {
     let app = spawn_app().await;
     let t = app.db.tenant(1, 1).await;
     assert_eq!(
-        app.post_json(&t.sales_path(0), &sale(t.products[0]))
+        app.post_json(&t.sales_path(0), &sale(t.products[0], 1, "2.50"))
             .await
             .status,
         201
@@ -366,7 +367,9 @@ async fn a_suspended_tenants_tills_are_refused_and_its_reads_keep_working() {
         .await;
     assert_eq!(suspended.status, 200, "{:?}", suspended.body);
     assert_eq!(suspended.body["suspended"], true);
-    let refused = app.post_json(&t.sales_path(0), &sale(t.products[0])).await;
+    let refused = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "2.50"))
+        .await;
     assert_eq!(refused.status, 403);
     assert_eq!(refused.body["error"]["code"], "tenant_suspended");
     let (status, _, _) = get_catalog(&app, &format!("{tenant_path}/catalog"), &t.till, None).await;
@@ -383,7 +386,7 @@ async fn a_suspended_tenants_tills_are_refused_and_its_reads_keep_working() {
         .await;
     assert_eq!(back.body["name"], "Renamed");
     assert_eq!(
-        app.post_json(&t.sales_path(0), &sale(t.products[0]))
+        app.post_json(&t.sales_path(0), &sale(t.products[0], 1, "2.50"))
             .await
             .status,
         201
@@ -411,9 +414,13 @@ async fn back_offices_make_list_and_revoke_their_till_keys_and_nothing_more() {
     let key_id = made.body["id"].as_str().expect("id").to_string();
     assert!(token.starts_with(&format!("pos_{key_id}_")));
     assert_eq!(
-        app.post_json_as(&t.sales_path(0), Some(&token), &sale(t.products[0]))
-            .await
-            .status,
+        app.post_json_as(
+            &t.sales_path(0),
+            Some(&token),
+            &sale(t.products[0], 1, "2.50")
+        )
+        .await
+        .status,
         201
     );
 
@@ -495,7 +502,11 @@ async fn back_offices_make_list_and_revoke_their_till_keys_and_nothing_more() {
     assert!(revoked.body["revoked"].is_string());
     // Refused at once on the server that revoked it.
     let a = app
-        .post_json_as(&t.sales_path(0), Some(&token), &sale(t.products[0]))
+        .post_json_as(
+            &t.sales_path(0),
+            Some(&token),
+            &sale(t.products[0], 1, "2.50"),
+        )
         .await;
     assert_eq!(a.status, 401);
     let again = app

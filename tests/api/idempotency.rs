@@ -1,16 +1,12 @@
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::support::{spawn_app, start_app};
-
-fn keyed(product: u64, quantity: u64, key: &str) -> Value {
-    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": "2.00", "idempotencyKey": key})
-}
+use crate::support::{keyed, sale, spawn_app, start_app};
 
 #[actix_web::test]
 async fn replayed_idempotency_key_returns_original_ids_and_counts_once() {
     let app = spawn_app().await;
     let t = app.db.tenant(1, 1).await;
-    let body = keyed(t.products[0], 2, "till-1:0001");
+    let body = keyed(sale(t.products[0], 2, "2.00"), "till-1:0001");
     let first = app.post_json(&t.sales_path(0), &body).await;
     assert_eq!(first.status, 201);
     let again = app.post_json(&t.sales_path(0), &body).await;
@@ -33,19 +29,25 @@ async fn a_key_reused_with_other_content_is_409_and_stores_nothing() {
     let app = spawn_app().await;
     let t = app.db.tenant(1, 2).await;
     assert_eq!(
-        app.post_json(&t.sales_path(0), &keyed(t.products[0], 2, "k-1"))
-            .await
-            .status,
+        app.post_json(
+            &t.sales_path(0),
+            &keyed(sale(t.products[0], 2, "2.00"), "k-1")
+        )
+        .await
+        .status,
         201
     );
     let a = app
-        .post_json(&t.sales_path(0), &keyed(t.products[0], 3, "k-1"))
+        .post_json(
+            &t.sales_path(0),
+            &keyed(sale(t.products[0], 3, "2.00"), "k-1"),
+        )
         .await;
     assert_eq!(a.status, 409);
     assert_eq!(a.body["error"]["code"], "idempotency_conflict");
     let mixed = json!([
-        keyed(t.products[1], 1, "k-2"),
-        keyed(t.products[1], 9, "k-1")
+        keyed(sale(t.products[1], 1, "2.00"), "k-2"),
+        keyed(sale(t.products[1], 9, "2.00"), "k-1")
     ]);
     assert_eq!(app.post_json(&t.sales_path(0), &mixed).await.status, 409);
     assert_eq!(app.db.count("sales_transactions").await, 1);
@@ -57,11 +59,16 @@ async fn an_array_mixing_replays_and_new_items_stores_only_the_new_ones() {
     let app = spawn_app().await;
     let t = app.db.tenant(1, 1).await;
     let p = t.products[0];
-    let first = app.post_json(&t.sales_path(0), &keyed(p, 1, "a")).await;
+    let first = app
+        .post_json(&t.sales_path(0), &keyed(sale(p, 1, "2.00"), "a"))
+        .await;
     let a = app
         .post_json(
             &t.sales_path(0),
-            &json!([keyed(p, 1, "a"), keyed(p, 4, "b")]),
+            &json!([
+                keyed(sale(p, 1, "2.00"), "a"),
+                keyed(sale(p, 4, "2.00"), "b")
+            ]),
         )
         .await;
     assert_eq!(a.status, 201);
@@ -81,7 +88,7 @@ async fn an_array_mixing_replays_and_new_items_stores_only_the_new_ones() {
 async fn concurrent_requests_with_one_key_store_one_row() {
     let app = spawn_app().await;
     let t = app.db.tenant(1, 1).await;
-    let body = keyed(t.products[0], 1, "same-key");
+    let body = keyed(sale(t.products[0], 1, "2.00"), "same-key");
     let path = t.sales_path(0);
     let posts = (0..8).map(|_| app.post_json(&path, &body));
     let answers = futures_util::future::join_all(posts).await;
@@ -99,7 +106,7 @@ async fn concurrent_requests_with_one_key_store_one_row() {
 async fn a_replay_after_a_restart_is_read_from_mysql() {
     let mut app = spawn_app().await;
     let t = app.db.tenant(1, 1).await;
-    let body = keyed(t.products[0], 2, "before-restart");
+    let body = keyed(sale(t.products[0], 2, "2.00"), "before-restart");
     let first = app.post_json(&t.sales_path(0), &body).await;
     assert_eq!(first.status, 201);
     app.stop().await;
@@ -108,7 +115,10 @@ async fn a_replay_after_a_restart_is_read_from_mysql() {
     assert_eq!(again.status, 200, "{:?}", again.body);
     assert_eq!(again.body, first.body);
     let other = app
-        .post_json(&t.sales_path(0), &keyed(t.products[0], 5, "before-restart"))
+        .post_json(
+            &t.sales_path(0),
+            &keyed(sale(t.products[0], 5, "2.00"), "before-restart"),
+        )
         .await;
     assert_eq!(other.status, 409);
     assert_eq!(app.db.count("sales_transactions").await, 1);
@@ -119,7 +129,7 @@ async fn a_replay_after_a_restart_is_read_from_mysql() {
 async fn a_retry_without_a_timestamp_is_still_a_replay() {
     let app = spawn_app().await;
     let t = app.db.tenant(1, 1).await;
-    let body = keyed(t.products[0], 1, "no-time");
+    let body = keyed(sale(t.products[0], 1, "2.00"), "no-time");
     let first = app.post_json(&t.sales_path(0), &body).await;
     // The retry must come at a later receive time.
     let first_time = first.body["timestamp"]
@@ -145,7 +155,7 @@ async fn a_retry_without_a_timestamp_is_still_a_replay() {
 async fn a_request_whose_key_is_in_flight_waits_for_the_first_and_replays_it() {
     let app = spawn_app().await;
     let t = app.db.tenant(1, 1).await;
-    let body = keyed(t.products[0], 2, "held-key");
+    let body = keyed(sale(t.products[0], 2, "2.00"), "held-key");
     let path = t.sales_path(0);
     let lock = app.db.lock_totals(t.id).await;
     let tenants = app.app.as_ref().and_then(|a| a.tenants()).expect("booted");

@@ -1,10 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app, TestApp};
-
-fn sale(product: u64, quantity: u64, price: &str) -> Value {
-    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
-}
+use crate::support::{sale, spawn_app, TestApp};
 
 async fn stored_rows(app: &TestApp) -> (u64, u64) {
     (

@@ -5,16 +5,10 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::support::child::{pos_cli, ChildServer};
 use crate::support::{
-    eventually, post_status, redis_url, start_app, start_app_behind_proxy, Options, TestDb,
+    eventually, post_status, redis_url, sale, start_app, start_app_behind_proxy, Options, TestDb,
 };
-
-fn sale(product: u64) -> serde_json::Value {
-    json!({"productID": product, "quantitySold": 1, "pricePerUnit": "1.00"})
-}
 
 /// Any secret will do, if every shard has the same.
 pub const SESSION_SECRET: &str = "the shards' shared session secret, 32+";
@@ -51,11 +45,23 @@ async fn a_second_instance_for_a_held_shard_waits_unready_until_the_first_stops(
     assert_eq!(second.status("/ready", None).await, Some(503));
     let url = |s: &ChildServer| format!("{}{}", s.base, t.sales_path(0));
     assert_eq!(
-        post_status(&second.client, &url(&second), &t.till, &sale(t.products[0])).await,
+        post_status(
+            &second.client,
+            &url(&second),
+            &t.till,
+            &sale(t.products[0], 1, "1.00")
+        )
+        .await,
         503
     );
     assert_eq!(
-        post_status(&first.client, &url(&first), &t.till, &sale(t.products[0])).await,
+        post_status(
+            &first.client,
+            &url(&first),
+            &t.till,
+            &sale(t.products[0], 1, "1.00")
+        )
+        .await,
         201
     );
 
@@ -66,7 +72,13 @@ async fn a_second_instance_for_a_held_shard_waits_unready_until_the_first_stops(
     .await;
     assert!(took_over, "{}", second.log_text());
     assert_eq!(
-        post_status(&second.client, &url(&second), &t.till, &sale(t.products[0])).await,
+        post_status(
+            &second.client,
+            &url(&second),
+            &t.till,
+            &sale(t.products[0], 1, "1.00")
+        )
+        .await,
         201
     );
     assert_eq!(db.count("sales_transactions").await, 2);
@@ -120,7 +132,7 @@ async fn an_instance_whose_lease_was_taken_writes_nothing_more_and_stops() {
     let (mut first, proxy) = start_app_behind_proxy(db, &[("POS_SHARD_LEASE_SECS", "2")]).await;
     assert_eq!(
         first
-            .post_json(&t.sales_path(0), &sale(t.products[0]))
+            .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
             .await
             .status,
         201
@@ -130,13 +142,19 @@ async fn an_instance_whose_lease_was_taken_writes_nothing_more_and_stops() {
     let second = ChildServer::start(&first.db.url, &[("POS_SHARD_LEASE_SECS", "2")]).await;
     let url = format!("{}{}", second.base, t.sales_path(0));
     assert_eq!(
-        post_status(&second.client, &url, &t.till, &sale(t.products[0])).await,
+        post_status(
+            &second.client,
+            &url,
+            &t.till,
+            &sale(t.products[0], 1, "1.00")
+        )
+        .await,
         201
     );
     proxy.restore();
 
     let refused = first
-        .post_json(&t.sales_path(0), &sale(t.products[0]))
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
         .await;
     assert_eq!(refused.status, 503, "{:?}", refused.body);
     let mut fatal = None;
@@ -172,13 +190,17 @@ async fn a_batch_whose_fence_the_lease_no_longer_has_stores_nothing() {
         ..Options::default()
     };
     let app = start_app(db, prefix, options).await;
-    let first = app.post_json(&t.sales_path(0), &sale(t.products[0])).await;
+    let first = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
     assert_eq!(first.status, 201, "{:?}", first.body);
     // Another instance took the shard, as MySQL records it.
     app.db
         .exec("UPDATE shard_leases SET fence = fence + 1, instance = instance + 1")
         .await;
-    let refused = app.post_json(&t.sales_path(0), &sale(t.products[0])).await;
+    let refused = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
     assert_eq!(refused.status, 503, "{:?}", refused.body);
     assert_eq!(
         app.db.count("sales_transactions").await,

@@ -10,6 +10,7 @@ mod deploy;
 mod docs;
 mod faults;
 mod galera;
+mod harness;
 mod health;
 mod hostile;
 mod idempotency;

@@ -3,11 +3,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::redis_server::RedisServer;
-use crate::support::{eventually, spawn_app, spawn_app_with, Options, TestApp};
-
-fn sale(product: u64, quantity: u64, price: &str) -> Value {
-    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
-}
+use crate::support::{eventually, sale, spawn_app, spawn_app_with, Options, TestApp};
 
 /// The API's ranking as the mirror should hold it: (product id, score).
 async fn api_scores(app: &TestApp, by: &str) -> Vec<(String, f64)> {

@@ -7,16 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{eventually, start_app_behind_proxy, TestApp, TestDb};
-
-fn sale(product: u64, quantity: u64, price: &str) -> Value {
-    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
-}
-
-fn keyed(mut sale: Value, key: &str) -> Value {
-    sale["idempotencyKey"] = json!(key);
-    sale
-}
+use crate::support::{eventually, keyed, sale, start_app_behind_proxy, TestApp, TestDb};
 
 /// `product:quantity/revenue` of each product, in product order.
 fn totals_text(rows: impl IntoIterator<Item = (u64, u64, String)>) -> String {

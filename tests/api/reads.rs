@@ -1,10 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app, start_app};
-
-fn sale(product: u64, quantity: u64, price: &str) -> Value {
-    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
-}
+use crate::support::{sale, spawn_app, start_app};
 
 #[actix_web::test]
 async fn sales_per_product_are_exact_and_ordered_by_total_then_product() {

@@ -3,11 +3,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::child::ChildServer;
-use crate::support::{eventually, post_status, start_app_behind_proxy, TestDb};
-
-fn sale(product: u64, quantity: u64, price: &str) -> Value {
-    json!({"productID": product, "quantitySold": quantity, "pricePerUnit": price})
-}
+use crate::support::{eventually, post_status, sale, start_app_behind_proxy, TestDb};
 
 #[actix_web::test]
 async fn a_panicking_tenant_actor_is_replaced_and_keeps_correct_totals() {
