@@ -18,6 +18,8 @@ pub enum CliError {
     Connect(mysql_async::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    KeysFile(#[from] super::keys_file::KeysFileError),
     /// What the user asked for cannot be done (the message says why).
     #[error("{0}")]
     Refused(String),

@@ -51,8 +51,13 @@ pub enum KeysCommand {
     },
 }
 
-fn parse_role(text: &str) -> Result<Role, String> {
-    Role::parse(text).ok_or_else(|| format!("expected till, backoffice or operator, got {text:?}"))
+/// A `--role` that names none.
+#[derive(Debug, thiserror::Error)]
+#[error("expected till, backoffice or operator, got {0:?}")]
+pub struct NotARole(String);
+
+fn parse_role(text: &str) -> Result<Role, NotARole> {
+    Role::parse(text).ok_or_else(|| NotARole(text.to_string()))
 }
 
 /// Runs a `pos keys` command; the output for stdout.

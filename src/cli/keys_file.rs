@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,17 +24,44 @@ pub struct KeysFile {
     pub backoffices: BTreeMap<TenantId, String>,
 }
 
+/// Why a keys file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysFileError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a keys file: {source}", .path.display())]
+    NotAKeysFile {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 impl KeysFile {
-    pub fn read(path: &Path) -> Result<KeysFile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not a keys file: {e}", path.display()))
+    pub fn read(path: &Path) -> Result<KeysFile, KeysFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeysFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| KeysFileError::NotAKeysFile {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Writes the file with mode 0600 (also when it existed with another mode).
-    pub fn write(&self, path: &Path) -> Result<(), String> {
-        let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    pub fn write(&self, path: &Path) -> Result<(), KeysFileError> {
+        let fail = |source: std::io::Error| KeysFileError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -43,7 +70,7 @@ impl KeysFile {
         #[cfg(unix)]
         file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(fail)?;
-        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| fail(e.into()))?;
         file.write_all(text.as_bytes()).map_err(fail)?;
         file.write_all(b"\n").map_err(fail)
     }

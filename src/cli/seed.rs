@@ -167,7 +167,7 @@ async fn write_keys(
             Scope::Operator => file.operator.replace(token),
         };
     }
-    file.write(path).map_err(CliError::Refused)?;
+    file.write(path)?;
     Ok(scoped.len())
 }
 

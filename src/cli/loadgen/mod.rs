@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::Value;
 
-use super::keys_file::KeysFile;
+use super::keys_file::{KeysFile, KeysFileError};
 use crate::domain::{Money, TenantId};
 use mix::Zipf;
 use report::Stats;
@@ -27,6 +27,46 @@ use terminal::{Terminal, TerminalPlan};
 const POPULARITY_SKEW: f64 = 1.1;
 /// Longest wait for answers still in flight after the run.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a run could not start, or could not read the totals it checks.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    #[error(transparent)]
+    KeysFile(#[from] KeysFileError),
+    #[error("--verify reads every tenant's totals: the keys file needs an operator key")]
+    NoOperatorKey,
+    #[error("the keys file has no till key for tenant {0}")]
+    NoTillKey(TenantId),
+    #[error("GET {url}: {source}")]
+    Unanswered {
+        url: String,
+        source: awc::error::SendRequestError,
+    },
+    #[error("GET {url}: {status}")]
+    Refused {
+        url: String,
+        status: awc::http::StatusCode,
+    },
+    #[error("GET {url}: {source}")]
+    Unreadable {
+        url: String,
+        source: awc::error::JsonPayloadError,
+    },
+    #[error(
+        "no tenants with open branches and active products; run `pos seed` or create some \
+         through the API"
+    )]
+    NoShops,
+}
+
+/// A `--duration` that is none.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("expected a duration like 30s or 5m, got {0:?}")]
+    NotADuration(String),
+    #[error("the duration must be more than 0")]
+    Zero,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct LoadgenArgs {
@@ -68,23 +108,22 @@ pub struct LoadgenArgs {
 }
 
 /// Parses `30s`, `5m`, `1h`, `500ms` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let (number, unit) = t
         .find(|c: char| !c.is_ascii_digit())
         .map_or((t, "s"), |i| t.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration like 30s or 5m, got {text:?}"))?;
+    let not_one = || DurationError::NotADuration(text.to_string());
+    let n: u64 = number.parse().map_err(|_| not_one())?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("expected a duration like 30s or 5m, got {text:?}")),
+        _ => return Err(not_one()),
     };
     if d.is_zero() {
-        return Err("the duration must be more than 0".into());
+        return Err(DurationError::Zero);
     }
     Ok(d)
 }
@@ -100,19 +139,16 @@ pub async fn run(args: LoadgenArgs) -> i32 {
     }
 }
 
-async fn run_inner(args: &LoadgenArgs) -> Result<bool, String> {
+async fn run_inner(args: &LoadgenArgs) -> Result<bool, LoadgenError> {
     let base_url = args.url.trim_end_matches('/').to_string();
     let keys = match &args.keys_file {
         Some(path) => Some(KeysFile::read(path)?),
         None => None,
     };
-    let operator =
-        match (&keys, args.verify) {
-            (Some(k), true) => Some(k.operator.clone().ok_or(
-                "--verify reads every tenant's totals: the keys file needs an operator key",
-            )?),
-            _ => None,
-        };
+    let operator = match (&keys, args.verify) {
+        (Some(k), true) => Some(k.operator.clone().ok_or(LoadgenError::NoOperatorKey)?),
+        _ => None,
+    };
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
@@ -149,12 +185,12 @@ async fn run_inner(args: &LoadgenArgs) -> Result<bool, String> {
     for i in 0..args.terminals as usize {
         let shop = shops[i % shops.len()].clone();
         let token = match &keys {
-            Some(k) => Some(k.tills.get(&shop.tenant_id).cloned().ok_or_else(|| {
-                format!(
-                    "the keys file has no till key for tenant {}",
-                    shop.tenant_id
-                )
-            })?),
+            Some(k) => Some(
+                k.tills
+                    .get(&shop.tenant_id)
+                    .cloned()
+                    .ok_or(LoadgenError::NoTillKey(shop.tenant_id))?,
+            ),
             None => None,
         };
         let plan = TerminalPlan {
@@ -274,7 +310,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    async fn totals(&self, shops: &[Arc<Shop>]) -> Result<Snapshot, String> {
+    async fn totals(&self, shops: &[Arc<Shop>]) -> Result<Snapshot, LoadgenError> {
         let base = self.base;
         let mut tenants = HashMap::new();
         for shop in shops {
@@ -315,7 +351,7 @@ impl Reader<'_> {
         Ok(Snapshot { tenants, top })
     }
 
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
+    async fn get_json(&self, url: &str) -> Result<Value, LoadgenError> {
         shops::get_json(self.client, url, self.token).await
     }
 }
@@ -333,16 +369,16 @@ struct Sent {
 }
 
 impl Sent {
-    /// Whether `got` is what a product holding `base` before the run may
-    /// hold now: `base` plus every confirmed sale, plus any part of the
-    /// sales of unknown outcome. Else, what was expected, for the message.
-    fn check(
+    /// `None` when `got` is what a product holding `base` before the run
+    /// may hold now: `base` plus every confirmed sale, plus any part of the
+    /// sales of unknown outcome. Else what was expected, for the message.
+    fn mismatch(
         &self,
         tenant: u64,
         product: u64,
         base: (u64, Money),
         got: (u64, Money),
-    ) -> Result<(), String> {
+    ) -> Option<String> {
         let zero = (0, Money::ZERO);
         let c = self
             .confirmed
@@ -357,12 +393,12 @@ impl Sent {
         let low = (base.0 + c.0, base.1 + c.1);
         let high = (low.0 + u.0, low.1 + u.1);
         if (low.0..=high.0).contains(&got.0) && (low.1..=high.1).contains(&got.1) {
-            return Ok(());
+            return None;
         }
         if u == zero {
-            return Err(format!("{} units / {}", low.0, low.1));
+            return Some(format!("{} units / {}", low.0, low.1));
         }
-        Err(format!(
+        Some(format!(
             "{} to {} units / {} to {} (sales of unknown outcome)",
             low.0, high.0, low.1, high.1
         ))
@@ -393,7 +429,7 @@ fn compare(before: &Snapshot, after: &Snapshot, sent: &Sent) -> Vec<String> {
         for p in products {
             let base = before_totals.get(&p).copied().unwrap_or((0, Money::ZERO));
             let got = after_totals.get(&p).copied().unwrap_or((0, Money::ZERO));
-            if let Err(want) = sent.check(*tenant, p, base, got) {
+            if let Some(want) = sent.mismatch(*tenant, p, base, got) {
                 problems.push(format!(
                     "tenant {tenant} product {p}: expected {want}, server has {} / {}",
                     got.0, got.1
@@ -409,7 +445,7 @@ fn compare(before: &Snapshot, after: &Snapshot, sent: &Sent) -> Vec<String> {
                 None => continue, // another tenant's product that entered the list: not ours to check
             },
         };
-        if let Err(want) = sent.check(*tenant, *product, base, (*quantity, *revenue)) {
+        if let Some(want) = sent.mismatch(*tenant, *product, base, (*quantity, *revenue)) {
             problems.push(format!(
                 "top-selling product {product}: expected {want}, server has {quantity} / {revenue}"
             ));
@@ -434,18 +470,18 @@ mod tests {
         };
         let base = (100, money("250.00"));
         // Exactly the confirmed ones, or some of the unknown ones too.
-        assert!(sent.check(1, 7, base, (110, money("275.00"))).is_ok());
-        assert!(sent.check(1, 7, base, (113, money("282.50"))).is_ok());
+        assert!(sent.mismatch(1, 7, base, (110, money("275.00"))).is_none());
+        assert!(sent.mismatch(1, 7, base, (113, money("282.50"))).is_none());
         // A confirmed sale missing, or more than was ever sent.
-        assert!(sent.check(1, 7, base, (109, money("272.50"))).is_err());
-        assert!(sent.check(1, 7, base, (114, money("285.00"))).is_err());
+        assert!(sent.mismatch(1, 7, base, (109, money("272.50"))).is_some());
+        assert!(sent.mismatch(1, 7, base, (114, money("285.00"))).is_some());
         // Without unknown outcomes, exactly.
         let exact = Sent {
             uncertain: HashMap::new(),
             ..sent
         };
-        assert!(exact.check(1, 7, base, (110, money("275.00"))).is_ok());
-        assert!(exact.check(1, 7, base, (111, money("277.50"))).is_err());
+        assert!(exact.mismatch(1, 7, base, (110, money("275.00"))).is_none());
+        assert!(exact.mismatch(1, 7, base, (111, money("277.50"))).is_some());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 
-use super::LoadgenArgs;
+use super::{LoadgenArgs, LoadgenError};
 use crate::cli::keys_file::KeysFile;
 use crate::domain::{BranchId, ProductId, TenantId};
 
@@ -27,19 +27,24 @@ pub(super) async fn get_json(
     client: &awc::Client,
     url: &str,
     token: Option<&str>,
-) -> Result<Value, String> {
+) -> Result<Value, LoadgenError> {
     let mut req = client.get(url);
     if let Some(token) = token {
         req = req.bearer_auth(token);
     }
-    let mut res = req.send().await.map_err(|e| format!("GET {url}: {e}"))?;
+    let url = || url.to_string();
+    let mut res = req
+        .send()
+        .await
+        .map_err(|source| LoadgenError::Unanswered { url: url(), source })?;
     if !res.status().is_success() {
-        return Err(format!("GET {url}: {}", res.status()));
+        let status = res.status();
+        return Err(LoadgenError::Refused { url: url(), status });
     }
     res.json::<Value>()
         .limit(64 << 20)
         .await
-        .map_err(|e| format!("GET {url}: {e}"))
+        .map_err(|source| LoadgenError::Unreadable { url: url(), source })
 }
 
 /// The shops to drive; tenants without an open branch or an active product are left out.
@@ -48,7 +53,7 @@ pub async fn learn_shops(
     base: &str,
     args: &LoadgenArgs,
     keys: Option<&KeysFile>,
-) -> Result<Vec<Shop>, String> {
+) -> Result<Vec<Shop>, LoadgenError> {
     let wanted = args.terminals as usize;
     let operator = keys.and_then(|k| k.operator.as_deref());
     let tenants: Vec<TenantId> = if !args.tenants.is_empty() {
@@ -72,22 +77,22 @@ pub async fn learn_shops(
         async move {
             let url = format!("{base}/v1/tenants/{tenant}/catalog");
             let catalog = get_json(client, &url, token).await?;
-            Ok::<_, String>(shop_of(tenant, &catalog))
+            Ok::<_, LoadgenError>(shop_of(tenant, &catalog))
         }
     });
-    let shops: Vec<Result<Shop, String>> = stream::iter(reads)
+    let shops: Vec<Result<Shop, LoadgenError>> = stream::iter(reads)
         .buffered(CONCURRENT_READS)
         .collect()
         .await;
     let mut out = Vec::with_capacity(shops.len());
     for shop in shops {
-        let shop = shop.map_err(|e| format!("cannot read a catalog: {e}"))?;
+        let shop = shop?;
         if !shop.branches.is_empty() && !shop.products.is_empty() {
             out.push(shop);
         }
     }
     if out.is_empty() {
-        return Err("no tenants with open branches and active products; run `pos seed` or create some through the API".into());
+        return Err(LoadgenError::NoShops);
     }
     Ok(out)
 }
