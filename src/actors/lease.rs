@@ -244,3 +244,21 @@ impl Handler<Release> for LeaseActor {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_carry_the_held_fence_and_stop_while_paused() {
+        let lease = ShardLease::new(Shard { index: 1, count: 2 });
+        assert!(lease.current().is_none(), "nothing is held at first");
+        lease.hold(7);
+        let held = lease.current().expect("held");
+        assert_eq!((held.shard_index, held.fence), (1, 7));
+        lease.pause();
+        assert!(lease.current().is_none(), "paused: no batch may write");
+        lease.hold(8);
+        assert_eq!(lease.current().map(|l| l.fence), Some(8));
+    }
+}
