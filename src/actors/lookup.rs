@@ -32,7 +32,7 @@ pub type LookupError = PoolError;
 /// The key with this public id (`None`: no such key).
 #[derive(Message)]
 #[rtype(result = "Result<Option<StoredKey>, LookupError>")]
-pub struct FindKey(pub String);
+pub struct FindKey(pub crate::domain::KeyId);
 
 /// A tenant's branches and products (`None`: no such tenant).
 #[derive(Message)]

@@ -4,14 +4,12 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::domain::SecretHash;
+use crate::domain::{KeyId, SecretHash};
 
 /// Random bytes in a secret (256 bits).
 const SECRET_BYTES: usize = 32;
 /// Characters of a generated key id (lowercase letters and digits: ~82 bits).
 const KEY_ID_LEN: usize = 16;
-/// Longest key id accepted in a token (the column's width).
-pub const MAX_KEY_ID_LEN: usize = 32;
 /// Longest secret accepted in a token; anything longer is not ours.
 const MAX_SECRET_LEN: usize = 128;
 const TOKEN_PREFIX: &str = "pos_";
@@ -29,10 +27,7 @@ impl<'a> Token<'a> {
     pub fn parse(text: &'a str) -> Option<Token<'a>> {
         let rest = text.strip_prefix(TOKEN_PREFIX)?;
         let (key_id, secret) = rest.split_once('_')?;
-        let id_ok = (1..=MAX_KEY_ID_LEN).contains(&key_id.len())
-            && key_id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let id_ok = KeyId::is_valid(key_id);
         let secret_ok = (1..=MAX_SECRET_LEN).contains(&secret.len())
             && secret
                 .bytes()
@@ -52,7 +47,7 @@ impl<'a> Token<'a> {
 
 /// A key just made: the token to show once, and what to store.
 pub struct NewKey {
-    pub id: String,
+    pub id: KeyId,
     pub hash: SecretHash,
     /// `pos_<id>_<secret>`; never stored, never logged.
     pub token: String,
@@ -72,7 +67,7 @@ impl NewKey {
     }
 }
 
-fn random_key_id() -> Result<String, getrandom::Error> {
+fn random_key_id() -> Result<KeyId, getrandom::Error> {
     const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = [0u8; KEY_ID_LEN];
     getrandom::fill(&mut bytes)?;
@@ -91,7 +86,7 @@ fn random_key_id() -> Result<String, getrandom::Error> {
             }
         }
     }
-    Ok(id)
+    Ok(KeyId::generated(&id))
 }
 
 #[cfg(test)]
@@ -102,7 +97,7 @@ mod tests {
     fn a_generated_token_parses_back_and_matches_only_its_own_hash() {
         let key = NewKey::generate().expect("random bytes");
         let token = Token::parse(&key.token).expect("own format");
-        assert_eq!(token.key_id, key.id);
+        assert_eq!(token.key_id, key.id.as_str());
         assert_eq!(token.secret.len(), 43, "256 bits in base64url");
         assert!(key.hash.matches(token.secret));
         let other = NewKey::generate().expect("random bytes");

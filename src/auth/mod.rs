@@ -35,14 +35,14 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::future::Cache;
 use subtle::ConstantTimeEq;
 
-pub use key::{NewKey, Token, MAX_KEY_ID_LEN};
+pub use key::{NewKey, Token};
 pub use policy::{permits, Operation, PathIds};
 pub use revocations::{REVOCATION_POLL, TRUST_WITHOUT_POLL};
 
 use crate::actors::lookup::{self, FindKey, LookupActor, LookupError};
 use crate::client_address::address_group;
 use crate::clock::now_ms;
-use crate::domain::{ErrorCode, Scope, SecretHash};
+use crate::domain::{ErrorCode, KeyId, Scope, SecretHash};
 use crate::metrics::Metrics;
 use revocations::Freshness;
 
@@ -79,7 +79,7 @@ pub struct Limits {
 /// A key that passed the check.
 #[derive(Debug)]
 pub struct CheckedKey {
-    pub id: Arc<str>,
+    pub id: KeyId,
     pub scope: Scope,
     hash: SecretHash,
     /// The secret, once a request proved it against `hash`: later tokens
@@ -145,29 +145,29 @@ impl AuthError {
 /// The key check shared by every worker.
 pub struct Auth {
     /// `None` for ids that are unknown or revoked.
-    keys: Cache<String, Option<Arc<CheckedKey>>>,
+    keys: Cache<KeyId, Option<Arc<CheckedKey>>>,
     /// Keys a request proved (right secret), by id: they are read again
     /// even from an address over its failure budget.
-    proven: Cache<String, Arc<CheckedKey>>,
+    proven: Cache<KeyId, Arc<CheckedKey>>,
     /// Re-reads of keys whose trust lapsed, by id, kept [`RECHECK_KEEP`]:
     /// concurrent requests share one read, and a failed read is not tried
     /// again by every request (with MySQL away, one attempt per key and
     /// interval, not one per request).
-    rechecks: Cache<String, Result<Option<Arc<CheckedKey>>, ()>>,
+    rechecks: Cache<KeyId, Result<Option<Arc<CheckedKey>>, ()>>,
     /// Sign-outs made here, by key id: the latest session start they ended,
     /// kept [`SIGNED_OUT_KEEP`]. A key read already under way when one is
     /// stored may fill the cache with the key as it was before; this keeps
     /// the end in force here until the revocation poll has seen it.
-    signed_out: Cache<String, u64>,
+    signed_out: Cache<KeyId, u64>,
     /// Sign-outs made here that MySQL could not store yet, by key id: in
     /// force here until stored (however long MySQL is away), then kept in
     /// `signed_out` while the poll spreads them. The revocation watch
     /// stores them once MySQL answers again.
     /// (A map, not a cache: it is empty but for MySQL outages, and the
     /// watch looks at it four times a second.)
-    unstored_sign_outs: std::sync::Mutex<HashMap<String, u64>>,
+    unstored_sign_outs: std::sync::Mutex<HashMap<KeyId, u64>>,
     ipv6_prefix: u8,
-    per_key: DefaultKeyedRateLimiter<Arc<str>>,
+    per_key: DefaultKeyedRateLimiter<KeyId>,
     /// Failures per client address.
     per_address: DefaultKeyedRateLimiter<IpAddr>,
     /// Addresses the failure limiter refused, until it would take them
@@ -248,7 +248,9 @@ impl Auth {
                 if !self.proven_here(&token).await {
                     self.still_blocked(peer)?;
                 }
-                self.load(token.key_id).await?
+                // A token's id is a key id already (`Token::parse`).
+                let id = KeyId::parse(token.key_id).ok_or_else(|| self.failed(peer))?;
+                self.load(&id).await?
             }
         };
         // Fail closed: a key is let in only while no revocation of it can
@@ -257,7 +259,7 @@ impl Auth {
         // for all its concurrent requests; with MySQL away that fails: 503.
         let entry = match entry {
             Some(key) if key.accepts(token.secret) && !self.freshness.trusts(key.loaded_ms) => {
-                self.recheck(token.key_id, &key).await?
+                self.recheck(&key).await?
             }
             other => other,
         };
@@ -267,9 +269,7 @@ impl Auth {
                     return Err(AuthError::Unavailable);
                 }
                 if !self.proven.contains_key(token.key_id) {
-                    self.proven
-                        .insert(token.key_id.to_string(), key.clone())
-                        .await;
+                    self.proven.insert(key.id.clone(), key.clone()).await;
                 }
                 Ok(key)
             }
@@ -296,7 +296,7 @@ impl Auth {
     /// The key of a back-office session (its cookie was signed by this
     /// service after a sign-in proved the secret, so only the id is
     /// needed), under the same revocation rule and rate limit as a token.
-    pub async fn session_key(&self, id: &str) -> Result<Arc<CheckedKey>, AuthError> {
+    pub async fn session_key(&self, id: &KeyId) -> Result<Arc<CheckedKey>, AuthError> {
         let key = self.key_by_id(id).await?;
         self.per_key
             .check_key(&key.id)
@@ -306,13 +306,13 @@ impl Auth {
 
     /// The key with this id if it is valid now (unknown or revoked:
     /// `Unauthorized`), without counting a request against it.
-    pub async fn key_by_id(&self, id: &str) -> Result<Arc<CheckedKey>, AuthError> {
+    pub async fn key_by_id(&self, id: &KeyId) -> Result<Arc<CheckedKey>, AuthError> {
         let entry = match self.keys.get(id).await {
             Some(entry) => entry,
             None => self.load(id).await?,
         };
         let entry = match entry {
-            Some(key) if !self.freshness.trusts(key.loaded_ms) => self.recheck(id, &key).await?,
+            Some(key) if !self.freshness.trusts(key.loaded_ms) => self.recheck(&key).await?,
             other => other,
         };
         let key = entry.ok_or(AuthError::Unauthorized)?;
@@ -332,7 +332,7 @@ impl Auth {
     /// Whether a sign-out made here (stored or not yet) ended `id`'s
     /// session that began at `began_ms`: known without reading the key,
     /// so it holds while MySQL is away.
-    pub async fn ended_here(&self, id: &str, began_ms: u64) -> bool {
+    pub async fn ended_here(&self, id: &KeyId, began_ms: u64) -> bool {
         let here = self.signed_out.get(id).await.unwrap_or(0);
         let unstored = self.unstored().get(id).copied().unwrap_or(0);
         began_ms <= here.max(unstored)
@@ -341,27 +341,25 @@ impl Auth {
     /// A sign-out of `id`'s sessions begun until `began_ms`, in force here
     /// at once. `stored`: MySQL has it, and every instance learns it from
     /// the poll; else it is kept here until the revocation watch stores it.
-    pub async fn signed_out(&self, id: &str, began_ms: u64, stored: bool) {
+    pub async fn signed_out(&self, id: &KeyId, began_ms: u64, stored: bool) {
         if stored {
             let here = self.signed_out.get(id).await.unwrap_or(0);
-            self.signed_out
-                .insert(id.to_string(), here.max(began_ms))
-                .await;
+            self.signed_out.insert(id.clone(), here.max(began_ms)).await;
         } else {
             let mut unstored = self.unstored();
             let room = unstored.len() < PROVEN_CAPACITY as usize;
             match unstored.get_mut(id) {
                 Some(here) => *here = (*here).max(began_ms),
                 None if room => {
-                    unstored.insert(id.to_string(), began_ms);
+                    unstored.insert(id.clone(), began_ms);
                 }
                 None => tracing::warn!("too many sign-outs wait for MySQL; this one is not kept"),
             }
         }
-        self.forget(&[id.to_string()]).await;
+        self.forget(std::slice::from_ref(id)).await;
     }
 
-    fn unstored(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    fn unstored(&self) -> std::sync::MutexGuard<'_, HashMap<KeyId, u64>> {
         self.unstored_sign_outs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -370,7 +368,7 @@ impl Auth {
     /// Stores the sign-outs MySQL could not take when they were made;
     /// each one stored moves to the sign-outs the poll spreads.
     pub(crate) async fn store_sign_outs(&self, conn: &mut mysql_async::Conn) -> Result<(), String> {
-        let waiting: Vec<(String, u64)> = self
+        let waiting: Vec<(KeyId, u64)> = self
             .unstored()
             .iter()
             .map(|(id, began)| (id.clone(), *began))
@@ -391,11 +389,8 @@ impl Auth {
 
     /// `stale` read again from MySQL. A fresher entry another request put
     /// meanwhile is kept as it is, so one lapse costs one read per key.
-    async fn recheck(
-        &self,
-        id: &str,
-        stale: &Arc<CheckedKey>,
-    ) -> Result<Option<Arc<CheckedKey>>, AuthError> {
+    async fn recheck(&self, stale: &Arc<CheckedKey>) -> Result<Option<Arc<CheckedKey>>, AuthError> {
+        let id = &stale.id;
         if let Some(Some(current)) = self.keys.get(id).await {
             if !Arc::ptr_eq(&current, stale) {
                 return Ok(Some(current));
@@ -403,20 +398,20 @@ impl Auth {
         }
         // The stale entry stays until a read succeeds: a failed read must
         // not turn every later request into a MySQL read.
-        let read = fetch(self.lookup.clone(), id.to_string());
+        let read = fetch(self.lookup.clone(), id.clone());
         let fresh = self
             .rechecks
-            .get_with(id.to_string(), async move { read.await.map_err(|_| ()) })
+            .get_with(id.clone(), async move { read.await.map_err(|_| ()) })
             .await
             .map_err(|()| AuthError::Unavailable)?;
-        self.keys.insert(id.to_string(), fresh.clone()).await;
+        self.keys.insert(id.clone(), fresh.clone()).await;
         Ok(fresh)
     }
 
     /// The key with this id from MySQL, shared by concurrent misses.
-    async fn load(&self, id: &str) -> Result<Option<Arc<CheckedKey>>, AuthError> {
+    async fn load(&self, id: &KeyId) -> Result<Option<Arc<CheckedKey>>, AuthError> {
         self.keys
-            .try_get_with(id.to_string(), fetch(self.lookup.clone(), id.to_string()))
+            .try_get_with(id.clone(), fetch(self.lookup.clone(), id.clone()))
             .await
             .map_err(|_| AuthError::Unavailable)
     }
@@ -467,11 +462,11 @@ impl Auth {
 
     /// Drops keys from the caches (revoked, or their sessions ended): the
     /// next request reads them from MySQL.
-    pub async fn forget(&self, ids: &[String]) {
+    pub async fn forget(&self, ids: &[KeyId]) {
         for id in ids {
-            self.keys.invalidate(id.as_str()).await;
-            self.proven.invalidate(id.as_str()).await;
-            self.rechecks.invalidate(id.as_str()).await;
+            self.keys.invalidate(id).await;
+            self.proven.invalidate(id).await;
+            self.rechecks.invalidate(id).await;
         }
     }
 
@@ -496,13 +491,13 @@ impl Auth {
 /// commits while the answer is on its way is never taken as unseen.
 async fn fetch(
     lookup: Addr<LookupActor>,
-    id: String,
+    id: KeyId,
 ) -> Result<Option<Arc<CheckedKey>>, LookupError> {
     let asked_ms = now_ms();
     let stored = lookup::ask(&lookup, FindKey(id)).await?;
     Ok(stored.filter(|k| !k.revoked).map(|k| {
         Arc::new(CheckedKey {
-            id: Arc::from(k.id),
+            id: k.id,
             scope: k.scope,
             hash: k.hash,
             proven: OnceLock::new(),
@@ -572,7 +567,7 @@ mod tests {
     /// `key` as an operator key just read, never proven.
     fn operator_key(key: &NewKey) -> CheckedKey {
         CheckedKey {
-            id: Arc::from(key.id.as_str()),
+            id: key.id.clone(),
             scope: Scope::Operator,
             hash: key.hash,
             proven: OnceLock::new(),

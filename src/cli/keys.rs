@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 
 use super::database::{with_connection, CliError};
 use crate::auth::NewKey;
-use crate::domain::{BranchId, Role, Scope, TenantId};
+use crate::domain::{BranchId, KeyId, Role, Scope, TenantId};
 use crate::store::{self, KeyInsert, KeyListing, Revoked};
 
 /// Longest label (the column's width).
@@ -47,7 +47,7 @@ pub enum KeysCommand {
     /// Revoke a key; every server refuses it within 2 s.
     Revoke {
         /// The key's id (the part after `pos_` in its token).
-        key_id: String,
+        key_id: KeyId,
     },
 }
 
@@ -116,7 +116,7 @@ async fn create(
     ))
 }
 
-async fn revoke(conn: &mut mysql_async::Conn, key_id: &str) -> Result<String, CliError> {
+async fn revoke(conn: &mut mysql_async::Conn, key_id: &KeyId) -> Result<String, CliError> {
     match store::revoke_key(conn, key_id).await? {
         Revoked::Now => Ok(format!(
             "revoked key {key_id}; servers refuse it within 2 s\n"
@@ -168,7 +168,7 @@ mod tests {
     fn the_key_list_lines_up_in_columns() {
         let created = chrono::DateTime::UNIX_EPOCH.naive_utc();
         let key = |id: &str, scope| KeyListing {
-            id: id.to_string(),
+            id: KeyId::parse(id).expect("a key id"),
             scope,
             label: "a label".into(),
             created,

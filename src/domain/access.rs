@@ -6,6 +6,7 @@
 //! constant-time all the same.
 
 use std::fmt;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -111,6 +112,77 @@ impl Scope {
         }
     }
 }
+
+/// Longest key id (the `api_keys.id` column's width).
+pub const MAX_KEY_ID_LEN: usize = 32;
+
+/// The public part of an API key, `<id>` in `pos_<id>_<secret>`: 1 to
+/// [`MAX_KEY_ID_LEN`] lowercase ASCII letters and digits. Lists,
+/// revocations, caches and back-office sessions name a key by it; cloning
+/// it is a reference count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(Arc<str>);
+
+impl KeyId {
+    /// A key id, or `None` for text that is none.
+    pub fn parse(text: &str) -> Option<KeyId> {
+        KeyId::is_valid(text).then(|| KeyId(Arc::from(text)))
+    }
+
+    /// Whether `text` is a key id (without making one: a token's check
+    /// borrows it).
+    pub fn is_valid(text: &str) -> bool {
+        (1..=MAX_KEY_ID_LEN).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    }
+
+    /// An id this service just drew from its alphabet.
+    pub(crate) fn generated(id: &str) -> KeyId {
+        debug_assert!(KeyId::is_valid(id), "{id} is drawn from the id alphabet");
+        KeyId(Arc::from(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, not `write_str`: the key list lines ids up in a column.
+        f.pad(&self.0)
+    }
+}
+
+/// Caches keyed by `KeyId` are looked up with a token's borrowed id (the
+/// hash is the text's, as `Borrow` requires).
+impl std::borrow::Borrow<str> for KeyId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl serde::Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// For command-line arguments.
+impl std::str::FromStr for KeyId {
+    type Err = NotAKeyId;
+
+    fn from_str(text: &str) -> Result<KeyId, NotAKeyId> {
+        KeyId::parse(text.trim()).ok_or(NotAKeyId)
+    }
+}
+
+/// Text that is no key id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a key id is 1 to {MAX_KEY_ID_LEN} lowercase letters and digits")]
+pub struct NotAKeyId;
 
 /// SHA-256 of a secret: what the database keeps.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,6 @@
-//! Ids of tenants, branches and products: positive integers, each its own
-//! type, so that a branch id can never be passed where a tenant id is meant.
+//! Ids of tenants, branches, products and stored sales: positive integers,
+//! each its own type, so that a branch id can never be passed where a
+//! tenant id is meant.
 
 use std::fmt;
 use std::num::NonZeroU64;
@@ -66,6 +67,10 @@ id_type!(
 id_type!(
     /// A product of a tenant's catalog.
     ProductId
+);
+id_type!(
+    /// A stored sale (its row in the history, `sales_transactions.id`).
+    SaleId
 );
 
 #[cfg(test)]

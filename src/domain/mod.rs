@@ -18,7 +18,7 @@ mod shard;
 mod timestamp;
 mod totals;
 
-pub use access::{Role, Scope, ScopeError, SecretHash};
+pub use access::{KeyId, NotAKeyId, Role, Scope, ScopeError, SecretHash, MAX_KEY_ID_LEN};
 pub use body::{BodyError, MAX_ERROR_FIELDS, MAX_ITEMS};
 pub use catalog::{
     repeated_skus, Branch, BranchPatch, Catalog, Code, Made, Name, NewBranch, NewProduct, Product,
@@ -29,7 +29,7 @@ pub use catalog_body::{
     parse_product_patch, parse_tenant_patch, NewKeyRequest,
 };
 pub use error_code::ErrorCode;
-pub use ids::{BranchId, ProductId, TenantId};
+pub use ids::{BranchId, ProductId, SaleId, TenantId};
 pub use money::Money;
 pub use problems::{Field, ItemProblem};
 pub use report::{

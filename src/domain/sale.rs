@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{BranchId, Money, ProductId, TenantId, Timestamp};
+use super::{BranchId, Money, ProductId, SaleId, TenantId, Timestamp};
 
 const MAX_QUANTITY: i64 = 1_000_000;
 const MAX_KEY_LEN: usize = 64;
@@ -109,7 +109,7 @@ impl NewSale {
 /// A committed transaction, as answered to the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredSale {
-    pub id: u64,
+    pub id: SaleId,
     #[serde(flatten)]
     pub sale: NewSale,
 }

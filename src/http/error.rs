@@ -373,8 +373,8 @@ impl ApiError {
             TenantError::Busy => ApiError::Unavailable(
                 "too many requests in flight for this tenant; retry shortly".into(),
             ),
-            TenantError::Conflict(key) => {
-                ApiError::IdempotencyConflict(format!("idempotencyKey {key:?} was already used for a different transaction"))
+            TenantError::IdempotencyConflict(key) => {
+                ApiError::IdempotencyConflict(format!("idempotencyKey {:?} was already used for a different transaction", key.as_str()))
             }
             TenantError::Save(e) => e.into(),
             TenantError::Lookup(e) => e.into(),

@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::body::json_body;
 use super::pages::{Page, PageRequest};
 use super::{ApiError, AppState};
-use crate::auth::{PathIds, MAX_KEY_ID_LEN};
-use crate::domain::{parse_new_key, BranchId, Scope, TenantId, Timestamp};
+use crate::auth::PathIds;
+use crate::domain::{parse_new_key, BranchId, KeyId, Scope, TenantId, Timestamp};
 use crate::service::keys::{self, KeyListing};
 use crate::service::ServiceError;
 
@@ -33,7 +33,7 @@ struct KeyBody<'a> {
 impl<'a> From<&'a KeyListing> for KeyBody<'a> {
     fn from(k: &'a KeyListing) -> Self {
         KeyBody {
-            id: &k.id,
+            id: k.id.as_str(),
             role: k.scope.role().as_str(),
             tenant_id: k.scope.tenant(),
             branch_id: k.scope.branch(),
@@ -93,22 +93,15 @@ pub async fn list_keys(
     let tenant = ids.tenant_or_404()?;
     let services = state.services()?;
     let page = PageRequest::from_query(req.query_string())?;
-    let after = page.cursor_as(|c| valid_key_id(c).then(|| c.to_string()))?;
+    let after = page.cursor_as(KeyId::parse)?;
     let rows = keys::list_keys(services, tenant, after, page.limit).await?;
-    let next_cursor = page.next_cursor(rows.len(), rows.last().map(|k| k.id.clone()));
+    let next_cursor = page.next_cursor(rows.len(), rows.last().map(|k| k.id.to_string()));
     Ok(HttpResponse::Ok().json(Page {
         items: Keys {
             keys: rows.iter().map(KeyBody::from).collect(),
         },
         next_cursor,
     }))
-}
-
-pub(super) fn valid_key_id(id: &str) -> bool {
-    (1..=MAX_KEY_ID_LEN).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// `DELETE /v1/tenants/{tenantID}/keys/{keyID}`: revokes (again: the first
@@ -126,10 +119,9 @@ pub async fn revoke_key(
 }
 
 /// The path's `{keyID}`; one that is no key id names no key: 404.
-pub(super) fn path_key_id(req: &HttpRequest) -> Result<String, ApiError> {
+pub(super) fn path_key_id(req: &HttpRequest) -> Result<KeyId, ApiError> {
     req.match_info()
         .get("keyID")
-        .filter(|id| valid_key_id(id))
-        .map(str::to_string)
+        .and_then(KeyId::parse)
         .ok_or_else(|| ApiError::from(ServiceError::NoSuchKey))
 }

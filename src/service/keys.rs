@@ -5,7 +5,7 @@
 
 use super::{ServiceError, Services};
 use crate::auth::NewKey;
-use crate::domain::{BranchId, Role, Scope, TenantId};
+use crate::domain::{BranchId, KeyId, Role, Scope, TenantId};
 use crate::store::{self, KeyRefusal, NewTenantKey, TenantKeyRevocation};
 
 pub use crate::store::KeyListing;
@@ -63,14 +63,12 @@ pub async fn make_key(
 pub async fn list_keys(
     s: &Services,
     tenant: TenantId,
-    after: Option<String>,
+    after: Option<KeyId>,
     limit: usize,
 ) -> Result<Vec<KeyListing>, ServiceError> {
     s.office
         .run(move |c| {
-            Box::pin(
-                async move { store::list_tenant_keys(c, tenant, after.as_deref(), limit).await },
-            )
+            Box::pin(async move { store::list_tenant_keys(c, tenant, after.as_ref(), limit).await })
         })
         .await?
         .ok_or(ServiceError::UnknownTenant)
@@ -82,7 +80,7 @@ pub async fn revoke_key(
     s: &Services,
     caller: Scope,
     tenant: TenantId,
-    id: String,
+    id: KeyId,
 ) -> Result<KeyListing, ServiceError> {
     let allowed = manageable(caller);
     let key_id = id.clone();

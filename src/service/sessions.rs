@@ -2,10 +2,11 @@
 //! so that every instance learns it like a revocation.
 
 use super::{ServiceError, Services};
+use crate::domain::KeyId;
 use crate::store;
 
 /// Stores that `key_id`'s sessions begun until `began_ms` are over.
-pub async fn end_sessions(s: &Services, key_id: String, began_ms: u64) -> Result<(), ServiceError> {
+pub async fn end_sessions(s: &Services, key_id: KeyId, began_ms: u64) -> Result<(), ServiceError> {
     s.office
         .run(move |c| Box::pin(async move { store::end_sessions(c, &key_id, began_ms).await }))
         .await?;

@@ -7,12 +7,12 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, TxOpts};
 
 use super::Result;
-use crate::domain::{BranchId, Role, Scope, SecretHash, TenantId};
+use crate::domain::{BranchId, KeyId, Role, Scope, SecretHash, TenantId};
 
 /// A key as a server needs it to check a token.
 #[derive(Debug, Clone)]
 pub struct StoredKey {
-    pub id: String,
+    pub id: KeyId,
     pub hash: SecretHash,
     pub scope: Scope,
     pub revoked: bool,
@@ -24,7 +24,7 @@ pub struct StoredKey {
 /// A key as `pos keys list` shows it.
 #[derive(Debug, Clone)]
 pub struct KeyListing {
-    pub id: String,
+    pub id: KeyId,
     pub scope: Scope,
     pub label: String,
     pub created: NaiveDateTime,
@@ -33,7 +33,7 @@ pub struct KeyListing {
 
 /// A key to store.
 pub struct KeyInsert<'a> {
-    pub id: &'a str,
+    pub id: &'a KeyId,
     pub hash: SecretHash,
     pub scope: Scope,
     pub label: &'a str,
@@ -51,7 +51,7 @@ pub enum Revoked {
 /// the database's clock when asked.
 #[derive(Debug, Clone, Default)]
 pub struct Revocations {
-    pub ids: Vec<String>,
+    pub ids: Vec<KeyId>,
     pub now: Option<NaiveDateTime>,
 }
 
@@ -61,7 +61,7 @@ const INSERT_KEY: &str =
 
 fn insert_params(k: &KeyInsert<'_>) -> mysql_async::Params {
     (
-        k.id,
+        k.id.as_str(),
         k.hash.0.to_vec(),
         k.scope.role().as_str(),
         k.scope.tenant(),
@@ -123,20 +123,23 @@ fn scope_of(role: &str, tenant: Option<TenantId>, branch: Option<BranchId>) -> O
 
 /// The key with this public id; `None` if there is none (or its row is
 /// not one a server can use).
-pub async fn find_key(conn: &mut Conn, id: &str) -> Result<Option<StoredKey>> {
+pub async fn find_key(conn: &mut Conn, id: &KeyId) -> Result<Option<StoredKey>> {
     let row: Option<KeyRow> = conn
         .exec_first(
             "SELECT k.id, k.secret_hash, k.role, k.tenant_id, k.branch_id, k.revoked, s.began_ms \
              FROM api_keys k LEFT JOIN session_ends s ON s.key_id = k.id WHERE k.id = ?",
-            (id,),
+            (id.as_str(),),
         )
         .await?;
-    let Some((id, hash, role, tenant, branch, revoked, sessions_ended)) = row else {
+    let Some((stored_id, hash, role, tenant, branch, revoked, sessions_ended)) = row else {
         return Ok(None);
     };
-    let (Ok(hash), Some(scope)) = (<[u8; 32]>::try_from(hash), scope_of(&role, tenant, branch))
-    else {
-        tracing::warn!(key = %id, "api_keys row is malformed; the key is refused");
+    let (Some(id), Ok(hash), Some(scope)) = (
+        KeyId::parse(&stored_id),
+        <[u8; 32]>::try_from(hash),
+        scope_of(&role, tenant, branch),
+    ) else {
+        tracing::warn!(key = %stored_id, "api_keys row is malformed; the key is refused");
         return Ok(None);
     };
     Ok(Some(StoredKey {
@@ -164,16 +167,17 @@ pub async fn revoked_since(conn: &mut Conn, since: Option<NaiveDateTime>) -> Res
         }
         None => Vec::new(),
     };
+    let ids = ids.iter().filter_map(|id| KeyId::parse(id)).collect();
     Ok(Revocations { ids, now })
 }
 
 /// Ends the back-office sessions of key `id` that began at or before
 /// `began_ms` (a later sign-out only moves that forward).
-pub async fn end_sessions(conn: &mut Conn, id: &str, began_ms: u64) -> Result<()> {
+pub async fn end_sessions(conn: &mut Conn, id: &KeyId, began_ms: u64) -> Result<()> {
     conn.exec_drop(
         "INSERT INTO session_ends (key_id, began_ms, ended) VALUES (?, ?, UTC_TIMESTAMP(6)) \
          ON DUPLICATE KEY UPDATE began_ms = GREATEST(began_ms, VALUES(began_ms)), ended = VALUES(ended)",
-        (id, began_ms),
+        (id.as_str(), began_ms),
     )
     .await?;
     Ok(())
@@ -204,17 +208,17 @@ pub async fn list_keys(conn: &mut Conn, tenant: Option<TenantId>) -> Result<Vec<
 }
 
 /// Marks a key revoked (once: the first revocation time is kept).
-pub async fn revoke_key(conn: &mut Conn, id: &str) -> Result<Revoked> {
+pub async fn revoke_key(conn: &mut Conn, id: &KeyId) -> Result<Revoked> {
     conn.exec_drop(
         "UPDATE api_keys SET revoked = UTC_TIMESTAMP(6) WHERE id = ? AND revoked IS NULL",
-        (id,),
+        (id.as_str(),),
     )
     .await?;
     if conn.affected_rows() == 1 {
         return Ok(Revoked::Now);
     }
     let exists: Option<String> = conn
-        .exec_first("SELECT id FROM api_keys WHERE id = ?", (id,))
+        .exec_first("SELECT id FROM api_keys WHERE id = ?", (id.as_str(),))
         .await?;
     Ok(if exists.is_some() {
         Revoked::Already
@@ -228,7 +232,7 @@ const LISTING_COLUMNS: &str = "id, role, tenant_id, branch_id, label, created, r
 fn listing((id, role, tenant, branch, label, created, revoked): ListingRow) -> Option<KeyListing> {
     Some(KeyListing {
         scope: scope_of(&role, tenant, branch)?,
-        id,
+        id: KeyId::parse(&id)?,
         label,
         created,
         revoked,
@@ -239,7 +243,7 @@ fn listing((id, role, tenant, branch, label, created, revoked): ListingRow) -> O
 pub async fn list_tenant_keys(
     conn: &mut Conn,
     tenant: TenantId,
-    after: Option<&str>,
+    after: Option<&KeyId>,
     limit: usize,
 ) -> Result<Option<Vec<KeyListing>>> {
     if !scope_exists(conn, Scope::Backoffice { tenant }).await? {
@@ -251,7 +255,7 @@ pub async fn list_tenant_keys(
                 "SELECT {LISTING_COLUMNS} FROM api_keys WHERE tenant_id = ? AND id > ? \
                  ORDER BY id LIMIT ?"
             ),
-            (tenant, after.unwrap_or(""), limit as u64),
+            (tenant, after.map_or("", KeyId::as_str), limit as u64),
         )
         .await?;
     Ok(Some(rows.into_iter().filter_map(listing).collect()))
@@ -261,12 +265,12 @@ pub async fn list_tenant_keys(
 pub async fn find_tenant_key(
     conn: &mut Conn,
     tenant: TenantId,
-    id: &str,
+    id: &KeyId,
 ) -> Result<Option<KeyListing>> {
     let row: Option<ListingRow> = conn
         .exec_first(
             format!("SELECT {LISTING_COLUMNS} FROM api_keys WHERE tenant_id = ? AND id = ?"),
-            (tenant, id),
+            (tenant, id.as_str()),
         )
         .await?;
     Ok(row.and_then(listing))
@@ -286,7 +290,7 @@ pub enum TenantKeyRevocation {
 pub async fn revoke_tenant_key(
     conn: &mut Conn,
     tenant: TenantId,
-    id: &str,
+    id: &KeyId,
     allowed: &[Role],
 ) -> Result<TenantKeyRevocation> {
     let Some(key) = find_tenant_key(conn, tenant, id).await? else {
@@ -298,7 +302,7 @@ pub async fn revoke_tenant_key(
     if key.revoked.is_some() {
         return Ok(TenantKeyRevocation::Revoked(key));
     }
-    conn.exec_drop("CALL pos_revoke_key(?, ?)", (id, tenant))
+    conn.exec_drop("CALL pos_revoke_key(?, ?)", (id.as_str(), tenant))
         .await?;
     let key = find_tenant_key(conn, tenant, id).await?;
     Ok(key.map_or(TenantKeyRevocation::NoSuchKey, TenantKeyRevocation::Revoked))
@@ -307,7 +311,7 @@ pub async fn revoke_tenant_key(
 /// A key of a tenant to store (made through the API).
 #[derive(Debug, Clone)]
 pub struct NewTenantKey {
-    pub id: String,
+    pub id: KeyId,
     pub hash: SecretHash,
     pub scope: Scope,
     pub label: String,

@@ -18,7 +18,8 @@ use rust_decimal::Decimal;
 
 use super::{Result, StoreError};
 use crate::domain::{
-    BranchId, IdempotencyKey, Money, NewSale, ProductId, Quantity, StoredSale, TenantId, Timestamp,
+    BranchId, IdempotencyKey, Money, NewSale, ProductId, Quantity, SaleId, StoredSale, TenantId,
+    Timestamp,
 };
 
 /// How a failed commit ended.
@@ -67,8 +68,18 @@ pub struct Lease {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
     pub batch: u64,
-    pub first_id: u64,
+    pub first_id: SaleId,
     pub id_step: u64,
+}
+
+impl Mark {
+    /// The ids of the batch's rows in order: the first, then a step apart.
+    pub fn ids(&self) -> impl Iterator<Item = SaleId> {
+        let step = self.id_step;
+        std::iter::successors(Some(self.first_id), move |id| {
+            id.get().checked_add(step).and_then(SaleId::new)
+        })
+    }
 }
 
 /// Stores `sales` and adds them to the summary table in one transaction,
@@ -137,11 +148,11 @@ fn is_lease_lost(e: &mysql_async::Error) -> bool {
 async fn run_transaction(
     conn: &mut Conn,
     sql: String,
-) -> mysql_async::Result<(Option<u64>, Option<u64>)> {
+) -> mysql_async::Result<(Option<SaleId>, Option<u64>)> {
     let mut result = conn.query_iter(sql).await?;
     let (mut first_id, mut id_step) = (None, None);
     loop {
-        first_id = first_id.or(result.last_insert_id());
+        first_id = first_id.or(result.last_insert_id().and_then(SaleId::new));
         if result.is_empty() {
             break;
         }
@@ -166,7 +177,7 @@ pub async fn read_mark(conn: &mut Conn, writer: u64, causal: bool) -> Result<Opt
     } else {
         read.to_string()
     };
-    let row: Option<(u64, u64, u64)> = conn.exec_first(sql, (writer,)).await?;
+    let row: Option<(u64, SaleId, u64)> = conn.exec_first(sql, (writer,)).await?;
     Ok(row.map(|(batch, first_id, id_step)| Mark {
         batch,
         first_id,
@@ -309,7 +320,7 @@ pub async fn find_by_keys(
     }
     sql.push(')');
     type Row = (
-        u64,
+        SaleId,
         BranchId,
         ProductId,
         u32,

@@ -5,7 +5,7 @@
 use mysql_async::prelude::FromValue;
 use mysql_async::{FromValueError, Value};
 
-use crate::domain::{BranchId, ProductId, TenantId};
+use crate::domain::{BranchId, ProductId, SaleId, TenantId};
 
 /// An id on its way out of a row.
 pub struct IdIr<T>(T);
@@ -48,3 +48,4 @@ macro_rules! id_value {
 id_value!(TenantId);
 id_value!(BranchId);
 id_value!(ProductId);
+id_value!(SaleId);

@@ -185,9 +185,12 @@ async fn missing_malformed_unknown_wrong_and_revoked_keys_get_401_with_www_authe
     // A key in use, then revoked: refused once the server has seen the revocation.
     let ok = app.post_json(&path, &sale(t.products[0], 1, "1.00")).await;
     assert_eq!(ok.status, 201);
-    pos::store::revoke_key(&mut app.db.conn().await, &real_id)
-        .await
-        .expect("revoked");
+    pos::store::revoke_key(
+        &mut app.db.conn().await,
+        &crate::support::key_id_of(&t.till),
+    )
+    .await
+    .expect("revoked");
     // Retries of one sale (one key): stored once, then replayed, until refused.
     let mut retry = sale(t.products[0], 1, "1.00");
     retry["idempotencyKey"] = json!("till-1:after-revoke");

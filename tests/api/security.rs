@@ -39,8 +39,7 @@ fn flood_unknown_keys(app: &TestApp, stop: Arc<AtomicBool>) -> Vec<tokio::task::
 }
 
 async fn revoke(db: &TestDb, token: &str) {
-    let id = token.split('_').nth(1).expect("a key id");
-    pos::store::revoke_key(&mut db.conn().await, id)
+    pos::store::revoke_key(&mut db.conn().await, &crate::support::key_id_of(token))
         .await
         .expect("revoked");
 }

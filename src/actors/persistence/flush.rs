@@ -262,18 +262,15 @@ impl FlushJob {
     }
 
     fn answer_committed(&self, group: Vec<Save>, mark: Mark) {
-        let mut next_id = mark.first_id;
+        let mut ids = mark.ids();
         let mut rows = 0;
         for save in group {
             rows += save.sales.len();
-            let sales = save
+            let sales: Vec<StoredSale> = save
                 .sales
                 .into_iter()
-                .map(|sale| {
-                    let id = next_id;
-                    next_id += mark.id_step;
-                    StoredSale { id, sale }
-                })
+                .zip(ids.by_ref())
+                .map(|(sale, id)| StoredSale { id, sale })
                 .collect();
             let _ = save.reply.send(Ok(Saved {
                 sales,

@@ -59,8 +59,16 @@ type Reply<T> = oneshot::Sender<Result<T, SaveError>>;
 /// A flush's place in one persistence actor's order: flushes run one after
 /// the other, each committing its batch and then running the reads queued
 /// with it. So a read answered with `Seq` S saw every commit answered with
-/// a `Seq` up to S, and none after.
-pub type Seq = u64;
+/// a `Seq` up to S, and none after. `Seq::default()` is before the first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seq(u64);
+
+impl Seq {
+    /// The flush after this one.
+    fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+}
 
 /// Committed rows, in the order they were sent, and the flush that
 /// committed them.
@@ -170,7 +178,7 @@ impl PersistenceActor {
             queue: VecDeque::new(),
             queued_rows: 0,
             in_flight_rows: 0,
-            flushes: 0,
+            flushes: Seq::default(),
             flushing: false,
             linger_armed: false,
             drain_waiters: Vec::new(),
@@ -207,7 +215,7 @@ impl PersistenceActor {
         self.queued_rows -= rows;
         self.in_flight_rows = rows;
         self.flushing = true;
-        self.flushes += 1;
+        self.flushes = self.flushes.next();
         let job = FlushJob {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),

@@ -61,7 +61,7 @@ impl RecentKeys {
                 continue;
             };
             if !stored.same_content(branch_id, item) {
-                return Err(TenantError::Conflict(key.as_str().to_string()));
+                return Err(TenantError::IdempotencyConflict(key.clone()));
             }
             *slot = Some(stored.clone());
         }
@@ -130,7 +130,10 @@ mod tests {
             timestamp: Timestamp::from_utc(chrono::DateTime::UNIX_EPOCH),
             idempotency_key: IdempotencyKey::parse(&format!("k-{id}")),
         };
-        StoredSale { id, sale }
+        StoredSale {
+            id: crate::domain::SaleId::new(id + 1).expect("positive"),
+            sale,
+        }
     }
 
     #[test]

@@ -101,8 +101,9 @@ pub enum TenantError {
     },
     #[error("unknown products")]
     UnknownProducts(Vec<ItemProblem>),
-    #[error("idempotency key {0} was used for a different transaction")]
-    Conflict(String),
+    /// An idempotency key already stored with other content.
+    #[error("idempotency key {} was used for a different transaction", .0.as_str())]
+    IdempotencyConflict(crate::domain::IdempotencyKey),
     /// A product's all-time totals would no longer fit their columns.
     #[error("totals would overflow")]
     TotalsFull(Vec<ItemProblem>),
@@ -258,7 +259,7 @@ impl TenantActor {
             catalog,
             last_catalog_read: None,
             totals,
-            covered_through: 0,
+            covered_through: Seq::default(),
             passivated: false,
             #[cfg(feature = "testing")]
             crash_after_commit: false,

@@ -13,8 +13,8 @@ use super::catalog::{branch_options, refusal};
 use super::layout::{notice, page as frame, Section};
 use super::{html, see_other, tenant_catalog, with_status, PageResult, Viewer};
 use crate::auth::PathIds;
-use crate::domain::{BranchId, Name, Role, TenantId, Timestamp};
-use crate::http::keys::{path_key_id, valid_key_id};
+use crate::domain::{BranchId, KeyId, Name, Role, TenantId, Timestamp};
+use crate::http::keys::path_key_id;
 use crate::http::{ApiError, AppState};
 use crate::service::keys::{self as keys, KeyListing};
 use crate::service::ServiceError;
@@ -38,7 +38,7 @@ pub async fn page(
     let tenant = ids.tenant_or_404()?;
     let outcome = (query.done.as_deref() == Some("revoked"))
         .then(|| Ok("Revoked: every server refuses the key within 2 seconds.".to_string()));
-    let after = query.after.clone().filter(|a| valid_key_id(a));
+    let after = query.after.as_deref().and_then(KeyId::parse);
     let body = keys_body(&state, tenant, after, &outcome, None).await?;
     Ok(html(frame(
         "Till keys",
@@ -53,7 +53,7 @@ pub async fn page(
 async fn keys_body(
     state: &AppState,
     tenant: TenantId,
-    after: Option<String>,
+    after: Option<KeyId>,
     outcome: &Option<Result<String, String>>,
     made: Option<(&KeyListing, &str)>,
 ) -> Result<Markup, ApiError> {

@@ -22,8 +22,7 @@ use tokio::sync::watch;
 use super::operator::LIVE_ROWS;
 use super::session::{unix_now, IDLE_LIMIT};
 use super::{PageResult, Viewer};
-use crate::domain::RankBy;
-use crate::domain::Timestamp;
+use crate::domain::{KeyId, RankBy, Timestamp};
 use crate::http::reads::{ranked, Ranked};
 use crate::http::{ApiError, AppState};
 use crate::service::sales::top_sellers;
@@ -38,7 +37,8 @@ const MAX_STREAMS: usize = 10_000;
 /// The latest top sellers, and who is watching.
 pub struct LiveTopSellers {
     latest: watch::Sender<Option<Bytes>>,
-    per_key: DashMap<Arc<str>, usize>,
+    /// Streams per key (`None`: keys are off, one bound for all).
+    per_key: DashMap<Option<KeyId>, usize>,
     total: AtomicUsize,
     max_per_key: usize,
     /// Set when the server stops: streams end, so the graceful stop does
@@ -64,7 +64,7 @@ impl LiveTopSellers {
     }
 
     /// A place for one more stream of `key`, if the bounds allow it.
-    fn admit(self: &Arc<Self>, key: Arc<str>) -> Option<StreamSlot> {
+    fn admit(self: &Arc<Self>, key: Option<KeyId>) -> Option<StreamSlot> {
         if self.total.fetch_add(1, Ordering::AcqRel) >= MAX_STREAMS {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return None;
@@ -91,7 +91,7 @@ impl LiveTopSellers {
 /// One open stream's place; freed when the stream ends.
 struct StreamSlot {
     live: Arc<LiveTopSellers>,
-    key: Arc<str>,
+    key: Option<KeyId>,
 }
 
 impl Drop for StreamSlot {
@@ -165,7 +165,7 @@ pub async fn publish(state: web::Data<AppState>) {
 struct Watching {
     state: web::Data<AppState>,
     updates: watch::Receiver<Option<Bytes>>,
-    key: Option<Arc<str>>,
+    key: Option<KeyId>,
     /// When the session would idle out (Unix seconds): the stream is no
     /// use of the pages, so it ends then.
     idles_out_at: u64,
@@ -181,11 +181,12 @@ pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
     if state.live.stopping.load(Ordering::Acquire) {
         return Err(ApiError::Unavailable("the server is stopping".into()).into());
     }
-    // Without keys (POS_AUTH=disabled) every stream shares one bound.
-    let holder = viewer.key_id.clone().unwrap_or_else(|| Arc::from(""));
-    let slot = state.live.admit(holder).ok_or(ApiError::RateLimited {
-        retry_after_secs: 5,
-    })?;
+    let slot = state
+        .live
+        .admit(viewer.key_id.clone())
+        .ok_or(ApiError::RateLimited {
+            retry_after_secs: 5,
+        })?;
     let mut updates = state.live.latest.subscribe();
     updates.mark_changed();
     let watching = Watching {

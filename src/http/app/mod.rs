@@ -35,14 +35,14 @@ pub use session::SessionKeys;
 
 use super::{ApiError, AppState};
 use crate::auth::{permits, Operation, PathIds};
-use crate::domain::{Scope, TenantId};
+use crate::domain::{KeyId, Scope, TenantId};
 use crate::service::reports::ReportKind;
 
 /// Who is looking at a page: the key behind the session.
 #[derive(Debug, Clone)]
 pub struct Viewer {
     /// `None` when keys are off (`POS_AUTH=disabled`): the operator.
-    pub key_id: Option<Arc<str>>,
+    pub key_id: Option<KeyId>,
     pub scope: Scope,
     /// When the session's cookie was last renewed (Unix seconds).
     pub session_since: u64,

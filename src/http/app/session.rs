@@ -16,7 +16,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::auth::MAX_KEY_ID_LEN;
+use crate::domain::KeyId;
 
 /// The cookie's name over plain HTTP.
 pub const COOKIE: &str = "pos_session";
@@ -43,7 +43,7 @@ pub struct SessionKeys {
 /// A session the cookie proves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    pub key_id: String,
+    pub key_id: KeyId,
     /// Unix milliseconds of the sign-in; renewals keep it.
     pub began_ms: u64,
     /// Unix seconds of the last renewal.
@@ -68,7 +68,7 @@ impl SessionKeys {
 
     /// The cookie value of `key_id`'s session that began at `began_ms`,
     /// as of `now` (Unix seconds).
-    pub fn issue(&self, key_id: &str, began_ms: u64, now: u64) -> String {
+    pub fn issue(&self, key_id: &KeyId, began_ms: u64, now: u64) -> String {
         let fields = format!("{key_id}.{began_ms}.{now}");
         let signature = URL_SAFE_NO_PAD.encode(self.sign(&fields));
         format!("{fields}.{signature}")
@@ -80,13 +80,7 @@ impl SessionKeys {
         let (fields, signature) = value.rsplit_once('.')?;
         let (key_id, times) = fields.split_once('.')?;
         let (began_ms, since) = times.split_once('.')?;
-        let valid_id = (1..=MAX_KEY_ID_LEN).contains(&key_id.len())
-            && key_id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if !valid_id {
-            return None;
-        }
+        let key_id = KeyId::parse(key_id)?;
         let given = URL_SAFE_NO_PAD.decode(signature).ok()?;
         if !bool::from(self.sign(fields).as_slice().ct_eq(&given)) {
             return None;
@@ -96,8 +90,8 @@ impl SessionKeys {
         let fresh = since <= now + 60
             && now.saturating_sub(since) <= IDLE_LIMIT.as_secs()
             && now.saturating_sub(began_ms / 1000) <= MAX_LIFETIME.as_secs();
-        fresh.then(|| Session {
-            key_id: key_id.to_string(),
+        fresh.then_some(Session {
+            key_id,
             began_ms,
             since,
         })
@@ -163,6 +157,10 @@ pub fn cookie_value<'a>(headers: impl Iterator<Item = &'a str>, secure: bool) ->
 mod tests {
     use super::*;
 
+    fn id(text: &str) -> KeyId {
+        KeyId::parse(text).expect("a key id")
+    }
+
     fn keys() -> SessionKeys {
         SessionKeys::new(b"0123456789abcdef0123456789abcdef").expect("any length")
     }
@@ -170,9 +168,9 @@ mod tests {
     #[test]
     fn a_cookie_proves_its_session_until_it_idles_out() {
         let now = 1_800_000_000;
-        let cookie = keys().issue("abc123", now * 1000, now);
+        let cookie = keys().issue(&id("abc123"), now * 1000, now);
         let session = keys().verify(&cookie, now + 5).expect("valid");
-        assert_eq!(session.key_id, "abc123");
+        assert_eq!(session.key_id.as_str(), "abc123");
         assert_eq!(session.began_ms, now * 1000);
         assert!(keys().verify(&cookie, now + IDLE_LIMIT.as_secs()).is_some());
         assert!(keys()
@@ -185,7 +183,7 @@ mod tests {
     #[test]
     fn a_changed_or_foreign_cookie_proves_nothing() {
         let now = 1_800_000_000;
-        let cookie = keys().issue("abc123", now * 1000, now);
+        let cookie = keys().issue(&id("abc123"), now * 1000, now);
         let other = SessionKeys::new(b"another secret of thirty-two bytes").expect("any length");
         assert!(other.verify(&cookie, now).is_none());
         for forged in [
@@ -204,7 +202,7 @@ mod tests {
         ] {
             assert!(keys().verify(&forged, now).is_none(), "{forged:?}");
         }
-        let future = keys().issue("abc123", now * 1000, now + 3600);
+        let future = keys().issue(&id("abc123"), now * 1000, now + 3600);
         assert!(
             keys().verify(&future, now).is_none(),
             "a cookie from the future"
@@ -215,7 +213,7 @@ mod tests {
     fn a_session_ends_a_week_after_its_sign_in_however_busy() {
         let began = 1_800_000_000;
         let last_page = began + MAX_LIFETIME.as_secs() - 10;
-        let cookie = keys().issue("abc123", began * 1000, last_page);
+        let cookie = keys().issue(&id("abc123"), began * 1000, last_page);
         assert!(keys().verify(&cookie, last_page).is_some());
         assert!(keys()
             .verify(&cookie, began + MAX_LIFETIME.as_secs())

@@ -87,3 +87,12 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// The key id of a token (`pos_<id>_<secret>`).
+pub fn key_id_of(token: &str) -> pos::domain::KeyId {
+    token
+        .split('_')
+        .nth(1)
+        .and_then(pos::domain::KeyId::parse)
+        .expect("a token names a key id")
+}
