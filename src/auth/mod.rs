@@ -41,7 +41,7 @@ pub use revocations::{REVOCATION_POLL, TRUST_WITHOUT_POLL};
 
 use crate::actors::lookup::{self, FindKey, LookupActor, LookupError};
 use crate::client_address::address_group;
-use crate::clock::now_ms;
+use crate::clock::{Ticks, UnixMs};
 use crate::domain::{ErrorCode, KeyId, Scope, SecretHash};
 use crate::metrics::Metrics;
 use revocations::Freshness;
@@ -88,21 +88,21 @@ pub struct CheckedKey {
     /// this process's memory, where every request's token passes anyway;
     /// the database keeps only the hash.
     proven: OnceLock<Box<str>>,
-    /// When it was read from MySQL ([`now_ms`]): not revoked as of then.
-    loaded_ms: u64,
-    /// Its back-office sessions that began at or before this (Unix
-    /// milliseconds, the sessions' own clock) were ended by a sign-out, as
-    /// of `loaded_ms`; 0: none.
-    sessions_ended_ms: u64,
+    /// When it was read from MySQL: not revoked as of then.
+    loaded: Ticks,
+    /// Its back-office sessions that began at or before this (the
+    /// sessions' own clock) were ended by a sign-out, as of `loaded`; 0:
+    /// none.
+    sessions_ended: UnixMs,
 }
 
 impl CheckedKey {
-    /// When a new session of this key may begin (Unix milliseconds): now,
+    /// When a new session of this key may begin: now,
     /// or just after the last one a sign-out ended if that is later (a
     /// shard whose clock runs ahead stored it), so a new session is never
     /// ended before it starts.
-    pub fn next_session_start(&self, now_ms: u64) -> u64 {
-        now_ms.max(self.sessions_ended_ms.saturating_add(1))
+    pub fn next_session_start(&self, now: UnixMs) -> UnixMs {
+        now.max(self.sessions_ended.next())
     }
 
     fn accepts(&self, secret: &str) -> bool {
@@ -158,14 +158,14 @@ pub struct Auth {
     /// kept [`SIGNED_OUT_KEEP`]. A key read already under way when one is
     /// stored may fill the cache with the key as it was before; this keeps
     /// the end in force here until the revocation poll has seen it.
-    signed_out: Cache<KeyId, u64>,
+    signed_out: Cache<KeyId, UnixMs>,
     /// Sign-outs made here that MySQL could not store yet, by key id: in
     /// force here until stored (however long MySQL is away), then kept in
     /// `signed_out` while the poll spreads them. The revocation watch
     /// stores them once MySQL answers again.
     /// (A map, not a cache: it is empty but for MySQL outages, and the
     /// watch looks at it four times a second.)
-    unstored_sign_outs: std::sync::Mutex<HashMap<KeyId, u64>>,
+    unstored_sign_outs: std::sync::Mutex<HashMap<KeyId, UnixMs>>,
     ipv6_prefix: u8,
     per_key: DefaultKeyedRateLimiter<KeyId>,
     /// Failures per client address.
@@ -258,14 +258,14 @@ impl Auth {
         // (the polls stalled or fail), it is read again from MySQL, once
         // for all its concurrent requests; with MySQL away that fails: 503.
         let entry = match entry {
-            Some(key) if key.accepts(token.secret) && !self.freshness.trusts(key.loaded_ms) => {
+            Some(key) if key.accepts(token.secret) && !self.freshness.trusts(key.loaded) => {
                 self.recheck(&key).await?
             }
             other => other,
         };
         match entry {
             Some(key) if key.accepts(token.secret) => {
-                if !self.freshness.trusts(key.loaded_ms) {
+                if !self.freshness.trusts(key.loaded) {
                     return Err(AuthError::Unavailable);
                 }
                 if !self.proven.contains_key(token.key_id) {
@@ -312,46 +312,46 @@ impl Auth {
             None => self.load(id).await?,
         };
         let entry = match entry {
-            Some(key) if !self.freshness.trusts(key.loaded_ms) => self.recheck(&key).await?,
+            Some(key) if !self.freshness.trusts(key.loaded) => self.recheck(&key).await?,
             other => other,
         };
         let key = entry.ok_or(AuthError::Unauthorized)?;
-        if !self.freshness.trusts(key.loaded_ms) {
+        if !self.freshness.trusts(key.loaded) {
             return Err(AuthError::Unavailable);
         }
         Ok(key)
     }
 
-    /// Whether `key`'s back-office session that began at `began_ms` is
+    /// Whether `key`'s back-office session that began at `began` is
     /// still open: no sign-out ended it, here (stored or not yet) or (as of
     /// the key's read) anywhere.
-    pub async fn session_open(&self, key: &CheckedKey, began_ms: u64) -> bool {
-        began_ms > key.sessions_ended_ms && !self.ended_here(&key.id, began_ms).await
+    pub async fn session_open(&self, key: &CheckedKey, began: UnixMs) -> bool {
+        began > key.sessions_ended && !self.ended_here(&key.id, began).await
     }
 
     /// Whether a sign-out made here (stored or not yet) ended `id`'s
-    /// session that began at `began_ms`: known without reading the key,
+    /// session that began at `began`: known without reading the key,
     /// so it holds while MySQL is away.
-    pub async fn ended_here(&self, id: &KeyId, began_ms: u64) -> bool {
-        let here = self.signed_out.get(id).await.unwrap_or(0);
-        let unstored = self.unstored().get(id).copied().unwrap_or(0);
-        began_ms <= here.max(unstored)
+    pub async fn ended_here(&self, id: &KeyId, began: UnixMs) -> bool {
+        let here = self.signed_out.get(id).await.unwrap_or_default();
+        let unstored = self.unstored().get(id).copied().unwrap_or_default();
+        began <= here.max(unstored)
     }
 
-    /// A sign-out of `id`'s sessions begun until `began_ms`, in force here
+    /// A sign-out of `id`'s sessions begun until `began`, in force here
     /// at once. `stored`: MySQL has it, and every instance learns it from
     /// the poll; else it is kept here until the revocation watch stores it.
-    pub async fn signed_out(&self, id: &KeyId, began_ms: u64, stored: bool) {
+    pub async fn signed_out(&self, id: &KeyId, began: UnixMs, stored: bool) {
         if stored {
-            let here = self.signed_out.get(id).await.unwrap_or(0);
-            self.signed_out.insert(id.clone(), here.max(began_ms)).await;
+            let here = self.signed_out.get(id).await.unwrap_or_default();
+            self.signed_out.insert(id.clone(), here.max(began)).await;
         } else {
             let mut unstored = self.unstored();
             let room = unstored.len() < PROVEN_CAPACITY as usize;
             match unstored.get_mut(id) {
-                Some(here) => *here = (*here).max(began_ms),
+                Some(here) => *here = (*here).max(began),
                 None if room => {
-                    unstored.insert(id.clone(), began_ms);
+                    unstored.insert(id.clone(), began);
                 }
                 None => tracing::warn!("too many sign-outs wait for MySQL; this one is not kept"),
             }
@@ -359,7 +359,7 @@ impl Auth {
         self.forget(std::slice::from_ref(id)).await;
     }
 
-    fn unstored(&self) -> std::sync::MutexGuard<'_, HashMap<KeyId, u64>> {
+    fn unstored(&self) -> std::sync::MutexGuard<'_, HashMap<KeyId, UnixMs>> {
         self.unstored_sign_outs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -368,19 +368,19 @@ impl Auth {
     /// Stores the sign-outs MySQL could not take when they were made;
     /// each one stored moves to the sign-outs the poll spreads.
     pub(crate) async fn store_sign_outs(&self, conn: &mut mysql_async::Conn) -> Result<(), String> {
-        let waiting: Vec<(KeyId, u64)> = self
+        let waiting: Vec<(KeyId, UnixMs)> = self
             .unstored()
             .iter()
             .map(|(id, began)| (id.clone(), *began))
             .collect();
-        for (id, began_ms) in waiting {
-            crate::store::end_sessions(conn, &id, began_ms)
+        for (id, began) in waiting {
+            crate::store::end_sessions(conn, &id, began)
                 .await
                 .map_err(|e| e.to_string())?;
-            self.signed_out(&id, began_ms, true).await;
+            self.signed_out(&id, began, true).await;
             // A later sign-out of the key made meanwhile stays unstored.
             let mut unstored = self.unstored();
-            if unstored.get(&id).is_some_and(|later| *later <= began_ms) {
+            if unstored.get(&id).is_some_and(|later| *later <= began) {
                 unstored.remove(&id);
             }
         }
@@ -493,7 +493,7 @@ async fn fetch(
     lookup: Addr<LookupActor>,
     id: KeyId,
 ) -> Result<Option<Arc<CheckedKey>>, LookupError> {
-    let asked_ms = now_ms();
+    let asked = Ticks::now();
     let stored = lookup::ask(&lookup, FindKey(id)).await?;
     Ok(stored.filter(|k| !k.revoked).map(|k| {
         Arc::new(CheckedKey {
@@ -501,8 +501,8 @@ async fn fetch(
             scope: k.scope,
             hash: k.hash,
             proven: OnceLock::new(),
-            loaded_ms: asked_ms,
-            sessions_ended_ms: k.sessions_ended_ms,
+            loaded: asked,
+            sessions_ended: k.sessions_ended,
         })
     }))
 }
@@ -571,8 +571,8 @@ mod tests {
             scope: Scope::Operator,
             hash: key.hash,
             proven: OnceLock::new(),
-            loaded_ms: 0,
-            sessions_ended_ms: 0,
+            loaded: Ticks::default(),
+            sessions_ended: UnixMs::default(),
         }
     }
 
@@ -580,11 +580,13 @@ mod tests {
     fn a_new_session_begins_after_the_last_one_a_sign_out_ended() {
         let key = NewKey::generate().expect("random bytes");
         let mut checked = operator_key(&key);
-        assert_eq!(checked.next_session_start(1_000), 1_000);
+        let start = |now| checked.next_session_start(UnixMs(now)).0;
+        assert_eq!(start(1_000), 1_000);
         // Ended by a shard whose clock runs 5 s ahead of this one.
-        checked.sessions_ended_ms = 6_000;
-        assert_eq!(checked.next_session_start(1_000), 6_001);
-        assert_eq!(checked.next_session_start(9_000), 9_000);
+        checked.sessions_ended = UnixMs(6_000);
+        let start = |now| checked.next_session_start(UnixMs(now)).0;
+        assert_eq!(start(1_000), 6_001);
+        assert_eq!(start(9_000), 9_000);
     }
 
     #[test]

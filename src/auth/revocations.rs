@@ -22,7 +22,7 @@ use chrono::NaiveDateTime;
 use mysql_async::{Conn, Opts};
 
 use super::Auth;
-use crate::clock::now_ms;
+use crate::clock::Ticks;
 use crate::store::{self, Revocations};
 
 /// How often the servers ask for new revocations. Often, so that a few
@@ -45,29 +45,33 @@ pub const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(10);
 /// When revocations were last known, shared by every request's check.
 #[derive(Default)]
 pub struct Freshness {
-    /// [`now_ms`] of the last successful poll; 0 before the first.
+    /// [`Ticks`] of the last successful poll; 0 before the first.
     last_poll_ms: AtomicU64,
     /// The polls fail now (one warning per streak).
     failing: AtomicBool,
 }
 
 impl Freshness {
-    /// Whether a key read from MySQL at `loaded_ms` may still be trusted.
-    pub fn trusts(&self, loaded_ms: u64) -> bool {
-        let known = self.last_poll_ms.load(Ordering::Acquire).max(loaded_ms);
-        now_ms().saturating_sub(known) <= TRUST_WITHOUT_POLL.as_millis() as u64
+    /// Whether a key read from MySQL at `loaded` may still be trusted.
+    pub fn trusts(&self, loaded: Ticks) -> bool {
+        let known = self.last_poll().max(loaded);
+        Ticks::now().since(known) <= TRUST_WITHOUT_POLL
     }
 
     /// Seconds since the last successful poll (since start if none).
     pub fn age_seconds(&self) -> f64 {
-        let last = self.last_poll_ms.load(Ordering::Acquire);
-        now_ms().saturating_sub(last) as f64 / 1000.0
+        Ticks::now().since(self.last_poll()).as_secs_f64()
     }
 
-    /// A poll asked at `asked_ms` answered: what it read was current then
+    fn last_poll(&self) -> Ticks {
+        Ticks::from_millis(self.last_poll_ms.load(Ordering::Acquire))
+    }
+
+    /// A poll asked at `asked` answered: what it read was current then
     /// (not when the answer arrived).
-    fn succeeded(&self, asked_ms: u64) {
-        self.last_poll_ms.fetch_max(asked_ms, Ordering::AcqRel);
+    fn succeeded(&self, asked: Ticks) {
+        self.last_poll_ms
+            .fetch_max(asked.as_millis(), Ordering::AcqRel);
         if self.failing.swap(false, Ordering::AcqRel) {
             tracing::info!("the revocation poll works again; cached keys are trusted again");
         }
@@ -100,7 +104,7 @@ impl Auth {
         let mut since: Option<NaiveDateTime> = None;
         let mut conn: Option<Conn> = None;
         loop {
-            let asked_ms = now_ms();
+            let asked = Ticks::now();
             let wait = match poll(&opts, &mut conn, since).await {
                 Ok(r) => {
                     self.forget(&r.ids).await;
@@ -115,7 +119,7 @@ impl Auth {
                     if let Some(now) = r.now {
                         since = Some(now - REVOCATION_OVERLAP);
                     }
-                    self.freshness.succeeded(asked_ms);
+                    self.freshness.succeeded(asked);
                     REVOCATION_POLL
                 }
                 Err(e) => {

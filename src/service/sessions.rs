@@ -2,13 +2,14 @@
 //! so that every instance learns it like a revocation.
 
 use super::{ServiceError, Services};
+use crate::clock::UnixMs;
 use crate::domain::KeyId;
 use crate::store;
 
-/// Stores that `key_id`'s sessions begun until `began_ms` are over.
-pub async fn end_sessions(s: &Services, key_id: KeyId, began_ms: u64) -> Result<(), ServiceError> {
+/// Stores that `key_id`'s sessions begun until `began` are over.
+pub async fn end_sessions(s: &Services, key_id: KeyId, began: UnixMs) -> Result<(), ServiceError> {
     s.office
-        .run(move |c| Box::pin(async move { store::end_sessions(c, &key_id, began_ms).await }))
+        .run(move |c| Box::pin(async move { store::end_sessions(c, &key_id, began).await }))
         .await?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, TxOpts};
 
 use super::Result;
+use crate::clock::UnixMs;
 use crate::domain::{BranchId, KeyId, Role, Scope, SecretHash, TenantId};
 
 /// A key as a server needs it to check a token.
@@ -16,9 +17,9 @@ pub struct StoredKey {
     pub hash: SecretHash,
     pub scope: Scope,
     pub revoked: bool,
-    /// Its back-office sessions that began at or before this (Unix ms) were
-    /// ended by a sign-out; 0: none.
-    pub sessions_ended_ms: u64,
+    /// Its back-office sessions that began at or before this were ended
+    /// by a sign-out; 0: none.
+    pub sessions_ended: UnixMs,
 }
 
 /// A key as `pos keys list` shows it.
@@ -147,7 +148,7 @@ pub async fn find_key(conn: &mut Conn, id: &KeyId) -> Result<Option<StoredKey>> 
         hash: SecretHash(hash),
         scope,
         revoked: revoked.is_some(),
-        sessions_ended_ms: sessions_ended.unwrap_or(0),
+        sessions_ended: UnixMs(sessions_ended.unwrap_or(0)),
     }))
 }
 
@@ -172,12 +173,12 @@ pub async fn revoked_since(conn: &mut Conn, since: Option<NaiveDateTime>) -> Res
 }
 
 /// Ends the back-office sessions of key `id` that began at or before
-/// `began_ms` (a later sign-out only moves that forward).
-pub async fn end_sessions(conn: &mut Conn, id: &KeyId, began_ms: u64) -> Result<()> {
+/// `began` (a later sign-out only moves that forward).
+pub async fn end_sessions(conn: &mut Conn, id: &KeyId, began: UnixMs) -> Result<()> {
     conn.exec_drop(
         "INSERT INTO session_ends (key_id, began_ms, ended) VALUES (?, ?, UTC_TIMESTAMP(6)) \
          ON DUPLICATE KEY UPDATE began_ms = GREATEST(began_ms, VALUES(began_ms)), ended = VALUES(ended)",
-        (id.as_str(), began_ms),
+        (id.as_str(), began.0),
     )
     .await?;
     Ok(())

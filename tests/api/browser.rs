@@ -391,10 +391,10 @@ async fn a_sign_out_on_another_instance_ends_the_session_within_2_s() {
     // (an end of earlier sessions after it does not take it back): this
     // one learns it from its revocation poll.
     let key_id = &crate::support::key_id_of(&tenant.backoffice);
-    let now_ms = pos::http::app::session::unix_now_ms();
+    let now = pos::clock::UnixMs::now();
     let mut conn = app.db.pool.get_conn().await.expect("a connection");
-    for began_ms in [now_ms, 1] {
-        pos::store::end_sessions(&mut conn, key_id, began_ms)
+    for began in [now, pos::clock::UnixMs(1)] {
+        pos::store::end_sessions(&mut conn, key_id, began)
             .await
             .expect("stored");
     }
@@ -405,7 +405,7 @@ async fn a_sign_out_on_another_instance_ends_the_session_within_2_s() {
             "SELECT began_ms FROM session_ends WHERE key_id = '{key_id}'"
         ))
         .await;
-    assert_eq!(stored, now_ms.to_string());
+    assert_eq!(stored, now.to_string());
     let ended = eventually(Duration::from_secs(2), || async {
         page_status(&app, &overview, &cookie).await == 303
     })
@@ -681,8 +681,9 @@ async fn a_dashboards_own_reloads_do_not_keep_its_session_alive() {
     let key_id = &crate::support::key_id_of(&tenant.backoffice);
     // A session last renewed two minutes ago.
     let keys = pos::http::app::session::SessionKeys::new(SECRET.as_bytes()).expect("keys");
-    let since = pos::http::app::session::unix_now() - 120;
-    let cookie = format!("pos_session={}", keys.issue(key_id, since * 1000, since));
+    let since = pos::clock::UnixSecs(pos::clock::UnixSecs::now().0 - 120);
+    let began = pos::clock::UnixMs(since.0 * 1000);
+    let cookie = format!("pos_session={}", keys.issue(key_id, began, since));
     let base = app.base.clone();
     let renews = |path: String| {
         let (cookie, base) = (cookie.clone(), base.clone());

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::web::Bytes;
 use dashmap::DashMap;
 
-use crate::clock::now_ms;
+use crate::clock::Ticks;
 use crate::domain::{Money, NewSale, ProductId, ProductTotal, TenantId};
 
 /// A tenant's live totals, shared with HTTP readers.
@@ -37,19 +37,22 @@ impl LiveTotals {
         LiveTotals {
             by_product: totals.into_iter().map(|t| (t.product_id, t)).collect(),
             version: AtomicU64::new(0),
-            last_used_ms: AtomicU64::new(now_ms()),
+            last_used_ms: AtomicU64::new(Ticks::now().as_millis()),
             rendered: Mutex::new([None, None]),
         }
     }
 
     /// Notes that the tenant is in use now.
     pub fn touch(&self) {
-        self.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        self.last_used_ms
+            .store(Ticks::now().as_millis(), Ordering::Relaxed);
     }
 
     /// How long the tenant has not been used.
     pub fn idle_for(&self) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.last_used_ms.load(Ordering::Relaxed)))
+        Ticks::now().since(Ticks::from_millis(
+            self.last_used_ms.load(Ordering::Relaxed),
+        ))
     }
 
     /// A copy of every product's totals.
@@ -158,7 +161,7 @@ mod tests {
         let totals = LiveTotals::new(Vec::new());
         totals.last_used_ms.store(0, Ordering::Relaxed);
         // The clock counts from the process's first reading: wait for its first tick.
-        while now_ms() == 0 {
+        while Ticks::now().as_millis() == 0 {
             std::thread::yield_now();
         }
         totals.touch();

@@ -20,8 +20,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::operator::LIVE_ROWS;
-use super::session::{unix_now, IDLE_LIMIT};
+use super::session::IDLE_LIMIT;
 use super::{PageResult, Viewer};
+use crate::clock::{UnixMs, UnixSecs};
 use crate::domain::{KeyId, RankBy, Timestamp};
 use crate::http::reads::{ranked, Ranked};
 use crate::http::{ApiError, AppState};
@@ -166,11 +167,11 @@ struct Watching {
     state: web::Data<AppState>,
     updates: watch::Receiver<Option<Bytes>>,
     key: Option<KeyId>,
-    /// When the session would idle out (Unix seconds): the stream is no
-    /// use of the pages, so it ends then.
-    idles_out_at: u64,
+    /// When the session would idle out: the stream is no use of the
+    /// pages, so it ends then.
+    idles_out_at: UnixSecs,
     /// When the session began: a sign-out ends it.
-    session_began_ms: u64,
+    session_began: UnixMs,
     _slot: StreamSlot,
     ended: bool,
 }
@@ -193,8 +194,8 @@ pub async fn stream(state: web::Data<AppState>, viewer: Viewer) -> PageResult {
         state: state.clone(),
         updates,
         key: viewer.key_id.clone(),
-        idles_out_at: viewer.session_since + IDLE_LIMIT.as_secs(),
-        session_began_ms: viewer.session_began_ms,
+        idles_out_at: viewer.session_since.plus(IDLE_LIMIT),
+        session_began: viewer.session_began,
         _slot: slot,
         ended: false,
     };
@@ -246,7 +247,7 @@ async fn next_event(w: &mut Watching) -> Option<Bytes> {
 /// Whether the stream may go on: the server runs, and its session is
 /// open (not idled out or signed out, its key not revoked).
 async fn still_watching(w: &Watching) -> bool {
-    if w.state.live.stopping.load(Ordering::Acquire) || unix_now() > w.idles_out_at {
+    if w.state.live.stopping.load(Ordering::Acquire) || UnixSecs::now() > w.idles_out_at {
         return false;
     }
     let Some(key) = &w.key else {
@@ -256,7 +257,7 @@ async fn still_watching(w: &Watching) -> bool {
         return false;
     };
     match auth.key_by_id(key).await {
-        Ok(k) => auth.session_open(&k, w.session_began_ms).await,
+        Ok(k) => auth.session_open(&k, w.session_began).await,
         Err(_) => false,
     }
 }

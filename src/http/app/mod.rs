@@ -35,6 +35,7 @@ pub use session::SessionKeys;
 
 use super::{ApiError, AppState};
 use crate::auth::{permits, Operation, PathIds};
+use crate::clock::{UnixMs, UnixSecs};
 use crate::domain::{KeyId, Scope, TenantId};
 use crate::service::reports::ReportKind;
 
@@ -44,10 +45,10 @@ pub struct Viewer {
     /// `None` when keys are off (`POS_AUTH=disabled`): the operator.
     pub key_id: Option<KeyId>,
     pub scope: Scope,
-    /// When the session's cookie was last renewed (Unix seconds).
-    pub session_since: u64,
-    /// When the session began (Unix milliseconds; 0 without keys).
-    pub session_began_ms: u64,
+    /// When the session's cookie was last renewed.
+    pub session_since: UnixSecs,
+    /// When the session began (0 without keys).
+    pub session_began: UnixMs,
 }
 
 impl Viewer {
@@ -337,7 +338,7 @@ async fn gate(
         let e = PageError(ApiError::Misdirected(state.shard));
         return Ok(req.error_response(e).map_into_right_body());
     }
-    let now = session::unix_now();
+    let now = UnixSecs::now();
     // A page that reloads itself is no sign of a person: it must not keep
     // a session alive past its idle limit.
     let automatic = req.query_string().split('&').any(|p| p == AUTOMATIC);
@@ -357,7 +358,7 @@ async fn gate(
     req.extensions_mut().insert(viewer.clone());
     let mut res = next.call(req).await?;
     if let (Some(id), true, false) = (&viewer.key_id, renew, automatic) {
-        let value = state.sessions.issue(id, viewer.session_began_ms, now);
+        let value = state.sessions.issue(id, viewer.session_began, now);
         if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&value, secure)) {
             res.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -371,39 +372,39 @@ async fn gate(
 async fn viewer_of(
     state: &AppState,
     req: &HttpRequest,
-    now: u64,
+    now: UnixSecs,
 ) -> Result<(Viewer, bool), ApiError> {
     let Some(auth) = &state.auth else {
         let operator = Viewer {
             key_id: None,
             scope: Scope::Operator,
             session_since: now,
-            session_began_ms: 0,
+            session_began: UnixMs::default(),
         };
         return Ok((operator, false));
     };
     let session = signed_session(state, req, now).ok_or(ApiError::Unauthorized)?;
     // A sign-out here ends the session before the key is read (MySQL may
     // be away).
-    if auth.ended_here(&session.key_id, session.began_ms).await {
+    if auth.ended_here(&session.key_id, session.began).await {
         return Err(ApiError::Unauthorized);
     }
     let key = auth.session_key(&session.key_id).await?;
-    if matches!(key.scope, Scope::Till { .. }) || !auth.session_open(&key, session.began_ms).await {
+    if matches!(key.scope, Scope::Till { .. }) || !auth.session_open(&key, session.began).await {
         return Err(ApiError::Unauthorized);
     }
     let viewer = Viewer {
         key_id: Some(key.id.clone()),
         scope: key.scope,
         session_since: session.since,
-        session_began_ms: session.began_ms,
+        session_began: session.began,
     };
     Ok((viewer, session.wants_renewal(now)))
 }
 
 /// The session the request's cookie proves by its signature and age
 /// alone (whether its key still stands is not looked at).
-fn signed_session(state: &AppState, req: &HttpRequest, now: u64) -> Option<session::Session> {
+fn signed_session(state: &AppState, req: &HttpRequest, now: UnixSecs) -> Option<session::Session> {
     let cookies = req
         .headers()
         .get_all(header::COOKIE)

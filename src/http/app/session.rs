@@ -16,6 +16,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::clock::{UnixMs, UnixSecs};
 use crate::domain::KeyId;
 
 /// The cookie's name over plain HTTP.
@@ -31,6 +32,9 @@ pub const IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A page renews the cookie once it is this old (not on every request).
 const RENEW_AFTER: Duration = Duration::from_secs(60);
+/// How far ahead of this instance's clock another's may run: a cookie it
+/// renewed is still taken here.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// What the signature covers besides the fields: a cookie of another
 /// purpose signed with the same secret is no session.
 const CONTEXT: &[u8] = b"pos-session-v2";
@@ -44,10 +48,10 @@ pub struct SessionKeys {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub key_id: KeyId,
-    /// Unix milliseconds of the sign-in; renewals keep it.
-    pub began_ms: u64,
-    /// Unix seconds of the last renewal.
-    pub since: u64,
+    /// When the sign-in was; renewals keep it.
+    pub began: UnixMs,
+    /// When the last renewal was.
+    pub since: UnixSecs,
 }
 
 impl SessionKeys {
@@ -66,17 +70,17 @@ impl SessionKeys {
         SessionKeys::new(&secret).map_err(|e| e.to_string())
     }
 
-    /// The cookie value of `key_id`'s session that began at `began_ms`,
-    /// as of `now` (Unix seconds).
-    pub fn issue(&self, key_id: &KeyId, began_ms: u64, now: u64) -> String {
-        let fields = format!("{key_id}.{began_ms}.{now}");
+    /// The cookie value of `key_id`'s session that began at `began`, as
+    /// of `now`.
+    pub fn issue(&self, key_id: &KeyId, began: UnixMs, now: UnixSecs) -> String {
+        let fields = format!("{key_id}.{began}.{now}");
         let signature = URL_SAFE_NO_PAD.encode(self.sign(&fields));
         format!("{fields}.{signature}")
     }
 
     /// The session a cookie value proves at `now`: signed by us, used
     /// within [`IDLE_LIMIT`] and begun within [`MAX_LIFETIME`].
-    pub fn verify(&self, value: &str, now: u64) -> Option<Session> {
+    pub fn verify(&self, value: &str, now: UnixSecs) -> Option<Session> {
         let (fields, signature) = value.rsplit_once('.')?;
         let (key_id, times) = fields.split_once('.')?;
         let (began_ms, since) = times.split_once('.')?;
@@ -85,14 +89,14 @@ impl SessionKeys {
         if !bool::from(self.sign(fields).as_slice().ct_eq(&given)) {
             return None;
         }
-        let since: u64 = since.parse().ok()?;
-        let began_ms: u64 = began_ms.parse().ok()?;
-        let fresh = since <= now + 60
-            && now.saturating_sub(since) <= IDLE_LIMIT.as_secs()
-            && now.saturating_sub(began_ms / 1000) <= MAX_LIFETIME.as_secs();
+        let since = UnixSecs(since.parse().ok()?);
+        let began = UnixMs(began_ms.parse().ok()?);
+        let fresh = since <= now.plus(CLOCK_SKEW)
+            && now.since(since) <= IDLE_LIMIT
+            && now.since(began.secs()) <= MAX_LIFETIME;
         fresh.then_some(Session {
             key_id,
-            began_ms,
+            began,
             since,
         })
     }
@@ -106,22 +110,10 @@ impl SessionKeys {
     }
 }
 
-/// Seconds since the Unix epoch (the same on every instance).
-pub fn unix_now() -> u64 {
-    unix_now_ms() / 1000
-}
-
-/// Milliseconds since the Unix epoch: when a session begins.
-pub fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl Session {
     /// Whether a page should send a renewed cookie.
-    pub fn wants_renewal(&self, now: u64) -> bool {
-        now.saturating_sub(self.since) >= RENEW_AFTER.as_secs()
+    pub fn wants_renewal(&self, now: UnixSecs) -> bool {
+        now.since(self.since) >= RENEW_AFTER
     }
 }
 
@@ -168,24 +160,26 @@ mod tests {
     #[test]
     fn a_cookie_proves_its_session_until_it_idles_out() {
         let now = 1_800_000_000;
-        let cookie = keys().issue(&id("abc123"), now * 1000, now);
-        let session = keys().verify(&cookie, now + 5).expect("valid");
+        let cookie = keys().issue(&id("abc123"), UnixMs(now * 1000), UnixSecs(now));
+        let session = keys().verify(&cookie, UnixSecs(now + 5)).expect("valid");
         assert_eq!(session.key_id.as_str(), "abc123");
-        assert_eq!(session.began_ms, now * 1000);
-        assert!(keys().verify(&cookie, now + IDLE_LIMIT.as_secs()).is_some());
+        assert_eq!(session.began, UnixMs(now * 1000));
         assert!(keys()
-            .verify(&cookie, now + IDLE_LIMIT.as_secs() + 1)
+            .verify(&cookie, UnixSecs(now + IDLE_LIMIT.as_secs()))
+            .is_some());
+        assert!(keys()
+            .verify(&cookie, UnixSecs(now + IDLE_LIMIT.as_secs() + 1))
             .is_none());
-        assert!(!session.wants_renewal(now + 59));
-        assert!(session.wants_renewal(now + 60));
+        assert!(!session.wants_renewal(UnixSecs(now + 59)));
+        assert!(session.wants_renewal(UnixSecs(now + 60)));
     }
 
     #[test]
     fn a_changed_or_foreign_cookie_proves_nothing() {
         let now = 1_800_000_000;
-        let cookie = keys().issue(&id("abc123"), now * 1000, now);
+        let cookie = keys().issue(&id("abc123"), UnixMs(now * 1000), UnixSecs(now));
         let other = SessionKeys::new(b"another secret of thirty-two bytes").expect("any length");
-        assert!(other.verify(&cookie, now).is_none());
+        assert!(other.verify(&cookie, UnixSecs(now)).is_none());
         for forged in [
             cookie.replace("abc123", "abc124"),
             cookie.replacen(&now.to_string(), &(now + 3600).to_string(), 1),
@@ -200,11 +194,14 @@ mod tests {
             String::new(),
             ".".repeat(3),
         ] {
-            assert!(keys().verify(&forged, now).is_none(), "{forged:?}");
+            assert!(
+                keys().verify(&forged, UnixSecs(now)).is_none(),
+                "{forged:?}"
+            );
         }
-        let future = keys().issue(&id("abc123"), now * 1000, now + 3600);
+        let future = keys().issue(&id("abc123"), UnixMs(now * 1000), UnixSecs(now + 3600));
         assert!(
-            keys().verify(&future, now).is_none(),
+            keys().verify(&future, UnixSecs(now)).is_none(),
             "a cookie from the future"
         );
     }
@@ -213,13 +210,13 @@ mod tests {
     fn a_session_ends_a_week_after_its_sign_in_however_busy() {
         let began = 1_800_000_000;
         let last_page = began + MAX_LIFETIME.as_secs() - 10;
-        let cookie = keys().issue(&id("abc123"), began * 1000, last_page);
-        assert!(keys().verify(&cookie, last_page).is_some());
+        let cookie = keys().issue(&id("abc123"), UnixMs(began * 1000), UnixSecs(last_page));
+        assert!(keys().verify(&cookie, UnixSecs(last_page)).is_some());
         assert!(keys()
-            .verify(&cookie, began + MAX_LIFETIME.as_secs())
+            .verify(&cookie, UnixSecs(began + MAX_LIFETIME.as_secs()))
             .is_some());
         assert!(keys()
-            .verify(&cookie, began + MAX_LIFETIME.as_secs() + 1)
+            .verify(&cookie, UnixSecs(began + MAX_LIFETIME.as_secs() + 1))
             .is_none());
     }
 

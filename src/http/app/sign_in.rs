@@ -11,13 +11,14 @@ use super::layout::shell;
 use super::session::{self, Session, COOKIE};
 use super::{is_tls, see_other, signed_session, viewer_of, PageError, PageResult};
 use crate::auth::{Auth, AuthError};
+use crate::clock::{UnixMs, UnixSecs};
 use crate::http::gate::client_address;
 use crate::http::{ApiError, AppState};
 use crate::service::sessions;
 
 /// `GET /app/`: the sign-in form, or the viewer's home when signed in.
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
-    let now = session::unix_now();
+    let now = UnixSecs::now();
     if let Ok((viewer, _)) = viewer_of(&state, &req, now).await {
         return Ok(see_other(&viewer.home()));
     }
@@ -88,8 +89,8 @@ pub async fn sign_in(
             return Ok(form(Some((status, message))));
         }
     };
-    let began_ms = key.next_session_start(session::unix_now_ms());
-    let value = state.sessions.issue(&key.id, began_ms, session::unix_now());
+    let began = key.next_session_start(UnixMs::now());
+    let value = state.sessions.issue(&key.id, began, UnixSecs::now());
     let home = match key.scope.tenant() {
         Some(t) => format!("/app/tenants/{t}/"),
         None => "/app/operator".into(),
@@ -110,10 +111,7 @@ pub async fn sign_in(
 /// is stored when MySQL is back, and the answer says so.
 pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest) -> PageResult {
     let signed_out = to_sign_in(&req, is_tls(&state, &req));
-    let stored = match (
-        &state.auth,
-        signed_session(&state, &req, session::unix_now()),
-    ) {
+    let stored = match (&state.auth, signed_session(&state, &req, UnixSecs::now())) {
         (Some(auth), Some(session)) => end_sessions(&state, auth, &session).await,
         // No keys, or no valid session: nothing to end.
         _ => Ok(()),
@@ -138,14 +136,14 @@ pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest) -> PageResul
 /// force here at once, stored or not (the revocation watch then stores it
 /// when MySQL is back).
 async fn end_sessions(state: &AppState, auth: &Auth, session: &Session) -> Result<(), ApiError> {
-    let (key, began_ms) = (session.key_id.clone(), session.began_ms);
+    let (key, began) = (session.key_id.clone(), session.began);
     let stored = match state.services() {
-        Ok(services) => sessions::end_sessions(services, key, began_ms)
+        Ok(services) => sessions::end_sessions(services, key, began)
             .await
             .map_err(ApiError::from),
         Err(e) => Err(e),
     };
-    auth.signed_out(&session.key_id, began_ms, stored.is_ok())
+    auth.signed_out(&session.key_id, began, stored.is_ok())
         .await;
     stored
 }
