@@ -44,7 +44,7 @@ impl Money {
         }
         let value =
             Decimal::from_str_exact(text).map_err(|_| "must be a decimal number like \"12.34\"")?;
-        if value.scale() > 2 && value.normalize().scale() > 2 {
+        if value.normalize().scale() > 2 {
             return Err("must have at most 2 fractional digits");
         }
         if value <= Decimal::ZERO {
@@ -238,6 +238,13 @@ mod tests {
                 .expect("valid test input")
                 .to_string(),
             "1.50"
+        );
+        // Two significant fractional digits after the zeros go: still a price.
+        assert_eq!(
+            Money::parse_price("1.230")
+                .expect("valid test input")
+                .to_string(),
+            "1.23"
         );
     }
 
