@@ -277,6 +277,16 @@ mod tests {
     }
 
     #[test]
+    fn totals_add_up_to_the_largest_a_summary_column_holds() {
+        let price = |text| Money::parse_price(text).expect("valid test input");
+        let sum = price("1.25").checked_total(price("2.50"));
+        assert_eq!(sum.map(|m| m.to_string()).as_deref(), Some("3.75"));
+        let largest = Money::new(Money::max_total());
+        assert_eq!(largest.checked_total(Money::ZERO), Some(largest));
+        assert_eq!(largest.checked_total(price("0.01")), None);
+    }
+
+    #[test]
     fn text_of_zero_and_of_the_largest_total() {
         assert_eq!(Money::ZERO.text().as_str(), "0.00");
         assert_eq!(Money::default().to_string(), "0.00");
