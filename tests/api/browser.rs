@@ -680,7 +680,7 @@ async fn a_dashboards_own_reloads_do_not_keep_its_session_alive() {
     let tenant = app.db.tenant(1, 0).await;
     let key_id = &crate::support::key_id_of(&tenant.backoffice);
     // A session last renewed two minutes ago.
-    let keys = pos::http::app::session::SessionKeys::new(SECRET.as_bytes()).expect("keys");
+    let keys = pos::auth::SessionKeys::new(SECRET.as_bytes()).expect("keys");
     let since = pos::clock::UnixSecs(pos::clock::UnixSecs::now().0 - 120);
     let began = pos::clock::UnixMs(since.0 * 1000);
     let cookie = format!("pos_session={}", keys.issue(key_id, began, since));

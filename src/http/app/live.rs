@@ -20,8 +20,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::operator::LIVE_ROWS;
-use super::session::IDLE_LIMIT;
 use super::{PageResult, Viewer};
+use crate::auth::IDLE_LIMIT;
 use crate::clock::{UnixMs, UnixSecs};
 use crate::domain::{KeyId, RankBy, Timestamp};
 use crate::http::reads::{ranked, Ranked};
