@@ -4,7 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pos::domain::{parse_sales, BodyError, BranchId, TenantId, MAX_ERROR_FIELDS, MAX_ITEMS};
+use pos::domain::{BranchId, TenantId};
+use pos::http::parse::{parse_sales, BodyError, MAX_ERROR_FIELDS, MAX_ITEMS};
 
 fuzz_target!(|body: &[u8]| {
     let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("a valid instant");

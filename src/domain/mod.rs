@@ -4,29 +4,21 @@
 //! here; nothing here imports from them.
 
 mod access;
-mod body;
 mod catalog;
-mod catalog_body;
 mod error_code;
 mod ids;
 mod money;
 mod problems;
 mod report;
 mod sale;
-mod sales_body;
 mod shard;
 mod timestamp;
 mod totals;
 
 pub use access::{KeyId, NotAKeyId, Role, Scope, ScopeError, SecretHash, MAX_KEY_ID_LEN};
-pub use body::{BodyError, MAX_ERROR_FIELDS, MAX_ITEMS};
 pub use catalog::{
     repeated_skus, Branch, BranchPatch, Catalog, Code, Made, Name, NewBranch, NewProduct, Product,
     ProductPatch, TenantLimits, TenantPatch,
-};
-pub use catalog_body::{
-    parse_branch_patch, parse_new_branch, parse_new_key, parse_new_products, parse_new_tenant,
-    parse_product_patch, parse_tenant_patch, NewKeyRequest,
 };
 pub use error_code::ErrorCode;
 pub use ids::{BranchId, ProductId, SaleId, TenantId};
@@ -37,7 +29,6 @@ pub use report::{
     Stretch, Sums, TimeBucket, TooManyGroups, MAX_GROUPS, MAX_PAGE_ROWS, TIME_ZONE_RULE,
 };
 pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale, MAX_FUTURE_SECONDS};
-pub use sales_body::{parse_sales, ParsedSales};
 pub use shard::Shard;
 pub use timestamp::Timestamp;
 pub use totals::{ProductTotal, RankBy, TenantSnapshot, MAX_TOP};

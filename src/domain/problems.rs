@@ -1,12 +1,24 @@
 //! Problems with the fields of a request's items, as every layer below HTTP
 //! reports them: by item and field. How a client reads them
 //! (`[3].quantitySold`, or `quantitySold` for a single object) is written in
-//! one place, the HTTP layer.
+//! one place, the HTTP layer (`http::error`), which also names the fields.
 
 /// Which field of an item.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Field {
-    /// A field of the transaction object (`productID`).
+    /// A sale's product.
+    Product,
+    /// A sale's quantity.
+    Quantity,
+    /// A sale's unit price.
+    UnitPrice,
+    /// When a sale happened.
+    Timestamp,
+    /// A product's SKU.
+    Sku,
+    /// A branch's code.
+    Code,
+    /// A member as the HTTP layer's parser read it (its name on the wire).
     Named(&'static str),
     /// A member name the client made up (clipped).
     Unknown(String),
@@ -24,10 +36,10 @@ pub struct ItemProblem {
 }
 
 impl ItemProblem {
-    pub fn new(index: usize, field: &'static str, problem: impl Into<String>) -> Self {
+    pub fn new(index: usize, field: Field, problem: impl Into<String>) -> Self {
         ItemProblem {
             index,
-            field: Field::Named(field),
+            field,
             problem: problem.into(),
         }
     }

@@ -11,12 +11,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::body::json_body;
+use super::parse::{parse_branch_patch, parse_new_branch, parse_new_products, parse_product_patch};
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
-use crate::domain::{
-    parse_branch_patch, parse_new_branch, parse_new_products, parse_product_patch, Branch,
-    BranchId, Catalog, Made, Product, ProductId, Scope, TenantId,
-};
+use crate::domain::{Branch, BranchId, Catalog, Made, Product, ProductId, Scope, TenantId};
 use crate::service::catalog::{self, Rendered};
 
 /// A product as the API shows it.

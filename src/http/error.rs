@@ -7,8 +7,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::parse::{BodyError, MAX_ERROR_FIELDS};
 use crate::auth::AuthError;
-use crate::domain::{BodyError, ErrorCode, Field, ItemProblem, Shard, MAX_ERROR_FIELDS};
+use crate::domain::{ErrorCode, Field, ItemProblem, Shard};
 use crate::service::{LookupError, ReportError, SaveError, ServiceError, TenantError};
 use crate::telemetry::LogBudget;
 
@@ -195,15 +196,30 @@ pub fn field_names(mut problems: Vec<ItemProblem>, is_array: bool) -> BTreeMap<S
         .map(|p| {
             let name = match (is_array, p.field) {
                 (true, Field::Whole) => format!("[{}]", p.index),
-                (true, Field::Named(f)) => format!("[{}].{f}", p.index),
                 (true, Field::Unknown(f)) => format!("[{}].{f}", p.index),
+                (true, f) => format!("[{}].{}", p.index, wire_name(&f)),
                 (false, Field::Whole) => "body".to_string(),
-                (false, Field::Named(f)) => f.to_string(),
                 (false, Field::Unknown(f)) => f,
+                (false, f) => wire_name(&f).to_string(),
             };
             (name, p.problem)
         })
         .collect()
+}
+
+/// A field's member name in the request body, as the client wrote it.
+fn wire_name(field: &Field) -> &str {
+    match field {
+        Field::Product => "productID",
+        Field::Quantity => "quantitySold",
+        Field::UnitPrice => "pricePerUnit",
+        Field::Timestamp => "timestamp",
+        Field::Sku => "sku",
+        Field::Code => "code",
+        Field::Named(name) => name,
+        Field::Unknown(name) => name,
+        Field::Whole => "",
+    }
 }
 
 impl From<AuthError> for ApiError {

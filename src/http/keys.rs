@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use super::body::json_body;
 use super::pages::{Page, PageRequest};
+use super::parse::parse_new_key;
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
-use crate::domain::{parse_new_key, BranchId, KeyId, Scope, TenantId, Timestamp};
+use crate::domain::{BranchId, KeyId, Scope, TenantId, Timestamp};
 use crate::service::keys::{self, KeyListing};
 use crate::service::ServiceError;
 

@@ -11,6 +11,7 @@ mod gate;
 mod health;
 mod keys;
 mod pages;
+pub mod parse;
 mod reads;
 mod reports;
 mod sales;

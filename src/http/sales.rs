@@ -4,9 +4,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::body::json_body;
+use super::parse::parse_sales;
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
-use crate::domain::{parse_sales, StoredSale};
+use crate::domain::StoredSale;
 use crate::service::sales;
 
 /// The answer to an array body.

@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::body::json_body;
 use super::pages::{Page, PageRequest};
+use super::parse::{parse_new_tenant, parse_tenant_patch};
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
-use crate::domain::{parse_new_tenant, parse_tenant_patch, Scope, TenantId, Timestamp};
+use crate::domain::{Scope, TenantId, Timestamp};
 use crate::service::tenants::{self, TenantRow};
 
 /// A tenant as the API shows it.

@@ -10,7 +10,7 @@ use mysql_async::{Conn, Params, TxOpts, Value};
 
 use super::{Result, StoreError};
 use crate::domain::{
-    repeated_skus, Branch, BranchId, BranchPatch, Catalog, Code, ItemProblem, Made, Name,
+    repeated_skus, Branch, BranchId, BranchPatch, Catalog, Code, Field, ItemProblem, Made, Name,
     NewBranch, NewProduct, Product, ProductId, TenantId, TenantPatch, Timestamp,
 };
 
@@ -201,7 +201,7 @@ pub async fn create_products(
 ) -> Result<std::result::Result<Vec<Made<(ProductId, Product)>>, CatalogRefusal>> {
     let repeated: Vec<ItemProblem> = repeated_skus(items)
         .into_iter()
-        .map(|(i, _)| ItemProblem::new(i, "sku", "repeats the sku of an earlier item"))
+        .map(|(i, _)| ItemProblem::new(i, Field::Sku, "repeats the sku of an earlier item"))
         .collect();
     if !repeated.is_empty() {
         return Ok(Err(CatalogRefusal::Repeated(repeated)));
@@ -219,7 +219,7 @@ pub async fn create_products(
                 (p.name != item.name).then(|| {
                     ItemProblem::new(
                         i,
-                        "sku",
+                        Field::Sku,
                         format!("is already product {id}, with another name"),
                     )
                 })
@@ -348,7 +348,7 @@ pub async fn create_branch(
         if let Some((id, branch)) = branch_by_code(conn, tenant, &new.code).await? {
             if branch.name != new.name {
                 let problem = format!("is already branch {id}, with another name");
-                let taken = vec![ItemProblem::new(0, "code", problem)];
+                let taken = vec![ItemProblem::new(0, Field::Code, problem)];
                 return Ok(Err(CatalogRefusal::Taken(taken)));
             }
             return Ok(Ok(Made {

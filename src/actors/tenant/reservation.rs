@@ -3,7 +3,7 @@
 //! no two requests in flight together push a total past its column (the
 //! summary's `BIGINT UNSIGNED` quantity and `DECIMAL(28,2)` revenue).
 
-use crate::domain::{ItemProblem, Money, NewSale, ProductMap};
+use crate::domain::{Field, ItemProblem, Money, NewSale, ProductMap};
 
 use super::live_totals::LiveTotals;
 
@@ -48,7 +48,7 @@ impl Reservations {
             match (quantity, revenue) {
                 (None, _) => full.push(ItemProblem::new(
                     i,
-                    "quantitySold",
+                    Field::Quantity,
                     format!(
                         "would take product {}'s total quantity past {}",
                         sale.product_id,
@@ -57,7 +57,7 @@ impl Reservations {
                 )),
                 (_, None) => full.push(ItemProblem::new(
                     i,
-                    "pricePerUnit",
+                    Field::UnitPrice,
                     format!(
                         "would take product {}'s total sales past {}",
                         sale.product_id,

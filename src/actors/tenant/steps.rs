@@ -13,7 +13,9 @@ use super::{
 };
 use crate::actors::lookup::{self, FindCatalog};
 use crate::actors::persistence::{SaveError, Saved};
-use crate::domain::{BranchId, Catalog, ItemProblem, NewSale, ProductMap, ProductTotal, SaleItem};
+use crate::domain::{
+    BranchId, Catalog, Field, ItemProblem, NewSale, ProductMap, ProductTotal, SaleItem,
+};
 
 impl TenantActor {
     /// Step 1: the branch and every product are the tenant's. On a miss the
@@ -104,7 +106,7 @@ impl TenantActor {
         let ahead: Vec<ItemProblem> = fresh
             .iter()
             .filter(|&&i| post.items[i].timestamp_ahead)
-            .map(|&i| ItemProblem::new(i, "timestamp", SaleItem::TIMESTAMP_AHEAD))
+            .map(|&i| ItemProblem::new(i, Field::Timestamp, SaleItem::TIMESTAMP_AHEAD))
             .collect();
         if !ahead.is_empty() {
             return self.unless_stored(post, &fresh, TenantError::TimestampsAhead(ahead));
@@ -258,7 +260,7 @@ fn catalog_problem(
         .iter()
         .enumerate()
         .filter(|(_, item)| !catalog.products.contains_key(&item.product_id))
-        .map(|(i, _)| ItemProblem::new(i, "productID", "is not a product of this tenant"))
+        .map(|(i, _)| ItemProblem::new(i, Field::Product, "is not a product of this tenant"))
         .collect();
     if unknown.is_empty() {
         Ok(())
@@ -279,7 +281,7 @@ fn closed_or_inactive(catalog: &Catalog, post: &Post, fresh: &[usize]) -> Option
             let product = catalog.products.get(&post.items[i].product_id);
             product.is_some_and(|p| !p.active)
         })
-        .map(|&i| ItemProblem::new(i, "productID", "is inactive"))
+        .map(|&i| ItemProblem::new(i, Field::Product, "is inactive"))
         .collect();
     (!inactive.is_empty()).then_some(TenantError::InactiveProducts(inactive))
 }

@@ -17,8 +17,8 @@ use super::{html, see_other, tenant_catalog, with_status, PageError, PageResult,
 use crate::auth::PathIds;
 use crate::domain::{
     repeated_skus, BranchPatch, Catalog, Code, Name, NewBranch, NewProduct, ProductPatch, TenantId,
-    MAX_ERROR_FIELDS, MAX_ITEMS,
 };
+use crate::http::parse::{MAX_ERROR_FIELDS, MAX_ITEMS};
 use crate::http::{ApiError, AppState};
 use crate::service::catalog;
 

@@ -5,8 +5,8 @@
 
 use serde_json::value::RawValue;
 
-use super::body::{self, boolean, positive_int, string, BodyError, Members, Problems};
-use super::{
+use super::{boolean, positive_int, string, BodyError, Members, Problems};
+use crate::domain::{
     repeated_skus, BranchId, BranchPatch, Code, Field, Name, NewBranch, NewProduct, ProductPatch,
     Role, TenantPatch,
 };
@@ -21,14 +21,14 @@ pub struct NewKeyRequest {
 
 /// One product or an array of 1 to 1,000; `true` for an array.
 pub fn parse_new_products(body: &[u8]) -> Result<(Vec<NewProduct>, bool), BodyError> {
-    let (raws, is_array) = body::items(body)?;
+    let (raws, is_array) = super::items(body)?;
     let mut problems = Problems::default();
     let mut products = Vec::with_capacity(raws.len());
     for (i, raw) in raws.iter().enumerate() {
         if problems.full() {
             break;
         }
-        let Some(m) = body::members(raw, &["sku", "name"], i, &mut problems) else {
+        let Some(m) = super::members(raw, &["sku", "name"], i, &mut problems) else {
             continue;
         };
         let mut read = Reader::new(&m, i, &mut problems);
@@ -98,9 +98,9 @@ pub fn parse_tenant_patch(body: &[u8]) -> Result<TenantPatch, BodyError> {
         let suspended = read.flag("suspended");
         let time_zone = match read.optional("timeZone") {
             None => Some(None),
-            Some(v) => match string(v).and_then(|s| super::time_zone(&s)) {
+            Some(v) => match string(v).and_then(|s| crate::domain::time_zone(&s)) {
                 Some(tz) => Some(Some(tz)),
-                None => read.problem("timeZone", super::TIME_ZONE_RULE),
+                None => read.problem("timeZone", crate::domain::TIME_ZONE_RULE),
             },
         };
         Some(TenantPatch {
@@ -149,9 +149,9 @@ fn one_object<T>(
 ) -> Result<T, BodyError> {
     let text =
         std::str::from_utf8(body).map_err(|_| BodyError::BadJson("body is not UTF-8".into()))?;
-    let raw: &RawValue = serde_json::from_str(text).map_err(body::bad_json)?;
+    let raw: &RawValue = serde_json::from_str(text).map_err(super::bad_json)?;
     let mut problems = Problems::default();
-    let value = body::members(raw, known, 0, &mut problems).and_then(|m| {
+    let value = super::members(raw, known, 0, &mut problems).and_then(|m| {
         let mut read = Reader::new(&m, 0, &mut problems);
         parse(&mut read)
     });

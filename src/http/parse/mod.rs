@@ -1,9 +1,21 @@
+//! Request bodies read into the domain's types: the wire format (member
+//! names, JSON shapes) ends here.
+//!
 //! What every JSON request body shares: one object or an array of 1 to
 //! [`MAX_ITEMS`], the problems found (by item and field, at most
 //! [`MAX_ERROR_FIELDS`]), member names borrowed from the body, and objects
 //! read member by member so that a name given twice is refused, never read
-//! as "the last one wins". The sales body ([`super::parse_sales`]) and the
-//! catalog bodies ([`super::catalog_body`]) are built from these.
+//! as "the last one wins". The sales body ([`parse_sales`]) and the
+//! catalog bodies ([`catalog`]) are built from these.
+
+mod catalog;
+mod sales;
+
+pub use catalog::{
+    parse_branch_patch, parse_new_branch, parse_new_key, parse_new_products, parse_new_tenant,
+    parse_product_patch, parse_tenant_patch, NewKeyRequest,
+};
+pub use sales::{parse_sales, ParsedSales};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -12,7 +24,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{clip, Field, ItemProblem};
+use crate::domain::{clip, Field, ItemProblem};
 
 /// Most items one request may carry.
 pub const MAX_ITEMS: usize = 1000;

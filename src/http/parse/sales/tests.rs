@@ -19,25 +19,9 @@ fn parse(body: &[u8]) -> Result<ParsedSales, BodyError> {
     parse_sales(body, tenant(), branch(), now())
 }
 
-/// The problems as a client reads them (what the HTTP layer writes).
+/// The problems as a client reads them.
 fn named(problems: Vec<ItemProblem>, is_array: bool) -> BTreeMap<String, String> {
-    problems
-        .into_iter()
-        .map(|p| {
-            let field = match p.field {
-                Field::Named(name) => name.to_string(),
-                Field::Unknown(name) => name,
-                Field::Whole => String::new(),
-            };
-            let name = match (is_array, field.is_empty()) {
-                (true, true) => format!("[{}]", p.index),
-                (true, false) => format!("[{}].{field}", p.index),
-                (false, true) => "body".to_string(),
-                (false, false) => field,
-            };
-            (name, p.problem)
-        })
-        .collect()
+    crate::http::field_names(problems, is_array)
 }
 
 fn fields_of(body: &str) -> BTreeMap<String, String> {

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::body::{self, positive_int, BodyError, Name, Problems, MAX_ERROR_FIELDS};
-use super::{
+use super::{positive_int, BodyError, Name, Problems, MAX_ERROR_FIELDS};
+use crate::domain::{
     clip, BranchId, Field, IdempotencyKey, Money, ProductId, Quantity, SaleItem, TenantId,
     Timestamp, MAX_FUTURE_SECONDS,
 };
@@ -35,7 +35,7 @@ pub fn parse_sales(
     branch: BranchId,
     now: DateTime<Utc>,
 ) -> Result<ParsedSales, BodyError> {
-    let (raws, is_array) = body::items(body)?;
+    let (raws, is_array) = super::items(body)?;
     let mut problems = Problems::default();
     let ctx = ItemContext {
         tenant,
