@@ -287,6 +287,17 @@ mod tests {
     }
 
     #[test]
+    fn amounts_read_back_exact_to_the_cent_and_no_finer() {
+        let read = |text: &str| text.parse::<Money>().map(|m| m.to_string());
+        assert_eq!(read("12"), Ok("12.00".into()));
+        assert_eq!(read("12.3"), Ok("12.30".into()));
+        assert_eq!(read("1.23"), Ok("1.23".into()));
+        assert_eq!(read("1.230"), Ok("1.23".into()));
+        assert!(read("12.345").is_err());
+        assert!(read("twelve").is_err());
+    }
+
+    #[test]
     fn text_of_zero_and_of_the_largest_total() {
         assert_eq!(Money::ZERO.text().as_str(), "0.00");
         assert_eq!(Money::default().to_string(), "0.00");
