@@ -333,12 +333,11 @@ mod tests {
 
     fn job(tenant: u64) -> Job {
         let tenant = TenantId::new(tenant).expect("positive");
-        let pairs = [
-            ("from".to_string(), "2026-01-01T00:00:00Z".to_string()),
-            ("to".to_string(), "2026-01-02T00:00:00Z".to_string()),
-        ];
+        let day = chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_454);
+        let range = (day, day + chrono::Duration::days(1));
+        let group = crate::domain::GroupBy::default();
         Job {
-            query: ReportQuery::parse(tenant, &pairs).expect("a query"),
+            query: ReportQuery::over(tenant, range, chrono_tz::Tz::UTC, group).expect("a day"),
             deadline: Instant::now() + REPORT_DEADLINE,
             reply: oneshot::channel().0,
         }

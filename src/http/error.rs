@@ -7,7 +7,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-use super::parse::{BodyError, MAX_ERROR_FIELDS};
+use super::parse::{BodyError, ReportProblem, MAX_ERROR_FIELDS};
 use crate::auth::AuthError;
 use crate::domain::{ErrorCode, Field, ItemProblem, Shard};
 use crate::service::{LookupError, ReportError, SaveError, ServiceError, TenantError};
@@ -219,6 +219,12 @@ fn wire_name(field: &Field) -> &str {
         Field::Named(name) => name,
         Field::Unknown(name) => name,
         Field::Whole => "",
+    }
+}
+
+impl From<ReportProblem> for ApiError {
+    fn from(p: ReportProblem) -> Self {
+        ApiError::validation(p.parameter, &p.problem)
     }
 }
 

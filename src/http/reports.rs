@@ -7,6 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::parse::report_query;
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
 use crate::domain::{ReportPage, ReportQuery, ReportRow};
@@ -21,8 +22,7 @@ pub async fn sales_report(
     let tenant = ids.tenant_or_404()?;
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map_err(|_| ApiError::validation("query", "is not a valid query string"))?;
-    let query = ReportQuery::parse(tenant, &pairs)
-        .map_err(|p| ApiError::validation(p.parameter, &p.problem))?;
+    let query = report_query(tenant, &pairs)?;
     let page = run_report(core, ReportKind::Report, query.clone()).await?;
     if wants_csv(&req) {
         let mut res = HttpResponse::Ok();

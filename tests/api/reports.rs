@@ -577,14 +577,14 @@ async fn a_page_after_a_cursor_reads_only_from_the_cursor_on() {
         p
     };
     let mut conn = app.db.conn().await;
-    let first = pos::domain::ReportQuery::parse(tenant, &pairs(None)).expect("a query");
+    let first = pos::http::parse::report_query(tenant, &pairs(None)).expect("a query");
     let (outcome, first_read) = read_report(&mut conn, &first).await;
     let pos::store::ReportOutcome::Page(page) = outcome else {
         panic!("a page: {outcome:?}");
     };
     assert_eq!(page.rows.len(), 9);
     let cursor = page.next.expect("a next page").cursor();
-    let second = pos::domain::ReportQuery::parse(tenant, &pairs(Some(&cursor))).expect("a query");
+    let second = pos::http::parse::report_query(tenant, &pairs(Some(&cursor))).expect("a query");
     let (outcome, second_read) = read_report(&mut conn, &second).await;
     let pos::store::ReportOutcome::Page(page) = outcome else {
         panic!("a page: {outcome:?}");

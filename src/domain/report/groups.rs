@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, SecondsFormat};
 use rust_decimal::Decimal;
 
-use super::query::{GroupBy, ReportProblem, TimeBucket};
+use super::query::{GroupBy, TimeBucket};
 use super::MAX_GROUPS;
 use crate::domain::{BranchId, Money, ProductId};
 
@@ -78,13 +78,9 @@ impl GroupKey {
         )
     }
 
-    pub(super) fn parse(text: &str, group: GroupBy) -> Result<GroupKey, ReportProblem> {
-        let bad = || {
-            ReportProblem::new(
-                "cursor",
-                "must be the nextCursor of an earlier page of the same report".into(),
-            )
-        };
+    /// The row key a [`GroupKey::cursor`] of a report grouped by `group`
+    /// names (`None`: not one).
+    pub fn from_cursor(text: &str, group: GroupBy) -> Option<GroupKey> {
         let mut parts = text.split('_');
         let (Some(time), Some(offset), Some(branch), Some(product), None) = (
             parts.next(),
@@ -93,32 +89,26 @@ impl GroupKey {
             parts.next(),
             parts.next(),
         ) else {
-            return Err(bad());
+            return None;
         };
         let key = GroupKey {
             time: (!time.is_empty())
-                .then(|| time.parse::<i64>())
-                .transpose()
-                .map_err(|_| bad())?,
-            offset: offset.parse().map_err(|_| bad())?,
+                .then(|| time.parse::<i64>().ok())
+                .map_or(Some(None), |t| t.map(Some))?,
+            offset: offset.parse().ok()?,
             branch: (!branch.is_empty())
-                .then(|| BranchId::parse(branch).ok_or(()))
-                .transpose()
-                .map_err(|()| bad())?,
+                .then(|| BranchId::parse(branch))
+                .map_or(Some(None), |b| b.map(Some))?,
             product: (!product.is_empty())
-                .then(|| ProductId::parse(product).ok_or(()))
-                .transpose()
-                .map_err(|()| bad())?,
+                .then(|| ProductId::parse(product))
+                .map_or(Some(None), |p| p.map(Some))?,
         };
         let shape = (
             key.time.is_some(),
             key.branch.is_some(),
             key.product.is_some(),
         );
-        if shape != (group.time.is_some(), group.branch, group.product) {
-            return Err(bad());
-        }
-        Ok(key)
+        (shape == (group.time.is_some(), group.branch, group.product)).then_some(key)
     }
 }
 

@@ -15,7 +15,7 @@ mod tests;
 
 pub use calendar::{time_zone, Stretch, TIME_ZONE_RULE};
 pub use groups::{GroupKey, Groups, ReportPage, ReportRow, Sums, TooManyGroups};
-pub use query::{GroupBy, ReportProblem, ReportQuery, TimeBucket};
+pub use query::{check_range, GroupBy, RangeError, ReportQuery, TimeBucket};
 
 /// Longest range of one report.
 pub const MAX_RANGE_DAYS: i64 = 400;

@@ -474,10 +474,9 @@ async fn report(
     group_by: &str,
     rows: Rows,
 ) -> Result<(crate::domain::ReportQuery, crate::domain::ReportPage), ApiError> {
-    let invalid = |p: crate::domain::ReportProblem| ApiError::validation(p.parameter, &p.problem);
-    let group_by = crate::domain::GroupBy::parse(group_by).map_err(invalid)?;
-    let mut query =
-        crate::domain::ReportQuery::over(tenant, range, tz, group_by).map_err(invalid)?;
+    let group_by = crate::http::parse::group_by(group_by)?;
+    let mut query = crate::domain::ReportQuery::over(tenant, range, tz, group_by)
+        .map_err(crate::http::parse::ReportProblem::from)?;
     if rows == Rows::All {
         // One query for all of them: paging would aggregate again per page.
         query.limit = crate::domain::MAX_GROUPS;

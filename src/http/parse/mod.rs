@@ -9,12 +9,14 @@
 //! catalog bodies ([`catalog`]) are built from these.
 
 mod catalog;
+mod report;
 mod sales;
 
 pub use catalog::{
     parse_branch_patch, parse_new_branch, parse_new_key, parse_new_products, parse_new_tenant,
     parse_product_patch, parse_tenant_patch, NewKeyRequest,
 };
+pub use report::{group_by, report_query, ReportProblem};
 pub use sales::{parse_sales, ParsedSales};
 
 use std::borrow::Cow;
