@@ -47,15 +47,7 @@ impl TenantActor {
     }
 
     fn may_reload_catalog(&mut self) -> bool {
-        let now = Instant::now();
-        if self
-            .last_catalog_read
-            .is_some_and(|t| now.duration_since(t) < CATALOG_RELOAD_INTERVAL)
-        {
-            return false;
-        }
-        self.last_catalog_read = Some(now);
-        true
+        reload_due(&mut self.last_catalog_read, Instant::now())
     }
 
     /// Step 2: the request's idempotency keys, once no other request holds them.
@@ -284,4 +276,34 @@ fn closed_or_inactive(catalog: &Catalog, post: &Post, fresh: &[usize]) -> Option
         .map(|&i| ItemProblem::new(i, Field::Product, "is inactive"))
         .collect();
     (!inactive.is_empty()).then_some(TenantError::InactiveProducts(inactive))
+}
+
+/// Whether a catalog read last made at `last` may be made again at `now`
+/// (at most one per [`CATALOG_RELOAD_INTERVAL`]: a till naming unknown
+/// products must not turn each sale into a MySQL read); if so, `now` is
+/// the last one.
+fn reload_due(last: &mut Option<Instant>, now: Instant) -> bool {
+    if last.is_some_and(|t| now.duration_since(t) < CATALOG_RELOAD_INTERVAL) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_is_read_again_at_most_once_an_interval() {
+        let start = Instant::now();
+        let mut last = None;
+        assert!(reload_due(&mut last, start), "the first read");
+        let half = start + CATALOG_RELOAD_INTERVAL / 2;
+        assert!(!reload_due(&mut last, half), "within the interval");
+        let next = start + CATALOG_RELOAD_INTERVAL;
+        assert!(reload_due(&mut last, next), "once the interval is over");
+        assert_eq!(last, Some(next));
+        assert!(!reload_due(&mut last, next), "and then not again at once");
+    }
 }
