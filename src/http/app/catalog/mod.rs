@@ -1,0 +1,198 @@
+//! Products and branches: lists with search and paging (from the catalog
+//! the tenant's actor holds), add, rename, deactivate or close, and a
+//! product import from a CSV file, all or nothing. Changes go through the
+//! tenant's actor, as the API's do. What both lists share is here; each
+//! list, and the import, in a file of its own.
+
+mod branches;
+mod import;
+mod products;
+
+pub(super) use branches::branch_options;
+pub use branches::{add_branch, branches, change_branch};
+pub use import::import_products;
+pub use products::{add_product, change_product, products};
+
+use std::collections::BTreeMap;
+
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::web;
+use futures_util::StreamExt;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::layout::{notice, page as frame, Section};
+use super::{html, see_other, tenant_catalog, with_status, PageError, PageResult, Viewer};
+use crate::auth::PathIds;
+use crate::domain::{
+    repeated_skus, BranchPatch, Catalog, Code, Name, NewBranch, NewProduct, ProductPatch, TenantId,
+};
+use crate::http::parse::{MAX_ERROR_FIELDS, MAX_ITEMS};
+use crate::http::{ApiError, AppState};
+use crate::service::catalog;
+
+/// Rows a list page shows.
+const PAGE_ROWS: usize = 50;
+
+/// A list's query: a search text and the last id of the page before.
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    q: Option<String>,
+    after: Option<u64>,
+    done: Option<String>,
+}
+
+/// What a finished form says on the page it returns to (fixed texts: a
+/// link cannot make the page say anything else).
+fn done_text(code: Option<&str>) -> Option<Result<String, String>> {
+    let text = match code? {
+        "added" => "Added.",
+        "changed" => "Saved.",
+        "imported" => "Imported: every line of the file is in the catalog.",
+        _ => return None,
+    };
+    Some(Ok(text.to_string()))
+}
+
+/// Whether `q` (lowercased) is in a row's name or code.
+fn matches(q: &str, name: &Name, code: &Code) -> bool {
+    q.is_empty()
+        || name.as_str().to_lowercase().contains(q)
+        || code.as_str().to_lowercase().contains(q)
+}
+
+/// A list page: `page` drawn from the tenant's catalog.
+async fn list(
+    state: &AppState,
+    viewer: &Viewer,
+    ids: PathIds,
+    query: &ListQuery,
+    page: ListPage,
+) -> PageResult {
+    let tenant = ids.tenant_or_404()?;
+    let catalog = tenant_catalog(state, tenant).await?;
+    let outcome = done_text(query.done.as_deref());
+    Ok(html(page(viewer, tenant, &catalog, query, &outcome)))
+}
+
+type ListPage =
+    fn(&Viewer, TenantId, &Catalog, &ListQuery, &Option<Result<String, String>>) -> Markup;
+
+/// One page of a list: the rows after `query`'s `after` whose name or code
+/// holds its search text, by id, and whether more follow.
+fn one_page<'a, K: Copy + Ord, T>(
+    rows: impl Iterator<Item = (&'a K, &'a T)>,
+    query: &ListQuery,
+    id: impl Fn(K) -> u64,
+    texts: impl Fn(&T) -> (&Name, &Code),
+) -> (Vec<(&'a K, &'a T)>, bool) {
+    let q = search_text(query);
+    let after = query.after.unwrap_or(0);
+    let mut rows: Vec<_> = rows
+        .filter(|(k, row)| {
+            let (name, code) = texts(row);
+            id(**k) > after && matches(&q, name, code)
+        })
+        .collect();
+    rows.sort_unstable_by_key(|(k, _)| **k);
+    let more = rows.len() > PAGE_ROWS;
+    rows.truncate(PAGE_ROWS);
+    (rows, more)
+}
+
+fn search_text(query: &ListQuery) -> String {
+    query.q.as_deref().unwrap_or("").trim().to_lowercase()
+}
+
+fn search_form(base: &str, q: &str) -> Markup {
+    html! {
+        form method="get" action=(base) class="panel" role="search" {
+            label { "Search name or code" input type="search" name="q" value=(q); }
+            button type="submit" class="quiet" { "Search" }
+        }
+    }
+}
+
+fn next_link(base: &str, q: &str, more: bool, last: Option<u64>) -> Markup {
+    html! {
+        @if let (true, Some(last)) = (more, last) {
+            p { a rel="next" href={ (base) "?q=" (urlencode(q)) "&after=" (last) } { "Next page" } }
+        }
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The form fields of a new product or branch.
+#[derive(Deserialize)]
+pub struct NewRow {
+    #[serde(alias = "code")]
+    sku: String,
+    name: String,
+}
+
+/// Back to a list (`list`, drawn by `page`): with a message when the form did its work,
+/// or the same page with why it did not (a refusal of the input, 409 or
+/// 422; anything else is an error page).
+async fn after_form(
+    state: &AppState,
+    viewer: Viewer,
+    tenant: TenantId,
+    result: Result<&str, ApiError>,
+    (list, page): (&str, ListPage),
+) -> PageResult {
+    let problem = match result {
+        Ok(done) => {
+            return Ok(see_other(&format!(
+                "/app/tenants/{tenant}/{list}?done={done}"
+            )))
+        }
+        Err(e) => refusal(e)?,
+    };
+    let catalog = tenant_catalog(state, tenant).await?;
+    let page = page(
+        &viewer,
+        tenant,
+        &catalog,
+        &ListQuery::default(),
+        &Some(Err(problem.1)),
+    );
+    Ok(with_status(html(page), problem.0))
+}
+
+/// An input refusal as a status and a message with its fields; other
+/// errors stay errors.
+pub(super) fn refusal(e: ApiError) -> Result<(StatusCode, String), PageError> {
+    let fields = match &e {
+        ApiError::Validation { fields, .. } | ApiError::Conflict { fields, .. } => fields.clone(),
+        _ => return Err(PageError(e)),
+    };
+    let status = actix_web::ResponseError::status_code(&e);
+    Ok((status, explain(&e.to_string(), &fields)))
+}
+
+fn explain(message: &str, fields: &BTreeMap<String, String>) -> String {
+    let mut text = message.to_string();
+    for (field, problem) in fields {
+        text.push_str(&format!("\n{field}: {problem}"));
+    }
+    text
+}
+
+/// The form of a product change: a new name, or a new state.
+#[derive(Deserialize)]
+pub struct RowChange {
+    name: Option<String>,
+    active: Option<bool>,
+    open: Option<bool>,
+}
+
+fn changed_name(form: &RowChange) -> Result<Option<Name>, ApiError> {
+    form.name
+        .as_deref()
+        .map(|n| Name::parse(n).ok_or_else(|| ApiError::validation("name", Name::RULE)))
+        .transpose()
+}
