@@ -520,6 +520,10 @@ async fn a_duplicate_no_stored_key_explains_is_given_up_after_a_few_rounds() {
         .expect("an answer, not a store retried for ever");
     assert_eq!(refused.status, 500, "{:?}", refused.body);
     assert_eq!(app.db.count("sales_transactions").await, 0);
+    // No stored key was found, so no commit can be missing from the
+    // totals: they are not read again.
+    let text = app.get_metrics().await;
+    assert!(text.contains("pos_tenant_reloads_total 0"), "{text}");
     let sold = app
         .post_json(&t.sales_path(0), &sale(t.products[1], 1, "1.25"))
         .await;
