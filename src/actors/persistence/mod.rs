@@ -68,6 +68,12 @@ impl Seq {
     fn next(self) -> Seq {
         Seq(self.0 + 1)
     }
+
+    /// Whether a read answered with this `Seq` saw the commit of flush
+    /// `commit` (then what it read already counts that commit's rows).
+    pub fn saw(self, commit: Seq) -> bool {
+        commit <= self
+    }
 }
 
 /// Committed rows, in the order they were sent, and the flush that
@@ -341,5 +347,18 @@ impl Handler<Drain> for PersistenceActor {
             let _ = rx.await;
             let _ = pool.disconnect().await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_saw_the_commits_up_to_its_own_flush_and_none_after() {
+        let read = Seq::default().next().next();
+        assert!(read.saw(Seq::default().next()));
+        assert!(read.saw(read), "its own flush committed before the read ran");
+        assert!(!read.saw(read.next()));
     }
 }

@@ -191,7 +191,7 @@ impl TenantActor {
     /// Adds committed rows to the live totals (unless a reload that saw
     /// them came first) and tells the ranking.
     pub(super) fn apply_committed(&mut self, saved: &Saved) {
-        let counted = saved.seq > self.covered_through;
+        let counted = !self.covered_through.saw(saved.seq);
         let mut changed: ProductMap<ProductTotal> = ProductMap::default();
         for s in &saved.sales {
             let sale = &s.sale;
