@@ -358,7 +358,10 @@ mod tests {
     fn a_read_saw_the_commits_up_to_its_own_flush_and_none_after() {
         let read = Seq::default().next().next();
         assert!(read.saw(Seq::default().next()));
-        assert!(read.saw(read), "its own flush committed before the read ran");
+        assert!(
+            read.saw(read),
+            "its own flush committed before the read ran"
+        );
         assert!(!read.saw(read.next()));
     }
 }

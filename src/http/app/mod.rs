@@ -11,78 +11,37 @@
 
 mod catalog;
 mod chart;
+mod gate;
 mod keys;
 mod layout;
 mod live;
 mod operator;
+mod origin;
 mod overview;
 mod sales;
 pub mod session;
 mod sign_in;
 
-use std::future::{ready, Ready};
 use std::sync::Arc;
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::{from_fn, Next};
-use actix_web::{guard, web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
+use actix_web::{guard, web, HttpResponse, ResponseError};
 
+pub use gate::{Viewer, AUTOMATIC};
 pub use live::{publish as publish_live_top_sellers, LiveTopSellers};
 pub use session::SessionKeys;
 
+use gate::{gate, is_tls, signed_session, viewer_of};
+use origin::protect;
+
 use super::{ApiError, AppState};
-use crate::auth::{permits, Operation, PathIds};
-use crate::clock::{UnixMs, UnixSecs};
-use crate::domain::{KeyId, Scope, TenantId};
+use crate::auth::Operation;
+use crate::domain::TenantId;
 use crate::service::reports::ReportKind;
-
-/// Who is looking at a page: the key behind the session.
-#[derive(Debug, Clone)]
-pub struct Viewer {
-    /// `None` when keys are off (`POS_AUTH=disabled`): the operator.
-    pub key_id: Option<KeyId>,
-    pub scope: Scope,
-    /// When the session's cookie was last renewed.
-    pub session_since: UnixSecs,
-    /// When the session began (0 without keys).
-    pub session_began: UnixMs,
-}
-
-impl Viewer {
-    /// The tenant a back office belongs to (`None`: the operator).
-    pub fn own_tenant(&self) -> Option<TenantId> {
-        self.scope.tenant()
-    }
-
-    pub fn is_operator(&self) -> bool {
-        matches!(self.scope, Scope::Operator)
-    }
-
-    /// Where this viewer's pages start.
-    pub fn home(&self) -> String {
-        match self.own_tenant() {
-            Some(t) => format!("/app/tenants/{t}/"),
-            None => "/app/operator".into(),
-        }
-    }
-}
-
-impl FromRequest for Viewer {
-    type Error = PageError;
-    type Future = Ready<Result<Viewer, PageError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            req.extensions()
-                .get::<Viewer>()
-                .cloned()
-                .ok_or(PageError(ApiError::Unauthorized)),
-        )
-    }
-}
 
 /// An error shown as a page (the API's errors, in HTML).
 #[derive(Debug, thiserror::Error)]
@@ -236,187 +195,6 @@ fn page(
         .default_service(web::to(move || async move {
             Err::<HttpResponse, _>(PageError(ApiError::MethodNotAllowed { allow }))
         }))
-}
-
-/// The headers of every `/app` answer, and the cross-site check of every
-/// unsafe method (before anything is read or changed).
-async fn protect(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD);
-    let foreign = unsafe_method
-        && !req
-            .app_data::<web::Data<AppState>>()
-            .is_some_and(|state| same_origin(state, req.request()));
-    let mut res = if foreign {
-        let refusal = PageError(ApiError::Forbidden);
-        req.error_response(refusal).map_into_right_body()
-    } else {
-        next.call(req).await?.map_into_left_body()
-    };
-    let headers = res.headers_mut();
-    for (name, value) in SECURITY_HEADERS {
-        headers.insert(
-            header::HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
-    }
-    Ok(res)
-}
-
-/// The query parameter of a page's own reload (see `layout::refreshing_page`).
-pub const AUTOMATIC: &str = "auto=1";
-
-/// No inline script or style, nothing from elsewhere, no framing.
-const SECURITY_HEADERS: [(&str, &str); 3] = [
-    (
-        "content-security-policy",
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    ),
-    ("x-frame-options", "DENY"),
-    ("referrer-policy", "same-origin"),
-];
-
-/// Whether an unsafe request comes from our own pages: its `Origin` (or,
-/// without one, its `Referer`) names the scheme and host the browser
-/// reached us at. A request with neither is refused: every browser sends
-/// `Origin` with a form's POST.
-fn same_origin(state: &AppState, req: &HttpRequest) -> bool {
-    let source = req
-        .headers()
-        .get(header::ORIGIN)
-        .or_else(|| req.headers().get(header::REFERER))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| url::Url::parse(v).ok());
-    let (Some(source), Some((scheme, host))) = (source, browser_origin(state, req)) else {
-        return false;
-    };
-    match url::Url::parse(&format!("{scheme}://{host}")) {
-        Ok(ours) => ours.origin() == source.origin(),
-        Err(_) => false,
-    }
-}
-
-/// The scheme and host the browser used. Only a proxy listed in
-/// `POS_TRUSTED_PROXIES` is believed about them (`Forwarded`,
-/// `X-Forwarded-Proto`, `X-Forwarded-Host`): from anyone else those
-/// headers are the client's own say-so, and pos itself serves plain HTTP
-/// at the `Host` the request names.
-fn browser_origin(state: &AppState, req: &HttpRequest) -> Option<(String, String)> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    if peer.is_some_and(|ip| state.trusted_proxies.trusts(ip)) {
-        let info = req.connection_info();
-        return Some((info.scheme().to_string(), info.host().to_string()));
-    }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
-    Some(("http".into(), host.to_string()))
-}
-
-/// The session gate of a page: the cookie's key, allowed `op` on the
-/// path's tenant (decided from the key and the path alone, as in the
-/// API), on the instance that owns that tenant. Without a valid session,
-/// a page sends the browser to the sign-in page.
-async fn gate(
-    op: Operation,
-    req: ServiceRequest,
-    next: Next<BoxBody>,
-) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        let e = PageError(ApiError::Internal("no application state".into()));
-        return Ok(req.error_response(e).map_into_right_body());
-    };
-    let path = PathIds::from_request(req.request(), &mut Payload::None)
-        .into_inner()
-        .unwrap_or_default();
-    if path.tenant.is_some_and(|t| !state.shard.owns(t)) {
-        let e = PageError(ApiError::Misdirected(state.shard));
-        return Ok(req.error_response(e).map_into_right_body());
-    }
-    let now = UnixSecs::now();
-    // A page that reloads itself is no sign of a person: it must not keep
-    // a session alive past its idle limit.
-    let automatic = req.query_string().split('&').any(|p| p == AUTOMATIC);
-    let (viewer, renew) = match viewer_of(&state, req.request(), now).await {
-        Ok(found) => found,
-        Err(ApiError::Unauthorized) => {
-            let res = sign_in::to_sign_in(req.request(), is_tls(&state, req.request()));
-            return Ok(req.into_response(res).map_into_right_body());
-        }
-        Err(e) => return Ok(req.error_response(PageError(e)).map_into_right_body()),
-    };
-    if !permits(viewer.scope, op, path) {
-        let e = PageError(ApiError::Forbidden);
-        return Ok(req.error_response(e).map_into_right_body());
-    }
-    let secure = is_tls(&state, req.request());
-    req.extensions_mut().insert(viewer.clone());
-    let mut res = next.call(req).await?;
-    if let (Some(id), true, false) = (&viewer.key_id, renew, automatic) {
-        let value = state.sessions.issue(id, viewer.session_began, now);
-        if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&value, secure)) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    Ok(res.map_into_left_body())
-}
-
-/// The viewer a request's session cookie proves, and whether the cookie
-/// should be renewed. `Unauthorized`: no valid session (or its key is
-/// revoked).
-async fn viewer_of(
-    state: &AppState,
-    req: &HttpRequest,
-    now: UnixSecs,
-) -> Result<(Viewer, bool), ApiError> {
-    let Some(auth) = &state.auth else {
-        let operator = Viewer {
-            key_id: None,
-            scope: Scope::Operator,
-            session_since: now,
-            session_began: UnixMs::default(),
-        };
-        return Ok((operator, false));
-    };
-    let session = signed_session(state, req, now).ok_or(ApiError::Unauthorized)?;
-    // A sign-out here ends the session before the key is read (MySQL may
-    // be away).
-    if auth.ended_here(&session.key_id, session.began).await {
-        return Err(ApiError::Unauthorized);
-    }
-    let key = auth.session_key(&session.key_id).await?;
-    if matches!(key.scope, Scope::Till { .. }) || !auth.session_open(&key, session.began).await {
-        return Err(ApiError::Unauthorized);
-    }
-    let viewer = Viewer {
-        key_id: Some(key.id.clone()),
-        scope: key.scope,
-        session_since: session.since,
-        session_began: session.began,
-    };
-    Ok((viewer, session.wants_renewal(now)))
-}
-
-/// The session the request's cookie proves by its signature and age
-/// alone (whether its key still stands is not looked at).
-fn signed_session(state: &AppState, req: &HttpRequest, now: UnixSecs) -> Option<session::Session> {
-    let cookies = req
-        .headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok());
-    session::cookie_value(cookies, is_tls(state, req))
-        .and_then(|value| state.sessions.verify(value, now))
-}
-
-/// Whether the browser came over TLS (through a trusted proxy that says
-/// so): then the cookie is `Secure`, with the `__Host-` name.
-fn is_tls(state: &AppState, req: &HttpRequest) -> bool {
-    browser_origin(state, req).is_some_and(|(scheme, _)| scheme == "https")
 }
 
 /// A page's HTML answer.
