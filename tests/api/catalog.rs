@@ -637,3 +637,33 @@ async fn every_role_on_every_catalog_route_gets_what_the_spec_allows() {
 }
 
 const CATALOG_READS: &str = r#"pos_lookups_total{kind="catalog",result="ok"}"#;
+
+/// A sale naming a product the tenant's actor does not know makes it read
+/// its catalog again (the product may have been added through another
+/// instance), but not for every such sale: at most once a second, so a
+/// till that keeps naming a wrong product does not turn each of its sales
+/// into a MySQL read.
+#[actix_web::test]
+async fn unknown_products_read_the_catalog_again_at_most_once_a_second() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let known = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
+    assert_eq!(known.status, 201, "{:?}", known.body);
+    let before = app.metric(CATALOG_READS).await;
+    let tries = 20;
+    for _ in 0..tries {
+        let unknown = app
+            .post_json(&t.sales_path(0), &sale(t.products[0] + 1000, 1, "1.00"))
+            .await;
+        assert_eq!(unknown.status, 422, "{:?}", unknown.body);
+    }
+    let reads = app.metric(CATALOG_READS).await - before;
+    // Twenty refusals take far less than ten seconds.
+    assert!(
+        (1.0..f64::from(tries) / 2.0).contains(&reads),
+        "{reads} catalog reads for {tries} sales of an unknown product"
+    );
+    app.cleanup().await;
+}
