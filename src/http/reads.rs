@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
 use crate::domain::{Money, ProductId, ProductTotal, RankBy, TenantId, Timestamp, MAX_TOP};
-use crate::service::sales::{live_totals, top_sellers};
+use crate::service::sales::{live_totals, top_sellers, Encoding};
 
 const DEFAULT_LIMIT: usize = 10;
 
@@ -38,12 +38,12 @@ pub async fn tenant_sales(
     // A tenant with many products answers ~100 bytes per product: worth
     // compressing once per change for clients that accept it.
     if accepts_gzip(&req) {
-        let body = totals.rendered(1, |rows| gzip(&render_sales(tenant, rows)));
+        let body = totals.rendered(Encoding::Gzip, |rows| gzip(&render_sales(tenant, rows)));
         return Ok(res
             .insert_header((header::CONTENT_ENCODING, "gzip"))
             .body(body));
     }
-    Ok(res.body(totals.rendered(0, |rows| render_sales(tenant, rows))))
+    Ok(res.body(totals.rendered(Encoding::Plain, |rows| render_sales(tenant, rows))))
 }
 
 /// Whether `Accept-Encoding` lists gzip without `q=0`.

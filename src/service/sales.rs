@@ -7,7 +7,7 @@ use super::{ServiceError, Services};
 use crate::actors::ranking::TopSelling;
 use crate::domain::{BranchId, ProductTotal, RankBy, SaleItem, TenantId};
 
-pub use crate::actors::tenant::{PostOutcome, Totals};
+pub use crate::actors::tenant::{Encoding, PostOutcome, Totals};
 
 /// Stores one request's sales of `branch`; answered once committed.
 pub async fn post_sales(

@@ -15,8 +15,23 @@ use crate::domain::{Money, NewSale, ProductId, ProductTotal, TenantId};
 /// A tenant's live totals, shared with HTTP readers.
 pub type Totals = Arc<LiveTotals>;
 
-/// Renderings kept per tenant (plain and gzip JSON).
-pub const ENCODINGS: usize = 2;
+/// The renderings kept per tenant: one per encoding of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Plain,
+    Gzip,
+}
+
+impl Encoding {
+    const COUNT: usize = 2;
+
+    fn slot(self) -> usize {
+        match self {
+            Encoding::Plain => 0,
+            Encoding::Gzip => 1,
+        }
+    }
+}
 
 /// Per-product totals, plus a rendering of them kept until the next change
 /// (a busy back office re-reading 1,000 products should not re-sort and
@@ -25,11 +40,11 @@ pub struct LiveTotals {
     by_product: DashMap<ProductId, ProductTotal>,
     /// Bumped after every change is applied.
     version: AtomicU64,
-    /// When the tenant was last asked for anything (reads included), in
-    /// milliseconds of [`now_ms`]: its actor passivates after a while without.
+    /// When the tenant was last asked for anything (reads included), as
+    /// [`Ticks`]: its actor passivates after a while without.
     last_used_ms: AtomicU64,
     /// One cached rendering per encoding, tagged with the version it shows.
-    rendered: Mutex<[Option<(u64, Bytes)>; ENCODINGS]>,
+    rendered: Mutex<[Option<(u64, Bytes)>; Encoding::COUNT]>,
 }
 
 impl LiveTotals {
@@ -61,12 +76,15 @@ impl LiveTotals {
         self.by_product.iter().map(|e| e.value().clone()).collect()
     }
 
-    /// `render(snapshot)` in encoding `slot` (below [`ENCODINGS`]), reused
-    /// while nothing changed. The version is read before the snapshot, so a
-    /// rendering is never tagged newer than its data.
-    pub fn rendered(&self, slot: usize, render: impl FnOnce(Vec<ProductTotal>) -> Bytes) -> Bytes {
-        debug_assert!(slot < ENCODINGS, "one cached rendering per encoding");
-        let slot = slot.min(ENCODINGS - 1);
+    /// `render(snapshot)` in `encoding`, reused while nothing changed. The
+    /// version is read before the snapshot, so a rendering is never tagged
+    /// newer than its data.
+    pub fn rendered(
+        &self,
+        encoding: Encoding,
+        render: impl FnOnce(Vec<ProductTotal>) -> Bytes,
+    ) -> Bytes {
+        let slot = encoding.slot();
         let version = self.version.load(Ordering::Acquire);
         if let Ok(cache) = self.rendered.lock() {
             if let Some((v, body)) = &cache[slot] {
@@ -184,7 +202,7 @@ mod tests {
 
     /// What a reader is served: `id name quantity`, by product.
     fn served(totals: &LiveTotals) -> String {
-        let body = totals.rendered(0, |mut rows| {
+        let body = totals.rendered(Encoding::Plain, |mut rows| {
             rows.sort_by_key(|t| t.product_id);
             let text: Vec<String> = rows
                 .iter()
@@ -193,6 +211,19 @@ mod tests {
             Bytes::from(text.join(", "))
         });
         String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[test]
+    fn each_encoding_keeps_its_own_rendering() {
+        let totals = LiveTotals::new(vec![total(1, 2, "Latte")]);
+        let plain = totals.rendered(Encoding::Plain, |_| Bytes::from("plain"));
+        let gzip = totals.rendered(Encoding::Gzip, |_| Bytes::from("gzip"));
+        assert_eq!(
+            (plain.as_ref(), gzip.as_ref()),
+            (&b"plain"[..], &b"gzip"[..])
+        );
+        let again = totals.rendered(Encoding::Plain, |_| Bytes::from("rendered again"));
+        assert_eq!(again.as_ref(), b"plain", "kept while nothing changed");
     }
 
     #[test]

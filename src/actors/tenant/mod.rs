@@ -39,7 +39,7 @@ pub use catalog::{
     SharedCatalog,
 };
 use idempotency::{KeyClaims, RecentKeys};
-pub use live_totals::{LiveTotals, Totals, ENCODINGS};
+pub use live_totals::{Encoding, LiveTotals, Totals};
 use reservation::Reservations;
 
 /// A catalog is re-read from MySQL at most this often per tenant.
