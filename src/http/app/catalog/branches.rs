@@ -44,16 +44,9 @@ fn branches_page(
                         td { (b.code.as_str()) }
                         td { (b.name.as_str()) }
                         td { @if b.open { "open" } @else { "closed" } }
-                        td {
-                            form method="post" action={ (base) "/" (id) } class="inline" {
-                                input name="name" value=(b.name.as_str()) aria-label={ "New name of " (b.code.as_str()) } maxlength="200";
-                                button type="submit" class="quiet" { "Rename" }
-                            }
-                            form method="post" action={ (base) "/" (id) } class="inline" {
-                                input type="hidden" name="open" value=(if b.open { "false" } else { "true" });
-                                button type="submit" class="quiet" { @if b.open { "Close" } @else { "Reopen" } }
-                            }
-                        }
+                        td { (row_changes(&format!("{base}/{id}"), &b.name, &b.code, Switch {
+                            field: "open", on: b.open, turn_off: "Close", turn_on: "Reopen",
+                        })) }
                     }
                 }
                 @if rows.is_empty() { tr { td colspan="5" class="muted" { "No branches." } } }

@@ -105,6 +105,29 @@ fn search_text(query: &ListQuery) -> String {
     query.q.as_deref().unwrap_or("").trim().to_lowercase()
 }
 
+/// A row's on/off state as its form changes it: the form field, the
+/// state now, and the buttons' words.
+struct Switch {
+    field: &'static str,
+    on: bool,
+    turn_off: &'static str,
+    turn_on: &'static str,
+}
+
+/// A list row's two forms, posted to `action`: a new name, and the switch.
+fn row_changes(action: &str, name: &Name, code: &Code, switch: Switch) -> Markup {
+    html! {
+        form method="post" action=(action) class="inline" {
+            input name="name" value=(name.as_str()) aria-label={ "New name of " (code.as_str()) } maxlength="200";
+            button type="submit" class="quiet" { "Rename" }
+        }
+        form method="post" action=(action) class="inline" {
+            input type="hidden" name=(switch.field) value=(if switch.on { "false" } else { "true" });
+            button type="submit" class="quiet" { @if switch.on { (switch.turn_off) } @else { (switch.turn_on) } }
+        }
+    }
+}
+
 fn search_form(base: &str, q: &str) -> Markup {
     html! {
         form method="get" action=(base) class="panel" role="search" {

@@ -49,16 +49,9 @@ fn products_page(
                         td { (p.sku.as_str()) }
                         td { (p.name.as_str()) }
                         td { @if p.active { "active" } @else { "inactive" } }
-                        td {
-                            form method="post" action={ (base) "/" (id) } class="inline" {
-                                input name="name" value=(p.name.as_str()) aria-label={ "New name of " (p.sku.as_str()) } maxlength="200";
-                                button type="submit" class="quiet" { "Rename" }
-                            }
-                            form method="post" action={ (base) "/" (id) } class="inline" {
-                                input type="hidden" name="active" value=(if p.active { "false" } else { "true" });
-                                button type="submit" class="quiet" { @if p.active { "Deactivate" } @else { "Activate" } }
-                            }
-                        }
+                        td { (row_changes(&format!("{base}/{id}"), &p.name, &p.sku, Switch {
+                            field: "active", on: p.active, turn_off: "Deactivate", turn_on: "Activate",
+                        })) }
                     }
                 }
                 @if rows.is_empty() { tr { td colspan="5" class="muted" { "No products." } } }
