@@ -47,15 +47,15 @@ pub enum StartError {
 
 /// The session signer: `POS_SESSION_SECRET`, or a random secret that
 /// lives as long as this process (sessions end at a restart).
-fn session_keys(config: &Config) -> Result<http::app::SessionKeys, StartError> {
+fn session_keys(config: &Config) -> Result<crate::auth::SessionKeys, StartError> {
     match &config.session_secret {
-        Some(secret) => http::app::SessionKeys::new(&secret.0)
+        Some(secret) => crate::auth::SessionKeys::new(&secret.0)
             .map_err(|e| StartError::SessionKeys(e.to_string())),
         None => {
             tracing::warn!(
                 "POS_SESSION_SECRET is not set: back-office sessions end when this process stops"
             );
-            http::app::SessionKeys::random().map_err(StartError::SessionKeys)
+            crate::auth::SessionKeys::random().map_err(StartError::SessionKeys)
         }
     }
 }

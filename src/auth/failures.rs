@@ -103,22 +103,17 @@ mod tests {
 
     #[test]
     fn the_failure_limiter_remembers_at_most_max_addresses() {
-        {
-            let metrics = Metrics::new();
-            let auth = Failures::new(NonZeroU32::MIN, 64, metrics.clone());
-            let sprayed = MAX_ADDRESSES as u32 + 1_000;
-            for i in 0..sprayed {
-                auth.failed(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)));
-            }
-            assert!(
-                auth.per_address.len() <= MAX_ADDRESSES + 1,
-                "{}",
-                auth.per_address.len()
-            );
-            assert!(metrics.auth_address_overflow.get() >= 1_000);
-            // Past the bound, a new address is over the shared budget at once.
-            let late = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-            assert!(matches!(auth.failed(late), AuthError::RateLimited(_)));
+        let metrics = Metrics::new();
+        let failures = Failures::new(NonZeroU32::MIN, 64, metrics.clone());
+        let sprayed = MAX_ADDRESSES as u32 + 1_000;
+        for i in 0..sprayed {
+            failures.failed(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)));
         }
+        let tracked = failures.per_address.len();
+        assert!(tracked <= MAX_ADDRESSES + 1, "{tracked}");
+        assert!(metrics.auth_address_overflow.get() >= 1_000);
+        // Past the bound, a new address is over the shared budget at once.
+        let late = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        assert!(matches!(failures.failed(late), AuthError::RateLimited(_)));
     }
 }

@@ -26,12 +26,11 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::future::Cache;
 use subtle::ConstantTimeEq;
 
-pub use failures::MAX_ADDRESSES;
 pub use key::{NewKey, Token};
 pub use policy::{permits, Operation, PathIds};
 pub use revocations::{REVOCATION_POLL, TRUST_WITHOUT_POLL};
 use sessions::SignOuts;
-pub use sessions::{Session, SessionKeys, IDLE_LIMIT, MAX_LIFETIME};
+pub use sessions::{Session, SessionKeys, IDLE_LIMIT};
 
 use crate::actors::lookup::{self, FindKey, LookupActor, LookupError};
 use crate::clock::{Ticks, UnixMs};

@@ -122,7 +122,10 @@ async fn revoke(conn: &mut mysql_async::Conn, key_id: &KeyId) -> Result<String, 
             "revoked key {key_id}; servers refuse it within 2 s\n"
         )),
         Revoked::Already => Ok(format!("key {key_id} was already revoked\n")),
-        Revoked::NoSuchKey => Err(CliError::refused(format!("there is no key {key_id:?}"))),
+        Revoked::NoSuchKey => Err(CliError::refused(format!(
+            "there is no key {:?}",
+            key_id.as_str()
+        ))),
     }
 }
 

@@ -25,9 +25,8 @@ pub use ids::{BranchId, ProductId, SaleId, TenantId};
 pub use money::Money;
 pub use problems::{Field, ItemProblem};
 pub use report::{
-    check_range, time_zone, GroupBy, GroupKey, Groups, RangeError, ReportPage, ReportQuery,
-    ReportRow, Stretch, Sums, TimeBucket, TooManyGroups, MAX_FILTER_IDS, MAX_GROUPS, MAX_PAGE_ROWS,
-    TIME_ZONE_RULE,
+    time_zone, GroupBy, GroupKey, Groups, RangeError, ReportPage, ReportQuery, ReportRow, Stretch,
+    Sums, TimeBucket, TooManyGroups, MAX_FILTER_IDS, MAX_GROUPS, MAX_PAGE_ROWS, TIME_ZONE_RULE,
 };
 pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale, MAX_FUTURE_SECONDS};
 pub use shard::Shard;

@@ -56,7 +56,7 @@ pub struct AppState {
     /// What `/ready` answers, checked in the background.
     pub readiness: health::ReadyState,
     /// Signs the web back office's session cookies.
-    pub sessions: app::SessionKeys,
+    pub sessions: crate::auth::SessionKeys,
     /// The operator's live top sellers.
     pub live: Arc<app::LiveTopSellers>,
 }

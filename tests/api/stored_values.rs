@@ -1,7 +1,7 @@
 //! What a till sends is what MySQL keeps: prices to the cent as written (a
 //! string or a number, never through a float), times in UTC truncated (never
 //! rounded or shifted) to microseconds. The parser's own properties are in
-//! `src/domain/sales_body.rs`; this checks the rest of the way, on edge
+//! `src/http/parse/sales/tests.rs`; this checks the rest of the way, on edge
 //! values and on a few hundred generated sales.
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Timelike, Utc};

@@ -1,6 +1,6 @@
 //! Sales reports: what a back office asks ("what did each branch sell
-//! yesterday, in Berlin time"), parsed at the edge ([`query`]), the
-//! calendar of a time zone ([`calendar`]), and the merging of the store's
+//! yesterday, in Berlin time", [`query`]; read from a query string by
+//! `http::parse::report`), the calendar of a time zone ([`calendar`]), and the merging of the store's
 //! sums into rows and pages ([`groups`]). The store sums history rows per
 //! bucket in SQL, one query per stretch of constant UTC offset (a zone's
 //! daylight-saving changes split a range into a few stretches), and
@@ -15,7 +15,7 @@ mod tests;
 
 pub use calendar::{time_zone, Stretch, TIME_ZONE_RULE};
 pub use groups::{GroupKey, Groups, ReportPage, ReportRow, Sums, TooManyGroups};
-pub use query::{check_range, GroupBy, RangeError, ReportQuery, TimeBucket};
+pub use query::{GroupBy, RangeError, ReportQuery, TimeBucket};
 
 /// Longest range of one report.
 pub const MAX_RANGE_DAYS: i64 = 400;

@@ -1,5 +1,6 @@
-//! A report request ([`ReportQuery`]), valid by construction: how a client
-//! words one is `http::parse::report`'s.
+//! A report request ([`ReportQuery`]), made by [`ReportQuery::over`] (its
+//! range checked) and narrowed by filters, a cursor and a page size: how a
+//! client words one is `http::parse::report`'s.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -37,7 +38,7 @@ impl GroupBy {
     }
 }
 
-/// A report request of one tenant, valid by construction.
+/// A report request of one tenant.
 #[derive(Debug, Clone)]
 pub struct ReportQuery {
     pub tenant: TenantId,
@@ -65,7 +66,7 @@ pub enum RangeError {
 }
 
 /// `[from, to)` is not empty and at most [`MAX_RANGE_DAYS`] long.
-pub fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), RangeError> {
+fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), RangeError> {
     if to <= from {
         return Err(RangeError::Empty);
     }

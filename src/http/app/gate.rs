@@ -155,7 +155,7 @@ pub(super) fn signed_session(
     state: &AppState,
     req: &HttpRequest,
     now: UnixSecs,
-) -> Option<session::Session> {
+) -> Option<crate::auth::Session> {
     let cookies = req
         .headers()
         .get_all(header::COOKIE)

@@ -33,7 +33,6 @@ use actix_web::{guard, web, HttpResponse, ResponseError};
 
 pub use gate::{Viewer, AUTOMATIC};
 pub use live::{publish as publish_live_top_sellers, LiveTopSellers};
-pub use session::SessionKeys;
 
 use gate::{gate, is_tls, signed_session, viewer_of};
 use origin::protect;

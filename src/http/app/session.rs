@@ -4,7 +4,6 @@
 //! `auth::sessions`'.
 
 use crate::auth::IDLE_LIMIT;
-pub use crate::auth::{Session, SessionKeys};
 
 /// The cookie's name over plain HTTP.
 pub const COOKIE: &str = "pos_session";

@@ -8,8 +8,9 @@ use maud::html;
 use serde::Deserialize;
 
 use super::layout::shell;
-use super::session::{self, Session, COOKIE};
+use super::session::{self, COOKIE};
 use super::{is_tls, see_other, signed_session, viewer_of, PageError, PageResult};
+use crate::auth::Session;
 use crate::auth::{Auth, AuthError};
 use crate::clock::{UnixMs, UnixSecs};
 use crate::http::gate::client_address;

@@ -1,5 +1,5 @@
-//! Request bodies read into the domain's types: the wire format (member
-//! names, JSON shapes) ends here.
+//! Requests read into the domain's types: the wire format (member names,
+//! JSON shapes, query parameters) ends here.
 //!
 //! What every JSON request body shares: one object or an array of 1 to
 //! [`MAX_ITEMS`], the problems found (by item and field, at most

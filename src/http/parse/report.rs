@@ -6,8 +6,8 @@ use chrono::{DateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::{
-    check_range, clip, time_zone, BranchId, GroupBy, GroupKey, ProductId, RangeError, ReportQuery,
-    TenantId, TimeBucket, MAX_FILTER_IDS, MAX_PAGE_ROWS,
+    clip, time_zone, BranchId, GroupBy, GroupKey, ProductId, RangeError, ReportQuery, TenantId,
+    TimeBucket, MAX_FILTER_IDS, MAX_PAGE_ROWS,
 };
 
 /// A parameter the client got wrong, and how.
@@ -34,38 +34,32 @@ pub fn report_query(
     tenant: TenantId,
     pairs: &[(String, String)],
 ) -> Result<ReportQuery, ReportProblem> {
-    let mut from = None;
-    let mut to = None;
-    let mut query = ReportQuery {
-        tenant,
-        from: DateTime::UNIX_EPOCH,
-        to: DateTime::UNIX_EPOCH,
-        tz: Tz::UTC,
-        group_by: GroupBy::default(),
-        branches: Vec::new(),
-        products: Vec::new(),
-        after: None,
-        limit: MAX_PAGE_ROWS,
-    };
-    let mut cursor = None;
+    let (mut from, mut to, mut cursor) = (None, None, None);
+    let (mut tz, mut grouping) = (Tz::UTC, GroupBy::default());
+    let (mut branches, mut products, mut rows) = (Vec::new(), Vec::new(), MAX_PAGE_ROWS);
     for (name, value) in pairs {
         match name.as_str() {
             "from" => from = Some(instant("from", value)?),
             "to" => to = Some(instant("to", value)?),
-            "groupBy" => query.group_by = group_by(value)?,
-            "tz" => query.tz = zone(value)?,
-            "branchID" => push_id(&mut query.branches, "branchID", value, BranchId::parse)?,
-            "productID" => push_id(&mut query.products, "productID", value, ProductId::parse)?,
+            "groupBy" => grouping = group_by(value)?,
+            "tz" => tz = zone(value)?,
+            "branchID" => push_id(&mut branches, "branchID", value, BranchId::parse)?,
+            "productID" => push_id(&mut products, "productID", value, ProductId::parse)?,
             "cursor" => cursor = Some(value.as_str()),
-            "limit" => query.limit = limit(value)?,
+            "limit" => rows = limit(value)?,
             _ => {}
         }
     }
     let missing = |p| ReportProblem::new(p, "is required (an RFC 3339 instant)".into());
-    query.from = from.ok_or_else(|| missing("from"))?;
-    query.to = to.ok_or_else(|| missing("to"))?;
-    check_range(query.from, query.to)?;
-    query.after = cursor.map(|c| cursor_key(c, query.group_by)).transpose()?;
+    let range = (
+        from.ok_or_else(|| missing("from"))?,
+        to.ok_or_else(|| missing("to"))?,
+    );
+    let mut query = ReportQuery::over(tenant, range, tz, grouping)?;
+    query.after = cursor.map(|c| cursor_key(c, grouping)).transpose()?;
+    query.branches = branches;
+    query.products = products;
+    query.limit = rows;
     Ok(query)
 }
 

@@ -1,6 +1,18 @@
 //! The branches list, and opening, renaming and closing a branch.
 
-use super::*;
+use actix_web::web;
+use maud::{html, Markup};
+
+use super::{
+    after_form, changed_name, list, next_link, one_page, row_changes, search_form, search_text,
+    ListPage, ListQuery, NewRow, RowChange, Switch,
+};
+use crate::auth::PathIds;
+use crate::domain::{BranchPatch, Catalog, Code, Name, NewBranch, TenantId};
+use crate::http::app::layout::{notice, page as frame, Section};
+use crate::http::app::{PageResult, Viewer};
+use crate::http::{ApiError, AppState};
+use crate::service::catalog;
 
 /// `GET /app/tenants/{t}/branches`.
 pub async fn branches(

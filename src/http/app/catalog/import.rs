@@ -1,7 +1,18 @@
 //! A product import from a CSV file of `sku,name` lines, all or nothing.
 
 use super::products::{ask_products, new_product, PRODUCTS};
-use super::*;
+use std::collections::BTreeMap;
+
+use actix_multipart::Multipart;
+use actix_web::web;
+use futures_util::StreamExt;
+
+use super::after_form;
+use crate::auth::PathIds;
+use crate::domain::{repeated_skus, NewProduct};
+use crate::http::app::{PageResult, Viewer};
+use crate::http::parse::{MAX_ERROR_FIELDS, MAX_ITEMS};
+use crate::http::{ApiError, AppState};
 
 /// Largest CSV file an import reads.
 const MAX_IMPORT_BYTES: usize = 1 << 20;

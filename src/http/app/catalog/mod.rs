@@ -15,22 +15,14 @@ pub use products::{add_product, change_product, products};
 
 use std::collections::BTreeMap;
 
-use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
-use actix_web::web;
-use futures_util::StreamExt;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::layout::{notice, page as frame, Section};
 use super::{html, see_other, tenant_catalog, with_status, PageError, PageResult, Viewer};
 use crate::auth::PathIds;
-use crate::domain::{
-    repeated_skus, BranchPatch, Catalog, Code, Name, NewBranch, NewProduct, ProductPatch, TenantId,
-};
-use crate::http::parse::{MAX_ERROR_FIELDS, MAX_ITEMS};
+use crate::domain::{Catalog, Code, Name, TenantId};
 use crate::http::{ApiError, AppState};
-use crate::service::catalog;
 
 /// Rows a list page shows.
 const PAGE_ROWS: usize = 50;

@@ -1,6 +1,18 @@
 //! The products list, and adding, renaming and (de)activating a product.
 
-use super::*;
+use actix_web::web;
+use maud::{html, Markup};
+
+use super::{
+    after_form, changed_name, list, next_link, one_page, row_changes, search_form, search_text,
+    ListPage, ListQuery, NewRow, RowChange, Switch,
+};
+use crate::auth::PathIds;
+use crate::domain::{Catalog, Code, Name, NewProduct, ProductPatch, TenantId};
+use crate::http::app::layout::{notice, page as frame, Section};
+use crate::http::app::{PageResult, Viewer};
+use crate::http::{ApiError, AppState};
+use crate::service::catalog;
 
 /// `GET /app/tenants/{t}/products`.
 pub async fn products(
