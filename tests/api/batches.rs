@@ -112,6 +112,57 @@ async fn a_product_deleted_in_mysql_while_cached_fails_only_its_own_request() {
     app.cleanup().await;
 }
 
+/// Stores a sale with `key` behind this instance's back, as the shard's
+/// last owner might have, and returns the body that replays it.
+async fn stored_behind_our_back(app: &TestApp, t: &crate::support::Tenant, key: &str) -> Value {
+    app.db
+        .exec(&format!(
+            "INSERT INTO sales_transactions (tenant_id, branch_id, product_id, quantity_sold, \
+             price_per_unit, log_timestamp, idempotency_key) \
+             VALUES ({}, {}, {}, 1, 1.00, '2026-01-01 00:00:00', '{key}')",
+            t.id, t.branches[0], t.products[0]
+        ))
+        .await;
+    let mut replay = sale(t.products[0], 1, "1.00");
+    replay["timestamp"] = json!("2026-01-01T00:00:00Z");
+    replay["idempotencyKey"] = json!(key);
+    replay
+}
+
+/// The key MySQL names takes its request out of a batch in one split, not
+/// by halving; a request alone in its batch is not split at all.
+#[actix_web::test]
+async fn the_key_mysql_names_splits_its_request_out_at_once() {
+    let app = one_slow_writer().await;
+    let t = app.db.tenant(1, 2).await;
+    let path = t.sales_path(0);
+    let alone = stored_behind_our_back(&app, &t, "till-1:8").await;
+    let replayed = app.post_json(&path, &alone).await;
+    assert_eq!(replayed.status, 200, "{}", replayed.body);
+    assert_eq!(
+        app.metric(SPLITS).await,
+        0.0,
+        "one request, nothing to split"
+    );
+
+    let replay = stored_behind_our_back(&app, &t, "till-1:9").await;
+    let innocent = sale(t.products[1], 1, "2.00");
+    let (a, b, c, d) = futures_util::join!(
+        app.post_json(&path, &replay),
+        app.post_json(&path, &innocent),
+        app.post_json(&path, &innocent),
+        app.post_json(&path, &innocent)
+    );
+    assert_eq!(a.status, 200, "the replay: {}", a.body);
+    for other in [b, c, d] {
+        assert_eq!(other.status, 201, "an innocent request: {}", other.body);
+    }
+    // Halving four requests to find one would split twice.
+    assert_eq!(app.metric(SPLITS).await, 1.0);
+    assert_eq!(app.db.count("sales_transactions").await, 5);
+    app.cleanup().await;
+}
+
 /// Row-lock waits of a whole (private) server so far.
 async fn row_lock_waits(db: &crate::support::TestDb) -> u64 {
     db.scalar(
