@@ -531,3 +531,33 @@ async fn a_duplicate_no_stored_key_explains_is_given_up_after_a_few_rounds() {
     assert_eq!(app.db.count("sales_transactions").await, 1);
     app.cleanup().await;
 }
+
+/// A writer's mark that moved under it (an earlier attempt of its own that
+/// committed unseen; here moved by hand to the attempt after the last it
+/// saw) fences the next attempt: the writer reads where the mark stands
+/// and tries again at once. A fence is
+/// no storage failure: no backoff, no retry counted, and the sale is
+/// stored once.
+#[actix_web::test]
+async fn a_fenced_attempt_is_tried_again_at_once_and_stores_its_sale_once() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let first = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    app.db
+        .exec("UPDATE commit_markers SET batch_id = batch_id + 1")
+        .await;
+    let fenced = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 2, "1.00"))
+        .await;
+    assert_eq!(fenced.status, 201, "{:?}", fenced.body);
+    assert_eq!(app.db.count("sales_transactions").await, 2);
+    // The fence was met: the writer read its mark once, and found nothing
+    // of this batch stored.
+    let settled = r#"pos_commit_settles_total{outcome="not_stored"}"#;
+    assert_eq!(app.metric(settled).await, 1.0);
+    assert_eq!(app.metric("pos_persistence_retries_total").await, 0.0);
+    app.cleanup().await;
+}
