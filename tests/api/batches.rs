@@ -109,6 +109,8 @@ async fn a_product_deleted_in_mysql_while_cached_fails_only_its_own_request() {
         history,
         format!("{}:2/6.00,{}:1/1.00", t.products[1], t.products[2])
     );
+    // A refusal is final: no waiting for MySQL to change its mind.
+    assert_eq!(app.metric("pos_persistence_retries_total").await, 0.0);
     app.cleanup().await;
 }
 

@@ -64,6 +64,8 @@ async fn losing_mysql_answers_503_with_retry_after_and_stores_nothing_half_way()
     assert_eq!(a.status, 503, "{:?}", a.body);
     assert_eq!(a.body["error"]["code"], "unavailable");
     assert!(a.retry_after.is_some());
+    // Not at once: the batch waited for MySQL within its retry window.
+    assert!(app.metric("pos_persistence_retries_total").await > 0.0);
     assert!(
         eventually(Duration::from_secs(5), || async {
             app.get("/ready").await.status == 503
