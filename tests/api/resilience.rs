@@ -563,3 +563,28 @@ async fn a_fenced_attempt_is_tried_again_at_once_and_stores_its_sale_once() {
     assert_eq!(app.metric("pos_persistence_retries_total").await, 0.0);
     app.cleanup().await;
 }
+
+/// MySQL gone: a batch waits for it within `POS_STORAGE_RETRY_MS`, with
+/// pauses that double from 50 ms (50, 100, 200, 400: a 1 s window holds
+/// four and not a fifth of 800 ms), then answers 503; never past the
+/// window, never in a tight loop.
+#[actix_web::test]
+async fn a_lost_mysql_is_waited_for_with_doubling_pauses_within_the_window() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let (app, proxy) = start_app_behind_proxy(db, &[("POS_STORAGE_RETRY_MS", "1000")]).await;
+    let warm = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
+    assert_eq!(warm.status, 201, "{:?}", warm.body);
+    assert_eq!(app.metric("pos_transactions_committed_total").await, 1.0);
+    proxy.cut();
+    let lost = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
+    assert_eq!(lost.status, 503, "{:?}", lost.body);
+    let retries = app.metric("pos_persistence_retries_total").await;
+    assert!((1.0..=4.0).contains(&retries), "{retries} retries");
+    proxy.restore();
+    app.cleanup().await;
+}
