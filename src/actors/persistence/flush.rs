@@ -330,8 +330,27 @@ async fn read_with<'c, T>(
     let Some(c) = conn.as_mut() else {
         return Err(SaveError::Unavailable);
     };
-    f(c).await.map_err(|e| match e {
+    f(c).await.map_err(read_error)
+}
+
+/// What a failed read tells its asker: MySQL refused it (no use trying
+/// again), or it could not be asked (try again later).
+fn read_error(e: StoreError) -> SaveError {
+    match e {
         StoreError::Rejected(e) => SaveError::Rejected(e.to_string()),
         _ => SaveError::Unavailable,
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_read_is_final_and_a_lost_one_worth_retrying() {
+        let refused = StoreError::Rejected(mysql_async::Error::Other("no such column".into()));
+        assert!(matches!(read_error(refused), SaveError::Rejected(_)));
+        let lost = StoreError::Unavailable(mysql_async::Error::Other("gone".into()));
+        assert_eq!(read_error(lost), SaveError::Unavailable);
+    }
 }
