@@ -156,11 +156,10 @@ impl LiveTotals {
         for t in totals {
             self.by_product.insert(t.product_id, t.clone());
         }
-        if self.by_product.len() > totals.len() {
-            let kept: std::collections::HashSet<ProductId> =
-                totals.iter().map(|t| t.product_id).collect();
-            self.by_product.retain(|p, _| kept.contains(p));
-        }
+        // (Reloads are rare: no shortcut for when nothing is dropped.)
+        let kept: std::collections::HashSet<ProductId> =
+            totals.iter().map(|t| t.product_id).collect();
+        self.by_product.retain(|p, _| kept.contains(p));
         self.changed();
     }
 
