@@ -191,8 +191,8 @@ impl LeaseActor {
 
     /// A renewal failed: past two thirds of the lease's life, writes pause.
     fn unrenewed(&mut self, e: &StoreError) {
-        let margin = self.ttl / 3;
-        if self.last_renewed.elapsed() + margin >= self.ttl && self.lease.current().is_some() {
+        if renewal_overdue(self.last_renewed.elapsed(), self.ttl) && self.lease.current().is_some()
+        {
             tracing::warn!(error = %e, shard = %self.lease.shard, "shard lease not renewed; writes pause");
             self.lease.pause();
             self.metrics.shard_lease_held.set(0);
@@ -245,8 +245,26 @@ impl Handler<Release> for LeaseActor {
     }
 }
 
+/// Whether a lease last renewed `since` ago, living `ttl`, is within a
+/// third of its life of expiring: then this instance must stop writing
+/// (another may take the shard once it expires).
+fn renewal_overdue(since: Duration, ttl: Duration) -> bool {
+    since + ttl / 3 >= ttl
+}
+
 #[cfg(test)]
 mod tests {
+    use super::renewal_overdue;
+
+    #[test]
+    fn writes_pause_once_two_thirds_of_the_lease_went_unrenewed() {
+        let ttl = std::time::Duration::from_secs(9);
+        let ms = std::time::Duration::from_millis;
+        assert!(!renewal_overdue(ms(5_999), ttl));
+        assert!(renewal_overdue(ms(6_000), ttl));
+        assert!(renewal_overdue(ms(20_000), ttl));
+    }
+
     use super::*;
 
     #[test]

@@ -139,6 +139,16 @@ async fn an_instance_whose_lease_was_taken_writes_nothing_more_and_stops() {
     );
 
     proxy.cut();
+    // Unrenewed for two thirds of its life, the lease stops this
+    // instance's writes before another instance may take it.
+    let paused = eventually(Duration::from_secs(10), || async {
+        first.metric("pos_shard_lease_held").await == 0.0
+    })
+    .await;
+    assert!(
+        paused,
+        "writes did not pause while the lease went unrenewed"
+    );
     let second = ChildServer::start(&first.db.url, &[("POS_SHARD_LEASE_SECS", "2")]).await;
     let url = format!("{}{}", second.base, t.sales_path(0));
     assert_eq!(
