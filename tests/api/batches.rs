@@ -27,23 +27,12 @@ const SPLITS: &str = "pos_batch_splits_total";
 async fn a_key_mysql_already_holds_fails_only_its_own_request_and_the_rest_of_its_batch_commits() {
     let app = one_slow_writer().await;
     let t = app.db.tenant(1, 2).await;
-    // Stored behind this instance's back (say, by the shard's last owner):
-    // no cache of this instance knows the key, MySQL's unique index does.
-    app.db
-        .exec(&format!(
-            "INSERT INTO sales_transactions (tenant_id, branch_id, product_id, quantity_sold, \
-             price_per_unit, log_timestamp, idempotency_key) \
-             VALUES ({}, {}, {}, 2, 1.50, '2026-01-01 00:00:00', 'till-1:7')",
-            t.id, t.branches[0], t.products[0]
-        ))
-        .await;
+    // No cache of this instance knows the key, MySQL's unique index does.
+    let replay = stored_behind_our_back(&app, &t, "till-1:7").await;
     let stored_id = app
         .db
         .scalar("SELECT id FROM sales_transactions WHERE idempotency_key = 'till-1:7'")
         .await;
-    let mut replay = sale(t.products[0], 2, "1.50");
-    replay["timestamp"] = json!("2026-01-01T00:00:00Z");
-    replay["idempotencyKey"] = json!("till-1:7");
     let innocent = sale(t.products[1], 1, "2.00");
     let path = t.sales_path(0);
     let (a, b) = futures_util::join!(
