@@ -26,10 +26,12 @@ use super::office::Office;
 use super::persistence::Writer;
 use super::ranking::RankingFeed;
 use super::tenant::{
-    Lifecycle, LiveTotals, PostOutcome, PostSales, SharedCatalog, TenantActor, TenantDeps,
-    TenantError, Totals,
+    Lifecycle, LiveTotals, PostOutcome, PostRefunds, PostSales, RefundOutcome, SharedCatalog,
+    TenantActor, TenantDeps, TenantError, Totals,
 };
-use crate::domain::{BranchId, SaleItem, Scope, TenantId, TenantLimits, TenantSnapshot};
+use crate::domain::{
+    BranchId, RefundItem, SaleItem, Scope, TenantId, TenantLimits, TenantSnapshot,
+};
 use crate::metrics::Metrics;
 
 /// Unknown tenant ids remembered at most (the oldest go first).
@@ -308,15 +310,49 @@ impl TenantRegistry {
         items: Vec<SaleItem>,
     ) -> Result<PostOutcome, TenantError> {
         let items: Arc<[SaleItem]> = items.into();
+        self.send_writes(tenant, |handed_over| PostSales {
+            branch_id,
+            items: items.clone(),
+            handed_over,
+            span: tracing::Span::current(),
+        })
+        .await
+    }
+
+    /// Sends a refunds request to the tenant's actor, as [`Self::post`].
+    pub async fn refund(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        branch_id: BranchId,
+        items: Vec<RefundItem>,
+    ) -> Result<RefundOutcome, TenantError> {
+        let items: Arc<[RefundItem]> = items.into();
+        self.send_writes(tenant, |handed_over| PostRefunds {
+            branch_id,
+            items: items.clone(),
+            handed_over,
+            span: tracing::Span::current(),
+        })
+        .await
+    }
+
+    /// Sends `make(handed_over)` to the tenant's actor and waits for its
+    /// outcome; sent again to a fresh actor once if the first died before
+    /// setting `handed_over`.
+    async fn send_writes<M, T>(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        make: impl Fn(Arc<AtomicBool>) -> M,
+    ) -> Result<T, TenantError>
+    where
+        M: Message<Result = Result<T, TenantError>> + Send + 'static,
+        T: Send + 'static,
+        TenantActor: Handler<M>,
+    {
         for _ in 0..2 {
             let handle = self.get(tenant).await?.ok_or(TenantError::TenantNotFound)?;
             let handed_over = Arc::new(AtomicBool::new(false));
-            let msg = PostSales {
-                branch_id,
-                items: items.clone(),
-                handed_over: handed_over.clone(),
-                span: tracing::Span::current(),
-            };
+            let msg = make(handed_over.clone());
             // A full mailbox makes this wait rather than refuse: the actor
             // takes each message at once and refuses work past its own
             // bound (`TenantError::Busy`).

@@ -3,7 +3,7 @@
 //! looks anything up, so a refusal tells the client nothing about what
 //! exists.
 
-use crate::domain::{BranchId, ProductId, Scope, TenantId};
+use crate::domain::{BranchId, ProductId, SaleId, Scope, TenantId};
 
 /// The protected operations of the API routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +23,11 @@ pub enum Operation {
     /// `POST`, `GET` and `DELETE` of `/v1/tenants/{tenantID}/keys` (which
     /// roles a back office may make or revoke is the handler's rule)
     ManageKeys,
+    /// `POST /v1/tenants/{tenantID}/branches/{branchID}/refunds`
+    PostRefunds,
+    /// `GET /v1/tenants/{tenantID}/sales-transactions/{saleID}` (a till
+    /// bound to a branch sees that branch's sales only: the service's rule)
+    ReadSaleTransactions,
 }
 
 /// The ids a request's path names, parsed once (`None`: the path has no
@@ -32,6 +37,7 @@ pub struct PathIds {
     pub tenant: Option<TenantId>,
     pub branch: Option<BranchId>,
     pub product: Option<ProductId>,
+    pub sale: Option<SaleId>,
 }
 
 /// Whether `scope` may perform `op` on the tenant and branch of `path`.
@@ -40,13 +46,20 @@ pub fn permits(scope: Scope, op: Operation, path: PathIds) -> bool {
         (Scope::Till { tenant, branch }, Operation::PostSales) => {
             path.tenant == Some(tenant) && branch.is_none_or(|b| path.branch == Some(b))
         }
-        (Scope::Till { tenant, .. }, Operation::ReadCatalog) => path.tenant == Some(tenant),
+        (Scope::Till { tenant, branch }, Operation::PostRefunds) => {
+            path.tenant == Some(tenant) && branch.is_none_or(|b| path.branch == Some(b))
+        }
+        (Scope::Till { tenant, .. }, Operation::ReadCatalog | Operation::ReadSaleTransactions) => {
+            path.tenant == Some(tenant)
+        }
         (
             Scope::Backoffice { tenant },
             Operation::ReadTenantSales
             | Operation::ReadCatalog
             | Operation::ChangeCatalog
-            | Operation::ManageKeys,
+            | Operation::ManageKeys
+            | Operation::PostRefunds
+            | Operation::ReadSaleTransactions,
         ) => path.tenant == Some(tenant),
         (Scope::Operator, Operation::PostSales) => false,
         (Scope::Operator, _) => true,
@@ -72,6 +85,7 @@ mod tests {
             tenant: tenant.and_then(TenantId::parse),
             branch: branch.and_then(BranchId::parse),
             product: None,
+            sale: None,
         }
     }
 
@@ -121,6 +135,18 @@ mod tests {
             (Scope::Operator, ChangeCatalog, Some("7"), None, true),
             (Scope::Operator, ManageKeys, Some("7"), None, true),
             (Scope::Operator, ReadCatalog, Some("7"), None, true),
+            (till, PostRefunds, Some("1"), Some("11"), true),
+            (branch_till, PostRefunds, Some("1"), Some("10"), true),
+            (branch_till, PostRefunds, Some("1"), Some("11"), false),
+            (till, PostRefunds, Some("2"), Some("10"), false),
+            (backoffice, PostRefunds, Some("1"), Some("11"), true),
+            (backoffice, PostRefunds, Some("2"), Some("11"), false),
+            (Scope::Operator, PostRefunds, Some("7"), Some("1"), true),
+            (branch_till, ReadSaleTransactions, Some("1"), None, true),
+            (till, ReadSaleTransactions, Some("2"), None, false),
+            (backoffice, ReadSaleTransactions, Some("1"), None, true),
+            (backoffice, ReadSaleTransactions, Some("2"), None, false),
+            (Scope::Operator, ReadSaleTransactions, Some("7"), None, true),
         ];
         for (scope, op, tenant, branch, allowed) in cases {
             assert_eq!(

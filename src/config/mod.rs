@@ -78,6 +78,8 @@ pub struct Config {
     pub session_secret: Option<SessionSecret>,
     /// Live top-seller streams one key may hold open at once.
     pub app_streams_per_key: usize,
+    /// The currency of a tenant made without one.
+    pub default_currency: crate::domain::Currency,
 }
 
 /// `POS_SESSION_SECRET`: never printed, not even by `{:?}`.

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::Currency;
+
 use super::{
     redact_url, Config, ConfigError, LogFormat, SessionSecret, Shard, TenantLimits, TrustedProxies,
     DEFAULT_DATABASE_URL, MIN_SESSION_SECRET,
@@ -50,6 +52,8 @@ pub(super) struct RawEnv {
     trusted_proxies: Option<String>,
     session_secret: Option<String>,
     app_streams_per_key: Option<String>,
+    default_currency: Option<String>,
+    void_window_secs: Option<String>,
 }
 
 /// The settings a valid environment makes.
@@ -196,6 +200,13 @@ pub(super) fn from_raw(raw: RawEnv) -> Result<Config, ConfigError> {
                 1,
                 1_000_000,
             )?,
+            void_window: Duration::from_secs(int(
+                "POS_VOID_WINDOW_SECS",
+                raw.void_window_secs,
+                900,
+                0,
+                604_800,
+            )?),
         },
         reports_per_tenant: int("POS_REPORTS_PER_TENANT", raw.reports_per_tenant, 2, 1, 64)?,
         tenant_idle: Duration::from_secs(int(
@@ -222,7 +233,18 @@ pub(super) fn from_raw(raw: RawEnv) -> Result<Config, ConfigError> {
             1,
             100_000,
         )?,
+        default_currency: default_currency(raw.default_currency)?,
     })
+}
+
+/// The currency of tenants made without one, and of those made before
+/// currencies existed.
+fn default_currency(value: Option<String>) -> Result<Currency, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(Currency::EUR),
+        Some(code) => Currency::parse(code)
+            .map_err(|e| problem("POS_DEFAULT_CURRENCY", format!("{code:?}: {e}"))),
+    }
 }
 
 /// Redis's URL: unset is the local default, empty turns the mirror off.

@@ -40,6 +40,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("POS_TRUSTED_PROXIES", "proxies whose X-Forwarded-For names the client [none]"),
     ("POS_SESSION_SECRET", "signs web back-office sessions, at least 32 bytes; the same on every shard [random per start]"),
     ("POS_APP_STREAMS_PER_KEY", "live top-seller streams one key may hold open [4]"),
+    ("POS_DEFAULT_CURRENCY", "ISO 4217 currency of tenants made without one, and of tenants made before currencies [EUR]"),
+    ("POS_VOID_WINDOW_SECS", "a sale may be voided this long after it was stored [900]"),
 ];
 
 /// Every variable `pos` reads.

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{BranchId, ProductId, ProductMap};
+use super::{BranchId, Currency, Money, ProductId, ProductMap};
 
 /// Longest name, in characters after trimming.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -122,7 +122,8 @@ impl Code {
     }
 }
 
-/// How much one tenant may have and ask at once (`POS_MAX_*_PER_TENANT`):
+/// How much one tenant may have and ask at once (`POS_MAX_*_PER_TENANT`),
+/// and how long its sales may be voided (`POS_VOID_WINDOW_SECS`):
 /// what a tenant holds is memory in its actor and bytes in every till's
 /// catalog download; what it asks at once, work the others wait behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +136,8 @@ pub struct TenantLimits {
     pub keys: usize,
     /// Sales requests in its actor at once (more get 503 at once).
     pub requests_in_flight: usize,
+    /// How long after a sale was stored it may be voided.
+    pub void_window: std::time::Duration,
 }
 
 impl Default for TenantLimits {
@@ -144,6 +147,7 @@ impl Default for TenantLimits {
             branches: 1_000,
             keys: 5_000,
             requests_in_flight: 1_024,
+            void_window: std::time::Duration::from_secs(900),
         }
     }
 }
@@ -164,6 +168,8 @@ pub struct Product {
     pub name: Name,
     /// An inactive product is refused in new sales; its totals stay.
     pub active: bool,
+    /// The list price a sale uses when it names none.
+    pub price: Option<Money>,
 }
 
 /// A tenant's branches and products, all of them (closed and inactive
@@ -174,6 +180,8 @@ pub struct Catalog {
     pub suspended: bool,
     /// The zone the back office counts the tenant's days in.
     pub time_zone: chrono_tz::Tz,
+    /// What its prices and totals are in.
+    pub currency: Currency,
     pub branches: HashMap<BranchId, Branch>,
     pub products: ProductMap<Product>,
 }
@@ -192,6 +200,7 @@ impl Catalog {
 pub struct NewProduct {
     pub sku: Code,
     pub name: Name,
+    pub price: Option<Money>,
 }
 
 /// Each product of `items` whose `sku` an earlier one has: its position
@@ -223,6 +232,8 @@ pub struct NewBranch {
 pub struct ProductPatch {
     pub name: Option<Name>,
     pub active: Option<bool>,
+    /// `Some(None)`: the product has no list price from now on.
+    pub price: Option<Option<Money>>,
 }
 
 /// What a `PATCH` of a branch changes.
@@ -238,6 +249,8 @@ pub struct TenantPatch {
     pub name: Option<Name>,
     pub suspended: Option<bool>,
     pub time_zone: Option<chrono_tz::Tz>,
+    /// Changeable only while the tenant has no sales.
+    pub currency: Option<Currency>,
 }
 
 /// A row a create found or made: natural keys make a repeated create

@@ -72,6 +72,10 @@ id_type!(
     /// A stored sale (its row in the history, `sales_transactions.id`).
     SaleId
 );
+id_type!(
+    /// A stored refund or void (`refunds.id`).
+    RefundId
+);
 
 #[cfg(test)]
 mod tests {

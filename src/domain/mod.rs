@@ -5,10 +5,12 @@
 
 mod access;
 mod catalog;
+mod currency;
 mod error_code;
 mod ids;
 mod money;
 mod problems;
+mod refund;
 mod report;
 mod sale;
 mod shard;
@@ -20,10 +22,12 @@ pub use catalog::{
     repeated_skus, Branch, BranchPatch, Catalog, Code, Made, Name, NewBranch, NewProduct, Product,
     ProductPatch, TenantLimits, TenantPatch,
 };
+pub use currency::{Currency, CurrencyError};
 pub use error_code::ErrorCode;
-pub use ids::{BranchId, ProductId, SaleId, TenantId};
+pub use ids::{BranchId, ProductId, RefundId, SaleId, TenantId};
 pub use money::Money;
 pub use problems::{Field, ItemProblem};
+pub use refund::{NewRefund, RefundItem, RefundKind, RefundableSale, StoredRefund};
 pub use report::{
     time_zone, GroupBy, GroupKey, Groups, RangeError, ReportPage, ReportQuery, ReportRow, Stretch,
     Sums, TimeBucket, TooManyGroups, MAX_FILTER_IDS, MAX_GROUPS, MAX_PAGE_ROWS, TIME_ZONE_RULE,

@@ -83,6 +83,18 @@ impl Money {
         self.0
     }
 
+    /// Fractional digits the amount needs (`12.30`: 1, `12.00`: 0).
+    pub fn fraction_digits(self) -> u32 {
+        if self.0.scale() != 2 {
+            return self.0.normalize().scale();
+        }
+        match self.0.mantissa() % 100 {
+            0 => 0,
+            c if c % 10 == 0 => 1,
+            _ => 2,
+        }
+    }
+
     /// `self × quantity`, exact.
     pub fn times(self, quantity: u32) -> Money {
         Money::new(self.0 * Decimal::from(quantity))

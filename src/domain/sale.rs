@@ -49,7 +49,10 @@ impl IdempotencyKey {
 pub struct SaleItem {
     pub product_id: ProductId,
     pub quantity: Quantity,
-    pub price: Money,
+    /// Left out: the product's list price when the tenant's actor takes
+    /// the sale (a replay that leaves it out again matches whatever price
+    /// was used).
+    pub price: Option<Money>,
     pub timestamp: Timestamp,
     /// False when the timestamp is the receive time; a retry of such an item
     /// then matches its original whatever the time.
@@ -88,13 +91,14 @@ pub struct NewSale {
 }
 
 impl NewSale {
-    pub fn new(tenant_id: TenantId, branch_id: BranchId, item: &SaleItem) -> Self {
+    /// `price`: the item's, or the list price that stands in for it.
+    pub fn new(tenant_id: TenantId, branch_id: BranchId, item: &SaleItem, price: Money) -> Self {
         NewSale {
             tenant_id,
             branch_id,
             product_id: item.product_id,
             quantity: item.quantity,
-            price: item.price,
+            price,
             timestamp: item.timestamp,
             idempotency_key: item.idempotency_key.clone(),
         }
@@ -116,13 +120,14 @@ pub struct StoredSale {
 
 impl StoredSale {
     /// Whether `item`, sent again with the same key, is the same sale. A
-    /// timestamp the client left out (receive time) is not compared.
+    /// timestamp or price the client left out (receive time, list price)
+    /// is not compared.
     pub fn same_content(&self, branch_id: BranchId, item: &SaleItem) -> bool {
         let s = &self.sale;
         s.branch_id == branch_id
             && s.product_id == item.product_id
             && s.quantity == item.quantity
-            && s.price == item.price
+            && item.price.is_none_or(|p| p == s.price)
             && (!item.timestamp_given || s.timestamp == item.timestamp)
     }
 }

@@ -12,8 +12,24 @@ pub struct ProductTotal {
     pub tenant_id: TenantId,
     pub product_id: ProductId,
     pub name: Arc<str>,
+    /// Sold, gross.
     pub quantity: u64,
     pub revenue: Money,
+    /// Taken back by refunds and voids (never more than sold).
+    pub refunded: u64,
+    pub refunds: Money,
+}
+
+impl ProductTotal {
+    /// Units sold and not taken back.
+    pub fn net_quantity(&self) -> u64 {
+        self.quantity.saturating_sub(self.refunded)
+    }
+
+    /// Revenue less refunds.
+    pub fn net_revenue(&self) -> Money {
+        Money::new(self.revenue.amount() - self.refunds.amount())
+    }
 }
 
 /// What a tenant actor starts from.
@@ -34,17 +50,18 @@ pub enum RankBy {
 pub const MAX_TOP: usize = 100;
 
 impl RankBy {
-    /// Sorts `totals` best first in this order (ties by product id).
+    /// Sorts `totals` best first in this order, net of refunds (ties by
+    /// product id).
     pub fn sort(self, totals: &mut [ProductTotal]) {
         match self {
             RankBy::Quantity => totals.sort_by(|a, b| {
-                b.quantity
-                    .cmp(&a.quantity)
+                b.net_quantity()
+                    .cmp(&a.net_quantity())
                     .then(a.product_id.cmp(&b.product_id))
             }),
             RankBy::Revenue => totals.sort_by(|a, b| {
-                b.revenue
-                    .cmp(&a.revenue)
+                b.net_revenue()
+                    .cmp(&a.net_revenue())
                     .then(a.product_id.cmp(&b.product_id))
             }),
         }

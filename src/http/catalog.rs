@@ -14,7 +14,9 @@ use super::body::json_body;
 use super::parse::{parse_branch_patch, parse_new_branch, parse_new_products, parse_product_patch};
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
-use crate::domain::{Branch, BranchId, Catalog, Made, Product, ProductId, Scope, TenantId};
+use crate::domain::{
+    Branch, BranchId, Catalog, Currency, Made, Money, Product, ProductId, Scope, TenantId,
+};
 use crate::service::catalog::{self, Rendered};
 
 /// A product as the API shows it.
@@ -24,6 +26,8 @@ pub struct ProductBody<'a> {
     sku: &'a str,
     name: &'a str,
     active: bool,
+    /// The list price, `null` when the product has none.
+    price: Option<Money>,
 }
 
 impl<'a> ProductBody<'a> {
@@ -33,6 +37,7 @@ impl<'a> ProductBody<'a> {
             sku: p.sku.as_str(),
             name: p.name.as_str(),
             active: p.active,
+            price: p.price,
         }
     }
 }
@@ -107,6 +112,8 @@ fn none_match(req: &HttpRequest, etag: &str) -> bool {
 struct CatalogBody<'a> {
     #[serde(rename = "tenantID")]
     tenant_id: TenantId,
+    /// What the list prices are in.
+    currency: Currency,
     branches: Vec<ListedBranch<'a>>,
     products: Vec<ListedProduct<'a>>,
 }
@@ -123,6 +130,7 @@ struct ListedProduct<'a> {
     id: ProductId,
     sku: &'a str,
     name: &'a str,
+    price: Option<Money>,
 }
 
 fn render_catalog(tenant: TenantId, catalog: &Catalog) -> Rendered {
@@ -145,11 +153,13 @@ fn render_catalog(tenant: TenantId, catalog: &Catalog) -> Rendered {
             id: *id,
             sku: p.sku.as_str(),
             name: p.name.as_str(),
+            price: p.price,
         })
         .collect();
     products.sort_unstable_by_key(|p| p.id);
     let body = serde_json::to_vec(&CatalogBody {
         tenant_id: tenant,
+        currency: catalog.currency,
         branches,
         products,
     })

@@ -277,6 +277,7 @@ impl ApiError {
 
             ServiceError::Forbidden => ApiError::Forbidden,
             ServiceError::NoSuchKey => ApiError::NotFound("no such key for this tenant".into()),
+            ServiceError::NoSuchSale => ApiError::NotFound("no such sale for this tenant".into()),
             ServiceError::TooManyGroups => ApiError::validation(
                 "groupBy",
                 &format!(
@@ -344,6 +345,10 @@ impl From<SaveError> for ApiError {
             SaveError::OutcomeUnknown => ApiError::Internal(
                 "storage failed during the commit; retry with the same idempotencyKey to learn the outcome".into(),
             ),
+            SaveError::OverRefunded => ApiError::validation(
+                "quantity",
+                "is more than is left of the sale (refunded meanwhile); nothing was stored",
+            ),
             SaveError::DuplicateKey | SaveError::Rejected(_) => {
                 ApiError::Internal("storage refused the transaction".into())
             }
@@ -384,6 +389,16 @@ impl ApiError {
             TenantError::UnknownProducts(problems) => {
                 ApiError::items("unknown products for this tenant", problems, is_array)
             }
+            TenantError::Invalid { message, problems } => {
+                ApiError::items(message, problems, is_array)
+            }
+            TenantError::CurrencyInUse => ApiError::Conflict {
+                message: "the tenant has sales: its currency can no longer change".into(),
+                fields: BTreeMap::from([(
+                    "currency".to_string(),
+                    "may change only while the tenant has no sales".to_string(),
+                )]),
+            },
             TenantError::TotalsFull(problems) => ApiError::items(
                 "a product's all-time totals would overflow",
                 problems,

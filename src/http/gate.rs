@@ -18,7 +18,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::{ApiError, AppState};
 use crate::auth::{Operation, PathIds};
-use crate::domain::{BranchId, ErrorCode, ProductId, Scope, TenantId};
+use crate::domain::{BranchId, ErrorCode, ProductId, SaleId, Scope, TenantId};
 
 /// The operation of each method a resource answers.
 pub type Ops = &'static [(Method, Operation)];
@@ -94,6 +94,7 @@ fn path_ids(req: &HttpRequest) -> PathIds {
         tenant: path.get("tenantID").and_then(TenantId::parse),
         branch: path.get("branchID").and_then(BranchId::parse),
         product: path.get("productID").and_then(ProductId::parse),
+        sale: path.get("saleID").and_then(SaleId::parse),
     }
 }
 

@@ -13,6 +13,7 @@ mod keys;
 mod pages;
 pub mod parse;
 mod reads;
+mod refunds;
 mod reports;
 mod sales;
 mod tenants;
@@ -93,6 +94,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/tenants/{tenantID}/keys"),
     ("GET", "/v1/tenants/{tenantID}/keys"),
     ("DELETE", "/v1/tenants/{tenantID}/keys/{keyID}"),
+    ("POST", "/v1/tenants/{tenantID}/branches/{branchID}/refunds"),
+    ("GET", "/v1/tenants/{tenantID}/sales-transactions/{saleID}"),
 ];
 
 /// The API routes (port 8080). Each `/v1` resource carries its own gate
@@ -203,6 +206,22 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
             )
             .route(web::delete().to(keys::revoke_key))
             .default_service(web::to(|| async { only("DELETE") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/branches/{branchID}/refunds",
+                &[(Method::POST, PostRefunds)],
+            )
+            .route(web::post().to(refunds::post_refunds))
+            .default_service(web::to(|| async { only("POST") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/sales-transactions/{saleID}",
+                &[(Method::GET, ReadSaleTransactions)],
+            )
+            .route(get().to(refunds::get_sale))
+            .default_service(web::to(|| async { only("GET, HEAD") })),
         )
         .default_service(web::to(not_found));
 }

@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
-use crate::domain::{Money, ProductId, ProductTotal, RankBy, TenantId, Timestamp, MAX_TOP};
+use crate::domain::{
+    Currency, Money, ProductId, ProductTotal, RankBy, TenantId, Timestamp, MAX_TOP,
+};
 use crate::service::sales::{live_totals, top_sellers, Encoding};
 
 const DEFAULT_LIMIT: usize = 10;
@@ -23,6 +25,13 @@ struct ProductSales<'a> {
     quantity_sold: u64,
     #[serde(rename = "totalSales")]
     total_sales: Money,
+    #[serde(rename = "quantityRefunded")]
+    quantity_refunded: u64,
+    refunds: Money,
+    #[serde(rename = "netQuantity")]
+    net_quantity: u64,
+    #[serde(rename = "netSales")]
+    net_sales: Money,
 }
 
 pub async fn tenant_sales(
@@ -31,19 +40,21 @@ pub async fn tenant_sales(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let totals = live_totals(state.services()?, tenant).await?;
+    let (totals, currency) = live_totals(state.services()?, tenant).await?;
     let mut res = HttpResponse::Ok();
     res.content_type("application/json")
         .insert_header((header::VARY, "Accept-Encoding"));
     // A tenant with many products answers ~100 bytes per product: worth
     // compressing once per change for clients that accept it.
     if accepts_gzip(&req) {
-        let body = totals.rendered(Encoding::Gzip, |rows| gzip(&render_sales(tenant, rows)));
+        let body = totals.rendered(Encoding::Gzip, |rows| {
+            gzip(&render_sales(tenant, currency, rows))
+        });
         return Ok(res
             .insert_header((header::CONTENT_ENCODING, "gzip"))
             .body(body));
     }
-    Ok(res.body(totals.rendered(Encoding::Plain, |rows| render_sales(tenant, rows))))
+    Ok(res.body(totals.rendered(Encoding::Plain, |rows| render_sales(tenant, currency, rows))))
 }
 
 /// Whether `Accept-Encoding` lists gzip without `q=0`.
@@ -82,10 +93,11 @@ fn gzip(body: &[u8]) -> Bytes {
 struct TenantSales<'a> {
     #[serde(rename = "tenantID")]
     tenant_id: TenantId,
+    currency: Currency,
     sales_per_product: Vec<ProductSales<'a>>,
 }
 
-fn render_sales(tenant: TenantId, mut rows: Vec<ProductTotal>) -> Bytes {
+fn render_sales(tenant: TenantId, currency: Currency, mut rows: Vec<ProductTotal>) -> Bytes {
     rows.sort_unstable_by(|a, b| {
         b.revenue
             .cmp(&a.revenue)
@@ -93,6 +105,7 @@ fn render_sales(tenant: TenantId, mut rows: Vec<ProductTotal>) -> Bytes {
     });
     let body = TenantSales {
         tenant_id: tenant,
+        currency,
         sales_per_product: rows
             .iter()
             .map(|t| ProductSales {
@@ -100,6 +113,10 @@ fn render_sales(tenant: TenantId, mut rows: Vec<ProductTotal>) -> Bytes {
                 product_name: &t.name,
                 quantity_sold: t.quantity,
                 total_sales: t.revenue,
+                quantity_refunded: t.refunded,
+                refunds: t.refunds,
+                net_quantity: t.net_quantity(),
+                net_sales: t.net_revenue(),
             })
             .collect(),
     };
@@ -122,6 +139,13 @@ pub(super) struct Ranked<'a> {
     quantity_sold: u64,
     #[serde(rename = "totalSales")]
     total_sales: Money,
+    #[serde(rename = "quantityRefunded")]
+    quantity_refunded: u64,
+    refunds: Money,
+    #[serde(rename = "netQuantity")]
+    net_quantity: u64,
+    #[serde(rename = "netSales")]
+    net_sales: Money,
 }
 
 /// The top sellers with their ranks.
@@ -135,6 +159,10 @@ pub(super) fn ranked(top: &[ProductTotal]) -> Vec<Ranked<'_>> {
             product_name: &t.name,
             quantity_sold: t.quantity,
             total_sales: t.revenue,
+            quantity_refunded: t.refunded,
+            refunds: t.refunds,
+            net_quantity: t.net_quantity(),
+            net_sales: t.net_revenue(),
         })
         .collect()
 }

@@ -10,7 +10,7 @@ use super::pages::{Page, PageRequest};
 use super::parse::{parse_new_tenant, parse_tenant_patch};
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
-use crate::domain::{Scope, TenantId, Timestamp};
+use crate::domain::{Currency, Scope, TenantId, Timestamp};
 use crate::service::tenants::{self, TenantRow};
 
 /// A tenant as the API shows it.
@@ -22,6 +22,7 @@ struct TenantBody<'a> {
     suspended: bool,
     #[serde(rename = "timeZone")]
     time_zone: &'static str,
+    currency: Currency,
 }
 
 impl<'a> From<&'a TenantRow> for TenantBody<'a> {
@@ -32,6 +33,7 @@ impl<'a> From<&'a TenantRow> for TenantBody<'a> {
             created: t.created,
             suspended: t.suspended,
             time_zone: t.time_zone.name(),
+            currency: t.currency,
         }
     }
 }
@@ -44,8 +46,8 @@ pub async fn create_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let services = state.services()?;
     let body = json_body(&req, payload).await?;
-    let name = parse_new_tenant(&body)?;
-    let made = tenants::make_tenant(services, name).await?;
+    let (name, currency) = parse_new_tenant(&body)?;
+    let made = tenants::make_tenant(services, name, currency).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/tenants/{}", made.id)))
         .json(TenantBody::from(&made)))

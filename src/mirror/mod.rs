@@ -26,7 +26,7 @@ use fred::types::{ClusterHash, CustomCommand};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ProductId, ProductTotal, RankBy, TenantId};
+use crate::domain::{Money, ProductId, ProductTotal, RankBy, TenantId};
 
 /// Members written per pipeline during a full resync.
 const RESYNC_CHUNK: usize = 5_000;
@@ -43,6 +43,11 @@ struct Shown {
     quantity: u64,
     /// Exact, as text (a double score would lose cents on large totals).
     revenue: String,
+    /// Taken back (absent in what an older build wrote: none).
+    #[serde(default)]
+    refunded: u64,
+    #[serde(default)]
+    refunds: Option<String>,
 }
 
 /// What an audit found.
@@ -118,8 +123,11 @@ impl Mirror {
             return Ok(());
         }
         let pipeline = self.client.pipeline();
-        let quantity = zadd_args(&self.quantity_key, entries, |e| e.quantity.to_string());
-        let revenue = zadd_args(&self.revenue_key, entries, |e| e.revenue.to_string());
+        // Ranked by what is sold and not taken back.
+        let quantity = zadd_args(&self.quantity_key, entries, |e| {
+            e.net_quantity().to_string()
+        });
+        let revenue = zadd_args(&self.revenue_key, entries, |e| e.net_revenue().to_string());
         let _: () = pipeline.custom(zadd(), quantity).await?;
         let _: () = pipeline.custom(zadd(), revenue).await?;
         if self.merged {
@@ -131,6 +139,8 @@ impl Mirror {
                         name: e.name.to_string(),
                         quantity: e.quantity,
                         revenue: e.revenue.to_string(),
+                        refunded: e.refunded,
+                        refunds: Some(e.refunds.to_string()),
                     };
                     (
                         e.product_id.to_string(),
@@ -187,6 +197,11 @@ impl Mirror {
                     name: Arc::from(s.name),
                     quantity: s.quantity,
                     revenue: s.revenue.parse().ok()?,
+                    refunded: s.refunded,
+                    refunds: match s.refunds {
+                        Some(r) => r.parse().ok()?,
+                        None => Money::ZERO,
+                    },
                 })
             })
             .collect();

@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod keys;
+pub mod refunds;
 pub mod reports;
 pub mod sales;
 pub mod sessions;
@@ -25,7 +26,7 @@ use crate::actors::ranking::RankingActor;
 use crate::actors::registry::TenantRegistry;
 use crate::actors::reports::Reports;
 use crate::auth::Auth;
-use crate::domain::{Shard, TenantLimits};
+use crate::domain::{Currency, Shard, TenantLimits};
 use crate::mirror::Mirror;
 
 /// What the operations work with, once MySQL answered and the actors run.
@@ -48,6 +49,8 @@ pub struct Services {
     pub mirror: Option<Mirror>,
     /// How much one tenant may have and ask at once.
     pub limits: TenantLimits,
+    /// The currency of a tenant made without one.
+    pub default_currency: Currency,
 }
 
 // The actors' refusals, which the front ends answer in their own words.
@@ -77,6 +80,9 @@ pub enum ServiceError {
     /// back-office key, say), decided once the path's ids were known.
     #[error("the caller may not do that")]
     Forbidden,
+    /// The tenant has no such sale (or the caller may not see it).
+    #[error("no such sale")]
+    NoSuchSale,
     #[error("unknown tenant")]
     UnknownTenant,
     #[error("no such key for this tenant")]

@@ -5,7 +5,7 @@
 
 use super::{ServiceError, Services};
 use crate::actors::ranking::TopSelling;
-use crate::domain::{BranchId, ProductTotal, RankBy, SaleItem, TenantId};
+use crate::domain::{BranchId, Currency, ProductTotal, RankBy, SaleItem, TenantId};
 
 pub use crate::actors::tenant::{Encoding, PostOutcome, Totals};
 
@@ -20,14 +20,18 @@ pub async fn post_sales(
 }
 
 /// The tenant's live totals per product (every sale answered 201 before
-/// this call is in them).
-pub async fn live_totals(s: &Services, tenant: TenantId) -> Result<Totals, ServiceError> {
+/// this call is in them), and the currency they are in.
+pub async fn live_totals(
+    s: &Services,
+    tenant: TenantId,
+) -> Result<(Totals, Currency), ServiceError> {
     let handle = s
         .tenants
         .get(tenant)
         .await?
         .ok_or(ServiceError::UnknownTenant)?;
-    Ok(handle.totals)
+    let currency = handle.catalog.view().catalog.currency;
+    Ok((handle.totals, currency))
 }
 
 /// The global top sellers: this instance's ranking, or with shards the

@@ -4,16 +4,22 @@
 
 use super::{ServiceError, Services};
 use crate::actors::tenant::ChangeTenant;
-use crate::domain::{Name, Scope, TenantId, TenantPatch};
+use crate::domain::{Currency, Name, Scope, TenantId, TenantPatch};
 use crate::store;
 
 pub use crate::store::TenantRow;
 
-/// Makes a tenant; this instance takes its sales at once if it owns it.
-pub async fn make_tenant(s: &Services, name: Name) -> Result<TenantRow, ServiceError> {
+/// Makes a tenant (in the deployment's default currency unless one is
+/// given); this instance takes its sales at once if it owns it.
+pub async fn make_tenant(
+    s: &Services,
+    name: Name,
+    currency: Option<Currency>,
+) -> Result<TenantRow, ServiceError> {
+    let currency = currency.unwrap_or(s.default_currency);
     let made = s
         .office
-        .run(move |c| Box::pin(async move { store::create_tenant(c, &name).await }))
+        .run(move |c| Box::pin(async move { store::create_tenant(c, &name, currency).await }))
         .await?;
     if s.shard.owns(made.id) {
         // It may have been asked for (and found unknown) a moment ago.

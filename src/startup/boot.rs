@@ -152,6 +152,7 @@ pub(super) async fn boot(b: Boot) {
         auth: b.state.auth.clone(),
         mirror: b.state.mirror.clone(),
         limits: config.tenant_limits,
+        default_currency: config.default_currency,
     };
     if b.state.core.set(core).is_err() {
         tracing::error!("service core was already set");
@@ -182,6 +183,7 @@ async fn prepare_database(
             };
         let mut conn = pool.get_conn().await?;
         let server = store::server_traits(&mut conn).await?;
+        store::fill_currencies(&mut conn, config.default_currency).await?;
         let totals = store::load_all_totals(&mut conn, config.shard).await?;
         Ok::<_, store::StoreError>(Ok(Prepared {
             server,

@@ -9,9 +9,11 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Params, TxOpts, Value};
 
 use super::{Result, StoreError};
+use rust_decimal::Decimal;
+
 use crate::domain::{
-    repeated_skus, Branch, BranchId, BranchPatch, Catalog, Code, Field, ItemProblem, Made, Name,
-    NewBranch, NewProduct, Product, ProductId, TenantId, TenantPatch, Timestamp,
+    repeated_skus, Branch, BranchId, BranchPatch, Catalog, Code, Currency, Field, ItemProblem,
+    Made, Money, Name, NewBranch, NewProduct, Product, ProductId, TenantId, TenantPatch, Timestamp,
 };
 
 /// Rounds of a create that keeps meeting rows another request just made.
@@ -25,6 +27,15 @@ pub struct TenantRow {
     pub created: Timestamp,
     pub suspended: bool,
     pub time_zone: chrono_tz::Tz,
+    pub currency: Currency,
+}
+
+/// Why a tenant was not changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantRefusal {
+    NoSuchTenant,
+    /// Its currency may change only while it has no sales.
+    HasSales,
 }
 
 /// Natural keys taken by rows with other content: one problem per item.
@@ -58,13 +69,13 @@ async fn lock_and_count(tx: &mut impl Queryable, tenant: TenantId, table: &str) 
 
 /// Reads a tenant's branches and products; `None` if the tenant does not exist.
 pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Catalog>> {
-    let tenant_row: Option<(bool, String)> = conn
+    let tenant_row: Option<(bool, String, Option<String>)> = conn
         .exec_first(
-            "SELECT suspended, time_zone FROM tenants WHERE id = ?",
+            "SELECT suspended, time_zone, currency FROM tenants WHERE id = ?",
             (tenant,),
         )
         .await?;
-    let Some((suspended, zone)) = tenant_row else {
+    let Some((suspended, zone, currency)) = tenant_row else {
         return Ok(None);
     };
     let branches: Vec<(BranchId, String, String, bool)> = conn
@@ -76,6 +87,7 @@ pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Ca
     let mut catalog = Catalog {
         suspended,
         time_zone: stored_zone(&zone),
+        currency: stored_currency(currency.as_deref()),
         ..Catalog::default()
     };
     catalog.branches = branches
@@ -90,33 +102,67 @@ pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Ca
         })
         .collect();
     conn.exec_iter(
-        "SELECT id, sku, name, active FROM products WHERE tenant_id = ?",
+        format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = ?"),
         (tenant,),
     )
     .await?
     .for_each(|row| {
-        let (id, sku, name, active): (ProductId, String, String, bool) = mysql_async::from_row(row);
-        let product = Product {
-            sku: Code::stored(sku),
-            name: Name::stored(name),
-            active,
-        };
+        let (id, product) = product_row(mysql_async::from_row(row));
         catalog.products.insert(id, product);
     })
     .await?;
     Ok(Some(catalog))
 }
 
-type TenantTuple = (TenantId, String, NaiveDateTime, bool, String);
+type TenantTuple = (
+    TenantId,
+    String,
+    NaiveDateTime,
+    bool,
+    String,
+    Option<String>,
+);
 
-fn tenant_row((id, name, created, suspended, zone): TenantTuple) -> TenantRow {
+fn tenant_row((id, name, created, suspended, zone, currency): TenantTuple) -> TenantRow {
     TenantRow {
         id,
         name: Name::stored(name),
         created: Timestamp::from_naive_utc(created),
         suspended,
         time_zone: stored_zone(&zone),
+        currency: stored_currency(currency.as_deref()),
     }
+}
+
+const PRODUCT_COLUMNS: &str = "id, sku, name, active, price";
+type ProductTuple = (ProductId, String, String, bool, Option<Decimal>);
+
+fn product_row((id, sku, name, active, price): ProductTuple) -> (ProductId, Product) {
+    let product = Product {
+        sku: Code::stored(sku),
+        name: Name::stored(name),
+        active,
+        price: price.map(Money::new),
+    };
+    (id, product)
+}
+
+/// A currency as stored: the API checks it before; a tenant whose
+/// currency was never filled in (the service fills them at start) or was
+/// typed by hand counts in euros.
+fn stored_currency(code: Option<&str>) -> Currency {
+    code.and_then(Currency::stored).unwrap_or_default()
+}
+
+/// Gives every tenant without a currency (made before currencies) the
+/// deployment's default (`POS_DEFAULT_CURRENCY`), once.
+pub async fn fill_currencies(conn: &mut Conn, default: Currency) -> Result<()> {
+    conn.exec_drop(
+        "UPDATE tenants SET currency = ? WHERE currency IS NULL",
+        (default.code(),),
+    )
+    .await?;
+    Ok(())
 }
 
 /// A zone as stored: the API checks it before, so only SQL typed by hand
@@ -125,13 +171,13 @@ fn stored_zone(name: &str) -> chrono_tz::Tz {
     name.parse().unwrap_or_default()
 }
 
-const TENANT_COLUMNS: &str = "id, name, created, suspended, time_zone";
+const TENANT_COLUMNS: &str = "id, name, created, suspended, time_zone, currency";
 
 /// Makes a tenant (the operator's first step for a new chain).
-pub async fn create_tenant(conn: &mut Conn, name: &Name) -> Result<TenantRow> {
+pub async fn create_tenant(conn: &mut Conn, name: &Name, currency: Currency) -> Result<TenantRow> {
     conn.exec_drop(
-        "INSERT INTO tenants (name, created) VALUES (?, UTC_TIMESTAMP(6))",
-        (name.as_str(),),
+        "INSERT INTO tenants (name, created, currency) VALUES (?, UTC_TIMESTAMP(6), ?)",
+        (name.as_str(), currency.code()),
     )
     .await?;
     let id = conn
@@ -168,24 +214,60 @@ pub async fn list_tenants(
     Ok(rows.into_iter().map(tenant_row).collect())
 }
 
-/// Renames or suspends a tenant; `None` if there is no such tenant.
+/// Renames, suspends, or moves a tenant to another zone or currency. Its
+/// currency changes only while it has no sales: the tenant's row is
+/// locked first, and the check for a sale is a locking read of the
+/// tenant's first history entry, so a sale committing meanwhile either
+/// came first (refused) or waits for this change.
 pub async fn update_tenant(
     conn: &mut Conn,
     id: TenantId,
     patch: &TenantPatch,
-) -> Result<Option<TenantRow>> {
-    conn.exec_drop(
+) -> Result<std::result::Result<TenantRow, TenantRefusal>> {
+    let mut tx = conn.start_transaction(TxOpts::default()).await?;
+    let current: Option<Option<String>> = tx
+        .exec_first(
+            "SELECT currency FROM tenants WHERE id = ? FOR UPDATE",
+            (id,),
+        )
+        .await?;
+    let Some(current) = current else {
+        return Ok(Err(TenantRefusal::NoSuchTenant));
+    };
+    let new_currency = patch
+        .currency
+        .filter(|c| current.as_deref() != Some(c.code()));
+    if new_currency.is_some() {
+        let sold: Option<u64> = tx
+            .exec_first(
+                "SELECT 1 FROM sales_transactions WHERE tenant_id = ? LIMIT 1 LOCK IN SHARE MODE",
+                (id,),
+            )
+            .await?;
+        if sold.is_some() {
+            return Ok(Err(TenantRefusal::HasSales));
+        }
+    }
+    tx.exec_drop(
         "UPDATE tenants SET name = COALESCE(?, name), suspended = COALESCE(?, suspended), \
-         time_zone = COALESCE(?, time_zone) WHERE id = ?",
+         time_zone = COALESCE(?, time_zone), currency = COALESCE(?, currency) WHERE id = ?",
         (
             patch.name.as_ref().map(Name::as_str),
             patch.suspended,
             patch.time_zone.map(|tz| tz.name()),
+            new_currency.map(Currency::code),
             id,
         ),
     )
     .await?;
-    find_tenant(conn, id).await
+    let row: Option<TenantTuple> = tx
+        .exec_first(
+            format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"),
+            (id,),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(row.map(tenant_row).ok_or(TenantRefusal::NoSuchTenant))
 }
 
 /// Makes the products whose `sku` is new and finds those that exist with
@@ -216,13 +298,15 @@ pub async fn create_products(
             .enumerate()
             .filter_map(|(i, item)| {
                 let (id, p) = found.iter().find(|(_, p)| p.sku == item.sku)?;
-                (p.name != item.name).then(|| {
-                    ItemProblem::new(
-                        i,
-                        Field::Sku,
-                        format!("is already product {id}, with another name"),
-                    )
-                })
+                let other = if p.name != item.name {
+                    "name"
+                } else if p.price != item.price {
+                    "price (change a price with PATCH)"
+                } else {
+                    return None;
+                };
+                let problem = format!("is already product {id}, with another {other}");
+                Some(ItemProblem::new(i, Field::Sku, problem))
             })
             .collect();
         if !conflicts.is_empty() {
@@ -236,14 +320,22 @@ pub async fn create_products(
             return Ok(Err(CatalogRefusal::Full { held }));
         }
         if !new.is_empty() {
-            let rows = vec!["(?, ?, ?)"; new.len()].join(", ");
+            let rows = vec!["(?, ?, ?, ?)"; new.len()].join(", ");
             let params: Vec<Value> = new
                 .iter()
-                .flat_map(|p| [tenant.into(), p.sku.as_str().into(), p.name.as_str().into()])
+                .flat_map(|p| {
+                    let price = p.price.map(Money::amount);
+                    [
+                        tenant.into(),
+                        p.sku.as_str().into(),
+                        p.name.as_str().into(),
+                        price.into(),
+                    ]
+                })
                 .collect();
             let insert = tx
                 .exec_drop(
-                    format!("INSERT INTO products (tenant_id, sku, name) VALUES {rows}"),
+                    format!("INSERT INTO products (tenant_id, sku, name, price) VALUES {rows}"),
                     Params::Positional(params),
                 )
                 .await;
@@ -284,25 +376,15 @@ async fn products_by_sku(
     let marks = vec!["?"; skus.len()].join(", ");
     let mut params: Vec<Value> = vec![tenant.into()];
     params.extend(skus.iter().map(|s| Value::from(s.as_str())));
-    let rows: Vec<(ProductId, String, String, bool)> = conn
+    let rows: Vec<ProductTuple> = conn
         .exec(
             format!(
-                "SELECT id, sku, name, active FROM products WHERE tenant_id = ? AND sku IN ({marks})"
+                "SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = ? AND sku IN ({marks})"
             ),
             Params::Positional(params),
         )
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, sku, name, active)| {
-            let product = Product {
-                sku: Code::stored(sku),
-                name: Name::stored(name),
-                active,
-            };
-            (id, product)
-        })
-        .collect())
+    Ok(rows.into_iter().map(product_row).collect())
 }
 
 /// Renames, deactivates or activates a product; `None` if the tenant has no such product.
@@ -312,28 +394,27 @@ pub async fn update_product(
     id: ProductId,
     patch: &crate::domain::ProductPatch,
 ) -> Result<Option<Product>> {
+    // `price` is set only when the patch names it (to a price or NULL).
     conn.exec_drop(
-        "UPDATE products SET name = COALESCE(?, name), active = COALESCE(?, active) \
-         WHERE tenant_id = ? AND id = ?",
+        "UPDATE products SET name = COALESCE(?, name), active = COALESCE(?, active), \
+         price = IF(?, ?, price) WHERE tenant_id = ? AND id = ?",
         (
             patch.name.as_ref().map(Name::as_str),
             patch.active,
+            patch.price.is_some(),
+            patch.price.flatten().map(Money::amount),
             tenant,
             id,
         ),
     )
     .await?;
-    let row: Option<(String, String, bool)> = conn
+    let row: Option<ProductTuple> = conn
         .exec_first(
-            "SELECT sku, name, active FROM products WHERE tenant_id = ? AND id = ?",
+            format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = ? AND id = ?"),
             (tenant, id),
         )
         .await?;
-    Ok(row.map(|(sku, name, active)| Product {
-        sku: Code::stored(sku),
-        name: Name::stored(name),
-        active,
-    }))
+    Ok(row.map(|r| product_row(r).1))
 }
 
 /// Makes a branch, or finds it by `code` with the same name; refused if

@@ -5,6 +5,7 @@
 mod catalog;
 mod keys;
 mod migrate;
+mod refunds;
 mod reports;
 mod sales;
 mod seed;
@@ -20,8 +21,9 @@ use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts};
 use crate::domain::TenantId;
 
 pub use catalog::{
-    create_branch, create_products, create_tenant, find_tenant, list_tenants, load_catalog,
-    update_branch, update_product, update_tenant, CatalogRefusal, Conflicts, TenantRow,
+    create_branch, create_products, create_tenant, fill_currencies, find_tenant, list_tenants,
+    load_catalog, update_branch, update_product, update_tenant, CatalogRefusal, Conflicts,
+    TenantRefusal, TenantRow,
 };
 pub use keys::{
     end_sessions, find_key, find_tenant_key, insert_key, insert_keys, insert_tenant_key, list_keys,
@@ -29,6 +31,7 @@ pub use keys::{
     KeyListing, KeyRefusal, NewTenantKey, Revocations, Revoked, StoredKey, TenantKeyRevocation,
 };
 pub use migrate::{ensure_database, grant_service_user, migrate, migrate_if_pending, MigrateError};
+pub use refunds::{find_refundable, find_refunds_by_keys, insert_refunds, sale_with_refunds};
 pub use reports::{report_params, report_sql, sales_report, ReportOutcome};
 pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Lease, Mark};
 pub use seed::{count_tenants, insert_seed_chunk, SeedChunk};
@@ -50,6 +53,9 @@ pub enum StoreError {
     /// The statement itself was refused (a constraint, a bad value).
     #[error("MySQL refused the statement: {0}")]
     Rejected(mysql_async::Error),
+    /// A refund would take back more of a sale than is left of it.
+    #[error("a refund would pass what is left of its sale")]
+    OverRefunded,
 }
 
 impl From<mysql_async::Error> for StoreError {
@@ -57,6 +63,11 @@ impl From<mysql_async::Error> for StoreError {
         use mysql_async::Error as E;
         match &e {
             E::Server(s) if s.code == 1062 => StoreError::DuplicateKey(duplicate_entry(&s.message)),
+            // `refunds.rs` raises a sale's refunded quantity to NULL
+            // rather than past what it sold.
+            E::Server(s) if s.code == 1048 && s.message.contains("'quantity_refunded'") => {
+                StoreError::OverRefunded
+            }
             // Deadlock, lock wait timeout, too many connections, shutdown,
             // killed, interrupted, or past its time limit (MariaDB's 1969,
             // MySQL's 3024): the statement may succeed if run again.
@@ -104,7 +115,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 fn duplicate_entry(message: &str) -> Option<(TenantId, String)> {
     let rest = message.strip_prefix("Duplicate entry '")?;
     let (entry, index) = rest.split_once("' for key ")?;
-    if !index.contains("uq_sales_tenant_idempotency") {
+    if !index.contains("uq_sales_tenant_idempotency")
+        && !index.contains("uq_refunds_tenant_idempotency")
+    {
         return None;
     }
     let (tenant, key) = entry.split_once('-')?;

@@ -92,12 +92,22 @@ pub async fn insert_sales(
     sales: &[&NewSale],
     mark: BatchMark,
 ) -> Result<Mark, CommitFailure> {
+    commit_batch(conn, transaction_sql(sales, mark), sales.len() == 1, mark).await
+}
+
+/// Runs one batch's transaction (`sql`, ending with the mark's move and
+/// `COMMIT`), `single` when it inserts one row.
+pub(super) async fn commit_batch(
+    conn: &mut Conn,
+    sql: String,
+    single: bool,
+    mark: BatchMark,
+) -> Result<Mark, CommitFailure> {
     // The whole transaction, COMMIT included, is one round trip: MySQL
     // runs the statements in order and stops at the first that fails, so
     // COMMIT runs only if every other statement did. A lost answer is
     // settled by the mark, which also keeps the first id and the step.
-    let single = sales.len() == 1;
-    match run_transaction(conn, transaction_sql(sales, mark)).await {
+    match run_transaction(conn, sql).await {
         // One row has no step to follow (and the transaction does not ask
         // for it: a result set is half the cost of a single sale's answer).
         Ok((Some(first_id), id_step)) if id_step.is_some() || single => Ok(Mark {
@@ -198,11 +208,18 @@ fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
     if sales.len() > 1 {
         sql.push_str(";SELECT @@auto_increment_increment");
     }
+    push_mark(&mut sql, mark);
+    sql
+}
+
+/// `;` and the mark's compare-and-set (with the first id of the INSERT
+/// just before it, its step, and the lease check), then `COMMIT`.
+pub(super) fn push_mark(sql: &mut String, mark: BatchMark) {
     sql.push_str(
         ";INSERT INTO commit_markers (writer_id, batch_id, first_id, id_step, updated) VALUES ",
     );
-    open_row(&mut sql, [mark.writer, mark.batch]);
-    push_first_id_under_lease(&mut sql, mark.lease);
+    open_row(sql, [mark.writer, mark.batch]);
+    push_first_id_under_lease(sql, mark.lease);
     // On a duplicate writer the row moves only from the expected mark; else
     // `-1` makes the statement fail (strict mode), so COMMIT never runs.
     sql.push_str(
@@ -212,7 +229,6 @@ fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
     );
     sql.push_str(itoa::Buffer::new().format(mark.expected));
     sql.push_str(", VALUES(batch_id), -1);COMMIT");
-    sql
 }
 
 /// The mark's first id, or `-1` (refused in strict mode, so COMMIT never
@@ -268,7 +284,7 @@ fn push_insert_sales(sql: &mut String, sales: &[&NewSale]) {
 
 /// `(a,b,c`: a VALUES row's leading integers, without `write!`'s
 /// formatting machinery (this runs per row).
-fn open_row<const N: usize>(sql: &mut String, ints: [u64; N]) {
+pub(super) fn open_row<const N: usize>(sql: &mut String, ints: [u64; N]) {
     let mut digits = itoa::Buffer::new();
     for (i, n) in ints.into_iter().enumerate() {
         sql.push(if i == 0 { '(' } else { ',' });

@@ -17,18 +17,26 @@ pub async fn load_tenant(conn: &mut Conn, tenant: TenantId) -> Result<Option<Ten
     let Some(catalog) = load_catalog(conn, tenant).await? else {
         return Ok(None);
     };
-    let rows: Vec<(ProductId, u64, Decimal)> = conn
-        .exec("SELECT product_id, quantity_sold, revenue FROM product_sales_totals WHERE tenant_id = ?", (tenant,))
+    let rows: Vec<(ProductId, u64, Decimal, u64, Decimal)> = conn
+        .exec(
+            "SELECT product_id, quantity_sold, revenue, quantity_refunded, refunds \
+             FROM product_sales_totals WHERE tenant_id = ?",
+            (tenant,),
+        )
         .await?;
     let totals = rows
         .into_iter()
-        .map(|(product_id, quantity, revenue)| ProductTotal {
-            tenant_id: tenant,
-            product_id,
-            name: catalog.product_name(product_id),
-            quantity,
-            revenue: Money::new(revenue),
-        })
+        .map(
+            |(product_id, quantity, revenue, refunded, refunds)| ProductTotal {
+                tenant_id: tenant,
+                product_id,
+                name: catalog.product_name(product_id),
+                quantity,
+                revenue: Money::new(revenue),
+                refunded,
+                refunds: Money::new(refunds),
+            },
+        )
         .collect();
     Ok(Some(TenantSnapshot { catalog, totals }))
 }
@@ -37,26 +45,25 @@ pub async fn load_tenant(conn: &mut Conn, tenant: TenantId) -> Result<Option<Ten
 pub async fn load_all_totals(conn: &mut Conn, shard: Shard) -> Result<Vec<ProductTotal>> {
     let mut out = Vec::new();
     conn.query_iter(format!(
-        "SELECT t.tenant_id, t.product_id, p.name, t.quantity_sold, t.revenue \
+        "SELECT t.tenant_id, t.product_id, p.name, t.quantity_sold, t.revenue, \
+         t.quantity_refunded, t.refunds \
          FROM product_sales_totals t JOIN products p ON p.id = t.product_id \
          WHERE t.tenant_id % {} = {}",
         shard.count, shard.index
     ))
     .await?
     .for_each(|row| {
-        let (tenant_id, product_id, name, quantity, revenue): (
-            TenantId,
-            ProductId,
-            String,
-            u64,
-            Decimal,
-        ) = mysql_async::from_row(row);
+        type Row = (TenantId, ProductId, String, u64, Decimal, u64, Decimal);
+        let (tenant_id, product_id, name, quantity, revenue, refunded, refunds): Row =
+            mysql_async::from_row(row);
         out.push(ProductTotal {
             tenant_id,
             product_id,
             name: Arc::from(name),
             quantity,
             revenue: Money::new(revenue),
+            refunded,
+            refunds: Money::new(refunds),
         });
     })
     .await?;

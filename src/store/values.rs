@@ -5,7 +5,7 @@
 use mysql_async::prelude::FromValue;
 use mysql_async::{FromValueError, Value};
 
-use crate::domain::{BranchId, ProductId, SaleId, TenantId};
+use crate::domain::{BranchId, ProductId, RefundId, SaleId, TenantId};
 
 /// An id on its way out of a row.
 pub struct IdIr<T>(T);
@@ -49,3 +49,4 @@ id_value!(TenantId);
 id_value!(BranchId);
 id_value!(ProductId);
 id_value!(SaleId);
+id_value!(RefundId);

@@ -94,7 +94,7 @@ async fn a_chain_onboards_itself_through_the_api_and_sells_at_once() {
     );
     assert_eq!(
         body["products"][0],
-        json!({"id": latte, "sku": "LAT", "name": "Latte"})
+        json!({"id": latte, "sku": "LAT", "name": "Latte", "price": null})
     );
     let etag = etag.expect("an ETag");
     let (status, again, body) = get_catalog(&app, &catalog_path, &till, Some(&etag)).await;
@@ -223,7 +223,8 @@ async fn natural_keys_make_creates_safe_to_retry_and_a_conflict_stores_nothing()
         (json!({"sku": "OK", "name": ""}), "name"),
         (json!({"sku": "OK", "name": "a\u{0}b"}), "name"),
         (json!({"sku": "OK", "name": "x".repeat(201)}), "name"),
-        (json!({"sku": "OK", "name": "x", "price": 1}), "price"),
+        (json!({"sku": "OK", "name": "x", "cost": 1}), "cost"),
+        (json!({"sku": "OK", "name": "x", "price": "1.001"}), "price"),
         (
             json!([{"sku": "D", "name": "d"}, {"sku": "D", "name": "d"}]),
             "[1].sku",

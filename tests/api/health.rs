@@ -152,7 +152,9 @@ async fn the_schema_refuses_rows_that_mix_tenants() {
     let sale = "INSERT INTO sales_transactions \
         (tenant_id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp) \
         VALUES (?, ?, ?, 1, 1.00, NOW(6))";
-    let totals = "INSERT INTO product_sales_totals VALUES (?, ?, 1, 1.00)";
+    let totals =
+        "INSERT INTO product_sales_totals (tenant_id, product_id, quantity_sold, revenue) \
+                  VALUES (?, ?, 1, 1.00)";
     let (ta, ba, pa, pb) = (a.id, a.branches[0], a.products[0], b.products[0]);
     let other_branch = conn.exec_drop(sale, (ta, b.branches[0], pa)).await;
     assert!(

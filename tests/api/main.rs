@@ -17,6 +17,7 @@ mod idempotency;
 mod ingest;
 mod leases;
 mod mirror;
+mod money;
 mod operator;
 mod races;
 mod reads;

@@ -18,10 +18,13 @@ async fn sales_per_product_are_exact_and_ordered_by_total_then_product() {
     assert_eq!(a.status, 200);
     assert_eq!(
         a.body,
-        json!({"tenantID": t.id, "sales_per_product": [
-            {"productID": p[1], "productName": "Product 1", "quantitySold": 1, "totalSales": "10.00"},
-            {"productID": p[2], "productName": "Product 2", "quantitySold": 2, "totalSales": "10.00"},
-            {"productID": p[0], "productName": "Product 0", "quantitySold": 4, "totalSales": "0.35"},
+        json!({"tenantID": t.id, "currency": "EUR", "sales_per_product": [
+            {"productID": p[1], "productName": "Product 1", "quantitySold": 1, "totalSales": "10.00",
+             "quantityRefunded": 0, "refunds": "0.00", "netQuantity": 1, "netSales": "10.00"},
+            {"productID": p[2], "productName": "Product 2", "quantitySold": 2, "totalSales": "10.00",
+             "quantityRefunded": 0, "refunds": "0.00", "netQuantity": 2, "netSales": "10.00"},
+            {"productID": p[0], "productName": "Product 0", "quantitySold": 4, "totalSales": "0.35",
+             "quantityRefunded": 0, "refunds": "0.00", "netQuantity": 4, "netSales": "0.35"},
         ]})
     );
     app.cleanup().await;
@@ -32,7 +35,10 @@ async fn a_tenant_without_sales_has_an_empty_list_and_an_unknown_one_is_404() {
     let app = spawn_app().await;
     let t = app.db.tenant(1, 1).await;
     let a = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
-    assert_eq!(a.body, json!({"tenantID": t.id, "sales_per_product": []}));
+    assert_eq!(
+        a.body,
+        json!({"tenantID": t.id, "currency": "EUR", "sales_per_product": []})
+    );
     assert_eq!(
         app.get(&format!("/v1/tenants/{}/sales", t.id + 1))
             .await

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::LocalBoxFuture;
 use mysql_async::{Conn, Pool};
 
-use super::{Read, Save, SaveError, Saved, Seq};
+use super::{Read, RefundFacts, Rows, Save, SaveError, Saved, Seq};
 use crate::actors::lease::ShardLease;
-use crate::domain::{NewSale, StoredSale};
+use crate::domain::{NewRefund, NewSale, StoredRefund, StoredSale};
 use crate::metrics::Metrics;
 use crate::store::{self, BatchMark, CommitFailure, Lease, Mark, StoreError};
 
@@ -43,6 +43,38 @@ fn mark_moved() -> StoreError {
     StoreError::Unavailable(mysql_async::Error::Other(
         "the writer's mark moved (another attempt of this writer committed)".into(),
     ))
+}
+
+/// A group's rows as one batch: its requests' sales, or their refunds.
+enum Batch<'a> {
+    Sales(Vec<&'a NewSale>),
+    Refunds(Vec<&'a NewRefund>),
+}
+
+impl<'a> Batch<'a> {
+    /// The rows of `group`, which holds requests of one kind.
+    fn of(group: &'a [Save]) -> Batch<'a> {
+        match group.first().map(|s| &s.rows) {
+            Some(Rows::Refunds(_)) => Batch::Refunds(
+                group
+                    .iter()
+                    .flat_map(|s| match &s.rows {
+                        Rows::Refunds(r) => r.as_slice(),
+                        Rows::Sales(_) => &[],
+                    })
+                    .collect(),
+            ),
+            _ => Batch::Sales(
+                group
+                    .iter()
+                    .flat_map(|s| match &s.rows {
+                        Rows::Sales(r) => r.as_slice(),
+                        Rows::Refunds(_) => &[],
+                    })
+                    .collect(),
+            ),
+        }
+    }
 }
 
 /// The marks of one writer: a random writer id per actor start (several
@@ -151,6 +183,7 @@ impl FlushJob {
                 Err(Settled(StoreError::DuplicateKey(_))) => {
                     self.fail(group, SaveError::DuplicateKey)
                 }
+                Err(Settled(StoreError::OverRefunded)) => self.fail(group, SaveError::OverRefunded),
                 Err(Settled(StoreError::Rejected(e))) => {
                     tracing::error!(error = %e, "MySQL refused a request's rows");
                     self.fail(group, SaveError::Rejected(e.to_string()));
@@ -174,11 +207,11 @@ impl FlushJob {
     /// and if it names one of them, that one is the stored batch. While one
     /// is unsettled, a failure is never "nothing was stored".
     async fn commit_with_retry(&self, group: &[Save], deadline: Instant) -> Result<Mark, Failure> {
-        let sales: Vec<&NewSale> = group.iter().flat_map(|s| s.sales.iter()).collect();
+        let batch = Batch::of(group);
         let mut backoff = FIRST_BACKOFF;
         let mut unsettled: Vec<u64> = Vec::new();
         loop {
-            let (mut error, fenced) = match self.attempt(&sales).await {
+            let (mut error, fenced) = match self.attempt(&batch).await {
                 Ok(mark) => {
                     self.batches.moved_to(mark.batch);
                     return Ok(mark);
@@ -225,7 +258,7 @@ impl FlushJob {
 
     /// One attempt at the transaction; a failure names the attempt's batch
     /// if it was sent.
-    async fn attempt(&self, sales: &[&NewSale]) -> Result<Mark, (CommitFailure, Option<u64>)> {
+    async fn attempt(&self, batch: &Batch<'_>) -> Result<Mark, (CommitFailure, Option<u64>)> {
         let Some(lease) = self.lease.current() else {
             return Err((CommitFailure::NotStored(lease_not_held()), None));
         };
@@ -235,9 +268,11 @@ impl FlushJob {
             .map_err(|e| (CommitFailure::NotStored(e), None))?;
         let mark = self.batches.next(lease);
         let started = Instant::now();
-        let stored = store::insert_sales(&mut conn, sales, mark)
-            .await
-            .map_err(|failure| (failure, Some(mark.batch)))?;
+        let stored = match batch {
+            Batch::Sales(sales) => store::insert_sales(&mut conn, sales, mark).await,
+            Batch::Refunds(refunds) => store::insert_refunds(&mut conn, refunds, mark).await,
+        }
+        .map_err(|failure| (failure, Some(mark.batch)))?;
         self.metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -265,15 +300,31 @@ impl FlushJob {
         let mut ids = mark.ids();
         let mut rows = 0;
         for save in group {
-            rows += save.sales.len();
-            let sales: Vec<StoredSale> = save
-                .sales
-                .into_iter()
-                .zip(ids.by_ref())
-                .map(|(sale, id)| StoredSale { id, sale })
-                .collect();
+            rows += save.rows.len();
+            let (mut sales, mut refunds) = (Vec::new(), Vec::new());
+            match save.rows {
+                Rows::Sales(new) => {
+                    sales = new
+                        .into_iter()
+                        .zip(ids.by_ref())
+                        .map(|(sale, id)| StoredSale { id, sale })
+                        .collect();
+                }
+                Rows::Refunds(new) => {
+                    // Refund ids follow the mark's first id as sale ids do.
+                    refunds = new
+                        .into_iter()
+                        .zip(ids.by_ref())
+                        .filter_map(|(refund, id)| {
+                            let id = crate::domain::RefundId::new(id.get())?;
+                            Some(StoredRefund { id, refund })
+                        })
+                        .collect();
+                }
+            }
             let _ = save.reply.send(Ok(Saved {
                 sales,
+                refunds,
                 seq: self.seq,
             }));
         }
@@ -314,6 +365,23 @@ impl FlushJob {
                 } => {
                     let r = read_with(&mut conn, |c| {
                         Box::pin(store::find_by_keys(c, tenant, &keys))
+                    })
+                    .await;
+                    let _ = reply.send(r);
+                }
+                Read::Refunds {
+                    tenant,
+                    sales,
+                    keys,
+                    reply,
+                } => {
+                    let r = read_with(&mut conn, |c| {
+                        Box::pin(async move {
+                            Ok(RefundFacts {
+                                sales: store::find_refundable(c, tenant, &sales).await?,
+                                stored: store::find_refunds_by_keys(c, tenant, &keys).await?,
+                            })
+                        })
                     })
                     .await;
                     let _ = reply.send(r);

@@ -25,7 +25,10 @@ use mysql_async::Pool;
 use tokio::sync::oneshot;
 
 use super::lease::ShardLease;
-use crate::domain::{IdempotencyKey, NewSale, StoredSale, TenantId, TenantSnapshot};
+use crate::domain::{
+    IdempotencyKey, NewRefund, NewSale, RefundableSale, SaleId, StoredRefund, StoredSale, TenantId,
+    TenantSnapshot,
+};
 use crate::metrics::Metrics;
 use crate::store::{self, StoreError};
 use flush::{Batches, FlushJob};
@@ -51,6 +54,10 @@ pub enum SaveError {
     /// whether the rows were stored.
     #[error("the outcome of the commit is unknown")]
     OutcomeUnknown,
+    /// A refund of the request would pass what is left of its sale
+    /// (another refund of that sale committed first): nothing stored.
+    #[error("a refund would pass what is left of its sale")]
+    OverRefunded,
 }
 
 /// The answer a flush sends back later.
@@ -76,12 +83,46 @@ impl Seq {
     }
 }
 
-/// Committed rows, in the order they were sent, and the flush that
-/// committed them.
+/// Committed rows, in the order they were sent (sales or refunds, as
+/// sent), and the flush that committed them.
 #[derive(Debug)]
 pub struct Saved {
     pub sales: Vec<StoredSale>,
+    pub refunds: Vec<StoredRefund>,
     pub seq: Seq,
+}
+
+/// One request's rows: its sales, or its refunds. A batch holds one kind
+/// (one INSERT gives its ids, one mark settles it).
+#[derive(Debug)]
+enum Rows {
+    Sales(Vec<NewSale>),
+    Refunds(Vec<NewRefund>),
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Sales(s) => s.len(),
+            Rows::Refunds(r) => r.len(),
+        }
+    }
+
+    fn same_kind(&self, other: &Rows) -> bool {
+        matches!(
+            (self, other),
+            (Rows::Sales(_), Rows::Sales(_)) | (Rows::Refunds(_), Rows::Refunds(_))
+        )
+    }
+}
+
+/// What a refund request needs to know, read after every write queued
+/// before it: the sales it names (with what each has refunded) and the
+/// refunds already stored under its keys.
+#[derive(Debug, Default)]
+pub struct RefundFacts {
+    pub sales: Vec<RefundableSale>,
+    pub stored: Vec<StoredRefund>,
 }
 
 /// Settings of one persistence actor.
@@ -100,23 +141,24 @@ pub struct PersistenceSettings {
     pub lease: ShardLease,
 }
 
-/// Store these sales (one request's rows: always one batch, one outcome).
+/// Store these rows (one request's: always one batch, one outcome).
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Save {
-    sales: Vec<NewSale>,
+    rows: Rows,
     reply: Reply<Saved>,
 }
 
 impl Save {
     /// Whether this request stores `key` for `tenant`.
     fn holds_key(&self, (tenant, key): &(TenantId, String)) -> bool {
-        self.sales.iter().any(|s| {
-            s.tenant_id == *tenant
-                && s.idempotency_key
-                    .as_ref()
-                    .is_some_and(|k| k.as_str() == key)
-        })
+        let is = |t: TenantId, k: &Option<IdempotencyKey>| {
+            t == *tenant && k.as_ref().is_some_and(|k| k.as_str() == key)
+        };
+        match &self.rows {
+            Rows::Sales(sales) => sales.iter().any(|s| is(s.tenant_id, &s.idempotency_key)),
+            Rows::Refunds(refunds) => refunds.iter().any(|r| is(r.tenant_id, &r.idempotency_key)),
+        }
     }
 }
 
@@ -132,6 +174,12 @@ enum Read {
         tenant: TenantId,
         keys: Vec<IdempotencyKey>,
         reply: Reply<Vec<StoredSale>>,
+    },
+    Refunds {
+        tenant: TenantId,
+        sales: Vec<SaleId>,
+        keys: Vec<IdempotencyKey>,
+        reply: Reply<RefundFacts>,
     },
 }
 
@@ -253,21 +301,24 @@ impl PersistenceActor {
         );
     }
 
-    /// The next batch: whole requests up to `batch_rows` (at least one),
-    /// with the reads queued among them; and its row count.
+    /// The next batch: whole requests of one kind up to `batch_rows` (at
+    /// least one), with the reads queued among them; and its row count.
     fn take_batch(&mut self) -> (Vec<Save>, Vec<Read>, usize) {
         let mut saves = Vec::new();
         let mut reads = Vec::new();
         let mut rows = 0;
         while let Some(next) = self.queue.front() {
             if let Queued::Save(s) = next {
-                if rows > 0 && rows + s.sales.len() > self.settings.batch_rows {
+                let other_kind = saves
+                    .first()
+                    .is_some_and(|f: &Save| !f.rows.same_kind(&s.rows));
+                if other_kind || (rows > 0 && rows + s.rows.len() > self.settings.batch_rows) {
                     break;
                 }
             }
             match self.queue.pop_front() {
                 Some(Queued::Save(s)) => {
-                    rows += s.sales.len();
+                    rows += s.rows.len();
                     saves.push(s);
                 }
                 Some(Queued::Read(r)) => reads.push(r),
@@ -290,7 +341,7 @@ impl Handler<Save> for PersistenceActor {
     type Result = ();
 
     fn handle(&mut self, msg: Save, ctx: &mut Context<Self>) {
-        let n = msg.sales.len();
+        let n = msg.rows.len();
         if self.queued_rows + self.in_flight_rows + n > self.settings.max_rows_waiting {
             let _ = msg.reply.send(Err(SaveError::Overloaded));
             return;

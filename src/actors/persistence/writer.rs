@@ -6,8 +6,12 @@
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::{Drain, PersistenceActor, Ping, Read, Reply, Save, SaveError, Saved, Seq};
-use crate::domain::{IdempotencyKey, NewSale, StoredSale, TenantId, TenantSnapshot};
+use super::{
+    Drain, PersistenceActor, Ping, Read, RefundFacts, Reply, Rows, Save, SaveError, Saved, Seq,
+};
+use crate::domain::{
+    IdempotencyKey, NewRefund, NewSale, SaleId, StoredSale, TenantId, TenantSnapshot,
+};
 
 /// A handle on one persistence actor; cheap to clone.
 #[derive(Clone)]
@@ -24,8 +28,33 @@ impl Writer {
     pub async fn save(&self, sales: Vec<NewSale>) -> Result<Saved, SaveError> {
         // Once queued, the rows may be committed even if the answer never
         // comes (the persistence actor stopped): the outcome is unknown.
-        self.ask(|reply| Save { sales, reply }, SaveError::OutcomeUnknown)
+        let rows = Rows::Sales(sales);
+        self.ask(|reply| Save { rows, reply }, SaveError::OutcomeUnknown)
             .await
+    }
+
+    /// Stores one request's refunds; the stored rows in the same order.
+    pub async fn save_refunds(&self, refunds: Vec<NewRefund>) -> Result<Saved, SaveError> {
+        let rows = Rows::Refunds(refunds);
+        self.ask(|reply| Save { rows, reply }, SaveError::OutcomeUnknown)
+            .await
+    }
+
+    /// The sales of `tenant` among `sales` and its refunds stored under
+    /// `keys`, read after every write queued before.
+    pub async fn refund_facts(
+        &self,
+        tenant: TenantId,
+        sales: Vec<SaleId>,
+        keys: Vec<IdempotencyKey>,
+    ) -> Result<RefundFacts, SaveError> {
+        let read = |reply| Read::Refunds {
+            tenant,
+            sales,
+            keys,
+            reply,
+        };
+        self.ask(read, SaveError::Unavailable).await
     }
 
     /// A tenant's catalog and totals, read after every write queued before,

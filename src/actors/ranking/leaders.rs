@@ -77,6 +77,8 @@ mod tests {
             name: Arc::from("p"),
             quantity,
             revenue: Money::ZERO,
+            refunded: 0,
+            refunds: Money::ZERO,
         }
     }
 

@@ -18,8 +18,8 @@ use mysql_async::Conn;
 
 use super::{TenantActor, TenantError};
 use crate::domain::{
-    Branch, BranchId, BranchPatch, Catalog, Made, NewBranch, NewProduct, Product, ProductId,
-    ProductPatch, TenantPatch,
+    Branch, BranchId, BranchPatch, Catalog, Currency, Field, ItemProblem, Made, Money, NewBranch,
+    NewProduct, Product, ProductId, ProductPatch, TenantPatch,
 };
 use crate::store::{self, TenantRow};
 
@@ -149,6 +149,28 @@ impl TenantActor {
     }
 }
 
+/// List prices (by item) the tenant's currency can hold, or the refusal
+/// naming each `price` it cannot.
+fn prices_fit(
+    currency: Currency,
+    prices: impl IntoIterator<Item = Option<Money>>,
+) -> Result<(), TenantError> {
+    let problems: Vec<ItemProblem> = prices
+        .into_iter()
+        .enumerate()
+        .filter(|(_, p)| p.is_some_and(|p| !currency.holds(p)))
+        .map(|(i, _)| ItemProblem::new(i, Field::Named("price"), currency.too_fine()))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(TenantError::Invalid {
+            message: "prices are finer than the tenant's currency",
+            problems,
+        })
+    }
+}
+
 /// A create the store refused, as the tenant's answer.
 fn refused(refusal: store::CatalogRefusal, what: &'static str, limit: usize) -> TenantError {
     match refusal {
@@ -162,6 +184,10 @@ impl Handler<AddProducts> for TenantActor {
     type Result = ResponseActFuture<Self, Result<Vec<Made<(ProductId, Product)>>, TenantError>>;
 
     fn handle(&mut self, msg: AddProducts, _: &mut Context<Self>) -> Self::Result {
+        let prices = msg.0.iter().map(|p| p.price);
+        if let Err(e) = prices_fit(self.catalog.currency, prices) {
+            return Box::pin(actix::fut::ready(Err(e)));
+        }
         let (tenant, limit) = (self.id, self.deps.limits.products);
         let change: Change<_> = Box::new(move |c: &mut Conn| {
             Box::pin(async move {
@@ -186,6 +212,9 @@ impl Handler<ChangeProduct> for TenantActor {
         ChangeProduct(id, patch): ChangeProduct,
         _: &mut Context<Self>,
     ) -> Self::Result {
+        if let Err(e) = prices_fit(self.catalog.currency, [patch.price.flatten()]) {
+            return Box::pin(actix::fut::ready(Err(e)));
+        }
         let tenant = self.id;
         let change: Change<_> = Box::new(move |c: &mut Conn| {
             Box::pin(async move {
@@ -248,17 +277,32 @@ impl Handler<ChangeTenant> for TenantActor {
     type Result = ResponseActFuture<Self, Result<TenantRow, TenantError>>;
 
     fn handle(&mut self, ChangeTenant(patch): ChangeTenant, _: &mut Context<Self>) -> Self::Result {
+        // Sales in flight were checked against the current currency (the
+        // store refuses the change once one is stored).
+        let new_currency = patch.currency.is_some_and(|c| c != self.catalog.currency);
+        if new_currency && self.in_flight > 0 {
+            return Box::pin(actix::fut::ready(Err(TenantError::CurrencyInUse)));
+        }
         let tenant = self.id;
         let change: Change<_> = Box::new(move |c: &mut Conn| {
             Box::pin(async move {
                 let changed = store::update_tenant(c, tenant, &patch).await?;
-                Ok(changed.ok_or(TenantError::TenantNotFound))
+                Ok(changed.map_err(|refusal| match refusal {
+                    store::TenantRefusal::NoSuchTenant => TenantError::TenantNotFound,
+                    store::TenantRefusal::HasSales => TenantError::CurrencyInUse,
+                }))
             })
         });
         self.change_catalog(change, |act, row: &TenantRow| {
             let catalog = act.catalog_mut();
             catalog.suspended = row.suspended;
             catalog.time_zone = row.time_zone;
+            let new_currency = catalog.currency != row.currency;
+            catalog.currency = row.currency;
+            if new_currency {
+                // The totals' renderings name the currency.
+                act.totals.changed();
+            }
         })
     }
 }

@@ -80,7 +80,14 @@ impl KeyClaims {
     /// claims none and returns a signal that fires once that one is
     /// released (try again then).
     pub(super) fn claim(&mut self, items: &[SaleItem]) -> Result<(), oneshot::Receiver<()>> {
-        let keys = || items.iter().filter_map(|i| i.idempotency_key.as_ref());
+        self.claim_keys(|| items.iter().filter_map(|i| i.idempotency_key.as_ref()))
+    }
+
+    /// Claims every key `keys()` gives, or none (as [`Self::claim`]).
+    pub(super) fn claim_keys<'k, I: Iterator<Item = &'k IdempotencyKey>>(
+        &mut self,
+        keys: impl Fn() -> I,
+    ) -> Result<(), oneshot::Receiver<()>> {
         if let Some(busy) = keys().find(|k| self.held.contains_key(*k)) {
             let (wake, woken) = oneshot::channel();
             self.held.entry(busy.clone()).or_default().push(wake);
@@ -94,7 +101,12 @@ impl KeyClaims {
 
     /// Releases the keys of `items` (claimed before) and wakes their waiters.
     pub(super) fn release(&mut self, items: &[SaleItem]) {
-        for key in items.iter().filter_map(|i| i.idempotency_key.as_ref()) {
+        self.release_keys(items.iter().filter_map(|i| i.idempotency_key.as_ref()));
+    }
+
+    /// Releases `keys` (claimed before) and wakes their waiters.
+    pub(super) fn release_keys<'k>(&mut self, keys: impl Iterator<Item = &'k IdempotencyKey>) {
+        for key in keys {
             let waiters = self.held.remove(key);
             debug_assert!(waiters.is_some(), "key {} was claimed", key.as_str());
             for wake in waiters.into_iter().flatten() {
@@ -160,7 +172,7 @@ mod tests {
         let item = SaleItem {
             product_id: sale.product_id,
             quantity: sale.quantity,
-            price: sale.price,
+            price: Some(sale.price),
             timestamp: sale.timestamp,
             timestamp_given: true,
             timestamp_ahead: false,

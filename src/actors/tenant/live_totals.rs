@@ -10,7 +10,7 @@ use actix_web::web::Bytes;
 use dashmap::DashMap;
 
 use crate::clock::Ticks;
-use crate::domain::{Money, NewSale, ProductId, ProductTotal, TenantId};
+use crate::domain::{Money, NewRefund, NewSale, ProductId, ProductTotal, TenantId};
 
 /// A tenant's live totals, shared with HTTP readers.
 pub type Totals = Arc<LiveTotals>;
@@ -125,6 +125,8 @@ impl LiveTotals {
                 name: name(),
                 quantity: 0,
                 revenue: Money::ZERO,
+                refunded: 0,
+                refunds: Money::ZERO,
             });
         let quantity = entry.quantity.checked_add(u64::from(sale.quantity.get()));
         let revenue = entry.revenue.checked_total(sale.revenue());
@@ -136,6 +138,22 @@ impl LiveTotals {
         entry.quantity = quantity.unwrap_or(u64::MAX);
         entry.revenue = revenue.unwrap_or(entry.revenue);
         entry.clone()
+    }
+
+    /// Adds one committed refund to its product's refunded figures;
+    /// returns the product's new totals (`None` if it has none: a refund
+    /// is of a counted sale, so never in a consistent state). Refunds
+    /// never pass what was sold, so they fit wherever the sales fit.
+    pub(super) fn refund(&self, refund: &NewRefund) -> Option<ProductTotal> {
+        let mut entry = self.by_product.get_mut(&refund.product_id)?;
+        entry.refunded += u64::from(refund.quantity.get());
+        entry.refunds = Money::new(entry.refunds.amount() + refund.amount.amount());
+        debug_assert!(
+            entry.refunded <= entry.quantity && entry.refunds <= entry.revenue,
+            "product {} refunds no more than it sold",
+            refund.product_id
+        );
+        Some(entry.clone())
     }
 
     /// Gives a product its new name; its totals if it has any.
@@ -196,6 +214,8 @@ mod tests {
             name: Arc::from(name),
             quantity,
             revenue: Money::ZERO,
+            refunded: 0,
+            refunds: Money::ZERO,
         }
     }
 

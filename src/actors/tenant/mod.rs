@@ -17,6 +17,7 @@
 mod catalog;
 mod idempotency;
 mod live_totals;
+mod refunds;
 mod reload;
 mod reservation;
 mod steps;
@@ -40,6 +41,7 @@ pub use catalog::{
 };
 use idempotency::{KeyClaims, RecentKeys};
 pub use live_totals::{Encoding, LiveTotals, Totals};
+pub use refunds::{PostRefunds, RefundOutcome};
 use reservation::Reservations;
 
 /// A catalog is re-read from MySQL at most this often per tenant.
@@ -101,6 +103,16 @@ pub enum TenantError {
     },
     #[error("unknown products")]
     UnknownProducts(Vec<ItemProblem>),
+    /// Items refused for what they say (a price the product lacks or its
+    /// currency cannot hold, a refund of more than is left, …).
+    #[error("{message}")]
+    Invalid {
+        message: &'static str,
+        problems: Vec<ItemProblem>,
+    },
+    /// The tenant has sales: its currency stays.
+    #[error("the tenant has sales in its currency")]
+    CurrencyInUse,
     /// An idempotency key already stored with other content.
     #[error("idempotency key {} was used for a different transaction", .0.as_str())]
     IdempotencyConflict(crate::domain::IdempotencyKey),
@@ -128,6 +140,8 @@ pub struct PostOutcome {
     pub created: bool,
     /// One per request item, in request order.
     pub sales: Vec<StoredSale>,
+    /// The tenant's currency (the prices' and totals').
+    pub currency: crate::domain::Currency,
 }
 
 /// Store these sales of one branch.
@@ -236,7 +250,7 @@ impl Post {
             .collect()
     }
 
-    fn into_result(self) -> Result<PostOutcome, TenantError> {
+    fn into_result(self, currency: crate::domain::Currency) -> Result<PostOutcome, TenantError> {
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -247,6 +261,7 @@ impl Post {
         Ok(PostOutcome {
             created: self.created,
             sales,
+            currency,
         })
     }
 }

@@ -136,6 +136,8 @@ mod tests {
             name: Arc::from("Latte"),
             quantity: 0,
             revenue: Money::new(Money::max_total() - room),
+            refunded: 0,
+            refunds: Money::ZERO,
         }])
     }
 

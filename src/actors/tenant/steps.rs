@@ -14,7 +14,7 @@ use super::{
 use crate::actors::lookup::{self, FindCatalog};
 use crate::actors::persistence::{SaveError, Saved};
 use crate::domain::{
-    BranchId, Catalog, Field, ItemProblem, NewSale, ProductMap, ProductTotal, SaleItem,
+    BranchId, Catalog, Field, ItemProblem, NewSale, ProductMap, ProductTotal, SaleItem, TenantId,
 };
 
 impl TenantActor {
@@ -103,10 +103,10 @@ impl TenantActor {
         if !ahead.is_empty() {
             return self.unless_stored(post, &fresh, TenantError::TimestampsAhead(ahead));
         }
-        let sales: Vec<NewSale> = fresh
-            .iter()
-            .map(|&i| NewSale::new(self.id, post.branch, &post.items[i]))
-            .collect();
+        let sales = match priced_sales(self.id, &self.catalog, &post, &fresh) {
+            Ok(sales) => sales,
+            Err(refusal) => return self.unless_stored(post, &fresh, refusal),
+        };
         let reservation = match self.reserved.take(&self.totals, &sales, &fresh) {
             Ok(r) => r,
             Err(full) => return self.unless_stored(post, &fresh, TenantError::TotalsFull(full)),
@@ -225,7 +225,7 @@ impl TenantActor {
         }
         let span = post.span.clone();
         let _in_request = span.enter();
-        let result = post.into_result();
+        let result = post.into_result(self.catalog.currency);
         if let Err(e) = &result {
             tracing::debug!(error = %e, "sales request refused");
         }
@@ -276,6 +276,46 @@ fn closed_or_inactive(catalog: &Catalog, post: &Post, fresh: &[usize]) -> Option
         .map(|&i| ItemProblem::new(i, Field::Product, "is inactive"))
         .collect();
     (!inactive.is_empty()).then_some(TenantError::InactiveProducts(inactive))
+}
+
+/// The items at `fresh` as sales to store, each at its own price or, when
+/// it names none, at its product's list price now; refused when neither
+/// is there, or when a price is finer than the tenant's currency.
+fn priced_sales(
+    tenant: TenantId,
+    catalog: &Catalog,
+    post: &Post,
+    fresh: &[usize],
+) -> Result<Vec<NewSale>, TenantError> {
+    let mut sales = Vec::with_capacity(fresh.len());
+    let mut problems = Vec::new();
+    for &i in fresh {
+        let item = &post.items[i];
+        let list = || catalog.products.get(&item.product_id)?.price;
+        match item.price.or_else(list) {
+            Some(price) if catalog.currency.holds(price) => {
+                sales.push(NewSale::new(tenant, post.branch, item, price));
+            }
+            Some(_) => problems.push(ItemProblem::new(
+                i,
+                Field::UnitPrice,
+                catalog.currency.too_fine(),
+            )),
+            None => problems.push(ItemProblem::new(
+                i,
+                Field::UnitPrice,
+                "is required: the product has no list price",
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(sales)
+    } else {
+        Err(TenantError::Invalid {
+            message: "prices are missing or finer than the tenant's currency",
+            problems,
+        })
+    }
 }
 
 /// Whether a catalog read last made at `last` may be made again at `now`

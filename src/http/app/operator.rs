@@ -132,7 +132,7 @@ pub async fn create_tenant(
 ) -> PageResult {
     let made = match Name::parse(&form.name) {
         Some(name) => match state.services() {
-            Ok(services) => make_tenant(services, name)
+            Ok(services) => make_tenant(services, name, None)
                 .await
                 .map(|_| ())
                 .map_err(ApiError::from),
@@ -177,6 +177,7 @@ pub async fn change_tenant(
                 name: None,
                 suspended: form.suspended,
                 time_zone,
+                currency: None,
             };
             tenants::change_tenant(state.services()?, viewer.scope, tenant, patch)
                 .await

@@ -7,8 +7,8 @@ use serde_json::value::RawValue;
 
 use super::{boolean, positive_int, string, BodyError, Members, Problems};
 use crate::domain::{
-    repeated_skus, BranchId, BranchPatch, Code, Field, Name, NewBranch, NewProduct, ProductPatch,
-    Role, TenantPatch,
+    repeated_skus, BranchId, BranchPatch, Code, Currency, Field, Money, Name, NewBranch,
+    NewProduct, ProductPatch, Role, TenantPatch,
 };
 
 /// A key the back office asks for.
@@ -28,14 +28,15 @@ pub fn parse_new_products(body: &[u8]) -> Result<(Vec<NewProduct>, bool), BodyEr
         if problems.full() {
             break;
         }
-        let Some(m) = super::members(raw, &["sku", "name"], i, &mut problems) else {
+        let Some(m) = super::members(raw, &["sku", "name", "price"], i, &mut problems) else {
             continue;
         };
         let mut read = Reader::new(&m, i, &mut problems);
         let sku = read.code("sku");
         let name = read.name("name", true);
-        if let (Some(sku), Some(Some(name))) = (sku, name) {
-            products.push(NewProduct { sku, name });
+        let price = read.price("price");
+        if let (Some(sku), Some(Some(name)), Some(price)) = (sku, name, price) {
+            products.push(NewProduct { sku, name, price });
         }
     }
     if problems.is_empty() {
@@ -62,19 +63,29 @@ pub fn parse_new_branch(body: &[u8]) -> Result<NewBranch, BodyError> {
     })
 }
 
-/// `{"name"}`.
-pub fn parse_new_tenant(body: &[u8]) -> Result<Name, BodyError> {
-    one_object(body, &["name"], |read| read.name("name", true)?)
+/// `{"name", "currency"?}`.
+pub fn parse_new_tenant(body: &[u8]) -> Result<(Name, Option<Currency>), BodyError> {
+    one_object(body, &["name", "currency"], |read| {
+        let name = read.name("name", true);
+        let currency = read.currency("currency");
+        Some((name??, currency?))
+    })
 }
 
-/// `{"name"?, "active"?}`.
+/// `{"name"?, "active"?, "price"?}` (`"price": null` takes the list price away).
 pub fn parse_product_patch(body: &[u8]) -> Result<ProductPatch, BodyError> {
-    one_object(body, &["name", "active"], |read| {
+    one_object(body, &["name", "active", "price"], |read| {
         let name = read.name("name", false);
         let active = read.flag("active");
+        let price = match read.members.get("price") {
+            None => Some(None),
+            Some(v) if v.get() == "null" => Some(Some(None)),
+            Some(_) => read.price("price").map(Some),
+        };
         Some(ProductPatch {
             name: name?,
             active: active?,
+            price: price?,
         })
     })
 }
@@ -93,22 +104,28 @@ pub fn parse_branch_patch(body: &[u8]) -> Result<BranchPatch, BodyError> {
 
 /// `{"name"?, "suspended"?}`.
 pub fn parse_tenant_patch(body: &[u8]) -> Result<TenantPatch, BodyError> {
-    one_object(body, &["name", "suspended", "timeZone"], |read| {
-        let name = read.name("name", false);
-        let suspended = read.flag("suspended");
-        let time_zone = match read.optional("timeZone") {
-            None => Some(None),
-            Some(v) => match string(v).and_then(|s| crate::domain::time_zone(&s)) {
-                Some(tz) => Some(Some(tz)),
-                None => read.problem("timeZone", crate::domain::TIME_ZONE_RULE),
-            },
-        };
-        Some(TenantPatch {
-            name: name?,
-            suspended: suspended?,
-            time_zone: time_zone?,
-        })
-    })
+    one_object(
+        body,
+        &["name", "suspended", "timeZone", "currency"],
+        |read| {
+            let name = read.name("name", false);
+            let suspended = read.flag("suspended");
+            let currency = read.currency("currency");
+            let time_zone = match read.optional("timeZone") {
+                None => Some(None),
+                Some(v) => match string(v).and_then(|s| crate::domain::time_zone(&s)) {
+                    Some(tz) => Some(Some(tz)),
+                    None => read.problem("timeZone", crate::domain::TIME_ZONE_RULE),
+                },
+            };
+            Some(TenantPatch {
+                name: name?,
+                suspended: suspended?,
+                time_zone: time_zone?,
+                currency: currency?,
+            })
+        },
+    )
 }
 
 /// `{"role", "branchID"?, "label"}`: a till or back-office key.
@@ -225,6 +242,30 @@ impl<'m, 'a, 'p> Reader<'m, 'a, 'p> {
         }
     }
 
+    /// A list price: money like a sale's `pricePerUnit`, or absent or
+    /// `null` (`Some(None)`); `None`: a problem.
+    fn price(&mut self, field: &'static str) -> Option<Option<Money>> {
+        let Some(v) = self.optional(field) else {
+            return Some(None);
+        };
+        match Money::parse_price(v.get()) {
+            Ok(price) => Some(Some(price)),
+            Err(problem) => self.problem(field, problem),
+        }
+    }
+
+    /// An ISO 4217 code, or absent (`Some(None)`); `None`: a problem.
+    fn currency(&mut self, field: &'static str) -> Option<Option<Currency>> {
+        let Some(v) = self.optional(field) else {
+            return Some(None);
+        };
+        match string(v).map(|s| Currency::parse(&s)) {
+            Some(Ok(c)) => Some(Some(c)),
+            Some(Err(e)) => self.problem(field, &e.to_string()),
+            None => self.problem(field, "must be an ISO 4217 currency code like \"EUR\""),
+        }
+    }
+
     /// `Some(None)`: absent; `None`: a problem.
     fn flag(&mut self, field: &'static str) -> Option<Option<bool>> {
         let Some(v) = self.optional(field) else {
@@ -263,7 +304,7 @@ mod tests {
         assert!(is_array);
         assert_eq!(many.len(), 2);
         let e = parse_new_products(
-            br#"[{"sku": "A", "name": ""}, {"sku": "a b", "name": "x", "price": 1}, 3]"#,
+            br#"[{"sku": "A", "name": ""}, {"sku": "a b", "name": "x", "cost": 1}, 3]"#,
         )
         .expect_err("invalid");
         let f = fields(e);
@@ -292,7 +333,8 @@ mod tests {
             parse_product_patch(br#"{"active": false}"#).expect("valid"),
             ProductPatch {
                 name: None,
-                active: Some(false)
+                active: Some(false),
+                price: None,
             }
         );
         assert_eq!(

@@ -9,6 +9,7 @@
 //! catalog bodies ([`catalog`]) are built from these.
 
 mod catalog;
+mod refunds;
 mod report;
 mod sales;
 
@@ -16,6 +17,7 @@ pub use catalog::{
     parse_branch_patch, parse_new_branch, parse_new_key, parse_new_products, parse_new_tenant,
     parse_product_patch, parse_tenant_patch, NewKeyRequest,
 };
+pub use refunds::parse_refunds;
 pub use report::{group_by, report_query, ReportProblem};
 pub use sales::{parse_sales, ParsedSales};
 

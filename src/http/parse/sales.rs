@@ -182,8 +182,10 @@ impl ItemContext {
                     )
                 })
         });
+        // Left out (or null): the product's list price, if it has one.
         let price = m
             .price
+            .filter(|v| v.get() != "null")
             .map(|v| Money::parse_price(v.get()).map_err(|msg| err("pricePerUnit", msg.into())));
         let timestamp = m
             .timestamp
@@ -219,7 +221,6 @@ impl ItemContext {
         for (name, missing) in [
             ("productID", product_id.is_none()),
             ("quantitySold", quantity.is_none()),
-            ("pricePerUnit", price.is_none()),
         ] {
             if missing {
                 err(name, "is required".into());
@@ -232,7 +233,7 @@ impl ItemContext {
         Some(SaleItem {
             product_id: product_id?.ok()?,
             quantity: quantity?.ok()?,
-            price: price?.ok()?,
+            price: price.transpose().ok()?,
             timestamp_given: timestamp.is_some(),
             timestamp_ahead: timestamp.is_some_and(|t| t > self.latest()),
             timestamp: timestamp.unwrap_or_else(|| Timestamp::from_utc(self.now)),

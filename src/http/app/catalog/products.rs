@@ -95,7 +95,11 @@ pub(super) fn new_product(
 ) -> Result<NewProduct, (&'static str, &'static str)> {
     let sku = Code::parse(sku.trim()).ok_or(("sku", Code::RULE))?;
     let name = Name::parse(name).ok_or(("name", Name::RULE))?;
-    Ok(NewProduct { sku, name })
+    Ok(NewProduct {
+        sku,
+        name,
+        price: None,
+    })
 }
 
 /// Makes `products` through the tenant's actor; `listed`: problems are
@@ -129,6 +133,7 @@ pub async fn change_product(
             let patch = ProductPatch {
                 name,
                 active: form.active,
+                price: None,
             };
             catalog::change_product(state.services()?, viewer.scope, tenant, product, patch)
                 .await

@@ -1,0 +1,124 @@
+//! A tenant's currency: an ISO 4217 code and how many fractional digits
+//! its amounts may have. Amounts stay `Money` (two fractional digits in
+//! answers); a currency with fewer (JPY: none) refuses finer amounts,
+//! never rounding them.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+use super::Money;
+
+/// A currency prices and totals of a tenant are in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency(iso_currency::Currency);
+
+/// Why a code is not a currency a tenant may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CurrencyError {
+    #[error("must be an ISO 4217 currency code like \"EUR\"")]
+    Unknown,
+    /// Three fractional digits (BHD, KWD, …) do not fit two-digit money.
+    #[error("currencies with three fractional digits are not supported yet")]
+    ThreeDigits,
+}
+
+impl Currency {
+    pub const EUR: Currency = Currency(iso_currency::Currency::EUR);
+
+    /// `code` as a tenant's currency: a known ISO 4217 code, upper case,
+    /// of a currency with 0 to 2 fractional digits (funds and metals,
+    /// which have none defined, are not currencies a till takes).
+    pub fn parse(code: &str) -> Result<Currency, CurrencyError> {
+        let known = code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase())
+            .then(|| iso_currency::Currency::from_code(code))
+            .flatten()
+            .ok_or(CurrencyError::Unknown)?;
+        match known.exponent() {
+            Some(0..=2) => Ok(Currency(known)),
+            Some(_) => Err(CurrencyError::ThreeDigits),
+            None => Err(CurrencyError::Unknown),
+        }
+    }
+
+    /// A code as MySQL holds it (checked when it was stored); `None` for
+    /// one this build does not know.
+    pub fn stored(code: &str) -> Option<Currency> {
+        Currency::parse(code).ok()
+    }
+
+    pub fn code(self) -> &'static str {
+        self.0.code()
+    }
+
+    /// Fractional digits an amount may have.
+    pub fn digits(self) -> u32 {
+        u32::from(self.0.exponent().unwrap_or(0))
+    }
+
+    /// Whether `amount` has no more fractional digits than this currency
+    /// (`120.00` is a yen amount, `120.50` is not).
+    pub fn holds(self, amount: Money) -> bool {
+        let digits = self.digits();
+        digits >= 2 || amount.fraction_digits() <= digits
+    }
+
+    /// The problem of an amount too fine for this currency.
+    pub fn too_fine(self) -> &'static str {
+        match self.digits() {
+            0 => "must be a whole amount in this tenant's currency",
+            1 => "must have at most 1 fractional digit in this tenant's currency",
+            _ => "must have at most 2 fractional digits",
+        }
+    }
+}
+
+impl Default for Currency {
+    fn default() -> Self {
+        Currency::EUR
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn money(text: &str) -> Money {
+        text.parse().expect("an amount")
+    }
+
+    #[test]
+    fn codes_are_iso_4217_upper_case_with_at_most_two_digits() {
+        assert_eq!(Currency::parse("EUR").map(Currency::code), Ok("EUR"));
+        assert_eq!(Currency::parse("JPY").map(Currency::digits), Ok(0));
+        assert_eq!(Currency::parse("USD").map(Currency::digits), Ok(2));
+        assert_eq!(Currency::parse("KWD"), Err(CurrencyError::ThreeDigits));
+        assert_eq!(Currency::parse("BHD"), Err(CurrencyError::ThreeDigits));
+        for bad in ["", "eur", "EURO", "XYZ", "E", "XAU"] {
+            assert_eq!(Currency::parse(bad), Err(CurrencyError::Unknown), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_amount_finer_than_its_currency_is_refused_not_rounded() {
+        let yen = Currency::parse("JPY").expect("a currency");
+        assert!(yen.holds(money("120")));
+        assert!(yen.holds(money("120.00")), "trailing zeros are no finer");
+        assert!(!yen.holds(money("120.50")));
+        assert!(Currency::EUR.holds(money("120.55")));
+    }
+}

@@ -1,0 +1,62 @@
+//! Taking sales back (refunds and voids, through the tenant's actor, so
+//! they are serialised with its sales and its totals follow), and finding a
+//! sale with what was refunded of it.
+
+use super::{ServiceError, Services};
+use crate::domain::{
+    BranchId, Currency, RefundItem, RefundableSale, SaleId, Scope, StoredRefund, TenantId,
+};
+use crate::store;
+
+pub use crate::actors::tenant::RefundOutcome;
+
+/// Stores one request's refunds at `branch`; answered once committed.
+pub async fn post_refunds(
+    s: &Services,
+    tenant: TenantId,
+    branch: BranchId,
+    items: Vec<RefundItem>,
+) -> Result<RefundOutcome, ServiceError> {
+    Ok(s.tenants.refund(tenant, branch, items).await?)
+}
+
+/// A sale as its tenant's back office and tills find it: with its refunds.
+#[derive(Debug)]
+pub struct SaleView {
+    pub sale: RefundableSale,
+    pub refunds: Vec<StoredRefund>,
+    pub currency: Currency,
+}
+
+/// The tenant's sale `id` with its refunds. A till bound to a branch finds
+/// only that branch's sales (another's is "no such sale", as for a sale
+/// that does not exist).
+pub async fn find_sale(
+    s: &Services,
+    caller: Scope,
+    tenant: TenantId,
+    id: SaleId,
+) -> Result<SaleView, ServiceError> {
+    let handle = s
+        .tenants
+        .get(tenant)
+        .await?
+        .ok_or(ServiceError::UnknownTenant)?;
+    let currency = handle.catalog.view().catalog.currency;
+    let found = s
+        .office
+        .run(move |c| Box::pin(async move { store::sale_with_refunds(c, tenant, id).await }))
+        .await?;
+    let visible = |(sale, _): &(RefundableSale, _)| match caller {
+        Scope::Till {
+            branch: Some(b), ..
+        } => sale.sale.sale.branch_id == b,
+        _ => true,
+    };
+    let (sale, refunds) = found.filter(visible).ok_or(ServiceError::NoSuchSale)?;
+    Ok(SaleView {
+        sale,
+        refunds,
+        currency,
+    })
+}
