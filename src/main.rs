@@ -154,7 +154,8 @@ async fn shards(args: pos::cli::shards::ShardsArgs, config: Config) -> i32 {
 async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
     let migration_url = config.migration_url();
     // Seeding makes keys (an operator key among them): the privileged URL.
-    match pos::cli::seed::run(&args, migration_url, migration_url).await {
+    let currency = config.default_currency;
+    match pos::cli::seed::run(&args, migration_url, migration_url, currency).await {
         Ok(None) => {
             println!("the database already has tenants; nothing seeded (--if-empty)");
             0

@@ -65,6 +65,7 @@ pub async fn run(
     args: &SeedArgs,
     database_url: &str,
     migration_url: &str,
+    currency: crate::domain::Currency,
 ) -> Result<Option<SeedReport>, CliError> {
     let total = args.tenants * (1 + args.branches + args.products);
     if !args.yes && (args.products > MAX_PRODUCTS_WITHOUT_YES || total > MAX_ROWS_WITHOUT_YES) {
@@ -78,6 +79,9 @@ pub async fn run(
             return Ok(None);
         }
         let mut report = insert_all(args, conn, total).await?;
+        // In the deployment's currency (a running server would give it
+        // only at its next start).
+        store::fill_currencies(conn, currency).await?;
         if let Some(path) = &args.keys_file {
             report.keys = write_keys(conn, &report.tenants, path).await?;
         }

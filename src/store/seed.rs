@@ -74,15 +74,23 @@ async fn insert_children(
                 .map(move |(n, name)| (*t, n + 1, name))
         })
         .peekable();
+    // Products get a list price (1.00 to 15.99, by their place in the list).
+    let priced = table == "products";
+    let extra = if priced { ", price" } else { "" };
     while rows.peek().is_some() {
-        let mut sql = format!("INSERT INTO {table} (tenant_id, {key}, name) VALUES ");
+        let mut sql = format!("INSERT INTO {table} (tenant_id, {key}, name{extra}) VALUES ");
         for (i, (tenant, n, name)) in rows.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
             let _ = write!(
                 sql,
-                "{}({tenant},'{prefix}{n}','{}')",
+                "{}({tenant},'{prefix}{n}','{}'",
                 if i > 0 { "," } else { "" },
                 quote(name)
             );
+            if priced {
+                let cents = 100 + (n * 37) % 1500;
+                let _ = write!(sql, ",{}.{:02}", cents / 100, cents % 100);
+            }
+            sql.push(')');
         }
         tx.query_drop(sql).await?;
     }

@@ -541,3 +541,66 @@ async fn every_role_on_the_refund_and_sale_routes_gets_what_the_spec_allows() {
     );
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn a_refund_whose_commit_answer_is_lost_is_settled_and_stored_once() {
+    let db = crate::support::TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let (app, proxy) = crate::support::start_app_behind_proxy(db, &[]).await;
+    let sold = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 5, "2.00"))
+        .await;
+    let path = refunds_path(t.id, t.branches[0]);
+    let batch = json!([
+        {"saleID": sold.body["id"], "quantity": 1, "idempotencyKey": "r-1"},
+        {"saleID": sold.body["id"], "quantity": 2, "idempotencyKey": "r-2"},
+    ]);
+    proxy.lose_next_commit_answer();
+    let first = app.post_json_as(&path, Some(&t.till), &batch).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let answered: Vec<String> = first.body["refunds"]
+        .as_array()
+        .expect("refunds")
+        .iter()
+        .map(|r| r["id"].to_string())
+        .collect();
+    let stored = app
+        .db
+        .scalar("SELECT GROUP_CONCAT(id ORDER BY id) FROM refunds")
+        .await;
+    assert_eq!(
+        stored,
+        answered.join(","),
+        "the answered ids are the stored rows, once"
+    );
+    assert!(app
+        .get_metrics()
+        .await
+        .contains(r#"pos_commit_settles_total{outcome="stored"} 1"#));
+    let replay = app.post_json_as(&path, Some(&t.till), &batch).await;
+    assert_eq!((replay.status.as_u16(), &replay.body), (200, &first.body));
+    // Without a key only the settling keeps a retry from storing it twice.
+    proxy.lose_next_commit_answer();
+    let keyless = json!({"saleID": sold.body["id"], "quantity": 1});
+    assert_eq!(
+        app.post_json_as(&path, Some(&t.till), &keyless)
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        app.db
+            .scalar(
+                "SELECT CONCAT(s.quantity_refunded, '/', t.quantity_refunded, '/', t.refunds) \
+                 FROM sales_transactions s JOIN product_sales_totals t USING (tenant_id, product_id)"
+            )
+            .await,
+        "4/4/8.00"
+    );
+    let line = sales_line(&app, t.id).await;
+    assert_eq!(
+        (&line["netQuantity"], &line["netSales"]),
+        (&json!(1), &json!("2.00"))
+    );
+    app.cleanup().await;
+}

@@ -343,7 +343,16 @@ async fn loadgen_verifies_through_two_sigkills_of_pos_serve_round_after_round() 
             loadgen_json(
                 &base,
                 &run_db,
-                &["--rate", "400", "--duration", "6s", "--terminals", "20"],
+                &[
+                    "--rate",
+                    "400",
+                    "--duration",
+                    "6s",
+                    "--terminals",
+                    "20",
+                    "--refund-rate",
+                    "0.2",
+                ],
             )
             .await
         });
@@ -363,6 +372,33 @@ async fn loadgen_verifies_through_two_sigkills_of_pos_serve_round_after_round() 
         assert!(err.contains("verify: ok"), "round {round}: {err}");
         let (summary, history) = db.summary_and_history(t.id).await;
         assert_eq!(summary, history, "round {round}");
+        // Refunds too: the summary's, the sales' and the refunds' own rows agree.
+        let tenant = t.id.to_string();
+        let of_tenant = |sql: &str| sql.replace("{t}", &tenant);
+        let in_summary = db
+            .scalar(&of_tenant(
+                "SELECT CONCAT(SUM(quantity_refunded), '/', SUM(refunds)) FROM product_sales_totals WHERE tenant_id = {t}",
+            ))
+            .await;
+        let in_refunds = db
+            .scalar(&of_tenant(
+                "SELECT CONCAT(IFNULL(SUM(quantity), 0), '/', IFNULL(SUM(amount), 0.00)) FROM refunds WHERE tenant_id = {t}",
+            ))
+            .await;
+        let on_sales = db
+            .scalar(&of_tenant(
+                "SELECT SUM(quantity_refunded) FROM sales_transactions WHERE tenant_id = {t}",
+            ))
+            .await;
+        assert_eq!(in_summary, in_refunds, "round {round}");
+        assert!(
+            in_refunds.starts_with(&format!("{on_sales}/")),
+            "round {round}"
+        );
+        assert!(
+            db.count("refunds").await > 0,
+            "round {round}: no refund was made"
+        );
         let mut res = server
             .client
             .get(format!("{}/v1/tenants/{}/sales", server.base, t.id))

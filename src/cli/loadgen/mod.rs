@@ -100,11 +100,22 @@ pub struct LoadgenArgs {
     /// Print the final report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The share of confirmed requests followed by a refund of one unit of
+    /// their first sale (0 to 1; `--verify` checks the refunded totals too).
+    #[arg(long, default_value_t = 0.01, value_parser = refund_rate)]
+    pub refund_rate: f64,
     /// API keys (as `pos seed --keys-file` writes them): tills post with
     /// their tenant's key, `--verify` reads with the operator key. Without
     /// it requests carry no key (a server with POS_AUTH=disabled).
     #[arg(long)]
     pub keys_file: Option<std::path::PathBuf>,
+}
+
+fn refund_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("expected a share from 0 to 1, got {text:?}")),
+    }
 }
 
 /// Parses `30s`, `5m`, `1h`, `500ms` or a plain number of seconds.
@@ -207,6 +218,7 @@ async fn run_inner(args: &LoadgenArgs) -> Result<bool, LoadgenError> {
             start,
             end,
             max_in_flight: args.max_in_flight as usize,
+            refund_rate: args.refund_rate,
             stats: stats.clone(),
             live: live.clone(),
         };
@@ -244,24 +256,20 @@ async fn run_inner(args: &LoadgenArgs) -> Result<bool, LoadgenError> {
     // The ranking includes every sale answered at least 100 ms ago.
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     let after = reader.totals(&shops).await?;
-    let confirmed = stats
-        .confirmed
-        .lock()
-        .map(|m| m.clone())
-        .unwrap_or_default();
-    let uncertain = stats
-        .uncertain
-        .lock()
-        .map(|m| m.clone())
-        .unwrap_or_default();
-    let problems = compare(
-        &before,
-        &after,
-        &Sent {
-            confirmed,
-            uncertain,
-        },
-    );
+    let (confirmed, uncertain) = stats.sales.copy();
+    let sold = Sent {
+        confirmed,
+        uncertain,
+    };
+    let (confirmed, uncertain) = stats.refunds.copy();
+    let refunded = Sent {
+        confirmed,
+        uncertain,
+    };
+    let mut problems = compare(&before.sold, &after.sold, &sold);
+    for p in compare(&before.refunded, &after.refunded, &refunded) {
+        problems.push(format!("refunded: {p}"));
+    }
     let unknown = stats.unknown_outcomes();
     if problems.is_empty() {
         if unknown > 0 {
@@ -297,9 +305,16 @@ async fn watch_progress(stats: &Stats, live: &AtomicUsize, end: Instant) {
 type Totals = HashMap<u64, (u64, Money)>;
 
 /// Per tenant and, under key 0, the top-selling list (by quantity).
+#[derive(Default)]
 struct Snapshot {
     tenants: HashMap<u64, Totals>,
     top: HashMap<u64, (u64, u64, Money)>,
+}
+
+/// What the server holds sold (gross) and refunded.
+struct Held {
+    sold: Snapshot,
+    refunded: Snapshot,
 }
 
 /// Reads the server's totals for `--verify`, with the operator key if any.
@@ -310,45 +325,39 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    async fn totals(&self, shops: &[Arc<Shop>]) -> Result<Snapshot, LoadgenError> {
+    async fn totals(&self, shops: &[Arc<Shop>]) -> Result<Held, LoadgenError> {
         let base = self.base;
-        let mut tenants = HashMap::new();
+        let (mut sold, mut refunded) = (Snapshot::default(), Snapshot::default());
+        let units = |p: &Value, quantity: &str, amount: &str| {
+            (p[quantity].as_u64().unwrap_or(0), money(&p[amount]))
+        };
         for shop in shops {
             let v = self
                 .get_json(&format!("{base}/v1/tenants/{}/sales", shop.tenant_id))
                 .await?;
-            let mut totals = Totals::new();
+            let (mut gross, mut back) = (Totals::new(), Totals::new());
             for p in v["sales_per_product"].as_array().into_iter().flatten() {
-                totals.insert(
-                    p["productID"].as_u64().unwrap_or(0),
-                    (
-                        p["quantitySold"].as_u64().unwrap_or(0),
-                        money(&p["totalSales"]),
-                    ),
-                );
+                let id = p["productID"].as_u64().unwrap_or(0);
+                gross.insert(id, units(p, "quantitySold", "totalSales"));
+                back.insert(id, units(p, "quantityRefunded", "refunds"));
             }
-            tenants.insert(shop.tenant_id.get(), totals);
+            sold.tenants.insert(shop.tenant_id.get(), gross);
+            refunded.tenants.insert(shop.tenant_id.get(), back);
         }
         let v = self
             .get_json(&format!("{base}/v1/top-selling?limit=100&by=quantity"))
             .await?;
-        let top = v["top_selling_products"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                let id = p["productID"].as_u64().unwrap_or(0);
-                (
-                    id,
-                    (
-                        p["tenantID"].as_u64().unwrap_or(0),
-                        p["quantitySold"].as_u64().unwrap_or(0),
-                        money(&p["totalSales"]),
-                    ),
-                )
-            })
-            .collect();
-        Ok(Snapshot { tenants, top })
+        for p in v["top_selling_products"].as_array().into_iter().flatten() {
+            let (id, tenant) = (
+                p["productID"].as_u64().unwrap_or(0),
+                p["tenantID"].as_u64().unwrap_or(0),
+            );
+            let (q, r) = units(p, "quantitySold", "totalSales");
+            sold.top.insert(id, (tenant, q, r));
+            let (q, r) = units(p, "quantityRefunded", "refunds");
+            refunded.top.insert(id, (tenant, q, r));
+        }
+        Ok(Held { sold, refunded })
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, LoadgenError> {

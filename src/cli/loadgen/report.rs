@@ -23,16 +23,68 @@ pub struct Stats {
     /// unknown (the server may have stored them).
     pub pending: AtomicU64,
     pub by_status: Mutex<BTreeMap<u16, u64>>,
+    /// Answers to refund requests (kept apart: the sales' figures above
+    /// stay what the sales did).
+    pub refunds_by_status: Mutex<BTreeMap<u16, u64>>,
     pub errors: Mutex<BTreeMap<String, u64>>,
     /// Microseconds from the scheduled send to the answer.
     pub latency: Mutex<Histogram<u64>>,
-    /// What the server confirmed (201/200), per (tenant, product).
+    /// Units and amounts sold, and refunded, by what the server answered.
+    pub sales: Ledger,
+    pub refunds: Ledger,
+}
+
+/// Units and amounts per (tenant, product), by what the server answered.
+#[derive(Default)]
+pub struct Ledger {
+    /// What the server confirmed (201/200).
     pub confirmed: Mutex<HashMap<(u64, u64), (u64, Money)>>,
     /// What was sent and has no final answer (yet, or ever: given up, or
-    /// cut off by the run's end), per (tenant, product): the server may
-    /// hold any of it, each request whole or not at all.
+    /// cut off by the run's end): the server may hold any of it, each
+    /// request whole or not at all.
     pub uncertain: Mutex<HashMap<(u64, u64), (u64, Money)>>,
 }
+
+impl Ledger {
+    pub fn confirm(&self, tenant: u64, product: u64, quantity: u32, revenue: Money) {
+        if let Ok(mut m) = self.confirmed.lock() {
+            let e = m.entry((tenant, product)).or_insert((0, Money::ZERO));
+            e.0 += u64::from(quantity);
+            e.1 += revenue;
+        }
+    }
+
+    /// Units sent: uncertain until [`Ledger::settled`].
+    pub fn sent(&self, tenant: u64, product: u64, quantity: u32, revenue: Money) {
+        if let Ok(mut m) = self.uncertain.lock() {
+            let e = m.entry((tenant, product)).or_insert((0, Money::ZERO));
+            e.0 += u64::from(quantity);
+            e.1 += revenue;
+        }
+    }
+
+    /// Units with a final answer (confirmed or refused): certain now.
+    pub fn settled(&self, tenant: u64, product: u64, quantity: u32, revenue: Money) {
+        if let Ok(mut m) = self.uncertain.lock() {
+            if let Some(e) = m.get_mut(&(tenant, product)) {
+                e.0 = e.0.saturating_sub(u64::from(quantity));
+                e.1 = Money::new(e.1.amount() - revenue.amount());
+                if e.0 == 0 {
+                    m.remove(&(tenant, product));
+                }
+            }
+        }
+    }
+
+    /// A copy of what was confirmed and of what is uncertain.
+    pub fn copy(&self) -> (Units, Units) {
+        let copy = |m: &Mutex<Units>| m.lock().map(|m| m.clone()).unwrap_or_default();
+        (copy(&self.confirmed), copy(&self.uncertain))
+    }
+}
+
+/// Units and amount per (tenant, product).
+pub type Units = HashMap<(u64, u64), (u64, Money)>;
 
 impl Stats {
     pub fn new() -> Self {
@@ -43,12 +95,13 @@ impl Stats {
             unknown: AtomicU64::new(0),
             pending: AtomicU64::new(0),
             by_status: Mutex::default(),
+            refunds_by_status: Mutex::default(),
             errors: Mutex::default(),
             latency: Mutex::new(
                 Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"),
             ),
-            confirmed: Mutex::default(),
-            uncertain: Mutex::default(),
+            sales: Ledger::default(),
+            refunds: Ledger::default(),
         }
     }
 
@@ -61,6 +114,12 @@ impl Stats {
         }
     }
 
+    pub fn refund_answered(&self, status: u16) {
+        if let Ok(mut m) = self.refunds_by_status.lock() {
+            *m.entry(status).or_default() += 1;
+        }
+    }
+
     pub fn error(&self, kind: &str) {
         if let Ok(mut m) = self.errors.lock() {
             *m.entry(kind.to_string()).or_default() += 1;
@@ -70,36 +129,6 @@ impl Stats {
     /// Requests given up after every retry, and those still unsettled.
     pub fn unknown_outcomes(&self) -> u64 {
         self.unknown.load(Ordering::Relaxed) + self.pending.load(Ordering::Relaxed)
-    }
-
-    pub fn confirm(&self, tenant: u64, product: u64, quantity: u32, revenue: Money) {
-        if let Ok(mut m) = self.confirmed.lock() {
-            let e = m.entry((tenant, product)).or_insert((0, Money::ZERO));
-            e.0 += u64::from(quantity);
-            e.1 += revenue;
-        }
-    }
-
-    /// A sale sent: uncertain until [`Stats::settled`].
-    pub fn sent_sale(&self, tenant: u64, product: u64, quantity: u32, revenue: Money) {
-        if let Ok(mut m) = self.uncertain.lock() {
-            let e = m.entry((tenant, product)).or_insert((0, Money::ZERO));
-            e.0 += u64::from(quantity);
-            e.1 += revenue;
-        }
-    }
-
-    /// A sale with a final answer (confirmed or refused): certain now.
-    pub fn settled(&self, tenant: u64, product: u64, quantity: u32, revenue: Money) {
-        if let Ok(mut m) = self.uncertain.lock() {
-            if let Some(e) = m.get_mut(&(tenant, product)) {
-                e.0 = e.0.saturating_sub(u64::from(quantity));
-                e.1 = Money::new(e.1.amount() - revenue.amount());
-                if e.0 == 0 {
-                    m.remove(&(tenant, product));
-                }
-            }
-        }
     }
 
     pub fn answered_total(&self) -> u64 {
@@ -157,17 +186,20 @@ impl Stats {
                 p99: q(0.99),
                 max: h.as_ref().map_or(0.0, |h| h.max() as f64 / 1000.0),
             },
-            answers_by_status: self
-                .by_status
-                .lock()
-                .map(|m| m.iter().map(|(k, v)| (k.to_string(), *v)).collect())
-                .unwrap_or_default(),
+            answers_by_status: by_status(&self.by_status),
+            refunds_by_status: by_status(&self.refunds_by_status),
             errors_by_kind: self.errors.lock().map(|m| m.clone()).unwrap_or_default(),
             retries: self.retries.load(Ordering::Relaxed),
             skipped_in_flight_cap: self.skipped.load(Ordering::Relaxed),
             unknown_outcomes: self.unknown_outcomes(),
         }
     }
+}
+
+fn by_status(m: &Mutex<BTreeMap<u16, u64>>) -> BTreeMap<String, u64> {
+    m.lock()
+        .map(|m| m.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+        .unwrap_or_default()
 }
 
 impl Default for Stats {
@@ -194,6 +226,8 @@ pub struct Report {
     pub throughput_requests_per_second: f64,
     pub latency_ms: Latency,
     pub answers_by_status: BTreeMap<String, u64>,
+    /// Answers to the refunds sent (`--refund-rate`).
+    pub refunds_by_status: BTreeMap<String, u64>,
     pub errors_by_kind: BTreeMap<String, u64>,
     pub retries: u64,
     pub skipped_in_flight_cap: u64,
@@ -218,6 +252,9 @@ impl std::fmt::Display for Report {
             l.p50, l.p90, l.p99, l.max
         )?;
         writeln!(f, "answers       {}", counts(&self.answers_by_status))?;
+        if !self.refunds_by_status.is_empty() {
+            writeln!(f, "refunds       {}", counts(&self.refunds_by_status))?;
+        }
         writeln!(f, "errors        {}", counts(&self.errors_by_kind))?;
         write!(
             f,

@@ -43,6 +43,9 @@ pub struct TerminalPlan {
     pub start: Instant,
     pub end: Instant,
     pub max_in_flight: usize,
+    /// The share of confirmed requests whose first sale is then refunded
+    /// one unit of (at this terminal's branch).
+    pub refund_rate: f64,
     pub stats: Arc<Stats>,
     /// Decremented when the terminal stops.
     pub live: Arc<AtomicUsize>,
@@ -151,26 +154,40 @@ impl Terminal {
         let stats = self.plan.stats.clone();
         let tenant = self.plan.shop.tenant_id;
         let token = self.plan.token.clone();
+        let refund = (self.rng.unit() < self.plan.refund_rate).then(|| Refund {
+            url: format!(
+                "{}/v1/tenants/{}/branches/{}/refunds",
+                self.plan.base_url, tenant, self.plan.branch
+            ),
+            key: format!("lgr-{}-{}-{}", self.plan.run_id, self.plan.id, self.seq),
+        });
         self.in_flight += 1;
         stats.sent.fetch_add(1, Ordering::Relaxed);
         stats.pending.fetch_add(1, Ordering::Relaxed);
         for s in &sales {
             let revenue = s.price_per_unit.times(s.quantity_sold);
             let (t, p, q) = (tenant.get(), s.product_id.get(), s.quantity_sold);
-            stats.sent_sale(t, p, q, revenue);
+            stats.sales.sent(t, p, q, revenue);
         }
         ctx.spawn(
             async move {
-                let outcome = deliver(&client, &url, token.as_deref(), body, at, &stats).await;
+                let token = token.as_deref();
+                let to = (url.as_str(), Kind::Sales);
+                let (outcome, answer) = deliver(&client, to, token, body, at, &stats).await;
                 if outcome != Outcome::Unknown {
                     for s in &sales {
                         let revenue = s.price_per_unit.times(s.quantity_sold);
                         let (t, p, q) = (tenant.get(), s.product_id.get(), s.quantity_sold);
                         if outcome == Outcome::Confirmed {
-                            stats.confirm(t, p, q, revenue);
+                            stats.sales.confirm(t, p, q, revenue);
                         }
-                        stats.settled(t, p, q, revenue);
+                        stats.sales.settled(t, p, q, revenue);
                     }
+                }
+                if let (Some(refund), Some(answer)) = (refund, answer) {
+                    let first = &sales[0];
+                    let units = (tenant.get(), first.product_id.get(), first.price_per_unit);
+                    refund.send(&client, token, &answer, units, &stats).await;
                 }
                 // Settled (and counted) only now: a request the run's end
                 // cuts off before this line is counted as unknown.
@@ -185,6 +202,45 @@ impl Terminal {
     }
 }
 
+/// One unit of a confirmed sale to take back.
+struct Refund {
+    url: String,
+    key: String,
+}
+
+impl Refund {
+    /// Refunds one unit of the first sale of `answer` (a sale, or
+    /// `{"transactions": [...]}`), of `(tenant, product, price)`.
+    async fn send(
+        self,
+        client: &awc::Client,
+        token: Option<&str>,
+        answer: &serde_json::Value,
+        (tenant, product, price): (u64, u64, Money),
+        stats: &Stats,
+    ) {
+        let sale = answer.get("transactions").map_or(answer, |t| &t[0]);
+        let Some(sale_id) = sale["id"].as_u64() else {
+            return;
+        };
+        let body =
+            serde_json::json!({"saleID": sale_id, "quantity": 1, "idempotencyKey": self.key});
+        let Ok(body) = serde_json::to_vec(&body) else {
+            return;
+        };
+        stats.refunds.sent(tenant, product, 1, price);
+        let at = Instant::now();
+        let to = (self.url.as_str(), Kind::Refunds);
+        let (outcome, _) = deliver(client, to, token, body, at, stats).await;
+        if outcome != Outcome::Unknown {
+            if outcome == Outcome::Confirmed {
+                stats.refunds.confirm(tenant, product, 1, price);
+            }
+            stats.refunds.settled(tenant, product, 1, price);
+        }
+    }
+}
+
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -196,17 +252,25 @@ enum Outcome {
     Unknown,
 }
 
-/// Sends until the server gives a final answer.
+/// What a request is: the sales' figures count sales requests only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sales,
+    Refunds,
+}
+
+/// Sends until the server gives a final answer; a confirmation's body.
 async fn deliver(
     client: &awc::Client,
-    url: &str,
+    (url, kind): (&str, Kind),
     token: Option<&str>,
     body: Vec<u8>,
     at: Instant,
     stats: &Stats,
-) -> Outcome {
+) -> (Outcome, Option<serde_json::Value>) {
+    let sales = kind == Kind::Sales;
     for attempt in 0..MAX_ATTEMPTS {
-        if attempt > 0 {
+        if attempt > 0 && sales {
             stats.retries.fetch_add(1, Ordering::Relaxed);
         }
         let mut req = client
@@ -220,10 +284,17 @@ async fn deliver(
         let wait = match res {
             Ok(mut r) => {
                 let status = r.status().as_u16();
-                let _ = r.body().await;
-                stats.answered(status, at.elapsed());
+                let answer = r.body().await;
+                if sales {
+                    stats.answered(status, at.elapsed());
+                } else {
+                    stats.refund_answered(status);
+                }
                 match status {
-                    200 | 201 => return Outcome::Confirmed,
+                    200 | 201 => {
+                        let answer = answer.ok().and_then(|b| serde_json::from_slice(&b).ok());
+                        return (Outcome::Confirmed, answer);
+                    }
                     // Nothing of the request was stored: send it again later.
                     503 | 429 => retry_after(&r),
                     // The outcome is unknown (a 500 from the server, a 502
@@ -231,18 +302,22 @@ async fn deliver(
                     // (a replay answers 200 with the stored sales, or they
                     // are stored now).
                     500 | 502 | 504 => Duration::from_secs(1),
-                    _ => return Outcome::Refused,
+                    _ => return (Outcome::Refused, None),
                 }
             }
             Err(e) => {
-                stats.error(error_kind(&e));
+                if sales {
+                    stats.error(error_kind(&e));
+                }
                 Duration::from_secs(1)
             }
         };
         actix_web::rt::time::sleep(wait).await;
     }
-    stats.unknown.fetch_add(1, Ordering::Relaxed);
-    Outcome::Unknown
+    if sales {
+        stats.unknown.fetch_add(1, Ordering::Relaxed);
+    }
+    (Outcome::Unknown, None)
 }
 
 fn retry_after<S>(r: &awc::ClientResponse<S>) -> Duration {
