@@ -109,8 +109,24 @@ fn fields(query: &ReportQuery, row: &ReportRow) -> Vec<(&'static str, Value)> {
     out.push(("quantitySold", json!(row.quantity)));
     out.push(("totalSales", json!(row.total)));
     out.push(("salesCount", json!(row.count)));
+    out.push(("quantityRefunded", json!(row.refunded)));
+    out.push(("refunds", json!(row.refunds)));
+    out.push(("refundCount", json!(row.refund_count)));
+    out.push(("netSales", json!(row.net())));
     out
 }
+
+/// The sums' columns, in order (money ones are written unquoted in CSV).
+const SUM_COLUMNS: [&str; 7] = [
+    "quantitySold",
+    "totalSales",
+    "salesCount",
+    "quantityRefunded",
+    "refunds",
+    "refundCount",
+    "netSales",
+];
+const MONEY_COLUMNS: [&str; 3] = ["totalSales", "refunds", "netSales"];
 
 /// The rows as CSV (RFC 4180): a header line, then one line per row.
 pub(super) fn csv(query: &ReportQuery, page: &ReportPage) -> String {
@@ -123,7 +139,7 @@ pub(super) fn csv(query: &ReportQuery, page: &ReportPage) -> String {
             time => header.push(time),
         }
     }
-    header.extend(["quantitySold", "totalSales", "salesCount"]);
+    header.extend(SUM_COLUMNS);
     let mut out = header.join(",");
     out.push_str("\r\n");
     for row in &page.rows {
@@ -131,7 +147,7 @@ pub(super) fn csv(query: &ReportQuery, page: &ReportPage) -> String {
             .into_iter()
             .map(|(name, v)| match v {
                 // Money is ours, digits and a point: a spreadsheet reads it as a number.
-                Value::String(s) if name == "totalSales" => s,
+                Value::String(s) if MONEY_COLUMNS.contains(&name) => s,
                 Value::String(s) => quoted(&s),
                 Value::Null => String::new(),
                 other => other.to_string(),

@@ -1,9 +1,11 @@
-//! Sales reports straight from the history: one grouped query per stretch
-//! of constant UTC offset, read from the covering index `ix_sales_report`
-//! (`tenant_id, log_timestamp, branch_id, product_id, quantity_sold,
-//! price_per_unit`), so a report reads only its tenant's index range and
-//! never a table row. Local days and hours are computed in SQL from the
-//! stretch's offset; names are today's.
+//! Sales reports straight from the history: per stretch of constant UTC
+//! offset, one grouped query of the sales, read from the covering index
+//! `ix_sales_report` (`tenant_id, log_timestamp, branch_id, product_id,
+//! quantity_sold, price_per_unit`), and one of the refunds, from
+//! `ix_refunds_report` (the same shape: a refund counts at its branch and
+//! time), so a report reads only its tenant's index ranges and never a
+//! table row. Local days and hours are computed in SQL from the stretch's
+//! offset; names are today's.
 //!
 //! A page after the first reads only what can be after its cursor: from
 //! the cursor's time bucket on, or (grouped without time) the groups
@@ -45,24 +47,24 @@ pub async fn sales_report(
         return Ok(ReportOutcome::UnknownTenant);
     }
     let keyset = query.after.is_some();
-    let sql = report_sql(
-        query.group_by,
-        query.branches.len(),
-        query.products.len(),
-        keyset,
-    );
-    let sql = time_limited(&sql, time_limit);
+    let (branches, products) = (query.branches.len(), query.products.len());
+    let sources = [History::Sales, History::Refunds].map(|source| {
+        let sql = grouped_sql(source, query.group_by, branches, products, keyset);
+        (source, time_limited(&sql, time_limit))
+    });
     let mut groups = Groups::after(query.after);
     for stretch in query.stretches() {
-        let rows: Vec<Row> = conn.exec(&sql, report_params(query, &stretch)).await?;
-        for row in rows {
-            let (key, sums) = decode(query.group_by, stretch.offset, row)?;
-            // Without GROUP BY, a stretch with no sales is one row of NULLs.
-            if sums.count == 0 {
-                continue;
-            }
-            if groups.add(key, sums).is_err() {
-                return Ok(ReportOutcome::TooManyGroups);
+        for (source, sql) in &sources {
+            let rows: Vec<Row> = conn.exec(sql, report_params(query, &stretch)).await?;
+            for row in rows {
+                let (key, sums) = decode(*source, query.group_by, stretch.offset, row)?;
+                // Without GROUP BY, a stretch with nothing is one row of NULLs.
+                if sums.is_empty() {
+                    continue;
+                }
+                if groups.add(key, sums).is_err() {
+                    return Ok(ReportOutcome::TooManyGroups);
+                }
             }
         }
     }
@@ -78,6 +80,9 @@ pub async fn sales_report(
             quantity: sums.quantity,
             total: Money::new(sums.total),
             count: sums.count,
+            refunded: sums.refunded,
+            refunds: Money::new(sums.refunds),
+            refund_count: sums.refund_count,
         })
         .collect();
     Ok(ReportOutcome::Page(ReportPage { rows, next }))
@@ -95,13 +100,52 @@ fn time_limited(sql: &str, limit: Duration) -> String {
     )
 }
 
-/// The grouped query of one stretch, with `branches` and `products` ids
-/// in its filters and, with `keyset` and no time bucket, only the groups
-/// after the cursor's. Parameters: the offset in seconds (once per time
-/// column), the tenant, the stretch's bounds, the ids, then the cursor's
-/// branch and product. Public so a test can `EXPLAIN` it.
+/// Where a report's figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum History {
+    Sales,
+    Refunds,
+}
+
+impl History {
+    /// Table and index, time column, and what is summed (units, amount).
+    fn columns(self) -> [&'static str; 4] {
+        match self {
+            History::Sales => [
+                "sales_transactions FORCE INDEX (ix_sales_report)",
+                "log_timestamp",
+                "quantity_sold",
+                "quantity_sold * price_per_unit",
+            ],
+            History::Refunds => [
+                "refunds FORCE INDEX (ix_refunds_report)",
+                "created_at",
+                "quantity",
+                "amount",
+            ],
+        }
+    }
+}
+
+/// The grouped query of the sales of one stretch, with `branches` and
+/// `products` ids in its filters and, with `keyset` and no time bucket,
+/// only the groups after the cursor's. Parameters: the offset in seconds
+/// (once per time column), the tenant, the stretch's bounds, the ids, then
+/// the cursor's branch and product. Public so a test can `EXPLAIN` it.
 pub fn report_sql(group: GroupBy, branches: usize, products: usize, keyset: bool) -> String {
-    let local = "log_timestamp + INTERVAL ? SECOND";
+    grouped_sql(History::Sales, group, branches, products, keyset)
+}
+
+/// [`report_sql`] of the sales or of the refunds (same parameters).
+fn grouped_sql(
+    source: History,
+    group: GroupBy,
+    branches: usize,
+    products: usize,
+    keyset: bool,
+) -> String {
+    let [table, time, units, amount] = source.columns();
+    let local = format!("{time} + INTERVAL ? SECOND");
     let mut columns = Vec::new();
     match group.time {
         Some(TimeBucket::Day) => columns.push(format!("TIMESTAMPDIFF(DAY, '1970-01-01', {local})")),
@@ -122,11 +166,10 @@ pub fn report_sql(group: GroupBy, branches: usize, products: usize, keyset: bool
         sql.push_str(c);
         sql.push_str(", ");
     }
-    sql.push_str(
-        "SUM(quantity_sold), SUM(quantity_sold * price_per_unit), COUNT(*) \
-         FROM sales_transactions FORCE INDEX (ix_sales_report) \
-         WHERE tenant_id = ? AND log_timestamp >= ? AND log_timestamp < ?",
-    );
+    sql.push_str(&format!(
+        "SUM({units}), SUM({amount}), COUNT(*) FROM {table} \
+         WHERE tenant_id = ? AND {time} >= ? AND {time} < ?"
+    ));
     for (column, n) in [("branch_id", branches), ("product_id", products)] {
         if n > 0 {
             sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; n].join(", ")));
@@ -167,7 +210,7 @@ pub fn report_params(query: &ReportQuery, stretch: &Stretch) -> Vec<Value> {
     params
 }
 
-fn decode(group: GroupBy, offset: i32, mut row: Row) -> Result<(GroupKey, Sums)> {
+fn decode(source: History, group: GroupBy, offset: i32, mut row: Row) -> Result<(GroupKey, Sums)> {
     let bad = || StoreError::invariant("a report row has unexpected columns");
     let mut column = 0;
     let mut next = || {
@@ -189,12 +232,23 @@ fn decode(group: GroupBy, offset: i32, mut row: Row) -> Result<(GroupKey, Sums)>
     let quantity: Option<Decimal> = from_value(next()?)?;
     let total: Option<Decimal> = from_value(next()?)?;
     let count: u64 = from_value(next()?)?;
-    let sums = Sums {
-        quantity: quantity
-            .and_then(|q| u64::try_from(q).ok())
-            .unwrap_or_default(),
-        total: total.unwrap_or_default(),
-        count,
+    let quantity = quantity
+        .and_then(|q| u64::try_from(q).ok())
+        .unwrap_or_default();
+    let total = total.unwrap_or_default();
+    let sums = match source {
+        History::Sales => Sums {
+            quantity,
+            total,
+            count,
+            ..Sums::default()
+        },
+        History::Refunds => Sums {
+            refunded: quantity,
+            refunds: total,
+            refund_count: count,
+            ..Sums::default()
+        },
     };
     let key = GroupKey::from_local(group, local, offset, branch, product);
     Ok((key, sums))

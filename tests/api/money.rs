@@ -604,3 +604,74 @@ async fn a_refund_whose_commit_answer_is_lost_is_settled_and_stored_once() {
     );
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn reports_count_a_return_at_its_branch_and_time_beside_the_sale() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(2, 1).await;
+    let sold = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 4, "2.50"))
+        .await;
+    let path = refunds_path(t.id, t.branches[1]);
+    let body = json!({"saleID": sold.body["id"], "quantity": 3});
+    assert_eq!(
+        app.post_json_as(&path, Some(&t.till), &body).await.status,
+        201
+    );
+    let today = chrono::Utc::now().date_naive();
+    let report = |group: &str| {
+        format!(
+            "/v1/tenants/{}/reports/sales?from={}T00:00:00Z&to={}T00:00:00Z&groupBy={group}",
+            t.id,
+            today,
+            today.succ_opt().expect("a next day")
+        )
+    };
+    let rows = app.get(&report("branch")).await.body["rows"].clone();
+    let cut = |r: &Value| {
+        (
+            r["branchID"].as_u64(),
+            r["salesCount"].clone(),
+            r["totalSales"].clone(),
+            r["quantityRefunded"].clone(),
+            r["refunds"].clone(),
+            r["refundCount"].clone(),
+            r["netSales"].clone(),
+        )
+    };
+    let rows: Vec<_> = rows.as_array().expect("rows").iter().map(cut).collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                Some(t.branches[0]),
+                json!(1),
+                json!("10.00"),
+                json!(0),
+                json!("0.00"),
+                json!(0),
+                json!("10.00")
+            ),
+            (
+                Some(t.branches[1]),
+                json!(0),
+                json!("0.00"),
+                json!(3),
+                json!("7.50"),
+                json!(1),
+                json!("-7.50")
+            ),
+        ],
+        "the return counts where it was taken"
+    );
+    let total = app.get(&report("product")).await.body["rows"][0].clone();
+    assert_eq!(
+        (
+            &total["quantitySold"],
+            &total["quantityRefunded"],
+            &total["netSales"]
+        ),
+        (&json!(4), &json!(3), &json!("2.50"))
+    );
+    app.cleanup().await;
+}

@@ -372,12 +372,12 @@ async fn a_sale_answered_201_is_in_the_report_at_once_and_csv_gives_the_same_row
     assert_eq!(
         lines,
         [
-            "day,productID,productName,quantitySold,totalSales,salesCount".to_string(),
+            "day,productID,productName,quantitySold,totalSales,salesCount,quantityRefunded,refunds,refundCount,netSales".to_string(),
             format!(
-                "\"{day}\",{},\"Tea, \"\"green\"\"\",3,7.50,2",
+                "\"{day}\",{},\"Tea, \"\"green\"\"\",3,7.50,2,0,0.00,0,7.50",
                 t.products[0]
             ),
-            format!("\"{day}\",{},\"Product 1\",1,0.10,1", t.products[1]),
+            format!("\"{day}\",{},\"Product 1\",1,0.10,1,0,0.00,0,0.10", t.products[1]),
             String::new(),
         ]
     );

@@ -118,6 +118,17 @@ pub struct Sums {
     pub quantity: u64,
     pub total: Decimal,
     pub count: u64,
+    /// Refunds and voids taken in the group (at its branch, in its time).
+    pub refunded: u64,
+    pub refunds: Decimal,
+    pub refund_count: u64,
+}
+
+impl Sums {
+    /// Whether the group holds no sale and no refund.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0 && self.refund_count == 0
+    }
 }
 
 impl std::ops::AddAssign for Sums {
@@ -125,6 +136,9 @@ impl std::ops::AddAssign for Sums {
         self.quantity = self.quantity.saturating_add(other.quantity);
         self.total += other.total;
         self.count = self.count.saturating_add(other.count);
+        self.refunded = self.refunded.saturating_add(other.refunded);
+        self.refunds += other.refunds;
+        self.refund_count = self.refund_count.saturating_add(other.refund_count);
     }
 }
 
@@ -178,6 +192,16 @@ pub struct ReportRow {
     pub quantity: u64,
     pub total: Money,
     pub count: u64,
+    pub refunded: u64,
+    pub refunds: Money,
+    pub refund_count: u64,
+}
+
+impl ReportRow {
+    /// Sales less refunds.
+    pub fn net(&self) -> Money {
+        Money::new(self.total.amount() - self.refunds.amount())
+    }
 }
 
 /// A page of a report.
