@@ -27,7 +27,9 @@ pub use error_code::ErrorCode;
 pub use ids::{BranchId, ProductId, RefundId, SaleId, TenantId};
 pub use money::Money;
 pub use problems::{Field, ItemProblem};
-pub use refund::{NewRefund, RefundItem, RefundKind, RefundableSale, StoredRefund};
+pub use refund::{
+    ListingCursor, NewRefund, RefundItem, RefundKind, RefundableSale, SalesListing, StoredRefund,
+};
 pub use report::{
     time_zone, GroupBy, GroupKey, Groups, RangeError, ReportPage, ReportQuery, ReportRow, Stretch,
     Sums, TimeBucket, TooManyGroups, MAX_FILTER_IDS, MAX_GROUPS, MAX_PAGE_ROWS, TIME_ZONE_RULE,

@@ -116,3 +116,40 @@ impl StoredRefund {
             && r.reason == item.reason
     }
 }
+
+/// A page of a tenant's sales, newest first (by sale time, then id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalesListing {
+    pub branch: Option<BranchId>,
+    /// Half-open `[from, to)` on the sales' timestamps.
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub limit: usize,
+    /// The last sale of the page before: this page starts after it.
+    pub after: Option<ListingCursor>,
+}
+
+/// Where a page of [`SalesListing`] ended: the last sale's time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingCursor {
+    pub at: Timestamp,
+    pub id: SaleId,
+}
+
+impl ListingCursor {
+    /// `<unix microseconds>_<id>`.
+    pub fn text(&self) -> String {
+        let micros = self.at.naive_utc().and_utc().timestamp_micros();
+        format!("{micros}_{}", self.id)
+    }
+
+    pub fn parse(text: &str) -> Option<ListingCursor> {
+        let (micros, id) = text.split_once('_')?;
+        let micros: i64 = micros.parse().ok()?;
+        let at = chrono::DateTime::from_timestamp_micros(micros)?;
+        Some(ListingCursor {
+            at: Timestamp::from_utc(at),
+            id: SaleId::parse(id)?,
+        })
+    }
+}

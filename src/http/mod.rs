@@ -96,6 +96,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/tenants/{tenantID}/keys/{keyID}"),
     ("POST", "/v1/tenants/{tenantID}/branches/{branchID}/refunds"),
     ("GET", "/v1/tenants/{tenantID}/sales-transactions/{saleID}"),
+    ("GET", "/v1/tenants/{tenantID}/sales-transactions"),
 ];
 
 /// The API routes (port 8080). Each `/v1` resource carries its own gate
@@ -221,6 +222,14 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
                 &[(Method::GET, ReadSaleTransactions)],
             )
             .route(get().to(refunds::get_sale))
+            .default_service(web::to(|| async { only("GET, HEAD") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/sales-transactions",
+                &[(Method::GET, ReadSaleTransactions)],
+            )
+            .route(get().to(refunds::list_sales))
             .default_service(web::to(|| async { only("GET, HEAD") })),
         )
         .default_service(web::to(not_found));

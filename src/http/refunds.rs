@@ -6,11 +6,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::body::json_body;
-use super::parse::parse_refunds;
+use super::parse::{parse_refunds, sales_listing};
 use super::sales::SaleBody;
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
-use crate::domain::{Currency, Scope, StoredRefund};
+use crate::domain::{Currency, ListingCursor, Scope, StoredRefund};
 use crate::service::refunds;
 
 /// A stored refund as answered, with the tenant's currency.
@@ -64,6 +64,55 @@ struct SaleWithRefunds<'a> {
     #[serde(rename = "quantityRefunded")]
     quantity_refunded: u32,
     refunds: Vec<RefundBody<'a>>,
+}
+
+/// A listed sale: the sale and what is refunded of it.
+#[derive(Serialize)]
+struct ListedSale<'a> {
+    #[serde(flatten)]
+    sale: SaleBody<'a>,
+    #[serde(rename = "quantityRefunded")]
+    quantity_refunded: u32,
+}
+
+#[derive(Serialize)]
+struct ListedSales<'a> {
+    sales: Vec<ListedSale<'a>>,
+    #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// `GET …/sales-transactions?branchID&from&to&limit&cursor`, newest first.
+pub async fn list_sales(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    caller: Scope,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let services = state.services()?;
+    let tenant = ids.tenant_or_404()?;
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::validation("query", "is not a valid query string"))?;
+    let listing = sales_listing(&pairs)?;
+    let (sales, more, currency) = refunds::list_sales(services, caller, tenant, listing).await?;
+    let next_cursor = more
+        .then(|| sales.last())
+        .flatten()
+        .map(|s| ListingCursor {
+            at: s.sale.sale.timestamp,
+            id: s.sale.id,
+        })
+        .map(|c| c.text());
+    Ok(HttpResponse::Ok().json(ListedSales {
+        sales: sales
+            .iter()
+            .map(|s| ListedSale {
+                sale: SaleBody::new(&s.sale, currency),
+                quantity_refunded: s.refunded,
+            })
+            .collect(),
+        next_cursor,
+    }))
 }
 
 pub async fn get_sale(

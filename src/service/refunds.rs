@@ -4,7 +4,8 @@
 
 use super::{ServiceError, Services};
 use crate::domain::{
-    BranchId, Currency, RefundItem, RefundableSale, SaleId, Scope, StoredRefund, TenantId,
+    BranchId, Currency, RefundItem, RefundableSale, SaleId, SalesListing, Scope, StoredRefund,
+    TenantId,
 };
 use crate::store;
 
@@ -18,6 +19,37 @@ pub async fn post_refunds(
     items: Vec<RefundItem>,
 ) -> Result<RefundOutcome, ServiceError> {
     Ok(s.tenants.refund(tenant, branch, items).await?)
+}
+
+/// A page of the tenant's sales, newest first, and whether more follow. A
+/// till bound to a branch lists that branch's sales (asking for another
+/// branch is refused).
+pub async fn list_sales(
+    s: &Services,
+    caller: Scope,
+    tenant: TenantId,
+    mut listing: SalesListing,
+) -> Result<(Vec<RefundableSale>, bool, Currency), ServiceError> {
+    if let Scope::Till {
+        branch: Some(own), ..
+    } = caller
+    {
+        if listing.branch.is_some_and(|b| b != own) {
+            return Err(ServiceError::Forbidden);
+        }
+        listing.branch = Some(own);
+    }
+    let handle = s
+        .tenants
+        .get(tenant)
+        .await?
+        .ok_or(ServiceError::UnknownTenant)?;
+    let currency = handle.catalog.view().catalog.currency;
+    let (sales, more) = s
+        .office
+        .run(move |c| Box::pin(async move { store::list_sales(c, tenant, &listing).await }))
+        .await?;
+    Ok((sales, more, currency))
 }
 
 /// A sale as its tenant's back office and tills find it: with its refunds.

@@ -31,7 +31,9 @@ pub use keys::{
     KeyListing, KeyRefusal, NewTenantKey, Revocations, Revoked, StoredKey, TenantKeyRevocation,
 };
 pub use migrate::{ensure_database, grant_service_user, migrate, migrate_if_pending, MigrateError};
-pub use refunds::{find_refundable, find_refunds_by_keys, insert_refunds, sale_with_refunds};
+pub use refunds::{
+    find_refundable, find_refunds_by_keys, insert_refunds, list_sales, sale_with_refunds,
+};
 pub use reports::{report_params, report_sql, sales_report, ReportOutcome};
 pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Lease, Mark};
 pub use seed::{count_tenants, insert_seed_chunk, SeedChunk};

@@ -9,14 +9,15 @@ use std::fmt::Write as _;
 
 use chrono::NaiveDateTime;
 use mysql_async::prelude::*;
-use mysql_async::Conn;
+use mysql_async::{Conn, Params, Value};
 use rust_decimal::Decimal;
 
 use super::sales::{commit_batch, open_row, push_mark};
 use super::{BatchMark, CommitFailure, Mark, Result};
 use crate::domain::{
     BranchId, IdempotencyKey, Money, Name, NewRefund, NewSale, ProductId, Quantity, RefundId,
-    RefundKind, RefundableSale, SaleId, StoredRefund, StoredSale, TenantId, Timestamp,
+    RefundKind, RefundableSale, SaleId, SalesListing, StoredRefund, StoredSale, TenantId,
+    Timestamp,
 };
 
 /// Stores `refunds` in one transaction, moving the writer's mark as `mark`
@@ -269,6 +270,69 @@ pub async fn find_refunds_by_keys(
         .into_iter()
         .filter_map(|r| stored_refund(tenant, r))
         .collect())
+}
+
+/// A page of `tenant`'s sales, newest first (by time, then id), each with
+/// what is refunded of it; and whether more follow. Read on the covering
+/// index's `(tenant_id, log_timestamp)` prefix, backwards: a page costs
+/// what it holds, plus the sales sharing the last one's time (a batch
+/// sent without timestamps shares one), which are read whole so that a
+/// page never ends inside them in another order than the next one starts.
+pub async fn list_sales(
+    conn: &mut Conn,
+    tenant: TenantId,
+    listing: &SalesListing,
+) -> Result<(Vec<RefundableSale>, bool)> {
+    let want = listing.limit + 1;
+    let branch = listing
+        .branch
+        .map_or(String::new(), |b| format!(" AND branch_id = {b}"));
+    let select =
+        format!("SELECT {SALE_COLUMNS} FROM sales_transactions WHERE tenant_id = ?{branch}");
+    // Those at the cursor's time with lower ids, then those before it.
+    let mut rows: Vec<SaleRow> = match listing.after {
+        Some(c) => {
+            let sql =
+                format!("{select} AND log_timestamp = ? AND id < ? ORDER BY id DESC LIMIT {want}");
+            conn.exec(sql, (tenant, c.at.naive_utc(), c.id)).await?
+        }
+        None => Vec::new(),
+    };
+    let upper = listing.after.map(|c| c.at).or(listing.to);
+    if rows.len() < want {
+        let mut sql = select.clone();
+        let mut params: Vec<Value> = vec![tenant.into()];
+        if let Some(from) = listing.from {
+            sql.push_str(" AND log_timestamp >= ?");
+            params.push(from.naive_utc().into());
+        }
+        if let Some(upper) = upper {
+            sql.push_str(" AND log_timestamp < ?");
+            params.push(upper.naive_utc().into());
+        }
+        let _ = write!(
+            sql,
+            " ORDER BY log_timestamp DESC LIMIT {}",
+            want - rows.len()
+        );
+        let mut before: Vec<SaleRow> = conn.exec(sql, Params::Positional(params)).await?;
+        if let Some(last) = before.last().map(|r| r.5) {
+            // The last time's sales whole, highest ids first.
+            before.retain(|r| r.5 != last);
+            let sql = format!("{select} AND log_timestamp = ? ORDER BY id DESC LIMIT {want}");
+            let tied: Vec<SaleRow> = conn.exec(sql, (tenant, last)).await?;
+            before.sort_by(|a, b| b.5.cmp(&a.5).then(b.0.cmp(&a.0)));
+            before.extend(tied);
+        }
+        rows.extend(before);
+    }
+    let more = rows.len() > listing.limit;
+    rows.truncate(listing.limit);
+    let sales = rows
+        .into_iter()
+        .filter_map(|r| refundable(tenant, r))
+        .collect();
+    Ok((sales, more))
 }
 
 /// A sale of `tenant` with its refunds, oldest first; `None` if the tenant

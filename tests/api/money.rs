@@ -675,3 +675,67 @@ async fn reports_count_a_return_at_its_branch_and_time_beside_the_sale() {
     );
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn sales_are_listed_newest_first_in_pages_that_never_skip_or_repeat_a_batch() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(2, 1).await;
+    let p = t.products[0];
+    // A batch shares its receive time; two sales an hour and a day before.
+    let batch = json!([sale(p, 1, "1.00"), sale(p, 2, "1.00"), sale(p, 3, "1.00")]);
+    assert_eq!(app.post_json(&t.sales_path(0), &batch).await.status, 201);
+    let at = |hours: i64| (chrono::Utc::now() - chrono::Duration::hours(hours)).to_rfc3339();
+    let mut earlier = sale(p, 4, "1.00");
+    earlier["timestamp"] = json!(at(1));
+    assert_eq!(app.post_json(&t.sales_path(1), &earlier).await.status, 201);
+    let mut oldest = sale(p, 5, "1.00");
+    oldest["timestamp"] = json!(at(24));
+    assert_eq!(app.post_json(&t.sales_path(0), &oldest).await.status, 201);
+    let list = format!("/v1/tenants/{}/sales-transactions", t.id);
+    let bo = Some(t.backoffice.as_str());
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let page = match &cursor {
+            Some(c) => format!("{list}?limit=2&cursor={c}"),
+            None => format!("{list}?limit=2"),
+        };
+        let answer = app.get_as(&page, bo).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        for s in answer.body["sales"].as_array().expect("sales") {
+            seen.push(s["quantitySold"].as_u64().expect("a quantity"));
+        }
+        cursor = answer.body["nextCursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        [3, 2, 1, 4, 5],
+        "newest first, a batch by id, once each"
+    );
+    // A branch's sales; a till bound to a branch sees its own only.
+    let of_branch_1 = app
+        .get_as(&format!("{list}?branchID={}", t.branches[1]), bo)
+        .await;
+    assert_eq!(of_branch_1.body["sales"].as_array().map(Vec::len), Some(1));
+    let bound = app
+        .db
+        .key(Scope::Till {
+            tenant: tenant_id(t.id),
+            branch: Some(branch_id(t.branches[1])),
+        })
+        .await;
+    let own = app.get_as(&list, Some(&bound)).await;
+    assert_eq!(own.body["sales"][0]["quantitySold"], 4);
+    assert_eq!(own.body["sales"].as_array().map(Vec::len), Some(1));
+    let other = app
+        .get_as(&format!("{list}?branchID={}", t.branches[0]), Some(&bound))
+        .await;
+    assert_eq!(other.status, 403);
+    let bad = app.get_as(&format!("{list}?cursor=yesterday"), bo).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body["error"]["fields"]["cursor"].is_string());
+    app.cleanup().await;
+}

@@ -18,7 +18,7 @@ pub use catalog::{
     parse_product_patch, parse_tenant_patch, NewKeyRequest,
 };
 pub use refunds::parse_refunds;
-pub use report::{group_by, report_query, ReportProblem};
+pub use report::{group_by, report_query, sales_listing, ReportProblem};
 pub use sales::{parse_sales, ParsedSales};
 
 use std::borrow::Cow;

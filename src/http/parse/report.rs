@@ -6,8 +6,8 @@ use chrono::{DateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::{
-    clip, time_zone, BranchId, GroupBy, GroupKey, ProductId, RangeError, ReportQuery, TenantId,
-    TimeBucket, MAX_FILTER_IDS, MAX_PAGE_ROWS,
+    clip, time_zone, BranchId, GroupBy, GroupKey, ListingCursor, ProductId, RangeError,
+    ReportQuery, SalesListing, TenantId, TimeBucket, Timestamp, MAX_FILTER_IDS, MAX_PAGE_ROWS,
 };
 
 /// A parameter the client got wrong, and how.
@@ -61,6 +61,48 @@ pub fn report_query(
     query.products = products;
     query.limit = rows;
     Ok(query)
+}
+
+/// Most sales one page of `GET …/sales-transactions` lists.
+pub const MAX_LISTED_SALES: usize = 1000;
+
+/// `GET …/sales-transactions?branchID&from&to&limit&cursor`: a page of a
+/// tenant's sales, newest first (`limit` 1 to 1,000, default 100).
+pub fn sales_listing(pairs: &[(String, String)]) -> Result<SalesListing, ReportProblem> {
+    let mut listing = SalesListing {
+        branch: None,
+        from: None,
+        to: None,
+        limit: 100,
+        after: None,
+    };
+    for (name, value) in pairs {
+        match name.as_str() {
+            "branchID" => {
+                let id = BranchId::parse(value.trim());
+                let bad = || ReportProblem::new("branchID", "must be a branch id".into());
+                listing.branch = Some(id.ok_or_else(bad)?);
+            }
+            "from" => listing.from = Some(Timestamp::from_utc(instant("from", value)?)),
+            "to" => listing.to = Some(Timestamp::from_utc(instant("to", value)?)),
+            "limit" => {
+                let n = value.trim().parse::<usize>().ok();
+                listing.limit = n
+                    .filter(|n| (1..=MAX_LISTED_SALES).contains(n))
+                    .ok_or_else(|| {
+                        ReportProblem::new("limit", "must be an integer between 1 and 1000".into())
+                    })?;
+            }
+            "cursor" => {
+                let bad = || {
+                    ReportProblem::new("cursor", "must be the nextCursor of an earlier page".into())
+                };
+                listing.after = Some(ListingCursor::parse(value).ok_or_else(bad)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(listing)
 }
 
 /// `day,branch`: the names a client uses, comma-separated.
