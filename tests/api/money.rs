@@ -739,3 +739,89 @@ async fn sales_are_listed_newest_first_in_pages_that_never_skip_or_repeat_a_batc
     assert!(bad.body["error"]["fields"]["cursor"].is_string());
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn the_back_office_finds_a_sale_and_takes_it_back_once_however_often_the_form_is_sent() {
+    use crate::support::{plain_client, web_session};
+    let app = spawn_app().await;
+    let t = app.db.tenant(2, 1).await;
+    let sold = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 3, "2.00"))
+        .await;
+    let id = sold.body["id"].as_u64().expect("an id");
+    let cookie = web_session(&app.base, &t.backoffice).await;
+    let page = format!("{}/app/tenants/{}/returns", app.base, t.id);
+    let read = |url: String| {
+        let cookie = cookie.clone();
+        async move {
+            let mut res = plain_client()
+                .get(url)
+                .insert_header(("Cookie", cookie))
+                .send()
+                .await
+                .expect("the page answers");
+            let body = res.body().await.expect("a body");
+            (
+                res.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        }
+    };
+    let (status, listed) = read(page.clone()).await;
+    assert_eq!(status, 200);
+    assert!(listed.contains(&format!("data-sale=\"{id}\"")), "{listed}");
+    let (_, found) = read(format!("{page}?sale={id}")).await;
+    assert!(found.contains("0 of 3 taken back, 3 left."), "{found}");
+    let key = found
+        .split("name=\"key\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form's idempotency key")
+        .to_string();
+    let form = [
+        ("sale", id.to_string()),
+        ("key", key),
+        ("quantity", "2".to_string()),
+        ("branch", t.branches[1].to_string()),
+        ("reason", "too big".to_string()),
+        ("kind", "refund".to_string()),
+    ];
+    for _ in 0..2 {
+        let res = plain_client()
+            .post(&page)
+            .insert_header(("Origin", app.base.as_str()))
+            .insert_header(("Cookie", cookie.as_str()))
+            .send_form(&form)
+            .await
+            .expect("the form answers");
+        assert_eq!(res.status().as_u16(), 303);
+    }
+    assert_eq!(
+        app.db.count("refunds").await,
+        1,
+        "a form sent twice takes back once"
+    );
+    let (_, after) = read(format!("{page}?sale={id}")).await;
+    assert!(after.contains("2 of 3 taken back, 1 left."), "{after}");
+    assert!(after.contains("too big"), "{after}");
+    // More than is left: the page says why, and nothing is stored.
+    let mut too_many = form.clone();
+    too_many[1].1 = "app-other".to_string();
+    too_many[2].1 = "5".to_string();
+    let res = plain_client()
+        .post(&page)
+        .insert_header(("Origin", app.base.as_str()))
+        .insert_header(("Cookie", cookie.as_str()))
+        .send_form(&too_many)
+        .await
+        .expect("the form answers");
+    assert_eq!(res.status().as_u16(), 422);
+    assert_eq!(app.db.count("refunds").await, 1);
+    let overview = read(format!("{}/app/tenants/{}/", app.base, t.id)).await.1;
+    assert!(
+        overview.contains("data-figure=\"refunds\">4.00<"),
+        "{overview}"
+    );
+    assert!(overview.contains("data-figure=\"net\">2.00<"), "{overview}");
+    app.cleanup().await;
+}

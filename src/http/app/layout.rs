@@ -49,6 +49,7 @@ pub enum Section {
     Products,
     Branches,
     Keys,
+    Returns,
     Operator,
 }
 
@@ -94,6 +95,7 @@ fn framed(
         (Section::Products, "products", "Products"),
         (Section::Branches, "branches", "Branches"),
         (Section::Keys, "keys", "Till keys"),
+        (Section::Returns, "returns", "Returns"),
     ];
     document(
         title,

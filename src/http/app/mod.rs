@@ -18,6 +18,7 @@ mod live;
 mod operator;
 mod origin;
 mod overview;
+mod returns;
 mod sales;
 pub mod session;
 mod sign_in;
@@ -151,6 +152,11 @@ pub fn app_routes(cfg: &mut web::ServiceConfig) {
                         POST,
                     )
                     .route(web::post().to(catalog::change_branch)),
+                )
+                .service(
+                    page("/tenants/{tenantID}/returns", PostRefunds, GET_POST)
+                        .route(get().to(returns::page))
+                        .route(web::post().to(returns::take_back)),
                 )
                 .service(
                     page("/tenants/{tenantID}/keys", ManageKeys, GET_POST)

@@ -88,29 +88,34 @@ pub async fn page(state: web::Data<AppState>, viewer: Viewer, ids: PathIds) -> P
         .fold((Decimal::ZERO, 0u64, 0u64), |(r, q, c), row| {
             (r + row.total.amount(), q + row.quantity, c + row.count)
         });
+    let refunds: Decimal = by_branch.rows.iter().map(|r| r.refunds.amount()).sum();
     let body = html! {
         p class="muted" { "Days in " (tz.name()) ". Today is " (day.format("%A %-d %B %Y")) ". This page follows the day's sales (it reloads every " (REFRESH_SECONDS) " s)." }
         section aria-labelledby="today" {
             h2 id="today" { "Today" }
             div class="cards" {
                 div class="card" { div { "Revenue" } div class="figure" data-figure="revenue" { (Money::new(revenue)) } }
+                div class="card" { div { "Refunds" } div class="figure" data-figure="refunds" { (Money::new(refunds)) } }
+                div class="card" { div { "Net" } div class="figure" data-figure="net" { (Money::new(revenue - refunds)) } }
                 div class="card" { div { "Items sold" } div class="figure" data-figure="quantity" { (quantity) } }
                 div class="card" { div { "Sales" } div class="figure" data-figure="sales" { (count) } }
             }
             table id="today-by-branch" {
                 caption class="muted" { "Today by branch" }
-                thead { tr { th { "Branch" } th class="num" { "Revenue" } th class="num" { "Items" } th class="num" { "Sales" } } }
+                thead { tr { th { "Branch" } th class="num" { "Revenue" } th class="num" { "Refunds" } th class="num" { "Net" } th class="num" { "Items" } th class="num" { "Sales" } } }
                 tbody {
                     @for row in &by_branch.rows {
                         tr {
                             td { (row.branch_name.as_deref().unwrap_or("")) }
                             td class="num" { (row.total) }
+                            td class="num" { (row.refunds) }
+                            td class="num" { (row.net()) }
                             td class="num" { (row.quantity) }
                             td class="num" { (row.count) }
                         }
                     }
                     @if by_branch.rows.is_empty() {
-                        tr { td colspan="4" class="muted" { "No sales yet today." } }
+                        tr { td colspan="6" class="muted" { "No sales yet today." } }
                     }
                 }
             }
