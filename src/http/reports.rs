@@ -76,6 +76,7 @@ fn answer(query: &ReportQuery, page: &ReportPage) -> Value {
         .collect();
     let mut body = json!({
         "tenantID": query.tenant,
+        "currency": page.currency,
         "from": query.from_text(),
         "to": query.to_text(),
         "tz": query.tz.name(),

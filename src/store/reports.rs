@@ -21,8 +21,8 @@ use rust_decimal::Decimal;
 
 use super::{Result, StoreError};
 use crate::domain::{
-    BranchId, GroupBy, GroupKey, Groups, Money, ProductId, ReportPage, ReportQuery, ReportRow,
-    Stretch, Sums, TenantId, TimeBucket, MAX_GROUPS,
+    BranchId, Currency, GroupBy, GroupKey, Groups, Money, ProductId, ReportPage, ReportQuery,
+    ReportRow, Stretch, Sums, TenantId, TimeBucket, MAX_GROUPS,
 };
 
 /// What a report request found.
@@ -40,12 +40,16 @@ pub async fn sales_report(
     query: &ReportQuery,
     time_limit: Duration,
 ) -> Result<ReportOutcome> {
-    let exists: Option<u8> = conn
-        .exec_first("SELECT 1 FROM tenants WHERE id = ?", (query.tenant,))
+    let tenant: Option<Option<String>> = conn
+        .exec_first("SELECT currency FROM tenants WHERE id = ?", (query.tenant,))
         .await?;
-    if exists.is_none() {
+    let Some(currency) = tenant else {
         return Ok(ReportOutcome::UnknownTenant);
-    }
+    };
+    let currency = currency
+        .as_deref()
+        .and_then(Currency::stored)
+        .unwrap_or_default();
     let keyset = query.after.is_some();
     let (branches, products) = (query.branches.len(), query.products.len());
     let sources = [History::Sales, History::Refunds].map(|source| {
@@ -85,7 +89,11 @@ pub async fn sales_report(
             refund_count: sums.refund_count,
         })
         .collect();
-    Ok(ReportOutcome::Page(ReportPage { rows, next }))
+    Ok(ReportOutcome::Page(ReportPage {
+        rows,
+        next,
+        currency,
+    }))
 }
 
 /// `sql` (one `SELECT`) stopped by the server once it ran `limit`:

@@ -664,7 +664,9 @@ async fn reports_count_a_return_at_its_branch_and_time_beside_the_sale() {
         ],
         "the return counts where it was taken"
     );
-    let total = app.get(&report("product")).await.body["rows"][0].clone();
+    let by_product = app.get(&report("product")).await.body;
+    assert_eq!(by_product["currency"], "EUR");
+    let total = by_product["rows"][0].clone();
     assert_eq!(
         (
             &total["quantitySold"],
@@ -823,5 +825,66 @@ async fn the_back_office_finds_a_sale_and_takes_it_back_once_however_often_the_f
         "{overview}"
     );
     assert!(overview.contains("data-figure=\"net\">2.00<"), "{overview}");
+    app.cleanup().await;
+}
+
+/// The refunds' batch meets the worst of the sales' faults: its COMMIT
+/// reaches MariaDB, the answer is lost, and MariaDB is SIGKILLed before
+/// anything can settle it; once MariaDB is back the refund is settled as
+/// stored and answered, once.
+#[actix_web::test]
+async fn mariadb_killed_right_after_a_refunds_commit_whose_answer_was_lost_stores_it_once() {
+    use crate::support::mariadb_server::MariadbServer;
+    let mut mariadb = MariadbServer::start().await;
+    let db = crate::support::TestDb::create_on(&mariadb.url()).await;
+    let t = db.tenant(1, 1).await;
+    let (app, proxy) =
+        crate::support::start_app_behind_proxy(db, &[("POS_STORAGE_RETRY_MS", "60000")]).await;
+    let sold = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 6, "1.10"))
+        .await;
+    let path = refunds_path(t.id, t.branches[0]);
+    let body = json!({"saleID": sold.body["id"], "quantity": 4, "idempotencyKey": "r-9"});
+    proxy.lose_next_commit_answer_and_go_down();
+    let (client, url, till) = (
+        app.client.clone(),
+        format!("{}{path}", app.base),
+        t.till.clone(),
+    );
+    let refund = actix_web::rt::spawn(async move {
+        let mut res = client
+            .post(url)
+            .bearer_auth(till)
+            .timeout(std::time::Duration::from_secs(120))
+            .send_json(&body)
+            .await
+            .expect("the refund answers");
+        let json: Value = res.json().await.unwrap_or(Value::Null);
+        (res.status().as_u16(), json)
+    });
+    let lost = eventually(std::time::Duration::from_secs(30), || async {
+        proxy.commit_answer_dropped()
+    })
+    .await;
+    assert!(lost, "no COMMIT answer was dropped");
+    mariadb.kill();
+    mariadb.restart().await;
+    proxy.restore();
+    let (status, answer) = refund.await.expect("the refund's task");
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(app.db.count("refunds").await, 1);
+    assert_eq!(
+        app.db
+            .scalar(&format!(
+                "SELECT CONCAT(id, '/', quantity) FROM refunds WHERE idempotency_key = 'r-9'"
+            ))
+            .await,
+        format!("{}/4", answer["id"])
+    );
+    let line = sales_line(&app, t.id).await;
+    assert_eq!(
+        (&line["quantityRefunded"], &line["netQuantity"]),
+        (&json!(4), &json!(2))
+    );
     app.cleanup().await;
 }

@@ -210,4 +210,6 @@ pub struct ReportPage {
     pub rows: Vec<ReportRow>,
     /// The cursor of the next page, when there is one.
     pub next: Option<GroupKey>,
+    /// What the amounts are in (the tenant's currency).
+    pub currency: crate::domain::Currency,
 }
