@@ -47,6 +47,8 @@ async fn loadgen(app: &TestApp) -> (i32, Value, String) {
             "8s",
             "--terminals",
             "10",
+            "--refund-rate",
+            "0.1",
             "--verify",
             "--json",
         ],

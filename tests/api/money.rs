@@ -875,9 +875,7 @@ async fn mariadb_killed_right_after_a_refunds_commit_whose_answer_was_lost_store
     assert_eq!(app.db.count("refunds").await, 1);
     assert_eq!(
         app.db
-            .scalar(&format!(
-                "SELECT CONCAT(id, '/', quantity) FROM refunds WHERE idempotency_key = 'r-9'"
-            ))
+            .scalar("SELECT CONCAT(id, '/', quantity) FROM refunds WHERE idempotency_key = 'r-9'")
             .await,
         format!("{}/4", answer["id"])
     );
@@ -885,6 +883,54 @@ async fn mariadb_killed_right_after_a_refunds_commit_whose_answer_was_lost_store
     assert_eq!(
         (&line["quantityRefunded"], &line["netQuantity"]),
         (&json!(4), &json!(2))
+    );
+    app.cleanup().await;
+}
+
+/// The tenant's actor dies while its refund waits in MySQL (the summary
+/// rows locked): the refund commits after, the successor reads the totals
+/// behind it, and the retry is the replay it is.
+#[actix_web::test]
+async fn a_successor_reads_the_refunds_its_predecessor_queued() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let sold = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 5, "1.50"))
+        .await;
+    let path = refunds_path(t.id, t.branches[0]);
+    let body = json!({"saleID": sold.body["id"], "quantity": 2, "idempotencyKey": "r-queued"});
+    let mut lock = app.db.lock_totals(t.id).await;
+    let tenants = app.app.as_ref().and_then(|a| a.tenants()).expect("booted");
+    let (answer, ()) = futures_util::join!(app.post_json_as(&path, Some(&t.till), &body), async {
+        let queued = crate::support::until_lock_waits(&app.db, 1).await;
+        assert!(queued, "the refund never waited for the lock");
+        tenants.crash(tenant_id(t.id)).await;
+        let replaced = eventually(std::time::Duration::from_secs(10), || async {
+            app.metric("pos_tenant_actor_restarts_total").await == 1.0
+        })
+        .await;
+        assert!(replaced, "the actor was not replaced");
+        mysql_async::prelude::Queryable::query_drop(&mut lock, "ROLLBACK")
+            .await
+            .expect("release the lock");
+    });
+    assert_eq!(
+        answer.status, 500,
+        "its actor died under it: {}",
+        answer.body
+    );
+    assert_eq!(app.db.count("refunds").await, 1, "it is stored");
+    let counted = eventually(std::time::Duration::from_secs(10), || async {
+        sales_line(&app, t.id).await["quantityRefunded"] == 2
+    })
+    .await;
+    assert!(counted, "the successor did not read the refund");
+    let retry = app.post_json_as(&path, Some(&t.till), &body).await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    let line = sales_line(&app, t.id).await;
+    assert_eq!(
+        (&line["quantityRefunded"], &line["netQuantity"]),
+        (&json!(2), &json!(3))
     );
     app.cleanup().await;
 }
