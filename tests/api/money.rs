@@ -914,6 +914,8 @@ async fn a_successor_reads_the_refunds_its_predecessor_queued() {
             .await
             .expect("release the lock");
     });
+    // Back to the pool, or the test database could not be dropped.
+    drop(lock);
     assert_eq!(
         answer.status, 500,
         "its actor died under it: {}",
