@@ -12,12 +12,11 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Params, Value};
 use rust_decimal::Decimal;
 
-use super::sales::{commit_batch, open_row, push_mark};
+use super::sales::{commit_batch, open_row, push_mark, stored_sale};
 use super::{BatchMark, CommitFailure, Mark, Result};
 use crate::domain::{
-    BranchId, IdempotencyKey, Money, Name, NewRefund, NewSale, ProductId, Quantity, RefundId,
-    RefundKind, RefundableSale, SaleId, SalesListing, StoredRefund, StoredSale, TenantId,
-    Timestamp,
+    BranchId, IdempotencyKey, Money, Name, NewRefund, ProductId, Quantity, RefundId, RefundKind,
+    RefundableSale, SaleId, SalesListing, StoredRefund, TenantId, Timestamp,
 };
 
 /// Stores `refunds` in one transaction, moving the writer's mark as `mark`
@@ -174,20 +173,11 @@ const SALE_COLUMNS: &str = "id, branch_id, product_id, quantity_sold, price_per_
 
 fn refundable(tenant: TenantId, row: SaleRow) -> Option<RefundableSale> {
     let (id, branch_id, product_id, quantity, price, ts, key, refunded, stored_at) = row;
-    // Stored rows passed the same rules on their way in.
     Some(RefundableSale {
-        sale: StoredSale {
-            id,
-            sale: NewSale {
-                tenant_id: tenant,
-                branch_id,
-                product_id,
-                quantity: Quantity::new(quantity.into())?,
-                price: Money::new(price),
-                timestamp: Timestamp::from_naive_utc(ts),
-                idempotency_key: key.as_deref().and_then(IdempotencyKey::parse),
-            },
-        },
+        sale: stored_sale(
+            tenant,
+            (id, branch_id, product_id, quantity, price, ts, key),
+        )?,
         refunded,
         stored_at: stored_at.map(Timestamp::from_naive_utc),
     })

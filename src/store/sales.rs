@@ -335,32 +335,39 @@ pub async fn find_by_keys(
         let _ = write!(sql, "{}'{}'", if i > 0 { "," } else { "" }, k.as_str());
     }
     sql.push(')');
-    type Row = (
-        SaleId,
-        BranchId,
-        ProductId,
-        u32,
-        Decimal,
-        NaiveDateTime,
-        String,
-    );
-    let rows: Vec<Row> = conn.exec(sql, (tenant,)).await?;
+    let rows: Vec<SaleColumns> = conn.exec(sql, (tenant,)).await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, branch_id, product_id, quantity, price, ts, key)| {
-            // Stored rows passed the same rules on their way in.
-            Some(StoredSale {
-                id,
-                sale: NewSale {
-                    tenant_id: tenant,
-                    branch_id,
-                    product_id,
-                    quantity: Quantity::new(quantity.into())?,
-                    price: Money::new(price),
-                    timestamp: Timestamp::from_naive_utc(ts),
-                    idempotency_key: IdempotencyKey::parse(&key),
-                },
-            })
-        })
+        .filter_map(|row| stored_sale(tenant, row))
         .collect())
+}
+
+/// A history row's leading columns: id, branch, product, quantity, price,
+/// time, key.
+pub(super) type SaleColumns = (
+    SaleId,
+    BranchId,
+    ProductId,
+    u32,
+    Decimal,
+    NaiveDateTime,
+    Option<String>,
+);
+
+/// A history row of `tenant` as a stored sale (rows passed the same rules
+/// on their way in; `None` only for one typed in by hand that did not).
+pub(super) fn stored_sale(tenant: TenantId, row: SaleColumns) -> Option<StoredSale> {
+    let (id, branch_id, product_id, quantity, price, ts, key) = row;
+    Some(StoredSale {
+        id,
+        sale: NewSale {
+            tenant_id: tenant,
+            branch_id,
+            product_id,
+            quantity: Quantity::new(quantity.into())?,
+            price: Money::new(price),
+            timestamp: Timestamp::from_naive_utc(ts),
+            idempotency_key: key.as_deref().and_then(IdempotencyKey::parse),
+        },
+    })
 }

@@ -286,6 +286,15 @@ impl TenantActor {
         }
     }
 
+    /// Counts a request in, unless the tenant works on its most already.
+    fn admit(&mut self) -> Result<(), TenantError> {
+        if self.in_flight >= self.deps.limits.requests_in_flight {
+            return Err(TenantError::Busy);
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
     /// Passivates: nothing in flight, no request for the idle time. A
     /// request that reached the mailbox meanwhile is dropped unprocessed
     /// with the actor, and the registry sends it to a fresh one.
@@ -328,10 +337,9 @@ impl Handler<PostSales> for TenantActor {
     type Result = ResponseActFuture<Self, Result<PostOutcome, TenantError>>;
 
     fn handle(&mut self, msg: PostSales, _: &mut Context<Self>) -> Self::Result {
-        if self.in_flight >= self.deps.limits.requests_in_flight {
-            return Box::pin(ready(Err(TenantError::Busy)));
+        if let Err(busy) = self.admit() {
+            return Box::pin(ready(Err(busy)));
         }
-        self.in_flight += 1;
         let post = Post {
             outcome: vec![None; msg.items.len()],
             branch: msg.branch_id,

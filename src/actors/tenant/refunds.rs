@@ -72,10 +72,9 @@ impl Handler<PostRefunds> for TenantActor {
     type Result = ResponseActFuture<Self, Result<RefundOutcome, TenantError>>;
 
     fn handle(&mut self, msg: PostRefunds, _: &mut Context<Self>) -> Self::Result {
-        if self.in_flight >= self.deps.limits.requests_in_flight {
-            return Box::pin(ready(Err(TenantError::Busy)));
+        if let Err(busy) = self.admit() {
+            return Box::pin(ready(Err(busy)));
         }
-        self.in_flight += 1;
         let ret = Return {
             outcome: vec![None; msg.items.len()],
             branch: msg.branch_id,
