@@ -79,7 +79,8 @@ pub fn sales_listing(pairs: &[(String, String)]) -> Result<SalesListing, ReportP
     for (name, value) in pairs {
         match name.as_str() {
             "branchID" => {
-                let id = BranchId::parse(value.trim());
+                // Ids are BIGINT: past i64's range is no id (as the API describes them).
+                let id = BranchId::parse(value.trim()).filter(|b| i64::try_from(b.get()).is_ok());
                 let bad = || ReportProblem::new("branchID", "must be a branch id".into());
                 listing.branch = Some(id.ok_or_else(bad)?);
             }
