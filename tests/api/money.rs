@@ -921,7 +921,12 @@ async fn a_successor_reads_the_refunds_its_predecessor_queued() {
         "its actor died under it: {}",
         answer.body
     );
-    assert_eq!(app.db.count("refunds").await, 1, "it is stored");
+    // Its batch commits once the lock is gone, a moment after the answer.
+    let stored = eventually(std::time::Duration::from_secs(10), || async {
+        app.db.count("refunds").await == 1
+    })
+    .await;
+    assert!(stored, "it is stored");
     let counted = eventually(std::time::Duration::from_secs(10), || async {
         sales_line(&app, t.id).await["quantityRefunded"] == 2
     })
