@@ -42,9 +42,21 @@ impl ChildServer {
     /// Starts `pos serve` on `database_url` with `extra` settings and waits
     /// until it is ready.
     pub async fn start(database_url: &str, extra: &[(&str, &str)]) -> ChildServer {
-        let mut server = ChildServer::new(database_url, extra);
-        server.restart().await;
-        server
+        // A free port may be taken by another test between choosing it and
+        // the child binding it: then the child says so at once, and a
+        // start on other ports is as good (a restart keeps its ports).
+        for _ in 0..3 {
+            let mut server = ChildServer::new(database_url, extra);
+            server.launch();
+            if server.until_ready().await {
+                return server;
+            }
+            if !server.log_text().contains("Address already in use") {
+                panic!("pos serve did not become ready: {}", server.log_text());
+            }
+            server.kill().await;
+        }
+        panic!("pos serve found no free ports in three tries");
     }
 
     /// Starts `pos serve` without waiting for it to be ready.
@@ -80,11 +92,16 @@ impl ChildServer {
     /// until it is ready.
     pub async fn restart(&mut self) {
         self.launch();
-        let ready = eventually(Duration::from_secs(20), || async {
+        let ready = self.until_ready().await;
+        assert!(ready, "pos serve did not become ready: {}", self.log_text());
+    }
+
+    /// Whether `/ready` answers 200 within 20 s (or the process exits).
+    async fn until_ready(&mut self) -> bool {
+        eventually(Duration::from_secs(20), || async {
             self.status("/ready", None).await == Some(200)
         })
-        .await;
-        assert!(ready, "pos serve did not become ready: {}", self.log_text());
+        .await
     }
 
     fn launch(&mut self) {
