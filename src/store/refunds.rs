@@ -12,7 +12,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Params, Value};
 use rust_decimal::Decimal;
 
-use super::sales::{commit_batch, open_row, push_mark, stored_sale};
+use super::sales::{commit_batch, open_row, push_key_list, push_mark, stored_sale};
 use super::{BatchMark, CommitFailure, Mark, Result};
 use crate::domain::{
     BranchId, IdempotencyKey, Money, Name, NewRefund, ProductId, Quantity, RefundId, RefundKind,
@@ -81,9 +81,7 @@ fn push_refunded_sales(sql: &mut String, refunds: &[&NewRefund]) {
     for r in refunds {
         *by_sale.entry((r.tenant_id, r.sale_id)).or_default() += u64::from(r.quantity.get());
     }
-    let mut digits = itoa::Buffer::new();
-    for ((tenant, sale), quantity) in by_sale {
-        let q = digits.format(quantity).to_string();
+    for ((tenant, sale), q) in by_sale {
         let _ = write!(
             sql,
             "UPDATE sales_transactions SET quantity_refunded = \
@@ -248,13 +246,9 @@ pub async fn find_refunds_by_keys(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE tenant_id = ? AND idempotency_key IN ("
-    );
-    for (i, k) in keys.iter().enumerate() {
-        let _ = write!(sql, "{}'{}'", if i > 0 { "," } else { "" }, k.as_str());
-    }
-    sql.push(')');
+    let mut sql =
+        format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE tenant_id = ? AND idempotency_key IN ");
+    push_key_list(&mut sql, keys);
     let rows: Vec<RefundRow> = conn.exec(sql, (tenant,)).await?;
     Ok(rows
         .into_iter()

@@ -329,17 +329,24 @@ pub async fn find_by_keys(
     }
     let mut sql = String::from(
         "SELECT id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp, idempotency_key \
-         FROM sales_transactions WHERE tenant_id = ? AND idempotency_key IN (",
+         FROM sales_transactions WHERE tenant_id = ? AND idempotency_key IN ",
     );
-    for (i, k) in keys.iter().enumerate() {
-        let _ = write!(sql, "{}'{}'", if i > 0 { "," } else { "" }, k.as_str());
-    }
-    sql.push(')');
+    push_key_list(&mut sql, keys);
     let rows: Vec<SaleColumns> = conn.exec(sql, (tenant,)).await?;
     Ok(rows
         .into_iter()
         .filter_map(|row| stored_sale(tenant, row))
         .collect())
+}
+
+/// `('a','b')`: keys for an `IN` (written as text: a key is
+/// `A-Z a-z 0-9 . _ : -` only).
+pub(super) fn push_key_list(sql: &mut String, keys: &[IdempotencyKey]) {
+    sql.push('(');
+    for (i, k) in keys.iter().enumerate() {
+        let _ = write!(sql, "{}'{}'", if i > 0 { "," } else { "" }, k.as_str());
+    }
+    sql.push(')');
 }
 
 /// A history row's leading columns: id, branch, product, quantity, price,
