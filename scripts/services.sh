@@ -129,6 +129,7 @@ ensure_peers() {
   command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
   command -v rsync >/dev/null 2>&1 || apt_install rsync
   command -v openssl >/dev/null 2>&1 || apt_install openssl
+  command -v jq >/dev/null 2>&1 || apt_install jq
   command -v curl >/dev/null 2>&1 || apt_install curl
   [ -e /usr/lib/galera/libgalera_smm.so ] || [ -e /usr/lib/libgalera_smm.so ] || apt_install galera-4
   # The web back office's tests drive a real browser (WebDriver).

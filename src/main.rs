@@ -58,6 +58,7 @@ fn main() {
             Command::Shards(args) => shards(args, config).await,
             Command::Seed(args) => seed(args, config).await,
             Command::Loadgen(args) => pos::cli::loadgen::run(args).await,
+            Command::History(args) => pos::cli::history::run(args).await,
         }
     });
     std::process::exit(code);

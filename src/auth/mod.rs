@@ -27,7 +27,7 @@ use moka::future::Cache;
 use subtle::ConstantTimeEq;
 
 pub use key::{NewKey, Token};
-pub use policy::{permits, Operation, PathIds};
+pub use policy::{check, permits, Operation, PathIds, Refusal};
 pub use revocations::{REVOCATION_POLL, TRUST_WITHOUT_POLL};
 use sessions::SignOuts;
 pub use sessions::{Session, SessionKeys, IDLE_LIMIT};
@@ -98,8 +98,8 @@ impl CheckedKey {
 pub enum AuthError {
     #[error("a valid API key is required")]
     Unauthorized,
-    #[error("this key may not do that")]
-    Forbidden,
+    #[error("{0}")]
+    Forbidden(Refusal),
     #[error("too many requests; retry after {0:?}")]
     RateLimited(Duration),
     #[error("keys cannot be checked right now")]
@@ -111,7 +111,7 @@ impl AuthError {
     pub fn code(self) -> ErrorCode {
         match self {
             AuthError::Unauthorized => ErrorCode::Unauthorized,
-            AuthError::Forbidden => ErrorCode::Forbidden,
+            AuthError::Forbidden(_) => ErrorCode::Forbidden,
             AuthError::RateLimited(_) => ErrorCode::RateLimited,
             AuthError::Unavailable => ErrorCode::Unavailable,
         }
@@ -175,9 +175,7 @@ impl Auth {
         path: PathIds,
     ) -> Result<Arc<CheckedKey>, AuthError> {
         let key = self.authenticate(header, peer).await?;
-        if !permits(key.scope, op, path) {
-            return Err(AuthError::Forbidden);
-        }
+        check(key.scope, op, path).map_err(AuthError::Forbidden)?;
         self.per_key
             .check_key(&key.id)
             .map_err(|not_until| AuthError::RateLimited(wait(not_until)))?;
@@ -242,7 +240,7 @@ impl Auth {
         let key = self.authenticate(Some(&header), peer).await?;
         match key.scope {
             Scope::Backoffice { .. } | Scope::Operator => Ok(key),
-            Scope::Till { .. } => Err(AuthError::Forbidden),
+            Scope::Till { .. } => Err(AuthError::Forbidden(Refusal::TillSignIn)),
         }
     }
 
@@ -368,7 +366,7 @@ pub(super) mod tests {
     fn every_refusal_has_an_auth_code() {
         let refusals = [
             AuthError::Unauthorized,
-            AuthError::Forbidden,
+            AuthError::Forbidden(Refusal::TillRole),
             AuthError::RateLimited(Duration::from_secs(1)),
             AuthError::Unavailable,
         ];

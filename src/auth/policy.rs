@@ -14,8 +14,16 @@ pub enum Operation {
     ReadTenantSales,
     /// `GET /v1/top-selling`
     ReadTopSelling,
-    /// `POST /v1/tenants`, `GET /v1/tenants`, `PATCH /v1/tenants/{tenantID}`
+    /// `POST /v1/tenants`, `GET /v1/tenants`
     ManageTenants,
+    /// `GET /v1/tenants/{tenantID}`
+    ReadTenant,
+    /// `PATCH /v1/tenants/{tenantID}` (a back office may set its own zone
+    /// only: the handler's rule)
+    ChangeTenant,
+    /// `GET /v1/tenants/{tenantID}/products`, `/products/{productID}` and
+    /// `/branches`: the whole catalog, inactive and closed rows too
+    ListCatalog,
     /// `GET /v1/tenants/{tenantID}/catalog`
     ReadCatalog,
     /// `POST` and `PATCH` of `/v1/tenants/{tenantID}/branches` and `/products`
@@ -40,30 +48,77 @@ pub struct PathIds {
     pub sale: Option<SaleId>,
 }
 
+/// Why a key may not do what it asked, in the caller's terms: what its
+/// role may do, the tenant or branch it is bound to. It names only what
+/// the caller already knows (its own key's tenant and branch), never
+/// whether another tenant or object exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("this key belongs to tenant {0} and reaches nothing of another tenant")]
+    OtherTenant(TenantId),
+    #[error("this till key is bound to branch {0}")]
+    BoundToBranch(BranchId),
+    #[error("till keys may post sales and refunds, and read the catalog and sales transactions, of their tenant")]
+    TillRole,
+    #[error("sales come from till keys: a back-office or operator key may not post them")]
+    NotATill,
+    #[error("only the operator may {0}")]
+    OperatorOnly(&'static str),
+    #[error("a back-office key may change only its tenant's time zone; only the operator may rename, suspend or change the currency of a tenant")]
+    TenantFields,
+    #[error("a back-office key may make and revoke till keys only")]
+    KeyRole,
+    #[error("a till key cannot sign in to the back office; use a back-office key")]
+    TillSignIn,
+    #[error("a form must be sent from this site's own pages (its Origin header was missing or another site's)")]
+    ForeignForm,
+}
+
 /// Whether `scope` may perform `op` on the tenant and branch of `path`.
 pub fn permits(scope: Scope, op: Operation, path: PathIds) -> bool {
+    check(scope, op, path).is_ok()
+}
+
+/// [`permits`], with why not.
+pub fn check(scope: Scope, op: Operation, path: PathIds) -> Result<(), Refusal> {
+    use Operation::*;
+    let own = |tenant: TenantId| {
+        if path.tenant == Some(tenant) {
+            Ok(())
+        } else {
+            Err(Refusal::OtherTenant(tenant))
+        }
+    };
     match (scope, op) {
-        (Scope::Till { tenant, branch }, Operation::PostSales) => {
-            path.tenant == Some(tenant) && branch.is_none_or(|b| path.branch == Some(b))
+        (Scope::Till { tenant, branch }, PostSales | PostRefunds) => {
+            own(tenant)?;
+            match branch {
+                Some(b) if path.branch != Some(b) => Err(Refusal::BoundToBranch(b)),
+                _ => Ok(()),
+            }
         }
-        (Scope::Till { tenant, branch }, Operation::PostRefunds) => {
-            path.tenant == Some(tenant) && branch.is_none_or(|b| path.branch == Some(b))
+        (Scope::Till { tenant, .. }, ReadCatalog | ReadSaleTransactions) => own(tenant),
+        (Scope::Till { .. }, _) if op.operator_only().is_some() => Err(operator_only(op)),
+        (Scope::Till { .. }, _) => Err(Refusal::TillRole),
+        (Scope::Backoffice { .. } | Scope::Operator, PostSales) => Err(Refusal::NotATill),
+        (Scope::Backoffice { .. }, _) if op.operator_only().is_some() => Err(operator_only(op)),
+        (Scope::Backoffice { tenant }, _) => own(tenant),
+        (Scope::Operator, _) => Ok(()),
+    }
+}
+
+fn operator_only(op: Operation) -> Refusal {
+    Refusal::OperatorOnly(op.operator_only().unwrap_or("do that"))
+}
+
+impl Operation {
+    /// What the operator alone may do, as a refusal words it.
+    fn operator_only(self) -> Option<&'static str> {
+        match self {
+            Operation::ManageTenants => Some("make and list tenants"),
+            Operation::ReadTopSelling => Some("read the top sellers of all tenants"),
+            _ => None,
         }
-        (Scope::Till { tenant, .. }, Operation::ReadCatalog | Operation::ReadSaleTransactions) => {
-            path.tenant == Some(tenant)
-        }
-        (
-            Scope::Backoffice { tenant },
-            Operation::ReadTenantSales
-            | Operation::ReadCatalog
-            | Operation::ChangeCatalog
-            | Operation::ManageKeys
-            | Operation::PostRefunds
-            | Operation::ReadSaleTransactions,
-        ) => path.tenant == Some(tenant),
-        (Scope::Operator, Operation::PostSales) => false,
-        (Scope::Operator, _) => true,
-        _ => false,
     }
 }
 
@@ -147,6 +202,15 @@ mod tests {
             (backoffice, ReadSaleTransactions, Some("1"), None, true),
             (backoffice, ReadSaleTransactions, Some("2"), None, false),
             (Scope::Operator, ReadSaleTransactions, Some("7"), None, true),
+            (till, ReadTenant, Some("1"), None, false),
+            (backoffice, ReadTenant, Some("1"), None, true),
+            (backoffice, ReadTenant, Some("2"), None, false),
+            (backoffice, ChangeTenant, Some("1"), None, true),
+            (backoffice, ChangeTenant, Some("2"), None, false),
+            (till, ChangeTenant, Some("1"), None, false),
+            (till, ListCatalog, Some("1"), None, false),
+            (backoffice, ListCatalog, Some("1"), None, true),
+            (Scope::Operator, ListCatalog, Some("7"), None, true),
         ];
         for (scope, op, tenant, branch, allowed) in cases {
             assert_eq!(
@@ -154,6 +218,76 @@ mod tests {
                 allowed,
                 "{scope:?} {op:?} {tenant:?} {branch:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_refusal_says_why_in_the_callers_terms() {
+        let till = Scope::Till {
+            tenant: t(1),
+            branch: Some(b(62)),
+        };
+        let backoffice = Scope::Backoffice { tenant: t(1) };
+        let cases = [
+            (till, PostSales, Some("1"), Some("61"), "bound to branch 62"),
+            (
+                till,
+                ReadTenantSales,
+                Some("1"),
+                None,
+                "till keys may post sales",
+            ),
+            (
+                till,
+                PostSales,
+                Some("2"),
+                Some("62"),
+                "belongs to tenant 1",
+            ),
+            (
+                backoffice,
+                PostSales,
+                Some("1"),
+                Some("62"),
+                "sales come from till keys",
+            ),
+            (
+                Scope::Operator,
+                PostSales,
+                Some("1"),
+                Some("62"),
+                "sales come from till keys",
+            ),
+            (
+                backoffice,
+                ReadTopSelling,
+                None,
+                None,
+                "only the operator may read the top sellers",
+            ),
+            (
+                backoffice,
+                ManageTenants,
+                None,
+                None,
+                "only the operator may make",
+            ),
+            (
+                backoffice,
+                ReadTenant,
+                Some("2"),
+                None,
+                "belongs to tenant 1",
+            ),
+        ];
+        for (scope, op, tenant, branch, says) in cases {
+            let refusal = check(scope, op, path(tenant, branch)).expect_err("refused");
+            assert!(
+                refusal.to_string().contains(says),
+                "{scope:?} {op:?}: {refusal}"
+            );
+            // Nothing of the path's tenant is echoed: only the key's own.
+            assert!(!refusal.to_string().contains(" 2"), "{refusal}");
         }
     }
 

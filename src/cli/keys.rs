@@ -25,10 +25,15 @@ pub struct KeysArgs {
 pub enum KeysCommand {
     /// Make a key; its token is printed alone on the last line, this once only.
     Create {
-        /// till (POSTs sales), backoffice (reads its tenant's sales) or operator (reads everything).
+        /// till (posts sales and refunds, reads the catalog and sales of its
+        /// tenant, or of one branch with --branch), backoffice (runs one
+        /// tenant: reads its sales and reports, changes its catalog and
+        /// time zone, makes and revokes its till keys, signs in to /app/)
+        /// or operator (makes tenants, reads and changes every tenant,
+        /// never posts sales).
         #[arg(long, value_parser = parse_role)]
         role: Role,
-        /// The tenant of a till or backoffice key.
+        /// The tenant of a till or backoffice key (an operator key has none).
         #[arg(long)]
         tenant: Option<TenantId>,
         /// Binds a till key to one branch of its tenant.

@@ -1,7 +1,8 @@
 //! The command line: `pos serve`, `pos migrate`, `pos keys`, `pos seed`,
-//! `pos loadgen`.
+//! `pos history`, `pos loadgen`, `pos shards`.
 
 pub mod database;
+pub mod history;
 pub mod keys;
 pub mod keys_file;
 pub mod loadgen;
@@ -29,8 +30,10 @@ pub enum Command {
     Migrate,
     /// Make, list and revoke API keys.
     Keys(keys::KeysArgs),
-    /// Create tenants with their branches and products (bulk inserts; adds to what exists).
+    /// Create tenants with their branches and products (with list prices) in MySQL directly (bulk inserts; adds to what exists).
     Seed(seed::SeedArgs),
+    /// Give tenants past days of sales through the API (for demos; a second run adds nothing).
+    History(history::HistoryArgs),
     /// Drive the API with simulated tills and report throughput and latency.
     Loadgen(loadgen::LoadgenArgs),
     /// The deployment's shard count (see POS_SHARD).

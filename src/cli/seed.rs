@@ -40,8 +40,10 @@ pub struct SeedArgs {
     /// Do nothing if the database already has tenants (for scripts run again).
     #[arg(long)]
     pub if_empty: bool,
-    /// Make a till key for each tenant made and one operator key, and write
-    /// their tokens to this file (mode 0600) for `pos loadgen --keys-file`.
+    /// Make a till key and a back-office key for each tenant made, and one
+    /// operator key, and write their tokens to this file (mode 0600) as
+    /// {"operator", "tills": {tenant: token}, "backoffices": {tenant:
+    /// token}}, for `pos loadgen --keys-file` and `pos history --keys-file`.
     #[arg(long)]
     pub keys_file: Option<std::path::PathBuf>,
 }

@@ -195,6 +195,42 @@ impl Catalog {
     }
 }
 
+/// Which rows of a catalog list to show: those with an id above `after`
+/// whose name or code holds `q` (any case), in `state` (active or open)
+/// when given, at most `limit` by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowFilter {
+    pub q: String,
+    pub state: Option<bool>,
+    pub after: u64,
+    pub limit: usize,
+}
+
+impl RowFilter {
+    /// One page of `rows` (`row` gives a row's id, name, code and state),
+    /// and whether more follow.
+    pub fn page<'a, K: Copy + Ord, T>(
+        &self,
+        rows: impl Iterator<Item = (&'a K, &'a T)>,
+        row: impl Fn(K, &T) -> (u64, &Name, &Code, bool),
+    ) -> (Vec<(&'a K, &'a T)>, bool) {
+        let q = self.q.trim().to_lowercase();
+        let holds = |text: &str| text.to_lowercase().contains(&q);
+        let mut rows: Vec<_> = rows
+            .filter(|(k, t)| {
+                let (id, name, code, on) = row(**k, t);
+                id > self.after
+                    && self.state.is_none_or(|s| s == on)
+                    && (q.is_empty() || holds(name.as_str()) || holds(code.as_str()))
+            })
+            .collect();
+        rows.sort_unstable_by_key(|(k, _)| **k);
+        let more = rows.len() > self.limit;
+        rows.truncate(self.limit);
+        (rows, more)
+    }
+}
+
 /// A product to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProduct {

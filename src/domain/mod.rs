@@ -20,7 +20,7 @@ mod totals;
 pub use access::{KeyId, NotAKeyId, Role, Scope, ScopeError, SecretHash, MAX_KEY_ID_LEN};
 pub use catalog::{
     repeated_skus, Branch, BranchPatch, Catalog, Code, Made, Name, NewBranch, NewProduct, Product,
-    ProductPatch, TenantLimits, TenantPatch,
+    ProductPatch, RowFilter, TenantLimits, TenantPatch,
 };
 pub use currency::{Currency, CurrencyError};
 pub use error_code::ErrorCode;
@@ -31,8 +31,9 @@ pub use refund::{
     ListingCursor, NewRefund, RefundItem, RefundKind, RefundableSale, SalesListing, StoredRefund,
 };
 pub use report::{
-    time_zone, GroupBy, GroupKey, Groups, RangeError, ReportPage, ReportQuery, ReportRow, Stretch,
-    Sums, TimeBucket, TooManyGroups, MAX_FILTER_IDS, MAX_GROUPS, MAX_PAGE_ROWS, TIME_ZONE_RULE,
+    day_start, time_zone, GroupBy, GroupKey, Groups, RangeError, ReportPage, ReportQuery,
+    ReportRow, Stretch, Sums, TimeBucket, TooManyGroups, MAX_FILTER_IDS, MAX_GROUPS, MAX_PAGE_ROWS,
+    TIME_ZONE_RULE,
 };
 pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale, MAX_FUTURE_SECONDS};
 pub use shard::Shard;

@@ -11,11 +11,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::body::json_body;
+use super::pages::{Page, PageRequest};
 use super::parse::{parse_branch_patch, parse_new_branch, parse_new_products, parse_product_patch};
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
 use crate::domain::{
-    Branch, BranchId, Catalog, Currency, Made, Money, Product, ProductId, Scope, TenantId,
+    Branch, BranchId, Catalog, Currency, Made, Money, Product, ProductId, RowFilter, Scope,
+    TenantId,
 };
 use crate::service::catalog::{self, Rendered};
 
@@ -263,4 +265,101 @@ pub async fn change_branch(
     let patch = parse_branch_patch(&body)?;
     let changed = catalog::change_branch(services, caller, tenant, branch, patch).await?;
     Ok(HttpResponse::Ok().json(BranchBody::new(branch, &changed)))
+}
+
+/// `GET /v1/tenants/{tenantID}/products?active&q&limit&cursor`: the whole
+/// catalog's products, inactive ones too, by id.
+pub async fn list_products(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = ids.tenant_or_404()?;
+    let (filter, page) = row_filter(req.query_string(), "active")?;
+    let view = catalog::catalog_view(state.services()?, tenant).await?;
+    let (rows, _) = filter.page(view.catalog.products.iter(), |id, p: &Product| {
+        (id.get(), &p.name, &p.sku, p.active)
+    });
+    let next_cursor = page.next_cursor(rows.len(), rows.last().map(|(id, _)| id.to_string()));
+    Ok(HttpResponse::Ok().json(Page {
+        items: ProductsBody {
+            products: rows
+                .iter()
+                .map(|(id, p)| ProductBody::new(**id, p))
+                .collect(),
+        },
+        next_cursor,
+    }))
+}
+
+/// `GET /v1/tenants/{tenantID}/products/{productID}`, inactive too.
+pub async fn read_product(
+    state: web::Data<AppState>,
+    ids: PathIds,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = ids.tenant_or_404()?;
+    let product = ids.product_or_404()?;
+    let view = catalog::catalog_view(state.services()?, tenant).await?;
+    let found = view.catalog.products.get(&product);
+    let found = found.ok_or_else(ApiError::unknown_product)?;
+    Ok(HttpResponse::Ok().json(ProductBody::new(product, found)))
+}
+
+#[derive(Serialize)]
+struct BranchesBody<'a> {
+    branches: Vec<BranchBody<'a>>,
+}
+
+/// `GET /v1/tenants/{tenantID}/branches?open&q&limit&cursor`: every
+/// branch, closed ones too, by id.
+pub async fn list_branches(
+    state: web::Data<AppState>,
+    ids: PathIds,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = ids.tenant_or_404()?;
+    let (filter, page) = row_filter(req.query_string(), "open")?;
+    let view = catalog::catalog_view(state.services()?, tenant).await?;
+    let (rows, _) = filter.page(view.catalog.branches.iter(), |id, b: &Branch| {
+        (id.get(), &b.name, &b.code, b.open)
+    });
+    let next_cursor = page.next_cursor(rows.len(), rows.last().map(|(id, _)| id.to_string()));
+    Ok(HttpResponse::Ok().json(Page {
+        items: BranchesBody {
+            branches: rows
+                .iter()
+                .map(|(id, b)| BranchBody::new(**id, b))
+                .collect(),
+        },
+        next_cursor,
+    }))
+}
+
+/// Longest search text a list takes (a name's most).
+const MAX_SEARCH_CHARS: usize = 200;
+
+/// A list's `q`, its state parameter (`active` or `open`: `true` or
+/// `false`), and its page.
+fn row_filter(query: &str, state: &'static str) -> Result<(RowFilter, PageRequest), ApiError> {
+    let page = PageRequest::from_query(query)?;
+    let after = page.cursor_as(|c| c.parse::<u64>().ok())?.unwrap_or(0);
+    let mut filter = RowFilter {
+        q: String::new(),
+        state: None,
+        after,
+        limit: page.limit,
+    };
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*name {
+            "q" if value.chars().count() <= MAX_SEARCH_CHARS => filter.q = value.into_owned(),
+            "q" => return Err(ApiError::validation("q", "must be at most 200 characters")),
+            n if n == state => {
+                let on = value.parse::<bool>();
+                filter.state =
+                    Some(on.map_err(|_| ApiError::validation(state, "must be true or false"))?);
+            }
+            _ => {}
+        }
+    }
+    Ok((filter, page))
 }

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use super::parse::{BodyError, ReportProblem, MAX_ERROR_FIELDS};
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Refusal};
 use crate::domain::{ErrorCode, Field, ItemProblem, Shard};
 use crate::service::{LookupError, ReportError, SaveError, ServiceError, TenantError};
 use crate::telemetry::LogBudget;
@@ -37,8 +37,8 @@ pub enum ApiError {
     IdempotencyConflict(String),
     #[error("a valid API key is required: Authorization: Bearer pos_<keyid>_<secret>")]
     Unauthorized,
-    #[error("this key may not do that")]
-    Forbidden,
+    #[error("{0}")]
+    Forbidden(Refusal),
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// The caller has its most of something in flight (429, like a rate limit).
@@ -74,7 +74,7 @@ impl ApiError {
             ApiError::Validation { .. } => ErrorCode::ValidationFailed,
             ApiError::IdempotencyConflict(_) => ErrorCode::IdempotencyConflict,
             ApiError::Unauthorized => ErrorCode::Unauthorized,
-            ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::RateLimited { .. } | ApiError::TooManyInFlight(_) => ErrorCode::RateLimited,
             ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             ApiError::Misdirected(_) => ErrorCode::Misdirected,
@@ -129,7 +129,7 @@ impl ResponseError for ApiError {
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } | ApiError::TooManyInFlight(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -232,7 +232,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Unauthorized => ApiError::Unauthorized,
-            AuthError::Forbidden => ApiError::Forbidden,
+            AuthError::Forbidden(why) => ApiError::Forbidden(why),
             AuthError::RateLimited(wait) => ApiError::RateLimited {
                 retry_after_secs: wait.as_secs_f64().ceil() as u64,
             },
@@ -275,7 +275,7 @@ impl ApiError {
                 fields: BTreeMap::new(),
             },
 
-            ServiceError::Forbidden => ApiError::Forbidden,
+            ServiceError::Forbidden(why) => ApiError::Forbidden(why),
             ServiceError::NoSuchKey => ApiError::NotFound("no such key for this tenant".into()),
             ServiceError::NoSuchSale => ApiError::NotFound("no such sale for this tenant".into()),
             ServiceError::TooManyGroups => ApiError::validation(

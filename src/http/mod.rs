@@ -21,7 +21,7 @@ mod tenants;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
 use actix_web::http::Method;
@@ -69,35 +69,130 @@ impl AppState {
     }
 }
 
-/// Every API route, as the OpenAPI document (`openapi.json`) describes it;
-/// a test checks that the document lists exactly these and that each is
-/// served. Keep it next to [`api_routes`].
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/health"),
-    ("GET", "/ready"),
-    ("GET", "/openapi.json"),
+/// Every API route, as the OpenAPI document (`openapi.json`) describes it,
+/// with the query parameters it takes (any other is 422 naming it); a test
+/// checks that the document lists exactly these and that each is served.
+/// Keep it next to [`api_routes`].
+pub const ROUTES: &[(&str, &str, &[&str])] = &[
+    ("GET", "/health", &[]),
+    ("GET", "/ready", &[]),
+    ("GET", "/openapi.json", &[]),
     (
         "POST",
         "/v1/tenants/{tenantID}/branches/{branchID}/sales-transactions",
+        &[],
     ),
-    ("GET", "/v1/tenants/{tenantID}/sales"),
-    ("GET", "/v1/tenants/{tenantID}/reports/sales"),
-    ("GET", "/v1/top-selling"),
-    ("POST", "/v1/tenants"),
-    ("GET", "/v1/tenants"),
-    ("PATCH", "/v1/tenants/{tenantID}"),
-    ("GET", "/v1/tenants/{tenantID}/catalog"),
-    ("POST", "/v1/tenants/{tenantID}/branches"),
-    ("PATCH", "/v1/tenants/{tenantID}/branches/{branchID}"),
-    ("POST", "/v1/tenants/{tenantID}/products"),
-    ("PATCH", "/v1/tenants/{tenantID}/products/{productID}"),
-    ("POST", "/v1/tenants/{tenantID}/keys"),
-    ("GET", "/v1/tenants/{tenantID}/keys"),
-    ("DELETE", "/v1/tenants/{tenantID}/keys/{keyID}"),
-    ("POST", "/v1/tenants/{tenantID}/branches/{branchID}/refunds"),
-    ("GET", "/v1/tenants/{tenantID}/sales-transactions/{saleID}"),
-    ("GET", "/v1/tenants/{tenantID}/sales-transactions"),
+    ("GET", "/v1/tenants/{tenantID}/sales", &[]),
+    (
+        "GET",
+        "/v1/tenants/{tenantID}/reports/sales",
+        &[
+            "from",
+            "to",
+            "groupBy",
+            "tz",
+            "branchID",
+            "productID",
+            "limit",
+            "cursor",
+        ],
+    ),
+    ("GET", "/v1/top-selling", &["limit", "by"]),
+    ("POST", "/v1/tenants", &[]),
+    ("GET", "/v1/tenants", PAGED),
+    ("GET", "/v1/tenants/{tenantID}", &[]),
+    ("PATCH", "/v1/tenants/{tenantID}", &[]),
+    ("GET", "/v1/tenants/{tenantID}/catalog", &[]),
+    ("POST", "/v1/tenants/{tenantID}/branches", &[]),
+    (
+        "GET",
+        "/v1/tenants/{tenantID}/branches",
+        &["open", "q", "limit", "cursor"],
+    ),
+    ("PATCH", "/v1/tenants/{tenantID}/branches/{branchID}", &[]),
+    ("POST", "/v1/tenants/{tenantID}/products", &[]),
+    (
+        "GET",
+        "/v1/tenants/{tenantID}/products",
+        &["active", "q", "limit", "cursor"],
+    ),
+    ("GET", "/v1/tenants/{tenantID}/products/{productID}", &[]),
+    ("PATCH", "/v1/tenants/{tenantID}/products/{productID}", &[]),
+    ("POST", "/v1/tenants/{tenantID}/keys", &[]),
+    ("GET", "/v1/tenants/{tenantID}/keys", PAGED),
+    ("DELETE", "/v1/tenants/{tenantID}/keys/{keyID}", &[]),
+    (
+        "POST",
+        "/v1/tenants/{tenantID}/branches/{branchID}/refunds",
+        &[],
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenantID}/sales-transactions/{saleID}",
+        &[],
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenantID}/sales-transactions",
+        &["branchID", "from", "to", "limit", "cursor"],
+    ),
 ];
+
+/// The query parameters of a paged list.
+const PAGED: &[&str] = &["limit", "cursor"];
+
+/// The query parameters `ROUTES` gives `method` (HEAD: GET's) on the
+/// route `pattern`; `None` for a method the route does not answer.
+fn query_parameters(method: &Method, pattern: &str) -> Option<&'static [&'static str]> {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == pattern)
+        .map(|(_, _, params)| *params)
+}
+
+/// Refuses a query parameter the route does not take (422 naming it), so
+/// a misspelt `group_by` is never read as "no grouping". A method the
+/// route does not answer goes on to its 405.
+async fn known_parameters(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !req.query_string().is_empty() {
+        let allowed = req
+            .match_pattern()
+            .and_then(|p| query_parameters(req.method(), &p));
+        if let Some(allowed) = allowed {
+            if let Some(e) = unknown_parameter(req.query_string(), allowed) {
+                return Ok(req.error_response(e));
+            }
+        }
+    }
+    next.call(req).await
+}
+
+/// The first parameter of `query` not in `allowed`, as a 422.
+fn unknown_parameter(query: &str, allowed: &[&str]) -> Option<ApiError> {
+    let (name, _) = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| !allowed.contains(&name.as_ref()))?;
+    let takes = if allowed.is_empty() {
+        "this route takes no query parameters".to_string()
+    } else {
+        format!("this route takes {}", allowed.join(", "))
+    };
+    let name = crate::domain::clip(&name);
+    Some(ApiError::Validation {
+        message: format!("unknown query parameter {name:?}; {takes}"),
+        fields: std::collections::BTreeMap::from([(
+            name.to_string(),
+            format!("is not a parameter of this route; {takes}"),
+        )]),
+    })
+}
 
 /// The API routes (port 8080). Each `/v1` resource carries its own gate
 /// (shard and key, by method; see `gate.rs` for why per resource); a method
@@ -147,9 +242,13 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(|| async { only("GET, HEAD, POST") })),
         )
         .service(
-            guarded("/v1/tenants/{tenantID}", &[(Method::PATCH, ManageTenants)])
-                .route(web::patch().to(tenants::change_tenant))
-                .default_service(web::to(|| async { only("PATCH") })),
+            guarded(
+                "/v1/tenants/{tenantID}",
+                &[(Method::GET, ReadTenant), (Method::PATCH, ChangeTenant)],
+            )
+            .route(get().to(tenants::read_tenant))
+            .route(web::patch().to(tenants::change_tenant))
+            .default_service(web::to(|| async { only("GET, HEAD, PATCH") })),
         )
         .service(
             guarded(
@@ -162,10 +261,11 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(
             guarded(
                 "/v1/tenants/{tenantID}/branches",
-                &[(Method::POST, ChangeCatalog)],
+                &[(Method::POST, ChangeCatalog), (Method::GET, ListCatalog)],
             )
             .route(web::post().to(catalog::create_branch))
-            .default_service(web::to(|| async { only("POST") })),
+            .route(get().to(catalog::list_branches))
+            .default_service(web::to(|| async { only("GET, HEAD, POST") })),
         )
         .service(
             guarded(
@@ -178,18 +278,20 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
         .service(
             guarded(
                 "/v1/tenants/{tenantID}/products",
-                &[(Method::POST, ChangeCatalog)],
+                &[(Method::POST, ChangeCatalog), (Method::GET, ListCatalog)],
             )
             .route(web::post().to(catalog::create_products))
-            .default_service(web::to(|| async { only("POST") })),
+            .route(get().to(catalog::list_products))
+            .default_service(web::to(|| async { only("GET, HEAD, POST") })),
         )
         .service(
             guarded(
                 "/v1/tenants/{tenantID}/products/{productID}",
-                &[(Method::PATCH, ChangeCatalog)],
+                &[(Method::PATCH, ChangeCatalog), (Method::GET, ListCatalog)],
             )
             .route(web::patch().to(catalog::change_product))
-            .default_service(web::to(|| async { only("PATCH") })),
+            .route(get().to(catalog::read_product))
+            .default_service(web::to(|| async { only("GET, HEAD, PATCH") })),
         )
         .service(
             guarded(
@@ -249,17 +351,31 @@ fn guarded(
         InitError = (),
     >,
 > {
-    web::resource(path).wrap(from_fn(move |req, next| gate::guard(ops, req, next)))
+    web::resource(path)
+        .wrap(from_fn(known_parameters))
+        .wrap(from_fn(move |req, next| gate::guard(ops, req, next)))
 }
 
 /// A GET route open without a key.
-fn open<F, Args>(path: &str, handler: F) -> actix_web::Resource
+fn open<F, Args>(
+    path: &str,
+    handler: F,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+>
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
     web::resource(path)
+        .wrap(from_fn(known_parameters))
         .route(get().to(handler))
         .default_service(web::to(|| async { only("GET, HEAD") }))
 }

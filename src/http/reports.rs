@@ -11,6 +11,7 @@ use super::parse::report_query;
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
 use crate::domain::{ReportPage, ReportQuery, ReportRow};
+use crate::service::catalog::catalog_view;
 use crate::service::reports::{run_report, ReportKind};
 
 pub async fn sales_report(
@@ -22,7 +23,8 @@ pub async fn sales_report(
     let tenant = ids.tenant_or_404()?;
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map_err(|_| ApiError::validation("query", "is not a valid query string"))?;
-    let query = report_query(tenant, &pairs)?;
+    let zone = catalog_view(core, tenant).await?.catalog.time_zone;
+    let query = report_query(tenant, zone, &pairs)?;
     let page = run_report(core, ReportKind::Report, query.clone()).await?;
     if wants_csv(&req) {
         let mut res = HttpResponse::Ok();

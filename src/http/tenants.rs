@@ -76,7 +76,18 @@ pub async fn list_tenants(
     }))
 }
 
-/// `PATCH /v1/tenants/{tenantID}` `{"name"?, "suspended"?}`.
+/// `GET /v1/tenants/{tenantID}`.
+pub async fn read_tenant(
+    state: web::Data<AppState>,
+    ids: PathIds,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = ids.tenant_or_404()?;
+    let row = tenants::find_tenant(state.services()?, tenant).await?;
+    Ok(HttpResponse::Ok().json(TenantBody::from(&row)))
+}
+
+/// `PATCH /v1/tenants/{tenantID}` `{"name"?, "suspended"?, "timeZone"?,
+/// "currency"?}` (a back office: `timeZone` only).
 pub async fn change_tenant(
     state: web::Data<AppState>,
     ids: PathIds,

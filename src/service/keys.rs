@@ -4,7 +4,7 @@
 //! force on this instance at once and on the others within 2 s.
 
 use super::{ServiceError, Services};
-use crate::auth::NewKey;
+use crate::auth::{NewKey, Refusal};
 use crate::domain::{BranchId, KeyId, Role, Scope, TenantId};
 use crate::store::{self, KeyRefusal, NewTenantKey, TenantKeyRevocation};
 
@@ -29,7 +29,7 @@ pub async fn make_key(
     label: &str,
 ) -> Result<(KeyListing, String), ServiceError> {
     if !manageable(caller).contains(&role) {
-        return Err(ServiceError::Forbidden);
+        return Err(ServiceError::Forbidden(Refusal::KeyRole));
     }
     if let Some(handle) = s.tenants.get(tenant).await? {
         handle.writable_by(caller)?;
@@ -97,7 +97,7 @@ pub async fn revoke_key(
             }
             Ok(key)
         }
-        TenantKeyRevocation::NotAllowed => Err(ServiceError::Forbidden),
+        TenantKeyRevocation::NotAllowed => Err(ServiceError::Forbidden(Refusal::KeyRole)),
         TenantKeyRevocation::NoSuchKey => Err(ServiceError::NoSuchKey),
     }
 }

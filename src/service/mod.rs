@@ -78,8 +78,8 @@ pub enum ServiceError {
     TooManyKeys(usize),
     /// The caller's role may not do this to that (a back office and a
     /// back-office key, say), decided once the path's ids were known.
-    #[error("the caller may not do that")]
-    Forbidden,
+    #[error("{0}")]
+    Forbidden(crate::auth::Refusal),
     /// The tenant has no such sale (or the caller may not see it).
     #[error("no such sale")]
     NoSuchSale,

@@ -3,6 +3,7 @@
 //! sale with what was refunded of it.
 
 use super::{ServiceError, Services};
+use crate::auth::Refusal;
 use crate::domain::{
     BranchId, Currency, RefundItem, RefundableSale, SaleId, SalesListing, Scope, StoredRefund,
     TenantId,
@@ -35,7 +36,7 @@ pub async fn list_sales(
     } = caller
     {
         if listing.branch.is_some_and(|b| b != own) {
-            return Err(ServiceError::Forbidden);
+            return Err(ServiceError::Forbidden(Refusal::BoundToBranch(own)));
         }
         listing.branch = Some(own);
     }

@@ -4,6 +4,7 @@
 
 use super::{ServiceError, Services};
 use crate::actors::tenant::ChangeTenant;
+use crate::auth::Refusal;
 use crate::domain::{Currency, Name, Scope, TenantId, TenantPatch};
 use crate::store;
 
@@ -41,13 +42,27 @@ pub async fn list_tenants(
     Ok(rows)
 }
 
-/// Renames, suspends or resumes `tenant`, or sets its zone, as `caller`.
+/// The tenant (its back office or the operator asks: the gate checked).
+pub async fn find_tenant(s: &Services, tenant: TenantId) -> Result<TenantRow, ServiceError> {
+    s.office
+        .run(move |c| Box::pin(async move { store::find_tenant(c, tenant).await }))
+        .await?
+        .ok_or(ServiceError::UnknownTenant)
+}
+
+/// Renames, suspends or resumes `tenant`, or sets its zone, as `caller`:
+/// its back office may set its zone only.
 pub async fn change_tenant(
     s: &Services,
     caller: Scope,
     tenant: TenantId,
     patch: TenantPatch,
 ) -> Result<TenantRow, ServiceError> {
+    let more_than_zone =
+        patch.name.is_some() || patch.suspended.is_some() || patch.currency.is_some();
+    if more_than_zone && !matches!(caller, Scope::Operator) {
+        return Err(ServiceError::Forbidden(Refusal::TenantFields));
+    }
     Ok(s.tenants
         .change(tenant, caller, ChangeTenant(patch))
         .await?)

@@ -315,14 +315,32 @@ async fn the_openapi_document_is_open_and_lists_exactly_the_served_routes() {
     assert_eq!(doc.body["openapi"], "3.0.3");
     let mut documented = Vec::new();
     for (path, item) in doc.body["paths"].as_object().expect("paths") {
-        for method in item.as_object().expect("operations").keys() {
+        for (method, op) in item.as_object().expect("operations") {
             documented.push((method.to_uppercase(), path.clone()));
+            // The query parameters documented are exactly those the route
+            // takes (any other is 422).
+            let mut params: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "query")
+                        .filter_map(|p| p["name"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            params.sort();
+            let route = pos::http::ROUTES
+                .iter()
+                .find(|(m, p, _)| m.eq_ignore_ascii_case(method) && p == path);
+            let mut taken = route.map(|r| r.2.to_vec()).unwrap_or_default();
+            taken.sort();
+            assert_eq!(params, taken, "{method} {path}: query parameters");
         }
     }
     documented.sort();
     let mut routes: Vec<(String, String)> = pos::http::ROUTES
         .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
         .collect();
     routes.sort();
     assert_eq!(documented, routes, "openapi.json and the routes differ");

@@ -16,6 +16,7 @@ mod hostile;
 mod idempotency;
 mod ingest;
 mod leases;
+mod merchant;
 mod mirror;
 mod money;
 mod operator;

@@ -3,7 +3,7 @@
 //! each second and a final report, and with `--verify` checks that the
 //! server's totals grew by exactly what it confirmed.
 
-mod mix;
+pub(crate) mod mix;
 mod report;
 mod shops;
 mod terminal;

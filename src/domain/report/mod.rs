@@ -13,7 +13,7 @@ mod query;
 #[cfg(test)]
 mod tests;
 
-pub use calendar::{time_zone, Stretch, TIME_ZONE_RULE};
+pub use calendar::{day_start, time_zone, Stretch, TIME_ZONE_RULE};
 pub use groups::{GroupKey, Groups, ReportPage, ReportRow, Sums, TooManyGroups};
 pub use query::{GroupBy, RangeError, ReportQuery, TimeBucket};
 

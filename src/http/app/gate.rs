@@ -12,7 +12,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::origin::browser_origin;
 use super::{session, sign_in, PageError};
-use crate::auth::{permits, Operation, PathIds};
+use crate::auth::{check, Operation, PathIds};
 use crate::clock::{UnixMs, UnixSecs};
 use crate::domain::{KeyId, Scope, TenantId};
 use crate::http::{ApiError, AppState};
@@ -97,8 +97,8 @@ pub(super) async fn gate(
         }
         Err(e) => return Ok(req.error_response(PageError(e)).map_into_right_body()),
     };
-    if !permits(viewer.scope, op, path) {
-        let e = PageError(ApiError::Forbidden);
+    if let Err(why) = check(viewer.scope, op, path) {
+        let e = PageError(ApiError::Forbidden(why));
         return Ok(req.error_response(e).map_into_right_body());
     }
     let secure = is_tls(&state, req.request());

@@ -268,23 +268,6 @@ async fn report(
     Ok((query, page))
 }
 
-/// The instant a local day starts in `tz`: its first local quarter hour
-/// that exists (a zone may skip midnight, or, as Samoa in 2011, a whole
-/// day, which then starts where the next one does).
-fn day_start(tz: chrono_tz::Tz, day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
-    use chrono::TimeZone;
-    let first = |day: chrono::NaiveDate| {
-        let midnight = day.and_time(chrono::NaiveTime::MIN);
-        (0..96)
-            .filter_map(|q| midnight.checked_add_signed(chrono::Duration::minutes(15 * q)))
-            .find_map(|local| tz.from_local_datetime(&local).earliest())
-    };
-    first(day)
-        .or_else(|| day.succ_opt().and_then(first))
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .unwrap_or_else(|| day.and_time(chrono::NaiveTime::MIN).and_utc())
-}
-
 /// Today's date in `tz`.
 fn today(tz: chrono_tz::Tz) -> chrono::NaiveDate {
     chrono::Utc::now().with_timezone(&tz).date_naive()

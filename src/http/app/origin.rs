@@ -24,7 +24,7 @@ pub(super) async fn protect(
             .app_data::<web::Data<AppState>>()
             .is_some_and(|state| same_origin(state, req.request()));
     let mut res = if foreign {
-        let refusal = PageError(ApiError::Forbidden);
+        let refusal = PageError(ApiError::Forbidden(crate::auth::Refusal::ForeignForm));
         req.error_response(refusal).map_into_right_body()
     } else {
         next.call(req).await?.map_into_left_body()

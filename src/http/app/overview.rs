@@ -10,9 +10,9 @@ use rust_decimal::Decimal;
 use super::chart::{bars, Bar};
 use super::layout::{refreshing_page, Section};
 use super::Rows::All;
-use super::{day_start, html, report, tenant_catalog, today, PageResult, Viewer};
+use super::{html, report, tenant_catalog, today, PageResult, Viewer};
 use crate::auth::PathIds;
-use crate::domain::Money;
+use crate::domain::{day_start, Money};
 use crate::http::AppState;
 use crate::service::reports::ReportKind::Overview;
 

@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use super::chart::{bars, Bar};
 use super::layout::{notice, page as frame, Section};
-use super::{day_start, html, report, tenant_catalog, today, PageError, PageResult, Rows, Viewer};
+use super::{html, report, tenant_catalog, today, PageError, PageResult, Rows, Viewer};
 use crate::auth::PathIds;
-use crate::domain::{ReportPage, ReportQuery, TenantId};
+use crate::domain::{day_start, ReportPage, ReportQuery, TenantId};
 use crate::http::{ApiError, AppState};
 use crate::service::reports::ReportKind;
 

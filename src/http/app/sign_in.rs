@@ -74,7 +74,7 @@ pub async fn sign_in(
                     StatusCode::UNAUTHORIZED,
                     "That key is not valid (unknown, mistyped or revoked).",
                 ),
-                AuthError::Forbidden => (
+                AuthError::Forbidden(_) => (
                     StatusCode::FORBIDDEN,
                     "A till key cannot sign in; use a back-office key.",
                 ),

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::{
-    clip, time_zone, BranchId, GroupBy, GroupKey, ListingCursor, ProductId, RangeError,
+    clip, day_start, time_zone, BranchId, GroupBy, GroupKey, ListingCursor, ProductId, RangeError,
     ReportQuery, SalesListing, TenantId, TimeBucket, Timestamp, MAX_FILTER_IDS, MAX_PAGE_ROWS,
 };
 
@@ -29,18 +29,20 @@ impl From<RangeError> for ReportProblem {
     }
 }
 
-/// Reads a query string's pairs; unknown parameters are ignored.
+/// Reads a query string's pairs (the route refuses unknown ones before);
+/// days and hours are the tenant's zone's (`zone`) unless `tz` names one.
 pub fn report_query(
     tenant: TenantId,
+    tenant_zone: Tz,
     pairs: &[(String, String)],
 ) -> Result<ReportQuery, ReportProblem> {
     let (mut from, mut to, mut cursor) = (None, None, None);
-    let (mut tz, mut grouping) = (Tz::UTC, GroupBy::default());
+    let (mut tz, mut grouping) = (tenant_zone, GroupBy::default());
     let (mut branches, mut products, mut rows) = (Vec::new(), Vec::new(), MAX_PAGE_ROWS);
     for (name, value) in pairs {
         match name.as_str() {
-            "from" => from = Some(instant("from", value)?),
-            "to" => to = Some(instant("to", value)?),
+            "from" => from = Some(value.as_str()),
+            "to" => to = Some(value.as_str()),
             "groupBy" => grouping = group_by(value)?,
             "tz" => tz = zone(value)?,
             "branchID" => push_id(&mut branches, "branchID", value, BranchId::parse)?,
@@ -50,10 +52,10 @@ pub fn report_query(
             _ => {}
         }
     }
-    let missing = |p| ReportProblem::new(p, "is required (an RFC 3339 instant)".into());
+    let missing = |p| ReportProblem::new(p, "is required (an RFC 3339 instant or a date)".into());
     let range = (
-        from.ok_or_else(|| missing("from"))?,
-        to.ok_or_else(|| missing("to"))?,
+        bound("from", from.ok_or_else(|| missing("from"))?, tz, 0)?,
+        bound("to", to.ok_or_else(|| missing("to"))?, tz, 1)?,
     );
     let mut query = ReportQuery::over(tenant, range, tz, grouping)?;
     query.after = cursor.map(|c| cursor_key(c, grouping)).transpose()?;
@@ -154,16 +156,40 @@ fn cursor_key(text: &str, group: GroupBy) -> Result<GroupKey, ReportProblem> {
     })
 }
 
-fn instant(parameter: &'static str, text: &str) -> Result<DateTime<Utc>, ReportProblem> {
-    let bad = || {
-        ReportProblem::new(
-            parameter,
-            format!(
-                "must be an RFC 3339 instant between 1971 and 9999, like 2026-11-01T00:00:00Z, got {:?}",
-                clip(text)
-            ),
-        )
+/// A range's end: an instant, or a plain date in `tz`, read as the start
+/// of that day plus `days` (`to` holds its whole day: the next one's start).
+fn bound(
+    parameter: &'static str,
+    text: &str,
+    tz: Tz,
+    days: u64,
+) -> Result<DateTime<Utc>, ReportProblem> {
+    let trimmed = text.trim();
+    let date = (trimmed.len() == 10)
+        .then(|| chrono::NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").ok())
+        .flatten();
+    let Some(day) = date else {
+        return instant_or(parameter, text, DATE_TOO);
     };
+    day.checked_add_days(chrono::Days::new(days))
+        .and_then(|d| storable(day_start(tz, d)))
+        .ok_or_else(|| bad_instant(parameter, text, DATE_TOO))
+}
+
+/// What a report's bounds take besides instants.
+const DATE_TOO: &str = " or a date (YYYY-MM-DD, in the report's zone)";
+
+fn instant(parameter: &'static str, text: &str) -> Result<DateTime<Utc>, ReportProblem> {
+    instant_or(parameter, text, "")
+}
+
+/// An RFC 3339 instant; `also` says what else the parameter takes.
+fn instant_or(
+    parameter: &'static str,
+    text: &str,
+    also: &str,
+) -> Result<DateTime<Utc>, ReportProblem> {
+    let bad = || bad_instant(parameter, text, also);
     let t = DateTime::parse_from_rfc3339(text.trim())
         .map_err(|_| bad())?
         .with_timezone(&Utc);
@@ -184,14 +210,25 @@ fn instant(parameter: &'static str, text: &str) -> Result<DateTime<Utc>, ReportP
         n if n >= 1_000_000_000 => t.with_nanosecond(999_999_999).ok_or_else(bad)?,
         _ => t,
     };
-    // What a DATETIME column holds, with room for local days on both
-    // sides (the store counts them from 1970-01-01).
-    let first = Utc.with_ymd_and_hms(1971, 1, 1, 0, 0, 0).single();
-    let last = Utc.with_ymd_and_hms(9999, 12, 30, 0, 0, 0).single();
-    match (first, last) {
-        (Some(first), Some(last)) if (first..=last).contains(&t) => Ok(t),
-        _ => Err(bad()),
-    }
+    storable(t).ok_or_else(bad)
+}
+
+fn bad_instant(parameter: &'static str, text: &str, also: &str) -> ReportProblem {
+    ReportProblem::new(
+        parameter,
+        format!(
+            "must be an RFC 3339 instant{also} between 1971 and 9999, like 2026-11-01T00:00:00Z, got {:?}",
+            clip(text)
+        ),
+    )
+}
+
+/// `t`, if a DATETIME column holds it with room for local days on both
+/// sides (the store counts them from 1970-01-01).
+fn storable(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let first = Utc.with_ymd_and_hms(1971, 1, 1, 0, 0, 0).single()?;
+    let last = Utc.with_ymd_and_hms(9999, 12, 30, 0, 0, 0).single()?;
+    (first..=last).contains(&t).then_some(t)
 }
 
 fn zone(text: &str) -> Result<Tz, ReportProblem> {
@@ -343,7 +380,7 @@ mod tests {
             ),
         ];
         for (list, parameter) in cases {
-            let e = report_query(tenant(), &pairs(list)).expect_err("refused");
+            let e = report_query(tenant(), Tz::UTC, &pairs(list)).expect_err("refused");
             assert_eq!(e.parameter, *parameter, "{list:?}: {e:?}");
         }
     }
@@ -365,20 +402,22 @@ mod tests {
             .expect("a date");
         // Local day 2026-01-20 starts at 23:00 UTC the day before (UTC+1).
         let day = jan_20.timestamp() / 86_400;
-        let q = report_query(tenant(), &pairs(&format!("{day}_0__"), "day")).expect("a query");
+        let q =
+            report_query(tenant(), Tz::UTC, &pairs(&format!("{day}_0__"), "day")).expect("a query");
         let first = q.stretches()[0].from;
         assert_eq!(first, jan_20 - chrono::Duration::hours(1));
         // An hour row's time is the UTC second it starts.
         let hour = jan_20.timestamp();
-        let q = report_query(tenant(), &pairs(&format!("{hour}_3600__"), "hour")).expect("a query");
+        let q = report_query(tenant(), Tz::UTC, &pairs(&format!("{hour}_3600__"), "hour"))
+            .expect("a query");
         assert_eq!(q.stretches()[0].from, jan_20);
         // Without a time bucket, every stretch is read (the store filters by group).
-        let q = report_query(tenant(), &pairs("_0_3_", "branch")).expect("a query");
+        let q = report_query(tenant(), Tz::UTC, &pairs("_0_3_", "branch")).expect("a query");
         assert_eq!(q.stretches()[0].from, q.from);
         // A forged cursor far out of any calendar reads the range, no panic.
         for forged in [i64::MAX, i64::MIN] {
-            let q =
-                report_query(tenant(), &pairs(&format!("{forged}_0__"), "day")).expect("a query");
+            let q = report_query(tenant(), Tz::UTC, &pairs(&format!("{forged}_0__"), "day"))
+                .expect("a query");
             assert_eq!(q.stretches()[0].from, q.from);
         }
     }

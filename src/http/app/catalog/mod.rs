@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::{html, see_other, tenant_catalog, with_status, PageError, PageResult, Viewer};
 use crate::auth::PathIds;
-use crate::domain::{Catalog, Code, Name, TenantId};
+use crate::domain::{Catalog, Code, Name, RowFilter, TenantId};
 use crate::http::{ApiError, AppState};
 
 /// Rows a list page shows.
@@ -45,13 +45,6 @@ fn done_text(code: Option<&str>) -> Option<Result<String, String>> {
         _ => return None,
     };
     Some(Ok(text.to_string()))
-}
-
-/// Whether `q` (lowercased) is in a row's name or code.
-fn matches(q: &str, name: &Name, code: &Code) -> bool {
-    q.is_empty()
-        || name.as_str().to_lowercase().contains(q)
-        || code.as_str().to_lowercase().contains(q)
 }
 
 /// A list page: `page` drawn from the tenant's catalog.
@@ -79,18 +72,16 @@ fn one_page<'a, K: Copy + Ord, T>(
     id: impl Fn(K) -> u64,
     texts: impl Fn(&T) -> (&Name, &Code),
 ) -> (Vec<(&'a K, &'a T)>, bool) {
-    let q = search_text(query);
-    let after = query.after.unwrap_or(0);
-    let mut rows: Vec<_> = rows
-        .filter(|(k, row)| {
-            let (name, code) = texts(row);
-            id(**k) > after && matches(&q, name, code)
-        })
-        .collect();
-    rows.sort_unstable_by_key(|(k, _)| **k);
-    let more = rows.len() > PAGE_ROWS;
-    rows.truncate(PAGE_ROWS);
-    (rows, more)
+    let filter = RowFilter {
+        q: search_text(query),
+        state: None,
+        after: query.after.unwrap_or(0),
+        limit: PAGE_ROWS,
+    };
+    filter.page(rows, |k, row| {
+        let (name, code) = texts(row);
+        (id(k), name, code, true)
+    })
 }
 
 fn search_text(query: &ListQuery) -> String {
