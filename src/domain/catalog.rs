@@ -176,6 +176,8 @@ pub struct Product {
 /// ones too: their names still show in the totals).
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
+    /// The tenant's name, as its pages show it.
+    pub name: Arc<str>,
     /// A suspended tenant's tills are refused.
     pub suspended: bool,
     /// The zone the back office counts the tenant's days in.

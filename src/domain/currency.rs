@@ -75,6 +75,40 @@ impl Currency {
     }
 }
 
+impl Currency {
+    /// `amount` as a person reads it in this currency: its symbol, digits
+    /// grouped by thousands, its own fractional digits (`€1,234.50`,
+    /// `¥1,235`, `1,234.50 CHF`).
+    pub fn format(self, amount: Money) -> String {
+        let digits = self.digits();
+        let value = amount
+            .amount()
+            .round_dp_with_strategy(digits, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        let text = format!("{:.*}", digits as usize, value.abs());
+        let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+        let mut grouped = String::with_capacity(text.len() + whole.len() / 3);
+        for (i, c) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        if !fraction.is_empty() {
+            grouped.push('.');
+            grouped.push_str(fraction);
+        }
+        let sign = if value.is_sign_negative() && !value.is_zero() { "-" } else { "" };
+        // Signs people read at once; any other currency shows its code
+        // (`₣` would puzzle a Swiss shop owner; `CHF` does not).
+        let symbol = self.0.symbol().symbol;
+        if symbol.chars().count() == 1 && "€$£¥₹₩₪₱₦₴₺".contains(symbol.as_str()) {
+            format!("{sign}{symbol}{grouped}")
+        } else {
+            format!("{sign}{grouped} {}", self.code())
+        }
+    }
+}
+
 impl Default for Currency {
     fn default() -> Self {
         Currency::EUR
@@ -99,6 +133,18 @@ mod tests {
 
     fn money(text: &str) -> Money {
         text.parse().expect("an amount")
+    }
+
+    #[test]
+    fn amounts_read_as_people_write_them_in_each_currency() {
+        let c = |code| Currency::parse(code).expect("a currency");
+        assert_eq!(c("EUR").format(money("1234.5")), "€1,234.50");
+        assert_eq!(c("EUR").format(money("0")), "€0.00");
+        assert_eq!(c("EUR").format(money("-3.2")), "-€3.20");
+        assert_eq!(c("USD").format(money("1000000")), "$1,000,000.00");
+        assert_eq!(c("JPY").format(money("1234.50")), "¥1,235");
+        assert_eq!(c("CHF").format(money("999.99")), "999.99 CHF");
+        assert_eq!(c("GBP").format(money("12")), "£12.00");
     }
 
     #[test]

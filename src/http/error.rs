@@ -372,7 +372,14 @@ impl ApiError {
                 ApiError::items("inactive products take no new sales", problems, is_array)
             }
             TenantError::NaturalKeyTaken(problems) => ApiError::Conflict {
-                message: "a natural key is already used with other content".into(),
+                // One conflict says itself; several are listed by field.
+                message: match problems.as_slice() {
+                    [one] => one.problem.clone(),
+                    many => format!(
+                        "{} SKUs or codes are already used by other rows, with other content",
+                        many.len()
+                    ),
+                },
                 fields: field_names(problems, is_array),
             },
             TenantError::RepeatedKeys(problems) => {

@@ -42,6 +42,17 @@ pub async fn list_tenants(
     Ok(rows)
 }
 
+/// The tenants with these ids (a page of them: the operator's live top
+/// sellers name theirs).
+pub async fn find_tenants(
+    s: &Services,
+    ids: Vec<TenantId>,
+) -> Result<Vec<TenantRow>, ServiceError> {
+    Ok(s.office
+        .run(move |c| Box::pin(async move { store::find_tenants(c, &ids).await }))
+        .await?)
+}
+
 /// The tenant (its back office or the operator asks: the gate checked).
 pub async fn find_tenant(s: &Services, tenant: TenantId) -> Result<TenantRow, ServiceError> {
     s.office

@@ -69,13 +69,13 @@ async fn lock_and_count(tx: &mut impl Queryable, tenant: TenantId, table: &str) 
 
 /// Reads a tenant's branches and products; `None` if the tenant does not exist.
 pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Catalog>> {
-    let tenant_row: Option<(bool, String, Option<String>)> = conn
+    let tenant_row: Option<(String, bool, String, Option<String>)> = conn
         .exec_first(
-            "SELECT suspended, time_zone, currency FROM tenants WHERE id = ?",
+            "SELECT name, suspended, time_zone, currency FROM tenants WHERE id = ?",
             (tenant,),
         )
         .await?;
-    let Some((suspended, zone, currency)) = tenant_row else {
+    let Some((name, suspended, zone, currency)) = tenant_row else {
         return Ok(None);
     };
     let branches: Vec<(BranchId, String, String, bool)> = conn
@@ -85,6 +85,7 @@ pub async fn load_catalog(conn: &mut Conn, tenant: TenantId) -> Result<Option<Ca
         )
         .await?;
     let mut catalog = Catalog {
+        name: name.into(),
         suspended,
         time_zone: stored_zone(&zone),
         currency: stored_currency(currency.as_deref()),
@@ -187,6 +188,21 @@ pub async fn create_tenant(conn: &mut Conn, name: &Name, currency: Currency) -> 
     find_tenant(conn, id)
         .await?
         .ok_or_else(|| StoreError::invariant("a tenant just made is gone"))
+}
+
+/// The tenants with these ids (at most a page of them), by id.
+pub async fn find_tenants(conn: &mut Conn, ids: &[TenantId]) -> Result<Vec<TenantRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let rows: Vec<TenantTuple> = conn
+        .exec(
+            format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id IN ({marks}) ORDER BY id"),
+            Params::Positional(ids.iter().map(|id| Value::from(id.get())).collect()),
+        )
+        .await?;
+    Ok(rows.into_iter().map(tenant_row).collect())
 }
 
 pub async fn find_tenant(conn: &mut Conn, id: TenantId) -> Result<Option<TenantRow>> {
@@ -305,7 +321,11 @@ pub async fn create_products(
                 } else {
                     return None;
                 };
-                let problem = format!("is already product {id}, with another {other}");
+                let problem = format!(
+                    "SKU {} is already used by “{}” (product {id}), with another {other}",
+                    item.sku.as_str(),
+                    p.name.as_str()
+                );
                 Some(ItemProblem::new(i, Field::Sku, problem))
             })
             .collect();
@@ -428,7 +448,11 @@ pub async fn create_branch(
     for _ in 0..CREATE_ROUNDS {
         if let Some((id, branch)) = branch_by_code(conn, tenant, &new.code).await? {
             if branch.name != new.name {
-                let problem = format!("is already branch {id}, with another name");
+                let problem = format!(
+                    "code {} is already used by “{}” (branch {id}), with another name",
+                    new.code.as_str(),
+                    branch.name.as_str()
+                );
                 let taken = vec![ItemProblem::new(0, Field::Code, problem)];
                 return Ok(Err(CatalogRefusal::Taken(taken)));
             }

@@ -21,7 +21,8 @@ use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts};
 use crate::domain::TenantId;
 
 pub use catalog::{
-    create_branch, create_products, create_tenant, fill_currencies, find_tenant, list_tenants,
+    create_branch, create_products, create_tenant, fill_currencies, find_tenant, find_tenants,
+    list_tenants,
     load_catalog, update_branch, update_product, update_tenant, CatalogRefusal, Conflicts,
     TenantRefusal, TenantRow,
 };

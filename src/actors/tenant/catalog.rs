@@ -295,6 +295,7 @@ impl Handler<ChangeTenant> for TenantActor {
         });
         self.change_catalog(change, |act, row: &TenantRow| {
             let catalog = act.catalog_mut();
+            catalog.name = row.name.shared();
             catalog.suspended = row.suspended;
             catalog.time_zone = row.time_zone;
             let new_currency = catalog.currency != row.currency;

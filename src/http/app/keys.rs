@@ -10,10 +10,10 @@ use qrcode::QrCode;
 use serde::Deserialize;
 
 use super::catalog::{branch_options, refusal};
-use super::layout::{notice, page as frame, Section};
+use super::layout::{notice, page as frame, Section, Shop};
 use super::{html, see_other, tenant_catalog, with_status, PageResult, Viewer};
 use crate::auth::PathIds;
-use crate::domain::{BranchId, KeyId, Name, Role, TenantId, Timestamp};
+use crate::domain::{BranchId, KeyId, Name, Role, Timestamp};
 use crate::http::keys::path_key_id;
 use crate::http::{ApiError, AppState};
 use crate::service::keys::{self as keys, KeyListing};
@@ -39,27 +39,33 @@ pub async fn page(
     let outcome = (query.done.as_deref() == Some("revoked"))
         .then(|| Ok("Revoked: every server refuses the key within 2 seconds.".to_string()));
     let after = query.after.as_deref().and_then(KeyId::parse);
-    let body = keys_body(&state, tenant, after, &outcome, None).await?;
-    Ok(html(frame(
-        "Till keys",
-        &viewer,
-        Some(tenant),
-        Section::Keys,
-        body,
-    )))
+    let catalog = tenant_catalog(&state, tenant).await?;
+    let shop = Shop {
+        id: tenant,
+        catalog: &catalog,
+    };
+    let body = keys_body(&state, shop, after, &outcome, None).await?;
+    Ok(html(frame("Till keys", &viewer, Some(shop), Section::Keys, body)))
 }
 
 /// The page's content: a key just made (its token, once), the form, the list.
 async fn keys_body(
     state: &AppState,
-    tenant: TenantId,
+    shop: Shop<'_>,
     after: Option<KeyId>,
     outcome: &Option<Result<String, String>>,
     made: Option<(&KeyListing, &str)>,
 ) -> Result<Markup, ApiError> {
-    let catalog = tenant_catalog(state, tenant).await?;
+    let (tenant, catalog) = (shop.id, shop.catalog);
     let rows = keys::list_keys(state.services()?, tenant, after, PAGE_KEYS + 1).await?;
     let more = rows.len() > PAGE_KEYS;
+    // Back-office and operator keys are not a till's business: this page
+    // lists till keys only.
+    let tills: Vec<&KeyListing> = rows
+        .iter()
+        .take(PAGE_KEYS)
+        .filter(|k| k.scope.role() == Role::Till)
+        .collect();
     let base = format!("/app/tenants/{tenant}/keys");
     Ok(html! {
         (notice(outcome))
@@ -82,31 +88,33 @@ async fn keys_body(
             button type="submit" { "Make till key" }
         }
         table id="keys" {
-            thead { tr { th { "Key" } th { "Role" } th { "Branch" } th { "Label" } th { "Made" } th { "State" } } }
+            thead { tr { th { "Label" } th { "Branch" } th { "Made" } th { "State" } th { "Key id" } th { span class="visually-hidden" { "Change" } } } }
             tbody {
-                @for key in rows.iter().take(PAGE_KEYS) {
+                @for key in &tills {
                     tr data-key=(key.id) {
-                        td { code { (key.id) } }
-                        td { (key.scope.role().as_str()) }
-                        td { @if let Some(b) = key.scope.branch() {
-                            (catalog.branches.get(&b).map_or("", |x| x.name.as_str())) " (" (b) ")"
-                        } }
                         td { (key.label) }
-                        td { (Timestamp::from_naive_utc(key.created)) }
+                        td { @match key.scope.branch() {
+                            Some(b) => (catalog.branches.get(&b).map_or("", |x| x.name.as_str())),
+                            None => span class="muted" { "Any branch" },
+                        } }
+                        td { (shop.time(Timestamp::from_naive_utc(key.created))) }
+                        @match key.revoked {
+                            Some(when) => {
+                                td { span class="state off" { "Revoked" } " " span class="muted" { (shop.time(Timestamp::from_naive_utc(when))) } }
+                            }
+                            None => td { span class="state on" { "Active" } },
+                        }
+                        td { code { (key.id) } }
                         td {
-                            @if let Some(when) = key.revoked {
-                                "revoked " (Timestamp::from_naive_utc(when))
-                            } @else if key.scope.role() == Role::Till {
+                            @if key.revoked.is_none() {
                                 form method="post" action={ (base) "/" (key.id) "/revoke" } class="inline" {
                                     button type="submit" class="quiet" { "Revoke" }
                                 }
-                            } @else {
-                                "active"
                             }
                         }
                     }
                 }
-                @if rows.is_empty() { tr { td colspan="6" class="muted" { "No keys yet." } } }
+                @if tills.is_empty() { tr { td colspan="6" class="muted" { "No till keys yet." } } }
             }
         }
         @if let (true, Some(last)) = (more, rows.get(PAGE_KEYS - 1)) {
@@ -167,27 +175,26 @@ pub async fn create(
         (Err(e), _) => Err(e),
         (_, None) => Err(ApiError::validation("label", Name::RULE)),
     };
+    let catalog = tenant_catalog(&state, tenant).await?;
+    let shop = Shop {
+        id: tenant,
+        catalog: &catalog,
+    };
     let (body, status) = match made {
         Ok((key, token)) => {
             let made = Some((&key, token.as_str()));
-            (keys_body(&state, tenant, None, &None, made).await?, None)
+            (keys_body(&state, shop, None, &None, made).await?, None)
         }
         Err(e) => {
             let (status, message) = refusal(e)?;
             let outcome = Some(Err(message));
             (
-                keys_body(&state, tenant, None, &outcome, None).await?,
+                keys_body(&state, shop, None, &outcome, None).await?,
                 Some(status),
             )
         }
     };
-    let res = html(frame(
-        "Till keys",
-        &viewer,
-        Some(tenant),
-        Section::Keys,
-        body,
-    ));
+    let res = html(frame("Till keys", &viewer, Some(shop), Section::Keys, body));
     Ok(match status {
         Some(status) => with_status(res, status),
         None => res,

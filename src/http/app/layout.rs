@@ -6,26 +6,50 @@ use actix_web::{HttpRequest, HttpResponse};
 use maud::{html, Markup, DOCTYPE};
 
 use super::Viewer;
-use crate::domain::TenantId;
+use crate::domain::{Catalog, Money, TenantId, Timestamp};
+
+/// The tenant a page is about: its header names the shop, its currency
+/// and the zone its days and times are in.
+#[derive(Clone, Copy)]
+pub struct Shop<'a> {
+    pub id: TenantId,
+    pub catalog: &'a Catalog,
+}
+
+impl Shop<'_> {
+    /// Money as the shop's people read it (`€1,234.50`).
+    pub fn money(&self, amount: Money) -> String {
+        self.catalog.currency.format(amount)
+    }
+
+    /// An instant in the shop's zone, to the minute (`6 Dec 2026, 09:14`).
+    pub fn time(&self, at: Timestamp) -> String {
+        at.naive_utc()
+            .and_utc()
+            .with_timezone(&self.catalog.time_zone)
+            .format("%-d %b %Y, %H:%M")
+            .to_string()
+    }
+}
 
 /// The stylesheet and the live-update script, in the binary. Their names
 /// carry a version: a new release changes the name, so browsers may keep
 /// them for a year.
 const ASSETS: [(&str, &str, &str); 2] = [
     (
-        "app-1.css",
+        "app-2.css",
         "text/css; charset=utf-8",
         include_str!("assets/app.css"),
     ),
     (
-        "live-1.js",
+        "live-2.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/live.js"),
     ),
 ];
 
-pub const STYLESHEET: &str = "/app/static/app-1.css";
-pub const LIVE_SCRIPT: &str = "/app/static/live-1.js";
+pub const STYLESHEET: &str = "/app/static/app-2.css";
+pub const LIVE_SCRIPT: &str = "/app/static/live-2.js";
 
 /// `GET /app/static/{file}`.
 pub async fn asset(req: HttpRequest) -> HttpResponse {
@@ -58,11 +82,11 @@ pub enum Section {
 pub fn page(
     title: &str,
     viewer: &Viewer,
-    tenant: Option<TenantId>,
+    shop: Option<Shop>,
     open: Section,
     body: Markup,
 ) -> Markup {
-    framed(title, viewer, tenant, open, None, body)
+    framed(title, viewer, shop, open, None, body)
 }
 
 /// A page that the browser loads again from `path` every `seconds` (a
@@ -72,19 +96,19 @@ pub fn page(
 pub fn refreshing_page(
     title: &str,
     viewer: &Viewer,
-    tenant: Option<TenantId>,
+    shop: Option<Shop>,
     open: Section,
     reload: (u32, &str),
     body: Markup,
 ) -> Markup {
     let refresh = format!("{};url={}?{}", reload.0, reload.1, super::AUTOMATIC);
-    framed(title, viewer, tenant, open, Some(refresh), body)
+    framed(title, viewer, shop, open, Some(refresh), body)
 }
 
 fn framed(
     title: &str,
     viewer: &Viewer,
-    tenant: Option<TenantId>,
+    shop: Option<Shop>,
     open: Section,
     refresh: Option<String>,
     body: Markup,
@@ -102,8 +126,17 @@ fn framed(
         refresh,
         html! {
             header {
+                @if let Some(shop) = shop {
+                    div class="shop" {
+                        strong id="shop-name" { (shop.catalog.name) }
+                        span class="muted" {
+                            " · " (shop.catalog.currency.code()) " · " (shop.catalog.time_zone.name())
+                            @if viewer.is_operator() { " · viewed by the operator" }
+                        }
+                    }
+                }
                 nav aria-label="Sections" {
-                    @if let Some(t) = tenant {
+                    @if let Some(t) = shop.map(|s| s.id) {
                         @for (section, path, label) in sections {
                             a href={ "/app/tenants/" (t) "/" (path) }
                               aria-current=[(section == open).then_some("page")] { (label) }
@@ -140,8 +173,10 @@ fn document(title: &str, refresh: Option<String>, content: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // Pages that follow the sales reload themselves only
+                // without scripts; their script updates them in place.
                 @if let Some(refresh) = refresh {
-                    meta http-equiv="refresh" content=(refresh);
+                    noscript { meta http-equiv="refresh" content=(refresh); }
                 }
                 title { (title) " · POS back office" }
                 link rel="stylesheet" href=(STYLESHEET);

@@ -23,10 +23,11 @@ use super::operator::LIVE_ROWS;
 use super::{PageResult, Viewer};
 use crate::auth::IDLE_LIMIT;
 use crate::clock::{UnixMs, UnixSecs};
-use crate::domain::{KeyId, RankBy, Timestamp};
-use crate::http::reads::{ranked, Ranked};
+use crate::domain::{KeyId, RankBy, TenantId, Timestamp};
 use crate::http::{ApiError, AppState};
 use crate::service::sales::top_sellers;
+use crate::service::tenants::find_tenants;
+use crate::service::{ServiceError, Services};
 
 /// How often the top sellers are read while someone watches.
 const PERIOD: Duration = Duration::from_secs(1);
@@ -112,10 +113,54 @@ impl Drop for StreamSlot {
 }
 
 #[derive(Serialize)]
-struct Update<'a> {
-    rows: Vec<Ranked<'a>>,
+struct Update {
+    rows: Vec<LiveRow>,
     #[serde(rename = "asOf")]
     as_of: Timestamp,
+}
+
+/// A row of the live table, as the page shows it: tenants by name, money
+/// in each tenant's currency.
+#[derive(Serialize, PartialEq, Eq)]
+pub(super) struct LiveRow {
+    pub rank: usize,
+    #[serde(rename = "tenantName")]
+    pub tenant_name: String,
+    #[serde(rename = "productName")]
+    pub product_name: String,
+    #[serde(rename = "quantitySold")]
+    pub quantity_sold: u64,
+    #[serde(rename = "totalSales")]
+    pub total_sales: String,
+}
+
+/// The top sellers of all tenants, with their tenants' names.
+pub(super) async fn live_rows(services: &Services) -> Result<Vec<LiveRow>, ServiceError> {
+    let top = top_sellers(services, LIVE_ROWS, RankBy::Quantity).await?;
+    let mut ids: Vec<TenantId> = top.iter().map(|t| t.tenant_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let tenants = find_tenants(services, ids).await?;
+    Ok(top
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let tenant = tenants.iter().find(|r| r.id == t.tenant_id);
+            LiveRow {
+                rank: i + 1,
+                tenant_name: tenant.map_or_else(
+                    || format!("tenant {}", t.tenant_id),
+                    |r| r.name.as_str().to_string(),
+                ),
+                product_name: t.name.to_string(),
+                quantity_sold: t.quantity,
+                total_sales: tenant.map_or_else(
+                    || t.revenue.to_string(),
+                    |r| r.currency.format(t.revenue),
+                ),
+            }
+        })
+        .collect())
 }
 
 /// Reads the top sellers every [`PERIOD`] while a stream is open, and
@@ -138,10 +183,9 @@ pub async fn publish(state: web::Data<AppState>) {
         let Ok(services) = state.services() else {
             continue;
         };
-        let Ok(top) = top_sellers(services, LIVE_ROWS, RankBy::Quantity).await else {
+        let Ok(rows) = live_rows(services).await else {
             continue;
         };
-        let rows = ranked(&top);
         let Ok(rows_json) = serde_json::to_vec(&rows) else {
             continue;
         };

@@ -112,6 +112,10 @@ pub fn app_routes(cfg: &mut web::ServiceConfig) {
                         .route(get().to(overview::page)),
                 )
                 .service(
+                    page("/tenants/{tenantID}/today.json", ReadTenantSales, GET)
+                        .route(get().to(overview::today_json)),
+                )
+                .service(
                     page("/tenants/{tenantID}/settings", ManageTenants, POST)
                         .route(web::post().to(operator::change_tenant)),
                 )

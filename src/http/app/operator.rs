@@ -9,10 +9,8 @@ use super::catalog::refusal;
 use super::layout::{notice, page as frame, Section, LIVE_SCRIPT};
 use super::{html, see_other, with_status, PageResult, Viewer};
 use crate::auth::PathIds;
-use crate::domain::RankBy;
 use crate::domain::{time_zone, Name, TenantId, TenantPatch, TIME_ZONE_RULE};
 use crate::http::{ApiError, AppState};
-use crate::service::sales::top_sellers;
 use crate::service::tenants::{self as tenants, make_tenant};
 
 /// Tenants a page lists.
@@ -54,7 +52,7 @@ async fn render(
 ) -> PageResult {
     let services = state.services()?;
     let tenants = tenants::list_tenants(services, after, PAGE_TENANTS + 1).await?;
-    let top = top_sellers(services, LIVE_ROWS, RankBy::Quantity).await;
+    let top = super::live::live_rows(services).await;
     let more = tenants.len() > PAGE_TENANTS;
     let body = html! {
         (notice(outcome))
@@ -62,12 +60,12 @@ async fn render(
             h2 id="top" { "Top sellers, all tenants (live)" }
             p class="muted" { "As of " span id="live-as-of" { (crate::domain::Timestamp::from_utc(chrono::Utc::now())) } }
             table id="top-sellers" data-live-url="/app/operator/live" {
-                thead { tr { th class="num" { "#" } th class="num" { "Tenant" } th { "Product" } th class="num" { "Items" } th class="num" { "Revenue" } } }
+                thead { tr { th class="num" { "#" } th { "Shop" } th { "Product" } th class="num" { "Items" } th class="num" { "Revenue" } } }
                 tbody {
                     @match &top {
                         Ok(rows) => {
-                            @for (i, t) in rows.iter().enumerate() {
-                                tr { td class="num" { (i + 1) } td class="num" { (t.tenant_id) } td { (t.name) } td class="num" { (t.quantity) } td class="num" { (t.revenue) } }
+                            @for t in rows {
+                                tr { td class="num" { (t.rank) } td { (t.tenant_name) } td { (t.product_name) } td class="num" { (t.quantity_sold) } td class="num" { (t.total_sales) } }
                             }
                         },
                         Err(e) => { tr { td colspan="5" class="muted" { (e) } } },

@@ -10,12 +10,12 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::catalog::refusal;
-use super::layout::{notice, page as frame, Section};
+use super::layout::{notice, page as frame, Section, Shop};
 use super::{html, see_other, tenant_catalog, with_status, PageResult, Viewer};
 use crate::auth::PathIds;
 use crate::domain::{
-    BranchId, Catalog, Currency, IdempotencyKey, ListingCursor, Name, Quantity, RefundItem,
-    RefundKind, RefundableSale, SaleId, SalesListing, TenantId,
+    BranchId, Catalog, IdempotencyKey, ListingCursor, Name, Quantity, RefundItem,
+    RefundKind, RefundableSale, SaleId, SalesListing,
 };
 use crate::http::{ApiError, AppState};
 use crate::service::refunds::{self, SaleView};
@@ -43,25 +43,24 @@ pub async fn page(
         .done
         .as_deref()
         .map(|d| Ok(format!("Taken back: {d}.")));
-    let body = returns_body(&state, &viewer, tenant, &query, &outcome).await?;
-    Ok(html(frame(
-        "Returns",
-        &viewer,
-        Some(tenant),
-        Section::Returns,
-        body,
-    )))
+    let catalog = tenant_catalog(&state, tenant).await?;
+    let shop = Shop {
+        id: tenant,
+        catalog: &catalog,
+    };
+    let body = returns_body(&state, &viewer, shop, &query, &outcome).await?;
+    Ok(html(frame("Returns", &viewer, Some(shop), Section::Returns, body)))
 }
 
 async fn returns_body(
     state: &AppState,
     viewer: &Viewer,
-    tenant: TenantId,
+    shop: Shop<'_>,
     query: &ReturnsQuery,
     outcome: &Option<Result<String, String>>,
 ) -> Result<Markup, ApiError> {
     let services = state.services()?;
-    let catalog = tenant_catalog(state, tenant).await?;
+    let tenant = shop.id;
     let wanted = query
         .sale
         .as_deref()
@@ -83,8 +82,7 @@ async fn returns_body(
         limit: LISTED,
         after: query.after.as_deref().and_then(ListingCursor::parse),
     };
-    let (latest, more, currency) =
-        refunds::list_sales(services, viewer.scope, tenant, listing).await?;
+    let (latest, more, _) = refunds::list_sales(services, viewer.scope, tenant, listing).await?;
     let base = format!("/app/tenants/{tenant}/returns");
     Ok(html! {
         (notice(outcome))
@@ -93,18 +91,18 @@ async fn returns_body(
             button type="submit" { "Find sale" }
         }
         @match &found {
-            Some(Ok(view)) => (sale_card(&base, &catalog, view)),
+            Some(Ok(view)) => (sale_card(&base, shop, view)),
             Some(Err(problem)) => p class="notice problem" role="alert" { (problem) },
             None => {},
         }
         h2 { "Latest sales" }
         table id="latest-sales" {
             thead { tr {
-                th { "Sale" } th { "When (UTC)" } th { "Branch" } th { "Product" }
-                th class="num" { "Quantity" } th class="num" { "Price (" (currency) ")" } th class="num" { "Returned" } th {}
+                th { "Sale" } th { "When" } th { "Branch" } th { "Product" }
+                th class="num" { "Quantity" } th class="num" { "Price" } th class="num" { "Returned" } th {}
             } }
             tbody {
-                @for s in &latest { (sale_row(&base, &catalog, s)) }
+                @for s in &latest { (sale_row(&base, shop, s)) }
                 @if latest.is_empty() { tr { td colspan="8" class="muted" { "No sales yet." } } }
             }
         }
@@ -115,16 +113,17 @@ async fn returns_body(
     })
 }
 
-fn sale_row(base: &str, catalog: &Catalog, s: &RefundableSale) -> Markup {
+fn sale_row(base: &str, shop: Shop, s: &RefundableSale) -> Markup {
     let sale = &s.sale.sale;
+    let catalog = shop.catalog;
     html! {
         tr data-sale=(s.sale.id) {
             td { (s.sale.id) }
-            td { (sale.timestamp) }
+            td { (shop.time(sale.timestamp)) }
             td { (branch_name(catalog, sale.branch_id)) }
             td { (catalog.product_name(sale.product_id)) }
             td class="num" { (sale.quantity.get()) }
-            td class="num" { (sale.price) }
+            td class="num" { (shop.money(sale.price)) }
             td class="num" { (s.refunded) }
             td { @if s.left() > 0 { a href={ (base) "?sale=" (s.sale.id) } { "Take back" } } }
         }
@@ -139,24 +138,24 @@ fn branch_name(catalog: &Catalog, branch: BranchId) -> String {
 }
 
 /// A found sale: what it was, what came back, and the form to take back more.
-fn sale_card(base: &str, catalog: &Catalog, view: &SaleView) -> Markup {
+fn sale_card(base: &str, shop: Shop, view: &SaleView) -> Markup {
     let s = &view.sale;
     let sale = &s.sale.sale;
-    let currency: Currency = view.currency;
+    let catalog = shop.catalog;
     let key = format!("app-{:x}", crate::ids::random_u63());
     html! {
         section class="card" aria-labelledby="found-sale" id="found-sale-card" {
             h2 id="found-sale" { "Sale " (s.sale.id) }
             p {
-                (sale.quantity.get()) " × " (catalog.product_name(sale.product_id)) " at " (sale.price) " " (currency)
-                " · " (branch_name(catalog, sale.branch_id)) " · " (sale.timestamp)
+                (sale.quantity.get()) " × " (catalog.product_name(sale.product_id)) " at " (shop.money(sale.price))
+                " · " (branch_name(catalog, sale.branch_id)) " · " (shop.time(sale.timestamp))
             }
             p { (s.refunded) " of " (sale.quantity.get()) " taken back, " (s.left()) " left." }
             @if !view.refunds.is_empty() {
                 ul class="refunds" {
                     @for r in &view.refunds {
-                        li { (r.refund.kind.as_str()) " of " (r.refund.quantity.get()) ": " (r.refund.amount) " " (currency)
-                             " at " (branch_name(catalog, r.refund.branch_id)) ", " (r.refund.created_at)
+                        li { (r.refund.kind.as_str()) " of " (r.refund.quantity.get()) ": " (shop.money(r.refund.amount))
+                             " at " (branch_name(catalog, r.refund.branch_id)) ", " (shop.time(r.refund.created_at))
                              @if let Some(reason) = &r.refund.reason { " (" (reason.as_str()) ")" } }
                     }
                 }
@@ -228,11 +227,10 @@ pub async fn take_back(
         Ok(outcome) => {
             let r = outcome.refunds.first().map(|r| {
                 format!(
-                    "{} of sale {}, {} {}",
+                    "{} of sale {}, {}",
                     r.refund.quantity.get(),
                     r.refund.sale_id,
-                    r.refund.amount,
-                    outcome.currency
+                    outcome.currency.format(r.refund.amount)
                 )
             });
             let query = url::form_urlencoded::Serializer::new(String::new())
@@ -247,14 +245,13 @@ pub async fn take_back(
                 sale: Some(sale),
                 ..ReturnsQuery::default()
             };
-            let body = returns_body(&state, &viewer, tenant, &query, &Some(Err(message))).await?;
-            let res = html(frame(
-                "Returns",
-                &viewer,
-                Some(tenant),
-                Section::Returns,
-                body,
-            ));
+            let catalog = tenant_catalog(&state, tenant).await?;
+            let shop = Shop {
+                id: tenant,
+                catalog: &catalog,
+            };
+            let body = returns_body(&state, &viewer, shop, &query, &Some(Err(message))).await?;
+            let res = html(frame("Returns", &viewer, Some(shop), Section::Returns, body));
             Ok(with_status(res, status))
         }
     }

@@ -8,20 +8,22 @@ use chrono::{Datelike, Days, NaiveDate};
 use maud::html;
 use serde::Deserialize;
 
-use super::chart::{bars, Bar};
-use super::layout::{notice, page as frame, Section};
+use super::chart::{columns, ranking, Bar};
+use super::layout::{notice, page as frame, Section, Shop};
 use super::{html, report, tenant_catalog, today, PageError, PageResult, Rows, Viewer};
 use crate::auth::PathIds;
-use crate::domain::{day_start, ReportPage, ReportQuery, TenantId};
+use crate::domain::{day_start, Money, ReportPage, ReportQuery, TenantId};
+use rust_decimal::Decimal;
 use crate::http::{ApiError, AppState};
 use crate::service::reports::ReportKind;
 
-/// What the explorer's form asks (all optional: a week by day).
+/// What the explorer's form asks (all optional: a week by day, by revenue).
 #[derive(Deserialize, Default)]
 pub struct Explore {
     from: Option<String>,
     to: Option<String>,
     group: Option<String>,
+    sort: Option<String>,
 }
 
 /// The days and grouping asked, checked.
@@ -86,7 +88,7 @@ async fn run(
     .await
 }
 
-/// `GET /app/tenants/{t}/sales?from=&to=&group=`.
+/// `GET /app/tenants/{t}/sales?from=&to=&group=&sort=`.
 pub async fn page(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -94,7 +96,12 @@ pub async fn page(
     form: web::Query<Explore>,
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
-    let tz = tenant_catalog(&state, tenant).await?.time_zone;
+    let catalog = tenant_catalog(&state, tenant).await?;
+    let shop = Shop {
+        id: tenant,
+        catalog: &catalog,
+    };
+    let tz = catalog.time_zone;
     let outcome = match asked(&form, tz) {
         Ok(a) => run(&state, tenant, &a, tz, Rows::FirstPage)
             .await
@@ -114,65 +121,229 @@ pub async fn page(
             "day",
         ),
     };
+    let sort = Sort::asked(form.sort.as_deref());
+    let base = format!("/app/tenants/{tenant}/sales");
+    let money = |d: Decimal| shop.money(Money::new(d));
+    // The chart keeps the report's order (days in time); the table is sorted.
+    let table = shown.as_ref().map(|(a, (query, page))| {
+        let mut rows = labelled(query, page);
+        let bars: Vec<Bar> = rows
+            .iter()
+            .map(|r| Bar {
+                label: r.short.clone(),
+                value: r.row.total.amount(),
+            })
+            .collect();
+        sort.apply(&mut rows);
+        (a, page, Totals::of(&rows), bars, rows)
+    });
     let body = html! {
+        nav class="presets" aria-label="Ranges" {
+            @for (label, (f, t)) in presets(today(tz)) {
+                a href={ (base) "?from=" (f) "&to=" (t) "&group=" (group) }
+                  aria-current=[(f.to_string() == from && t.to_string() == to).then_some("true")] { (label) }
+            }
+        }
         form method="get" class="panel" {
             label { "From" input type="date" name="from" value=(from); }
             label { "To (inclusive)" input type="date" name="to" value=(to); }
             label { "Group by"
                 select name="group" {
-                    @for g in ["day", "branch", "product"] {
-                        option value=(g) selected[g == group] { (g) }
+                    @for (g, name) in GROUPS {
+                        option value=(g) selected[g == group] { (name) }
                     }
                 }
             }
             button type="submit" { "Show" }
         }
         (notice(&problem))
-        @if let Some((a, (query, page))) = &shown {
-            @let rows = labelled(query, page);
+        @if let Some((a, page, totals, bars, rows)) = &table {
             p {
-                a href={ "/app/tenants/" (tenant) "/sales.csv?from=" (a.from) "&to=" (a.to) "&group=" (a.group) }
-                    download { "Download CSV" }
+                a href={ (base) ".csv?from=" (a.from) "&to=" (a.to) "&group=" (a.group) } download { "Download CSV" }
                 span class="muted" { " · days in " (tz.name()) }
             }
-            (bars("sales-chart", &format!("Revenue by {} from {} to {}", a.group, a.from, a.to), "",
-                &rows.iter().map(|(label, row)| Bar { label: label.clone(), value: row.total.amount() }).collect::<Vec<_>>()))
+            @let title = format!("Revenue by {} from {} to {}", a.group, a.from, a.to);
+            @if a.group == "day" {
+                (columns("sales-chart", &title, bars, &money))
+            } @else {
+                (ranking("sales-chart", &title, bars, &money))
+            }
             table id="sales-table" {
-                thead { tr { th { (a.group) } th class="num" { "Revenue" } th class="num" { "Items" } th class="num" { "Sales" } } }
-                tbody {
-                    @for (label, row) in &rows {
-                        tr { td { (label) } td class="num" { (row.total) } td class="num" { (row.quantity) } td class="num" { (row.count) } }
+                thead { tr {
+                    @for (key, name, numeric) in sort.columns(group_name(a.group)) {
+                        th class=[numeric.then_some("num")] aria-sort=[sort.aria(key)] {
+                            a href={ (base) "?from=" (a.from) "&to=" (a.to) "&group=" (a.group) "&sort=" (key) } { (name) }
+                        }
                     }
-                    @if rows.is_empty() { tr { td colspan="4" class="muted" { "No sales in this range." } } }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr {
+                            td { (r.long) }
+                            td class="num" { (shop.money(r.row.total)) }
+                            td class="num" { (shop.money(r.row.refunds)) }
+                            td class="num" { (shop.money(r.row.net())) }
+                            td class="num" { (r.row.quantity) }
+                            td class="num" { (r.row.count) }
+                        }
+                    }
+                    @if rows.is_empty() { tr { td colspan="6" class="muted" { "No sales in this range." } } }
+                }
+                @if !rows.is_empty() {
+                    tfoot { tr {
+                        th scope="row" { "Total" }
+                        td class="num" { (money(totals.revenue)) }
+                        td class="num" { (money(totals.refunds)) }
+                        td class="num" { (money(totals.revenue - totals.refunds)) }
+                        td class="num" { (totals.quantity) }
+                        td class="num" { (totals.count) }
+                    } }
                 }
             }
             @if page.next.is_some() {
-                p class="muted" { "Only the first " (page.rows.len()) " rows are shown; the CSV of a narrower range has the rest." }
+                p class="muted" { "Only the first " (page.rows.len()) " rows are shown (and totalled); the CSV of a narrower range has the rest." }
             }
         }
     };
-    let res = html(frame("Sales", &viewer, Some(tenant), Section::Sales, body));
+    let res = html(frame("Sales", &viewer, Some(shop), Section::Sales, body));
     Ok(match problem {
         Some(_) => super::with_status(res, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY),
         None => res,
     })
 }
 
-/// Each row with the label of its group.
-fn labelled<'a>(
-    query: &ReportQuery,
-    page: &'a ReportPage,
-) -> Vec<(String, &'a crate::domain::ReportRow)> {
+/// The groupings, as the form offers them.
+const GROUPS: [(&str, &str); 3] = [("day", "Day"), ("branch", "Branch"), ("product", "Product")];
+
+fn group_name(group: &str) -> &'static str {
+    GROUPS
+        .iter()
+        .find(|(g, _)| *g == group)
+        .map_or("Day", |(_, name)| name)
+}
+
+/// The ranges a shop owner asks for most, ending today (in the shop's zone).
+fn presets(today: NaiveDate) -> Vec<(&'static str, (NaiveDate, NaiveDate))> {
+    let back = |days: u64| today.checked_sub_days(Days::new(days)).unwrap_or(today);
+    let month = today.with_day(1).unwrap_or(today);
+    vec![
+        ("Today", (today, today)),
+        ("Yesterday", (back(1), back(1))),
+        ("Last 7 days", (back(6), today)),
+        ("Last 30 days", (back(29), today)),
+        ("This month", (month, today)),
+    ]
+}
+
+/// A row with its group's label: short (a chart's) and long (the table's).
+struct Labelled<'a> {
+    short: String,
+    long: String,
+    row: &'a crate::domain::ReportRow,
+}
+
+/// The table's order: a column, largest first (names: A to Z).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sort {
+    Name,
+    Revenue,
+    Refunds,
+    Net,
+    Items,
+    Sales,
+}
+
+impl Sort {
+    const ALL: [(Sort, &'static str); 6] = [
+        (Sort::Name, "name"),
+        (Sort::Revenue, "revenue"),
+        (Sort::Refunds, "refunds"),
+        (Sort::Net, "net"),
+        (Sort::Items, "items"),
+        (Sort::Sales, "sales"),
+    ];
+
+    /// The order asked for; revenue unless another column is named.
+    fn asked(text: Option<&str>) -> Sort {
+        Sort::ALL
+            .iter()
+            .find(|(_, key)| Some(*key) == text)
+            .map_or(Sort::Revenue, |(s, _)| *s)
+    }
+
+    fn apply(self, rows: &mut [Labelled]) {
+        match self {
+            // Days read in order; other names A to Z.
+            Sort::Name => rows.sort_by(|a, b| a.row.key.cmp(&b.row.key).then(a.long.cmp(&b.long))),
+            Sort::Revenue => rows.sort_by(|a, b| b.row.total.cmp(&a.row.total)),
+            Sort::Refunds => rows.sort_by(|a, b| b.row.refunds.cmp(&a.row.refunds)),
+            Sort::Net => rows.sort_by(|a, b| b.row.net().cmp(&a.row.net())),
+            Sort::Items => rows.sort_by(|a, b| b.row.quantity.cmp(&a.row.quantity)),
+            Sort::Sales => rows.sort_by(|a, b| b.row.count.cmp(&a.row.count)),
+        }
+    }
+
+    /// The table's columns: (sort key, header, numeric).
+    fn columns(self, name: &'static str) -> [(&'static str, &'static str, bool); 6] {
+        [
+            ("name", name, false),
+            ("revenue", "Revenue", true),
+            ("refunds", "Refunds", true),
+            ("net", "Net", true),
+            ("items", "Items", true),
+            ("sales", "Sales", true),
+        ]
+    }
+
+    fn aria(self, key: &str) -> Option<&'static str> {
+        let own = Sort::ALL.iter().find(|(s, _)| *s == self).map(|(_, k)| *k);
+        match (own == Some(key), self) {
+            (true, Sort::Name) => Some("ascending"),
+            (true, _) => Some("descending"),
+            _ => None,
+        }
+    }
+}
+
+/// The sums of the rows shown.
+#[derive(Default)]
+struct Totals {
+    revenue: Decimal,
+    refunds: Decimal,
+    quantity: u64,
+    count: u64,
+}
+
+impl Totals {
+    fn of(rows: &[Labelled]) -> Totals {
+        rows.iter().fold(Totals::default(), |t, r| Totals {
+            revenue: t.revenue + r.row.total.amount(),
+            refunds: t.refunds + r.row.refunds.amount(),
+            quantity: t.quantity + r.row.quantity,
+            count: t.count + r.row.count,
+        })
+    }
+}
+
+/// Each row with the label of its group (a day as people write it).
+fn labelled<'a>(query: &ReportQuery, page: &'a ReportPage) -> Vec<Labelled<'a>> {
     page.rows
         .iter()
         .map(|row| {
-            let label = row
-                .key
-                .day(query.group_by)
-                .or_else(|| row.branch_name.clone())
+            let day = row.key.day(query.group_by);
+            let date = day
+                .as_deref()
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+            let name = row
+                .branch_name
+                .clone()
                 .or_else(|| row.product_name.clone())
                 .unwrap_or_default();
-            (label, row)
+            let (short, long) = match date {
+                Some(d) => (d.format("%-d %b").to_string(), d.format("%a %-d %b %Y").to_string()),
+                None => (name.clone(), name),
+            };
+            Labelled { short, long, row }
         })
         .collect()
 }

@@ -4,13 +4,13 @@ use actix_web::web;
 use maud::{html, Markup};
 
 use super::{
-    after_form, changed_name, list, next_link, one_page, row_changes, search_form, search_text,
-    ListPage, ListQuery, NewRow, RowChange, Switch,
+    after_form, changed_name, confirm_off, list, next_link, one_page, row_changes, search_form,
+    search_text, ListPage, ListQuery, NewRow, RowChange, Switch,
 };
 use crate::auth::PathIds;
 use crate::domain::{BranchPatch, Catalog, Code, Name, NewBranch, TenantId};
-use crate::http::app::layout::{notice, page as frame, Section};
-use crate::http::app::{PageResult, Viewer};
+use crate::http::app::layout::{notice, page as frame, Section, Shop};
+use crate::http::app::{html as page_html, tenant_catalog, PageResult, Viewer};
 use crate::http::{ApiError, AppState};
 use crate::service::catalog;
 
@@ -31,6 +31,10 @@ fn branches_page(
     query: &ListQuery,
     outcome: &Option<Result<String, String>>,
 ) -> Markup {
+    let shop = Shop {
+        id: tenant,
+        catalog,
+    };
     let q = search_text(query);
     let (rows, more) = one_page(
         catalog.branches.iter(),
@@ -48,16 +52,16 @@ fn branches_page(
         }
         (search_form(&base, &q))
         table id="branches" {
-            thead { tr { th { "ID" } th { "Code" } th { "Name" } th { "State" } th { "Change" } } }
+            thead { tr { th { "Branch" } th { "Code" } th class="num" { "ID" } th { "State" } th { "Change" } } }
             tbody {
                 @for (id, b) in &rows {
                     tr data-code=(b.code.as_str()) {
-                        td class="num" { (id) }
-                        td { (b.code.as_str()) }
                         td { (b.name.as_str()) }
-                        td { @if b.open { "open" } @else { "closed" } }
+                        td { code { (b.code.as_str()) } }
+                        td class="num" { (id) }
+                        td { @if b.open { span class="state on" { "Open" } } @else { span class="state off" { "Closed" } } }
                         td { (row_changes(&format!("{base}/{id}"), &b.name, &b.code, Switch {
-                            field: "open", on: b.open, turn_off: "Close", turn_on: "Reopen",
+                            field: "open", on: b.open, turn_off: "Close branch", turn_on: "Reopen branch",
                         })) }
                     }
                 }
@@ -66,7 +70,7 @@ fn branches_page(
         }
         (next_link(&base, &q, more, rows.last().map(|(id, _)| id.get())))
     };
-    frame("Branches", viewer, Some(tenant), Section::Branches, body)
+    frame("Branches", viewer, Some(shop), Section::Branches, body)
 }
 
 /// `POST /app/tenants/{t}/branches`.
@@ -102,6 +106,23 @@ pub async fn change_branch(
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
     let branch = ids.branch_or_404()?;
+    if form.unconfirmed_off() {
+        let catalog = tenant_catalog(&state, tenant).await?;
+        let shop = Shop {
+            id: tenant,
+            catalog: &catalog,
+        };
+        let name = catalog
+            .branches
+            .get(&branch)
+            .map_or_else(|| branch.to_string(), |b| b.name.as_str().to_string());
+        let question = html! {
+            "Close branch “" (name) "”? Its tills can no longer sell; its sales and totals stay, and you can reopen it."
+        };
+        let action = format!("/app/tenants/{tenant}/branches/{branch}");
+        let page = confirm_off(&viewer, shop, Section::Branches, (&action, "open"), question);
+        return Ok(page_html(page));
+    }
     let result = match changed_name(&form) {
         Ok(name) => {
             let patch = BranchPatch {

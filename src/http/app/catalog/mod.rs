@@ -22,6 +22,7 @@ use serde::Deserialize;
 use super::{html, see_other, tenant_catalog, with_status, PageError, PageResult, Viewer};
 use crate::auth::PathIds;
 use crate::domain::{Catalog, Code, Name, RowFilter, TenantId};
+use crate::http::app::layout::{page as frame, Section, Shop};
 use crate::http::{ApiError, AppState};
 
 /// Rows a list page shows.
@@ -97,7 +98,7 @@ struct Switch {
     turn_on: &'static str,
 }
 
-/// A list row's two forms, posted to `action`: a new name, and the switch.
+/// A list row's forms, posted to `action`: a new name, and the switch.
 fn row_changes(action: &str, name: &Name, code: &Code, switch: Switch) -> Markup {
     html! {
         form method="post" action=(action) class="inline" {
@@ -138,6 +139,8 @@ pub struct NewRow {
     #[serde(alias = "code")]
     sku: String,
     name: String,
+    /// Products only: a list price (blank: none).
+    price: Option<String>,
 }
 
 /// Back to a list (`list`, drawn by `page`): with a message when the form did its work,
@@ -188,12 +191,49 @@ fn explain(message: &str, fields: &BTreeMap<String, String>) -> String {
     text
 }
 
-/// The form of a product change: a new name, or a new state.
+/// The form of a product or branch change: a new name, a new state, or
+/// (products) a new list price. Turning a row off asks first: the form
+/// comes back to a confirmation unless it says `confirmed=yes`.
 #[derive(Deserialize)]
 pub struct RowChange {
     name: Option<String>,
     active: Option<bool>,
     open: Option<bool>,
+    price: Option<String>,
+    confirmed: Option<String>,
+}
+
+impl RowChange {
+    /// Whether this change turns a row off without its confirmation yet.
+    fn unconfirmed_off(&self) -> bool {
+        let off = self.active == Some(false) || self.open == Some(false);
+        off && self.confirmed.as_deref() != Some("yes")
+    }
+}
+
+/// The question before a row is turned off (no script needed: the form
+/// comes back here, and only this page's button sends `confirmed=yes`).
+fn confirm_off(
+    viewer: &Viewer,
+    shop: Shop,
+    section: Section,
+    (action, field): (&str, &str),
+    question: Markup,
+) -> Markup {
+    let back = action.rsplit_once('/').map_or(action, |(list, _)| list);
+    let body = html! {
+        section class="card confirm" aria-labelledby="confirm" {
+            h2 id="confirm" { (question) }
+            form method="post" action=(action) class="inline" {
+                input type="hidden" name=(field) value="false";
+                input type="hidden" name="confirmed" value="yes";
+                button type="submit" class="danger" { "Yes, " (if field == "open" { "close branch" } else { "deactivate" }) }
+            }
+            " "
+            a href=(back) { "Cancel" }
+        }
+    };
+    frame("Please confirm", viewer, Some(shop), section, body)
 }
 
 fn changed_name(form: &RowChange) -> Result<Option<Name>, ApiError> {

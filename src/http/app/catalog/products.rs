@@ -4,13 +4,13 @@ use actix_web::web;
 use maud::{html, Markup};
 
 use super::{
-    after_form, changed_name, list, next_link, one_page, row_changes, search_form, search_text,
-    ListPage, ListQuery, NewRow, RowChange, Switch,
+    after_form, changed_name, confirm_off, list, next_link, one_page, row_changes, search_form,
+    search_text, ListPage, ListQuery, NewRow, RowChange, Switch,
 };
 use crate::auth::PathIds;
-use crate::domain::{Catalog, Code, Name, NewProduct, ProductPatch, TenantId};
-use crate::http::app::layout::{notice, page as frame, Section};
-use crate::http::app::{PageResult, Viewer};
+use crate::domain::{Catalog, Code, Money, Name, NewProduct, ProductPatch, TenantId};
+use crate::http::app::layout::{notice, page as frame, Section, Shop};
+use crate::http::app::{html as page_html, tenant_catalog, PageResult, Viewer};
 use crate::http::{ApiError, AppState};
 use crate::service::catalog;
 
@@ -31,6 +31,10 @@ fn products_page(
     query: &ListQuery,
     outcome: &Option<Result<String, String>>,
 ) -> Markup {
+    let shop = Shop {
+        id: tenant,
+        catalog,
+    };
     let q = search_text(query);
     let (rows, more) = one_page(
         catalog.products.iter(),
@@ -39,11 +43,13 @@ fn products_page(
         |p| (&p.name, &p.sku),
     );
     let base = format!("/app/tenants/{tenant}/products");
+    let currency = catalog.currency.code();
     let body = html! {
         (notice(outcome))
         form method="post" action=(base) class="panel" {
             label { "SKU" input name="sku" required maxlength="64"; }
             label { "Name" input name="name" required maxlength="200"; }
+            label { "List price (" (currency) ", optional)" input name="price" inputmode="decimal" maxlength="12" placeholder="3.20"; }
             button type="submit" { "Add product" }
         }
         form method="post" action={ (base) "/import" } enctype="multipart/form-data" class="panel" {
@@ -53,17 +59,24 @@ fn products_page(
         }
         (search_form(&base, &q))
         table id="products" {
-            thead { tr { th { "ID" } th { "SKU" } th { "Name" } th { "State" } th { "Change" } } }
+            thead { tr { th { "Product" } th { "SKU" } th class="num" { "List price" } th { "State" } th { "Change" } } }
             tbody {
                 @for (id, p) in &rows {
                     tr data-sku=(p.sku.as_str()) {
-                        td class="num" { (id) }
-                        td { (p.sku.as_str()) }
                         td { (p.name.as_str()) }
-                        td { @if p.active { "active" } @else { "inactive" } }
-                        td { (row_changes(&format!("{base}/{id}"), &p.name, &p.sku, Switch {
-                            field: "active", on: p.active, turn_off: "Deactivate", turn_on: "Activate",
-                        })) }
+                        td { code { (p.sku.as_str()) } }
+                        td class="num" { @match p.price { Some(price) => (shop.money(price)), None => span class="muted" { "none" } } }
+                        td { @if p.active { span class="state on" { "Active" } } @else { span class="state off" { "Inactive" } } }
+                        td {
+                            (row_changes(&format!("{base}/{id}"), &p.name, &p.sku, Switch {
+                                field: "active", on: p.active, turn_off: "Deactivate", turn_on: "Activate",
+                            }))
+                            form method="post" action={ (base) "/" (id) } class="inline" {
+                                input name="price" value=[p.price.map(|m| m.to_string())] inputmode="decimal" maxlength="12"
+                                    aria-label={ "List price of " (p.sku.as_str()) } placeholder="none" size="8";
+                                button type="submit" class="quiet" { "Set price" }
+                            }
+                        }
                     }
                 }
                 @if rows.is_empty() { tr { td colspan="5" class="muted" { "No products." } } }
@@ -71,7 +84,7 @@ fn products_page(
         }
         (next_link(&base, &q, more, rows.last().map(|(id, _)| id.get())))
     };
-    frame("Products", viewer, Some(tenant), Section::Products, body)
+    frame("Products", viewer, Some(shop), Section::Products, body)
 }
 
 /// `POST /app/tenants/{t}/products`.
@@ -82,9 +95,13 @@ pub async fn add_product(
     form: web::Form<NewRow>,
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
-    let made = match new_product(&form.sku, &form.name) {
-        Ok(product) => ask_products(&state, &viewer, tenant, vec![product], false).await,
-        Err(problem) => Err(ApiError::validation(problem.0, problem.1)),
+    let made = match (new_product(&form.sku, &form.name), list_price(form.price.as_deref())) {
+        (Ok(mut product), Ok(price)) => {
+            product.price = price;
+            ask_products(&state, &viewer, tenant, vec![product], false).await
+        }
+        (Err(problem), _) => Err(ApiError::validation(problem.0, problem.1)),
+        (_, Err(e)) => Err(e),
     };
     after_form(&state, viewer, tenant, made.map(|_| "added"), PRODUCTS).await
 }
@@ -128,19 +145,49 @@ pub async fn change_product(
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
     let product = ids.product_or_404()?;
-    let result = match changed_name(&form) {
-        Ok(name) => {
+    if form.unconfirmed_off() {
+        let catalog = tenant_catalog(&state, tenant).await?;
+        let shop = Shop {
+            id: tenant,
+            catalog: &catalog,
+        };
+        let name = catalog.product_name(product);
+        let question = html! {
+            "Deactivate “" (name) "”? Tills can no longer sell it; its sales and totals stay, and you can activate it again."
+        };
+        let action = format!("/app/tenants/{tenant}/products/{product}");
+        let page = confirm_off(&viewer, shop, Section::Products, (&action, "active"), question);
+        return Ok(page_html(page));
+    }
+    // An empty price field takes the list price away.
+    let price = form
+        .price
+        .as_deref()
+        .map(|p| list_price(Some(p)))
+        .transpose();
+    let result = match (changed_name(&form), price) {
+        (Ok(name), Ok(price)) => {
             let patch = ProductPatch {
                 name,
                 active: form.active,
-                price: None,
+                price,
             };
             catalog::change_product(state.services()?, viewer.scope, tenant, product, patch)
                 .await
                 .map(|_| "changed")
                 .map_err(ApiError::from)
         }
-        Err(e) => Err(e),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     after_form(&state, viewer, tenant, result, PRODUCTS).await
+}
+
+/// A list price as a form gives it: blank for none.
+fn list_price(text: Option<&str>) -> Result<Option<Money>, ApiError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => Money::parse_price(t)
+            .map(Some)
+            .map_err(|problem| ApiError::validation("price", problem)),
+    }
 }
