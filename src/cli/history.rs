@@ -54,7 +54,10 @@ struct Shop {
 pub async fn run(args: HistoryArgs) -> i32 {
     match fill(&args).await {
         Ok((sent, new)) => {
-            println!("history: {sent} sales over {} days, {new} of them new", args.days);
+            println!(
+                "history: {sent} sales over {} days, {new} of them new",
+                args.days
+            );
             0
         }
         Err(e) => {
@@ -73,7 +76,10 @@ async fn fill(args: &HistoryArgs) -> Result<(u64, u64), HistoryError> {
     let today = Utc::now().date_naive();
     let (mut sent, mut new) = (0, 0);
     for &tenant in &args.tenants {
-        let till = keys.tills.get(&tenant).ok_or(HistoryError::NoKey("till", tenant))?;
+        let till = keys
+            .tills
+            .get(&tenant)
+            .ok_or(HistoryError::NoKey("till", tenant))?;
         let office = keys
             .backoffices
             .get(&tenant)
@@ -86,8 +92,16 @@ async fn fill(args: &HistoryArgs) -> Result<(u64, u64), HistoryError> {
                 continue;
             };
             for &branch in &shop.branches {
-                let batch = day_of_sales(&shop, branch, day, args.sales_per_day, &mut rng, &popularity);
-                let url = format!("{base}/v1/tenants/{tenant}/branches/{branch}/sales-transactions");
+                let batch = day_of_sales(
+                    &shop,
+                    branch,
+                    day,
+                    args.sales_per_day,
+                    &mut rng,
+                    &popularity,
+                );
+                let url =
+                    format!("{base}/v1/tenants/{tenant}/branches/{branch}/sales-transactions");
                 let (count, created) = post(&client, &url, till, &batch).await?;
                 sent += count;
                 new += created;
@@ -106,11 +120,22 @@ async fn learn(
 ) -> Result<Shop, HistoryError> {
     let catalog = get(client, &format!("{base}/v1/tenants/{tenant}/catalog"), till).await?;
     let about = get(client, &format!("{base}/v1/tenants/{tenant}"), office).await?;
-    let ids = |list: &str| -> Vec<&Value> { catalog[list].as_array().map(|a| a.iter().collect()).unwrap_or_default() };
+    let ids = |list: &str| -> Vec<&Value> {
+        catalog[list]
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
+    };
     Ok(Shop {
         tenant,
-        zone: about["timeZone"].as_str().and_then(time_zone).unwrap_or(chrono_tz::UTC),
-        branches: ids("branches").iter().filter_map(|b| b["id"].as_u64()).collect(),
+        zone: about["timeZone"]
+            .as_str()
+            .and_then(time_zone)
+            .unwrap_or(chrono_tz::UTC),
+        branches: ids("branches")
+            .iter()
+            .filter_map(|b| b["id"].as_u64())
+            .collect(),
         products: ids("products")
             .iter()
             .filter_map(|p| Some((p["id"].as_u64()?, p["price"].as_str().map(String::from))))
@@ -137,7 +162,9 @@ fn day_of_sales(
             let (product, list_price) = shop.products.get(popularity.sample(rng))?;
             let local = opening + chrono::Duration::seconds(rng.below(12 * 3600) as i64);
             let at = shop.zone.from_local_datetime(&local).earliest()?;
-            let price = list_price.clone().unwrap_or_else(|| price_of(*product).to_string());
+            let price = list_price
+                .clone()
+                .unwrap_or_else(|| price_of(*product).to_string());
             Some(json!({
                 "productID": product,
                 "quantitySold": quantity(rng),
@@ -169,9 +196,16 @@ async fn post(
     let status = res.status();
     if !status.is_success() {
         let body = res.body().await.unwrap_or_default();
-        return Err(failed(format!("{status}: {}", String::from_utf8_lossy(&body))));
+        return Err(failed(format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&body)
+        )));
     }
-    let new = if status.as_u16() == 201 { batch.len() as u64 } else { 0 };
+    let new = if status.as_u16() == 201 {
+        batch.len() as u64
+    } else {
+        0
+    };
     Ok((batch.len() as u64, new))
 }
 

@@ -97,11 +97,16 @@ impl Currency {
             grouped.push('.');
             grouped.push_str(fraction);
         }
-        let sign = if value.is_sign_negative() && !value.is_zero() { "-" } else { "" };
+        let sign = if value.is_sign_negative() && !value.is_zero() {
+            "-"
+        } else {
+            ""
+        };
         // Signs people read at once; any other currency shows its code
         // (`₣` would puzzle a Swiss shop owner; `CHF` does not).
         let symbol = self.0.symbol().symbol;
-        if symbol.chars().count() == 1 && "€$£¥₹₩₪₱₦₴₺".contains(symbol.as_str()) {
+        if symbol.chars().count() == 1 && "€$£¥₹₩₪₱₦₴₺".contains(symbol.as_str())
+        {
             format!("{sign}{symbol}{grouped}")
         } else {
             format!("{sign}{grouped} {}", self.code())

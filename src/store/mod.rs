@@ -22,9 +22,8 @@ use crate::domain::TenantId;
 
 pub use catalog::{
     create_branch, create_products, create_tenant, fill_currencies, find_tenant, find_tenants,
-    list_tenants,
-    load_catalog, update_branch, update_product, update_tenant, CatalogRefusal, Conflicts,
-    TenantRefusal, TenantRow,
+    list_tenants, load_catalog, update_branch, update_product, update_tenant, CatalogRefusal,
+    Conflicts, TenantRefusal, TenantRow,
 };
 pub use keys::{
     end_sessions, find_key, find_tenant_key, insert_key, insert_keys, insert_tenant_key, list_keys,

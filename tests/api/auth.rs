@@ -142,7 +142,10 @@ async fn every_role_on_every_endpoint_gets_what_the_spec_allows_and_learns_nothi
         // (calls 2 and 3 post there, 5 and 6 read there).
         for (there, nowhere) in [(2, 3), (5, 6)] {
             if let (Some(x), Some(y)) = (refusals.get(&there), refusals.get(&nowhere)) {
-                assert_eq!(x, y, "{who}: an existing tenant reads apart from a missing one");
+                assert_eq!(
+                    x, y,
+                    "{who}: an existing tenant reads apart from a missing one"
+                );
             }
         }
     }

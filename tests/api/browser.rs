@@ -78,7 +78,7 @@ async fn a_shop_owner_signs_in_adds_a_product_makes_a_till_key_sees_its_sale_imp
     browser
         .goto(&format!("{}/app/tenants/{t}/", app.base))
         .await;
-    assert_eq!(browser.text("[data-figure='revenue']").await, "12.60");
+    assert_eq!(browser.text("[data-figure='revenue']").await, "€12.60");
     assert_eq!(browser.text("[data-figure='quantity']").await, "3");
     assert!(browser
         .text("#best-this-week")
@@ -486,7 +486,7 @@ async fn pages_carry_a_strict_content_security_policy_and_refuse_framing() {
     assert_eq!(header("referrer-policy"), "same-origin");
     let css = app
         .client
-        .get(format!("{}/app/static/app-1.css", app.base))
+        .get(format!("{}/app/static/app-2.css", app.base))
         .send()
         .await
         .expect("the stylesheet answers");
@@ -661,9 +661,9 @@ async fn the_overview_counts_today_in_the_tenants_time_zone() {
     );
     let zone_figure = todays_revenue(&app, tenant.id, &cookie).await;
     let expected = if today_in_zone {
-        ("0.00", "9.99")
+        ("€0.00", "€9.99")
     } else {
-        ("9.99", "0.00")
+        ("€9.99", "€0.00")
     };
     assert_eq!((utc_figure.as_str(), zone_figure.as_str()), expected);
     app.cleanup().await;
@@ -759,5 +759,218 @@ async fn odd_input_on_pages_gets_an_answer_never_a_panic() {
         .await
         .expect("an answer");
     assert_eq!(res.status().as_u16(), 413);
+    app.cleanup().await;
+}
+
+/// A shop owner's morning, as the README shows it page by page: sign in,
+/// see yesterday by branch with names and money in the shop's currency,
+/// find the best product, fix its price, take a product off the tills
+/// (asked first), make a till key for a branch, and watch today's figures
+/// move without reloading. Each page is a screenshot in
+/// `target/screenshots/` (the README's are copies of these).
+#[actix_web::test]
+async fn a_shop_owners_morning_reads_like_a_product_not_an_admin_page() {
+    if skipped() {
+        return;
+    }
+    let app = spawn_app().await;
+    let tenant = app.db.tenant(0, 0).await;
+    let t = tenant.id;
+    let office = Some(tenant.backoffice.as_str());
+    app.db
+        .exec(&format!(
+            "UPDATE tenants SET name = 'Maple Bakery' WHERE id = {t}"
+        ))
+        .await;
+    let mut branches = Vec::new();
+    for (code, name) in [("HAM", "Hamburg"), ("BER", "Berlin")] {
+        let b = app
+            .post_json_as(
+                &format!("/v1/tenants/{t}/branches"),
+                office,
+                &json!({"code": code, "name": name}),
+            )
+            .await;
+        branches.push(b.body["id"].as_u64().expect("a branch"));
+    }
+    let products = app
+        .post_json_as(
+            &format!("/v1/tenants/{t}/products"),
+            office,
+            &json!([
+                {"sku": "LATTE", "name": "Oat latte", "price": "3.80"},
+                {"sku": "CROIS", "name": "Butter croissant", "price": "2.40"},
+                {"sku": "TEA", "name": "Earl Grey tea", "price": "2.90"}
+            ]),
+        )
+        .await;
+    let ids: Vec<u64> = products.body["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .filter_map(|p| p["id"].as_u64())
+        .collect();
+    // Yesterday (UTC, the tenant's zone): Hamburg sells more, lattes most.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .expect("a time")
+        .and_utc()
+        .to_rfc3339();
+    for (branch, product, quantity) in [(0, 0, 30), (0, 1, 12), (1, 0, 9), (1, 2, 4)] {
+        let sale =
+            json!({"productID": ids[product], "quantitySold": quantity, "timestamp": yesterday});
+        let path = format!(
+            "/v1/tenants/{t}/branches/{}/sales-transactions",
+            branches[branch]
+        );
+        let sold = app.post_json_as(&path, Some(&tenant.till), &sale).await;
+        assert_eq!(sold.status.as_u16(), 201, "{:?}", sold.body);
+    }
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/app/", app.base)).await;
+    browser.screenshot("sign-in").await;
+    sign_in(&browser, &app, &tenant.backoffice).await;
+    assert_eq!(browser.text("#shop-name").await, "Maple Bakery");
+
+    // Yesterday by branch: names, euros, a total.
+    browser
+        .goto(&format!("{}/app/tenants/{t}/sales?group=branch", app.base))
+        .await;
+    browser.click("nav.presets a:nth-child(2)").await;
+    let table = browser.text("#sales-table").await;
+    assert!(
+        table.contains("Hamburg") && table.contains("Berlin"),
+        "{table}"
+    );
+    // 30 × 3.80 + 12 × 2.40 = 142.80; 9 × 3.80 + 4 × 2.90 = 45.80.
+    assert!(
+        table.contains("€142.80") && table.contains("€188.60"),
+        "{table}"
+    );
+    let first = browser.text("#sales-table tbody tr:first-child td").await;
+    assert_eq!(first, "Hamburg", "sorted by revenue");
+    browser.screenshot("sales-by-branch").await;
+
+    // The best product, first of the ranking.
+    browser
+        .choose("select[name='group'] option[value='product']")
+        .await;
+    browser.click("form.panel button").await;
+    let best = browser.text("#sales-table tbody tr:first-child td").await;
+    assert_eq!(best, "Oat latte");
+    browser.find("svg.ranking").await;
+    browser.screenshot("sales-by-product").await;
+
+    // Its price goes up; the croissant comes off the tills, after a question.
+    browser
+        .goto(&format!("{}/app/tenants/{t}/products", app.base))
+        .await;
+    browser
+        .fill("tr[data-sku='LATTE'] input[name='price']", "3.95")
+        .await;
+    browser
+        .click("tr[data-sku='LATTE'] form:last-child button")
+        .await;
+    assert!(browser.text(".notice.done").await.contains("Saved"));
+    let price = scalar(
+        &app,
+        &format!("SELECT price FROM products WHERE id = {}", ids[0]),
+    )
+    .await;
+    assert_eq!(price, "3.95");
+    assert!(browser.text("#products").await.contains("€3.95"));
+    browser.screenshot("products").await;
+    browser
+        .click("tr[data-sku='CROIS'] input[name='active'] + button")
+        .await;
+    assert!(browser
+        .text(".confirm h2")
+        .await
+        .contains("Deactivate “Butter croissant”"));
+    let still = scalar(
+        &app,
+        &format!("SELECT active FROM products WHERE id = {}", ids[1]),
+    )
+    .await;
+    assert_eq!(still, "1", "nothing changes before the answer");
+    browser.screenshot("confirm").await;
+    browser.click(".confirm button.danger").await;
+    let off = scalar(
+        &app,
+        &format!("SELECT active FROM products WHERE id = {}", ids[1]),
+    )
+    .await;
+    assert_eq!(off, "0");
+
+    // A till key for Hamburg; the page lists till keys only, with states.
+    browser
+        .goto(&format!("{}/app/tenants/{t}/keys", app.base))
+        .await;
+    browser.fill("input[name='label']", "Hamburg till 2").await;
+    browser
+        .choose(&format!(
+            "select[name='branch'] option[value='{}']",
+            branches[0]
+        ))
+        .await;
+    browser.click("form[action$='/keys'] button").await;
+    assert!(browser.text("#new-token").await.starts_with("pos_"));
+    let keys = browser.text("#keys").await;
+    assert!(
+        keys.contains("Hamburg till 2") && keys.contains("Active"),
+        "{keys}"
+    );
+    let office_key = tenant.backoffice.split('_').nth(1).expect("a key id");
+    assert!(
+        !keys.contains(office_key),
+        "the back-office key is no till key: {keys}"
+    );
+    browser.screenshot("till-keys").await;
+
+    browser
+        .goto(&format!("{}/app/tenants/{t}/branches", app.base))
+        .await;
+    browser.screenshot("branches").await;
+    browser
+        .goto(&format!("{}/app/tenants/{t}/returns", app.base))
+        .await;
+    browser.screenshot("returns").await;
+
+    // Today's figures follow a sale without a reload.
+    browser
+        .goto(&format!("{}/app/tenants/{t}/", app.base))
+        .await;
+    assert_eq!(browser.text("[data-figure='revenue']").await, "€0.00");
+    let sale = json!({"productID": ids[0], "quantitySold": 2});
+    let path = format!(
+        "/v1/tenants/{t}/branches/{}/sales-transactions",
+        branches[0]
+    );
+    let sold = app.post_json_as(&path, Some(&tenant.till), &sale).await;
+    assert_eq!(sold.status.as_u16(), 201, "{:?}", sold.body);
+    let moved = eventually(Duration::from_secs(15), || async {
+        browser
+            .maybe_text("[data-figure='revenue']")
+            .await
+            .as_deref()
+            == Some("€7.90")
+    })
+    .await;
+    assert!(moved, "the overview did not show the sale");
+    let updates = browser
+        .find("[data-poll-url]")
+        .await
+        .attr("data-updates")
+        .await
+        .expect("an attribute read");
+    assert!(
+        updates.is_some(),
+        "the figure came from the script, not a reload"
+    );
+    assert!(browser.text("#today-by-branch").await.contains("Hamburg"));
+    browser.find("svg#last-30-days line.grid").await;
+    browser.screenshot("overview").await;
+    browser.close().await;
     app.cleanup().await;
 }

@@ -359,7 +359,10 @@ async fn the_documented_onboarding_runs_literally_against_a_fresh_server() {
         ))
         .await;
     assert_eq!(sold, "2@3.20");
-    assert!(stdout.contains("\"quantitySold\":2"), "the report shows it: {stdout}");
+    assert!(
+        stdout.contains("\"quantitySold\":2"),
+        "the report shows it: {stdout}"
+    );
     // The keys it printed work for their roles.
     let till = value("TILL");
     let catalog = app
@@ -375,7 +378,10 @@ async fn the_documented_onboarding_runs_literally_against_a_fresh_server() {
         .skip_while(|l| l.starts_with('#'))
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(guide.contains(&shown), "docs/api.md shows docs/onboarding.sh as it is");
+    assert!(
+        guide.contains(&shown),
+        "docs/api.md shows docs/onboarding.sh as it is"
+    );
     app.cleanup().await;
 }
 
@@ -394,13 +400,23 @@ async fn history_fills_past_days_once_through_the_api() {
     std::fs::write(&keys, file.to_string()).expect("keys file");
     let run = || async {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pos"))
-            .args(["history", "--url", &app.base, "--tenants", &t.id.to_string()])
+            .args([
+                "history",
+                "--url",
+                &app.base,
+                "--tenants",
+                &t.id.to_string(),
+            ])
             .args(["--days", "7", "--sales-per-day", "5", "--keys-file"])
             .arg(&keys)
             .output()
             .await
             .expect("pos runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         app.db.count("sales_transactions").await
     };
     let first = run().await;

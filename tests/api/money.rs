@@ -821,10 +821,13 @@ async fn the_back_office_finds_a_sale_and_takes_it_back_once_however_often_the_f
     assert_eq!(app.db.count("refunds").await, 1);
     let overview = read(format!("{}/app/tenants/{}/", app.base, t.id)).await.1;
     assert!(
-        overview.contains("data-figure=\"refunds\">4.00<"),
+        overview.contains("data-figure=\"refunds\">€4.00<"),
         "{overview}"
     );
-    assert!(overview.contains("data-figure=\"net\">2.00<"), "{overview}");
+    assert!(
+        overview.contains("data-figure=\"net\">€2.00<"),
+        "{overview}"
+    );
     app.cleanup().await;
 }
 

@@ -44,7 +44,11 @@ pub fn columns(id: &str, title: &str, bars: &[Bar], format: Format) -> Markup {
     let ticks = ticks(bars.iter().map(|b| b.value).max());
     let top = ticks.last().copied().unwrap_or(Decimal::ONE);
     let slot = (WIDTH - LEFT - RIGHT) / bars.len().max(1) as f64;
-    let widest = bars.iter().map(|b| b.label.chars().count()).max().unwrap_or(0);
+    let widest = bars
+        .iter()
+        .map(|b| b.label.chars().count())
+        .max()
+        .unwrap_or(0);
     let every = label_every(slot, widest);
     let y = |v: Decimal| height - BOTTOM - share(v, top) * plot;
     html! {
@@ -130,7 +134,10 @@ fn describe(bars: &[Bar], format: Format) -> String {
 /// (1, 2, 2.5 or 5 times a power of ten).
 fn ticks(max: Option<Decimal>) -> Vec<Decimal> {
     let max = max.filter(|m| *m > Decimal::ZERO).unwrap_or(Decimal::ONE);
-    let raw = (max / Decimal::from(TICKS)).to_f64().unwrap_or(1.0).max(0.01);
+    let raw = (max / Decimal::from(TICKS))
+        .to_f64()
+        .unwrap_or(1.0)
+        .max(0.01);
     let power = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 2.5, 5.0, 10.0]
         .into_iter()
@@ -240,14 +247,25 @@ mod tests {
     #[test]
     fn at_200_products_no_two_labels_of_the_ranking_overlap() {
         let bars: Vec<Bar> = (0..200)
-            .map(|i| bar(format!("Product with a rather long name number {i}"), 100 + i * 37))
+            .map(|i| {
+                bar(
+                    format!("Product with a rather long name number {i}"),
+                    100 + i * 37,
+                )
+            })
             .collect();
         let svg = ranking("p", "Revenue by product", &bars, &euros).into_string();
         assert_no_overlap(&svg);
         // The top 20 by revenue, then the rest as one row.
         assert!(svg.contains("Others (180)"), "{svg}");
-        assert!(svg.contains(&format!("<title>Product with a rather long name number 199: {}</title>", euros(Decimal::new(100 + 199 * 37, 2)))));
-        assert!(!svg.contains("number 0:"), "the smallest is among the others");
+        assert!(svg.contains(&format!(
+            "<title>Product with a rather long name number 199: {}</title>",
+            euros(Decimal::new(100 + 199 * 37, 2))
+        )));
+        assert!(
+            !svg.contains("number 0:"),
+            "the smallest is among the others"
+        );
     }
 
     #[test]

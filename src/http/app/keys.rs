@@ -45,7 +45,13 @@ pub async fn page(
         catalog: &catalog,
     };
     let body = keys_body(&state, shop, after, &outcome, None).await?;
-    Ok(html(frame("Till keys", &viewer, Some(shop), Section::Keys, body)))
+    Ok(html(frame(
+        "Till keys",
+        &viewer,
+        Some(shop),
+        Section::Keys,
+        body,
+    )))
 }
 
 /// The page's content: a key just made (its token, once), the form, the list.

@@ -154,10 +154,8 @@ pub(super) async fn live_rows(services: &Services) -> Result<Vec<LiveRow>, Servi
                 ),
                 product_name: t.name.to_string(),
                 quantity_sold: t.quantity,
-                total_sales: tenant.map_or_else(
-                    || t.revenue.to_string(),
-                    |r| r.currency.format(t.revenue),
-                ),
+                total_sales: tenant
+                    .map_or_else(|| t.revenue.to_string(), |r| r.currency.format(t.revenue)),
             }
         })
         .collect())

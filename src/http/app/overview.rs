@@ -37,7 +37,12 @@ struct Today {
     by_branch: ReportPage,
 }
 
-async fn today_of(state: &AppState, tenant: TenantId, tz: chrono_tz::Tz, day: NaiveDate) -> Result<Today, ApiError> {
+async fn today_of(
+    state: &AppState,
+    tenant: TenantId,
+    tz: chrono_tz::Tz,
+    day: NaiveDate,
+) -> Result<Today, ApiError> {
     let range = (day_start(tz, day), day_start(tz, day + Days::new(1)));
     let (_, by_branch) = report(state, Overview, tenant, range, tz, "branch", All).await?;
     let rows = &by_branch.rows;
@@ -99,10 +104,26 @@ pub async fn page(state: web::Data<AppState>, viewer: Viewer, ids: PathIds) -> P
         day - Days::new(u64::from(day.weekday().num_days_from_monday())),
     );
     let now = today_of(&state, tenant, tz, day).await?;
-    let (days_query, by_day) =
-        report(&state, Overview, tenant, (month_start, tomorrow), tz, "day", All).await?;
-    let (_, mut week) =
-        report(&state, Overview, tenant, (week_start, tomorrow), tz, "product", All).await?;
+    let (days_query, by_day) = report(
+        &state,
+        Overview,
+        tenant,
+        (month_start, tomorrow),
+        tz,
+        "day",
+        All,
+    )
+    .await?;
+    let (_, mut week) = report(
+        &state,
+        Overview,
+        tenant,
+        (week_start, tomorrow),
+        tz,
+        "product",
+        All,
+    )
+    .await?;
     week.rows
         .sort_by(|a, b| b.total.cmp(&a.total).then(b.quantity.cmp(&a.quantity)));
     week.rows.truncate(BEST);
@@ -207,7 +228,10 @@ pub async fn today_json(
         .into_iter()
         .map(|(name, _, figure)| (name.to_string(), json!(figure)))
         .collect();
-    let as_of = chrono::Utc::now().with_timezone(&tz).format("%H:%M:%S").to_string();
+    let as_of = chrono::Utc::now()
+        .with_timezone(&tz)
+        .format("%H:%M:%S")
+        .to_string();
     Ok(HttpResponse::Ok().json(json!({
         "figures": figures,
         "branches": now.branch_rows(shop),

@@ -14,8 +14,8 @@ use super::layout::{notice, page as frame, Section, Shop};
 use super::{html, see_other, tenant_catalog, with_status, PageResult, Viewer};
 use crate::auth::PathIds;
 use crate::domain::{
-    BranchId, Catalog, IdempotencyKey, ListingCursor, Name, Quantity, RefundItem,
-    RefundKind, RefundableSale, SaleId, SalesListing,
+    BranchId, Catalog, IdempotencyKey, ListingCursor, Name, Quantity, RefundItem, RefundKind,
+    RefundableSale, SaleId, SalesListing,
 };
 use crate::http::{ApiError, AppState};
 use crate::service::refunds::{self, SaleView};
@@ -49,7 +49,13 @@ pub async fn page(
         catalog: &catalog,
     };
     let body = returns_body(&state, &viewer, shop, &query, &outcome).await?;
-    Ok(html(frame("Returns", &viewer, Some(shop), Section::Returns, body)))
+    Ok(html(frame(
+        "Returns",
+        &viewer,
+        Some(shop),
+        Section::Returns,
+        body,
+    )))
 }
 
 async fn returns_body(
@@ -251,7 +257,13 @@ pub async fn take_back(
                 catalog: &catalog,
             };
             let body = returns_body(&state, &viewer, shop, &query, &Some(Err(message))).await?;
-            let res = html(frame("Returns", &viewer, Some(shop), Section::Returns, body));
+            let res = html(frame(
+                "Returns",
+                &viewer,
+                Some(shop),
+                Section::Returns,
+                body,
+            ));
             Ok(with_status(res, status))
         }
     }

@@ -13,9 +13,9 @@ use super::layout::{notice, page as frame, Section, Shop};
 use super::{html, report, tenant_catalog, today, PageError, PageResult, Rows, Viewer};
 use crate::auth::PathIds;
 use crate::domain::{day_start, Money, ReportPage, ReportQuery, TenantId};
-use rust_decimal::Decimal;
 use crate::http::{ApiError, AppState};
 use crate::service::reports::ReportKind;
+use rust_decimal::Decimal;
 
 /// What the explorer's form asks (all optional: a week by day, by revenue).
 #[derive(Deserialize, Default)]
@@ -340,7 +340,10 @@ fn labelled<'a>(query: &ReportQuery, page: &'a ReportPage) -> Vec<Labelled<'a>> 
                 .or_else(|| row.product_name.clone())
                 .unwrap_or_default();
             let (short, long) = match date {
-                Some(d) => (d.format("%-d %b").to_string(), d.format("%a %-d %b %Y").to_string()),
+                Some(d) => (
+                    d.format("%-d %b").to_string(),
+                    d.format("%a %-d %b %Y").to_string(),
+                ),
                 None => (name.clone(), name),
             };
             Labelled { short, long, row }

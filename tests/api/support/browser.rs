@@ -89,6 +89,15 @@ impl Browser {
         self.find("body").await;
     }
 
+    /// Picks what `css` names on the page (an option), going nowhere.
+    pub async fn choose(&self, css: &str) {
+        self.find(css)
+            .await
+            .click()
+            .await
+            .expect("the option is chosen");
+    }
+
     pub async fn text(&self, css: &str) -> String {
         self.find(css)
             .await

@@ -120,7 +120,13 @@ pub async fn change_branch(
             "Close branch “" (name) "”? Its tills can no longer sell; its sales and totals stay, and you can reopen it."
         };
         let action = format!("/app/tenants/{tenant}/branches/{branch}");
-        let page = confirm_off(&viewer, shop, Section::Branches, (&action, "open"), question);
+        let page = confirm_off(
+            &viewer,
+            shop,
+            Section::Branches,
+            (&action, "open"),
+            question,
+        );
         return Ok(page_html(page));
     }
     let result = match changed_name(&form) {

@@ -95,7 +95,10 @@ pub async fn add_product(
     form: web::Form<NewRow>,
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
-    let made = match (new_product(&form.sku, &form.name), list_price(form.price.as_deref())) {
+    let made = match (
+        new_product(&form.sku, &form.name),
+        list_price(form.price.as_deref()),
+    ) {
         (Ok(mut product), Ok(price)) => {
             product.price = price;
             ask_products(&state, &viewer, tenant, vec![product], false).await
@@ -156,7 +159,13 @@ pub async fn change_product(
             "Deactivate “" (name) "”? Tills can no longer sell it; its sales and totals stay, and you can activate it again."
         };
         let action = format!("/app/tenants/{tenant}/products/{product}");
-        let page = confirm_off(&viewer, shop, Section::Products, (&action, "active"), question);
+        let page = confirm_off(
+            &viewer,
+            shop,
+            Section::Products,
+            (&action, "active"),
+            question,
+        );
         return Ok(page_html(page));
     }
     // An empty price field takes the list price away.
