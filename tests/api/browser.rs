@@ -33,7 +33,7 @@ async fn a_shop_owner_signs_in_adds_a_product_makes_a_till_key_sees_its_sale_imp
     let browser = Browser::start().await;
 
     browser.goto(&format!("{}/app/", app.base)).await;
-    browser.screenshot("sign-in").await;
+    browser.screenshot("first-sign-in").await;
     sign_in(&browser, &app, &tenant.backoffice).await;
     assert_eq!(browser.path().await, format!("/app/tenants/{t}/"));
 
@@ -67,7 +67,7 @@ async fn a_shop_owner_signs_in_adds_a_product_makes_a_till_key_sees_its_sale_imp
     let token = browser.text("#new-token").await;
     assert!(token.starts_with("pos_"), "{token}");
     browser.find(".qr svg").await;
-    browser.screenshot("till-key").await;
+    browser.screenshot("first-till-key").await;
     let sale = json!({"productID": product, "quantitySold": 3, "pricePerUnit": "4.20"});
     let sold = app
         .post_json_as(&tenant.sales_path(0), Some(&token), &sale)
@@ -84,13 +84,13 @@ async fn a_shop_owner_signs_in_adds_a_product_makes_a_till_key_sees_its_sale_imp
         .text("#best-this-week")
         .await
         .contains("Latte grande"));
-    browser.screenshot("overview").await;
+    browser.screenshot("first-overview").await;
 
     browser
         .goto(&format!("{}/app/tenants/{t}/sales?group=product", app.base))
         .await;
     assert!(browser.text("#sales-table").await.contains("Latte grande"));
-    browser.screenshot("sales").await;
+    browser.screenshot("first-sales").await;
 
     // An import with one bad line is refused whole, naming that line.
     let before = scalar(
@@ -123,7 +123,7 @@ async fn a_shop_owner_signs_in_adds_a_product_makes_a_till_key_sees_its_sale_imp
     )
     .await;
     assert_eq!(before, after, "nothing of a refused import is stored");
-    browser.screenshot("products").await;
+    browser.screenshot("first-products").await;
     let _ = std::fs::remove_file(&file);
 
     // The till key revoked on the page stops selling within 2 s.

@@ -23,7 +23,7 @@ use super::operator::LIVE_ROWS;
 use super::{PageResult, Viewer};
 use crate::auth::IDLE_LIMIT;
 use crate::clock::{UnixMs, UnixSecs};
-use crate::domain::{KeyId, RankBy, TenantId, Timestamp};
+use crate::domain::{KeyId, RankBy, TenantId};
 use crate::http::{ApiError, AppState};
 use crate::service::sales::top_sellers;
 use crate::service::tenants::find_tenants;
@@ -115,8 +115,14 @@ impl Drop for StreamSlot {
 #[derive(Serialize)]
 struct Update {
     rows: Vec<LiveRow>,
+    /// When it was read, as the page shows it (`15:29:57 UTC`).
     #[serde(rename = "asOf")]
-    as_of: Timestamp,
+    as_of: String,
+}
+
+/// Now, as the operator's page says "as of" (the operator has no zone).
+pub(super) fn as_of_now() -> String {
+    chrono::Utc::now().format("%H:%M:%S UTC").to_string()
 }
 
 /// A row of the live table, as the page shows it: tenants by name, money
@@ -192,7 +198,7 @@ pub async fn publish(state: web::Data<AppState>) {
         }
         let update = Update {
             rows,
-            as_of: Timestamp::from_utc(chrono::Utc::now()),
+            as_of: as_of_now(),
         };
         if let Ok(json) = serde_json::to_string(&update) {
             state

@@ -58,7 +58,7 @@ async fn render(
         (notice(outcome))
         section aria-labelledby="top" {
             h2 id="top" { "Top sellers, all tenants (live)" }
-            p class="muted" { "As of " span id="live-as-of" { (crate::domain::Timestamp::from_utc(chrono::Utc::now())) } }
+            p class="muted" { "As of " span id="live-as-of" { (super::live::as_of_now()) } }
             table id="top-sellers" data-live-url="/app/operator/live" {
                 thead { tr { th class="num" { "#" } th { "Shop" } th { "Product" } th class="num" { "Items" } th class="num" { "Revenue" } } }
                 tbody {
@@ -81,12 +81,13 @@ async fn render(
                 button type="submit" { "Create tenant" }
             }
             table id="tenant-list" {
-                thead { tr { th class="num" { "ID" } th { "Name" } th { "Time zone" } th { "State" } th { "Change" } } }
+                thead { tr { th class="num" { "ID" } th { "Name" } th { "Currency" } th { "Time zone" } th { "State" } th { "Change" } } }
                 tbody {
                     @for t in tenants.iter().take(PAGE_TENANTS) {
                         tr data-tenant=(t.id) {
                             td class="num" { a href={ "/app/tenants/" (t.id) "/" } { (t.id) } }
                             td { (t.name.as_str()) }
+                            td { (t.currency.code()) }
                             td { (t.time_zone.name()) }
                             td { @if t.suspended { "suspended" } @else { "active" } }
                             td {
