@@ -238,7 +238,8 @@ impl TenantRegistry {
 
     /// The handle of a running actor; a dead one is forgotten here (if its
     /// `stopped` did not already).
-    fn running(&self, tenant: TenantId) -> Option<TenantHandle> {
+    /// The tenant's actor if it runs now (never starts one).
+    pub fn running(&self, tenant: TenantId) -> Option<TenantHandle> {
         let handle = self.live.get(&tenant).map(|h| h.clone())?;
         if handle.addr.connected() {
             handle.totals.touch();

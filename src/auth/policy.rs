@@ -101,8 +101,12 @@ pub fn check(scope: Scope, op: Operation, path: PathIds) -> Result<(), Refusal> 
         (Scope::Till { .. }, _) if op.operator_only().is_some() => Err(operator_only(op)),
         (Scope::Till { .. }, _) => Err(Refusal::TillRole),
         (Scope::Backoffice { .. } | Scope::Operator, PostSales) => Err(Refusal::NotATill),
-        (Scope::Backoffice { .. }, _) if op.operator_only().is_some() => Err(operator_only(op)),
-        (Scope::Backoffice { tenant }, _) => own(tenant),
+        (
+            Scope::Backoffice { tenant },
+            ReadTenantSales | ReadTenant | ChangeTenant | ReadCatalog | ListCatalog | ChangeCatalog
+            | ManageKeys | PostRefunds | ReadSaleTransactions,
+        ) => own(tenant),
+        (Scope::Backoffice { .. }, _) => Err(operator_only(op)),
         (Scope::Operator, _) => Ok(()),
     }
 }

@@ -73,7 +73,6 @@ async fn fill(args: &HistoryArgs) -> Result<(u64, u64), HistoryError> {
         .timeout(Duration::from_secs(60))
         .finish();
     let base = args.url.trim_end_matches('/');
-    let today = Utc::now().date_naive();
     let (mut sent, mut new) = (0, 0);
     for &tenant in &args.tenants {
         let till = keys
@@ -85,6 +84,8 @@ async fn fill(args: &HistoryArgs) -> Result<(u64, u64), HistoryError> {
             .get(&tenant)
             .ok_or(HistoryError::NoKey("back-office", tenant))?;
         let shop = learn(&client, base, tenant, till, office).await?;
+        // Today is the shop's: west of UTC, its yesterday may be UTC's today.
+        let today = Utc::now().with_timezone(&shop.zone).date_naive();
         let mut rng = Rng::new(tenant.get());
         let popularity = Zipf::new(shop.products.len(), 1.1);
         for back in (1..=args.days).rev() {

@@ -102,17 +102,29 @@ impl Currency {
         } else {
             ""
         };
-        // Signs people read at once; any other currency shows its code
-        // (`₣` would puzzle a Swiss shop owner; `CHF` does not).
-        let symbol = self.0.symbol().symbol;
-        if symbol.chars().count() == 1 && "€$£¥₹₩₪₱₦₴₺".contains(symbol.as_str())
-        {
-            format!("{sign}{symbol}{grouped}")
-        } else {
-            format!("{sign}{grouped} {}", self.code())
+        match SIGNS.iter().find(|(code, _)| *code == self.code()) {
+            Some((_, sign_of_currency)) => format!("{sign}{sign_of_currency}{grouped}"),
+            None => format!("{sign}{grouped} {}", self.code()),
         }
     }
 }
+
+/// Currencies written with a sign no other currency uses; any other shows
+/// its code (`$` would not tell a US dollar from a Canadian one on the
+/// operator's table of all tenants, and `₣` would puzzle a Swiss shop
+/// owner where `CHF` does not).
+const SIGNS: [(&str, &str); 10] = [
+    ("EUR", "€"),
+    ("USD", "$"),
+    ("GBP", "£"),
+    ("JPY", "¥"),
+    ("INR", "₹"),
+    ("KRW", "₩"),
+    ("ILS", "₪"),
+    ("NGN", "₦"),
+    ("UAH", "₴"),
+    ("TRY", "₺"),
+];
 
 impl Default for Currency {
     fn default() -> Self {
@@ -150,6 +162,8 @@ mod tests {
         assert_eq!(c("JPY").format(money("1234.50")), "¥1,235");
         assert_eq!(c("CHF").format(money("999.99")), "999.99 CHF");
         assert_eq!(c("GBP").format(money("12")), "£12.00");
+        assert_eq!(c("CAD").format(money("12")), "12.00 CAD");
+        assert_eq!(c("CNY").format(money("12")), "12.00 CNY");
     }
 
     #[test]

@@ -275,12 +275,14 @@ pub async fn list_products(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let (filter, page) = row_filter(req.query_string(), "active")?;
+    let filter = row_filter(req.query_string(), "active")?;
     let view = catalog::catalog_view(state.services()?, tenant).await?;
-    let (rows, _) = filter.page(view.catalog.products.iter(), |id, p: &Product| {
+    let (rows, more) = filter.page(view.catalog.products.iter(), |id, p: &Product| {
         (id.get(), &p.name, &p.sku, p.active)
     });
-    let next_cursor = page.next_cursor(rows.len(), rows.last().map(|(id, _)| id.to_string()));
+    let next_cursor = more
+        .then(|| rows.last().map(|(id, _)| id.to_string()))
+        .flatten();
     Ok(HttpResponse::Ok().json(Page {
         items: ProductsBody {
             products: rows
@@ -318,12 +320,14 @@ pub async fn list_branches(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = ids.tenant_or_404()?;
-    let (filter, page) = row_filter(req.query_string(), "open")?;
+    let filter = row_filter(req.query_string(), "open")?;
     let view = catalog::catalog_view(state.services()?, tenant).await?;
-    let (rows, _) = filter.page(view.catalog.branches.iter(), |id, b: &Branch| {
+    let (rows, more) = filter.page(view.catalog.branches.iter(), |id, b: &Branch| {
         (id.get(), &b.name, &b.code, b.open)
     });
-    let next_cursor = page.next_cursor(rows.len(), rows.last().map(|(id, _)| id.to_string()));
+    let next_cursor = more
+        .then(|| rows.last().map(|(id, _)| id.to_string()))
+        .flatten();
     Ok(HttpResponse::Ok().json(Page {
         items: BranchesBody {
             branches: rows
@@ -340,7 +344,7 @@ const MAX_SEARCH_CHARS: usize = 200;
 
 /// A list's `q`, its state parameter (`active` or `open`: `true` or
 /// `false`), and its page.
-fn row_filter(query: &str, state: &'static str) -> Result<(RowFilter, PageRequest), ApiError> {
+fn row_filter(query: &str, state: &'static str) -> Result<RowFilter, ApiError> {
     let page = PageRequest::from_query(query)?;
     let after = page.cursor_as(|c| c.parse::<u64>().ok())?.unwrap_or(0);
     let mut filter = RowFilter {
@@ -361,5 +365,5 @@ fn row_filter(query: &str, state: &'static str) -> Result<(RowFilter, PageReques
             _ => {}
         }
     }
-    Ok((filter, page))
+    Ok(filter)
 }

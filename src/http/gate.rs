@@ -71,6 +71,9 @@ pub async fn guard(
             }
         }
     }
+    if let Some(e) = super::unknown_parameter_of(&req) {
+        return Ok(req.error_response(e).map_into_right_body());
+    }
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)

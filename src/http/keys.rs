@@ -95,7 +95,7 @@ pub async fn list_keys(
     let services = state.services()?;
     let page = PageRequest::from_query(req.query_string())?;
     let after = page.cursor_as(KeyId::parse)?;
-    let rows = keys::list_keys(services, tenant, after, page.limit).await?;
+    let rows = keys::list_keys(services, tenant, None, after, page.limit).await?;
     let next_cursor = page.next_cursor(rows.len(), rows.last().map(|k| k.id.to_string()));
     Ok(HttpResponse::Ok().json(Page {
         items: Keys {

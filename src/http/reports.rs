@@ -11,8 +11,8 @@ use super::parse::report_query;
 use super::{ApiError, AppState};
 use crate::auth::PathIds;
 use crate::domain::{ReportPage, ReportQuery, ReportRow};
-use crate::service::catalog::catalog_view;
 use crate::service::reports::{run_report, ReportKind};
+use crate::service::tenants::time_zone;
 
 pub async fn sales_report(
     state: web::Data<AppState>,
@@ -23,7 +23,12 @@ pub async fn sales_report(
     let tenant = ids.tenant_or_404()?;
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map_err(|_| ApiError::validation("query", "is not a valid query string"))?;
-    let zone = catalog_view(core, tenant).await?.catalog.time_zone;
+    // The tenant's own zone unless the client names one.
+    let zone = if pairs.iter().any(|(name, _)| name == "tz") {
+        chrono_tz::UTC
+    } else {
+        time_zone(core, tenant).await?
+    };
     let query = report_query(tenant, zone, &pairs)?;
     let page = run_report(core, ReportKind::Report, query.clone()).await?;
     if wants_csv(&req) {

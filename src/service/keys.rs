@@ -63,12 +63,15 @@ pub async fn make_key(
 pub async fn list_keys(
     s: &Services,
     tenant: TenantId,
+    role: Option<Role>,
     after: Option<KeyId>,
     limit: usize,
 ) -> Result<Vec<KeyListing>, ServiceError> {
     s.office
         .run(move |c| {
-            Box::pin(async move { store::list_tenant_keys(c, tenant, after.as_ref(), limit).await })
+            Box::pin(async move {
+                store::list_tenant_keys(c, tenant, role, after.as_ref(), limit).await
+            })
         })
         .await?
         .ok_or(ServiceError::UnknownTenant)

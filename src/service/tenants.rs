@@ -53,6 +53,15 @@ pub async fn find_tenants(
         .await?)
 }
 
+/// The zone a tenant counts its days in, without starting its actor (a
+/// report must not): a running actor's catalog, else the tenants table.
+pub async fn time_zone(s: &Services, tenant: TenantId) -> Result<chrono_tz::Tz, ServiceError> {
+    if let Some(handle) = s.tenants.running(tenant) {
+        return Ok(handle.catalog.view().catalog.time_zone);
+    }
+    Ok(find_tenant(s, tenant).await?.time_zone)
+}
+
 /// The tenant (its back office or the operator asks: the gate checked).
 pub async fn find_tenant(s: &Services, tenant: TenantId) -> Result<TenantRow, ServiceError> {
     s.office

@@ -244,19 +244,27 @@ fn listing((id, role, tenant, branch, label, created, revoked): ListingRow) -> O
 pub async fn list_tenant_keys(
     conn: &mut Conn,
     tenant: TenantId,
+    role: Option<Role>,
     after: Option<&KeyId>,
     limit: usize,
 ) -> Result<Option<Vec<KeyListing>>> {
     if !scope_exists(conn, Scope::Backoffice { tenant }).await? {
         return Ok(None);
     }
+    // `role IS NULL`-free: an absent role matches every row.
     let rows: Vec<ListingRow> = conn
         .exec(
             format!(
                 "SELECT {LISTING_COLUMNS} FROM api_keys WHERE tenant_id = ? AND id > ? \
-                 ORDER BY id LIMIT ?"
+                 AND (? = '' OR role = ?) ORDER BY id LIMIT ?"
             ),
-            (tenant, after.map_or("", KeyId::as_str), limit as u64),
+            (
+                tenant,
+                after.map_or("", KeyId::as_str),
+                role.map_or("", Role::as_str),
+                role.map_or("", Role::as_str),
+                limit as u64,
+            ),
         )
         .await?;
     Ok(Some(rows.into_iter().filter_map(listing).collect()))

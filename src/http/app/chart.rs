@@ -67,7 +67,7 @@ pub fn columns(id: &str, title: &str, bars: &[Bar], format: Format) -> Markup {
                     title { (bar.label) ": " (format(bar.value)) }
                 }
                 // Counted from the last bar: today always has its label.
-                @if (bars.len() - 1 - i) % every == 0 {
+                @if (bars.len() - 1 - i).is_multiple_of(every) {
                     text x=(round(x + slot / 2.0)) y=(height - BOTTOM + 18.0) text-anchor="middle" { (bar.label) }
                 }
             }
@@ -79,7 +79,7 @@ pub fn columns(id: &str, title: &str, bars: &[Bar], format: Format) -> Markup {
 /// rest summed as "Others", one row each, so names never collide.
 pub fn ranking(id: &str, title: &str, bars: &[Bar], format: Format) -> Markup {
     let mut sorted: Vec<&Bar> = bars.iter().collect();
-    sorted.sort_by(|a, b| b.value.cmp(&a.value));
+    sorted.sort_by_key(|b| std::cmp::Reverse(b.value));
     let rest: Decimal = sorted.iter().skip(RANKED).map(|b| b.value).sum();
     let others = Bar {
         label: format!("Others ({})", sorted.len().saturating_sub(RANKED)),

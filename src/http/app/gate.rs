@@ -86,9 +86,11 @@ pub(super) async fn gate(
         return Ok(req.error_response(e).map_into_right_body());
     }
     let now = UnixSecs::now();
-    // A page that reloads itself is no sign of a person: it must not keep
-    // a session alive past its idle limit.
-    let automatic = req.query_string().split('&').any(|p| p == AUTOMATIC);
+    // A page that reloads itself, or a page's script asking for figures
+    // (`….json`), is no sign of a person: it must not keep a session alive
+    // past its idle limit.
+    let automatic =
+        req.query_string().split('&').any(|p| p == AUTOMATIC) || req.path().ends_with(".json");
     let (viewer, renew) = match viewer_of(&state, req.request(), now).await {
         Ok(found) => found,
         Err(ApiError::Unauthorized) => {

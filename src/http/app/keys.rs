@@ -40,10 +40,7 @@ pub async fn page(
         .then(|| Ok("Revoked: every server refuses the key within 2 seconds.".to_string()));
     let after = query.after.as_deref().and_then(KeyId::parse);
     let catalog = tenant_catalog(&state, tenant).await?;
-    let shop = Shop {
-        id: tenant,
-        catalog: &catalog,
-    };
+    let shop = Shop::new(tenant, &catalog);
     let body = keys_body(&state, shop, after, &outcome, None).await?;
     Ok(html(frame(
         "Till keys",
@@ -63,15 +60,12 @@ async fn keys_body(
     made: Option<(&KeyListing, &str)>,
 ) -> Result<Markup, ApiError> {
     let (tenant, catalog) = (shop.id, shop.catalog);
-    let rows = keys::list_keys(state.services()?, tenant, after, PAGE_KEYS + 1).await?;
-    let more = rows.len() > PAGE_KEYS;
     // Back-office and operator keys are not a till's business: this page
     // lists till keys only.
-    let tills: Vec<&KeyListing> = rows
-        .iter()
-        .take(PAGE_KEYS)
-        .filter(|k| k.scope.role() == Role::Till)
-        .collect();
+    let till = Some(Role::Till);
+    let rows = keys::list_keys(state.services()?, tenant, till, after, PAGE_KEYS + 1).await?;
+    let more = rows.len() > PAGE_KEYS;
+    let tills: Vec<&KeyListing> = rows.iter().take(PAGE_KEYS).collect();
     let base = format!("/app/tenants/{tenant}/keys");
     Ok(html! {
         (notice(outcome))
@@ -88,7 +82,7 @@ async fn keys_body(
             label { "Branch"
                 select name="branch" {
                     option value="" { "any branch" }
-                    (branch_options(&catalog))
+                    (branch_options(catalog))
                 }
             }
             button type="submit" { "Make till key" }
@@ -182,10 +176,7 @@ pub async fn create(
         (_, None) => Err(ApiError::validation("label", Name::RULE)),
     };
     let catalog = tenant_catalog(&state, tenant).await?;
-    let shop = Shop {
-        id: tenant,
-        catalog: &catalog,
-    };
+    let shop = Shop::new(tenant, &catalog);
     let (body, status) = match made {
         Ok((key, token)) => {
             let made = Some((&key, token.as_str()));

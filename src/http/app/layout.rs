@@ -16,7 +16,11 @@ pub struct Shop<'a> {
     pub catalog: &'a Catalog,
 }
 
-impl Shop<'_> {
+impl<'a> Shop<'a> {
+    pub fn new(id: TenantId, catalog: &'a Catalog) -> Shop<'a> {
+        Shop { id, catalog }
+    }
+
     /// Money as the shop's people read it (`€1,234.50`).
     pub fn money(&self, amount: Money) -> String {
         self.catalog.currency.format(amount)

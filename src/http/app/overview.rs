@@ -71,7 +71,7 @@ impl Today {
     /// Today by branch, best first, as the table's cells.
     fn branch_rows(&self, shop: Shop) -> Vec<[String; 6]> {
         let mut rows: Vec<_> = self.by_branch.rows.iter().collect();
-        rows.sort_by(|a, b| b.total.cmp(&a.total));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.total));
         rows.into_iter()
             .map(|r| {
                 [
@@ -91,10 +91,7 @@ impl Today {
 pub async fn page(state: web::Data<AppState>, viewer: Viewer, ids: PathIds) -> PageResult {
     let tenant = ids.tenant_or_404()?;
     let catalog = tenant_catalog(&state, tenant).await?;
-    let shop = Shop {
-        id: tenant,
-        catalog: &catalog,
-    };
+    let shop = Shop::new(tenant, &catalog);
     let tz = catalog.time_zone;
     let day = today(tz);
     let tomorrow = day_start(tz, day + Days::new(1));
@@ -217,10 +214,7 @@ pub async fn today_json(
 ) -> Result<HttpResponse, super::PageError> {
     let tenant = ids.tenant_or_404()?;
     let catalog = tenant_catalog(&state, tenant).await?;
-    let shop = Shop {
-        id: tenant,
-        catalog: &catalog,
-    };
+    let shop = Shop::new(tenant, &catalog);
     let tz = catalog.time_zone;
     let now = today_of(&state, tenant, tz, today(tz)).await?;
     let figures: serde_json::Map<String, serde_json::Value> = now

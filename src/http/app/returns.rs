@@ -44,10 +44,7 @@ pub async fn page(
         .as_deref()
         .map(|d| Ok(format!("Taken back: {d}.")));
     let catalog = tenant_catalog(&state, tenant).await?;
-    let shop = Shop {
-        id: tenant,
-        catalog: &catalog,
-    };
+    let shop = Shop::new(tenant, &catalog);
     let body = returns_body(&state, &viewer, shop, &query, &outcome).await?;
     Ok(html(frame(
         "Returns",
@@ -252,10 +249,7 @@ pub async fn take_back(
                 ..ReturnsQuery::default()
             };
             let catalog = tenant_catalog(&state, tenant).await?;
-            let shop = Shop {
-                id: tenant,
-                catalog: &catalog,
-            };
+            let shop = Shop::new(tenant, &catalog);
             let body = returns_body(&state, &viewer, shop, &query, &Some(Err(message))).await?;
             let res = html(frame(
                 "Returns",

@@ -97,10 +97,7 @@ pub async fn page(
 ) -> PageResult {
     let tenant = ids.tenant_or_404()?;
     let catalog = tenant_catalog(&state, tenant).await?;
-    let shop = Shop {
-        id: tenant,
-        catalog: &catalog,
-    };
+    let shop = Shop::new(tenant, &catalog);
     let tz = catalog.time_zone;
     let outcome = match asked(&form, tz) {
         Ok(a) => run(&state, tenant, &a, tz, Rows::FirstPage)
@@ -239,6 +236,8 @@ fn presets(today: NaiveDate) -> Vec<(&'static str, (NaiveDate, NaiveDate))> {
 struct Labelled<'a> {
     short: String,
     long: String,
+    /// The day of a row grouped by day.
+    day: Option<NaiveDate>,
     row: &'a crate::domain::ReportRow,
 }
 
@@ -273,13 +272,16 @@ impl Sort {
 
     fn apply(self, rows: &mut [Labelled]) {
         match self {
-            // Days read in order; other names A to Z.
-            Sort::Name => rows.sort_by(|a, b| a.row.key.cmp(&b.row.key).then(a.long.cmp(&b.long))),
-            Sort::Revenue => rows.sort_by(|a, b| b.row.total.cmp(&a.row.total)),
-            Sort::Refunds => rows.sort_by(|a, b| b.row.refunds.cmp(&a.row.refunds)),
-            Sort::Net => rows.sort_by(|a, b| b.row.net().cmp(&a.row.net())),
-            Sort::Items => rows.sort_by(|a, b| b.row.quantity.cmp(&a.row.quantity)),
-            Sort::Sales => rows.sort_by(|a, b| b.row.count.cmp(&a.row.count)),
+            // Days read in time order (their keys); other names A to Z.
+            Sort::Name => rows.sort_by(|a, b| match (&a.day, &b.day) {
+                (Some(x), Some(y)) => x.cmp(y),
+                _ => a.long.to_lowercase().cmp(&b.long.to_lowercase()),
+            }),
+            Sort::Revenue => rows.sort_by_key(|r| std::cmp::Reverse(r.row.total)),
+            Sort::Refunds => rows.sort_by_key(|r| std::cmp::Reverse(r.row.refunds)),
+            Sort::Net => rows.sort_by_key(|r| std::cmp::Reverse(r.row.net())),
+            Sort::Items => rows.sort_by_key(|r| std::cmp::Reverse(r.row.quantity)),
+            Sort::Sales => rows.sort_by_key(|r| std::cmp::Reverse(r.row.count)),
         }
     }
 
@@ -346,7 +348,12 @@ fn labelled<'a>(query: &ReportQuery, page: &'a ReportPage) -> Vec<Labelled<'a>> 
                 ),
                 None => (name.clone(), name),
             };
-            Labelled { short, long, row }
+            Labelled {
+                short,
+                long,
+                day: date,
+                row,
+            }
         })
         .collect()
 }

@@ -47,7 +47,11 @@
     var every = 1000 * Number(today.getAttribute("data-poll-seconds") || "5");
     var poll = function () {
       fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-        .then(function (res) { return res.ok ? res.json() : Promise.reject(res.status); })
+        .then(function (res) {
+          // Signed out or idled out: the page itself shows the way back.
+          if (res.redirected || res.status === 401) { window.location.reload(); }
+          return res.ok && !res.redirected ? res.json() : Promise.reject(res.status);
+        })
         .then(function (update) {
           Object.keys(update.figures).forEach(function (name) {
             var cell = today.querySelector("[data-figure='" + name + "']");

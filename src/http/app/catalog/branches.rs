@@ -10,7 +10,7 @@ use super::{
 use crate::auth::PathIds;
 use crate::domain::{BranchPatch, Catalog, Code, Name, NewBranch, TenantId};
 use crate::http::app::layout::{notice, page as frame, Section, Shop};
-use crate::http::app::{html as page_html, tenant_catalog, PageResult, Viewer};
+use crate::http::app::{PageResult, Viewer};
 use crate::http::{ApiError, AppState};
 use crate::service::catalog;
 
@@ -31,10 +31,7 @@ fn branches_page(
     query: &ListQuery,
     outcome: &Option<Result<String, String>>,
 ) -> Markup {
-    let shop = Shop {
-        id: tenant,
-        catalog,
-    };
+    let shop = Shop::new(tenant, catalog);
     let q = search_text(query);
     let (rows, more) = one_page(
         catalog.branches.iter(),
@@ -107,27 +104,14 @@ pub async fn change_branch(
     let tenant = ids.tenant_or_404()?;
     let branch = ids.branch_or_404()?;
     if form.unconfirmed_off() {
-        let catalog = tenant_catalog(&state, tenant).await?;
-        let shop = Shop {
-            id: tenant,
-            catalog: &catalog,
-        };
-        let name = catalog
-            .branches
-            .get(&branch)
-            .map_or_else(|| branch.to_string(), |b| b.name.as_str().to_string());
-        let question = html! {
-            "Close branch “" (name) "”? Its tills can no longer sell; its sales and totals stay, and you can reopen it."
-        };
         let action = format!("/app/tenants/{tenant}/branches/{branch}");
-        let page = confirm_off(
-            &viewer,
-            shop,
-            Section::Branches,
-            (&action, "open"),
-            question,
-        );
-        return Ok(page_html(page));
+        return confirm_off(&state, &viewer, (tenant, Section::Branches), (&action, "open"), |c| {
+            let name = c.branches.get(&branch).map_or("", |b| b.name.as_str());
+            html! {
+                "Close branch “" (name) "”? Its tills can no longer sell; its sales and totals stay, and you can reopen it."
+            }
+        })
+        .await;
     }
     let result = match changed_name(&form) {
         Ok(name) => {

@@ -213,13 +213,16 @@ impl RowChange {
 
 /// The question before a row is turned off (no script needed: the form
 /// comes back here, and only this page's button sends `confirmed=yes`).
-fn confirm_off(
+async fn confirm_off(
+    state: &AppState,
     viewer: &Viewer,
-    shop: Shop,
-    section: Section,
+    (tenant, section): (TenantId, Section),
     (action, field): (&str, &str),
-    question: Markup,
-) -> Markup {
+    question: impl FnOnce(&Catalog) -> Markup,
+) -> PageResult {
+    let catalog = tenant_catalog(state, tenant).await?;
+    let shop = Shop::new(tenant, &catalog);
+    let question = question(&catalog);
     let back = action.rsplit_once('/').map_or(action, |(list, _)| list);
     let body = html! {
         section class="card confirm" aria-labelledby="confirm" {
@@ -233,7 +236,13 @@ fn confirm_off(
             a href=(back) { "Cancel" }
         }
     };
-    frame("Please confirm", viewer, Some(shop), section, body)
+    Ok(html(frame(
+        "Please confirm",
+        viewer,
+        Some(shop),
+        section,
+        body,
+    )))
 }
 
 fn changed_name(form: &RowChange) -> Result<Option<Name>, ApiError> {

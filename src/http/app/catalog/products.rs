@@ -10,7 +10,7 @@ use super::{
 use crate::auth::PathIds;
 use crate::domain::{Catalog, Code, Money, Name, NewProduct, ProductPatch, TenantId};
 use crate::http::app::layout::{notice, page as frame, Section, Shop};
-use crate::http::app::{html as page_html, tenant_catalog, PageResult, Viewer};
+use crate::http::app::{PageResult, Viewer};
 use crate::http::{ApiError, AppState};
 use crate::service::catalog;
 
@@ -31,10 +31,7 @@ fn products_page(
     query: &ListQuery,
     outcome: &Option<Result<String, String>>,
 ) -> Markup {
-    let shop = Shop {
-        id: tenant,
-        catalog,
-    };
+    let shop = Shop::new(tenant, catalog);
     let q = search_text(query);
     let (rows, more) = one_page(
         catalog.products.iter(),
@@ -149,24 +146,13 @@ pub async fn change_product(
     let tenant = ids.tenant_or_404()?;
     let product = ids.product_or_404()?;
     if form.unconfirmed_off() {
-        let catalog = tenant_catalog(&state, tenant).await?;
-        let shop = Shop {
-            id: tenant,
-            catalog: &catalog,
-        };
-        let name = catalog.product_name(product);
-        let question = html! {
-            "Deactivate “" (name) "”? Tills can no longer sell it; its sales and totals stay, and you can activate it again."
-        };
         let action = format!("/app/tenants/{tenant}/products/{product}");
-        let page = confirm_off(
-            &viewer,
-            shop,
-            Section::Products,
-            (&action, "active"),
-            question,
-        );
-        return Ok(page_html(page));
+        return confirm_off(&state, &viewer, (tenant, Section::Products), (&action, "active"), |c| {
+            html! {
+                "Deactivate “" (c.product_name(product)) "”? Tills can no longer sell it; its sales and totals stay, and you can activate it again."
+            }
+        })
+        .await;
     }
     // An empty price field takes the list price away.
     let price = form
