@@ -305,6 +305,52 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_row_filter_pages_by_id_searches_any_case_and_filters_by_state() {
+        let code = |c: &str| Code::parse(c).expect("a code");
+        let name = |n: &str| Name::parse(n).expect("a name");
+        let rows: Vec<(u64, (Name, Code, bool))> = vec![
+            (3, (name("Oat Latte"), code("LATTE"), true)),
+            (1, (name("Espresso"), code("ESP"), false)),
+            (7, (name("Tea"), code("TEA-latte"), true)),
+            (5, (name("Cake"), code("CAKE"), true)),
+        ];
+        let page = |filter: RowFilter| {
+            let (shown, more) = filter.page(rows.iter().map(|(k, v)| (k, v)), |k, (n, c, on)| {
+                (k, n, c, *on)
+            });
+            (shown.iter().map(|(k, _)| **k).collect::<Vec<_>>(), more)
+        };
+        let all = RowFilter {
+            q: String::new(),
+            state: None,
+            after: 0,
+            limit: 10,
+        };
+        assert_eq!(page(all.clone()), (vec![1, 3, 5, 7], false));
+        let latte = RowFilter {
+            q: " LaTTe ".into(),
+            ..all.clone()
+        };
+        assert_eq!(page(latte), (vec![3, 7], false), "name or code, any case");
+        let off = RowFilter {
+            state: Some(false),
+            ..all.clone()
+        };
+        assert_eq!(page(off), (vec![1], false));
+        let two = RowFilter {
+            limit: 2,
+            ..all.clone()
+        };
+        assert_eq!(page(two), (vec![1, 3], true));
+        let next = RowFilter {
+            limit: 2,
+            after: 3,
+            ..all
+        };
+        assert_eq!(page(next), (vec![5, 7], false));
+    }
+
+    #[test]
     fn names_are_trimmed_and_bounded_in_characters() {
         assert_eq!(
             Name::parse("  Latte ").map(|n| n.as_str().to_string()),

@@ -378,3 +378,77 @@ pub async fn csv(
         ))
         .body(crate::http::reports::csv(&query, &page)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("a date")
+    }
+
+    #[test]
+    fn presets_are_the_ranges_a_shop_owner_asks_for() {
+        let got: Vec<(&str, String, String)> = presets(day("2026-12-06"))
+            .into_iter()
+            .map(|(label, (f, t))| (label, f.to_string(), t.to_string()))
+            .collect();
+        let want = [
+            ("Today", "2026-12-06", "2026-12-06"),
+            ("Yesterday", "2026-12-05", "2026-12-05"),
+            ("Last 7 days", "2026-11-30", "2026-12-06"),
+            ("Last 30 days", "2026-11-07", "2026-12-06"),
+            ("This month", "2026-12-01", "2026-12-06"),
+        ];
+        let want: Vec<(&str, String, String)> = want
+            .iter()
+            .map(|(l, f, t)| (*l, f.to_string(), t.to_string()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn sorting_by_name_reads_days_in_time_and_names_a_to_z() {
+        use crate::domain::{GroupKey, Money, ReportRow};
+        let row = |total: i64| ReportRow {
+            key: GroupKey {
+                time: None,
+                offset: 0,
+                branch: None,
+                product: None,
+            },
+            branch_name: None,
+            product_name: None,
+            quantity: 1,
+            total: Money::new(Decimal::new(total, 2)),
+            count: 1,
+            refunded: 0,
+            refunds: Money::default(),
+            refund_count: 0,
+        };
+        let rows = [row(300), row(100), row(200)];
+        let label = |long: &str, day: Option<&str>, r| Labelled {
+            short: long.to_string(),
+            long: long.to_string(),
+            day: day.map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("a date")),
+            row: r,
+        };
+        let mut names = vec![
+            label("latte", None, &rows[0]),
+            label("Espresso", None, &rows[1]),
+            label("cake", None, &rows[2]),
+        ];
+        Sort::Name.apply(&mut names);
+        let order: Vec<&str> = names.iter().map(|l| l.long.as_str()).collect();
+        assert_eq!(order, ["cake", "Espresso", "latte"]);
+        Sort::Revenue.apply(&mut names);
+        let order: Vec<&str> = names.iter().map(|l| l.long.as_str()).collect();
+        assert_eq!(order, ["latte", "cake", "Espresso"]);
+        let mut days = vec![
+            label("Mon 7 Dec 2026", Some("2026-12-07"), &rows[0]),
+            label("Sat 5 Dec 2026", Some("2026-12-05"), &rows[1]),
+        ];
+        Sort::Name.apply(&mut days);
+        assert_eq!(days[0].long, "Sat 5 Dec 2026", "in time, not A to Z");
+    }
+}

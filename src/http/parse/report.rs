@@ -295,6 +295,38 @@ mod tests {
     }
 
     #[test]
+    fn plain_dates_are_whole_days_of_the_reports_zone_and_to_is_included() {
+        let kathmandu: Tz = "Asia/Kathmandu".parse().expect("a zone");
+        let day = [("from", "2026-12-05"), ("to", "2026-12-05")];
+        let q = report_query(tenant(), kathmandu, &pairs(&day)).expect("a query");
+        assert_eq!(q.from_text(), "2026-12-04T18:15:00Z");
+        assert_eq!(q.to_text(), "2026-12-05T18:15:00Z");
+        assert_eq!(q.tz, kathmandu, "the tenant's zone when none is named");
+        // A zone named in the query wins, whatever its place.
+        let named = [("from", "2026-12-05"), ("to", "2026-12-06"), ("tz", "UTC")];
+        let q = report_query(tenant(), kathmandu, &pairs(&named)).expect("a query");
+        assert_eq!(
+            (q.from_text(), q.to_text()),
+            ("2026-12-05T00:00:00Z".into(), "2026-12-07T00:00:00Z".into())
+        );
+        // An instant and a date mix.
+        let mixed = [("from", "2026-12-05T06:00:00Z"), ("to", "2026-12-05")];
+        let q = report_query(tenant(), Tz::UTC, &pairs(&mixed)).expect("a query");
+        assert_eq!(q.to_text(), "2026-12-06T00:00:00Z");
+        for (from, to, bad) in [
+            ("2026-02-30", "2026-03-01", "from"),
+            ("2026-12-05", "9999-12-31", "to"),
+            ("1970-01-01", "1970-01-02", "from"),
+            ("2026-1-5", "2026-01-06", "from"),
+            ("+2026-01-05", "2026-01-06", "from"),
+        ] {
+            let e = report_query(tenant(), Tz::UTC, &pairs(&[("from", from), ("to", to)]))
+                .expect_err("refused");
+            assert_eq!(e.parameter, bad, "{from} {to}: {e:?}");
+        }
+    }
+
+    #[test]
     fn bad_parameters_are_named() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("to", "2026-01-02T00:00:00Z")], "from"),
