@@ -277,21 +277,27 @@ pub async fn list_products(
     let tenant = ids.tenant_or_404()?;
     let filter = row_filter(req.query_string(), "active")?;
     let view = catalog::catalog_view(state.services()?, tenant).await?;
-    let (rows, more) = filter.page(view.catalog.products.iter(), |id, p: &Product| {
+    let found = filter.page(view.catalog.products.iter(), |id, p: &Product| {
         (id.get(), &p.name, &p.sku, p.active)
     });
+    Ok(page_of(found, |rows| ProductsBody {
+        products: rows.map(|(id, p)| ProductBody::new(*id, p)).collect(),
+    }))
+}
+
+/// A page of catalog rows as `body` lists them, with `nextCursor` (the
+/// last id) only when more follow.
+fn page_of<'a, K: Copy + std::fmt::Display + 'a, T: 'a, B: Serialize>(
+    (rows, more): (Vec<(&'a K, &'a T)>, bool),
+    body: impl FnOnce(&mut dyn Iterator<Item = (&'a K, &'a T)>) -> B,
+) -> HttpResponse {
     let next_cursor = more
         .then(|| rows.last().map(|(id, _)| id.to_string()))
         .flatten();
-    Ok(HttpResponse::Ok().json(Page {
-        items: ProductsBody {
-            products: rows
-                .iter()
-                .map(|(id, p)| ProductBody::new(**id, p))
-                .collect(),
-        },
+    HttpResponse::Ok().json(Page {
+        items: body(&mut rows.into_iter()),
         next_cursor,
-    }))
+    })
 }
 
 /// `GET /v1/tenants/{tenantID}/products/{productID}`, inactive too.
@@ -322,20 +328,11 @@ pub async fn list_branches(
     let tenant = ids.tenant_or_404()?;
     let filter = row_filter(req.query_string(), "open")?;
     let view = catalog::catalog_view(state.services()?, tenant).await?;
-    let (rows, more) = filter.page(view.catalog.branches.iter(), |id, b: &Branch| {
+    let found = filter.page(view.catalog.branches.iter(), |id, b: &Branch| {
         (id.get(), &b.name, &b.code, b.open)
     });
-    let next_cursor = more
-        .then(|| rows.last().map(|(id, _)| id.to_string()))
-        .flatten();
-    Ok(HttpResponse::Ok().json(Page {
-        items: BranchesBody {
-            branches: rows
-                .iter()
-                .map(|(id, b)| BranchBody::new(**id, b))
-                .collect(),
-        },
-        next_cursor,
+    Ok(page_of(found, |rows| BranchesBody {
+        branches: rows.map(|(id, b)| BranchBody::new(*id, b)).collect(),
     }))
 }
 

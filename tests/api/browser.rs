@@ -16,6 +16,13 @@ async fn sign_in(browser: &Browser, app: &TestApp, key: &str) {
     browser.click("form[action='/app/session'] button").await;
 }
 
+/// Whether the page's script updated `css` in place (it counts its
+/// updates in `data-updates`; a reload would start without one).
+async fn updated_in_place(browser: &Browser, css: &str) -> bool {
+    let updates = browser.find(css).await.attr("data-updates").await;
+    updates.expect("an attribute read").is_some()
+}
+
 /// A count from MySQL, as text.
 async fn scalar(app: &TestApp, sql: &str) -> String {
     app.db.scalar(sql).await
@@ -179,14 +186,8 @@ async fn the_operator_sees_the_top_sellers_change_without_a_reload() {
     })
     .await;
     assert!(updated, "the live table did not show the sale within 2 s");
-    let updates = browser
-        .find("#top-sellers")
-        .await
-        .attr("data-updates")
-        .await
-        .expect("an attribute read");
     assert!(
-        updates.is_some(),
+        updated_in_place(&browser, "#top-sellers").await,
         "the update came from the stream, not a reload"
     );
     browser.screenshot("operator").await;
@@ -958,14 +959,8 @@ async fn a_shop_owners_morning_reads_like_a_product_not_an_admin_page() {
     })
     .await;
     assert!(moved, "the overview did not show the sale");
-    let updates = browser
-        .find("[data-poll-url]")
-        .await
-        .attr("data-updates")
-        .await
-        .expect("an attribute read");
     assert!(
-        updates.is_some(),
+        updated_in_place(&browser, "[data-poll-url]").await,
         "the figure came from the script, not a reload"
     );
     assert!(browser.text("#today-by-branch").await.contains("Hamburg"));
