@@ -12,7 +12,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Params, Value};
 use rust_decimal::Decimal;
 
-use super::sales::{commit_batch, open_row, push_key_list, push_mark, stored_sale};
+use super::sales::{commit_batch, open_row, push_key_list, push_mark, stored_sale, STEP_BEFORE};
 use super::{BatchMark, CommitFailure, Mark, Result};
 use crate::domain::{
     BranchId, IdempotencyKey, Money, Name, NewRefund, ProductId, Quantity, RefundId, RefundKind,
@@ -36,11 +36,15 @@ fn refund_sql(refunds: &[&NewRefund], mark: BatchMark) -> String {
     sql.push_str("START TRANSACTION;");
     push_refunded_totals(&mut sql, refunds);
     push_refunded_sales(&mut sql, refunds);
+    let many = refunds.len() > 1;
+    if many {
+        sql.push_str(STEP_BEFORE);
+    }
     push_insert_refunds(&mut sql, refunds);
-    if refunds.len() > 1 {
+    if many {
         sql.push_str(";SELECT @@auto_increment_increment");
     }
-    push_mark(&mut sql, mark);
+    push_mark(&mut sql, mark, many);
     sql
 }
 

@@ -125,6 +125,9 @@ pub(super) async fn commit_batch(
                 Err(CommitFailure::Fenced)
             } else if is_lease_lost(&e) {
                 Err(CommitFailure::LeaseLost)
+            } else if is_step_changed(&e) {
+                // Nothing stored; the next attempt reads the new step.
+                Err(CommitFailure::NotStored(StoreError::Unavailable(e)))
             } else {
                 Err(CommitFailure::NotStored(e.into()))
             }
@@ -150,6 +153,12 @@ fn is_fenced(e: &mysql_async::Error) -> bool {
 /// fencing number is not the batch's (or the lease row is gone).
 fn is_lease_lost(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if s.code == 1264 && s.message.contains("'first_id'"))
+}
+
+/// The step check failed: the mark's step is `-1` when the session's
+/// auto-increment step changed during the batch (see [`STEP_BEFORE`]).
+fn is_step_changed(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == 1264 && s.message.contains("'id_step'"))
 }
 
 /// Sends the transaction and reads every statement's answer: the first id
@@ -204,17 +213,33 @@ fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
     sql.push_str("START TRANSACTION;");
     push_upsert_totals(&mut sql, sales);
     sql.push(';');
+    let many = sales.len() > 1;
+    if many {
+        sql.push_str(STEP_BEFORE);
+    }
     push_insert_sales(&mut sql, sales);
-    if sales.len() > 1 {
+    if many {
         sql.push_str(";SELECT @@auto_increment_increment");
     }
-    push_mark(&mut sql, mark);
+    push_mark(&mut sql, mark, many);
     sql
 }
 
+/// The auto-increment step before a batch's multi-row INSERT, kept in the
+/// session for the mark to compare. A Galera node changes a session's
+/// step when the cluster's size changes (`wsrep_auto_increment_control`),
+/// also between two statements of one transaction: the step read after
+/// the INSERT would then not be the one its ids followed, and a batch's
+/// answered ids would name other rows. A batch whose step changed is
+/// refused before COMMIT (see [`push_mark`]) and sent again.
+pub(super) const STEP_BEFORE: &str = "SET @pos_step=@@auto_increment_increment;";
+
 /// `;` and the mark's compare-and-set (with the first id of the INSERT
 /// just before it, its step, and the lease check), then `COMMIT`.
-pub(super) fn push_mark(sql: &mut String, mark: BatchMark) {
+/// `step_checked`: the step is stored only if it is still the one
+/// [`STEP_BEFORE`] kept, else `-1` fails the statement (strict mode), so
+/// COMMIT never runs.
+pub(super) fn push_mark(sql: &mut String, mark: BatchMark, step_checked: bool) {
     sql.push_str(
         ";INSERT INTO commit_markers (writer_id, batch_id, first_id, id_step, updated) VALUES ",
     );
@@ -222,8 +247,13 @@ pub(super) fn push_mark(sql: &mut String, mark: BatchMark) {
     push_first_id_under_lease(sql, mark.lease);
     // On a duplicate writer the row moves only from the expected mark; else
     // `-1` makes the statement fail (strict mode), so COMMIT never runs.
+    sql.push_str(if step_checked {
+        ",IF(@@auto_increment_increment=@pos_step,@@auto_increment_increment,-1)"
+    } else {
+        ",@@auto_increment_increment"
+    });
     sql.push_str(
-        ",@@auto_increment_increment,UTC_TIMESTAMP(6)) \
+        ",UTC_TIMESTAMP(6)) \
          ON DUPLICATE KEY UPDATE first_id = VALUES(first_id), id_step = VALUES(id_step), \
          updated = VALUES(updated), batch_id = IF(batch_id = ",
     );
