@@ -168,8 +168,14 @@ start_redis_cluster() {
 
 stop_redis_cluster() {
   [ -n "${CLUSTER_DIR:-}" ] || return 0
+  local pidfile pid
   for pidfile in "$CLUSTER_DIR"/*.pid; do
-    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    # A stopping Redis still writes its log: removing the directory under
+    # it failed once ("Directory not empty") and failed a whole CI run.
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   done
-  rm -rf "$CLUSTER_DIR"
+  rm -rf "$CLUSTER_DIR" || { sleep 0.5; rm -rf "$CLUSTER_DIR"; } || true
 }
