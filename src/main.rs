@@ -56,6 +56,7 @@ fn main() {
             Command::Migrate => migrate(config).await,
             Command::Keys(args) => keys(args, config).await,
             Command::Shards(args) => shards(args, config).await,
+            Command::Rollups(args) => rollups(args, config).await,
             Command::Seed(args) => seed(args, config).await,
             Command::Loadgen(args) => pos::cli::loadgen::run(args).await,
             Command::History(args) => pos::cli::history::run(args).await,
@@ -149,6 +150,14 @@ async fn shards(args: pos::cli::shards::ShardsArgs, config: Config) -> i32 {
     report(
         "shards",
         pos::cli::shards::run(&args.command, &url, &migration_url).await,
+    )
+}
+
+async fn rollups(args: pos::cli::rollups::RollupsArgs, config: Config) -> i32 {
+    let (url, migration_url) = tool_urls(&config);
+    report(
+        "rollups",
+        pos::cli::rollups::run(&args.command, &url, &migration_url).await,
     )
 }
 

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub rows_waiting: IntGauge,
     /// Batch attempts repeated after a connection loss.
     pub persistence_retries: IntCounter,
+    /// History rows rolled up for reports.
+    pub rollup_rows: IntCounter,
+    /// Rolls that failed (MySQL away, a flush not settled in time).
+    pub rollup_failures: IntCounter,
     /// Requests answered 503/500 because their rows could not be stored.
     pub persistence_failures: IntCounter,
     /// Marks read back to settle an attempt whose outcome was unknown or a
@@ -187,6 +191,16 @@ impl Metrics {
                 "Batch attempts repeated after a MySQL failure",
             )
             .expect("valid"),
+            rollup_rows: IntCounter::new(
+                "pos_rollup_rows_total",
+                "History rows rolled up for reports",
+            )
+            .expect("valid"),
+            rollup_failures: IntCounter::new(
+                "pos_rollup_failures_total",
+                "Rolls of the history into rollups that failed",
+            )
+            .expect("valid"),
             settles: {
                 let settles = IntCounterVec::new(
                     Opts::new(
@@ -313,6 +327,8 @@ impl Metrics {
             Box::new(self.commit_seconds.clone()),
             Box::new(self.rows_waiting.clone()),
             Box::new(self.persistence_retries.clone()),
+            Box::new(self.rollup_rows.clone()),
+            Box::new(self.rollup_failures.clone()),
             Box::new(self.persistence_failures.clone()),
             Box::new(self.settles.clone()),
             Box::new(self.tenant_actors.clone()),

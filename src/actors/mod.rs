@@ -12,4 +12,5 @@ pub mod persistence;
 pub mod ranking;
 pub mod registry;
 pub mod reports;
+pub mod rollups;
 pub mod tenant;

@@ -23,6 +23,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::rollups::Rollups;
 use crate::domain::{ReportQuery, TenantId};
 use crate::metrics::Metrics;
 use crate::store::{self, ReportOutcome, StoreError};
@@ -69,11 +70,14 @@ pub enum ReportError {
 pub struct RunReport {
     pub kind: ReportKind,
     pub query: ReportQuery,
+    /// Asked to roll up first, once the report has its turn.
+    pub rollups: Rollups,
 }
 
 /// A report admitted to a lane: what to run and whom to answer.
 struct Job {
     query: ReportQuery,
+    rollups: Rollups,
     deadline: Instant,
     /// The caller's answer comes later, when the report has run: the one
     /// place a oneshot stands for actix's reply.
@@ -115,11 +119,16 @@ impl ReportsActor {
     fn start(&mut self, kind: ReportKind, job: Job, ctx: &mut Context<Self>) {
         let (pool, tenant) = (self.pool.clone(), job.query.tenant);
         let Job {
-            query,
+            mut query,
+            rollups,
             deadline,
             reply,
         } = job;
-        let run = async move { run(pool, &query, deadline).await };
+        let run = async move {
+            // In its turn, so the lanes' bounds hold for the wait too.
+            query.rollups = rollups.caught_up().await;
+            run(pool, &query, deadline).await
+        };
         ctx.spawn(run.into_actor(self).map(move |outcome, act, ctx| {
             let result = if outcome.is_ok() { "ok" } else { "error" };
             act.metrics.lookup("report", result);
@@ -166,8 +175,13 @@ impl Reports {
         &self,
         kind: ReportKind,
         query: ReportQuery,
+        rollups: Rollups,
     ) -> Result<ReportOutcome, ReportError> {
-        let asked = self.0.send(RunReport { kind, query });
+        let asked = self.0.send(RunReport {
+            kind,
+            query,
+            rollups,
+        });
         match tokio::time::timeout(REPORT_DEADLINE, asked).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) | Err(_) => Err(ReportError::Unavailable),
@@ -190,6 +204,7 @@ impl Handler<RunReport> for ReportsActor {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             query: msg.query,
+            rollups: msg.rollups,
             deadline: Instant::now() + REPORT_DEADLINE,
             reply,
         };
@@ -338,6 +353,7 @@ mod tests {
         let group = crate::domain::GroupBy::default();
         Job {
             query: ReportQuery::over(tenant, range, chrono_tz::Tz::UTC, group).expect("a day"),
+            rollups: Rollups::none(),
             deadline: Instant::now() + REPORT_DEADLINE,
             reply: oneshot::channel().0,
         }

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod keys_file;
 pub mod loadgen;
 mod names;
+pub mod rollups;
 pub mod seed;
 pub mod shards;
 
@@ -38,4 +39,6 @@ pub enum Command {
     Loadgen(loadgen::LoadgenArgs),
     /// The deployment's shard count (see POS_SHARD).
     Shards(shards::ShardsArgs),
+    /// The rollups reports read: make them again, or compare them with the history.
+    Rollups(rollups::RollupsArgs),
 }

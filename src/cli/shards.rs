@@ -41,7 +41,12 @@ pub async fn run(
 }
 
 async fn resize(conn: &mut mysql_async::Conn, count: u64) -> Result<String, CliError> {
-    match store::resize_shards(conn, count).await? {
+    let resized = store::resize_shards(conn, count).await?;
+    if let Resized::Done { .. } = resized {
+        // Each shard's rollup marks: rolled up to the newest rows first.
+        store::reshard(conn, count).await?;
+    }
+    match resized {
         Resized::Done { from: Some(from) } => Ok(format!(
             "the deployment now has {count} shards (it had {from}); start each instance with POS_SHARD=i/{count}\n"
         )),

@@ -25,6 +25,7 @@ use crate::actors::office::Office;
 use crate::actors::ranking::RankingActor;
 use crate::actors::registry::TenantRegistry;
 use crate::actors::reports::Reports;
+use crate::actors::rollups::Rollups;
 use crate::auth::Auth;
 use crate::domain::{Currency, Shard, TenantLimits};
 use crate::mirror::Mirror;
@@ -36,6 +37,8 @@ pub struct Services {
     pub office: Office,
     /// Sales reports, on a pool of their own, shared fairly between tenants.
     pub reports: Reports,
+    /// Rolls the history up for reports, and says when it holds all.
+    pub rollups: Rollups,
     pub ranking: Addr<RankingActor>,
     /// Keeps this instance's shard lease.
     pub lease: Addr<LeaseActor>,

@@ -14,10 +14,11 @@ use tokio::sync::mpsc;
 use crate::actors::lease::{self, Fatal, LeaseActor, ShardLease};
 use crate::actors::lookup::LookupActor;
 use crate::actors::office::Office;
-use crate::actors::persistence::{PersistenceActor, PersistenceSettings, Writer};
+use crate::actors::persistence::{PersistenceActor, PersistenceSettings, WriteActivity, Writer};
 use crate::actors::ranking::{RankingActor, TotalsChanged};
 use crate::actors::registry::{Lane, TenantRegistry};
 use crate::actors::reports::Reports;
+use crate::actors::rollups::{RollupActor, RollupSettings, Rollups};
 use crate::config::{redact_url, Config};
 use crate::domain::ProductTotal;
 use crate::http::AppState;
@@ -102,7 +103,8 @@ pub(super) async fn boot(b: Boot) {
     };
     let mut owned = Vec::new();
     let mut lanes = Vec::new();
-    for _ in 0..persistence_count {
+    let activity = WriteActivity::new(persistence_count);
+    for index in 0..persistence_count {
         let settings = PersistenceSettings {
             database_url: config.database_url.clone(),
             pool_max: 1 + POOL_SPARE,
@@ -112,6 +114,7 @@ pub(super) async fn boot(b: Boot) {
             retry_window: config.storage_retry,
             causal_reads: server.galera,
             lease: shard_lease.clone(),
+            activity: activity.lane(index),
         };
         let arbiter = Arbiter::new();
         let m = metrics.clone();
@@ -124,6 +127,22 @@ pub(super) async fn boot(b: Boot) {
         });
         owned.push(arbiter);
     }
+    // Rollups on a thread of their own: a long catch-up never holds up a
+    // report's or a commit's thread.
+    let rollup_arbiter = Arbiter::new();
+    let settings = RollupSettings {
+        database_url: config.database_url.clone(),
+        shard: config.shard,
+        activity,
+        causal: server.galera,
+        lease: shard_lease.clone(),
+    };
+    let m = metrics.clone();
+    let rollups = Rollups::new(RollupActor::start_in_arbiter(
+        &rollup_arbiter.handle(),
+        move |_| RollupActor::new(settings, m).expect("the database URL was checked at start"),
+    ));
+    owned.push(rollup_arbiter);
     if let Ok(mut a) = b.arbiters.lock() {
         a.extend(owned);
     }
@@ -144,6 +163,7 @@ pub(super) async fn boot(b: Boot) {
     let core = Services {
         office: b.office,
         reports: b.reports,
+        rollups,
         tenants,
         ranking,
         lease,

@@ -7,6 +7,7 @@ mod keys;
 mod migrate;
 mod refunds;
 mod reports;
+mod rollups;
 mod sales;
 mod seed;
 mod shards;
@@ -35,6 +36,10 @@ pub use refunds::{
     find_refundable, find_refunds_by_keys, insert_refunds, list_sales, sale_with_refunds,
 };
 pub use reports::{report_params, report_sql, sales_report, ReportOutcome};
+pub use rollups::{
+    newest_ids, reset as reset_rollups, reshard, roll, verify as verify_rollups, RollMarks, Rolled,
+    Verified,
+};
 pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Lease, Mark};
 pub use seed::{count_tenants, insert_seed_chunk, SeedChunk};
 pub use shards::{

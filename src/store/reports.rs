@@ -15,14 +15,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Row, Value};
+use mysql_async::{Conn, Row, Transaction, TxOpts, Value};
 use rust_decimal::Decimal;
 
+use super::rollups::rollup_zone;
 use super::{Result, StoreError};
 use crate::domain::{
-    BranchId, Currency, GroupBy, GroupKey, Groups, Money, ProductId, ReportPage, ReportQuery,
-    ReportRow, Stretch, Sums, TenantId, TimeBucket, MAX_GROUPS,
+    BranchId, Currency, GroupBy, GroupKey, Groups, Level, Money, Part, ProductId, ReportPage,
+    ReportQuery, ReportRow, Span, Stretch, Sums, TenantId, TimeBucket, MAX_GROUPS,
 };
 
 /// What a report request found.
@@ -33,14 +35,19 @@ pub enum ReportOutcome {
     Page(ReportPage),
 }
 
-/// The page of `query`'s report; each grouped query is stopped by the
-/// server once it ran `time_limit`.
+/// The page of `query`'s report, read in one snapshot; each grouped query
+/// is stopped by the server once it ran `time_limit`.
 pub async fn sales_report(
     conn: &mut Conn,
     query: &ReportQuery,
     time_limit: Duration,
 ) -> Result<ReportOutcome> {
-    let tenant: Option<Option<String>> = conn
+    let opts = TxOpts::default()
+        .with_consistent_snapshot(true)
+        .with_readonly(Some(true))
+        .clone();
+    let mut tx = conn.start_transaction(opts).await?;
+    let tenant: Option<Option<String>> = tx
         .exec_first("SELECT currency FROM tenants WHERE id = ?", (query.tenant,))
         .await?;
     let Some(currency) = tenant else {
@@ -50,31 +57,42 @@ pub async fn sales_report(
         .as_deref()
         .and_then(Currency::stored)
         .unwrap_or_default();
-    let keyset = query.after.is_some();
-    let (branches, products) = (query.branches.len(), query.products.len());
-    let sources = [History::Sales, History::Refunds].map(|source| {
-        let sql = grouped_sql(source, query.group_by, branches, products, keyset);
-        (source, time_limited(&sql, time_limit))
-    });
+    // A tenant with no rollup zone has nothing rolled up: any zone reads.
+    let zone = match query.rollups {
+        true => Some(
+            rollup_zone(&mut tx, query.tenant)
+                .await?
+                .unwrap_or(query.tz),
+        ),
+        false => None,
+    };
     let mut groups = Groups::after(query.after);
-    for stretch in query.stretches() {
-        for (source, sql) in &sources {
-            let rows: Vec<Row> = conn.exec(sql, report_params(query, &stretch)).await?;
-            for row in rows {
-                let (key, sums) = decode(*source, query.group_by, stretch.offset, row)?;
-                // Without GROUP BY, a stretch with nothing is one row of NULLs.
-                if sums.is_empty() {
-                    continue;
+    for part in query.plan(zone) {
+        let found = match part {
+            Part::History(span) => read_history(&mut tx, query, span, time_limit).await?,
+            Part::Quarters(level, span) => {
+                let mut found = Vec::new();
+                for stretch in query.stretches_of(span) {
+                    let read = RollupRead::quarters(level, &stretch);
+                    found.extend(read_rollups(&mut tx, query, &read, time_limit).await?);
                 }
-                if groups.add(key, sums).is_err() {
-                    return Ok(ReportOutcome::TooManyGroups);
-                }
+                found
+            }
+            Part::Zoned(level, from, to) => {
+                let read = RollupRead::zoned(level, from, to);
+                read_rollups(&mut tx, query, &read, time_limit).await?
+            }
+        };
+        for (key, sums) in found {
+            if groups.add(key, sums).is_err() {
+                return Ok(ReportOutcome::TooManyGroups);
             }
         }
     }
     let (page, more) = groups.page(query.limit);
     let next = more.then(|| page.last().map(|(k, _)| *k)).flatten();
-    let names = Names::read(conn, query.tenant, &page).await?;
+    let names = Names::read(&mut tx, query.tenant, &page).await?;
+    tx.commit().await?;
     let rows = page
         .into_iter()
         .map(|(key, sums)| ReportRow {
@@ -94,6 +112,168 @@ pub async fn sales_report(
         next,
         currency,
     }))
+}
+
+/// The groups of the history rows (sales and refunds) in `span`, a
+/// grouped query per stretch of constant offset and table.
+async fn read_history(
+    tx: &mut Transaction<'_>,
+    query: &ReportQuery,
+    span: Span,
+    time_limit: Duration,
+) -> Result<Vec<(GroupKey, Sums)>> {
+    let keyset = query.after.is_some();
+    let (branches, products) = (query.branches.len(), query.products.len());
+    let mut found = Vec::new();
+    for stretch in query.stretches_of(span) {
+        for source in [History::Sales, History::Refunds] {
+            let sql = grouped_sql(source, query.group_by, branches, products, keyset);
+            let rows: Vec<Row> = tx
+                .exec(
+                    time_limited(&sql, time_limit),
+                    report_params(query, &stretch),
+                )
+                .await?;
+            for row in rows {
+                let (key, sums) = decode(source, query.group_by, stretch.offset, row)?;
+                // Without GROUP BY, a stretch with nothing is one row of NULLs.
+                if !sums.is_empty() {
+                    found.push((key, sums));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Which rollup rows one query reads: a level, the range of their
+/// `start`, and the zone offset that turns a quarter hour's UTC start into
+/// its local day or hour (0 for days and months, whose start is local).
+struct RollupRead {
+    level: Level,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    offset: Option<i32>,
+}
+
+impl RollupRead {
+    fn quarters(level: Level, stretch: &Stretch) -> RollupRead {
+        RollupRead {
+            level,
+            from: stretch.from.naive_utc(),
+            to: stretch.to.naive_utc(),
+            offset: Some(stretch.offset),
+        }
+    }
+
+    fn zoned(level: Level, from: NaiveDate, to: NaiveDate) -> RollupRead {
+        RollupRead {
+            level,
+            from: from.and_time(NaiveTime::MIN),
+            to: to.and_time(NaiveTime::MIN),
+            offset: None,
+        }
+    }
+}
+
+/// The groups of the rollup rows `read` names.
+async fn read_rollups(
+    tx: &mut Transaction<'_>,
+    query: &ReportQuery,
+    read: &RollupRead,
+    time_limit: Duration,
+) -> Result<Vec<(GroupKey, Sums)>> {
+    let group = query.group_by;
+    let keyset = query.after.is_some() && group.time.is_none();
+    let local = match read.offset {
+        Some(_) => "start + INTERVAL ? SECOND",
+        None => "start",
+    };
+    let mut columns = Vec::new();
+    match group.time {
+        Some(TimeBucket::Day) => columns.push(format!("TIMESTAMPDIFF(DAY, '1970-01-01', {local})")),
+        Some(TimeBucket::Hour) => {
+            columns.push(format!("TIMESTAMPDIFF(HOUR, '1970-01-01', {local})"))
+        }
+        None => {}
+    }
+    if group.branch {
+        columns.push("branch_id".into());
+    }
+    if group.product {
+        columns.push("product_id".into());
+    }
+    let mut params = Vec::new();
+    if let (Some(offset), Some(_)) = (read.offset, group.time) {
+        params.push(Value::from(offset));
+    }
+    let mut sql = String::from("SELECT ");
+    for c in &columns {
+        sql.push_str(c);
+        sql.push_str(", ");
+    }
+    sql.push_str(
+        "SUM(quantity), SUM(revenue), SUM(sales), SUM(refunded), SUM(refunds), SUM(refund_count) \
+         FROM sales_rollups WHERE tenant_id = ? AND level = ? AND start >= ? AND start < ?",
+    );
+    params.extend([
+        Value::from(query.tenant.get()),
+        Value::from(read.level.code()),
+        Value::from(read.from),
+        Value::from(read.to),
+    ]);
+    filters(&mut sql, &mut params, query, keyset);
+    if !columns.is_empty() {
+        let positions: Vec<String> = (1..=columns.len()).map(|i| i.to_string()).collect();
+        sql.push_str(&format!(
+            " GROUP BY {} LIMIT {}",
+            positions.join(", "),
+            MAX_GROUPS + 1
+        ));
+    }
+    let rows: Vec<Row> = tx.exec(time_limited(&sql, time_limit), params).await?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (key, sums) = decode_rollup(group, read.offset.unwrap_or(0), row)?;
+        if !sums.is_empty() {
+            found.push((key, sums));
+        }
+    }
+    Ok(found)
+}
+
+/// The branch and product filters, and the keyset after the cursor's
+/// group for a report grouped without time, with their parameters.
+fn filters(sql: &mut String, params: &mut Vec<Value>, query: &ReportQuery, keyset: bool) {
+    for (column, ids) in [
+        (
+            "branch_id",
+            query.branches.iter().map(|b| b.get()).collect::<Vec<_>>(),
+        ),
+        (
+            "product_id",
+            query.products.iter().map(|p| p.get()).collect(),
+        ),
+    ] {
+        if !ids.is_empty() {
+            sql.push_str(&format!(
+                " AND {column} IN ({})",
+                vec!["?"; ids.len()].join(", ")
+            ));
+            params.extend(ids.into_iter().map(Value::from));
+        }
+    }
+    let Some(after) = query.after.filter(|_| keyset) else {
+        return;
+    };
+    match (query.group_by.branch, query.group_by.product) {
+        (true, true) => sql.push_str(" AND (branch_id, product_id) > (?, ?)"),
+        (true, false) => sql.push_str(" AND branch_id > ?"),
+        (false, true) => sql.push_str(" AND product_id > ?"),
+        (false, false) => return,
+    }
+    params.extend(after.branch.map(|b| Value::from(b.get())));
+    params.extend(after.product.map(|p| Value::from(p.get())));
 }
 
 /// `sql` (one `SELECT`) stopped by the server once it ran `limit`:
@@ -218,32 +398,57 @@ pub fn report_params(query: &ReportQuery, stretch: &Stretch) -> Vec<Value> {
     params
 }
 
-fn decode(source: History, group: GroupBy, offset: i32, mut row: Row) -> Result<(GroupKey, Sums)> {
-    let bad = || StoreError::invariant("a report row has unexpected columns");
-    let mut column = 0;
-    let mut next = || {
-        column += 1;
-        row.take::<Value, usize>(column - 1).ok_or_else(bad)
-    };
-    let local: Option<i64> = match group.time {
-        Some(_) => Some(from_value(next()?)?),
-        None => None,
-    };
-    let branch: Option<BranchId> = match group.branch {
-        true => Some(from_value(next()?)?),
-        false => None,
-    };
-    let product: Option<ProductId> = match group.product {
-        true => Some(from_value(next()?)?),
-        false => None,
-    };
-    let quantity: Option<Decimal> = from_value(next()?)?;
-    let total: Option<Decimal> = from_value(next()?)?;
-    let count: u64 = from_value(next()?)?;
-    let quantity = quantity
-        .and_then(|q| u64::try_from(q).ok())
-        .unwrap_or_default();
-    let total = total.unwrap_or_default();
+/// A result row read column by column.
+struct Columns {
+    row: Row,
+    next: usize,
+}
+
+impl Columns {
+    fn take<T: FromValue>(&mut self) -> Result<T> {
+        self.next += 1;
+        let value = self
+            .row
+            .take::<Value, usize>(self.next - 1)
+            .ok_or_else(|| StoreError::invariant("a report row has unexpected columns"))?;
+        from_value(value)
+    }
+
+    /// The group keys at the row's start; `offset` turns a local hour back
+    /// into UTC.
+    fn key(&mut self, group: GroupBy, offset: i32) -> Result<GroupKey> {
+        let local: Option<i64> = match group.time {
+            Some(_) => Some(self.take()?),
+            None => None,
+        };
+        let branch: Option<BranchId> = match group.branch {
+            true => Some(self.take()?),
+            false => None,
+        };
+        let product: Option<ProductId> = match group.product {
+            true => Some(self.take()?),
+            false => None,
+        };
+        Ok(GroupKey::from_local(group, local, offset, branch, product))
+    }
+
+    /// A `SUM` of whole units (`NULL` over no rows).
+    fn units(&mut self) -> Result<u64> {
+        let sum: Option<Decimal> = self.take()?;
+        Ok(sum.and_then(|q| u64::try_from(q).ok()).unwrap_or_default())
+    }
+
+    fn money(&mut self) -> Result<Decimal> {
+        let sum: Option<Decimal> = self.take()?;
+        Ok(sum.unwrap_or_default())
+    }
+}
+
+fn decode(source: History, group: GroupBy, offset: i32, row: Row) -> Result<(GroupKey, Sums)> {
+    let mut columns = Columns { row, next: 0 };
+    let key = columns.key(group, offset)?;
+    let (quantity, total) = (columns.units()?, columns.money()?);
+    let count: u64 = columns.take()?;
     let sums = match source {
         History::Sales => Sums {
             quantity,
@@ -258,7 +463,21 @@ fn decode(source: History, group: GroupBy, offset: i32, mut row: Row) -> Result<
             ..Sums::default()
         },
     };
-    let key = GroupKey::from_local(group, local, offset, branch, product);
+    Ok((key, sums))
+}
+
+/// A row of [`read_rollups`]: its keys, then the six sums.
+fn decode_rollup(group: GroupBy, offset: i32, row: Row) -> Result<(GroupKey, Sums)> {
+    let mut columns = Columns { row, next: 0 };
+    let key = columns.key(group, offset)?;
+    let sums = Sums {
+        quantity: columns.units()?,
+        total: columns.money()?,
+        count: columns.units()?,
+        refunded: columns.units()?,
+        refunds: columns.money()?,
+        refund_count: columns.units()?,
+    };
     Ok((key, sums))
 }
 
@@ -274,7 +493,11 @@ struct Names {
 }
 
 impl Names {
-    async fn read(conn: &mut Conn, tenant: TenantId, page: &[(GroupKey, Sums)]) -> Result<Names> {
+    async fn read(
+        tx: &mut Transaction<'_>,
+        tenant: TenantId,
+        page: &[(GroupKey, Sums)],
+    ) -> Result<Names> {
         let mut branches: Vec<u64> = page
             .iter()
             .filter_map(|(k, _)| k.branch)
@@ -290,15 +513,15 @@ impl Names {
         products.sort_unstable();
         products.dedup();
         Ok(Names {
-            branches: names_of(conn, "branches", tenant, &branches).await?,
-            products: names_of(conn, "products", tenant, &products).await?,
+            branches: names_of(tx, "branches", tenant, &branches).await?,
+            products: names_of(tx, "products", tenant, &products).await?,
         })
     }
 }
 
 /// `id -> name` of `table`'s rows of `tenant` among `ids`, a chunk at a time.
 async fn names_of<Id>(
-    conn: &mut Conn,
+    tx: &mut Transaction<'_>,
     table: &'static str,
     tenant: TenantId,
     ids: &[u64],
@@ -315,7 +538,7 @@ where
         );
         let mut params = vec![Value::from(tenant.get())];
         params.extend(chunk.iter().map(|&id| Value::from(id)));
-        let rows: Vec<(Id, String)> = conn.exec(sql, params).await?;
+        let rows: Vec<(Id, String)> = tx.exec(sql, params).await?;
         names.extend(rows);
     }
     Ok(names)

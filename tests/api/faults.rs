@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::rollups::assert_rollups_hold_the_history;
 use crate::support::child::ChildServer;
 use crate::support::ledger::{assert_exactly_once, drive, Ledger};
 use crate::support::mariadb_server::MariadbServer;
@@ -89,6 +90,7 @@ async fn mariadb_killed_under_load_right_after_a_commit_whose_answer_was_lost_lo
     assert_eq!(sales.status, 200);
     assert_exactly_once(&app.db, &t, &ledger, &sales.body).await;
     assert_ranking_matches(&app, &sales.body).await;
+    assert_rollups_hold_the_history(&app.base, &app.db, &t).await;
     app.cleanup().await;
 }
 
@@ -126,6 +128,7 @@ async fn pos_serve_killed_under_load_and_restarted_loses_and_doubles_nothing() {
         .expect("answer");
     let sales: Value = res.json().limit(1 << 20).await.expect("json");
     assert_exactly_once(&db, &t, &ledger, &sales).await;
+    assert_rollups_hold_the_history(&server.base, &db, &t).await;
     // The restarted server's ranking (read from the summary at start) too.
     let mut res = server
         .client

@@ -24,6 +24,7 @@ mod races;
 mod reads;
 mod reports;
 mod resilience;
+mod rollups;
 mod security;
 mod shards;
 mod stored_values;

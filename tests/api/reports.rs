@@ -13,16 +13,16 @@ use crate::support::{spawn_app, Tenant, TestApp};
 
 /// A sale of the history the tests write (cents for exact sums).
 #[derive(Debug, Clone)]
-struct Sale {
-    at: DateTime<Utc>,
-    branch: u64,
-    product: u64,
-    quantity: u64,
-    price_cents: i64,
+pub(crate) struct Sale {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) branch: u64,
+    pub(crate) product: u64,
+    pub(crate) quantity: u64,
+    pub(crate) price_cents: i64,
 }
 
 /// A small deterministic generator: the same history and cases every run.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -32,12 +32,12 @@ impl Rng {
         self.0
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
-fn utc(text: &str) -> DateTime<Utc> {
+pub(crate) fn utc(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .expect("instant")
         .with_timezone(&Utc)
@@ -45,7 +45,7 @@ fn utc(text: &str) -> DateTime<Utc> {
 
 /// Sales around both of Europe's 2026 changes and a few midnights, written
 /// straight into the history (what a report reads).
-async fn write_history(app: &TestApp, t: &Tenant, rng: &mut Rng, n: usize) -> Vec<Sale> {
+pub(crate) async fn write_history(app: &TestApp, t: &Tenant, rng: &mut Rng, n: usize) -> Vec<Sale> {
     let windows = [
         ("2026-03-27T00:00:00Z", 5),
         ("2026-10-23T00:00:00Z", 5),
@@ -67,7 +67,7 @@ async fn write_history(app: &TestApp, t: &Tenant, rng: &mut Rng, n: usize) -> Ve
     sales
 }
 
-async fn insert(app: &TestApp, tenant: u64, sales: &[Sale]) {
+pub(crate) async fn insert(app: &TestApp, tenant: u64, sales: &[Sale]) {
     let mut conn = app.db.conn().await;
     for chunk in sales.chunks(200) {
         let values: Vec<String> = chunk
@@ -98,9 +98,9 @@ async fn insert(app: &TestApp, tenant: u64, sales: &[Sale]) {
 
 /// (time label, branch, product) -> (quantity, cents, count), computed
 /// from each sale's own local time: no stretches, no SQL.
-type Expected = BTreeMap<(Option<String>, Option<u64>, Option<u64>), (u64, i64, u64)>;
+pub(crate) type Expected = BTreeMap<(Option<String>, Option<u64>, Option<u64>), (u64, i64, u64)>;
 
-fn expected(
+pub(crate) fn expected(
     sales: &[Sale],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -136,13 +136,13 @@ fn expected(
     out
 }
 
-fn cents(text: &str) -> i64 {
+pub(crate) fn cents(text: &str) -> i64 {
     let (units, fraction) = text.split_once('.').expect("two decimals");
     units.parse::<i64>().expect("units") * 100 + fraction.parse::<i64>().expect("cents")
 }
 
 /// Every page of a report, followed by its cursors.
-async fn all_rows(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+pub(crate) async fn all_rows(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
     // The report route takes no `tenant` parameter (422): it goes in the path.
     let rest: Vec<&str> = query
         .split('&')
@@ -179,7 +179,7 @@ fn query_tenant(query: &str) -> &str {
         .expect("tenant=")
 }
 
-fn as_expected(rows: &[Value]) -> Expected {
+pub(crate) fn as_expected(rows: &[Value]) -> Expected {
     rows.iter()
         .map(|r| {
             let time = r["day"].as_str().or(r["hour"].as_str()).map(str::to_string);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::LocalBoxFuture;
 use mysql_async::{Conn, Pool};
 
-use super::{Read, RefundFacts, Rows, Save, SaveError, Saved, Seq};
+use super::{FlushEnd, Read, RefundFacts, Rows, Save, SaveError, Saved, Seq};
 use crate::actors::lease::ShardLease;
 use crate::domain::{NewRefund, NewSale, StoredRefund, StoredSale};
 use crate::metrics::Metrics;
@@ -124,6 +124,8 @@ pub(super) struct FlushJob {
     pub(super) lease: ShardLease,
     /// This flush's place in the actor's order (see [`Seq`]).
     pub(super) seq: Seq,
+    /// How its transactions ended, for the rollups.
+    pub(super) end: Cell<FlushEnd>,
 }
 
 impl FlushJob {
@@ -152,8 +154,12 @@ impl FlushJob {
     fn commit_group(&self, group: Vec<Save>, deadline: Instant) -> LocalBoxFuture<'_, ()> {
         Box::pin(async move {
             match self.commit_with_retry(&group, deadline).await {
-                Ok(mark) => self.answer_committed(group, mark),
+                Ok(mark) => {
+                    self.ended(|e| e.committed = true);
+                    self.answer_committed(group, mark)
+                }
                 Err(Unsettled(e)) => {
+                    self.ended(|e| e.unsettled = true);
                     tracing::error!(error = %e, requests = group.len(), "COMMIT outcome unknown");
                     self.fail(group, SaveError::OutcomeUnknown);
                 }
@@ -190,6 +196,12 @@ impl FlushJob {
                 }
             }
         })
+    }
+
+    fn ended(&self, how: impl FnOnce(&mut FlushEnd)) {
+        let mut end = self.end.get();
+        how(&mut end);
+        self.end.set(end);
     }
 
     async fn halve(&self, mut group: Vec<Save>, deadline: Instant) {

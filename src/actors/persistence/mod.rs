@@ -14,6 +14,7 @@
 //! by the message handler: their messages carry a oneshot for that answer,
 //! and [`Writer`] is the only code that sends them and waits.
 
+mod activity;
 mod flush;
 mod writer;
 
@@ -31,6 +32,7 @@ use crate::domain::{
 };
 use crate::metrics::Metrics;
 use crate::store::{self, StoreError};
+pub use activity::{FlushEnd, LaneActivity, WriteActivity};
 use flush::{Batches, FlushJob};
 pub use writer::Writer;
 
@@ -139,6 +141,8 @@ pub struct PersistenceSettings {
     pub causal_reads: bool,
     /// Batches commit only under this instance's shard lease.
     pub lease: ShardLease,
+    /// Where this actor tells the rollups of its flushes.
+    pub activity: LaneActivity,
 }
 
 /// Store these rows (one request's: always one batch, one outcome).
@@ -278,10 +282,14 @@ impl PersistenceActor {
             causal_reads: self.settings.causal_reads,
             lease: self.settings.lease.clone(),
             seq: self.flushes,
+            end: Default::default(),
         };
+        let activity = self.settings.activity.clone();
         ctx.spawn(
             async move {
+                let number = activity.begin();
                 job.commit_all(saves).await;
+                activity.end(number, job.end.get());
                 job.run_reads(reads).await;
             }
             .into_actor(self)

@@ -9,13 +9,17 @@
 
 mod calendar;
 mod groups;
+mod plan;
 mod query;
+mod rollup;
 #[cfg(test)]
 mod tests;
 
 pub use calendar::{day_start, time_zone, Stretch, TIME_ZONE_RULE};
 pub use groups::{GroupKey, Groups, ReportPage, ReportRow, Sums, TooManyGroups};
+pub use plan::{Part, Span};
 pub use query::{GroupBy, RangeError, ReportQuery, TimeBucket};
+pub use rollup::{quarter_start, roll_up, Fact, Level, RollupKey};
 
 /// Longest range of one report.
 pub const MAX_RANGE_DAYS: i64 = 400;

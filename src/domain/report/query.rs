@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 
 use super::calendar::{stretches, Stretch};
 use super::groups::GroupKey;
+use super::plan::Span;
 use super::{MAX_PAGE_ROWS, MAX_RANGE_DAYS};
 use crate::domain::{BranchId, ProductId, TenantId};
 
@@ -54,6 +55,9 @@ pub struct ReportQuery {
     /// The rows after this key (the `cursor`).
     pub after: Option<GroupKey>,
     pub limit: usize,
+    /// Read the rollups where they answer: set once they hold every sale
+    /// answered before the report was asked (else all from the history).
+    pub rollups: bool,
 }
 
 /// What is wrong with a report's range; the end is the one at fault.
@@ -96,6 +100,7 @@ impl ReportQuery {
             products: Vec::new(),
             after: None,
             limit: MAX_PAGE_ROWS,
+            rollups: false,
         })
     }
 
@@ -121,6 +126,11 @@ impl ReportQuery {
             Some(start) if start > self.from => stretches(self.tz, start.min(self.to), self.to),
             _ => all,
         }
+    }
+
+    /// The stretches of constant UTC offset that make up `span`.
+    pub fn stretches_of(&self, span: Span) -> Vec<Stretch> {
+        stretches(self.tz, span.from, span.to)
     }
 
     /// `2026-11-01T00:00:00Z`, as the answer echoes the range.

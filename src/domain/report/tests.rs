@@ -91,3 +91,193 @@ fn a_cursor_resumes_after_its_row() {
     let (page, more) = page_after(page[1].0, 10);
     assert_eq!((page.len(), more), (2, false));
 }
+
+mod rollups {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::domain::{Fact, Level, Part, Span, TenantId};
+
+    fn query(from: &str, to: &str, tz: &str, group: GroupBy) -> ReportQuery {
+        let tenant = TenantId::new(1).expect("positive");
+        let tz: Tz = tz.parse().expect("zone");
+        ReportQuery::over(tenant, (utc(from), utc(to)), tz, group).expect("a range")
+    }
+
+    fn date(text: &str) -> NaiveDate {
+        text.parse().expect("a date")
+    }
+
+    fn by(time: Option<TimeBucket>, branch: bool, product: bool) -> GroupBy {
+        GroupBy {
+            time,
+            branch,
+            product,
+        }
+    }
+
+    #[test]
+    fn whole_days_of_the_rollup_zone_come_from_months_and_days_and_nothing_from_the_history() {
+        let kathmandu: Tz = "Asia/Kathmandu".parse().expect("zone");
+        // 1 March to 31 December in Kathmandu (UTC+5:45), then to 12 December.
+        let q = query(
+            "2026-02-28T18:15:00Z",
+            "2026-12-31T18:15:00Z",
+            "Asia/Kathmandu",
+            by(None, false, true),
+        );
+        assert_eq!(
+            q.plan(Some(kathmandu)),
+            vec![Part::Zoned(
+                Level::Month,
+                date("2026-03-01"),
+                date("2027-01-01")
+            )]
+        );
+        let part = query(
+            "2026-02-28T18:15:00Z",
+            "2026-12-12T18:15:00Z",
+            "Asia/Kathmandu",
+            by(None, false, true),
+        );
+        assert_eq!(
+            part.plan(Some(kathmandu)),
+            vec![
+                Part::Zoned(Level::Month, date("2026-03-01"), date("2026-12-01")),
+                Part::Zoned(Level::Day, date("2026-12-01"), date("2026-12-13")),
+            ]
+        );
+        let by_day = query(
+            "2026-02-28T18:15:00Z",
+            "2026-12-31T18:15:00Z",
+            "Asia/Kathmandu",
+            by(Some(TimeBucket::Day), false, true),
+        );
+        assert_eq!(
+            by_day.plan(Some(kathmandu)),
+            vec![Part::Zoned(
+                Level::Day,
+                date("2026-03-01"),
+                date("2027-01-01")
+            )]
+        );
+    }
+
+    #[test]
+    fn edges_inside_a_quarter_hour_or_a_day_come_from_the_history() {
+        let q = query(
+            "2026-03-01T10:07:00Z",
+            "2026-03-03T00:00:00Z",
+            "UTC",
+            by(Some(TimeBucket::Hour), true, false),
+        );
+        assert_eq!(
+            q.plan(Some(Tz::UTC)),
+            vec![
+                Part::History(Span {
+                    from: utc("2026-03-01T10:07:00Z"),
+                    to: utc("2026-03-01T10:15:00Z")
+                }),
+                Part::Quarters(
+                    Level::QuarterBranch,
+                    Span {
+                        from: utc("2026-03-01T10:15:00Z"),
+                        to: utc("2026-03-03T00:00:00Z")
+                    }
+                ),
+            ]
+        );
+        let q = query(
+            "2026-03-01T10:07:00Z",
+            "2026-03-03T05:00:00Z",
+            "UTC",
+            by(None, false, true),
+        );
+        assert_eq!(
+            q.plan(Some(Tz::UTC)),
+            vec![
+                Part::History(Span {
+                    from: utc("2026-03-01T10:07:00Z"),
+                    to: utc("2026-03-02T00:00:00Z")
+                }),
+                Part::Zoned(Level::Day, date("2026-03-02"), date("2026-03-03")),
+                Part::History(Span {
+                    from: utc("2026-03-03T00:00:00Z"),
+                    to: utc("2026-03-03T05:00:00Z")
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn what_no_rollup_answers_is_read_from_the_history() {
+        let whole = |q: &ReportQuery| {
+            vec![Part::History(Span {
+                from: q.from,
+                to: q.to,
+            })]
+        };
+        let berlin: Tz = "Europe/Berlin".parse().expect("zone");
+        let by_hour_and_product = query(
+            "2026-03-01T00:00:00Z",
+            "2026-03-09T00:00:00Z",
+            "UTC",
+            by(Some(TimeBucket::Hour), false, true),
+        );
+        assert_eq!(
+            by_hour_and_product.plan(Some(Tz::UTC)),
+            whole(&by_hour_and_product)
+        );
+        // Days of another zone than the rollups'.
+        let other_zone = query(
+            "2026-03-01T00:00:00Z",
+            "2026-03-09T00:00:00Z",
+            "UTC",
+            by(Some(TimeBucket::Day), false, true),
+        );
+        assert_eq!(other_zone.plan(Some(berlin)), whole(&other_zone));
+        // Rollups behind the history.
+        let behind = query(
+            "2026-03-01T00:00:00Z",
+            "2026-03-09T00:00:00Z",
+            "UTC",
+            by(None, false, false),
+        );
+        assert_eq!(behind.plan(None), whole(&behind));
+    }
+
+    #[test]
+    fn a_fact_counts_on_its_local_day_and_month_and_its_utc_quarter_hour() {
+        let kathmandu: Tz = "Asia/Kathmandu".parse().expect("zone");
+        let tenant = TenantId::new(1).expect("positive");
+        // 18:14 UTC on 31 March is 23:59 in Kathmandu: still March.
+        let at = utc("2026-03-31T18:14:59Z").naive_utc();
+        let fact = Fact::sale(tenant, 2, 3, at, 1, rust_decimal::Decimal::ONE);
+        let midnight = |d: &str| date(d).and_hms_opt(0, 0, 0).expect("midnight");
+        assert_eq!(
+            fact.key(Level::Day, kathmandu).start,
+            midnight("2026-03-31")
+        );
+        assert_eq!(
+            fact.key(Level::Month, kathmandu).start,
+            midnight("2026-03-01")
+        );
+        let quarter = fact.key(Level::Quarter, kathmandu);
+        assert_eq!(
+            (quarter.start, quarter.branch, quarter.product),
+            (utc("2026-03-31T18:00:00Z").naive_utc(), 0, 0)
+        );
+        let later = Fact::sale(
+            tenant,
+            2,
+            3,
+            utc("2026-03-31T18:15:00Z").naive_utc(),
+            1,
+            rust_decimal::Decimal::ONE,
+        );
+        assert_eq!(
+            later.key(Level::Month, kathmandu).start,
+            midnight("2026-04-01")
+        );
+    }
+}

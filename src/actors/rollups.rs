@@ -1,0 +1,187 @@
+//! RollupActor: rolls this shard's new history rows up (see
+//! `store::rollups`) every second, and whenever a report asks, off the
+//! sales' path, on a connection and a thread of its own. A report asks
+//! first: the answer says whether the rollups now hold every row
+//! committed before it asked (then the report reads them, else the
+//! history), so reports stay read-your-writes.
+//!
+//! Rolls never overlap: asks that come while one runs are answered by the
+//! next, which starts when it ends. Before rolling up to the newest ids it
+//! read, a roll waits for the persistence actors' flushes in flight then
+//! ([`WriteActivity`]), so no row at or below them can commit after.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::lease::ShardLease;
+use super::persistence::WriteActivity;
+use crate::domain::Shard;
+use crate::metrics::Metrics;
+use crate::store::{self, Rolled, StoreError};
+
+/// How often the rollups follow the history without being asked.
+const ROLL_EVERY: Duration = Duration::from_secs(1);
+/// Ids of each table one roll's transaction takes on, at most: a roll far
+/// behind (after a rebuild, or history written by hand) catches up in
+/// steps, answering asks in between.
+const CHUNK: u64 = 50_000;
+/// Longest a roll waits for the flushes in flight when it read the ids.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
+/// Longest a report waits for its roll (then it reads the history).
+const ASK_WAIT: Duration = Duration::from_secs(2);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Roll now; the answer: whether the rollups hold every row committed
+/// before this was asked.
+#[derive(Message)]
+#[rtype(result = "bool")]
+struct RollNow;
+
+pub struct RollupActor {
+    pool: mysql_async::Pool,
+    shard: Shard,
+    activity: WriteActivity,
+    /// Reads wait for the cluster's certified writes (Galera).
+    causal: bool,
+    lease: ShardLease,
+    metrics: Metrics,
+    rolling: bool,
+    /// Asks the next roll answers.
+    asked: Vec<oneshot::Sender<bool>>,
+}
+
+/// What a [`RollupActor`] works with.
+pub struct RollupSettings {
+    pub database_url: String,
+    pub shard: Shard,
+    pub activity: WriteActivity,
+    pub causal: bool,
+    pub lease: ShardLease,
+}
+
+impl RollupActor {
+    /// Builds the actor; call inside its arbiter so the pool lives there.
+    pub fn new(settings: RollupSettings, metrics: Metrics) -> Result<Self, mysql_async::UrlError> {
+        Ok(RollupActor {
+            pool: mysql_async::Pool::new(store::pool_opts(&settings.database_url, 1)?),
+            shard: settings.shard,
+            activity: settings.activity,
+            causal: settings.causal,
+            lease: settings.lease,
+            metrics,
+            rolling: false,
+            asked: Vec::new(),
+        })
+    }
+
+    fn roll(&mut self, ctx: &mut Context<Self>) {
+        if self.rolling {
+            return;
+        }
+        self.rolling = true;
+        let waiting = std::mem::take(&mut self.asked);
+        let (pool, shard, activity, causal, lease) = (
+            self.pool.clone(),
+            self.shard,
+            self.activity.clone(),
+            self.causal,
+            self.lease.clone(),
+        );
+        let work = async move {
+            if lease.current().is_none() {
+                return Err(StoreError::unavailable(
+                    "this instance does not hold its shard's lease",
+                ));
+            }
+            roll_once(pool, shard, activity, causal).await
+        };
+        ctx.spawn(work.into_actor(self).map(move |outcome, act, ctx| {
+            act.rolling = false;
+            let (caught_up, behind) = match outcome {
+                Ok(rolled) => {
+                    act.metrics.rollup_rows.inc_by(rolled.rows as u64);
+                    (rolled.caught_up, !rolled.caught_up)
+                }
+                Err(e) => {
+                    act.metrics.rollup_failures.inc();
+                    tracing::warn!(error = %e, "rolling the history up failed; reports read the history");
+                    (false, false)
+                }
+            };
+            for w in waiting {
+                let _ = w.send(caught_up);
+            }
+            // Far behind: the next step at once, not a second later.
+            if behind || !act.asked.is_empty() {
+                act.roll(ctx);
+            }
+        }));
+    }
+}
+
+async fn roll_once(
+    pool: mysql_async::Pool,
+    shard: Shard,
+    activity: WriteActivity,
+    causal: bool,
+) -> Result<Rolled, StoreError> {
+    let mut conn = match tokio::time::timeout(ACQUIRE_TIMEOUT, pool.get_conn()).await {
+        Ok(conn) => conn?,
+        Err(_) => return Err(StoreError::unavailable("connection acquire timed out")),
+    };
+    let newest = store::newest_ids(&mut conn, causal).await?;
+    if !activity.settled(SETTLE_WAIT).await {
+        return Err(StoreError::unavailable("a commit in flight did not settle"));
+    }
+    store::roll(&mut conn, shard, newest, CHUNK).await
+}
+
+impl Actor for RollupActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(ROLL_EVERY, |act, ctx| act.roll(ctx));
+        self.roll(ctx);
+    }
+}
+
+impl Handler<RollNow> for RollupActor {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, _: RollNow, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.asked.push(reply);
+        self.roll(ctx);
+        Box::pin(async move { answer.await.unwrap_or(false) })
+    }
+}
+
+/// The way to the rollup actor; cheap to clone.
+#[derive(Clone)]
+pub struct Rollups(Option<Addr<RollupActor>>);
+
+impl Rollups {
+    pub fn new(addr: Addr<RollupActor>) -> Rollups {
+        Rollups(Some(addr))
+    }
+
+    /// No rollup actor: reports read the history (the lanes' unit tests).
+    #[cfg(test)]
+    pub fn none() -> Rollups {
+        Rollups(None)
+    }
+
+    /// Rolls up what is committed now; whether the rollups then hold it
+    /// (false also when the roll failed or took too long).
+    pub async fn caught_up(&self) -> bool {
+        let Some(addr) = &self.0 else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(ASK_WAIT, addr.send(RollNow)).await,
+            Ok(Ok(true))
+        )
+    }
+}
