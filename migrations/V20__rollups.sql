@@ -8,8 +8,9 @@
 -- level 2: per UTC quarter hour and branch (product_id = 0)
 -- level 3: per local day of the zone in rollup_zones, branch and product
 -- level 4: per local month of that zone, branch and product
+-- level 5: per local day of that zone and branch (product_id = 0)
 -- `start` is the UTC start of a quarter hour (levels 1, 2), or the local
--- midnight starting the day or month (levels 3, 4). A refund counts at
+-- midnight starting the day or month (levels 3, 4, 5). A refund counts at
 -- its own branch and time, as in reports.
 CREATE TABLE IF NOT EXISTS sales_rollups (
     tenant_id    BIGINT UNSIGNED  NOT NULL,
@@ -26,7 +27,7 @@ CREATE TABLE IF NOT EXISTS sales_rollups (
     PRIMARY KEY (tenant_id, level, start, branch_id, product_id)
 ) ENGINE = InnoDB;
 
--- The zone a tenant's day and month rollups (levels 3, 4) are cut in: its
+-- The zone a tenant's day and month rollups (levels 3, 4, 5) are cut in: its
 -- time zone when they were made. A tenant whose zone changed has them
 -- made again in the new zone by the next roll of its rows; until then
 -- reports read them for what they are (stretches of UTC time).
@@ -35,13 +36,17 @@ CREATE TABLE IF NOT EXISTS rollup_zones (
     zone      VARCHAR(64)     NOT NULL
 ) ENGINE = InnoDB;
 
--- Per shard: the highest sale and refund ids rolled up. The shard's rows
--- up to them are in sales_rollups, none above. `pos shards resize` rolls
--- every shard up to the newest row and writes the new shards' marks.
+-- Per shard: the highest sale and refund ids rolled up, into the quarter
+-- hours (levels 1, 2) and into the zoned levels (3 to 5), which are rolled
+-- less often. The shard's rows up to them are in those levels, none
+-- above. `pos shards resize` rolls every shard up to the newest row and
+-- writes the new shards' marks.
 CREATE TABLE IF NOT EXISTS rollup_marks (
-    shard_index     INT UNSIGNED    NOT NULL PRIMARY KEY,
-    shard_count     INT UNSIGNED    NOT NULL,
-    sales_through   BIGINT UNSIGNED NOT NULL,
-    refunds_through BIGINT UNSIGNED NOT NULL,
-    updated         DATETIME(6)     NOT NULL
+    shard_index           INT UNSIGNED    NOT NULL PRIMARY KEY,
+    shard_count           INT UNSIGNED    NOT NULL,
+    sales_through         BIGINT UNSIGNED NOT NULL,
+    refunds_through       BIGINT UNSIGNED NOT NULL,
+    zoned_sales_through   BIGINT UNSIGNED NOT NULL,
+    zoned_refunds_through BIGINT UNSIGNED NOT NULL,
+    updated               DATETIME(6)     NOT NULL
 ) ENGINE = InnoDB;

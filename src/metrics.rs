@@ -42,7 +42,7 @@ pub struct Metrics {
     pub rows_waiting: IntGauge,
     /// Batch attempts repeated after a connection loss.
     pub persistence_retries: IntCounter,
-    /// History rows rolled up for reports.
+    /// Rollup rows written (added or changed) for reports.
     pub rollup_rows: IntCounter,
     /// Rolls that failed (MySQL away, a flush not settled in time).
     pub rollup_failures: IntCounter,
@@ -193,7 +193,7 @@ impl Metrics {
             .expect("valid"),
             rollup_rows: IntCounter::new(
                 "pos_rollup_rows_total",
-                "History rows rolled up for reports",
+                "Rollup rows written (added or changed) for reports",
             )
             .expect("valid"),
             rollup_failures: IntCounter::new(

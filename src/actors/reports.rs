@@ -126,7 +126,7 @@ impl ReportsActor {
         } = job;
         let run = async move {
             // In its turn, so the lanes' bounds hold for the wait too.
-            query.rollups = rollups.caught_up().await;
+            query.rollups = rollups.caught_up(query.wants_zoned()).await;
             run(pool, &query, deadline).await
         };
         ctx.spawn(run.into_actor(self).map(move |outcome, act, ctx| {

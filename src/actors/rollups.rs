@@ -1,28 +1,32 @@
 //! RollupActor: rolls this shard's new history rows up (see
-//! `store::rollups`) every second, and whenever a report asks, off the
-//! sales' path, on a connection and a thread of its own. A report asks
-//! first: the answer says whether the rollups now hold every row
-//! committed before it asked (then the report reads them, else the
-//! history), so reports stay read-your-writes.
+//! `store::rollups`) off the sales' path, on a connection and a thread of
+//! its own: into the quarter hours every second, into the days and months
+//! every [`ZONED_EVERY`] (they cost about a rollup row per sale where sales
+//! are spread thin), and whenever a report asks. A report asks first: the
+//! answer says which rollups now hold every row committed before it asked
+//! (the report reads those, the history for the rest), so reports stay
+//! read-your-writes.
 //!
 //! Rolls never overlap: asks that come while one runs are answered by the
 //! next, which starts when it ends. Before rolling up to the newest ids it
 //! read, a roll waits for the persistence actors' flushes in flight then
 //! ([`WriteActivity`]), so no row at or below them can commit after.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::lease::ShardLease;
 use super::persistence::WriteActivity;
-use crate::domain::Shard;
+use crate::domain::{RolledUp, Shard};
 use crate::metrics::Metrics;
 use crate::store::{self, Rolled, StoreError};
 
-/// How often the rollups follow the history without being asked.
+/// How often the quarter hours follow the history without being asked.
 const ROLL_EVERY: Duration = Duration::from_secs(1);
+/// How often the days and months do.
+const ZONED_EVERY: Duration = Duration::from_secs(300);
 /// Ids of each table one roll's transaction takes on, at most: a roll far
 /// behind (after a rebuild, or history written by hand) catches up in
 /// steps, answering asks in between.
@@ -33,11 +37,13 @@ const SETTLE_WAIT: Duration = Duration::from_secs(5);
 const ASK_WAIT: Duration = Duration::from_secs(2);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Roll now; the answer: whether the rollups hold every row committed
-/// before this was asked.
+/// Roll now (the days and months too, with `zoned`); the answer: which
+/// rollups hold every row committed before this was asked.
 #[derive(Message)]
-#[rtype(result = "bool")]
-struct RollNow;
+#[rtype(result = "RolledUp")]
+struct RollNow {
+    zoned: bool,
+}
 
 pub struct RollupActor {
     pool: mysql_async::Pool,
@@ -48,8 +54,12 @@ pub struct RollupActor {
     lease: ShardLease,
     metrics: Metrics,
     rolling: bool,
-    /// Asks the next roll answers.
-    asked: Vec<oneshot::Sender<bool>>,
+    /// When the days and months were last rolled up.
+    zoned_at: Instant,
+    /// The days and months are catching up in steps.
+    zoned_behind: bool,
+    /// Asks the next roll answers (and whether each wants days and months).
+    asked: Vec<(bool, oneshot::Sender<RolledUp>)>,
 }
 
 /// What a [`RollupActor`] works with.
@@ -72,6 +82,8 @@ impl RollupActor {
             lease: settings.lease,
             metrics,
             rolling: false,
+            zoned_at: Instant::now(),
+            zoned_behind: true,
             asked: Vec::new(),
         })
     }
@@ -82,6 +94,12 @@ impl RollupActor {
         }
         self.rolling = true;
         let waiting = std::mem::take(&mut self.asked);
+        let zoned = self.zoned_behind
+            || waiting.iter().any(|(z, _)| *z)
+            || self.zoned_at.elapsed() >= ZONED_EVERY;
+        if zoned {
+            self.zoned_at = Instant::now();
+        }
         let (pool, shard, activity, causal, lease) = (
             self.pool.clone(),
             self.shard,
@@ -95,25 +113,35 @@ impl RollupActor {
                     "this instance does not hold its shard's lease",
                 ));
             }
-            roll_once(pool, shard, activity, causal).await
+            roll_once(pool, shard, activity, causal, zoned).await
         };
         ctx.spawn(work.into_actor(self).map(move |outcome, act, ctx| {
             act.rolling = false;
-            let (caught_up, behind) = match outcome {
+            let (rolled, behind) = match outcome {
                 Ok(rolled) => {
-                    act.metrics.rollup_rows.inc_by(rolled.rows as u64);
-                    (rolled.caught_up, !rolled.caught_up)
+                    act.metrics.rollup_rows.inc_by(rolled.rows);
+                    if zoned {
+                        act.zoned_behind = !rolled.zoned_caught_up;
+                    }
+                    let caught = RolledUp {
+                        quarters: rolled.quarters_caught_up,
+                        zoned: zoned && rolled.zoned_caught_up,
+                    };
+                    (caught, !caught.quarters || act.zoned_behind)
                 }
                 Err(e) => {
                     act.metrics.rollup_failures.inc();
                     tracing::warn!(error = %e, "rolling the history up failed; reports read the history");
-                    (false, false)
+                    (RolledUp::default(), false)
                 }
             };
-            for w in waiting {
-                let _ = w.send(caught_up);
+            for (wants_zoned, w) in waiting {
+                let _ = w.send(RolledUp {
+                    zoned: wants_zoned && rolled.zoned,
+                    ..rolled
+                });
             }
-            // Far behind: the next step at once, not a second later.
+            // Far behind (a catch-up in steps): the next step at once.
             if behind || !act.asked.is_empty() {
                 act.roll(ctx);
             }
@@ -126,6 +154,7 @@ async fn roll_once(
     shard: Shard,
     activity: WriteActivity,
     causal: bool,
+    zoned: bool,
 ) -> Result<Rolled, StoreError> {
     let mut conn = match tokio::time::timeout(ACQUIRE_TIMEOUT, pool.get_conn()).await {
         Ok(conn) => conn?,
@@ -135,7 +164,7 @@ async fn roll_once(
     if !activity.settled(SETTLE_WAIT).await {
         return Err(StoreError::unavailable("a commit in flight did not settle"));
     }
-    store::roll(&mut conn, shard, newest, CHUNK).await
+    store::roll(&mut conn, shard, newest, CHUNK, zoned).await
 }
 
 impl Actor for RollupActor {
@@ -148,13 +177,13 @@ impl Actor for RollupActor {
 }
 
 impl Handler<RollNow> for RollupActor {
-    type Result = ResponseFuture<bool>;
+    type Result = ResponseFuture<RolledUp>;
 
-    fn handle(&mut self, _: RollNow, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: RollNow, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, answer) = oneshot::channel();
-        self.asked.push(reply);
+        self.asked.push((msg.zoned, reply));
         self.roll(ctx);
-        Box::pin(async move { answer.await.unwrap_or(false) })
+        Box::pin(async move { answer.await.unwrap_or_default() })
     }
 }
 
@@ -173,15 +202,16 @@ impl Rollups {
         Rollups(None)
     }
 
-    /// Rolls up what is committed now; whether the rollups then hold it
-    /// (false also when the roll failed or took too long).
-    pub async fn caught_up(&self) -> bool {
+    /// Rolls up what is committed now (into the days and months too, with
+    /// `zoned`); which rollups then hold it (none when the roll failed or
+    /// took too long).
+    pub async fn caught_up(&self, zoned: bool) -> RolledUp {
         let Some(addr) = &self.0 else {
-            return false;
+            return RolledUp::default();
         };
-        matches!(
-            tokio::time::timeout(ASK_WAIT, addr.send(RollNow)).await,
-            Ok(Ok(true))
-        )
+        match tokio::time::timeout(ASK_WAIT, addr.send(RollNow { zoned })).await {
+            Ok(Ok(rolled)) => rolled,
+            _ => RolledUp::default(),
+        }
     }
 }

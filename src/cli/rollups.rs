@@ -41,16 +41,10 @@ async fn rebuild(conn: &mut mysql_async::Conn) -> Result<String, CliError> {
     let marks = store::reset_rollups(conn).await?;
     let mut rows = 0;
     for (shard, upto) in &marks {
-        loop {
-            let rolled = store::roll(conn, *shard, *upto, CHUNK).await?;
-            rows += rolled.rows;
-            if rolled.caught_up {
-                break;
-            }
-        }
+        rows += store::roll_all(conn, *shard, *upto, CHUNK).await?;
     }
     Ok(format!(
-        "rollups rebuilt: {rows} history rows rolled up again ({} shard marks)\n",
+        "rollups rebuilt: {rows} rollup rows from the history ({} shards)\n",
         marks.len()
     ))
 }

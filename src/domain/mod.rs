@@ -31,8 +31,8 @@ pub use refund::{
     ListingCursor, NewRefund, RefundItem, RefundKind, RefundableSale, SalesListing, StoredRefund,
 };
 pub use report::{
-    day_start, quarter_start, roll_up, time_zone, Fact, GroupBy, GroupKey, Groups, Level, Part,
-    RangeError, ReportPage, ReportQuery, ReportRow, RollupKey, Span, Stretch, Sums, TimeBucket,
+    day_start, fixed_offset, time_zone, Fact, GroupBy, GroupKey, Groups, Level, Part, RangeError,
+    ReportPage, ReportQuery, ReportRow, RolledUp, RollupKey, Span, Stretch, Sums, TimeBucket,
     TooManyGroups, MAX_FILTER_IDS, MAX_GROUPS, MAX_PAGE_ROWS, TIME_ZONE_RULE,
 };
 pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale, MAX_FUTURE_SECONDS};

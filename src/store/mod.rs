@@ -37,8 +37,8 @@ pub use refunds::{
 };
 pub use reports::{report_params, report_sql, sales_report, ReportOutcome};
 pub use rollups::{
-    newest_ids, reset as reset_rollups, reshard, roll, verify as verify_rollups, RollMarks, Rolled,
-    Verified,
+    newest_ids, reset as reset_rollups, reshard, roll, roll_all, verify as verify_rollups, Marks,
+    RollMarks, Rolled, Verified,
 };
 pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Lease, Mark};
 pub use seed::{count_tenants, insert_seed_chunk, SeedChunk};

@@ -57,36 +57,26 @@ pub async fn sales_report(
         .as_deref()
         .and_then(Currency::stored)
         .unwrap_or_default();
-    // A tenant with no rollup zone has nothing rolled up: any zone reads.
-    let zone = match query.rollups {
-        true => Some(
-            rollup_zone(&mut tx, query.tenant)
-                .await?
-                .unwrap_or(query.tz),
-        ),
-        false => None,
+    // A tenant with no rollup zone has no day rolled up: any zone reads.
+    let zone = match query.rollups.zoned {
+        true => rollup_zone(&mut tx, query.tenant)
+            .await?
+            .unwrap_or(query.tz),
+        false => query.tz,
     };
     let mut groups = Groups::after(query.after);
-    for part in query.plan(zone) {
-        let found = match part {
-            Part::History(span) => read_history(&mut tx, query, span, time_limit).await?,
-            Part::Quarters(level, span) => {
-                let mut found = Vec::new();
-                for stretch in query.stretches_of(span) {
-                    let read = RollupRead::quarters(level, &stretch);
-                    found.extend(read_rollups(&mut tx, query, &read, time_limit).await?);
+    for window in query.windows() {
+        for part in window.plan(zone) {
+            let found = read_part(&mut tx, &window, part, time_limit).await?;
+            for (key, sums) in found {
+                if groups.add(key, sums).is_err() {
+                    return Ok(ReportOutcome::TooManyGroups);
                 }
-                found
             }
-            Part::Zoned(level, from, to) => {
-                let read = RollupRead::zoned(level, from, to);
-                read_rollups(&mut tx, query, &read, time_limit).await?
-            }
-        };
-        for (key, sums) in found {
-            if groups.add(key, sums).is_err() {
-                return Ok(ReportOutcome::TooManyGroups);
-            }
+        }
+        // The page and one row more: whether another page follows.
+        if groups.len() > query.limit {
+            break;
         }
     }
     let (page, more) = groups.page(query.limit);
@@ -112,6 +102,30 @@ pub async fn sales_report(
         next,
         currency,
     }))
+}
+
+/// The groups of one part of a report, from where the plan says.
+async fn read_part(
+    tx: &mut Transaction<'_>,
+    query: &ReportQuery,
+    part: Part,
+    time_limit: Duration,
+) -> Result<Vec<(GroupKey, Sums)>> {
+    match part {
+        Part::History(span) => read_history(tx, query, span, time_limit).await,
+        Part::Quarters(level, span) => {
+            let mut found = Vec::new();
+            for stretch in query.stretches_of(span) {
+                let read = RollupRead::quarters(level, &stretch);
+                found.extend(read_rollups(tx, query, &read, time_limit).await?);
+            }
+            Ok(found)
+        }
+        Part::Zoned(level, from, to) => {
+            let read = RollupRead::zoned(level, from, to);
+            read_rollups(tx, query, &read, time_limit).await
+        }
+    }
 }
 
 /// The groups of the history rows (sales and refunds) in `span`, a

@@ -18,7 +18,7 @@ use mysql_async::{Conn, Transaction, TxOpts};
 use rust_decimal::Decimal;
 
 use super::{Result, StoreError};
-use crate::domain::{roll_up, time_zone, Fact, Level, RollupKey, Shard, Sums, TenantId};
+use crate::domain::{fixed_offset, time_zone, Fact, Level, RollupKey, Shard, Sums, TenantId};
 
 /// Ids rolled up to (or to roll up to), of the sales and of the refunds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,15 +27,46 @@ pub struct RollMarks {
     pub refunds: u64,
 }
 
+impl RollMarks {
+    /// `self` moved at most `chunk` ids on, never past `upto`.
+    fn step(self, upto: RollMarks, chunk: u64) -> RollMarks {
+        let step = |at: u64, upto: u64| upto.min(at.saturating_add(chunk)).max(at);
+        RollMarks {
+            sales: step(self.sales, upto.sales),
+            refunds: step(self.refunds, upto.refunds),
+        }
+    }
+
+    fn reached(self, upto: RollMarks) -> bool {
+        self.sales >= upto.sales && self.refunds >= upto.refunds
+    }
+
+    fn max(self, other: RollMarks) -> RollMarks {
+        RollMarks {
+            sales: self.sales.max(other.sales),
+            refunds: self.refunds.max(other.refunds),
+        }
+    }
+}
+
+/// A shard's marks: up to where its quarter-hour rollups (levels 1, 2)
+/// and its zoned ones (levels 3 to 5) hold the history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub quarters: RollMarks,
+    pub zoned: RollMarks,
+}
+
 /// What one [`roll`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rolled {
     /// The shard's marks after it.
-    pub marks: RollMarks,
-    /// History rows it rolled up.
-    pub rows: usize,
-    /// Whether the marks reached the ids it was asked to roll up to.
-    pub caught_up: bool,
+    pub marks: Marks,
+    /// Rollup rows it added to or changed.
+    pub rows: u64,
+    /// Whether each kind reached the ids it was asked to roll up to.
+    pub quarters_caught_up: bool,
+    pub zoned_caught_up: bool,
 }
 
 /// The newest sale and refund ids. `causal`: on a Galera node, wait first
@@ -53,75 +84,222 @@ pub async fn newest_ids(conn: &mut Conn, causal: bool) -> Result<RollMarks> {
 }
 
 /// Rolls `shard`'s rows after its marks up, at most `chunk` ids of each
-/// table, never past `upto`; one transaction.
-pub async fn roll(conn: &mut Conn, shard: Shard, upto: RollMarks, chunk: u64) -> Result<Rolled> {
+/// table, never past `upto`, in one transaction: always its quarter
+/// hours; with `zoned`, its days and months too. Quarter hours cost a few
+/// rollup rows per tenant and branch each quarter hour; days and months,
+/// where sales are spread thin over products, about one per sale, so the
+/// rollup actor takes them on less often.
+pub async fn roll(
+    conn: &mut Conn,
+    shard: Shard,
+    upto: RollMarks,
+    chunk: u64,
+    zoned: bool,
+) -> Result<Rolled> {
     let mut tx = conn.start_transaction(TxOpts::default()).await?;
     let marks = lock_marks(&mut tx, shard).await?;
-    let to = RollMarks {
-        sales: upto
-            .sales
-            .min(marks.sales.saturating_add(chunk))
-            .max(marks.sales),
-        refunds: upto
-            .refunds
-            .min(marks.refunds.saturating_add(chunk))
-            .max(marks.refunds),
+    let after = Marks {
+        quarters: marks.quarters.step(upto, chunk),
+        zoned: match zoned {
+            true => marks.zoned.step(upto, chunk),
+            false => marks.zoned,
+        },
     };
-    let mut facts = Vec::new();
-    for source in [Source::Sales, Source::Refunds] {
-        let (after, through) = source.pick(marks, to);
-        if through > after {
-            let sql = format!(
-                "{} WHERE id > ? AND id <= ?{}",
-                source.select(),
-                shard_filter(shard)
-            );
-            read_facts(&mut tx, source, sql, (after, through), |f| facts.push(f)).await?;
-        }
+    let mut rows = roll_quarters(&mut tx, shard, marks.quarters, after.quarters).await?;
+    if after.zoned != marks.zoned {
+        rows += roll_zoned(&mut tx, shard, marks.zoned, after.zoned).await?;
     }
-    if to != marks {
-        let tenants: HashSet<TenantId> = facts.iter().map(|f| f.tenant).collect();
-        let zones = zones_for(&mut tx, tenants, marks).await?;
-        let rows = roll_up(&facts, &Level::ALL, |t| {
-            zones.get(&t).copied().unwrap_or(Tz::UTC)
-        });
-        upsert(&mut tx, &rows).await?;
+    if after != marks {
         tx.exec_drop(
-            "UPDATE rollup_marks SET sales_through = ?, refunds_through = ?, updated = UTC_TIMESTAMP(6) \
+            "UPDATE rollup_marks SET sales_through = ?, refunds_through = ?, \
+             zoned_sales_through = ?, zoned_refunds_through = ?, updated = UTC_TIMESTAMP(6) \
              WHERE shard_index = ?",
-            (to.sales, to.refunds, shard.index),
+            (
+                after.quarters.sales,
+                after.quarters.refunds,
+                after.zoned.sales,
+                after.zoned.refunds,
+                shard.index,
+            ),
         )
         .await?;
     }
     tx.commit().await?;
     Ok(Rolled {
-        marks: to,
-        rows: facts.len(),
-        caught_up: to.sales >= upto.sales && to.refunds >= upto.refunds,
+        marks: after,
+        rows,
+        quarters_caught_up: after.quarters.reached(upto),
+        zoned_caught_up: after.zoned.reached(upto),
     })
+}
+
+/// The columns every rollup upsert names, and what a duplicate adds.
+const ROLLUP_COLUMNS: &str = "INSERT INTO sales_rollups (tenant_id, level, start, branch_id, \
+    product_id, quantity, revenue, sales, refunded, refunds, refund_count) ";
+const ADD_TO_ROLLUP: &str = " ON DUPLICATE KEY UPDATE quantity = quantity + VALUES(quantity), \
+    revenue = revenue + VALUES(revenue), sales = sales + VALUES(sales), \
+    refunded = refunded + VALUES(refunded), refunds = refunds + VALUES(refunds), \
+    refund_count = refund_count + VALUES(refund_count)";
+
+/// Levels 1 and 2 of the rows in `(from, to]`, summed in SQL (quarter
+/// hours are UTC's: no zone needed); rollup rows written.
+async fn roll_quarters(
+    tx: &mut Transaction<'_>,
+    shard: Shard,
+    from: RollMarks,
+    to: RollMarks,
+) -> Result<u64> {
+    let mut rows = 0;
+    for source in [Source::Sales, Source::Refunds] {
+        let (after, through) = (source.pick(from), source.pick(to));
+        if through <= after {
+            continue;
+        }
+        let quarter = format!(
+            "'1970-01-01' + INTERVAL TIMESTAMPDIFF(MINUTE, '1970-01-01', {}) DIV 15 * 15 MINUTE",
+            source.time()
+        );
+        let rows_of = source.rows(
+            &quarter,
+            &format!("id > ? AND id <= ?{}", shard_filter(shard)),
+        );
+        let sums = source.sums();
+        let sql = format!(
+            "{ROLLUP_COLUMNS}SELECT tenant_id, 1, t, 0, 0, {sums} FROM {rows_of} h GROUP BY tenant_id, t \
+             UNION ALL SELECT tenant_id, 2, t, branch_id, 0, {sums} FROM {rows_of} h \
+             GROUP BY tenant_id, t, branch_id{ADD_TO_ROLLUP}"
+        );
+        tx.exec_drop(sql, (after, through, after, through)).await?;
+        rows += tx.affected_rows();
+    }
+    Ok(rows)
+}
+
+/// Levels 3 to 5 of the rows in `(from, to]`. A tenant whose zone keeps
+/// one offset over its rows' times (nearly always) is summed in SQL with
+/// that offset; one whose rows span a change of offset, row by row here.
+async fn roll_zoned(
+    tx: &mut Transaction<'_>,
+    shard: Shard,
+    from: RollMarks,
+    to: RollMarks,
+) -> Result<u64> {
+    let range = format!("id > ? AND id <= ?{}", shard_filter(shard));
+    let spans: Vec<(TenantId, NaiveDateTime, NaiveDateTime)> = tx
+        .exec(
+            format!(
+                "SELECT tenant_id, MIN(t), MAX(t) FROM (\
+                 SELECT tenant_id, log_timestamp t FROM sales_transactions WHERE {range} \
+                 UNION ALL SELECT tenant_id, created_at FROM refunds WHERE {range}) x GROUP BY tenant_id"
+            ),
+            (from.sales, to.sales, from.refunds, to.refunds),
+        )
+        .await?;
+    let zones = zones_for(tx, spans.iter().map(|s| s.0).collect(), from).await?;
+    let mut by_offset: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
+    let mut varying = Vec::new();
+    for (tenant, first, last) in spans {
+        let zone = zones.get(&tenant).copied().unwrap_or(Tz::UTC);
+        match fixed_offset(zone, first.and_utc(), last.and_utc()) {
+            Some(offset) => by_offset.entry(offset).or_default().push(tenant.get()),
+            None => varying.push(tenant.get()),
+        }
+    }
+    let mut rows = 0;
+    for (offset, tenants) in &by_offset {
+        for chunk in tenants.chunks(1000) {
+            rows += roll_zoned_at(tx, *offset, chunk, from, to).await?;
+        }
+    }
+    for chunk in varying.chunks(1000) {
+        let mut facts = BTreeMap::new();
+        for source in [Source::Sales, Source::Refunds] {
+            let sql = format!(
+                "{} WHERE id > ? AND id <= ? AND tenant_id IN ({})",
+                source.select(),
+                join_ids(chunk.iter().copied())
+            );
+            let params = (source.pick(from), source.pick(to));
+            read_facts(tx, source, sql, params, |f| {
+                let zone = zones.get(&f.tenant).copied().unwrap_or(Tz::UTC);
+                f.add_to(&mut facts, &Level::ZONED, zone)
+            })
+            .await?;
+        }
+        rows += facts.len() as u64;
+        upsert(tx, &facts).await?;
+    }
+    Ok(rows)
+}
+
+/// Levels 3 to 5 of `tenants`' rows in `(from, to]`, their local time
+/// being UTC plus `offset` seconds.
+async fn roll_zoned_at(
+    tx: &mut Transaction<'_>,
+    offset: i32,
+    tenants: &[u64],
+    from: RollMarks,
+    to: RollMarks,
+) -> Result<u64> {
+    let mut rows = 0;
+    for source in [Source::Sales, Source::Refunds] {
+        let (after, through) = (source.pick(from), source.pick(to));
+        if through <= after {
+            continue;
+        }
+        let local = format!("{} + INTERVAL {offset} SECOND", source.time());
+        let filter = format!(
+            "id > ? AND id <= ? AND tenant_id IN ({})",
+            join_ids(tenants.iter().copied())
+        );
+        let days = source.rows(&format!("CAST(DATE({local}) AS DATETIME)"), &filter);
+        let months = source.rows(
+            &format!("CAST(DATE({local}) - INTERVAL DAYOFMONTH({local}) - 1 DAY AS DATETIME)"),
+            &filter,
+        );
+        let sums = source.sums();
+        let sql = format!(
+            "{ROLLUP_COLUMNS}SELECT tenant_id, 3, t, branch_id, product_id, {sums} FROM {days} h \
+             GROUP BY tenant_id, t, branch_id, product_id \
+             UNION ALL SELECT tenant_id, 4, t, branch_id, product_id, {sums} FROM {months} h \
+             GROUP BY tenant_id, t, branch_id, product_id \
+             UNION ALL SELECT tenant_id, 5, t, branch_id, 0, {sums} FROM {days} h \
+             GROUP BY tenant_id, t, branch_id{ADD_TO_ROLLUP}"
+        );
+        tx.exec_drop(sql, (after, through, after, through, after, through))
+            .await?;
+        rows += tx.affected_rows();
+    }
+    Ok(rows)
 }
 
 /// The shard's marks, locked until the transaction ends (two rollers of a
 /// shard take turns); made at 0 for a shard that never rolled.
-async fn lock_marks(tx: &mut Transaction<'_>, shard: Shard) -> Result<RollMarks> {
-    let read = "SELECT shard_count, sales_through, refunds_through FROM rollup_marks \
-                WHERE shard_index = ? FOR UPDATE";
-    let mut row: Option<(u64, u64, u64)> = tx.exec_first(read, (shard.index,)).await?;
+async fn lock_marks(tx: &mut Transaction<'_>, shard: Shard) -> Result<Marks> {
+    let read = "SELECT shard_count, sales_through, refunds_through, zoned_sales_through, \
+                zoned_refunds_through FROM rollup_marks WHERE shard_index = ? FOR UPDATE";
+    let mut row: Option<(u64, u64, u64, u64, u64)> = tx.exec_first(read, (shard.index,)).await?;
     if row.is_none() {
         tx.exec_drop(
-            "INSERT IGNORE INTO rollup_marks VALUES (?, ?, 0, 0, UTC_TIMESTAMP(6))",
+            "INSERT IGNORE INTO rollup_marks VALUES (?, ?, 0, 0, 0, 0, UTC_TIMESTAMP(6))",
             (shard.index, shard.count),
         )
         .await?;
         row = tx.exec_first(read, (shard.index,)).await?;
     }
     match row {
-        Some((count, sales, refunds)) if count == shard.count => Ok(RollMarks { sales, refunds }),
-        Some((count, _, _)) => Err(StoreError::invariant(if count > shard.count {
-            "the rollup marks are of more shards than this one's count: run pos shards resize"
-        } else {
-            "the rollup marks are of fewer shards than this one's count: run pos shards resize"
-        })),
+        Some((count, sales, refunds, zoned_sales, zoned_refunds)) if count == shard.count => {
+            Ok(Marks {
+                quarters: RollMarks { sales, refunds },
+                zoned: RollMarks {
+                    sales: zoned_sales,
+                    refunds: zoned_refunds,
+                },
+            })
+        }
+        Some(_) => Err(StoreError::invariant(
+            "the rollup marks are of another shard count than this one's: run pos shards resize",
+        )),
         None => Err(StoreError::invariant("the rollup marks row is missing")),
     }
 }
@@ -153,10 +331,42 @@ impl Source {
         }
     }
 
-    fn pick(self, a: RollMarks, b: RollMarks) -> (u64, u64) {
+    fn pick(self, marks: RollMarks) -> u64 {
         match self {
-            Source::Sales => (a.sales, b.sales),
-            Source::Refunds => (a.refunds, b.refunds),
+            Source::Sales => marks.sales,
+            Source::Refunds => marks.refunds,
+        }
+    }
+
+    fn time(self) -> &'static str {
+        match self {
+            Source::Sales => "log_timestamp",
+            Source::Refunds => "created_at",
+        }
+    }
+
+    /// A derived table of the rows `filter` picks: tenant, branch,
+    /// product, `start` as `t`, units as `u`, amount as `a`.
+    fn rows(self, start: &str, filter: &str) -> String {
+        let (table, units, amount) = match self {
+            Source::Sales => (
+                "sales_transactions",
+                "quantity_sold",
+                "quantity_sold * price_per_unit",
+            ),
+            Source::Refunds => ("refunds", "quantity", "amount"),
+        };
+        format!(
+            "(SELECT tenant_id, branch_id, product_id, {start} t, {units} u, {amount} a \
+             FROM {table} WHERE {filter})"
+        )
+    }
+
+    /// The six sums of a rollup row from such a derived table's rows.
+    fn sums(self) -> &'static str {
+        match self {
+            Source::Sales => "SUM(u), SUM(a), COUNT(*), 0, 0, 0",
+            Source::Refunds => "0, 0, 0, SUM(u), SUM(a), COUNT(*)",
         }
     }
 }
@@ -229,17 +439,21 @@ async fn rezone(
     zone: Tz,
     marks: RollMarks,
 ) -> Result<()> {
+    let zoned: Vec<String> = Level::ZONED.iter().map(|l| l.code().to_string()).collect();
     tx.exec_drop(
-        "DELETE FROM sales_rollups WHERE tenant_id = ? AND level IN (?, ?)",
-        (tenant, Level::Day.code(), Level::Month.code()),
+        format!(
+            "DELETE FROM sales_rollups WHERE tenant_id = ? AND level IN ({})",
+            zoned.join(",")
+        ),
+        (tenant,),
     )
     .await?;
     let mut rows = BTreeMap::new();
     for source in [Source::Sales, Source::Refunds] {
-        let (through, _) = source.pick(marks, marks);
+        let through = source.pick(marks);
         let sql = format!("{} WHERE tenant_id = ? AND id <= ?", source.select());
         read_facts(tx, source, sql, (tenant, through), |f| {
-            f.add_to(&mut rows, &[Level::Day, Level::Month], zone)
+            f.add_to(&mut rows, &Level::ZONED, zone)
         })
         .await?;
     }
@@ -314,32 +528,59 @@ pub async fn rollup_zone(tx: &mut Transaction<'_>, tenant: TenantId) -> Result<O
 }
 
 /// Empties the rollups and sets every shard's marks to 0, in one
-/// transaction; the marks they had (which the caller rolls up to again:
-/// no row at or below them can still commit).
+/// transaction; up to where each shard had rolled (which the caller rolls
+/// up to again: no row at or below it can still commit).
 pub async fn reset(conn: &mut Conn) -> Result<Vec<(Shard, RollMarks)>> {
     let mut tx = conn.start_transaction(TxOpts::default()).await?;
     let marks = all_marks(&mut tx, " FOR UPDATE").await?;
     tx.query_drop("DELETE FROM sales_rollups").await?;
     tx.query_drop("DELETE FROM rollup_zones").await?;
-    tx.query_drop("UPDATE rollup_marks SET sales_through = 0, refunds_through = 0, updated = UTC_TIMESTAMP(6)")
-        .await?;
+    tx.query_drop(
+        "UPDATE rollup_marks SET sales_through = 0, refunds_through = 0, zoned_sales_through = 0, \
+         zoned_refunds_through = 0, updated = UTC_TIMESTAMP(6)",
+    )
+    .await?;
     tx.commit().await?;
-    Ok(marks)
+    Ok(marks
+        .into_iter()
+        .map(|(shard, m)| (shard, m.quarters.max(m.zoned)))
+        .collect())
 }
 
-async fn all_marks(tx: &mut Transaction<'_>, lock: &str) -> Result<Vec<(Shard, RollMarks)>> {
-    let rows: Vec<(u64, u64, u64, u64)> = tx
+async fn all_marks(tx: &mut Transaction<'_>, lock: &str) -> Result<Vec<(Shard, Marks)>> {
+    let rows: Vec<(u64, u64, u64, u64, u64, u64)> = tx
         .query(format!(
-            "SELECT shard_index, shard_count, sales_through, refunds_through FROM rollup_marks \
-             ORDER BY shard_index{lock}"
+            "SELECT shard_index, shard_count, sales_through, refunds_through, zoned_sales_through, \
+             zoned_refunds_through FROM rollup_marks ORDER BY shard_index{lock}"
         ))
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(index, count, sales, refunds)| {
-            (Shard { index, count }, RollMarks { sales, refunds })
-        })
+        .map(
+            |(index, count, sales, refunds, zoned_sales, zoned_refunds)| {
+                let marks = Marks {
+                    quarters: RollMarks { sales, refunds },
+                    zoned: RollMarks {
+                        sales: zoned_sales,
+                        refunds: zoned_refunds,
+                    },
+                };
+                (Shard { index, count }, marks)
+            },
+        )
         .collect())
+}
+
+/// Rolls `shard` (quarter hours, days and months) up to `upto`.
+pub async fn roll_all(conn: &mut Conn, shard: Shard, upto: RollMarks, chunk: u64) -> Result<u64> {
+    let mut rows = 0;
+    loop {
+        let rolled = roll(conn, shard, upto, chunk, true).await?;
+        rows += rolled.rows;
+        if rolled.quarters_caught_up && rolled.zoned_caught_up {
+            return Ok(rows);
+        }
+    }
 }
 
 /// Rolls every shard of the recorded count up to the newest rows and
@@ -356,26 +597,29 @@ pub async fn reshard(conn: &mut Conn, count: u64) -> Result<()> {
     if old.iter().all(|(s, _)| s.count == count) {
         return Ok(());
     }
-    for (shard, _) in &old {
-        while !roll(conn, *shard, newest, 100_000).await?.caught_up {}
-    }
-    // Shards that never rolled: every row of theirs is after their 0 marks.
+    // Every shard of the old count, those that never rolled too (all
+    // their rows are after their 0 marks).
     let old_count = old.first().map_or(1, |(s, _)| s.count);
     for index in 0..old_count {
-        if old.iter().all(|(s, _)| s.index != index) {
-            let shard = Shard {
-                index,
-                count: old_count,
-            };
-            while !roll(conn, shard, newest, 100_000).await?.caught_up {}
-        }
+        let shard = Shard {
+            index,
+            count: old_count,
+        };
+        roll_all(conn, shard, newest, 100_000).await?;
     }
     let mut tx = conn.start_transaction(TxOpts::default()).await?;
     tx.query_drop("DELETE FROM rollup_marks").await?;
     for index in 0..count {
         tx.exec_drop(
-            "INSERT INTO rollup_marks VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))",
-            (index, count, newest.sales, newest.refunds),
+            "INSERT INTO rollup_marks VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
+            (
+                index,
+                count,
+                newest.sales,
+                newest.refunds,
+                newest.sales,
+                newest.refunds,
+            ),
         )
         .await?;
     }
@@ -416,22 +660,28 @@ pub async fn verify(conn: &mut Conn) -> Result<Verified> {
             .unwrap_or_default();
         let zone = zone.as_deref().and_then(time_zone);
         let mut expected = BTreeMap::new();
+        let mut zoned_rows = 0;
         for source in [Source::Sales, Source::Refunds] {
-            let (through, _) = source.pick(mark, mark);
             let sql = format!("{} WHERE tenant_id = ? AND id <= ?", source.select());
-            read_facts(&mut tx, source, sql, (tenant, through), |f| {
+            let through = source.pick(mark.quarters);
+            read_facts(&mut tx, source, sql.clone(), (tenant, through), |f| {
                 f.add_to(
                     &mut expected,
                     &[Level::Quarter, Level::QuarterBranch],
                     Tz::UTC,
-                );
+                )
+            })
+            .await?;
+            let through = source.pick(mark.zoned);
+            read_facts(&mut tx, source, sql, (tenant, through), |f| {
+                zoned_rows += 1;
                 if let Some(zone) = zone {
-                    f.add_to(&mut expected, &[Level::Day, Level::Month], zone);
+                    f.add_to(&mut expected, &Level::ZONED, zone);
                 }
             })
             .await?;
         }
-        if zone.is_none() && !expected.is_empty() && verified.differences.len() < MAX_DIFFERENCES {
+        if zone.is_none() && zoned_rows > 0 && verified.differences.len() < MAX_DIFFERENCES {
             verified.differences.push(format!(
                 "tenant {} has rolled rows but no rollup zone",
                 tenant.get()

@@ -28,6 +28,14 @@ fn offset_at(tz: Tz, t: DateTime<Utc>) -> i32 {
         .local_minus_utc()
 }
 
+/// `tz`'s offset over all of `[from, to]`, if it does not change.
+pub fn fixed_offset(tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<i32> {
+    match stretches(tz, from, to + chrono::Duration::seconds(1)).as_slice() {
+        [one] => Some(one.offset),
+        _ => None,
+    }
+}
+
 /// `[from, to)` cut where `tz` changes its offset. Offsets are probed
 /// every hour (no zone changes twice within one) and each change is found
 /// to the second by bisection.

@@ -175,6 +175,15 @@ impl Groups {
         Ok(())
     }
 
+    /// Groups held so far.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
     /// The first `limit` rows, and whether more follow.
     pub fn page(&self, limit: usize) -> (Vec<(GroupKey, Sums)>, bool) {
         let mut rows = self.groups.iter();

@@ -15,11 +15,11 @@ mod rollup;
 #[cfg(test)]
 mod tests;
 
-pub use calendar::{day_start, time_zone, Stretch, TIME_ZONE_RULE};
+pub use calendar::{day_start, fixed_offset, time_zone, Stretch, TIME_ZONE_RULE};
 pub use groups::{GroupKey, Groups, ReportPage, ReportRow, Sums, TooManyGroups};
-pub use plan::{Part, Span};
+pub use plan::{Part, RolledUp, Span};
 pub use query::{GroupBy, RangeError, ReportQuery, TimeBucket};
-pub use rollup::{quarter_start, roll_up, Fact, Level, RollupKey};
+pub use rollup::{Fact, Level, RollupKey};
 
 /// Longest range of one report.
 pub const MAX_RANGE_DAYS: i64 = 400;

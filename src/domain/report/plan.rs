@@ -31,11 +31,21 @@ pub enum Part {
 
 const QUARTER: i64 = 900;
 
+/// Which rollups hold every sale committed before the report was asked
+/// (the rest are read from the history).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RolledUp {
+    /// Quarter hours (levels 1, 2).
+    pub quarters: bool,
+    /// Days and months of the rollup zone (levels 3, 4, 5).
+    pub zoned: bool,
+}
+
 impl ReportQuery {
     /// The parts of the report (from its cursor on), given the zone the
-    /// tenant's day and month rollups are cut in; `None`: rollups are not
-    /// to be read (they are behind the history), all from the history.
-    pub fn plan(&self, rollup_zone: Option<Tz>) -> Vec<Part> {
+    /// tenant's day and month rollups are cut in and which rollups are
+    /// rolled up far enough to be read ([`ReportQuery::rollups`]).
+    pub fn plan(&self, zone: Tz) -> Vec<Part> {
         let stretches = self.stretches();
         let (Some(first), Some(last)) = (stretches.first(), stretches.last()) else {
             return Vec::new();
@@ -44,26 +54,34 @@ impl ReportQuery {
             from: first.from,
             to: last.to,
         };
-        let Some(zone) = rollup_zone else {
-            return vec![Part::History(whole)];
-        };
+        let rolled = self.rollups;
         let by_product = self.group_by.product || !self.products.is_empty();
-        if !by_product {
-            if stretches.iter().any(|s| i64::from(s.offset) % QUARTER != 0) {
-                return vec![Part::History(whole)];
-            }
-            let level = if self.group_by.branch || !self.branches.is_empty() {
-                Level::QuarterBranch
-            } else {
-                Level::Quarter
+        let by_branch = self.group_by.branch || !self.branches.is_empty();
+        let zone_days = rolled.zoned
+            && match self.group_by.time {
+                None => true,
+                Some(TimeBucket::Day) => self.tz == zone,
+                Some(TimeBucket::Hour) => false,
             };
-            return quarters(level, whole);
+        let quarter_offsets = stretches.iter().all(|s| i64::from(s.offset) % QUARTER == 0);
+        match (by_product, by_branch) {
+            (true, _) if zone_days => zoned(zone, whole, Level::Day, self.group_by.time.is_none()),
+            (false, true) if zone_days => zoned(zone, whole, Level::DayBranch, false),
+            (false, true) if rolled.quarters && quarter_offsets => {
+                quarters(Level::QuarterBranch, whole)
+            }
+            (false, false) if rolled.quarters && quarter_offsets => quarters(Level::Quarter, whole),
+            _ => vec![Part::History(whole)],
         }
-        match self.group_by.time {
-            None => zoned(zone, whole, true),
-            Some(TimeBucket::Day) if self.tz == zone => zoned(zone, whole, false),
-            Some(_) => vec![Part::History(whole)],
-        }
+    }
+
+    /// Whether the report can read the zoned rollups (so a roll before it
+    /// should take them on too): it is by product or by branch.
+    pub fn wants_zoned(&self) -> bool {
+        self.group_by.product
+            || self.group_by.branch
+            || !self.products.is_empty()
+            || !self.branches.is_empty()
     }
 }
 
@@ -83,9 +101,9 @@ fn quarters(level: Level, whole: Span) -> Vec<Part> {
     edges(whole, inner, vec![Part::Quarters(level, inner)])
 }
 
-/// Whole local days of `zone` (and, with `months`, whole months) from
-/// rollups, the edges from the history.
-fn zoned(zone: Tz, whole: Span, months: bool) -> Vec<Part> {
+/// Whole local days of `zone` at `days` (and, with `months`, whole months
+/// at [`Level::Month`]) from rollups, the edges from the history.
+fn zoned(zone: Tz, whole: Span, days: Level, months: bool) -> Vec<Part> {
     let local = |t: DateTime<Utc>| t.with_timezone(&zone).date_naive();
     let first = local(whole.from);
     let first = match day_start(zone, first) >= whole.from {
@@ -111,14 +129,14 @@ fn zoned(zone: Tz, whole: Span, months: bool) -> Vec<Part> {
     match (months, month_from, month_to) {
         (true, Some(m1), Some(m2)) if m1 < m2 => {
             if first < m1 {
-                parts.push(Part::Zoned(Level::Day, first, m1));
+                parts.push(Part::Zoned(days, first, m1));
             }
             parts.push(Part::Zoned(Level::Month, m1, m2));
             if m2 < end {
-                parts.push(Part::Zoned(Level::Day, m2, end));
+                parts.push(Part::Zoned(days, m2, end));
             }
         }
-        _ => parts.push(Part::Zoned(Level::Day, first, end)),
+        _ => parts.push(Part::Zoned(days, first, end)),
     }
     edges(whole, inner, parts)
 }

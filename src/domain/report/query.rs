@@ -5,9 +5,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 
-use super::calendar::{stretches, Stretch};
+use super::calendar::{day_start, stretches, Stretch};
 use super::groups::GroupKey;
-use super::plan::Span;
+use super::plan::{RolledUp, Span};
 use super::{MAX_PAGE_ROWS, MAX_RANGE_DAYS};
 use crate::domain::{BranchId, ProductId, TenantId};
 
@@ -55,9 +55,9 @@ pub struct ReportQuery {
     /// The rows after this key (the `cursor`).
     pub after: Option<GroupKey>,
     pub limit: usize,
-    /// Read the rollups where they answer: set once they hold every sale
-    /// answered before the report was asked (else all from the history).
-    pub rollups: bool,
+    /// The rollups that hold every sale answered before the report was
+    /// asked, and so may be read (none: all from the history).
+    pub rollups: RolledUp,
 }
 
 /// What is wrong with a report's range; the end is the one at fault.
@@ -100,7 +100,7 @@ impl ReportQuery {
             products: Vec::new(),
             after: None,
             limit: MAX_PAGE_ROWS,
-            rollups: false,
+            rollups: RolledUp::default(),
         })
     }
 
@@ -125,6 +125,44 @@ impl ReportQuery {
         match start {
             Some(start) if start > self.from => stretches(self.tz, start.min(self.to), self.to),
             _ => all,
+        }
+    }
+
+    /// The report's range (from its cursor on) as reports to read one
+    /// after the other. Grouped by time: windows of whole local days, 7 at
+    /// first and twice as many each time, so a page stops reading once it
+    /// holds its rows (no later window has a group before an earlier
+    /// one's); else the whole range at once.
+    pub fn windows(&self) -> Vec<ReportQuery> {
+        let stretches = self.stretches();
+        let (Some(first), Some(last)) = (stretches.first(), stretches.last()) else {
+            return Vec::new();
+        };
+        let (mut from, end) = (first.from, last.to);
+        if self.group_by.time.is_none() {
+            return vec![self.window(from, end)];
+        }
+        let mut windows = Vec::new();
+        let mut days = 7;
+        while from < end {
+            let day = from.with_timezone(&self.tz).date_naive();
+            let to = day
+                .checked_add_days(chrono::Days::new(days))
+                .map(|d| day_start(self.tz, d))
+                .filter(|to| *to > from)
+                .map_or(end, |to| to.min(end));
+            windows.push(self.window(from, to));
+            from = to;
+            days = days.saturating_mul(2);
+        }
+        windows
+    }
+
+    fn window(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> ReportQuery {
+        ReportQuery {
+            from,
+            to,
+            ..self.clone()
         }
     }
 

@@ -3,8 +3,9 @@
 //! Four levels (see migration V20): quarter hours in UTC, for the tenant
 //! and per branch, which line up with every zone's hours and days (all
 //! zones in use are whole quarter hours from UTC: Kathmandu's day starts
-//! at 18:15 UTC); and per branch and product, local days and months of
-//! the tenant's zone, for reports by product over long ranges.
+//! at 18:15 UTC); per branch and product, local days and months of the
+//! tenant's zone, for reports by product over long ranges; and per branch,
+//! its local days, for reports by branch over long ranges.
 
 use std::collections::BTreeMap;
 
@@ -26,15 +27,20 @@ pub enum Level {
     Day,
     /// A local month of the rollup zone, per branch and product.
     Month,
+    /// A local day of the rollup zone, per branch.
+    DayBranch,
 }
 
 impl Level {
-    pub const ALL: [Level; 4] = [
+    pub const ALL: [Level; 5] = [
         Level::Quarter,
         Level::QuarterBranch,
         Level::Day,
         Level::Month,
+        Level::DayBranch,
     ];
+    /// The levels cut in the rollup zone (made again when it changes).
+    pub const ZONED: [Level; 3] = [Level::Day, Level::Month, Level::DayBranch];
 
     /// The `level` column.
     pub fn code(self) -> u8 {
@@ -43,12 +49,8 @@ impl Level {
             Level::QuarterBranch => 2,
             Level::Day => 3,
             Level::Month => 4,
+            Level::DayBranch => 5,
         }
-    }
-
-    /// Whether its stretches are the rollup zone's (days, months).
-    pub fn is_zoned(self) -> bool {
-        matches!(self, Level::Day | Level::Month)
     }
 }
 
@@ -145,6 +147,7 @@ impl Fact {
                 self.branch,
                 self.product,
             ),
+            Level::DayBranch => (midnight(local_date(self.at, zone)), self.branch, 0),
         };
         RollupKey {
             tenant: self.tenant,
@@ -156,22 +159,8 @@ impl Fact {
     }
 }
 
-/// The rollup rows of `facts` at `levels`, each tenant's days and months
-/// cut in the zone `zone_of` gives it.
-pub fn roll_up<'a>(
-    facts: impl IntoIterator<Item = &'a Fact>,
-    levels: &[Level],
-    zone_of: impl Fn(TenantId) -> Tz,
-) -> BTreeMap<RollupKey, Sums> {
-    let mut rows: BTreeMap<RollupKey, Sums> = BTreeMap::new();
-    for fact in facts {
-        fact.add_to(&mut rows, levels, zone_of(fact.tenant));
-    }
-    rows
-}
-
 /// The UTC quarter hour `at` falls in.
-pub fn quarter_start(at: NaiveDateTime) -> NaiveDateTime {
+fn quarter_start(at: NaiveDateTime) -> NaiveDateTime {
     let minute = at.minute() - at.minute() % 15;
     at.date().and_hms_opt(at.hour(), minute, 0).unwrap_or(at)
 }

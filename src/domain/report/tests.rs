@@ -96,12 +96,17 @@ mod rollups {
     use chrono::NaiveDate;
 
     use super::*;
-    use crate::domain::{Fact, Level, Part, Span, TenantId};
+    use crate::domain::{Fact, Level, Part, RolledUp, Span, TenantId};
 
     fn query(from: &str, to: &str, tz: &str, group: GroupBy) -> ReportQuery {
         let tenant = TenantId::new(1).expect("positive");
         let tz: Tz = tz.parse().expect("zone");
-        ReportQuery::over(tenant, (utc(from), utc(to)), tz, group).expect("a range")
+        let mut q = ReportQuery::over(tenant, (utc(from), utc(to)), tz, group).expect("a range");
+        q.rollups = RolledUp {
+            quarters: true,
+            zoned: true,
+        };
+        q
     }
 
     fn date(text: &str) -> NaiveDate {
@@ -127,7 +132,7 @@ mod rollups {
             by(None, false, true),
         );
         assert_eq!(
-            q.plan(Some(kathmandu)),
+            q.plan(kathmandu),
             vec![Part::Zoned(
                 Level::Month,
                 date("2026-03-01"),
@@ -141,7 +146,7 @@ mod rollups {
             by(None, false, true),
         );
         assert_eq!(
-            part.plan(Some(kathmandu)),
+            part.plan(kathmandu),
             vec![
                 Part::Zoned(Level::Month, date("2026-03-01"), date("2026-12-01")),
                 Part::Zoned(Level::Day, date("2026-12-01"), date("2026-12-13")),
@@ -154,7 +159,7 @@ mod rollups {
             by(Some(TimeBucket::Day), false, true),
         );
         assert_eq!(
-            by_day.plan(Some(kathmandu)),
+            by_day.plan(kathmandu),
             vec![Part::Zoned(
                 Level::Day,
                 date("2026-03-01"),
@@ -172,7 +177,7 @@ mod rollups {
             by(Some(TimeBucket::Hour), true, false),
         );
         assert_eq!(
-            q.plan(Some(Tz::UTC)),
+            q.plan(Tz::UTC),
             vec![
                 Part::History(Span {
                     from: utc("2026-03-01T10:07:00Z"),
@@ -194,7 +199,7 @@ mod rollups {
             by(None, false, true),
         );
         assert_eq!(
-            q.plan(Some(Tz::UTC)),
+            q.plan(Tz::UTC),
             vec![
                 Part::History(Span {
                     from: utc("2026-03-01T10:07:00Z"),
@@ -225,7 +230,7 @@ mod rollups {
             by(Some(TimeBucket::Hour), false, true),
         );
         assert_eq!(
-            by_hour_and_product.plan(Some(Tz::UTC)),
+            by_hour_and_product.plan(Tz::UTC),
             whole(&by_hour_and_product)
         );
         // Days of another zone than the rollups'.
@@ -235,15 +240,25 @@ mod rollups {
             "UTC",
             by(Some(TimeBucket::Day), false, true),
         );
-        assert_eq!(other_zone.plan(Some(berlin)), whole(&other_zone));
+        assert_eq!(other_zone.plan(berlin), whole(&other_zone));
         // Rollups behind the history.
-        let behind = query(
+        let mut behind = query(
             "2026-03-01T00:00:00Z",
             "2026-03-09T00:00:00Z",
             "UTC",
-            by(None, false, false),
+            by(None, true, false),
         );
-        assert_eq!(behind.plan(None), whole(&behind));
+        behind.rollups.zoned = false;
+        let quarters = Part::Quarters(
+            Level::QuarterBranch,
+            Span {
+                from: behind.from,
+                to: behind.to,
+            },
+        );
+        assert_eq!(behind.plan(Tz::UTC), vec![quarters]);
+        behind.rollups.quarters = false;
+        assert_eq!(behind.plan(Tz::UTC), whole(&behind));
     }
 
     #[test]
@@ -279,5 +294,60 @@ mod rollups {
             later.key(Level::Month, kathmandu).start,
             midnight("2026-04-01")
         );
+    }
+
+    #[test]
+    fn reports_by_branch_read_branch_days_in_the_rollup_zone_and_quarter_hours_elsewhere() {
+        let q = query(
+            "2026-03-01T00:00:00Z",
+            "2026-03-09T00:00:00Z",
+            "UTC",
+            by(Some(TimeBucket::Day), true, false),
+        );
+        assert_eq!(
+            q.plan(Tz::UTC),
+            vec![Part::Zoned(
+                Level::DayBranch,
+                date("2026-03-01"),
+                date("2026-03-09")
+            )]
+        );
+        let berlin: Tz = "Europe/Berlin".parse().expect("zone");
+        let whole = Span {
+            from: q.from,
+            to: q.to,
+        };
+        assert_eq!(
+            q.plan(berlin),
+            vec![Part::Quarters(Level::QuarterBranch, whole)]
+        );
+    }
+
+    #[test]
+    fn a_report_by_time_is_read_in_growing_windows_of_whole_local_days() {
+        let q = query(
+            "2026-03-01T00:00:00Z",
+            "2026-05-01T00:00:00Z",
+            "UTC",
+            by(Some(TimeBucket::Day), false, false),
+        );
+        let windows: Vec<_> = q.windows().iter().map(|w| (w.from, w.to)).collect();
+        let day = |d: &str| utc(&format!("{d}T00:00:00Z"));
+        assert_eq!(
+            windows,
+            vec![
+                (day("2026-03-01"), day("2026-03-08")),
+                (day("2026-03-08"), day("2026-03-22")),
+                (day("2026-03-22"), day("2026-04-19")),
+                (day("2026-04-19"), day("2026-05-01")),
+            ]
+        );
+        let whole = query(
+            "2026-03-01T00:00:00Z",
+            "2026-05-01T00:00:00Z",
+            "UTC",
+            by(None, true, true),
+        );
+        assert_eq!(whole.windows().len(), 1);
     }
 }
