@@ -83,7 +83,7 @@ impl RollupActor {
             metrics,
             rolling: false,
             zoned_at: Instant::now(),
-            zoned_behind: true,
+            zoned_behind: false,
             asked: Vec::new(),
         })
     }

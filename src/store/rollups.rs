@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Transaction, TxOpts};
+use mysql_async::{Conn, IsolationLevel, Transaction, TxOpts};
 use rust_decimal::Decimal;
 
 use super::{Result, StoreError};
@@ -96,7 +96,14 @@ pub async fn roll(
     chunk: u64,
     zoned: bool,
 ) -> Result<Rolled> {
-    let mut tx = conn.start_transaction(TxOpts::default()).await?;
+    // Read committed: the sums' reads of the history are consistent reads,
+    // not shared locks on its newest rows (which would hold every insert
+    // of the sales' transactions until this one commits). What they read
+    // is committed and never changes; the marks' row lock orders rollers.
+    let opts = TxOpts::default()
+        .with_isolation_level(IsolationLevel::ReadCommitted)
+        .clone();
+    let mut tx = conn.start_transaction(opts).await?;
     let marks = lock_marks(&mut tx, shard).await?;
     let after = Marks {
         quarters: marks.quarters.step(upto, chunk),
@@ -164,12 +171,14 @@ async fn roll_quarters(
             &format!("id > ? AND id <= ?{}", shard_filter(shard)),
         );
         let sums = source.sums();
+        // One pass: per branch (level 2), and WITH ROLLUP's subtotal of
+        // each tenant's quarter hour (branch NULL: level 1).
         let sql = format!(
-            "{ROLLUP_COLUMNS}SELECT tenant_id, 1, t, 0, 0, {sums} FROM {rows_of} h GROUP BY tenant_id, t \
-             UNION ALL SELECT tenant_id, 2, t, branch_id, 0, {sums} FROM {rows_of} h \
-             GROUP BY tenant_id, t, branch_id{ADD_TO_ROLLUP}"
+            "{ROLLUP_COLUMNS}SELECT tenant_id, IF(branch_id IS NULL, 1, 2), t, COALESCE(branch_id, 0), 0, \
+             {sums} FROM {rows_of} h GROUP BY tenant_id, t, branch_id WITH ROLLUP \
+             HAVING t IS NOT NULL{ADD_TO_ROLLUP}"
         );
-        tx.exec_drop(sql, (after, through, after, through)).await?;
+        tx.exec_drop(sql, (after, through)).await?;
         rows += tx.affected_rows();
     }
     Ok(rows)
@@ -258,17 +267,22 @@ async fn roll_zoned_at(
             &filter,
         );
         let sums = source.sums();
-        let sql = format!(
-            "{ROLLUP_COLUMNS}SELECT tenant_id, 3, t, branch_id, product_id, {sums} FROM {days} h \
-             GROUP BY tenant_id, t, branch_id, product_id \
-             UNION ALL SELECT tenant_id, 4, t, branch_id, product_id, {sums} FROM {months} h \
-             GROUP BY tenant_id, t, branch_id, product_id \
-             UNION ALL SELECT tenant_id, 5, t, branch_id, 0, {sums} FROM {days} h \
-             GROUP BY tenant_id, t, branch_id{ADD_TO_ROLLUP}"
+        // Days per branch and product (level 3) with WITH ROLLUP's subtotal
+        // per branch (product NULL: level 5) in one pass; months in another.
+        let by_day = format!(
+            "{ROLLUP_COLUMNS}SELECT tenant_id, IF(product_id IS NULL, 5, 3), t, branch_id, \
+             COALESCE(product_id, 0), {sums} FROM {days} h \
+             GROUP BY tenant_id, t, branch_id, product_id WITH ROLLUP \
+             HAVING branch_id IS NOT NULL{ADD_TO_ROLLUP}"
         );
-        tx.exec_drop(sql, (after, through, after, through, after, through))
-            .await?;
-        rows += tx.affected_rows();
+        let by_month = format!(
+            "{ROLLUP_COLUMNS}SELECT tenant_id, 4, t, branch_id, product_id, {sums} FROM {months} h \
+             GROUP BY tenant_id, t, branch_id, product_id{ADD_TO_ROLLUP}"
+        );
+        for sql in [by_day, by_month] {
+            tx.exec_drop(sql, (after, through)).await?;
+            rows += tx.affected_rows();
+        }
     }
     Ok(rows)
 }
