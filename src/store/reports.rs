@@ -203,20 +203,7 @@ async fn read_rollups(
         Some(_) => "start + INTERVAL ? SECOND",
         None => "start",
     };
-    let mut columns = Vec::new();
-    match group.time {
-        Some(TimeBucket::Day) => columns.push(format!("TIMESTAMPDIFF(DAY, '1970-01-01', {local})")),
-        Some(TimeBucket::Hour) => {
-            columns.push(format!("TIMESTAMPDIFF(HOUR, '1970-01-01', {local})"))
-        }
-        None => {}
-    }
-    if group.branch {
-        columns.push("branch_id".into());
-    }
-    if group.product {
-        columns.push("product_id".into());
-    }
+    let columns = key_columns(group, local);
     let mut params = Vec::new();
     if let (Some(offset), Some(_)) = (read.offset, group.time) {
         params.push(Value::from(offset));
@@ -254,6 +241,21 @@ async fn read_rollups(
         }
     }
     Ok(found)
+}
+
+/// The group keys a report selects first: the local day or hour number
+/// of `local` (a time in SQL), then branch, then product.
+fn key_columns(group: GroupBy, local: &str) -> Vec<String> {
+    let time = group.time.map(|t| {
+        let unit = match t {
+            TimeBucket::Day => "DAY",
+            TimeBucket::Hour => "HOUR",
+        };
+        format!("TIMESTAMPDIFF({unit}, '1970-01-01', {local})")
+    });
+    let branch = group.branch.then(|| "branch_id".to_string());
+    let product = group.product.then(|| "product_id".to_string());
+    [time, branch, product].into_iter().flatten().collect()
 }
 
 /// The branch and product filters, and the keyset after the cursor's
@@ -348,20 +350,7 @@ fn grouped_sql(
 ) -> String {
     let [table, time, units, amount] = source.columns();
     let local = format!("{time} + INTERVAL ? SECOND");
-    let mut columns = Vec::new();
-    match group.time {
-        Some(TimeBucket::Day) => columns.push(format!("TIMESTAMPDIFF(DAY, '1970-01-01', {local})")),
-        Some(TimeBucket::Hour) => {
-            columns.push(format!("TIMESTAMPDIFF(HOUR, '1970-01-01', {local})"))
-        }
-        None => {}
-    }
-    if group.branch {
-        columns.push("branch_id".into());
-    }
-    if group.product {
-        columns.push("product_id".into());
-    }
+    let columns = key_columns(group, &local);
     let keys = columns.len();
     let mut sql = String::from("SELECT ");
     for c in &columns {

@@ -401,8 +401,8 @@ async fn read_facts(
             mysql_async::from_row_opt(row)
                 .map_err(|_| StoreError::invariant("a history row has unexpected columns"))?;
         each(match source {
-            Source::Sales => Fact::sale(tenant, branch, product, at, quantity, amount),
-            Source::Refunds => Fact::refund(tenant, branch, product, at, quantity, amount),
+            Source::Sales => Fact::sale(tenant, (branch, product), at, quantity, amount),
+            Source::Refunds => Fact::refund(tenant, (branch, product), at, quantity, amount),
         });
     }
     Ok(())

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
-use crate::reports::{all_rows, as_expected, cents, expected, utc, write_history, Rng, Sale};
+use crate::reports::{
+    all_rows, as_expected, cents, expected, insert, utc, write_history, Rng, Sale,
+};
 use crate::support::child::pos_cli;
 use crate::support::{Tenant, TestApp, TestDb};
 
@@ -125,7 +127,31 @@ async fn reports_read_the_rollups_and_a_wrong_row_is_found_by_verify_and_mended_
     let app = crate::support::spawn_app().await;
     let t = app.db.tenant(2, 3).await;
     set_zone(&app, &t, "Asia/Kathmandu").await;
-    let sales = write_history(&app, &t, &mut Rng(11), 600).await;
+    let mut sales = write_history(&app, &t, &mut Rng(11), 600).await;
+    // Sales on both sides of the edges of the range cut inside quarter
+    // hours (below): each edge's quarter hour is read from the history.
+    let edges: Vec<Sale> = [
+        "2026-03-27T05:00:10Z",
+        "2026-03-27T05:07:30Z",
+        "2026-03-27T05:07:31Z",
+        "2026-03-27T05:14:59Z",
+        "2026-10-27T18:45:00Z",
+        "2026-10-27T18:49:59Z",
+        "2026-10-27T18:50:00Z",
+        "2026-10-27T18:59:59Z",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, at)| Sale {
+        at: utc(at),
+        branch: t.branches[i % 2],
+        product: t.products[i % 3],
+        quantity: 1 + i as u64,
+        price_cents: 100 + i as i64,
+    })
+    .collect();
+    insert(&app, t.id, &edges).await;
+    sales.extend(edges);
     write_refunds(&app.db, t.id, 60).await;
     // Kathmandu's days (UTC+5:45) from 1 March to 31 December, a stretch
     // starting and ending inside quarter hours, and Berlin's days.

@@ -79,10 +79,10 @@ pub struct Fact {
 }
 
 impl Fact {
+    /// A sale: `quantity` units for `amount`.
     pub fn sale(
         tenant: TenantId,
-        branch: u64,
-        product: u64,
+        (branch, product): (u64, u64),
         at: NaiveDateTime,
         quantity: u64,
         amount: Decimal,
@@ -102,10 +102,10 @@ impl Fact {
         }
     }
 
+    /// A refund or void: `quantity` units back for `amount`.
     pub fn refund(
         tenant: TenantId,
-        branch: u64,
-        product: u64,
+        (branch, product): (u64, u64),
         at: NaiveDateTime,
         quantity: u64,
         amount: Decimal,

@@ -267,7 +267,7 @@ mod rollups {
         let tenant = TenantId::new(1).expect("positive");
         // 18:14 UTC on 31 March is 23:59 in Kathmandu: still March.
         let at = utc("2026-03-31T18:14:59Z").naive_utc();
-        let fact = Fact::sale(tenant, 2, 3, at, 1, rust_decimal::Decimal::ONE);
+        let fact = Fact::sale(tenant, (2, 3), at, 1, rust_decimal::Decimal::ONE);
         let midnight = |d: &str| date(d).and_hms_opt(0, 0, 0).expect("midnight");
         assert_eq!(
             fact.key(Level::Day, kathmandu).start,
@@ -284,8 +284,7 @@ mod rollups {
         );
         let later = Fact::sale(
             tenant,
-            2,
-            3,
+            (2, 3),
             utc("2026-03-31T18:15:00Z").naive_utc(),
             1,
             rust_decimal::Decimal::ONE,
