@@ -21,7 +21,7 @@ use super::lease::ShardLease;
 use super::persistence::WriteActivity;
 use crate::domain::{RolledUp, Shard};
 use crate::metrics::Metrics;
-use crate::store::{self, Rolled, StoreError};
+use crate::store::{self, Lease, RollMarks, Rolled, StoreError};
 
 /// How often the quarter hours follow the history without being asked.
 const ROLL_EVERY: Duration = Duration::from_secs(1);
@@ -108,17 +108,17 @@ impl RollupActor {
             self.lease.clone(),
         );
         let work = async move {
-            if lease.current().is_none() {
+            let Some(lease) = lease.current() else {
                 return Err(StoreError::unavailable(
                     "this instance does not hold its shard's lease",
                 ));
-            }
-            roll_once(pool, shard, activity, causal, zoned).await
+            };
+            roll_once(pool, (shard, lease), activity, causal, zoned).await
         };
         ctx.spawn(work.into_actor(self).map(move |outcome, act, ctx| {
             act.rolling = false;
             let (rolled, behind) = match outcome {
-                Ok(rolled) => {
+                Ok((rolled, newest)) => {
                     act.metrics.rollup_rows.inc_by(rolled.rows);
                     if zoned {
                         act.zoned_behind = !rolled.zoned_caught_up;
@@ -126,6 +126,8 @@ impl RollupActor {
                     let caught = RolledUp {
                         quarters: rolled.quarters_caught_up,
                         zoned: zoned && rolled.zoned_caught_up,
+                        sales: newest.sales,
+                        refunds: newest.refunds,
                     };
                     (caught, !caught.quarters || act.zoned_behind)
                 }
@@ -151,11 +153,11 @@ impl RollupActor {
 
 async fn roll_once(
     pool: mysql_async::Pool,
-    shard: Shard,
+    (shard, lease): (Shard, Lease),
     activity: WriteActivity,
     causal: bool,
     zoned: bool,
-) -> Result<Rolled, StoreError> {
+) -> Result<(Rolled, RollMarks), StoreError> {
     let mut conn = match tokio::time::timeout(ACQUIRE_TIMEOUT, pool.get_conn()).await {
         Ok(conn) => conn?,
         Err(_) => return Err(StoreError::unavailable("connection acquire timed out")),
@@ -164,7 +166,8 @@ async fn roll_once(
     if !activity.settled(SETTLE_WAIT).await {
         return Err(StoreError::unavailable("a commit in flight did not settle"));
     }
-    store::roll(&mut conn, shard, newest, CHUNK, zoned).await
+    let rolled = store::roll(&mut conn, shard, Some(lease), (newest, CHUNK), zoned).await?;
+    Ok((rolled, newest))
 }
 
 impl Actor for RollupActor {

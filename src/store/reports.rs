@@ -20,7 +20,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Row, Transaction, TxOpts, Value};
 use rust_decimal::Decimal;
 
-use super::rollups::rollup_zone;
+use super::rollups::{rolled_in_snapshot, rollup_zone};
 use super::{Result, StoreError};
 use crate::domain::{
     BranchId, Currency, GroupBy, GroupKey, Groups, Level, Money, Part, ProductId, ReportPage,
@@ -57,6 +57,11 @@ pub async fn sales_report(
         .as_deref()
         .and_then(Currency::stored)
         .unwrap_or_default();
+    let rolled = rolled_in_snapshot(&mut tx, query.tenant, query.rollups).await?;
+    let query = &ReportQuery {
+        rollups: rolled,
+        ..query.clone()
+    };
     // A tenant with no rollup zone has no day rolled up: any zone reads.
     let zone = match query.rollups.zoned {
         true => rollup_zone(&mut tx, query.tenant)

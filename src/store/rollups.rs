@@ -17,8 +17,10 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, IsolationLevel, Transaction, TxOpts};
 use rust_decimal::Decimal;
 
-use super::{Result, StoreError};
-use crate::domain::{fixed_offset, time_zone, Fact, Level, RollupKey, Shard, Sums, TenantId};
+use super::{Lease, Result, StoreError};
+use crate::domain::{
+    fixed_offset, time_zone, Fact, Level, RolledUp, RollupKey, Shard, Sums, TenantId,
+};
 
 /// Ids rolled up to (or to roll up to), of the sales and of the refunds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,8 +94,8 @@ pub async fn newest_ids(conn: &mut Conn, causal: bool) -> Result<RollMarks> {
 pub async fn roll(
     conn: &mut Conn,
     shard: Shard,
-    upto: RollMarks,
-    chunk: u64,
+    lease: Option<Lease>,
+    (upto, chunk): (RollMarks, u64),
     zoned: bool,
 ) -> Result<Rolled> {
     // Read committed: the sums' reads of the history are consistent reads,
@@ -104,6 +106,21 @@ pub async fn roll(
         .with_isolation_level(IsolationLevel::ReadCommitted)
         .clone();
     let mut tx = conn.start_transaction(opts).await?;
+    if let Some(lease) = lease {
+        // As the writes do: an instance that lost its shard must not move
+        // the marks past rows its successor may still commit.
+        let fence: Option<u64> = tx
+            .exec_first(
+                "SELECT fence FROM shard_leases WHERE shard_index = ? LOCK IN SHARE MODE",
+                (lease.shard_index,),
+            )
+            .await?;
+        if fence != Some(lease.fence) {
+            return Err(StoreError::unavailable(
+                "this instance no longer holds its shard's lease",
+            ));
+        }
+    }
     let marks = lock_marks(&mut tx, shard).await?;
     let after = Marks {
         quarters: marks.quarters.step(upto, chunk),
@@ -293,6 +310,18 @@ async fn lock_marks(tx: &mut Transaction<'_>, shard: Shard) -> Result<Marks> {
     let read = "SELECT shard_count, sales_through, refunds_through, zoned_sales_through, \
                 zoned_refunds_through FROM rollup_marks WHERE shard_index = ? FOR UPDATE";
     let mut row: Option<(u64, u64, u64, u64, u64)> = tx.exec_first(read, (shard.index,)).await?;
+    let other_counts: Option<u64> = tx
+        .exec_first(
+            "SELECT COUNT(*) FROM rollup_marks WHERE shard_count <> ?",
+            (shard.count,),
+        )
+        .await?;
+    if other_counts.unwrap_or(0) > 0 {
+        // A resize not finished: rolling from 0 would count rows again.
+        return Err(StoreError::invariant(
+            "the rollup marks are of another shard count than this one's: run pos shards resize",
+        ));
+    }
     if row.is_none() {
         tx.exec_drop(
             "INSERT IGNORE INTO rollup_marks VALUES (?, ?, 0, 0, 0, 0, UTC_TIMESTAMP(6))",
@@ -529,6 +558,32 @@ fn join_ids(ids: impl Iterator<Item = u64>) -> String {
     ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
 }
 
+/// `rolled` as far as the marks of `tenant`'s shard, read in the report's
+/// snapshot, bear it out: a level whose marks are below the ids the roll
+/// reached (a rebuild emptied it since) is not read.
+pub async fn rolled_in_snapshot(
+    tx: &mut Transaction<'_>,
+    tenant: TenantId,
+    rolled: RolledUp,
+) -> Result<RolledUp> {
+    if !rolled.quarters && !rolled.zoned {
+        return Ok(rolled);
+    }
+    let marks: Option<(u64, u64, u64, u64)> = tx
+        .exec_first(
+            "SELECT sales_through, refunds_through, zoned_sales_through, zoned_refunds_through \
+             FROM rollup_marks WHERE shard_index = ? % shard_count",
+            (tenant,),
+        )
+        .await?;
+    let (sales, refunds, zoned_sales, zoned_refunds) = marks.unwrap_or_default();
+    Ok(RolledUp {
+        quarters: rolled.quarters && sales >= rolled.sales && refunds >= rolled.refunds,
+        zoned: rolled.zoned && zoned_sales >= rolled.sales && zoned_refunds >= rolled.refunds,
+        ..rolled
+    })
+}
+
 /// The zone `tenant`'s day and month rollups are cut in (`None`: it has
 /// none, nothing of it is rolled up).
 pub async fn rollup_zone(tx: &mut Transaction<'_>, tenant: TenantId) -> Result<Option<Tz>> {
@@ -589,7 +644,7 @@ async fn all_marks(tx: &mut Transaction<'_>, lock: &str) -> Result<Vec<(Shard, M
 pub async fn roll_all(conn: &mut Conn, shard: Shard, upto: RollMarks, chunk: u64) -> Result<u64> {
     let mut rows = 0;
     loop {
-        let rolled = roll(conn, shard, upto, chunk, true).await?;
+        let rolled = roll(conn, shard, None, (upto, chunk), true).await?;
         rows += rolled.rows;
         if rolled.quarters_caught_up && rolled.zoned_caught_up {
             return Ok(rows);

@@ -103,14 +103,21 @@ impl LaneActivity {
         self.activity.lanes.get(self.index)
     }
 
-    /// A flush starts, before it writes anything; its number.
-    pub fn begin(&self) -> u64 {
-        self.state()
-            .map_or(0, |s| s.started.fetch_add(1, Ordering::SeqCst) + 1)
+    /// A flush starts, before it writes anything. A flush dropped before
+    /// it says how it ended (its actor stopped) counts as unsettled.
+    pub fn begin(&self) -> FlushInFlight {
+        let number = self
+            .state()
+            .map_or(0, |s| s.started.fetch_add(1, Ordering::SeqCst) + 1);
+        FlushInFlight {
+            lane: self.clone(),
+            number,
+            ended: false,
+        }
     }
 
     /// Flush `number` ended so.
-    pub fn end(&self, number: u64, end: FlushEnd) {
+    fn end(&self, number: u64, end: FlushEnd) {
         let Some(state) = self.state() else {
             return;
         };
@@ -121,6 +128,32 @@ impl LaneActivity {
             state.finished.store(number, Ordering::SeqCst);
         }
         self.activity.ended.notify_waiters();
+    }
+}
+
+/// A flush in flight; [`FlushInFlight::end`] says how it ended.
+pub struct FlushInFlight {
+    lane: LaneActivity,
+    number: u64,
+    ended: bool,
+}
+
+impl FlushInFlight {
+    pub fn end(mut self, end: FlushEnd) {
+        self.ended = true;
+        self.lane.end(self.number, end);
+    }
+}
+
+impl Drop for FlushInFlight {
+    fn drop(&mut self) {
+        if !self.ended {
+            let unsettled = FlushEnd {
+                committed: false,
+                unsettled: true,
+            };
+            self.lane.end(self.number, unsettled);
+        }
     }
 }
 
@@ -135,39 +168,23 @@ mod tests {
         assert!(activity.settled(Duration::ZERO).await, "nothing in flight");
         let first = a.begin();
         assert!(!activity.settled(Duration::from_millis(1)).await);
-        a.end(
-            first,
-            FlushEnd {
-                committed: false,
-                unsettled: true,
-            },
-        );
+        drop(first); // its actor stopped before it ended: unsettled
         assert!(
             !activity.settled(Duration::from_millis(1)).await,
             "an unknown outcome may still commit"
         );
-        let failed = a.begin();
-        a.end(failed, FlushEnd::default());
+        a.begin().end(FlushEnd::default());
         assert!(
             !activity.settled(Duration::from_millis(1)).await,
             "a failure says nothing of the earlier one"
         );
         let second = a.begin();
-        let other = b.begin();
-        b.end(
-            other,
-            FlushEnd {
-                committed: true,
-                unsettled: false,
-            },
-        );
-        a.end(
-            second,
-            FlushEnd {
-                committed: true,
-                unsettled: false,
-            },
-        );
+        let committed = FlushEnd {
+            committed: true,
+            unsettled: false,
+        };
+        b.begin().end(committed);
+        second.end(committed);
         assert!(activity.settled(Duration::ZERO).await);
         // A flush started after the wait began does not hold it.
         let waiter = activity.clone();

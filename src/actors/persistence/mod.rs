@@ -32,7 +32,7 @@ use crate::domain::{
 };
 use crate::metrics::Metrics;
 use crate::store::{self, StoreError};
-pub use activity::{FlushEnd, LaneActivity, WriteActivity};
+pub use activity::{FlushEnd, FlushInFlight, LaneActivity, WriteActivity};
 use flush::{Batches, FlushJob};
 pub use writer::Writer;
 
@@ -287,9 +287,9 @@ impl PersistenceActor {
         let activity = self.settings.activity.clone();
         ctx.spawn(
             async move {
-                let number = activity.begin();
+                let flush = activity.begin();
                 job.commit_all(saves).await;
-                activity.end(number, job.end.get());
+                flush.end(job.end.get());
                 job.run_reads(reads).await;
             }
             .into_actor(self)

@@ -39,6 +39,11 @@ pub struct RolledUp {
     pub quarters: bool,
     /// Days and months of the rollup zone (levels 3, 4, 5).
     pub zoned: bool,
+    /// The newest sale and refund ids when the report asked: a level is
+    /// read only if its marks, in the report's own snapshot, are at least
+    /// these (a rebuild may have emptied it since).
+    pub sales: u64,
+    pub refunds: u64,
 }
 
 impl ReportQuery {

@@ -1,6 +1,6 @@
 //! Rollups: the sums of a tenant's history per stretch of time, kept so a
 //! report over closed stretches reads them instead of every history row.
-//! Four levels (see migration V20): quarter hours in UTC, for the tenant
+//! Five levels (see migration V20): quarter hours in UTC, for the tenant
 //! and per branch, which line up with every zone's hours and days (all
 //! zones in use are whole quarter hours from UTC: Kathmandu's day starts
 //! at 18:15 UTC); per branch and product, local days and months of the

@@ -105,6 +105,7 @@ mod rollups {
         q.rollups = RolledUp {
             quarters: true,
             zoned: true,
+            ..RolledUp::default()
         };
         q
     }
