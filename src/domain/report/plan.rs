@@ -71,7 +71,9 @@ impl ReportQuery {
         let quarter_offsets = stretches.iter().all(|s| i64::from(s.offset) % QUARTER == 0);
         match (by_product, by_branch) {
             (true, _) if zone_days => zoned(zone, whole, Level::Day, self.group_by.time.is_none()),
-            (false, true) if zone_days => zoned(zone, whole, Level::DayBranch, false),
+            (false, true) if zone_days && self.is_long() => {
+                zoned(zone, whole, Level::DayBranch, false)
+            }
             (false, true) if rolled.quarters && quarter_offsets => {
                 quarters(Level::QuarterBranch, whole)
             }
@@ -81,12 +83,18 @@ impl ReportQuery {
     }
 
     /// Whether the report can read the zoned rollups (so a roll before it
-    /// should take them on too): it is by product or by branch.
+    /// should take them on too): it is by product, or by branch over more
+    /// than a month (shorter, the quarter hours per branch are few: the
+    /// overview's "today by branch", asked every few seconds while a back
+    /// office watches, never makes the days and months roll).
     pub fn wants_zoned(&self) -> bool {
-        self.group_by.product
-            || self.group_by.branch
-            || !self.products.is_empty()
-            || !self.branches.is_empty()
+        let by_branch = self.group_by.branch || !self.branches.is_empty();
+        self.group_by.product || !self.products.is_empty() || (by_branch && self.is_long())
+    }
+
+    /// Longer than a month: branch days beat quarter hours per branch.
+    fn is_long(&self) -> bool {
+        self.to - self.from > chrono::Duration::days(31)
     }
 }
 

@@ -300,7 +300,7 @@ mod rollups {
     fn reports_by_branch_read_branch_days_in_the_rollup_zone_and_quarter_hours_elsewhere() {
         let q = query(
             "2026-03-01T00:00:00Z",
-            "2026-03-09T00:00:00Z",
+            "2026-05-09T00:00:00Z",
             "UTC",
             by(Some(TimeBucket::Day), true, false),
         );
@@ -309,7 +309,7 @@ mod rollups {
             vec![Part::Zoned(
                 Level::DayBranch,
                 date("2026-03-01"),
-                date("2026-03-09")
+                date("2026-05-09")
             )]
         );
         let berlin: Tz = "Europe/Berlin".parse().expect("zone");
@@ -319,6 +319,22 @@ mod rollups {
         };
         assert_eq!(
             q.plan(berlin),
+            vec![Part::Quarters(Level::QuarterBranch, whole)]
+        );
+        // A week by branch: quarter hours, and no days-and-months roll.
+        let week = query(
+            "2026-03-01T00:00:00Z",
+            "2026-03-08T00:00:00Z",
+            "UTC",
+            by(Some(TimeBucket::Day), true, false),
+        );
+        assert!(!week.wants_zoned() && q.wants_zoned());
+        let whole = Span {
+            from: week.from,
+            to: week.to,
+        };
+        assert_eq!(
+            week.plan(Tz::UTC),
             vec![Part::Quarters(Level::QuarterBranch, whole)]
         );
     }
