@@ -37,7 +37,7 @@ pub use refunds::{
 };
 pub use reports::{report_params, report_sql, sales_report, ReportOutcome};
 pub use rollups::{
-    newest_ids, reset as reset_rollups, reshard, roll, roll_all, verify as verify_rollups, Marks,
+    newest_ids, reset as reset_rollups, reshard, roll, roll_all, verify as verify_rollups,
     RollMarks, Rolled, Verified,
 };
 pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Lease, Mark};

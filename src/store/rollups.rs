@@ -62,8 +62,6 @@ pub struct Marks {
 /// What one [`roll`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rolled {
-    /// The shard's marks after it.
-    pub marks: Marks,
     /// Rollup rows it added to or changed.
     pub rows: u64,
     /// Whether each kind reached the ids it was asked to roll up to.
@@ -150,7 +148,6 @@ pub async fn roll(
     }
     tx.commit().await?;
     Ok(Rolled {
-        marks: after,
         rows,
         quarters_caught_up: after.quarters.reached(upto),
         zoned_caught_up: after.zoned.reached(upto),
@@ -174,11 +171,7 @@ async fn roll_quarters(
     to: RollMarks,
 ) -> Result<u64> {
     let mut rows = 0;
-    for source in [Source::Sales, Source::Refunds] {
-        let (after, through) = (source.pick(from), source.pick(to));
-        if through <= after {
-            continue;
-        }
+    for (source, after, through) in Source::ranges(from, to) {
         let quarter = format!(
             "'1970-01-01' + INTERVAL TIMESTAMPDIFF(MINUTE, '1970-01-01', {}) DIV 15 * 15 MINUTE",
             source.time()
@@ -239,14 +232,13 @@ async fn roll_zoned(
     }
     for chunk in varying.chunks(1000) {
         let mut facts = BTreeMap::new();
-        for source in [Source::Sales, Source::Refunds] {
+        for (source, after, through) in Source::ranges(from, to) {
             let sql = format!(
                 "{} WHERE id > ? AND id <= ? AND tenant_id IN ({})",
                 source.select(),
                 join_ids(chunk.iter().copied())
             );
-            let params = (source.pick(from), source.pick(to));
-            read_facts(tx, source, sql, params, |f| {
+            read_facts(tx, source, sql, (after, through), |f| {
                 let zone = zones.get(&f.tenant).copied().unwrap_or(Tz::UTC);
                 f.add_to(&mut facts, &Level::ZONED, zone)
             })
@@ -268,11 +260,7 @@ async fn roll_zoned_at(
     to: RollMarks,
 ) -> Result<u64> {
     let mut rows = 0;
-    for source in [Source::Sales, Source::Refunds] {
-        let (after, through) = (source.pick(from), source.pick(to));
-        if through <= after {
-            continue;
-        }
+    for (source, after, through) in Source::ranges(from, to) {
         let local = format!("{} + INTERVAL {offset} SECOND", source.time());
         let filter = format!(
             "id > ? AND id <= ? AND tenant_id IN ({})",
@@ -372,6 +360,15 @@ impl Source {
                 "SELECT tenant_id, branch_id, product_id, quantity, amount, created_at FROM refunds"
             }
         }
+    }
+
+    /// Each table with the ids `(after, through]` between two marks, where
+    /// that range holds any.
+    fn ranges(from: RollMarks, to: RollMarks) -> impl Iterator<Item = (Source, u64, u64)> {
+        [Source::Sales, Source::Refunds]
+            .into_iter()
+            .map(move |s| (s, s.pick(from), s.pick(to)))
+            .filter(|(_, after, through)| through > after)
     }
 
     fn pick(self, marks: RollMarks) -> u64 {
