@@ -123,6 +123,11 @@ impl TenantRegistry {
     }
 
     /// The lane that owns `tenant`'s rows.
+    /// The writer of `tenant`'s lane.
+    pub fn writer(&self, tenant: TenantId) -> &Writer {
+        &self.lane(tenant).writer
+    }
+
     fn lane(&self, tenant: TenantId) -> &Lane {
         &self.lanes[(tenant.get() % self.lanes.len() as u64) as usize]
     }

@@ -36,6 +36,8 @@ pub enum Operation {
     /// `GET /v1/tenants/{tenantID}/sales-transactions/{saleID}` (a till
     /// bound to a branch sees that branch's sales only: the service's rule)
     ReadSaleTransactions,
+    /// `GET /v1/tenants/{tenantID}/events`
+    ReadEvents,
 }
 
 /// The ids a request's path names, parsed once (`None`: the path has no
@@ -104,7 +106,7 @@ pub fn check(scope: Scope, op: Operation, path: PathIds) -> Result<(), Refusal> 
         (
             Scope::Backoffice { tenant },
             ReadTenantSales | ReadTenant | ChangeTenant | ReadCatalog | ListCatalog | ChangeCatalog
-            | ManageKeys | PostRefunds | ReadSaleTransactions,
+            | ManageKeys | PostRefunds | ReadSaleTransactions | ReadEvents,
         ) => own(tenant),
         (Scope::Backoffice { .. }, _) => Err(operator_only(op)),
         (Scope::Operator, _) => Ok(()),

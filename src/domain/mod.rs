@@ -7,6 +7,7 @@ mod access;
 mod catalog;
 mod currency;
 mod error_code;
+mod event;
 mod ids;
 mod money;
 mod problems;
@@ -24,6 +25,9 @@ pub use catalog::{
 };
 pub use currency::{Currency, CurrencyError};
 pub use error_code::ErrorCode;
+pub use event::{
+    BranchView, Event, EventData, EventType, EventsQuery, ProductView, MAX_EVENTS_PAGE,
+};
 pub use ids::{BranchId, ProductId, RefundId, SaleId, TenantId};
 pub use money::Money;
 pub use problems::{Field, ItemProblem};

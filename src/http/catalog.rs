@@ -21,48 +21,7 @@ use crate::domain::{
 };
 use crate::service::catalog::{self, Rendered};
 
-/// A product as the API shows it.
-#[derive(Serialize)]
-pub struct ProductBody<'a> {
-    id: ProductId,
-    sku: &'a str,
-    name: &'a str,
-    active: bool,
-    /// The list price, `null` when the product has none.
-    price: Option<Money>,
-}
-
-impl<'a> ProductBody<'a> {
-    fn new(id: ProductId, p: &'a Product) -> Self {
-        ProductBody {
-            id,
-            sku: p.sku.as_str(),
-            name: p.name.as_str(),
-            active: p.active,
-            price: p.price,
-        }
-    }
-}
-
-/// A branch as the API shows it.
-#[derive(Serialize)]
-pub struct BranchBody<'a> {
-    id: BranchId,
-    code: &'a str,
-    name: &'a str,
-    open: bool,
-}
-
-impl<'a> BranchBody<'a> {
-    fn new(id: BranchId, b: &'a Branch) -> Self {
-        BranchBody {
-            id,
-            code: b.code.as_str(),
-            name: b.name.as_str(),
-            open: b.open,
-        }
-    }
-}
+use crate::domain::{BranchView, ProductView};
 
 /// `GET /v1/tenants/{tenantID}/catalog`: open branches and active
 /// products, rendered once per change, `304` for a matching `If-None-Match`.
@@ -178,7 +137,7 @@ fn render_catalog(tenant: TenantId, catalog: &Catalog) -> Rendered {
 
 #[derive(Serialize)]
 struct ProductsBody<'a> {
-    products: Vec<ProductBody<'a>>,
+    products: Vec<ProductView<'a>>,
 }
 
 /// `POST /v1/tenants/{tenantID}/products`: one product or an array, all
@@ -198,9 +157,9 @@ pub async fn create_products(
         .await
         .map_err(|e| ApiError::from_service(e, is_array))?;
     let mut res = HttpResponse::build(made_status(made.iter().any(|m| m.created)));
-    let shown: Vec<ProductBody> = made
+    let shown: Vec<ProductView> = made
         .iter()
-        .map(|m| ProductBody::new(m.row.0, &m.row.1))
+        .map(|m| ProductView::new(m.row.0, &m.row.1))
         .collect();
     Ok(if is_array {
         res.json(ProductsBody { products: shown })
@@ -231,7 +190,7 @@ pub async fn change_product(
     let body = json_body(&req, payload).await?;
     let patch = parse_product_patch(&body)?;
     let changed = catalog::change_product(services, caller, tenant, product, patch).await?;
-    Ok(HttpResponse::Ok().json(ProductBody::new(product, &changed)))
+    Ok(HttpResponse::Ok().json(ProductView::new(product, &changed)))
 }
 
 /// `POST /v1/tenants/{tenantID}/branches`.
@@ -247,7 +206,7 @@ pub async fn create_branch(
     let body = json_body(&req, payload).await?;
     let new = parse_new_branch(&body)?;
     let Made { row, created } = catalog::add_branch(services, caller, tenant, new).await?;
-    Ok(HttpResponse::build(made_status(created)).json(BranchBody::new(row.0, &row.1)))
+    Ok(HttpResponse::build(made_status(created)).json(BranchView::new(row.0, &row.1)))
 }
 
 /// `PATCH /v1/tenants/{tenantID}/branches/{branchID}`.
@@ -264,7 +223,7 @@ pub async fn change_branch(
     let body = json_body(&req, payload).await?;
     let patch = parse_branch_patch(&body)?;
     let changed = catalog::change_branch(services, caller, tenant, branch, patch).await?;
-    Ok(HttpResponse::Ok().json(BranchBody::new(branch, &changed)))
+    Ok(HttpResponse::Ok().json(BranchView::new(branch, &changed)))
 }
 
 /// `GET /v1/tenants/{tenantID}/products?active&q&limit&cursor`: the whole
@@ -281,7 +240,7 @@ pub async fn list_products(
         (id.get(), &p.name, &p.sku, p.active)
     });
     Ok(page_of(found, |rows| ProductsBody {
-        products: rows.map(|(id, p)| ProductBody::new(*id, p)).collect(),
+        products: rows.map(|(id, p)| ProductView::new(*id, p)).collect(),
     }))
 }
 
@@ -310,12 +269,12 @@ pub async fn read_product(
     let view = catalog::catalog_view(state.services()?, tenant).await?;
     let found = view.catalog.products.get(&product);
     let found = found.ok_or_else(ApiError::unknown_product)?;
-    Ok(HttpResponse::Ok().json(ProductBody::new(product, found)))
+    Ok(HttpResponse::Ok().json(ProductView::new(product, found)))
 }
 
 #[derive(Serialize)]
 struct BranchesBody<'a> {
-    branches: Vec<BranchBody<'a>>,
+    branches: Vec<BranchView<'a>>,
 }
 
 /// `GET /v1/tenants/{tenantID}/branches?open&q&limit&cursor`: every
@@ -332,7 +291,7 @@ pub async fn list_branches(
         (id.get(), &b.name, &b.code, b.open)
     });
     Ok(page_of(found, |rows| BranchesBody {
-        branches: rows.map(|(id, b)| BranchBody::new(*id, b)).collect(),
+        branches: rows.map(|(id, b)| BranchView::new(*id, b)).collect(),
     }))
 }
 

@@ -7,6 +7,7 @@ mod catalog;
 pub mod connections;
 mod deadline;
 mod error;
+mod events;
 mod gate;
 mod health;
 mod keys;
@@ -135,6 +136,11 @@ pub const ROUTES: &[(&str, &str, &[&str])] = &[
         "GET",
         "/v1/tenants/{tenantID}/sales-transactions",
         &["branchID", "from", "to", "limit", "cursor"],
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenantID}/events",
+        &["after", "limit", "types"],
     ),
 ];
 
@@ -337,6 +343,14 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
                 &[(Method::GET, ReadSaleTransactions)],
             )
             .route(get().to(refunds::list_sales))
+            .default_service(web::to(|| async { only("GET, HEAD") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/events",
+                &[(Method::GET, ReadEvents)],
+            )
+            .route(get().to(events::list_events))
             .default_service(web::to(|| async { only("GET, HEAD") })),
         )
         .default_service(web::to(not_found));

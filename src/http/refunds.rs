@@ -15,10 +15,10 @@ use crate::service::refunds;
 
 /// A stored refund as answered, with the tenant's currency.
 #[derive(Serialize)]
-struct RefundBody<'a> {
+pub(super) struct RefundBody<'a> {
     #[serde(flatten)]
-    refund: &'a StoredRefund,
-    currency: Currency,
+    pub(super) refund: &'a StoredRefund,
+    pub(super) currency: Currency,
 }
 
 #[derive(Serialize)]

@@ -9,6 +9,7 @@
 //! to answers.
 
 pub mod catalog;
+pub mod events;
 pub mod keys;
 pub mod refunds;
 pub mod reports;

@@ -20,7 +20,7 @@ use crate::actors::registry::{Lane, TenantRegistry};
 use crate::actors::reports::Reports;
 use crate::actors::rollups::{RollupActor, RollupSettings, Rollups};
 use crate::config::{redact_url, Config};
-use crate::domain::ProductTotal;
+use crate::domain::{ProductTotal, TenantId};
 use crate::http::AppState;
 use crate::service::Services;
 use crate::store::{self, LeaseHolder, ServerTraits};
@@ -47,6 +47,8 @@ struct Prepared {
     server: ServerTraits,
     totals: Vec<ProductTotal>,
     fence: u64,
+    /// Tenants of this shard with catalog events left unnumbered.
+    unnumbered: Vec<TenantId>,
 }
 
 pub(super) async fn boot(b: Boot) {
@@ -69,6 +71,7 @@ pub(super) async fn boot(b: Boot) {
         server,
         totals,
         fence,
+        unnumbered,
     } = prepared;
     for doubt in &server.durability_doubts {
         tracing::warn!("{doubt}");
@@ -174,11 +177,25 @@ pub(super) async fn boot(b: Boot) {
         limits: config.tenant_limits,
         default_currency: config.default_currency,
     };
+    number_left_events(&core.tenants, unnumbered);
     if b.state.core.set(core).is_err() {
         tracing::error!("service core was already set");
     }
     b.state.readiness.changed();
     tracing::info!(products, persistence_actors = persistence_count, "ready");
+}
+
+/// Numbers the catalog events an earlier run committed and did not number
+/// (it stopped in between), each by its tenant's writer.
+fn number_left_events(tenants: &TenantRegistry, unnumbered: Vec<TenantId>) {
+    for tenant in unnumbered {
+        let writer = tenants.writer(tenant).clone();
+        actix::spawn(async move {
+            if let Err(e) = writer.number_catalog_events(tenant).await {
+                tracing::warn!(error = %e, tenant = %tenant, "catalog events left unnumbered");
+            }
+        });
+    }
 }
 
 /// Migrates (if anything is pending), takes the shard's lease and reads
@@ -205,10 +222,13 @@ async fn prepare_database(
         let server = store::server_traits(&mut conn).await?;
         store::fill_currencies(&mut conn, config.default_currency).await?;
         let totals = store::load_all_totals(&mut conn, config.shard).await?;
+        let mut unnumbered = store::tenants_with_unnumbered_events(&mut conn).await?;
+        unnumbered.retain(|t| config.shard.owns(*t));
         Ok::<_, store::StoreError>(Ok(Prepared {
             server,
             totals,
             fence,
+            unnumbered,
         }))
     }
     .await;

@@ -8,12 +8,14 @@ use chrono::NaiveDateTime;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Params, TxOpts, Value};
 
+use super::events::insert_catalog_event;
 use super::{Result, StoreError};
 use rust_decimal::Decimal;
 
 use crate::domain::{
-    repeated_skus, Branch, BranchId, BranchPatch, Catalog, Code, Currency, Field, ItemProblem,
-    Made, Money, Name, NewBranch, NewProduct, Product, ProductId, TenantId, TenantPatch, Timestamp,
+    repeated_skus, Branch, BranchId, BranchPatch, BranchView, Catalog, Code, Currency, EventType,
+    Field, ItemProblem, Made, Money, Name, NewBranch, NewProduct, Product, ProductId, ProductView,
+    TenantId, TenantPatch, Timestamp,
 };
 
 /// Rounds of a create that keeps meeting rows another request just made.
@@ -366,8 +368,15 @@ pub async fn create_products(
             }
         }
         let made = products_by_sku(&mut tx, tenant, &keys).await?;
-        tx.commit().await?;
         let was_there = |sku: &Code| found.iter().any(|(_, p)| &p.sku == sku);
+        let mut created: Vec<&(ProductId, Product)> =
+            made.iter().filter(|(_, p)| !was_there(&p.sku)).collect();
+        created.sort_by_key(|(id, _)| *id);
+        for (id, p) in created {
+            let data = ProductView::new(*id, p);
+            insert_catalog_event(&mut tx, tenant, EventType::ProductCreated, &data).await?;
+        }
+        tx.commit().await?;
         return items
             .iter()
             .map(|item| {
@@ -414,8 +423,9 @@ pub async fn update_product(
     id: ProductId,
     patch: &crate::domain::ProductPatch,
 ) -> Result<Option<Product>> {
+    let mut tx = conn.start_transaction(TxOpts::default()).await?;
     // `price` is set only when the patch names it (to a price or NULL).
-    conn.exec_drop(
+    tx.exec_drop(
         "UPDATE products SET name = COALESCE(?, name), active = COALESCE(?, active), \
          price = IF(?, ?, price) WHERE tenant_id = ? AND id = ?",
         (
@@ -428,13 +438,19 @@ pub async fn update_product(
         ),
     )
     .await?;
-    let row: Option<ProductTuple> = conn
+    let row: Option<ProductTuple> = tx
         .exec_first(
             format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = ? AND id = ?"),
             (tenant, id),
         )
         .await?;
-    Ok(row.map(|r| product_row(r).1))
+    let changed = row.map(|r| product_row(r).1);
+    if let Some(p) = &changed {
+        let data = ProductView::new(id, p);
+        insert_catalog_event(&mut tx, tenant, EventType::ProductUpdated, &data).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 /// Makes a branch, or finds it by `code` with the same name; refused if
@@ -480,12 +496,14 @@ pub async fn create_branch(
             .last_insert_id()
             .and_then(BranchId::new)
             .ok_or_else(|| StoreError::invariant("INSERT gave no branch id"))?;
-        tx.commit().await?;
         let branch = Branch {
             code: new.code.clone(),
             name: new.name.clone(),
             open: true,
         };
+        let data = BranchView::new(id, &branch);
+        insert_catalog_event(&mut tx, tenant, EventType::BranchCreated, &data).await?;
+        tx.commit().await?;
         return Ok(Ok(Made {
             row: (id, branch),
             created: true,
@@ -524,7 +542,8 @@ pub async fn update_branch(
     id: BranchId,
     patch: &BranchPatch,
 ) -> Result<Option<Branch>> {
-    conn.exec_drop(
+    let mut tx = conn.start_transaction(TxOpts::default()).await?;
+    tx.exec_drop(
         "UPDATE branches SET name = COALESCE(?, name), open = COALESCE(?, open) \
          WHERE tenant_id = ? AND id = ?",
         (
@@ -535,15 +554,21 @@ pub async fn update_branch(
         ),
     )
     .await?;
-    let row: Option<(String, String, bool)> = conn
+    let row: Option<(String, String, bool)> = tx
         .exec_first(
             "SELECT code, name, open FROM branches WHERE tenant_id = ? AND id = ?",
             (tenant, id),
         )
         .await?;
-    Ok(row.map(|(code, name, open)| Branch {
+    let changed = row.map(|(code, name, open)| Branch {
         code: Code::stored(code),
         name: Name::stored(name),
         open,
-    }))
+    });
+    if let Some(b) = &changed {
+        let data = BranchView::new(id, b);
+        insert_catalog_event(&mut tx, tenant, EventType::BranchUpdated, &data).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
 }

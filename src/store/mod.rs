@@ -3,6 +3,7 @@
 //! as domain types.
 
 mod catalog;
+mod events;
 mod keys;
 mod migrate;
 mod refunds;
@@ -25,6 +26,10 @@ pub use catalog::{
     create_branch, create_products, create_tenant, fill_currencies, find_tenant, find_tenants,
     list_tenants, load_catalog, update_branch, update_product, update_tenant, CatalogRefusal,
     Conflicts, TenantRefusal, TenantRow,
+};
+pub use events::{
+    event_heads, insert_catalog_event, number_catalog_events, read_events,
+    tenants_with_unnumbered_events,
 };
 pub use keys::{
     end_sessions, find_key, find_tenant_key, insert_key, insert_keys, insert_tenant_key, list_keys,
@@ -69,6 +74,11 @@ impl From<mysql_async::Error> for StoreError {
     fn from(e: mysql_async::Error) -> Self {
         use mysql_async::Error as E;
         match &e {
+            // An event number given twice: the writer numbered from a stale
+            // head; it learns the heads again and retries.
+            E::Server(s) if s.code == 1062 && s.message.contains("_event'") => {
+                StoreError::Unavailable(e)
+            }
             E::Server(s) if s.code == 1062 => StoreError::DuplicateKey(duplicate_entry(&s.message)),
             // `refunds.rs` raises a sale's refunded quantity to NULL
             // rather than past what it sold.
@@ -257,5 +267,22 @@ mod tests {
             None
         );
         assert_eq!(duplicate_entry("Lock wait timeout exceeded"), None);
+    }
+
+    #[test]
+    fn an_event_number_given_twice_is_retried_and_a_key_given_twice_is_a_duplicate() {
+        let refused = |message: &str| {
+            StoreError::from(mysql_async::Error::Server(mysql_async::ServerError {
+                code: 1062,
+                message: message.into(),
+                state: "23000".into(),
+            }))
+        };
+        for index in ["uq_sales_tenant_event", "refunds.uq_refunds_tenant_event"] {
+            let e = refused(&format!("Duplicate entry '3-41' for key '{index}'"));
+            assert!(matches!(e, StoreError::Unavailable(_)), "{index}: {e:?}");
+        }
+        let key = refused("Duplicate entry '3-k' for key 'uq_sales_tenant_idempotency'");
+        assert!(matches!(key, StoreError::DuplicateKey(Some(_))), "{key:?}");
     }
 }

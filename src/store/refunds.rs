@@ -26,12 +26,14 @@ use crate::domain::{
 pub async fn insert_refunds(
     conn: &mut Conn,
     refunds: &[&NewRefund],
+    seqs: &[u64],
     mark: BatchMark,
 ) -> Result<Mark, CommitFailure> {
-    commit_batch(conn, refund_sql(refunds, mark), refunds.len() == 1, mark).await
+    let sql = refund_sql(refunds, seqs, mark);
+    commit_batch(conn, sql, refunds.len() == 1, mark).await
 }
 
-fn refund_sql(refunds: &[&NewRefund], mark: BatchMark) -> String {
+fn refund_sql(refunds: &[&NewRefund], seqs: &[u64], mark: BatchMark) -> String {
     let mut sql = String::with_capacity(900 + refunds.len() * 320);
     sql.push_str("START TRANSACTION;");
     push_refunded_totals(&mut sql, refunds);
@@ -40,7 +42,7 @@ fn refund_sql(refunds: &[&NewRefund], mark: BatchMark) -> String {
     if many {
         sql.push_str(STEP_BEFORE);
     }
-    push_insert_refunds(&mut sql, refunds);
+    push_insert_refunds(&mut sql, refunds, seqs);
     if many {
         sql.push_str(";SELECT @@auto_increment_increment");
     }
@@ -95,18 +97,19 @@ fn push_refunded_sales(sql: &mut String, refunds: &[&NewRefund]) {
     }
 }
 
-fn push_insert_refunds(sql: &mut String, refunds: &[&NewRefund]) {
+fn push_insert_refunds(sql: &mut String, refunds: &[&NewRefund], seqs: &[u64]) {
     sql.push_str(
-        "INSERT INTO refunds (tenant_id, branch_id, sale_id, product_id, quantity, amount, kind, \
+        "INSERT INTO refunds (event_seq, tenant_id, branch_id, sale_id, product_id, quantity, amount, kind, \
          reason, idempotency_key, created_at) VALUES ",
     );
-    for (i, r) in refunds.iter().enumerate() {
+    for (i, (r, seq)) in refunds.iter().zip(seqs).enumerate() {
         if i > 0 {
             sql.push(',');
         }
         open_row(
             sql,
             [
+                *seq,
                 r.tenant_id.get(),
                 r.branch_id.get(),
                 r.sale_id.get(),
@@ -146,7 +149,7 @@ fn push_insert_refunds(sql: &mut String, refunds: &[&NewRefund]) {
 }
 
 /// `(a,b,c)` of ids, for an `IN`.
-fn id_list(ids: impl IntoIterator<Item = u64>) -> String {
+pub(super) fn id_list(ids: impl IntoIterator<Item = u64>) -> String {
     let mut list = String::from("(");
     for (i, id) in ids.into_iter().enumerate() {
         if i > 0 {
@@ -206,7 +209,7 @@ pub async fn find_refundable(
         .collect())
 }
 
-type RefundRow = (
+pub(super) type RefundRow = (
     RefundId,
     BranchId,
     SaleId,
@@ -219,10 +222,11 @@ type RefundRow = (
     NaiveDateTime,
 );
 
-const REFUND_COLUMNS: &str = "id, branch_id, sale_id, product_id, quantity, amount, kind, \
+pub(super) const REFUND_COLUMNS: &str =
+    "id, branch_id, sale_id, product_id, quantity, amount, kind, \
     reason, idempotency_key, created_at";
 
-fn stored_refund(tenant: TenantId, row: RefundRow) -> Option<StoredRefund> {
+pub(super) fn stored_refund(tenant: TenantId, row: RefundRow) -> Option<StoredRefund> {
     let (id, branch_id, sale_id, product_id, quantity, amount, kind, reason, key, created) = row;
     Some(StoredRefund {
         id,

@@ -90,9 +90,11 @@ impl Mark {
 pub async fn insert_sales(
     conn: &mut Conn,
     sales: &[&NewSale],
+    seqs: &[u64],
     mark: BatchMark,
 ) -> Result<Mark, CommitFailure> {
-    commit_batch(conn, transaction_sql(sales, mark), sales.len() == 1, mark).await
+    let sql = transaction_sql(sales, seqs, mark);
+    commit_batch(conn, sql, sales.len() == 1, mark).await
 }
 
 /// Runs one batch's transaction (`sql`, ending with the mark's move and
@@ -208,7 +210,7 @@ pub async fn read_mark(conn: &mut Conn, writer: u64, causal: bool) -> Result<Opt
 /// used (for more than one row), the mark's compare-and-set (with the
 /// INSERT's first id and step, and the lease check) and `COMMIT`, as one
 /// text.
-fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
+fn transaction_sql(sales: &[&NewSale], seqs: &[u64], mark: BatchMark) -> String {
     let mut sql = String::with_capacity(700 + sales.len() * 144);
     sql.push_str("START TRANSACTION;");
     push_upsert_totals(&mut sql, sales);
@@ -217,7 +219,7 @@ fn transaction_sql(sales: &[&NewSale], mark: BatchMark) -> String {
     if many {
         sql.push_str(STEP_BEFORE);
     }
-    push_insert_sales(&mut sql, sales);
+    push_insert_sales(&mut sql, sales, seqs);
     if many {
         sql.push_str(";SELECT @@auto_increment_increment");
     }
@@ -277,12 +279,12 @@ fn push_first_id_under_lease(sql: &mut String, lease: Lease) {
     sql.push_str(",LAST_INSERT_ID(),-1)");
 }
 
-fn push_insert_sales(sql: &mut String, sales: &[&NewSale]) {
+fn push_insert_sales(sql: &mut String, sales: &[&NewSale], seqs: &[u64]) {
     sql.push_str(
         "INSERT INTO sales_transactions \
-         (tenant_id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp, idempotency_key) VALUES ",
+         (event_seq, tenant_id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp, idempotency_key) VALUES ",
     );
-    for (i, s) in sales.iter().enumerate() {
+    for (i, (s, seq)) in sales.iter().zip(seqs).enumerate() {
         if i > 0 {
             sql.push(',');
         }
@@ -290,6 +292,7 @@ fn push_insert_sales(sql: &mut String, sales: &[&NewSale]) {
         open_row(
             sql,
             [
+                *seq,
                 s.tenant_id.get(),
                 s.branch_id.get(),
                 s.product_id.get(),
@@ -357,9 +360,8 @@ pub async fn find_by_keys(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::from(
-        "SELECT id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp, idempotency_key \
-         FROM sales_transactions WHERE tenant_id = ? AND idempotency_key IN ",
+    let mut sql = format!(
+        "SELECT {SALE_COLUMNS} FROM sales_transactions WHERE tenant_id = ? AND idempotency_key IN "
     );
     push_key_list(&mut sql, keys);
     let rows: Vec<SaleColumns> = conn.exec(sql, (tenant,)).await?;
@@ -378,6 +380,10 @@ pub(super) fn push_key_list(sql: &mut String, keys: &[IdempotencyKey]) {
     }
     sql.push(')');
 }
+
+/// The columns of [`SaleColumns`].
+pub(super) const SALE_COLUMNS: &str =
+    "id, branch_id, product_id, quantity_sold, price_per_unit, log_timestamp, idempotency_key";
 
 /// A history row's leading columns: id, branch, product, quantity, price,
 /// time, key.

@@ -8,6 +8,7 @@ mod browser;
 mod catalog;
 mod deploy;
 mod docs;
+mod events;
 mod faults;
 mod galera;
 mod harness;

@@ -171,6 +171,11 @@ async fn a_commit_whose_answer_is_lost_is_settled_and_stored_once() {
         .scalar("SELECT MAX(id) FROM sales_transactions")
         .await;
     assert_eq!(keyless.body["id"].to_string(), last);
+    assert_eq!(
+        crate::events::assert_events_number_the_history(&app.db, t.id).await,
+        4,
+        "a settled batch's event numbers are not given again"
+    );
     let sales = app.get(&format!("/v1/tenants/{}/sales", t.id)).await;
     assert_eq!(sales.body["sales_per_product"][0]["quantitySold"], 7);
     assert_eq!(sales.body["sales_per_product"][0]["totalSales"], "8.75");

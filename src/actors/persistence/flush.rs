@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use futures_util::future::LocalBoxFuture;
 use mysql_async::{Conn, Pool};
 
+use super::heads::EventHeads;
 use super::{FlushEnd, Read, RefundFacts, Rows, Save, SaveError, Saved, Seq};
 use crate::actors::lease::ShardLease;
-use crate::domain::{NewRefund, NewSale, StoredRefund, StoredSale};
+use crate::domain::{NewRefund, NewSale, StoredRefund, StoredSale, TenantId};
 use crate::metrics::Metrics;
 use crate::store::{self, BatchMark, CommitFailure, Lease, Mark, StoreError};
 
@@ -52,6 +53,14 @@ enum Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
+    /// The tenant of each row, in order.
+    fn tenants(&self) -> Vec<TenantId> {
+        match self {
+            Batch::Sales(sales) => sales.iter().map(|s| s.tenant_id).collect(),
+            Batch::Refunds(refunds) => refunds.iter().map(|r| r.tenant_id).collect(),
+        }
+    }
+
     /// The rows of `group`, which holds requests of one kind.
     fn of(group: &'a [Save]) -> Batch<'a> {
         match group.first().map(|s| &s.rows) {
@@ -124,6 +133,8 @@ pub(super) struct FlushJob {
     pub(super) lease: ShardLease,
     /// This flush's place in the actor's order (see [`Seq`]).
     pub(super) seq: Seq,
+    /// What its batches number their events from.
+    pub(super) heads: EventHeads,
     /// How its transactions ended, for the rollups.
     pub(super) end: Cell<FlushEnd>,
 }
@@ -220,10 +231,19 @@ impl FlushJob {
     /// is unsettled, a failure is never "nothing was stored".
     async fn commit_with_retry(&self, group: &[Save], deadline: Instant) -> Result<Mark, Failure> {
         let batch = Batch::of(group);
+        let tenants = batch.tenants();
         let mut backoff = FIRST_BACKOFF;
         let mut unsettled: Vec<u64> = Vec::new();
         loop {
-            let (mut error, fenced) = match self.attempt(&batch).await {
+            let attempt = self.attempt(&batch, &tenants).await;
+            if attempt.is_ok() {
+                self.heads.committed(tenants.iter().copied());
+            } else {
+                // An earlier attempt may still commit, or a head was stale:
+                // learn the heads again before numbering anything more.
+                self.heads.forget(tenants.iter().copied());
+            }
+            let (mut error, fenced) = match attempt {
                 Ok(mark) => {
                     self.batches.moved_to(mark.batch);
                     return Ok(mark);
@@ -270,7 +290,11 @@ impl FlushJob {
 
     /// One attempt at the transaction; a failure names the attempt's batch
     /// if it was sent.
-    async fn attempt(&self, batch: &Batch<'_>) -> Result<Mark, (CommitFailure, Option<u64>)> {
+    async fn attempt(
+        &self,
+        batch: &Batch<'_>,
+        tenants: &[TenantId],
+    ) -> Result<Mark, (CommitFailure, Option<u64>)> {
         let Some(lease) = self.lease.current() else {
             return Err((CommitFailure::NotStored(lease_not_held()), None));
         };
@@ -278,17 +302,52 @@ impl FlushJob {
             .conn()
             .await
             .map_err(|e| (CommitFailure::NotStored(e), None))?;
+        let seqs = self
+            .number(&mut conn, tenants)
+            .await
+            .map_err(|e| (CommitFailure::NotStored(e), None))?;
         let mark = self.batches.next(lease);
         let started = Instant::now();
         let stored = match batch {
-            Batch::Sales(sales) => store::insert_sales(&mut conn, sales, mark).await,
-            Batch::Refunds(refunds) => store::insert_refunds(&mut conn, refunds, mark).await,
+            Batch::Sales(sales) => store::insert_sales(&mut conn, sales, &seqs, mark).await,
+            Batch::Refunds(refunds) => store::insert_refunds(&mut conn, refunds, &seqs, mark).await,
         }
         .map_err(|failure| (failure, Some(mark.batch)))?;
         self.metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
         Ok(stored)
+    }
+
+    /// The event numbers of rows of `tenants`, learning unknown heads first.
+    async fn number(&self, conn: &mut Conn, tenants: &[TenantId]) -> Result<Vec<u64>, StoreError> {
+        let unknown = self.heads.unknown(tenants.iter().copied());
+        if !unknown.is_empty() {
+            let heads = store::event_heads(conn, &unknown, self.causal_reads).await?;
+            self.heads.learn(heads);
+        }
+        self.heads
+            .number(tenants.iter().copied())
+            .ok_or_else(|| StoreError::invariant("an event head just learnt is gone"))
+    }
+
+    /// Numbers `tenant`'s catalog events committed before this flush.
+    async fn number_catalog_events(
+        &self,
+        conn: &mut Conn,
+        tenant: TenantId,
+    ) -> Result<(), StoreError> {
+        let writer = self.batches.writer;
+        match store::number_catalog_events(conn, tenant, writer, self.causal_reads).await {
+            Ok(head) => {
+                self.heads.learn([(tenant, head)].into());
+                Ok(())
+            }
+            Err(e) => {
+                self.heads.forget([tenant]);
+                Err(e)
+            }
+        }
     }
 
     /// Reads the writer's mark: the stored one of the `unsettled` batches,
@@ -369,6 +428,16 @@ impl FlushJob {
                 Read::Tenant { tenant, reply } => {
                     let r = read_with(&mut conn, |c| Box::pin(store::load_tenant(c, tenant))).await;
                     let _ = reply.send(r.map(|snapshot| (snapshot, self.seq)));
+                }
+                Read::CatalogEvents { tenant, reply } => {
+                    let r = match conn.as_mut() {
+                        Some(c) => self
+                            .number_catalog_events(c, tenant)
+                            .await
+                            .map_err(read_error),
+                        None => Err(SaveError::Unavailable),
+                    };
+                    let _ = reply.send(r);
                 }
                 Read::Keys {
                     tenant,

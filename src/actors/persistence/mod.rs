@@ -16,6 +16,7 @@
 
 mod activity;
 mod flush;
+mod heads;
 mod writer;
 
 use std::collections::VecDeque;
@@ -34,6 +35,7 @@ use crate::metrics::Metrics;
 use crate::store::{self, StoreError};
 pub use activity::{FlushEnd, FlushInFlight, LaneActivity, WriteActivity};
 use flush::{Batches, FlushJob};
+use heads::EventHeads;
 pub use writer::Writer;
 
 /// Requests a persistence mailbox holds before senders are refused.
@@ -185,6 +187,9 @@ enum Read {
         keys: Vec<IdempotencyKey>,
         reply: Reply<RefundFacts>,
     },
+    /// Numbers the tenant's catalog events committed before it (a write,
+    /// queued like a read: numbered after every event queued before it).
+    CatalogEvents { tenant: TenantId, reply: Reply<()> },
 }
 
 /// Whether MySQL answers a query now (for `/ready`).
@@ -207,6 +212,8 @@ pub struct PersistenceActor {
     settings: PersistenceSettings,
     /// This writer's batches, as marked in `commit_markers`.
     batches: Batches,
+    /// What its batches number their events from.
+    heads: EventHeads,
     metrics: Metrics,
     queue: VecDeque<Queued>,
     /// Rows in `queue`.
@@ -232,6 +239,7 @@ impl PersistenceActor {
             pool,
             settings,
             batches: Batches::new(),
+            heads: EventHeads::default(),
             metrics,
             queue: VecDeque::new(),
             queued_rows: 0,
@@ -282,6 +290,7 @@ impl PersistenceActor {
             causal_reads: self.settings.causal_reads,
             lease: self.settings.lease.clone(),
             seq: self.flushes,
+            heads: self.heads.clone(),
             end: Default::default(),
         };
         let activity = self.settings.activity.clone();

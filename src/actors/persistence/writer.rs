@@ -85,6 +85,13 @@ impl Writer {
         self.ask(read, SaveError::Unavailable).await
     }
 
+    /// Numbers `tenant`'s catalog events committed so far, after every
+    /// event queued before.
+    pub async fn number_catalog_events(&self, tenant: TenantId) -> Result<(), SaveError> {
+        let read = |reply| Read::CatalogEvents { tenant, reply };
+        self.ask(read, SaveError::Unavailable).await
+    }
+
     /// Whether MySQL answers this actor's pool now.
     pub async fn ping(&self) -> bool {
         self.addr.send(Ping).await.unwrap_or(false)

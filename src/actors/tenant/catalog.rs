@@ -3,6 +3,8 @@
 //! the actor checks sales against, before it is answered. So the next sale
 //! on this instance sees it (sellable, or refused), with no reload and no
 //! cache delay. Renames reach the live totals and the ranking at once.
+//! The change's event, written in its transaction, is numbered into the
+//! tenant's feed by its persistence actor before the answer.
 //!
 //! The catalog is also published to HTTP readers ([`SharedCatalog`]):
 //! tills download it without a mailbox round trip, rendered once per
@@ -128,8 +130,19 @@ impl TenantActor {
         change: Change<T>,
         apply: fn(&mut TenantActor, &T),
     ) -> ResponseActFuture<Self, Result<T, TenantError>> {
-        let office = self.deps.office.clone();
-        let run = async move { office.run(change).await };
+        let (office, writer, tenant) =
+            (self.deps.office.clone(), self.deps.writer.clone(), self.id);
+        let run = async move {
+            let outcome = office.run(change).await;
+            if matches!(outcome, Ok(Ok(_))) {
+                // The change's event joins the feed once numbered; if that
+                // fails, the tenant's next numbering (or the next boot) does it.
+                if let Err(e) = writer.number_catalog_events(tenant).await {
+                    tracing::warn!(error = %e, tenant = %tenant, "a catalog event is left unnumbered for now");
+                }
+            }
+            outcome
+        };
         Box::pin(run.into_actor(self).map(move |outcome, act, _| {
             let value = outcome??;
             apply(act, &value);

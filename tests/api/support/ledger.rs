@@ -93,6 +93,7 @@ pub async fn drive(
 /// the summary equals the history; the API (`sales` as read with the
 /// tenant's back-office key) equals the summary.
 pub async fn assert_exactly_once(db: &TestDb, tenant: &Tenant, ledger: &Ledger, api: &Value) {
+    crate::events::assert_events_number_the_history(db, tenant.id).await;
     let confirmed = ledger.confirmed.lock().expect("ledger").clone();
     // A fresh connection: the pool's may predate a server restart.
     let mut conn = mysql_async::Conn::from_url(db.url.as_str())

@@ -1,0 +1,27 @@
+//! A tenant's events, pulled in `seq` order (the back office and the
+//! operator; the role table keeps tills out).
+
+use super::{ServiceError, Services};
+use crate::domain::{Currency, Event, EventsQuery, TenantId};
+use crate::store;
+
+/// The tenant's events after `query.after`, and its currency (a sale's and
+/// a refund's data name it). Read on the office's pool: read-your-writes,
+/// as every event answered is committed.
+pub async fn read_events(
+    s: &Services,
+    tenant: TenantId,
+    query: EventsQuery,
+) -> Result<(Vec<Event>, Currency), ServiceError> {
+    let handle = s
+        .tenants
+        .get(tenant)
+        .await?
+        .ok_or(ServiceError::UnknownTenant)?;
+    let currency = handle.catalog.view().catalog.currency;
+    let events = s
+        .office
+        .run(move |c| Box::pin(async move { store::read_events(c, tenant, &query).await }))
+        .await?;
+    Ok((events, currency))
+}

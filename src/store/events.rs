@@ -1,0 +1,257 @@
+//! Events (SPEC §3): the heads a writer numbers a tenant's events from, a
+//! catalog change's event and its numbering, and a tenant's events read in
+//! `seq` order. A sale's and a refund's event is its own row (`event_seq`,
+//! written by the batch that stores it, see `sales.rs` and `refunds.rs`).
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, TxOpts};
+
+use super::refunds::{id_list, stored_refund, RefundRow, REFUND_COLUMNS};
+use super::sales::{stored_sale, SaleColumns, SALE_COLUMNS};
+use super::Result;
+use crate::domain::{Event, EventData, EventType, EventsQuery, TenantId, Timestamp};
+
+/// The last event number stored for each of `tenants` (0 for none yet).
+/// `causal`: on a Galera node, wait first for every write set the cluster
+/// certified (a batch committed through a node that died).
+pub async fn event_heads(
+    conn: &mut Conn,
+    tenants: &[TenantId],
+    causal: bool,
+) -> Result<HashMap<TenantId, u64>> {
+    heads_in(conn, tenants, causal).await
+}
+
+async fn heads_in(
+    conn: &mut impl Queryable,
+    tenants: &[TenantId],
+    causal: bool,
+) -> Result<HashMap<TenantId, u64>> {
+    let ids = id_list(tenants.iter().map(|t| t.get()));
+    // Each MAX is one dive into its table's (tenant_id, seq) key.
+    let sql = format!(
+        "{}SELECT t, MAX(s) FROM (\
+           SELECT tenant_id t, MAX(event_seq) s FROM sales_transactions WHERE tenant_id IN {ids} GROUP BY tenant_id \
+           UNION ALL SELECT tenant_id, MAX(event_seq) FROM refunds WHERE tenant_id IN {ids} GROUP BY tenant_id \
+           UNION ALL SELECT tenant_id, MAX(seq) FROM catalog_events WHERE tenant_id IN {ids} GROUP BY tenant_id\
+         ) heads GROUP BY t",
+        if causal {
+            "SET STATEMENT wsrep_sync_wait = 1 FOR "
+        } else {
+            ""
+        }
+    );
+    let rows: Vec<(TenantId, Option<u64>)> = conn.query(sql).await?;
+    let mut heads: HashMap<TenantId, u64> = tenants.iter().map(|t| (*t, 0)).collect();
+    for (tenant, head) in rows {
+        heads.insert(tenant, head.unwrap_or(0));
+    }
+    Ok(heads)
+}
+
+/// Writes a catalog change's event, unnumbered, in the change's own
+/// transaction: it exists once the change commits, and joins the feed when
+/// the tenant's writer numbers it ([`number_catalog_events`]).
+pub async fn insert_catalog_event(
+    conn: &mut impl Queryable,
+    tenant: TenantId,
+    kind: EventType,
+    data: &impl serde::Serialize,
+) -> Result<()> {
+    let data = serde_json::to_string(data)
+        .map_err(|_| super::StoreError::invariant("a catalog object did not render"))?;
+    conn.exec_drop(
+        "INSERT INTO catalog_events (tenant_id, type, created_at, data) \
+         VALUES (?, ?, UTC_TIMESTAMP(6), ?)",
+        (tenant, kind.as_str(), data),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Numbers `tenant`'s unnumbered catalog events in the order they were
+/// written, in one transaction, after the tenant's last event; returns the
+/// tenant's head after it. The head is read in the transaction, after
+/// locking `writer`'s mark: a batch of that writer whose answer was lost
+/// and that the server still runs holds the mark, so it has ended (and
+/// its numbers are seen) before this reads (a cached head could miss it).
+pub async fn number_catalog_events(
+    conn: &mut Conn,
+    tenant: TenantId,
+    writer: u64,
+    causal: bool,
+) -> Result<u64> {
+    let mut tx = conn.start_transaction(TxOpts::default()).await?;
+    tx.exec_drop(
+        "SELECT batch_id FROM commit_markers WHERE writer_id = ? FOR UPDATE",
+        (writer,),
+    )
+    .await?;
+    let ids: Vec<u64> = tx
+        .exec(
+            "SELECT id FROM catalog_events WHERE tenant_id = ? AND seq IS NULL ORDER BY id FOR UPDATE",
+            (tenant,),
+        )
+        .await?;
+    let head = heads_in(&mut tx, &[tenant], causal)
+        .await?
+        .get(&tenant)
+        .copied()
+        .unwrap_or(0);
+    if ids.is_empty() {
+        tx.rollback().await?;
+        return Ok(head);
+    }
+    let mut cases = String::with_capacity(ids.len() * 24);
+    for (n, id) in (head + 1..).zip(&ids) {
+        cases.push_str(&format!(" WHEN {id} THEN {n}"));
+    }
+    tx.exec_drop(
+        format!(
+            "UPDATE catalog_events SET seq = CASE id{cases} END WHERE tenant_id = ? AND id IN {}",
+            id_list(ids.iter().copied())
+        ),
+        (tenant,),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(head + ids.len() as u64)
+}
+
+/// Tenants with catalog events left unnumbered (their writer stopped
+/// between the change's commit and the numbering).
+pub async fn tenants_with_unnumbered_events(conn: &mut Conn) -> Result<Vec<TenantId>> {
+    Ok(conn
+        .query("SELECT DISTINCT tenant_id FROM catalog_events WHERE seq IS NULL")
+        .await?)
+}
+
+/// `tenant`'s events after `query.after`, of its types, at most
+/// `query.limit`, in `seq` order, read in one consistent snapshot.
+pub async fn read_events(
+    conn: &mut Conn,
+    tenant: TenantId,
+    query: &EventsQuery,
+) -> Result<Vec<Event>> {
+    let opts = TxOpts::default()
+        .with_consistent_snapshot(true)
+        .with_readonly(Some(true))
+        .clone();
+    let mut tx = conn.start_transaction(opts).await?;
+    let limit = query.limit as u64;
+    let mut events = Vec::new();
+    if query.wants(EventType::SaleCreated) {
+        let rows: Vec<mysql_async::Row> = tx
+            .exec(
+                format!(
+                    "SELECT event_seq, stored_at, {SALE_COLUMNS} FROM sales_transactions \
+                     WHERE tenant_id = ? AND event_seq > ? ORDER BY event_seq LIMIT ?"
+                ),
+                (tenant, query.after, limit),
+            )
+            .await?;
+        let rows = rows.into_iter().filter_map(sale_row);
+        events.extend(rows.filter_map(|(seq, stored_at, columns)| {
+            let at = stored_at.unwrap_or(columns.5);
+            let sale = stored_sale(tenant, columns)?;
+            Some(Event {
+                seq,
+                kind: EventType::SaleCreated,
+                created_at: Timestamp::from_naive_utc(at),
+                data: EventData::Sale(sale),
+            })
+        }));
+    }
+    if query.wants(EventType::RefundCreated) {
+        let rows: Vec<mysql_async::Row> = tx
+            .exec(
+                format!(
+                    "SELECT event_seq, {REFUND_COLUMNS} FROM refunds \
+                     WHERE tenant_id = ? AND event_seq > ? ORDER BY event_seq LIMIT ?"
+                ),
+                (tenant, query.after, limit),
+            )
+            .await?;
+        events.extend(rows.into_iter().filter_map(|row| {
+            let (seq, columns) = refund_row(row)?;
+            let refund = stored_refund(tenant, columns)?;
+            Some(Event {
+                seq,
+                kind: EventType::RefundCreated,
+                created_at: refund.refund.created_at,
+                data: EventData::Refund(refund),
+            })
+        }));
+    }
+    let catalog: Vec<&str> = query
+        .types
+        .iter()
+        .filter(|t| t.is_catalog())
+        .map(|t| t.as_str())
+        .collect();
+    if query.types.is_empty() || !catalog.is_empty() {
+        let types = if catalog.is_empty() {
+            String::new()
+        } else {
+            // Names from `EventType`, never a client's text.
+            format!(" AND type IN ('{}')", catalog.join("','"))
+        };
+        let rows: Vec<(u64, String, NaiveDateTime, String)> = tx
+            .exec(
+                format!(
+                    "SELECT seq, type, created_at, data FROM catalog_events \
+                     WHERE tenant_id = ? AND seq > ?{types} ORDER BY seq LIMIT ?"
+                ),
+                (tenant, query.after, limit),
+            )
+            .await?;
+        events.extend(rows.into_iter().filter_map(|(seq, kind, at, data)| {
+            Some(Event {
+                seq,
+                kind: EventType::parse(&kind)?,
+                created_at: Timestamp::from_naive_utc(at),
+                data: EventData::Catalog(data),
+            })
+        }));
+    }
+    tx.commit().await?;
+    events.sort_by_key(|e| e.seq);
+    events.truncate(query.limit);
+    Ok(events)
+}
+
+/// A sales row as (seq, stored at, the sale's columns).
+fn sale_row(row: mysql_async::Row) -> Option<(u64, Option<NaiveDateTime>, SaleColumns)> {
+    let seq = row.get(0)?;
+    let stored_at = row.get(1)?;
+    let columns = (
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    );
+    Some((seq, stored_at, columns))
+}
+
+/// A refunds row as (seq, the refund's columns).
+fn refund_row(row: mysql_async::Row) -> Option<(u64, RefundRow)> {
+    let columns = (
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+    );
+    Some((row.get(0)?, columns))
+}
