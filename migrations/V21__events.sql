@@ -25,3 +25,43 @@ CREATE TABLE IF NOT EXISTS catalog_events (
     data       TEXT NOT NULL,
     UNIQUE KEY uq_catalog_events_seq (tenant_id, seq)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- How far each sink delivered each tenant's events (`amqp`: RabbitMQ).
+-- Moved only after the sink confirmed: at least once, in seq order.
+CREATE TABLE IF NOT EXISTS feed_cursors (
+    sink      VARCHAR(32) CHARACTER SET ascii NOT NULL,
+    tenant_id BIGINT UNSIGNED NOT NULL,
+    seq       BIGINT UNSIGNED NOT NULL,
+    updated   DATETIME(6) NOT NULL,
+    PRIMARY KEY (sink, tenant_id)
+) ENGINE = InnoDB;
+
+-- A tenant's webhook endpoints. The secret signs deliveries (HMAC-SHA256),
+-- so it is kept as issued (shown once to the back office). delivered_seq is
+-- the endpoint's cursor; failing_since is set while its next event fails.
+CREATE TABLE IF NOT EXISTS webhooks (
+    id            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    tenant_id     BIGINT UNSIGNED NOT NULL,
+    url           VARCHAR(2048) NOT NULL,
+    types         VARCHAR(200) CHARACTER SET ascii NOT NULL,
+    secret        VARCHAR(80) CHARACTER SET ascii NOT NULL,
+    delivered_seq BIGINT UNSIGNED NOT NULL,
+    failing_since DATETIME(6) NULL,
+    failed        BOOLEAN NOT NULL DEFAULT FALSE,
+    deleted       BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at    DATETIME(6) NOT NULL,
+    KEY ix_webhooks_tenant (tenant_id, deleted)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
+
+-- Every delivery attempt of a webhook endpoint (kept for 7 days).
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    webhook_id   BIGINT UNSIGNED NOT NULL,
+    event_seq    BIGINT UNSIGNED NOT NULL,
+    attempted_at DATETIME(6) NOT NULL,
+    status       SMALLINT UNSIGNED NULL,
+    error        VARCHAR(200) NULL,
+    duration_ms  INT UNSIGNED NOT NULL,
+    KEY ix_deliveries_webhook (webhook_id, id),
+    KEY ix_deliveries_time (attempted_at)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;

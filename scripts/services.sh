@@ -99,6 +99,23 @@ ensure_redis() {
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { log "Redis does not answer on 6379"; return 1; }
 }
 
+# RabbitMQ for the feed's tests (127.0.0.1:5672, guest/guest from localhost).
+ensure_rabbitmq() {
+  if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
+    apt_install rabbitmq-server
+  fi
+  if port_free 5672; then
+    log "starting RabbitMQ"
+    $SUDO service rabbitmq-server start >/dev/null 2>&1 \
+      || $SUDO env HOME=/var/lib/rabbitmq runuser -u rabbitmq -- rabbitmq-server -detached >/dev/null 2>&1 \
+      || $SUDO rabbitmq-server -detached >/dev/null 2>&1 || true
+    for _ in $(seq 1 120); do port_free 5672 || break; sleep 0.5; done
+  fi
+  ! port_free 5672 || { log "RabbitMQ does not answer on 5672"; return 1; }
+  # The port opens before the broker takes connections.
+  for _ in $(seq 1 60); do $SUDO rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 0.5; done
+}
+
 # Rust through rustup when cargo is missing (a fresh machine).
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 && return 0
@@ -115,6 +132,7 @@ ensure_services() {
   command -v mysql >/dev/null 2>&1 || apt_install mariadb-client
   ensure_mariadb
   ensure_redis
+  ensure_rabbitmq
 }
 
 # The real peers of the tests: HAProxy (in front of shards and of a Galera

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::domain::ErrorCode;
@@ -46,6 +46,12 @@ pub struct Metrics {
     pub rollup_rows: IntCounter,
     /// Rolls that failed (MySQL away, a flush not settled in time).
     pub rollup_failures: IntCounter,
+    /// Events committed and not yet delivered, by sink (`amqp`, `webhooks`).
+    pub feed_lag: IntGaugeVec,
+    /// Events delivered (confirmed by the sink), by sink.
+    pub feed_delivered: IntCounterVec,
+    /// Deliveries that failed (sink away, refused, timed out), by sink.
+    pub feed_failures: IntCounterVec,
     /// Requests answered 503/500 because their rows could not be stored.
     pub persistence_failures: IntCounter,
     /// Marks read back to settle an attempt whose outcome was unknown or a
@@ -201,6 +207,30 @@ impl Metrics {
                 "Rolls of the history into rollups that failed",
             )
             .expect("valid"),
+            feed_lag: IntGaugeVec::new(
+                Opts::new(
+                    "pos_feed_lag_events",
+                    "Events committed and not yet delivered, by sink",
+                ),
+                &["sink"],
+            )
+            .expect("valid"),
+            feed_delivered: IntCounterVec::new(
+                Opts::new(
+                    "pos_feed_delivered_total",
+                    "Events the sink confirmed, by sink",
+                ),
+                &["sink"],
+            )
+            .expect("valid"),
+            feed_failures: IntCounterVec::new(
+                Opts::new(
+                    "pos_feed_delivery_failures_total",
+                    "Deliveries that failed (sink away, refused, timed out), by sink",
+                ),
+                &["sink"],
+            )
+            .expect("valid"),
             settles: {
                 let settles = IntCounterVec::new(
                     Opts::new(
@@ -329,6 +359,9 @@ impl Metrics {
             Box::new(self.persistence_retries.clone()),
             Box::new(self.rollup_rows.clone()),
             Box::new(self.rollup_failures.clone()),
+            Box::new(self.feed_lag.clone()),
+            Box::new(self.feed_delivered.clone()),
+            Box::new(self.feed_failures.clone()),
             Box::new(self.persistence_failures.clone()),
             Box::new(self.settles.clone()),
             Box::new(self.tenant_actors.clone()),

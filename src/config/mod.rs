@@ -80,6 +80,13 @@ pub struct Config {
     pub app_streams_per_key: usize,
     /// The currency of a tenant made without one.
     pub default_currency: crate::domain::Currency,
+    /// The feed's RabbitMQ; `None` publishes nothing.
+    pub amqp_url: Option<String>,
+    pub amqp_exchange: String,
+    /// Webhooks may target loopback, private and link-local addresses.
+    pub webhooks_allow_private: bool,
+    /// Webhooks may use `http://`.
+    pub webhooks_allow_http: bool,
 }
 
 /// `POS_SESSION_SECRET`: never printed, not even by `{:?}`.

@@ -54,6 +54,10 @@ pub(super) struct RawEnv {
     app_streams_per_key: Option<String>,
     default_currency: Option<String>,
     void_window_secs: Option<String>,
+    amqp_url: Option<String>,
+    amqp_exchange: Option<String>,
+    webhooks_allow_private: Option<String>,
+    webhooks_allow_http: Option<String>,
 }
 
 /// The settings a valid environment makes.
@@ -234,6 +238,10 @@ pub(super) fn from_raw(raw: RawEnv) -> Result<Config, ConfigError> {
             100_000,
         )?,
         default_currency: default_currency(raw.default_currency)?,
+        amqp_url: amqp_url(raw.amqp_url)?,
+        amqp_exchange: amqp_exchange(raw.amqp_exchange)?,
+        webhooks_allow_private: boolean("POS_WEBHOOKS_ALLOW_PRIVATE", raw.webhooks_allow_private)?,
+        webhooks_allow_http: boolean("POS_WEBHOOKS_ALLOW_HTTP", raw.webhooks_allow_http)?,
     })
 }
 
@@ -268,6 +276,54 @@ fn redis_url(value: Option<String>) -> Result<Option<String>, ConfigError> {
             Some(u)
         }
     })
+}
+
+fn amqp_url(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(u) if u.trim().is_empty() => Ok(None),
+        None => Ok(None),
+        Some(u) if u.starts_with("amqp://") => Ok(Some(u)),
+        Some(u) => Err(problem(
+            "POS_AMQP_URL",
+            format!(
+                "expected amqp://… (no TLS in this build), got {:?}",
+                redact_url(&u)
+            ),
+        )),
+    }
+}
+
+/// A name RabbitMQ takes for an exchange (1 to 127 of `A-Z a-z 0-9 - _ . :`).
+fn amqp_exchange(value: Option<String>) -> Result<String, ConfigError> {
+    let name = value
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "pos.events".into());
+    let fits = name.len() <= 127
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if fits {
+        Ok(name)
+    } else {
+        Err(problem(
+            "POS_AMQP_EXCHANGE",
+            "must be 1 to 127 of A-Z a-z 0-9 - _ . :".into(),
+        ))
+    }
+}
+
+fn boolean(name: &str, value: Option<String>) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(problem(
+            name,
+            format!(
+                "expected true or false, got {:?}",
+                crate::domain::clip(other)
+            ),
+        )),
+    }
 }
 
 fn log_format(value: Option<&str>) -> Result<LogFormat, ConfigError> {

@@ -42,6 +42,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("POS_APP_STREAMS_PER_KEY", "live top-seller streams one key may hold open [4]"),
     ("POS_DEFAULT_CURRENCY", "ISO 4217 currency of tenants made without one, and of tenants made before currencies [EUR]"),
     ("POS_VOID_WINDOW_SECS", "a sale may be voided this long after it was stored [900]"),
+    ("POS_AMQP_URL", "RabbitMQ (amqp://user:password@host:5672/vhost) the feed publishes every event to; empty disables it [none]"),
+    ("POS_AMQP_EXCHANGE", "the feed's durable topic exchange; routing key <tenantID>.<type> [pos.events]"),
+    ("POS_WEBHOOKS_ALLOW_PRIVATE", "true: webhooks may target loopback, private and link-local addresses [false]"),
+    ("POS_WEBHOOKS_ALLOW_HTTP", "true: webhooks may use http:// (else https:// only) [false]"),
 ];
 
 /// Every variable `pos` reads.

@@ -54,6 +54,11 @@ impl<'a> EventBody<'a> {
     }
 }
 
+/// An event as the feed's sinks send it: the API's JSON of it.
+pub fn render_event(tenant: TenantId, event: &Event, currency: Currency) -> Vec<u8> {
+    serde_json::to_vec(&EventBody::new(tenant, event, currency)).unwrap_or_default()
+}
+
 #[derive(Serialize)]
 struct Events<'a> {
     events: Vec<EventBody<'a>>,

@@ -8,6 +8,7 @@ pub mod connections;
 mod deadline;
 mod error;
 mod events;
+pub use events::render_event;
 mod gate;
 mod health;
 mod keys;

@@ -11,6 +11,8 @@ use actix::prelude::*;
 use actix_web::web;
 use tokio::sync::mpsc;
 
+use crate::actors::feed::amqp::{AmqpFeed, AmqpSettings};
+use crate::actors::feed::{FeedTap, FeedTaps, Pending};
 use crate::actors::lease::{self, Fatal, LeaseActor, ShardLease};
 use crate::actors::lookup::LookupActor;
 use crate::actors::office::Office;
@@ -22,6 +24,7 @@ use crate::actors::rollups::{RollupActor, RollupSettings, Rollups};
 use crate::config::{redact_url, Config};
 use crate::domain::{ProductTotal, TenantId};
 use crate::http::AppState;
+use crate::metrics::Metrics;
 use crate::service::Services;
 use crate::store::{self, LeaseHolder, ServerTraits};
 
@@ -105,6 +108,7 @@ pub(super) async fn boot(b: Boot) {
         1
     };
     let mut owned = Vec::new();
+    let taps = start_feed(config, &metrics, &mut owned);
     let mut lanes = Vec::new();
     let activity = WriteActivity::new(persistence_count);
     for index in 0..persistence_count {
@@ -118,6 +122,7 @@ pub(super) async fn boot(b: Boot) {
             causal_reads: server.galera,
             lease: shard_lease.clone(),
             activity: activity.lane(index),
+            taps: taps.clone(),
         };
         let arbiter = Arbiter::new();
         let m = metrics.clone();
@@ -183,6 +188,29 @@ pub(super) async fn boot(b: Boot) {
     }
     b.state.readiness.changed();
     tracing::info!(products, persistence_actors = persistence_count, "ready");
+}
+
+/// Starts the feed's sinks, each on a thread of its own (a broker away or
+/// slow never holds up a commit's thread), and returns their taps.
+fn start_feed(config: &Config, metrics: &Metrics, owned: &mut Vec<Arbiter>) -> FeedTaps {
+    let mut taps = Vec::new();
+    if let Some(url) = &config.amqp_url {
+        let settings = AmqpSettings {
+            url: url.clone(),
+            exchange: config.amqp_exchange.clone(),
+            database_url: config.database_url.clone(),
+            shard: config.shard,
+            render: crate::http::render_event,
+        };
+        let (arbiter, pending, m) = (Arbiter::new(), Pending::default(), metrics.clone());
+        let taken = pending.clone();
+        let addr = AmqpFeed::start_in_arbiter(&arbiter.handle(), move |_| {
+            AmqpFeed::new(settings, taken, m).expect("the database URL was checked at start")
+        });
+        taps.push(FeedTap::new(pending, addr.recipient()));
+        owned.push(arbiter);
+    }
+    FeedTaps::new(taps)
 }
 
 /// Numbers the catalog events an earlier run committed and did not number

@@ -12,7 +12,7 @@ use mysql_async::{Conn, TxOpts};
 use super::refunds::{id_list, stored_refund, RefundRow, REFUND_COLUMNS};
 use super::sales::{stored_sale, SaleColumns, SALE_COLUMNS};
 use super::Result;
-use crate::domain::{Event, EventData, EventType, EventsQuery, TenantId, Timestamp};
+use crate::domain::{Currency, Event, EventData, EventType, EventsQuery, TenantId, Timestamp};
 
 /// The last event number stored for each of `tenants` (0 for none yet).
 /// `causal`: on a Galera node, wait first for every write set the cluster
@@ -136,113 +136,198 @@ pub async fn read_events(
     tenant: TenantId,
     query: &EventsQuery,
 ) -> Result<Vec<Event>> {
-    let opts = TxOpts::default()
+    let mut tx = conn.start_transaction(snapshot()).await?;
+    let rows = event_rows(&mut tx, &[(tenant, query.after)], &query.types, query.limit).await?;
+    tx.commit().await?;
+    let mut events: Vec<Event> = rows.into_iter().map(|(_, e)| e).collect();
+    events.truncate(query.limit);
+    Ok(events)
+}
+
+/// What the feed delivers next: events of many tenants after their
+/// cursors, and each tenant's currency (a sale's data names it).
+#[derive(Debug, Default)]
+pub struct FeedPage {
+    /// By tenant, then `seq`. A tenant's may stop short of its head and,
+    /// read from three tables under one limit, skip a number that a later
+    /// page holds: deliver each tenant's only as far as they run on.
+    pub events: Vec<(TenantId, Event)>,
+    pub currencies: HashMap<TenantId, Currency>,
+}
+
+/// The events after each `(tenant, cursor)`, at most `limit` of each kind,
+/// in one consistent snapshot.
+pub async fn feed_page(
+    conn: &mut Conn,
+    cursors: &[(TenantId, u64)],
+    limit: usize,
+) -> Result<FeedPage> {
+    if cursors.is_empty() {
+        return Ok(FeedPage::default());
+    }
+    let mut tx = conn.start_transaction(snapshot()).await?;
+    let events = event_rows(&mut tx, cursors, &[], limit).await?;
+    let ids = id_list(cursors.iter().map(|(t, _)| t.get()));
+    let rows: Vec<(TenantId, Option<String>)> = tx
+        .query(format!(
+            "SELECT id, currency FROM tenants WHERE id IN {ids}"
+        ))
+        .await?;
+    tx.commit().await?;
+    let currencies = rows
+        .into_iter()
+        .map(|(t, c)| {
+            (
+                t,
+                c.as_deref().and_then(Currency::stored).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Ok(FeedPage { events, currencies })
+}
+
+fn snapshot() -> TxOpts {
+    TxOpts::default()
         .with_consistent_snapshot(true)
         .with_readonly(Some(true))
-        .clone();
-    let mut tx = conn.start_transaction(opts).await?;
-    let limit = query.limit as u64;
+        .clone()
+}
+
+/// `(tenant_id = 1 AND col > 5) OR …`: the ranges after each cursor, which
+/// MySQL reads as ranges of the table's `(tenant_id, seq)` key.
+fn after_cursors(column: &str, cursors: &[(TenantId, u64)]) -> String {
+    let mut sql = String::from("(");
+    let mut digits = itoa::Buffer::new();
+    for (i, (tenant, after)) in cursors.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push_str("(tenant_id = ");
+        sql.push_str(digits.format(tenant.get()));
+        sql.push_str(" AND ");
+        sql.push_str(column);
+        sql.push_str(" > ");
+        sql.push_str(digits.format(*after));
+        sql.push(')');
+    }
+    sql.push(')');
+    sql
+}
+
+/// The events after each cursor, of `types` (all when empty), at most
+/// `limit` of each table, by tenant and `seq`.
+async fn event_rows(
+    tx: &mut mysql_async::Transaction<'_>,
+    cursors: &[(TenantId, u64)],
+    types: &[EventType],
+    limit: usize,
+) -> Result<Vec<(TenantId, Event)>> {
+    let wants = |kind| types.is_empty() || types.contains(&kind);
+    let limit = limit as u64;
     let mut events = Vec::new();
-    if query.wants(EventType::SaleCreated) {
+    if wants(EventType::SaleCreated) {
         let rows: Vec<mysql_async::Row> = tx
             .exec(
                 format!(
-                    "SELECT event_seq, stored_at, {SALE_COLUMNS} FROM sales_transactions \
-                     WHERE tenant_id = ? AND event_seq > ? ORDER BY event_seq LIMIT ?"
+                    "SELECT tenant_id, event_seq, stored_at, {SALE_COLUMNS} FROM sales_transactions \
+                     WHERE {} ORDER BY tenant_id, event_seq LIMIT ?",
+                    after_cursors("event_seq", cursors)
                 ),
-                (tenant, query.after, limit),
+                (limit,),
             )
             .await?;
-        let rows = rows.into_iter().filter_map(sale_row);
-        events.extend(rows.filter_map(|(seq, stored_at, columns)| {
+        events.extend(rows.into_iter().filter_map(|row| {
+            let (tenant, seq, stored_at, columns) = sale_row(row)?;
             let at = stored_at.unwrap_or(columns.5);
             let sale = stored_sale(tenant, columns)?;
-            Some(Event {
+            let event = Event {
                 seq,
                 kind: EventType::SaleCreated,
                 created_at: Timestamp::from_naive_utc(at),
                 data: EventData::Sale(sale),
-            })
+            };
+            Some((tenant, event))
         }));
     }
-    if query.wants(EventType::RefundCreated) {
+    if wants(EventType::RefundCreated) {
         let rows: Vec<mysql_async::Row> = tx
             .exec(
                 format!(
-                    "SELECT event_seq, {REFUND_COLUMNS} FROM refunds \
-                     WHERE tenant_id = ? AND event_seq > ? ORDER BY event_seq LIMIT ?"
+                    "SELECT tenant_id, event_seq, {REFUND_COLUMNS} FROM refunds \
+                     WHERE {} ORDER BY tenant_id, event_seq LIMIT ?",
+                    after_cursors("event_seq", cursors)
                 ),
-                (tenant, query.after, limit),
+                (limit,),
             )
             .await?;
         events.extend(rows.into_iter().filter_map(|row| {
-            let (seq, columns) = refund_row(row)?;
+            let (tenant, seq, columns) = refund_row(row)?;
             let refund = stored_refund(tenant, columns)?;
-            Some(Event {
+            let event = Event {
                 seq,
                 kind: EventType::RefundCreated,
                 created_at: refund.refund.created_at,
                 data: EventData::Refund(refund),
-            })
+            };
+            Some((tenant, event))
         }));
     }
-    let catalog: Vec<&str> = query
-        .types
+    let catalog: Vec<&str> = types
         .iter()
         .filter(|t| t.is_catalog())
         .map(|t| t.as_str())
         .collect();
-    if query.types.is_empty() || !catalog.is_empty() {
-        let types = if catalog.is_empty() {
+    if types.is_empty() || !catalog.is_empty() {
+        let only = if catalog.is_empty() {
             String::new()
         } else {
             // Names from `EventType`, never a client's text.
             format!(" AND type IN ('{}')", catalog.join("','"))
         };
-        let rows: Vec<(u64, String, NaiveDateTime, String)> = tx
+        let rows: Vec<(TenantId, u64, String, NaiveDateTime, String)> = tx
             .exec(
                 format!(
-                    "SELECT seq, type, created_at, data FROM catalog_events \
-                     WHERE tenant_id = ? AND seq > ?{types} ORDER BY seq LIMIT ?"
+                    "SELECT tenant_id, seq, type, created_at, data FROM catalog_events \
+                     WHERE {}{only} ORDER BY tenant_id, seq LIMIT ?",
+                    after_cursors("seq", cursors)
                 ),
-                (tenant, query.after, limit),
+                (limit,),
             )
             .await?;
-        events.extend(rows.into_iter().filter_map(|(seq, kind, at, data)| {
-            Some(Event {
-                seq,
-                kind: EventType::parse(&kind)?,
-                created_at: Timestamp::from_naive_utc(at),
-                data: EventData::Catalog(data),
-            })
-        }));
+        events.extend(
+            rows.into_iter()
+                .filter_map(|(tenant, seq, kind, at, data)| {
+                    let event = Event {
+                        seq,
+                        kind: EventType::parse(&kind)?,
+                        created_at: Timestamp::from_naive_utc(at),
+                        data: EventData::Catalog(data),
+                    };
+                    Some((tenant, event))
+                }),
+        );
     }
-    tx.commit().await?;
-    events.sort_by_key(|e| e.seq);
-    events.truncate(query.limit);
+    events.sort_by_key(|(tenant, e)| (*tenant, e.seq));
     Ok(events)
 }
 
-/// A sales row as (seq, stored at, the sale's columns).
-fn sale_row(row: mysql_async::Row) -> Option<(u64, Option<NaiveDateTime>, SaleColumns)> {
-    let seq = row.get(0)?;
-    let stored_at = row.get(1)?;
+/// A sales row as (tenant, seq, stored at, the sale's columns).
+fn sale_row(row: mysql_async::Row) -> Option<(TenantId, u64, Option<NaiveDateTime>, SaleColumns)> {
     let columns = (
-        row.get(2)?,
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
         row.get(6)?,
         row.get(7)?,
         row.get(8)?,
+        row.get(9)?,
     );
-    Some((seq, stored_at, columns))
+    Some((row.get(0)?, row.get(1)?, row.get(2)?, columns))
 }
 
-/// A refunds row as (seq, the refund's columns).
-fn refund_row(row: mysql_async::Row) -> Option<(u64, RefundRow)> {
+/// A refunds row as (tenant, seq, the refund's columns).
+fn refund_row(row: mysql_async::Row) -> Option<(TenantId, u64, RefundRow)> {
     let columns = (
-        row.get(1)?,
         row.get(2)?,
         row.get(3)?,
         row.get(4)?,
@@ -252,6 +337,7 @@ fn refund_row(row: mysql_async::Row) -> Option<(u64, RefundRow)> {
         row.get(8)?,
         row.get(9)?,
         row.get(10)?,
+        row.get(11)?,
     );
-    Some((row.get(0)?, columns))
+    Some((row.get(0)?, row.get(1)?, columns))
 }

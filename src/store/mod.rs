@@ -4,6 +4,7 @@
 
 mod catalog;
 mod events;
+mod feed;
 mod keys;
 mod migrate;
 mod refunds;
@@ -28,9 +29,10 @@ pub use catalog::{
     Conflicts, TenantRefusal, TenantRow,
 };
 pub use events::{
-    event_heads, insert_catalog_event, number_catalog_events, read_events,
-    tenants_with_unnumbered_events,
+    event_heads, feed_page, insert_catalog_event, number_catalog_events, read_events,
+    tenants_with_unnumbered_events, FeedPage,
 };
+pub use feed::{feed_cursors, save_feed_cursors, tenant_ids};
 pub use keys::{
     end_sessions, find_key, find_tenant_key, insert_key, insert_keys, insert_tenant_key, list_keys,
     list_tenant_keys, revoke_key, revoke_tenant_key, revoked_since, scope_exists, KeyInsert,

@@ -10,6 +10,7 @@ mod deploy;
 mod docs;
 mod events;
 mod faults;
+mod feed;
 mod galera;
 mod harness;
 mod health;

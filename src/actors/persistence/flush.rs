@@ -13,6 +13,7 @@ use mysql_async::{Conn, Pool};
 
 use super::heads::EventHeads;
 use super::{FlushEnd, Read, RefundFacts, Rows, Save, SaveError, Saved, Seq};
+use crate::actors::feed::FeedTaps;
 use crate::actors::lease::ShardLease;
 use crate::domain::{NewRefund, NewSale, StoredRefund, StoredSale, TenantId};
 use crate::metrics::Metrics;
@@ -135,6 +136,8 @@ pub(super) struct FlushJob {
     pub(super) seq: Seq,
     /// What its batches number their events from.
     pub(super) heads: EventHeads,
+    /// The feed's sinks, told of the events committed.
+    pub(super) taps: FeedTaps,
     /// How its transactions ended, for the rollups.
     pub(super) end: Cell<FlushEnd>,
 }
@@ -154,7 +157,25 @@ impl FlushJob {
             return;
         }
         let deadline = Instant::now() + self.retry_window;
+        let tenants = (!self.taps.is_empty()).then(|| {
+            let mut tenants: Vec<TenantId> = saves.iter().flat_map(|s| s.rows.tenants()).collect();
+            tenants.sort_unstable();
+            tenants.dedup();
+            tenants
+        });
         self.commit_group(saves, deadline).await;
+        if let Some(tenants) = tenants {
+            self.tell_feed(&tenants);
+        }
+    }
+
+    /// Tells the feed's sinks how far these tenants' events now reach.
+    fn tell_feed(&self, tenants: &[TenantId]) {
+        let heads: Vec<(TenantId, u64)> = tenants
+            .iter()
+            .map(|t| (*t, self.heads.head_or_unknown(*t)))
+            .collect();
+        self.taps.tell(&heads);
     }
 
     /// Commits `group` as one transaction. When MySQL refuses it, the
@@ -341,6 +362,7 @@ impl FlushJob {
         match store::number_catalog_events(conn, tenant, writer, self.causal_reads).await {
             Ok(head) => {
                 self.heads.learn([(tenant, head)].into());
+                self.taps.tell(&[(tenant, head)]);
                 Ok(())
             }
             Err(e) => {

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::actors::feed::UNKNOWN_HEAD;
 use crate::domain::TenantId;
 
 #[derive(Clone, Default)]
@@ -57,6 +58,15 @@ impl EventHeads {
                 *head += 1;
             }
         }
+    }
+
+    /// `tenant`'s head, or [`UNKNOWN_HEAD`] (for the feed).
+    pub(super) fn head_or_unknown(&self, tenant: TenantId) -> u64 {
+        self.0
+            .borrow()
+            .get(&tenant)
+            .copied()
+            .unwrap_or(UNKNOWN_HEAD)
     }
 
     /// Forget the heads of `tenants`: what MySQL holds is not known here.

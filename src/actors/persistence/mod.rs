@@ -26,6 +26,7 @@ use actix::prelude::*;
 use mysql_async::Pool;
 use tokio::sync::oneshot;
 
+use super::feed::FeedTaps;
 use super::lease::ShardLease;
 use crate::domain::{
     IdempotencyKey, NewRefund, NewSale, RefundableSale, SaleId, StoredRefund, StoredSale, TenantId,
@@ -112,6 +113,14 @@ impl Rows {
         }
     }
 
+    /// The tenant of each row.
+    fn tenants(&self) -> Vec<TenantId> {
+        match self {
+            Rows::Sales(s) => s.iter().map(|s| s.tenant_id).collect(),
+            Rows::Refunds(r) => r.iter().map(|r| r.tenant_id).collect(),
+        }
+    }
+
     fn same_kind(&self, other: &Rows) -> bool {
         matches!(
             (self, other),
@@ -145,6 +154,8 @@ pub struct PersistenceSettings {
     pub lease: ShardLease,
     /// Where this actor tells the rollups of its flushes.
     pub activity: LaneActivity,
+    /// Where it tells the feed's sinks of the events it committed.
+    pub taps: FeedTaps,
 }
 
 /// Store these rows (one request's: always one batch, one outcome).
@@ -291,6 +302,7 @@ impl PersistenceActor {
             lease: self.settings.lease.clone(),
             seq: self.flushes,
             heads: self.heads.clone(),
+            taps: self.settings.taps.clone(),
             end: Default::default(),
         };
         let activity = self.settings.activity.clone();

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+mod amqp;
 mod app;
 mod bodies;
 mod db;
@@ -19,6 +20,7 @@ pub mod peers;
 pub mod proxy;
 pub mod redis_server;
 
+pub use amqp::*;
 pub use app::*;
 pub use bodies::*;
 pub use db::*;
