@@ -38,6 +38,9 @@ pub enum Operation {
     ReadSaleTransactions,
     /// `GET /v1/tenants/{tenantID}/events`
     ReadEvents,
+    /// `/v1/tenants/{tenantID}/webhooks` and below: make, list, delete,
+    /// deliveries, retry
+    ManageWebhooks,
 }
 
 /// The ids a request's path names, parsed once (`None`: the path has no
@@ -106,7 +109,7 @@ pub fn check(scope: Scope, op: Operation, path: PathIds) -> Result<(), Refusal> 
         (
             Scope::Backoffice { tenant },
             ReadTenantSales | ReadTenant | ChangeTenant | ReadCatalog | ListCatalog | ChangeCatalog
-            | ManageKeys | PostRefunds | ReadSaleTransactions | ReadEvents,
+            | ManageKeys | PostRefunds | ReadSaleTransactions | ReadEvents | ManageWebhooks,
         ) => own(tenant),
         (Scope::Backoffice { .. }, _) => Err(operator_only(op)),
         (Scope::Operator, _) => Ok(()),

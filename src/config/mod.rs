@@ -103,6 +103,16 @@ impl std::fmt::Debug for SessionSecret {
 pub const MIN_SESSION_SECRET: usize = 32;
 
 impl Config {
+    /// What webhooks may target.
+    pub fn webhook_rules(&self) -> crate::domain::TargetRules {
+        crate::domain::TargetRules {
+            allow_private: self.webhooks_allow_private,
+            allow_http: self.webhooks_allow_http,
+        }
+    }
+}
+
+impl Config {
     /// The URL migrations run with.
     pub fn migration_url(&self) -> &str {
         self.migrate_database_url

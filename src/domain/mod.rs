@@ -17,6 +17,7 @@ mod sale;
 mod shard;
 mod timestamp;
 mod totals;
+mod webhook;
 
 pub use access::{KeyId, NotAKeyId, Role, Scope, ScopeError, SecretHash, MAX_KEY_ID_LEN};
 pub use catalog::{
@@ -43,6 +44,10 @@ pub use sale::{IdempotencyKey, NewSale, Quantity, SaleItem, StoredSale, MAX_FUTU
 pub use shard::Shard;
 pub use timestamp::Timestamp;
 pub use totals::{ProductTotal, RankBy, TenantSnapshot, MAX_TOP};
+pub use webhook::{
+    is_public, reachable, types_from_text, types_text, Delivery, NewWebhook, TargetRules, Webhook,
+    WebhookUrl, MAX_WEBHOOKS_PER_TENANT, MAX_WEBHOOK_URL, PRIVATE_TARGET,
+};
 
 /// A map by product id, hashed with foldhash rather than SipHash (several
 /// per sale: about 400 instructions an insert less). Product ids in these

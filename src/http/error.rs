@@ -290,6 +290,18 @@ impl ApiError {
                 "the merged top sellers are unavailable (Redis); retry shortly".into(),
             ),
             ServiceError::NotRunning(what) => ApiError::Internal(format!("{what} is not running")),
+            ServiceError::NoSuchWebhook => {
+                ApiError::NotFound("no such webhook for this tenant".into())
+            }
+            ServiceError::NoSuchDelivery => {
+                ApiError::NotFound("no such delivery of this webhook".into())
+            }
+            ServiceError::TooManyWebhooks(most) => ApiError::Conflict {
+                message: format!(
+                    "the tenant holds {most} webhooks, the most it may; delete one first"
+                ),
+                fields: BTreeMap::new(),
+            },
         }
     }
 }

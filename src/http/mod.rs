@@ -19,6 +19,7 @@ mod refunds;
 mod reports;
 mod sales;
 mod tenants;
+mod webhooks;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -142,6 +143,19 @@ pub const ROUTES: &[(&str, &str, &[&str])] = &[
         "GET",
         "/v1/tenants/{tenantID}/events",
         &["after", "limit", "types"],
+    ),
+    ("POST", "/v1/tenants/{tenantID}/webhooks", &[]),
+    ("GET", "/v1/tenants/{tenantID}/webhooks", &[]),
+    ("DELETE", "/v1/tenants/{tenantID}/webhooks/{webhookID}", &[]),
+    (
+        "GET",
+        "/v1/tenants/{tenantID}/webhooks/{webhookID}/deliveries",
+        &[],
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenantID}/webhooks/{webhookID}/deliveries/{deliveryID}/retry",
+        &[],
     ),
 ];
 
@@ -353,6 +367,42 @@ pub fn api_routes(cfg: &mut web::ServiceConfig) {
             )
             .route(get().to(events::list_events))
             .default_service(web::to(|| async { only("GET, HEAD") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/webhooks",
+                &[
+                    (Method::POST, ManageWebhooks),
+                    (Method::GET, ManageWebhooks),
+                ],
+            )
+            .route(web::post().to(webhooks::create_webhook))
+            .route(get().to(webhooks::list_webhooks))
+            .default_service(web::to(|| async { only("GET, HEAD, POST") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/webhooks/{webhookID}",
+                &[(Method::DELETE, ManageWebhooks)],
+            )
+            .route(web::delete().to(webhooks::delete_webhook))
+            .default_service(web::to(|| async { only("DELETE") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/webhooks/{webhookID}/deliveries",
+                &[(Method::GET, ManageWebhooks)],
+            )
+            .route(get().to(webhooks::list_deliveries))
+            .default_service(web::to(|| async { only("GET, HEAD") })),
+        )
+        .service(
+            guarded(
+                "/v1/tenants/{tenantID}/webhooks/{webhookID}/deliveries/{deliveryID}/retry",
+                &[(Method::POST, ManageWebhooks)],
+            )
+            .route(web::post().to(webhooks::retry_delivery))
+            .default_service(web::to(|| async { only("POST") })),
         )
         .default_service(web::to(not_found));
 }

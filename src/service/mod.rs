@@ -16,11 +16,13 @@ pub mod reports;
 pub mod sales;
 pub mod sessions;
 pub mod tenants;
+pub mod webhooks;
 
 use std::sync::Arc;
 
 use actix::Addr;
 
+use crate::actors::feed::webhooks::WebhookFeed;
 use crate::actors::lease::{LeaseActor, ShardLease};
 use crate::actors::office::Office;
 use crate::actors::ranking::RankingActor;
@@ -28,7 +30,7 @@ use crate::actors::registry::TenantRegistry;
 use crate::actors::reports::Reports;
 use crate::actors::rollups::Rollups;
 use crate::auth::Auth;
-use crate::domain::{Currency, Shard, TenantLimits};
+use crate::domain::{Currency, Shard, TargetRules, TenantLimits};
 use crate::mirror::Mirror;
 
 /// What the operations work with, once MySQL answered and the actors run.
@@ -55,6 +57,10 @@ pub struct Services {
     pub limits: TenantLimits,
     /// The currency of a tenant made without one.
     pub default_currency: Currency,
+    /// Delivers the webhooks of this shard's tenants.
+    pub webhooks: Addr<WebhookFeed>,
+    /// What webhooks may target.
+    pub webhook_rules: TargetRules,
 }
 
 // The actors' refusals, which the front ends answer in their own words.
@@ -106,4 +112,11 @@ pub enum ServiceError {
     /// An actor the operation needs is not running.
     #[error("{0} is not running")]
     NotRunning(&'static str),
+    #[error("no such webhook for this tenant")]
+    NoSuchWebhook,
+    #[error("no such delivery of this webhook")]
+    NoSuchDelivery,
+    /// The tenant holds this many webhooks, its most.
+    #[error("the tenant holds {0} webhooks, its most")]
+    TooManyWebhooks(usize),
 }

@@ -12,6 +12,7 @@ use actix_web::web;
 use tokio::sync::mpsc;
 
 use crate::actors::feed::amqp::{AmqpFeed, AmqpSettings};
+use crate::actors::feed::webhooks::{WebhookFeed, WebhookSettings};
 use crate::actors::feed::{FeedTap, FeedTaps, Pending};
 use crate::actors::lease::{self, Fatal, LeaseActor, ShardLease};
 use crate::actors::lookup::LookupActor;
@@ -108,7 +109,7 @@ pub(super) async fn boot(b: Boot) {
         1
     };
     let mut owned = Vec::new();
-    let taps = start_feed(config, &metrics, &mut owned);
+    let (taps, webhooks) = start_feed(config, &metrics, &mut owned);
     let mut lanes = Vec::new();
     let activity = WriteActivity::new(persistence_count);
     for index in 0..persistence_count {
@@ -181,6 +182,8 @@ pub(super) async fn boot(b: Boot) {
         mirror: b.state.mirror.clone(),
         limits: config.tenant_limits,
         default_currency: config.default_currency,
+        webhooks,
+        webhook_rules: config.webhook_rules(),
     };
     number_left_events(&core.tenants, unnumbered);
     if b.state.core.set(core).is_err() {
@@ -190,17 +193,23 @@ pub(super) async fn boot(b: Boot) {
     tracing::info!(products, persistence_actors = persistence_count, "ready");
 }
 
-/// Starts the feed's sinks, each on a thread of its own (a broker away or
-/// slow never holds up a commit's thread), and returns their taps.
-fn start_feed(config: &Config, metrics: &Metrics, owned: &mut Vec<Arbiter>) -> FeedTaps {
+/// Starts the feed's sinks, each on a thread of its own (a broker or a
+/// receiver away or slow never holds up a commit's thread), and returns
+/// their taps and the webhook feed.
+fn start_feed(
+    config: &Config,
+    metrics: &Metrics,
+    owned: &mut Vec<Arbiter>,
+) -> (FeedTaps, Addr<WebhookFeed>) {
     let mut taps = Vec::new();
+    let render = crate::http::render_event;
     if let Some(url) = &config.amqp_url {
         let settings = AmqpSettings {
             url: url.clone(),
             exchange: config.amqp_exchange.clone(),
             database_url: config.database_url.clone(),
             shard: config.shard,
-            render: crate::http::render_event,
+            render,
         };
         let (arbiter, pending, m) = (Arbiter::new(), Pending::default(), metrics.clone());
         let taken = pending.clone();
@@ -210,7 +219,20 @@ fn start_feed(config: &Config, metrics: &Metrics, owned: &mut Vec<Arbiter>) -> F
         taps.push(FeedTap::new(pending, addr.recipient()));
         owned.push(arbiter);
     }
-    FeedTaps::new(taps)
+    let settings = WebhookSettings {
+        database_url: config.database_url.clone(),
+        shard: config.shard,
+        render,
+        rules: config.webhook_rules(),
+    };
+    let (arbiter, pending, m) = (Arbiter::new(), Pending::default(), metrics.clone());
+    let taken = pending.clone();
+    let webhooks = WebhookFeed::start_in_arbiter(&arbiter.handle(), move |_| {
+        WebhookFeed::new(settings, taken, m).expect("the database URL was checked at start")
+    });
+    taps.push(FeedTap::new(pending, webhooks.clone().recipient()));
+    owned.push(arbiter);
+    (FeedTaps::new(taps), webhooks)
 }
 
 /// Numbers the catalog events an earlier run committed and did not number

@@ -25,7 +25,7 @@ pub async fn event_heads(
     heads_in(conn, tenants, causal).await
 }
 
-async fn heads_in(
+pub(super) async fn heads_in(
     conn: &mut impl Queryable,
     tenants: &[TenantId],
     causal: bool,

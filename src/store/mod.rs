@@ -15,6 +15,7 @@ mod seed;
 mod shards;
 mod tenants;
 mod values;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -53,6 +54,10 @@ pub use shards::{
     acquire_lease, release_lease, renew_lease, resize_shards, Acquired, LeaseHolder, Resized,
 };
 pub use tenants::{load_all_totals, load_tenant};
+pub use webhooks::{
+    create_webhook, delete_webhook, find_delivery, list_deliveries, list_webhooks, live_webhooks,
+    prune_deliveries, record_deliveries, save_webhook_state,
+};
 
 /// A storage failure, split by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]

@@ -31,3 +31,4 @@ mod security;
 mod shards;
 mod stored_values;
 mod support;
+mod webhooks;

@@ -6,6 +6,7 @@
 //! returns, and a crash at any point repeats at most what was in flight.
 
 pub mod amqp;
+pub mod webhooks;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};

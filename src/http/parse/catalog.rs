@@ -7,8 +7,8 @@ use serde_json::value::RawValue;
 
 use super::{boolean, positive_int, string, BodyError, Members, Problems};
 use crate::domain::{
-    repeated_skus, BranchId, BranchPatch, Code, Currency, Field, Money, Name, NewBranch,
-    NewProduct, ProductPatch, Role, TenantPatch,
+    repeated_skus, BranchId, BranchPatch, Code, Currency, EventType, Field, Money, Name, NewBranch,
+    NewProduct, ProductPatch, Role, TenantPatch, MAX_WEBHOOK_URL,
 };
 
 /// A key the back office asks for.
@@ -157,6 +157,36 @@ pub fn parse_new_key(body: &[u8]) -> Result<NewKeyRequest, BodyError> {
         })
     })
 }
+
+/// `{"url", "types": [...]}` of a new webhook: the URL as text (its rules
+/// depend on the deployment: the service checks them) and known types,
+/// each once.
+pub fn parse_new_webhook(body: &[u8]) -> Result<(String, Vec<EventType>), BodyError> {
+    one_object(body, &["url", "types"], |read| {
+        let url = read.required("url").and_then(|v| match string(v) {
+            Some(u) if u.len() <= MAX_WEBHOOK_URL => Some(u),
+            _ => read.problem("url", "must be a URL of at most 2048 characters"),
+        });
+        let types = read.required("types").and_then(|v| {
+            let names: Option<Vec<String>> = serde_json::from_str(v.get()).ok();
+            let types: Option<Vec<EventType>> = names
+                .filter(|n| !n.is_empty() && n.len() <= EventType::ALL.len())
+                .and_then(|n| n.iter().map(|t| EventType::parse(t)).collect());
+            match types {
+                Some(mut t) => {
+                    t.sort();
+                    t.dedup();
+                    Some(t)
+                }
+                None => read.problem("types", EVENT_TYPES_RULE),
+            }
+        });
+        Some((url?, types?))
+    })
+}
+
+const EVENT_TYPES_RULE: &str = "must be a list of event types among sale.created, refund.created, \
+product.created, product.updated, branch.created, branch.updated";
 
 /// A body that must be one object with these members.
 fn one_object<T>(

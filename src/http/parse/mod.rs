@@ -15,7 +15,7 @@ mod sales;
 
 pub use catalog::{
     parse_branch_patch, parse_new_branch, parse_new_key, parse_new_products, parse_new_tenant,
-    parse_product_patch, parse_tenant_patch, NewKeyRequest,
+    parse_new_webhook, parse_product_patch, parse_tenant_patch, NewKeyRequest,
 };
 pub use refunds::parse_refunds;
 pub use report::{group_by, report_query, sales_listing, ReportProblem};

@@ -1,0 +1,581 @@
+//! WebhookFeed: delivers each endpoint's events (of its types) in `seq`
+//! order, each a signed POST answered 2xx within 10 s, else retried with
+//! doubling pauses (with jitter) for 72 hours, then the endpoint is marked
+//! failed until a manual retry. Each endpoint runs as a task of its own on
+//! this actor's thread, so a slow or failing receiver holds up only
+//! itself; deliveries in flight are bounded over all endpoints. The
+//! client follows no redirect and connects only to addresses its resolver
+//! allows (no loopback, private or link-local unless the deployment says).
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_tls::connect::{Resolve, Resolver};
+use futures_util::future::LocalBoxFuture;
+use hmac::{Hmac, Mac};
+use mysql_async::Pool;
+use sha2::Sha256;
+use tokio::sync::{Notify, Semaphore};
+
+use super::{running_on, Pending, Render, Wake, UNKNOWN_HEAD};
+use crate::domain::{
+    clip, reachable, Delivery, Event, Shard, TargetRules, TenantId, Timestamp, Webhook,
+};
+use crate::metrics::Metrics;
+use crate::store::{self, StoreError};
+
+/// This sink's name in metric labels.
+pub const SINK: &str = "webhooks";
+/// A delivery is a 2xx within this long.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retries stop this long after an event first failed.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(72 * 3600);
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Deliveries in flight at once, over all endpoints.
+const MAX_IN_FLIGHT: usize = 64;
+/// Events read per run of an endpoint.
+const PAGE: usize = 100;
+/// An idle endpoint looks for events at least this often.
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// Attempts are kept this many days.
+const KEEP_DAYS: u32 = 7;
+
+#[derive(Clone)]
+pub struct WebhookSettings {
+    pub database_url: String,
+    pub shard: Shard,
+    pub render: Render,
+    pub rules: TargetRules,
+}
+
+/// What every endpoint's task shares.
+struct Shared {
+    pool: Pool,
+    client: awc::Client,
+    render: Render,
+    metrics: Metrics,
+    in_flight: Semaphore,
+}
+
+/// An endpoint's task and what the actor knows of it.
+struct Running {
+    tenant: TenantId,
+    wake: Rc<Notify>,
+    cursor: Rc<Cell<u64>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub struct WebhookFeed {
+    settings: WebhookSettings,
+    pending: Pending,
+    shared: Rc<Shared>,
+    running: HashMap<u64, Running>,
+    heads: HashMap<TenantId, u64>,
+}
+
+/// Read the endpoints again (one was made or deleted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+/// Send one attempt's event again, now; answers the new attempt.
+#[derive(Message)]
+#[rtype(result = "Result<Delivery, RetryError>")]
+pub struct Retry {
+    pub tenant: TenantId,
+    pub webhook: u64,
+    pub delivery: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("no such delivery of this webhook")]
+    NotFound,
+    #[error("MySQL unavailable")]
+    Unavailable,
+}
+
+impl WebhookFeed {
+    /// Builds the actor (call inside its arbiter: the pool and the client
+    /// live there); it takes what its tap leaves in `pending`.
+    pub fn new(
+        settings: WebhookSettings,
+        pending: Pending,
+        metrics: Metrics,
+    ) -> Result<Self, mysql_async::UrlError> {
+        let pool = Pool::new(store::pool_opts(&settings.database_url, 4)?);
+        let shared = Rc::new(Shared {
+            pool,
+            client: client(settings.rules),
+            render: settings.render,
+            metrics,
+            in_flight: Semaphore::new(MAX_IN_FLIGHT),
+        });
+        Ok(WebhookFeed {
+            settings,
+            pending,
+            shared,
+            running: HashMap::new(),
+            heads: HashMap::new(),
+        })
+    }
+
+    /// Starts a task for every live endpoint of the shard not running, and
+    /// stops those deleted.
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let (pool, shard) = (self.shared.pool.clone(), self.settings.shard);
+        let read = async move {
+            let mut conn = pool.get_conn().await.map_err(StoreError::from)?;
+            store::live_webhooks(&mut conn).await
+        };
+        ctx.spawn(read.into_actor(self).map(move |found, act, ctx| {
+            let found = match found {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhooks not read; trying again");
+                    ctx.run_later(Duration::from_secs(5), |act, ctx| act.reload(ctx));
+                    return;
+                }
+            };
+            let live: Vec<u64> = found.iter().map(|(w, _)| w.id).collect();
+            act.running.retain(|id, r| {
+                let keep = live.contains(id);
+                if !keep {
+                    r.task.abort();
+                }
+                keep
+            });
+            for (webhook, secret) in found {
+                if !shard.owns(webhook.tenant) || act.running.contains_key(&webhook.id) {
+                    continue;
+                }
+                let (wake, cursor) = (Rc::new(Notify::new()), Rc::new(Cell::new(0)));
+                let tenant = webhook.tenant;
+                let id = webhook.id;
+                let endpoint = Endpoint::new(webhook, secret);
+                let task =
+                    actix::spawn(endpoint.run(act.shared.clone(), wake.clone(), cursor.clone()));
+                act.running.insert(
+                    id,
+                    Running {
+                        tenant,
+                        wake,
+                        cursor,
+                        task,
+                    },
+                );
+            }
+            act.report_lag();
+        }));
+    }
+
+    /// Events committed and not delivered, over endpoints whose tenant's
+    /// head is known.
+    fn report_lag(&self) {
+        let lag: u64 = self
+            .running
+            .values()
+            .filter_map(|r| {
+                let head = *self.heads.get(&r.tenant)?;
+                (head != UNKNOWN_HEAD).then(|| head.saturating_sub(r.cursor.get()))
+            })
+            .sum();
+        self.shared
+            .metrics
+            .feed_lag
+            .with_label_values(&[SINK])
+            .set(lag as i64);
+    }
+}
+
+impl Actor for WebhookFeed {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(256);
+        self.reload(ctx);
+        ctx.run_interval(Duration::from_secs(5), |act, _| act.report_lag());
+        ctx.run_interval(Duration::from_secs(3600), |act, ctx| {
+            let pool = act.shared.pool.clone();
+            let prune = async move {
+                let mut conn = pool.get_conn().await.map_err(StoreError::from)?;
+                store::prune_deliveries(&mut conn, KEEP_DAYS).await
+            };
+            ctx.spawn(prune.into_actor(act).map(|outcome, _, _| {
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, "old webhook deliveries not pruned");
+                }
+            }));
+        });
+    }
+}
+
+impl Handler<Wake> for WebhookFeed {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+        for (tenant, head) in self.pending.take() {
+            self.heads.insert(tenant, head);
+            for r in self.running.values().filter(|r| r.tenant == tenant) {
+                r.wake.notify_one();
+            }
+        }
+        self.report_lag();
+    }
+}
+
+impl Handler<Reload> for WebhookFeed {
+    type Result = ();
+
+    fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
+        self.reload(ctx);
+    }
+}
+
+impl Handler<Retry> for WebhookFeed {
+    type Result = ResponseActFuture<Self, Result<Delivery, RetryError>>;
+
+    fn handle(&mut self, msg: Retry, _: &mut Context<Self>) -> Self::Result {
+        let (shared, webhook) = (self.shared.clone(), msg.webhook);
+        let retry = async move { retry_one(&shared, msg).await };
+        Box::pin(retry.into_actor(self).map(move |outcome, act, ctx| {
+            if outcome.as_ref().is_ok_and(Delivery::delivered) {
+                // A failing endpoint that answers again resumes at once:
+                // its task starts anew from what the retry stored.
+                if let Some(r) = act.running.remove(&webhook) {
+                    r.task.abort();
+                }
+                act.reload(ctx);
+            }
+            outcome
+        }))
+    }
+}
+
+/// Sends the event of one attempt again and records the new attempt; a
+/// delivered one clears the endpoint's failing state.
+async fn retry_one(shared: &Shared, msg: Retry) -> Result<Delivery, RetryError> {
+    let unavailable = |e: StoreError| {
+        tracing::warn!(error = %e, "a webhook retry could not reach MySQL");
+        RetryError::Unavailable
+    };
+    let mut conn = shared
+        .pool
+        .get_conn()
+        .await
+        .map_err(|e| unavailable(e.into()))?;
+    let earlier = store::find_delivery(&mut conn, msg.tenant, msg.webhook, msg.delivery)
+        .await
+        .map_err(unavailable)?
+        .ok_or(RetryError::NotFound)?;
+    let (webhook, secret) = store::live_webhooks(&mut conn)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .find(|(w, _)| w.id == msg.webhook)
+        .ok_or(RetryError::NotFound)?;
+    let page = store::feed_page(
+        &mut conn,
+        &[(msg.tenant, earlier.event_seq.saturating_sub(1))],
+        1,
+    )
+    .await
+    .map_err(unavailable)?;
+    let event = page
+        .events
+        .iter()
+        .map(|(_, e)| e)
+        .find(|e| e.seq == earlier.event_seq)
+        .ok_or(RetryError::NotFound)?;
+    drop(conn);
+    let currency = page
+        .currencies
+        .get(&msg.tenant)
+        .copied()
+        .unwrap_or_default();
+    let body = (shared.render)(msg.tenant, event, currency);
+    let attempt = deliver(shared, &webhook, &secret, event.seq, body).await;
+    let mut conn = shared
+        .pool
+        .get_conn()
+        .await
+        .map_err(|e| unavailable(e.into()))?;
+    store::record_deliveries(&mut conn, std::slice::from_ref(&attempt))
+        .await
+        .map_err(unavailable)?;
+    if attempt.delivered() && (webhook.failed || webhook.failing_since.is_some()) {
+        // The event it was stuck on is delivered now: move past it.
+        let cursor = if earlier.event_seq == webhook.delivered_seq + 1 {
+            earlier.event_seq
+        } else {
+            webhook.delivered_seq
+        };
+        store::save_webhook_state(&mut conn, webhook.id, cursor, None, false)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(attempt)
+}
+
+/// One endpoint's delivery state, owned by its task.
+struct Endpoint {
+    webhook: Webhook,
+    secret: String,
+    /// Attempts of the event now failing (for the pause before the next).
+    failures: u32,
+}
+
+/// What an endpoint's run found.
+enum Next {
+    /// Nothing left after its cursor.
+    Idle,
+    /// Delivered what it read; read on.
+    More,
+    /// Its next event failed: try again after this long.
+    Retry(Duration),
+    /// It failed for 72 hours: stop until a manual retry.
+    GiveUp,
+}
+
+impl Endpoint {
+    fn new(webhook: Webhook, secret: String) -> Endpoint {
+        Endpoint {
+            webhook,
+            secret,
+            failures: 0,
+        }
+    }
+
+    async fn run(mut self, shared: Rc<Shared>, wake: Rc<Notify>, cursor: Rc<Cell<u64>>) {
+        cursor.set(self.webhook.delivered_seq);
+        loop {
+            if self.webhook.failed {
+                // Until a manual retry restarts this endpoint's task.
+                std::future::pending::<()>().await;
+            }
+            match self.run_once(&shared).await {
+                Ok(next) => {
+                    cursor.set(self.webhook.delivered_seq);
+                    match next {
+                        Next::More => {}
+                        Next::Idle => {
+                            let _ = tokio::time::timeout(IDLE_CHECK, wake.notified()).await;
+                        }
+                        Next::Retry(after) => tokio::time::sleep(after).await,
+                        Next::GiveUp => self.webhook.failed = true,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, webhook = self.webhook.id, "webhook deliveries paused: MySQL");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    }
+
+    /// Reads the events after the cursor and delivers them in order (those
+    /// not of its types are passed over) until one fails; stores the
+    /// attempts and the cursor.
+    async fn run_once(&mut self, shared: &Shared) -> Result<Next, StoreError> {
+        let w = &self.webhook;
+        let after = w.delivered_seq;
+        let page = {
+            let mut conn = shared.pool.get_conn().await?;
+            store::feed_page(&mut conn, &[(w.tenant, after)], PAGE).await?
+        };
+        let events: Vec<&Event> = page.events.iter().map(|(_, e)| e).collect();
+        let run = running_on(after, events.iter().map(|e| e.seq));
+        if run == 0 {
+            return Ok(Next::Idle);
+        }
+        let currency = page.currencies.get(&w.tenant).copied().unwrap_or_default();
+        let mut attempts = Vec::new();
+        let mut cursor = after;
+        let mut failed = false;
+        for event in &events[..run] {
+            if !w.wants(event.kind) {
+                cursor = event.seq;
+                continue;
+            }
+            let body = (shared.render)(w.tenant, event, currency);
+            let attempt = deliver(shared, w, &self.secret, event.seq, body).await;
+            let delivered = attempt.delivered();
+            attempts.push(attempt);
+            if !delivered {
+                failed = true;
+                break;
+            }
+            cursor = event.seq;
+        }
+        let now = chrono::Utc::now();
+        let failing_since = if failed {
+            Some(w.failing_since.unwrap_or(Timestamp::from_utc(now)))
+        } else {
+            None
+        };
+        let give_up = failing_since.is_some_and(|since| {
+            (now.naive_utc() - since.naive_utc())
+                .to_std()
+                .unwrap_or_default()
+                > GIVE_UP_AFTER
+        });
+        let mut conn = shared.pool.get_conn().await?;
+        store::record_deliveries(&mut conn, &attempts).await?;
+        store::save_webhook_state(&mut conn, w.id, cursor, failing_since, give_up).await?;
+        let delivered = attempts.iter().filter(|a| a.delivered()).count();
+        let labels = [SINK];
+        let metrics = &shared.metrics;
+        metrics
+            .feed_delivered
+            .with_label_values(&labels)
+            .inc_by(delivered as u64);
+        self.webhook.delivered_seq = cursor;
+        self.webhook.failing_since = failing_since;
+        if !failed {
+            self.failures = 0;
+            return Ok(Next::More);
+        }
+        metrics.feed_failures.with_label_values(&labels).inc();
+        self.failures += 1;
+        Ok(if give_up {
+            tracing::warn!(
+                webhook = self.webhook.id,
+                "webhook failing for 72 hours: retries stopped"
+            );
+            Next::GiveUp
+        } else {
+            Next::Retry(backoff(self.failures, crate::ids::random_u63()))
+        })
+    }
+}
+
+/// The pause before attempt `failures + 1`: doubling from a second up to
+/// an hour, each between 80% and 120% of that (so endpoints that failed
+/// together do not all come back at once).
+fn backoff(failures: u32, random: u64) -> Duration {
+    let base = FIRST_BACKOFF
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+        .min(MAX_BACKOFF);
+    let spread = 800 + random % 401; // per mille
+    base * spread as u32 / 1000
+}
+
+/// POSTs one event to `webhook`, signed: `Pos-Signature: t=<unix>,v1=<hex
+/// HMAC-SHA256(secret, "<t>.<body>")>`. Waits for a slot among the
+/// deliveries in flight.
+async fn deliver(
+    shared: &Shared,
+    webhook: &Webhook,
+    secret: &str,
+    seq: u64,
+    body: Vec<u8>,
+) -> Delivery {
+    let _slot = shared.in_flight.acquire().await;
+    let attempted_at = Timestamp::from_utc(chrono::Utc::now());
+    let started = Instant::now();
+    let unix = chrono::Utc::now().timestamp();
+    let signature = signature(secret, unix, &body);
+    let sent = shared
+        .client
+        .post(webhook.url.as_str())
+        .insert_header(("Pos-Event-Id", format!("evt_{}_{seq}", webhook.tenant)))
+        .insert_header(("Pos-Signature", format!("t={unix},v1={signature}")))
+        .insert_header(("Content-Type", "application/json"))
+        .timeout(DELIVERY_TIMEOUT)
+        .send_body(body)
+        .await;
+    let (status, error) = match sent {
+        Ok(res) if res.status().is_success() => (Some(res.status().as_u16()), None),
+        Ok(res) => (
+            Some(res.status().as_u16()),
+            Some(format!("answered {}", res.status())),
+        ),
+        Err(e) => (None, Some(clip(&e.to_string()).into_owned())),
+    };
+    Delivery {
+        id: 0,
+        webhook: webhook.id,
+        event_seq: seq,
+        attempted_at,
+        status,
+        error: error.map(|e| e.chars().take(200).collect()),
+        duration_ms: started.elapsed().as_millis().min(u32::MAX as u128) as u32,
+    }
+}
+
+/// Hex HMAC-SHA256 of `<unix>.<body>` with `secret`.
+pub fn signature(secret: &str, unix: i64, body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(unix.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The deliveries' client: no redirects, a connect and a total timeout,
+/// and a resolver that refuses names resolving to addresses `rules` keep
+/// out (so a name that turned private since it was registered is refused
+/// at the connection, not only at registration).
+fn client(rules: TargetRules) -> awc::Client {
+    let connector = awc::Connector::new()
+        .connector(actix_tls::connect::Connector::new(Resolver::custom(Guarded(rules))).service())
+        .timeout(CONNECT_TIMEOUT);
+    awc::Client::builder()
+        .connector(connector)
+        .disable_redirects()
+        .timeout(DELIVERY_TIMEOUT)
+        .finish()
+}
+
+/// A resolver that refuses a name if any of its addresses is not allowed.
+struct Guarded(TargetRules);
+
+impl Resolve for Guarded {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+            if addrs.iter().any(|a| !reachable(a.ip(), self.0)) {
+                return Err(crate::domain::PRIVATE_TARGET.into());
+            }
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_is_the_hex_hmac_of_the_time_a_dot_and_the_body() {
+        // echo -n '1700000000.{"a":1}' | openssl dgst -sha256 -hmac whsec_test
+        assert_eq!(
+            signature("whsec_test", 1_700_000_000, br#"{"a":1}"#),
+            "38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789"
+        );
+    }
+
+    #[test]
+    fn pauses_double_from_a_second_to_an_hour_within_a_fifth_either_way() {
+        assert_eq!(backoff(1, 200), Duration::from_secs(1));
+        assert_eq!(backoff(2, 0), Duration::from_millis(1600));
+        assert_eq!(backoff(3, 400), Duration::from_millis(4800));
+        assert_eq!(backoff(40, 200), MAX_BACKOFF);
+    }
+}
