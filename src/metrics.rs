@@ -347,6 +347,12 @@ impl Metrics {
     }
 
     fn register_all(&self) {
+        // Every sink's series exists from the start (dashboards, alerts).
+        for sink in ["amqp", "webhooks"] {
+            self.feed_lag.with_label_values(&[sink]);
+            self.feed_delivered.with_label_values(&[sink]);
+            self.feed_failures.with_label_values(&[sink]);
+        }
         let r = &self.registry;
         let all: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.http_requests.clone()),

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::actors::feed::amqp::{AmqpFeed, AmqpSettings};
 use crate::actors::feed::webhooks::{WebhookFeed, WebhookSettings};
-use crate::actors::feed::{FeedTap, FeedTaps, Pending};
+use crate::actors::feed::{FeedTap, FeedTaps, Interest, Pending};
 use crate::actors::lease::{self, Fatal, LeaseActor, ShardLease};
 use crate::actors::lookup::LookupActor;
 use crate::actors::office::Office;
@@ -216,7 +216,7 @@ fn start_feed(
         let addr = AmqpFeed::start_in_arbiter(&arbiter.handle(), move |_| {
             AmqpFeed::new(settings, taken, m).expect("the database URL was checked at start")
         });
-        taps.push(FeedTap::new(pending, addr.recipient()));
+        taps.push(FeedTap::new(pending, addr.recipient(), None));
         owned.push(arbiter);
     }
     let settings = WebhookSettings {
@@ -226,11 +226,16 @@ fn start_feed(
         rules: config.webhook_rules(),
     };
     let (arbiter, pending, m) = (Arbiter::new(), Pending::default(), metrics.clone());
-    let taken = pending.clone();
+    let (taken, interest) = (pending.clone(), Interest::default());
+    let kept = interest.clone();
     let webhooks = WebhookFeed::start_in_arbiter(&arbiter.handle(), move |_| {
-        WebhookFeed::new(settings, taken, m).expect("the database URL was checked at start")
+        WebhookFeed::new(settings, taken, kept, m).expect("the database URL was checked at start")
     });
-    taps.push(FeedTap::new(pending, webhooks.clone().recipient()));
+    taps.push(FeedTap::new(
+        pending,
+        webhooks.clone().recipient(),
+        Some(interest),
+    ));
     owned.push(arbiter);
     (FeedTaps::new(taps), webhooks)
 }

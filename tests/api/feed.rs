@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::events::assert_events_number_the_history;
 use crate::support::child::ChildServer;
 use crate::support::ledger::{drive, Ledger};
+use crate::support::peers::Prometheus;
 use crate::support::proxy::Proxy;
 use crate::support::{
     amqp_url, eventually, sale, start_app, FeedConsumer, Options, Tenant, TestApp, TestDb,
@@ -149,6 +150,11 @@ async fn a_broker_away_delays_only_the_feed_which_catches_up_when_it_returns() {
     let broker = Proxy::start("127.0.0.1:5672".into()).await;
     let through = amqp_url().replace("127.0.0.1:5672", &format!("127.0.0.1:{}", broker.port));
     let app = app_with_feed(db, &through, &consumer).await;
+    let prometheus = Prometheus::start_with(
+        &[app.metrics_base.trim_start_matches("http://").to_string()],
+        Some("docker/prometheus-alerts.yml"),
+    )
+    .await;
     assert_eq!(
         app.post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
             .await
@@ -172,6 +178,14 @@ async fn a_broker_away_delays_only_the_feed_which_catches_up_when_it_returns() {
     })
     .await;
     assert!(behind, "{}", app.get_metrics().await);
+    let alerted = eventually(WAIT, || async {
+        prometheus
+            .alert_state("PosFeedStalled")
+            .await
+            .is_some_and(|s| s == "pending" || s == "firing")
+    })
+    .await;
+    assert!(alerted, "the shipped alert rule did not fire");
     broker.restore();
     assert_feed_holds_the_history(&mut consumer, &app.db, &t).await;
     consumer.close().await;
@@ -209,4 +223,61 @@ async fn pos_killed_under_load_ends_with_a_feed_of_exactly_the_committed_sales_i
     consumer.close().await;
     server.kill().await;
     db.drop_database().await;
+}
+
+#[actix_web::test]
+async fn loadgen_verifies_the_feed_holds_exactly_its_confirmed_sales_and_refunds() {
+    let db = TestDb::create().await;
+    for _ in 0..2 {
+        db.tenant(2, 3).await;
+    }
+    let exchange = format!("pos.test.{}", uuid::Uuid::new_v4().simple());
+    let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
+    let options = Options {
+        extra: vec![
+            ("POS_AMQP_URL".into(), amqp_url()),
+            ("POS_AMQP_EXCHANGE".into(), exchange.clone()),
+        ],
+        ..Options::default()
+    };
+    let app = start_app(db, prefix, options).await;
+    let keys = app.db.keys_file();
+    let url = amqp_url();
+    let run = |feed_exchange: String| {
+        let (base, keys, url) = (app.base.clone(), keys.clone(), url.clone());
+        async move {
+            crate::support::child::pos_cli(
+                &[],
+                &[
+                    "loadgen",
+                    "--url",
+                    &base,
+                    "--keys-file",
+                    keys.to_str().expect("path"),
+                    "--rate",
+                    "100",
+                    "--duration",
+                    "3s",
+                    "--terminals",
+                    "6",
+                    "--refund-rate",
+                    "0.2",
+                    "--verify",
+                    "--verify-feed",
+                    &url,
+                    "--feed-exchange",
+                    &feed_exchange,
+                ],
+            )
+            .await
+        }
+    };
+    let (code, _, err) = run(exchange.clone()).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("verify: ok"), "{err}");
+    // Bound to an exchange no sale goes to, the check finds the feed empty.
+    let (code, _, err) = run(format!("{exchange}.elsewhere")).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("verify: feed: tenant"), "{err}");
+    app.cleanup().await;
 }

@@ -330,3 +330,168 @@ async fn targets_are_https_and_public_unless_allowed_and_only_a_back_office_mana
     assert_eq!(listed.body["webhooks"].as_array().map(Vec::len), Some(9));
     app.cleanup().await;
 }
+
+/// The README's Python receiver, run as it is (with its secret and a free
+/// port filled in), accepts a real delivery and prints the event's id.
+#[actix_web::test]
+async fn the_readmes_python_receiver_accepts_a_real_signed_delivery() {
+    use tokio::io::AsyncBufReadExt;
+
+    let readme = std::fs::read_to_string("README.md").expect("README.md");
+    let start = readme
+        .find("```python\nimport hashlib, hmac")
+        .expect("the README shows a Python receiver");
+    let code = &readme[start + "```python\n".len()..];
+    let code = &code[..code.find("```").expect("the block ends")];
+    let app = open_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let body = json!({"url": format!("http://127.0.0.1:{port}/"), "types": ["sale.created"]});
+    let made = app.post_json(&hooks(t.id), &body).await;
+    assert_eq!(made.status, 201);
+    let secret = made.body["secret"].as_str().expect("secret");
+    let code = code
+        .replace("b\"whsec_...\"", &format!("b\"{secret}\""))
+        .replace("(\"0.0.0.0\", 9000)", &format!("(\"127.0.0.1\", {port})"));
+    let mut python = tokio::process::Command::new("python3")
+        .args(["-u", "-c", &code])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = tokio::io::BufReader::new(python.stdout.take().expect("stdout")).lines();
+    let up = eventually(WAIT, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(up, "the receiver never listened");
+    let sold = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
+    assert_eq!(sold.status, 201);
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("the receiver printed in time")
+        .expect("reads")
+        .expect("a line");
+    assert_eq!(line, format!("evt_{}_1", t.id));
+    let delivered = eventually(WAIT, || async {
+        app.get(&hooks(t.id)).await.body["webhooks"][0]["deliveredSeq"] == 1
+    })
+    .await;
+    assert!(delivered, "the receiver's 204 counts as delivered");
+    let _ = python.kill().await;
+    app.cleanup().await;
+}
+
+/// A page of the web back office as text (status, body).
+async fn web_page(
+    app: &TestApp,
+    cookie: &str,
+    method: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
+    let client = crate::support::plain_client();
+    let url = format!("{}{path}", app.base);
+    let req = if method == "GET" {
+        client.get(url)
+    } else {
+        client
+            .post(url)
+            .insert_header(("Origin", app.base.as_str()))
+    }
+    .insert_header(("Cookie", cookie));
+    let mut res = if method == "GET" {
+        req.send().await
+    } else {
+        req.send_form(&form).await
+    }
+    .expect("the page answers");
+    let body = res.body().limit(1 << 20).await.expect("a body");
+    (
+        res.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn the_back_office_adds_a_webhook_sees_its_deliveries_and_sends_a_failed_one_again() {
+    let app = open_app().await;
+    let receiver = Receiver::start().await;
+    let t = app.db.tenant(1, 1).await;
+    let cookie = crate::support::web_session(&app.base, &t.backoffice).await;
+    let page = format!("/app/tenants/{}/webhooks", t.id);
+    let (status, body) = web_page(&app, &cookie, "GET", &page, &[]).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("No webhooks yet"), "{body}");
+    let form = [
+        ("url", receiver.url.as_str()),
+        ("types", "sale.created"),
+        ("types", "refund.created"),
+    ];
+    let (status, body) = web_page(&app, &cookie, "POST", &page, &form).await;
+    assert_eq!(status, 200, "{body}");
+    let start = body.find("whsec_").expect("the secret is shown once");
+    let secret: String = body[start..].chars().take_while(|c| *c != '<').collect();
+    let listed = app.get(&hooks(t.id)).await;
+    assert_eq!(
+        listed.body["webhooks"][0]["types"],
+        json!(["sale.created", "refund.created"])
+    );
+    receiver.status.store(503, Ordering::SeqCst);
+    let sold = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
+    assert_eq!(sold.status, 201);
+    let failed = eventually(WAIT, || async {
+        web_page(&app, &cookie, "GET", &page, &[])
+            .await
+            .1
+            .contains("Send again")
+    })
+    .await;
+    assert!(
+        failed,
+        "the failed delivery is shown with a way to send it again"
+    );
+    let (_, body) = web_page(&app, &cookie, "GET", &page, &[]).await;
+    assert!(
+        body.contains("Failing, retrying") && body.contains(&format!("evt_{}_1", t.id)),
+        "{body}"
+    );
+    assert!(
+        !body.contains(&secret),
+        "the secret is shown only when made"
+    );
+    let at = body.find("/deliveries/").expect("a retry form");
+    let action_start = body[..at].rfind("action=\"").expect("its action") + "action=\"".len();
+    let action_end = action_start + body[action_start..].find('"').expect("action ends");
+    let action = body[action_start..action_end].to_string();
+    receiver.status.store(200, Ordering::SeqCst);
+    let (status, _) = web_page(&app, &cookie, "POST", &action, &[]).await;
+    assert_eq!(status, 303);
+    let got = receiver.got();
+    assert!(
+        got.iter().any(|g| signed_by(&secret, g)),
+        "signed with the secret the page showed"
+    );
+    let (_, body) = web_page(&app, &cookie, "GET", &format!("{page}?done=retried"), &[]).await;
+    assert!(
+        body.contains("Sent again, and delivered") && body.contains("Delivered"),
+        "{body}"
+    );
+    let id = listed.body["webhooks"][0]["id"].clone();
+    let (status, _) = web_page(&app, &cookie, "POST", &format!("{page}/{id}/delete"), &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(app.get(&hooks(t.id)).await.body["webhooks"], json!([]));
+    receiver.server.stop(false).await;
+    app.cleanup().await;
+}

@@ -48,24 +48,50 @@ impl Pending {
 pub struct FeedTap {
     pending: Pending,
     wake: Recipient<Wake>,
+    /// `None`: the sink wants every tenant's news; else only these
+    /// tenants' (a webhook feed: those with endpoints), so a deployment
+    /// without webhooks pays no wake-up per commit.
+    interest: Option<Interest>,
+}
+
+/// The tenants a sink wants news of, kept by the sink.
+#[derive(Clone, Default)]
+pub struct Interest(Arc<std::sync::RwLock<HashSet<TenantId>>>);
+
+impl Interest {
+    fn wants(&self, t: TenantId) -> bool {
+        self.0.read().map(|s| s.contains(&t)).unwrap_or(true)
+    }
+
+    /// From now on, news of these tenants only.
+    pub fn set(&self, tenants: HashSet<TenantId>) {
+        if let Ok(mut s) = self.0.write() {
+            *s = tenants;
+        }
+    }
 }
 
 impl FeedTap {
     /// The tap of the sink that takes from `pending` and is woken by `wake`.
-    pub fn new(pending: Pending, wake: Recipient<Wake>) -> FeedTap {
-        FeedTap { pending, wake }
+    pub fn new(pending: Pending, wake: Recipient<Wake>, interest: Option<Interest>) -> FeedTap {
+        FeedTap {
+            pending,
+            wake,
+            interest,
+        }
     }
 
     /// Tenants whose events now reach these heads ([`UNKNOWN_HEAD`]: some
     /// may have).
     pub fn tell(&self, heads: &[(TenantId, u64)]) {
-        if heads.is_empty() {
+        let wanted = |t: &TenantId| self.interest.as_ref().is_none_or(|i| i.wants(*t));
+        if !heads.iter().any(|(t, _)| wanted(t)) {
             return;
         }
         let was_empty = match self.pending.0.lock() {
             Ok(mut p) => {
                 let was_empty = p.is_empty();
-                for (t, head) in heads {
+                for (t, head) in heads.iter().filter(|(t, _)| wanted(t)) {
                     let e = p.entry(*t).or_insert(*head);
                     *e = (*e).max(*head);
                 }

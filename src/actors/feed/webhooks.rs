@@ -21,7 +21,7 @@ use mysql_async::Pool;
 use sha2::Sha256;
 use tokio::sync::{Notify, Semaphore};
 
-use super::{running_on, Pending, Render, Wake, UNKNOWN_HEAD};
+use super::{running_on, Interest, Pending, Render, Wake, UNKNOWN_HEAD};
 use crate::domain::{
     clip, reachable, Delivery, Event, Shard, TargetRules, TenantId, Timestamp, Webhook,
 };
@@ -74,6 +74,8 @@ struct Running {
 pub struct WebhookFeed {
     settings: WebhookSettings,
     pending: Pending,
+    /// The tenants with endpoints: the only ones its tap passes on.
+    interest: Interest,
     shared: Rc<Shared>,
     running: HashMap<u64, Running>,
     heads: HashMap<TenantId, u64>,
@@ -107,6 +109,7 @@ impl WebhookFeed {
     pub fn new(
         settings: WebhookSettings,
         pending: Pending,
+        interest: Interest,
         metrics: Metrics,
     ) -> Result<Self, mysql_async::UrlError> {
         let pool = Pool::new(store::pool_opts(&settings.database_url, 4)?);
@@ -120,6 +123,7 @@ impl WebhookFeed {
         Ok(WebhookFeed {
             settings,
             pending,
+            interest,
             shared,
             running: HashMap::new(),
             heads: HashMap::new(),
@@ -171,6 +175,8 @@ impl WebhookFeed {
                     },
                 );
             }
+            let tenants = act.running.values().map(|r| r.tenant).collect();
+            act.interest.set(tenants);
             act.report_lag();
         }));
     }

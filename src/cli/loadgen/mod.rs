@@ -3,6 +3,7 @@
 //! each second and a final report, and with `--verify` checks that the
 //! server's totals grew by exactly what it confirmed.
 
+mod feed;
 pub(crate) mod mix;
 mod report;
 mod shops;
@@ -35,6 +36,8 @@ pub enum LoadgenError {
     KeysFile(#[from] KeysFileError),
     #[error("--verify reads every tenant's totals: the keys file needs an operator key")]
     NoOperatorKey,
+    #[error("--verify-feed: RabbitMQ: {0}")]
+    Feed(String),
     #[error("the keys file has no till key for tenant {0}")]
     NoTillKey(TenantId),
     #[error("GET {url}: {source}")]
@@ -109,6 +112,14 @@ pub struct LoadgenArgs {
     /// it requests carry no key (a server with POS_AUTH=disabled).
     #[arg(long)]
     pub keys_file: Option<std::path::PathBuf>,
+    /// Also check the feed: a queue of its own on this RabbitMQ (amqp://…),
+    /// bound to the feed's exchange before the run, must end holding
+    /// exactly the run's confirmed sales and refunds, in seq order per tenant.
+    #[arg(long, value_name = "AMQP_URL")]
+    pub verify_feed: Option<String>,
+    /// The feed's exchange (the server's POS_AMQP_EXCHANGE).
+    #[arg(long, default_value = "pos.events")]
+    pub feed_exchange: String,
 }
 
 fn refund_rate(text: &str) -> Result<f64, String> {
@@ -188,6 +199,10 @@ async fn run_inner(args: &LoadgenArgs) -> Result<bool, LoadgenError> {
         .seed
         .unwrap_or_else(|| start.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()));
     let run_id = format!("{:x}", seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24);
+    let feed = match &args.verify_feed {
+        Some(url) => Some(feed::FeedWatch::start(url, &args.feed_exchange, &run_id).await?),
+        None => None,
+    };
     let zipfs: HashMap<usize, Arc<Zipf>> = shops
         .iter()
         .map(|s| s.products.len())
@@ -250,12 +265,9 @@ async fn run_inner(args: &LoadgenArgs) -> Result<bool, LoadgenError> {
     } else {
         println!("{report}");
     }
-    let Some(before) = before else {
+    if before.is_none() && feed.is_none() {
         return Ok(true);
-    };
-    // The ranking includes every sale answered at least 100 ms ago.
-    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    let after = reader.totals(&shops).await?;
+    }
     let (confirmed, uncertain) = stats.sales.copy();
     let sold = Sent {
         confirmed,
@@ -266,9 +278,18 @@ async fn run_inner(args: &LoadgenArgs) -> Result<bool, LoadgenError> {
         confirmed,
         uncertain,
     };
-    let mut problems = compare(&before.sold, &after.sold, &sold);
-    for p in compare(&before.refunded, &after.refunded, &refunded) {
-        problems.push(format!("refunded: {p}"));
+    let mut problems = Vec::new();
+    if let Some(before) = before {
+        // The ranking includes every sale answered at least 100 ms ago.
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        let after = reader.totals(&shops).await?;
+        problems = compare(&before.sold, &after.sold, &sold);
+        for p in compare(&before.refunded, &after.refunded, &refunded) {
+            problems.push(format!("refunded: {p}"));
+        }
+    }
+    if let Some(feed) = &feed {
+        problems.extend(feed.verify(&sold, &refunded).await);
     }
     let unknown = stats.unknown_outcomes();
     if problems.is_empty() {

@@ -78,6 +78,7 @@ pub enum Section {
     Branches,
     Keys,
     Returns,
+    Webhooks,
     Operator,
 }
 
@@ -124,6 +125,7 @@ fn framed(
         (Section::Branches, "branches", "Branches"),
         (Section::Keys, "keys", "Till keys"),
         (Section::Returns, "returns", "Returns"),
+        (Section::Webhooks, "webhooks", "Webhooks"),
     ];
     document(
         title,

@@ -22,6 +22,7 @@ mod returns;
 mod sales;
 pub mod session;
 mod sign_in;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -170,6 +171,27 @@ pub fn app_routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     page("/tenants/{tenantID}/keys/{keyID}/revoke", ManageKeys, POST)
                         .route(web::post().to(keys::revoke)),
+                )
+                .service(
+                    page("/tenants/{tenantID}/webhooks", ManageWebhooks, GET_POST)
+                        .route(get().to(webhooks::page))
+                        .route(web::post().to(webhooks::create)),
+                )
+                .service(
+                    page(
+                        "/tenants/{tenantID}/webhooks/{webhookID}/delete",
+                        ManageWebhooks,
+                        POST,
+                    )
+                    .route(web::post().to(webhooks::delete)),
+                )
+                .service(
+                    page(
+                        "/tenants/{tenantID}/webhooks/{webhookID}/deliveries/{deliveryID}/retry",
+                        ManageWebhooks,
+                        POST,
+                    )
+                    .route(web::post().to(webhooks::retry)),
                 )
                 .default_service(web::to(not_found)),
         );
