@@ -111,7 +111,7 @@ pub async fn create_webhook(
     let services = state.services()?;
     let body = json_body(&req, payload).await?;
     let (url, types) = parse_new_webhook(&body)?;
-    let new = webhooks::new_webhook(services, &url, types).await?;
+    let new = webhooks::new_webhook(services, tenant, &url, types).await?;
     let (made, secret) = webhooks::create(services, tenant, new).await?;
     Ok(HttpResponse::Created().json(MadeWebhook {
         webhook: WebhookBody::from(&made),

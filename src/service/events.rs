@@ -13,12 +13,7 @@ pub async fn read_events(
     tenant: TenantId,
     query: EventsQuery,
 ) -> Result<(Vec<Event>, Currency), ServiceError> {
-    let handle = s
-        .tenants
-        .get(tenant)
-        .await?
-        .ok_or(ServiceError::UnknownTenant)?;
-    let currency = handle.catalog.view().catalog.currency;
+    let currency = super::tenant_currency(s, tenant).await?;
     let events = s
         .office
         .run(move |c| Box::pin(async move { store::read_events(c, tenant, &query).await }))

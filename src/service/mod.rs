@@ -120,3 +120,17 @@ pub enum ServiceError {
     #[error("the tenant holds {0} webhooks, its most")]
     TooManyWebhooks(usize),
 }
+
+/// The currency of a tenant this instance serves (its answers name it);
+/// `UnknownTenant` otherwise.
+async fn tenant_currency(
+    s: &Services,
+    tenant: crate::domain::TenantId,
+) -> Result<Currency, ServiceError> {
+    let handle = s
+        .tenants
+        .get(tenant)
+        .await?
+        .ok_or(ServiceError::UnknownTenant)?;
+    Ok(handle.catalog.view().catalog.currency)
+}

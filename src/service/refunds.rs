@@ -40,12 +40,7 @@ pub async fn list_sales(
         }
         listing.branch = Some(own);
     }
-    let handle = s
-        .tenants
-        .get(tenant)
-        .await?
-        .ok_or(ServiceError::UnknownTenant)?;
-    let currency = handle.catalog.view().catalog.currency;
+    let currency = super::tenant_currency(s, tenant).await?;
     let (sales, more) = s
         .office
         .run(move |c| Box::pin(async move { store::list_sales(c, tenant, &listing).await }))
@@ -70,12 +65,7 @@ pub async fn find_sale(
     tenant: TenantId,
     id: SaleId,
 ) -> Result<SaleView, ServiceError> {
-    let handle = s
-        .tenants
-        .get(tenant)
-        .await?
-        .ok_or(ServiceError::UnknownTenant)?;
-    let currency = handle.catalog.view().catalog.currency;
+    let currency = super::tenant_currency(s, tenant).await?;
     let found = s
         .office
         .run(move |c| Box::pin(async move { store::sale_with_refunds(c, tenant, id).await }))

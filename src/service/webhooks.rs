@@ -22,6 +22,7 @@ const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// its name resolved now (every address must be allowed).
 pub async fn new_webhook(
     s: &Services,
+    tenant: TenantId,
     url: &str,
     types: Vec<EventType>,
 ) -> Result<NewWebhook, ServiceError> {
@@ -29,6 +30,10 @@ pub async fn new_webhook(
         field,
         problem: problem.to_string(),
     };
+    // A tenant at its limit makes no name lookups.
+    if list(s, tenant).await?.len() >= MAX_WEBHOOKS_PER_TENANT {
+        return Err(ServiceError::TooManyWebhooks(MAX_WEBHOOKS_PER_TENANT));
+    }
     let url = WebhookUrl::parse(url, s.webhook_rules).map_err(|p| invalid("url", p))?;
     if types.is_empty() {
         return Err(invalid("types", "must name at least one event type"));
@@ -133,11 +138,7 @@ pub async fn retry(
 
 /// A tenant this instance serves (else 404, as for its other resources).
 async fn known_tenant(s: &Services, tenant: TenantId) -> Result<(), ServiceError> {
-    s.tenants
-        .get(tenant)
-        .await?
-        .map(|_| ())
-        .ok_or(ServiceError::UnknownTenant)
+    super::tenant_currency(s, tenant).await.map(|_| ())
 }
 
 /// `whsec_` and 32 random bytes, base64url.

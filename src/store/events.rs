@@ -10,6 +10,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, TxOpts};
 
 use super::refunds::{id_list, stored_refund, RefundRow, REFUND_COLUMNS};
+use super::sales::{push_mark, BatchMark, CommitFailure};
 use super::sales::{stored_sale, SaleColumns, SALE_COLUMNS};
 use super::Result;
 use crate::domain::{Currency, Event, EventData, EventType, EventsQuery, TenantId, Timestamp};
@@ -23,6 +24,20 @@ pub async fn event_heads(
     causal: bool,
 ) -> Result<HashMap<TenantId, u64>> {
     heads_in(conn, tenants, causal).await
+}
+
+/// The last event number stored for `tenant` (0 for none), in `conn`'s
+/// transaction if it is one.
+pub(super) async fn head_of(
+    conn: &mut impl Queryable,
+    tenant: TenantId,
+    causal: bool,
+) -> Result<u64> {
+    Ok(heads_in(conn, &[tenant], causal)
+        .await?
+        .get(&tenant)
+        .copied()
+        .unwrap_or(0))
 }
 
 pub(super) async fn heads_in(
@@ -74,35 +89,71 @@ pub async fn insert_catalog_event(
 
 /// Numbers `tenant`'s unnumbered catalog events in the order they were
 /// written, in one transaction, after the tenant's last event; returns the
-/// tenant's head after it. The head is read in the transaction, after
-/// locking `writer`'s mark: a batch of that writer whose answer was lost
-/// and that the server still runs holds the mark, so it has ended (and
-/// its numbers are seen) before this reads (a cached head could miss it).
+/// tenant's head after it. Like a batch, the transaction first moves its
+/// writer's mark (`mark`: from the mark the writer expects, under its
+/// shard's lease) and only then reads the head: a batch of that writer
+/// whose answer was lost and that the server still runs either moved the
+/// mark first (this then fails: the head may be stale) or finds it moved
+/// and rolls back (its numbers are not stored). So a catalog event never
+/// takes a number such a batch holds.
 pub async fn number_catalog_events(
     conn: &mut Conn,
     tenant: TenantId,
-    writer: u64,
+    mark: BatchMark,
+    causal: bool,
+) -> Result<u64, CommitFailure> {
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .await
+        .map_err(|e| CommitFailure::NotStored(e.into()))?;
+    let mut moved = String::new();
+    push_mark(&mut moved, mark, false);
+    let moved = moved.trim_start_matches(';').trim_end_matches(";COMMIT");
+    if let Err(e) = tx.query_drop(moved).await {
+        let _ = tx.rollback().await;
+        return Err(mark_failure(e));
+    }
+    let numbered = number_in(&mut tx, tenant, causal).await;
+    match numbered {
+        Ok(head) => match tx.commit().await {
+            Ok(()) => Ok(head),
+            Err(e) => Err(CommitFailure::Unknown(e.into())),
+        },
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(CommitFailure::NotStored(e))
+        }
+    }
+}
+
+/// Why the mark did not move: another attempt of the writer moved it, the
+/// lease is another's, or MySQL failed.
+fn mark_failure(e: mysql_async::Error) -> CommitFailure {
+    match &e {
+        mysql_async::Error::Server(s) if s.code == 1264 && s.message.contains("'batch_id'") => {
+            CommitFailure::Fenced
+        }
+        mysql_async::Error::Server(s) if s.code == 1264 && s.message.contains("'first_id'") => {
+            CommitFailure::LeaseLost
+        }
+        _ => CommitFailure::NotStored(e.into()),
+    }
+}
+
+/// The numbering itself, in the transaction that moved the mark.
+async fn number_in(
+    tx: &mut mysql_async::Transaction<'_>,
+    tenant: TenantId,
     causal: bool,
 ) -> Result<u64> {
-    let mut tx = conn.start_transaction(TxOpts::default()).await?;
-    tx.exec_drop(
-        "SELECT batch_id FROM commit_markers WHERE writer_id = ? FOR UPDATE",
-        (writer,),
-    )
-    .await?;
     let ids: Vec<u64> = tx
         .exec(
             "SELECT id FROM catalog_events WHERE tenant_id = ? AND seq IS NULL ORDER BY id FOR UPDATE",
             (tenant,),
         )
         .await?;
-    let head = heads_in(&mut tx, &[tenant], causal)
-        .await?
-        .get(&tenant)
-        .copied()
-        .unwrap_or(0);
+    let head = head_of(&mut *tx, tenant, causal).await?;
     if ids.is_empty() {
-        tx.rollback().await?;
         return Ok(head);
     }
     let mut cases = String::with_capacity(ids.len() * 24);
@@ -117,7 +168,6 @@ pub async fn number_catalog_events(
         (tenant,),
     )
     .await?;
-    tx.commit().await?;
     Ok(head + ids.len() as u64)
 }
 
@@ -137,7 +187,8 @@ pub async fn read_events(
     query: &EventsQuery,
 ) -> Result<Vec<Event>> {
     let mut tx = conn.start_transaction(snapshot()).await?;
-    let rows = event_rows(&mut tx, &[(tenant, query.after)], &query.types, query.limit).await?;
+    let (rows, _) =
+        event_rows(&mut tx, &[(tenant, query.after)], &query.types, query.limit).await?;
     tx.commit().await?;
     let mut events: Vec<Event> = rows.into_iter().map(|(_, e)| e).collect();
     events.truncate(query.limit);
@@ -153,6 +204,9 @@ pub struct FeedPage {
     /// page holds: deliver each tenant's only as far as they run on.
     pub events: Vec<(TenantId, Event)>,
     pub currencies: HashMap<TenantId, Currency>,
+    /// No kind's read stopped at its limit: a tenant with nothing here has
+    /// nothing after its cursor.
+    pub complete: bool,
 }
 
 /// The events after each `(tenant, cursor)`, at most `limit` of each kind,
@@ -163,10 +217,13 @@ pub async fn feed_page(
     limit: usize,
 ) -> Result<FeedPage> {
     if cursors.is_empty() {
-        return Ok(FeedPage::default());
+        return Ok(FeedPage {
+            complete: true,
+            ..FeedPage::default()
+        });
     }
     let mut tx = conn.start_transaction(snapshot()).await?;
-    let events = event_rows(&mut tx, cursors, &[], limit).await?;
+    let (events, complete) = event_rows(&mut tx, cursors, &[], limit).await?;
     let ids = id_list(cursors.iter().map(|(t, _)| t.get()));
     let rows: Vec<(TenantId, Option<String>)> = tx
         .query(format!(
@@ -183,7 +240,11 @@ pub async fn feed_page(
             )
         })
         .collect();
-    Ok(FeedPage { events, currencies })
+    Ok(FeedPage {
+        events,
+        currencies,
+        complete,
+    })
 }
 
 fn snapshot() -> TxOpts {
@@ -215,16 +276,18 @@ fn after_cursors(column: &str, cursors: &[(TenantId, u64)]) -> String {
 }
 
 /// The events after each cursor, of `types` (all when empty), at most
-/// `limit` of each table, by tenant and `seq`.
+/// `limit` of each table, by tenant and `seq`; and whether no table's read
+/// stopped at the limit.
 async fn event_rows(
     tx: &mut mysql_async::Transaction<'_>,
     cursors: &[(TenantId, u64)],
     types: &[EventType],
     limit: usize,
-) -> Result<Vec<(TenantId, Event)>> {
+) -> Result<(Vec<(TenantId, Event)>, bool)> {
     let wants = |kind| types.is_empty() || types.contains(&kind);
     let limit = limit as u64;
     let mut events = Vec::new();
+    let mut complete = true;
     if wants(EventType::SaleCreated) {
         let rows: Vec<mysql_async::Row> = tx
             .exec(
@@ -236,6 +299,7 @@ async fn event_rows(
                 (limit,),
             )
             .await?;
+        complete &= (rows.len() as u64) < limit;
         events.extend(rows.into_iter().filter_map(|row| {
             let (tenant, seq, stored_at, columns) = sale_row(row)?;
             let at = stored_at.unwrap_or(columns.5);
@@ -260,6 +324,7 @@ async fn event_rows(
                 (limit,),
             )
             .await?;
+        complete &= (rows.len() as u64) < limit;
         events.extend(rows.into_iter().filter_map(|row| {
             let (tenant, seq, columns) = refund_row(row)?;
             let refund = stored_refund(tenant, columns)?;
@@ -294,6 +359,7 @@ async fn event_rows(
                 (limit,),
             )
             .await?;
+        complete &= (rows.len() as u64) < limit;
         events.extend(
             rows.into_iter()
                 .filter_map(|(tenant, seq, kind, at, data)| {
@@ -308,7 +374,7 @@ async fn event_rows(
         );
     }
     events.sort_by_key(|(tenant, e)| (*tenant, e.seq));
-    Ok(events)
+    Ok((events, complete))
 }
 
 /// A sales row as (tenant, seq, stored at, the sale's columns).

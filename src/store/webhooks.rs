@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, TxOpts};
 
-use super::events::heads_in;
+use super::events::head_of;
 use super::Result;
 use crate::domain::{
     types_from_text, types_text, Delivery, NewWebhook, TenantId, Timestamp, Webhook, WebhookUrl,
@@ -61,11 +61,7 @@ pub async fn create_webhook(
     if held.unwrap_or(0) >= limit as u64 {
         return Ok(None);
     }
-    let head = heads_in(&mut tx, &[tenant], false)
-        .await?
-        .get(&tenant)
-        .copied()
-        .unwrap_or(0);
+    let head = head_of(&mut tx, tenant, false).await?;
     tx.exec_drop(
         "INSERT INTO webhooks (tenant_id, url, types, secret, delivered_seq, created_at) \
          VALUES (?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",

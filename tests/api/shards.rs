@@ -123,7 +123,16 @@ fn ranked(body: &Value) -> Vec<(u64, u64, u64, String)> {
 
 #[actix_web::test]
 async fn loadgen_verifies_through_haproxy_and_both_shards_show_the_merged_top_sellers() {
-    let s = start_shards(4).await;
+    // Both shards publish the feed: each its own tenants' events.
+    let (amqp, exchange) = (
+        crate::support::amqp_url(),
+        format!("pos.test.{}", uuid::Uuid::new_v4().simple()),
+    );
+    let feed = [
+        ("POS_AMQP_URL", amqp.as_str()),
+        ("POS_AMQP_EXCHANGE", exchange.as_str()),
+    ];
+    let s = start_shards_with(4, &feed).await;
     let keys = s.db.keys_file();
     let (code, out, err) = pos_cli(
         &[],
@@ -142,12 +151,33 @@ async fn loadgen_verifies_through_haproxy_and_both_shards_show_the_merged_top_se
             "--refund-rate",
             "0.1",
             "--verify",
+            "--verify-feed",
+            &amqp,
+            "--feed-exchange",
+            &exchange,
             "--json",
         ],
     )
     .await;
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("verify: ok"), "{err}");
+    // Each event published once: by its tenant's shard, not by both.
+    let events = s.db.count("sales_transactions").await + s.db.count("refunds").await;
+    let published = eventually(Duration::from_secs(10), || async {
+        let mut sum = 0.0;
+        for shard in &s.shards {
+            sum += metric_of(
+                &shard.metrics().await,
+                r#"pos_feed_delivered_total{sink="amqp"}"#,
+            );
+        }
+        sum == events as f64
+    })
+    .await;
+    assert!(
+        published,
+        "the shards together published each of {events} events once"
+    );
     let report: Value = serde_json::from_str(&out).expect("report");
     let sent = report["requests_sent"].as_u64().unwrap_or(0);
     assert!(sent > 0);
@@ -754,4 +784,12 @@ async fn pos_serve_refuses_several_shards_without_a_session_secret() {
     .await;
     assert_ne!(code, 0);
     assert!(err.contains("POS_SESSION_SECRET"), "{err}");
+}
+
+/// The value of one sample (`name{labels}` exactly as exposed) in a
+/// metrics text; 0 when absent.
+fn metric_of(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

@@ -209,23 +209,43 @@ async fn run_round(
     if turn.is_empty() {
         return Ok(false);
     }
-    let unknown = progress.unknown_cursors(&turn);
+    let served = serve(state, settings, metrics, &mut conn, &turn).await;
+    if served.is_err() {
+        // Their events wait: they take their turn again.
+        for t in &turn {
+            state.progress.queue_again(*t);
+        }
+    }
+    served
+}
+
+/// Publishes the events of `turn`'s tenants after their cursors and moves
+/// the cursors over what the broker confirmed.
+async fn serve(
+    state: &mut State,
+    settings: &AmqpSettings,
+    metrics: &Metrics,
+    conn: &mut Conn,
+    turn: &[TenantId],
+) -> Result<bool, RoundError> {
+    let progress = &mut state.progress;
+    let unknown = progress.unknown_cursors(turn);
     if !unknown.is_empty() {
-        let cursors = store::feed_cursors(&mut conn, SINK, &unknown).await?;
+        let cursors = store::feed_cursors(conn, SINK, &unknown).await?;
         progress.cursors.extend(cursors);
     }
     let cursors: Vec<(TenantId, u64)> = turn
         .iter()
         .map(|t| (*t, progress.cursors.get(t).copied().unwrap_or(0)))
         .collect();
-    let page = store::feed_page(&mut conn, &cursors, PAGE).await?;
+    let page = store::feed_page(conn, &cursors, PAGE).await?;
     let published = publish(state, settings, &cursors, &page).await;
     let progress = &mut state.progress;
     let (confirmed, failure) = match published {
         Ok(confirmed) => (confirmed, None),
         Err((confirmed, e)) => (confirmed, Some(e)),
     };
-    store::save_feed_cursors(&mut conn, SINK, &confirmed).await?;
+    store::save_feed_cursors(conn, SINK, &confirmed).await?;
     let delivered: u64 = confirmed
         .iter()
         .map(|(t, seq)| seq - cursors.iter().find(|(c, _)| c == t).map_or(0, |(_, c)| *c))
@@ -238,12 +258,17 @@ async fn run_round(
         progress.delivered(*t, *seq);
     }
     for (t, cursor) in &cursors {
-        if !page.events.iter().any(|(of, _)| of == t) {
-            // Nothing after its cursor: its head is the cursor.
+        if page.complete && !page.events.iter().any(|(of, _)| of == t) {
+            // Nothing after its cursor (no kind's read was cut short by
+            // other tenants' events): its head is the cursor.
             progress.delivered(*t, *cursor);
             progress.caught_up(*t);
         }
-        progress.queue_if_behind(*t);
+        if page.complete {
+            progress.queue_if_behind(*t);
+        } else {
+            progress.queue_again(*t);
+        }
     }
     match failure {
         Some(e) => Err(e),

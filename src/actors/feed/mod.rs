@@ -168,6 +168,13 @@ impl Progress {
         }
     }
 
+    /// `t` takes a turn again (its events may not all be delivered).
+    fn queue_again(&mut self, t: TenantId) {
+        if self.queued.insert(t) {
+            self.behind.push_back(t);
+        }
+    }
+
     /// Up to `n` tenants behind, longest waiting first.
     fn next_turn(&mut self, n: usize) -> Vec<TenantId> {
         let take = n.min(self.behind.len());

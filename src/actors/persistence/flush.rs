@@ -352,22 +352,57 @@ impl FlushJob {
             .ok_or_else(|| StoreError::invariant("an event head just learnt is gone"))
     }
 
-    /// Numbers `tenant`'s catalog events committed before this flush.
+    /// Numbers `tenant`'s catalog events committed before this flush, as a
+    /// batch of this writer (moving its mark, under the lease); owed again
+    /// if it fails.
     async fn number_catalog_events(
         &self,
         conn: &mut Conn,
         tenant: TenantId,
     ) -> Result<(), StoreError> {
-        let writer = self.batches.writer;
-        match store::number_catalog_events(conn, tenant, writer, self.causal_reads).await {
+        let Some(lease) = self.lease.current() else {
+            self.heads.owe(tenant);
+            return Err(lease_not_held());
+        };
+        let mark = self.batches.next(lease);
+        match store::number_catalog_events(conn, tenant, mark, self.causal_reads).await {
             Ok(head) => {
+                self.batches.moved_to(mark.batch);
                 self.heads.learn([(tenant, head)].into());
                 self.taps.tell(&[(tenant, head)]);
                 Ok(())
             }
-            Err(e) => {
-                self.heads.forget([tenant]);
-                Err(e)
+            Err(failure) => {
+                // Whatever moved the mark (or may have): the next batch
+                // learns it by its fence, and every head of this writer is
+                // learnt again.
+                self.heads.forget_all();
+                self.heads.owe(tenant);
+                Err(match failure {
+                    CommitFailure::NotStored(e) | CommitFailure::Unknown(e) => e,
+                    CommitFailure::Fenced => mark_moved(),
+                    CommitFailure::LeaseLost => lease_not_held(),
+                })
+            }
+        }
+    }
+
+    /// Numbers the catalog events owed (an earlier numbering failed), before
+    /// anything else of the flush's reads.
+    pub(super) async fn number_owed(&self) {
+        let owed = self.heads.take_owed();
+        if owed.is_empty() {
+            return;
+        }
+        let Ok(mut conn) = self.conn().await else {
+            for t in owed {
+                self.heads.owe(t);
+            }
+            return;
+        };
+        for tenant in owed {
+            if let Err(e) = self.number_catalog_events(&mut conn, tenant).await {
+                tracing::warn!(error = %e, tenant = %tenant, "catalog events still unnumbered; trying again after the next flush");
             }
         }
     }

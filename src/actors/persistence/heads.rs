@@ -15,7 +15,12 @@ use crate::actors::feed::UNKNOWN_HEAD;
 use crate::domain::TenantId;
 
 #[derive(Clone, Default)]
-pub(super) struct EventHeads(Rc<RefCell<HashMap<TenantId, u64>>>);
+pub(super) struct EventHeads(Rc<RefCell<HashMap<TenantId, u64>>>, Owed);
+
+/// Tenants whose catalog events a numbering failed to number: numbered at
+/// the next flush.
+#[derive(Clone, Default)]
+struct Owed(Rc<RefCell<std::collections::HashSet<TenantId>>>);
 
 impl EventHeads {
     /// Those of `tenants` whose head is not known (each once).
@@ -67,6 +72,24 @@ impl EventHeads {
             .get(&tenant)
             .copied()
             .unwrap_or(UNKNOWN_HEAD)
+    }
+
+    /// Forget every head (the writer's mark moved in a way not seen here).
+    pub(super) fn forget_all(&self) {
+        self.0.borrow_mut().clear();
+    }
+
+    /// `tenant` has catalog events to number again.
+    pub(super) fn owe(&self, tenant: TenantId) {
+        self.1 .0.borrow_mut().insert(tenant);
+    }
+
+    pub(super) fn owes(&self) -> bool {
+        !self.1 .0.borrow().is_empty()
+    }
+
+    pub(super) fn take_owed(&self) -> Vec<TenantId> {
+        self.1 .0.borrow_mut().drain().collect()
     }
 
     /// Forget the heads of `tenants`: what MySQL holds is not known here.

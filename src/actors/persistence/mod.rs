@@ -41,6 +41,8 @@ pub use writer::Writer;
 
 /// Requests a persistence mailbox holds before senders are refused.
 const MAILBOX_CAPACITY: usize = 16_384;
+/// How often an idle writer tries again to number catalog events it owes.
+const OWED_RETRY: Duration = Duration::from_secs(2);
 /// Longest a readiness check may take.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -281,7 +283,7 @@ impl PersistenceActor {
     /// Takes one batch off the queue (whole requests, up to `batch_rows`) and
     /// commits it in the background; when done, the next batch goes at once.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.queue.is_empty() {
+        if self.flushing || (self.queue.is_empty() && !self.heads.owes()) {
             return;
         }
         let (saves, reads, rows) = self.take_batch();
@@ -311,6 +313,7 @@ impl PersistenceActor {
                 let flush = activity.begin();
                 job.commit_all(saves).await;
                 flush.end(job.end.get());
+                job.number_owed().await;
                 job.run_reads(reads).await;
             }
             .into_actor(self)
@@ -363,6 +366,9 @@ impl Actor for PersistenceActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        // Catalog events whose numbering failed are numbered by the next
+        // flush; an idle writer flushes for them alone.
+        ctx.run_interval(OWED_RETRY, |act, ctx| act.flush(ctx));
     }
 }
 

@@ -169,7 +169,7 @@ pub async fn create(
         .filter_map(|(_, v)| EventType::parse(v))
         .collect();
     let made = match state.services() {
-        Ok(services) => match webhooks::new_webhook(services, url, types).await {
+        Ok(services) => match webhooks::new_webhook(services, tenant, url, types).await {
             Ok(new) => webhooks::create(services, tenant, new)
                 .await
                 .map_err(ApiError::from),
