@@ -296,6 +296,10 @@ impl ApiError {
             ServiceError::NoSuchDelivery => {
                 ApiError::NotFound("no such delivery of this webhook".into())
             }
+            ServiceError::RetryRunning => ApiError::Conflict {
+                message: "a retry of this webhook is already running; wait for its answer".into(),
+                fields: BTreeMap::new(),
+            },
             ServiceError::TooManyWebhooks(most) => ApiError::Conflict {
                 message: format!(
                     "the tenant holds {most} webhooks, the most it may; delete one first"

@@ -99,9 +99,13 @@ fn events_query(query: &str) -> Result<EventsQuery, ApiError> {
     for (name, value) in pairs.iter() {
         match name.as_str() {
             "after" => {
-                events.after = value.parse().map_err(|_| {
-                    ApiError::validation("after", "must be an event's seq (0 or more)")
-                })?
+                events.after = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| i64::try_from(*n).is_ok())
+                    .ok_or_else(|| {
+                        ApiError::validation("after", "must be an event's seq (0 or more)")
+                    })?
             }
             "limit" => {
                 events.limit = value

@@ -116,6 +116,9 @@ pub enum ServiceError {
     NoSuchWebhook,
     #[error("no such delivery of this webhook")]
     NoSuchDelivery,
+    /// A retry of this webhook is still running (one at a time).
+    #[error("a retry of this webhook is already running")]
+    RetryRunning,
     /// The tenant holds this many webhooks, its most.
     #[error("the tenant holds {0} webhooks, its most")]
     TooManyWebhooks(usize),

@@ -129,6 +129,7 @@ pub async fn retry(
     match s.webhooks.send(retry).await {
         Ok(Ok(attempt)) => Ok(attempt),
         Ok(Err(RetryError::NotFound)) => Err(ServiceError::NoSuchDelivery),
+        Ok(Err(RetryError::Busy)) => Err(ServiceError::RetryRunning),
         Ok(Err(RetryError::Unavailable)) => {
             Err(crate::actors::lookup::LookupError::Unavailable.into())
         }

@@ -105,23 +105,41 @@ pub async fn live_webhooks(conn: &mut Conn) -> Result<Vec<(Webhook, String)>> {
             "SELECT {WEBHOOK_COLUMNS}, secret FROM webhooks WHERE NOT deleted ORDER BY id"
         ))
         .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| {
-            let secret: String = row.get(8)?;
-            let columns = (
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-                row.get(7)?,
-            );
-            Some((webhook(columns)?, secret))
-        })
-        .collect())
+    Ok(rows.into_iter().filter_map(with_secret).collect())
+}
+
+/// One live endpoint of the tenant, with its secret.
+pub async fn find_webhook(
+    conn: &mut Conn,
+    tenant: TenantId,
+    id: u64,
+) -> Result<Option<(Webhook, String)>> {
+    let row: Option<mysql_async::Row> = conn
+        .exec_first(
+            format!(
+                "SELECT {WEBHOOK_COLUMNS}, secret FROM webhooks \
+                 WHERE tenant_id = ? AND id = ? AND NOT deleted"
+            ),
+            (tenant, id),
+        )
+        .await?;
+    Ok(row.and_then(with_secret))
+}
+
+/// A row of `WEBHOOK_COLUMNS` and the secret.
+fn with_secret(row: mysql_async::Row) -> Option<(Webhook, String)> {
+    let secret: String = row.get(8)?;
+    let columns = (
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    );
+    Some((webhook(columns)?, secret))
 }
 
 /// Deletes an endpoint (kept as deleted, with its deliveries); whether the

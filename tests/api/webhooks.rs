@@ -29,6 +29,8 @@ struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<Got>>>,
     status: Arc<AtomicU16>,
+    /// How long it takes to answer (ms).
+    delay: Arc<AtomicU16>,
     server: actix_web::dev::ServerHandle,
 }
 
@@ -36,12 +38,15 @@ impl Receiver {
     async fn start() -> Receiver {
         let got: Arc<Mutex<Vec<Got>>> = Arc::default();
         let status = Arc::new(AtomicU16::new(200));
-        let (g, s) = (got.clone(), status.clone());
+        let delay = Arc::new(AtomicU16::new(0));
+        let (g, s, d) = (got.clone(), status.clone(), delay.clone());
         let server = HttpServer::new(move || {
-            let (g, s) = (g.clone(), s.clone());
+            let (g, s, d) = (g.clone(), s.clone(), d.clone());
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let (g, s) = (g.clone(), s.clone());
+                let (g, s, d) = (g.clone(), s.clone(), d.clone());
                 async move {
+                    let wait = u64::from(d.load(Ordering::SeqCst));
+                    actix_web::rt::time::sleep(Duration::from_millis(wait)).await;
                     let header = |name: &str| {
                         req.headers()
                             .get(name)
@@ -60,7 +65,7 @@ impl Receiver {
                 }
             }))
         })
-        .workers(1)
+        .workers(2)
         .bind("127.0.0.1:0")
         .expect("receiver binds");
         let port = server.addrs()[0].port();
@@ -71,6 +76,7 @@ impl Receiver {
             url: format!("http://127.0.0.1:{port}/hooks/pos"),
             got,
             status,
+            delay,
             server: handle,
         }
     }
@@ -257,6 +263,7 @@ async fn a_failing_receiver_is_retried_in_order_and_ends_with_every_event() {
         .await;
     assert_eq!(retried.status, 201, "{}", retried.body);
     assert_eq!(retried.body["delivered"], true);
+    assert!(retried.body["id"].as_u64().unwrap_or(0) > failed["id"].as_u64().unwrap_or(0));
     let all = eventually(WAIT, || async { receiver.seqs().len() == 5 }).await;
     assert!(all, "{:?}", receiver.seqs());
     assert_eq!(receiver.seqs(), vec![1, 2, 3, 4, 5]);
@@ -492,6 +499,36 @@ async fn the_back_office_adds_a_webhook_sees_its_deliveries_and_sends_a_failed_o
     let (status, _) = web_page(&app, &cookie, "POST", &format!("{page}/{id}/delete"), &[]).await;
     assert_eq!(status, 303);
     assert_eq!(app.get(&hooks(t.id)).await.body["webhooks"], json!([]));
+    receiver.server.stop(false).await;
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn one_retry_of_an_endpoint_runs_at_a_time() {
+    let app = open_app().await;
+    let receiver = Receiver::start().await;
+    receiver.status.store(503, Ordering::SeqCst);
+    let t = app.db.tenant(1, 1).await;
+    let body = json!({"url": receiver.url, "types": ["sale.created"]});
+    let id = app.post_json(&hooks(t.id), &body).await.body["id"].clone();
+    let sold = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
+    assert_eq!(sold.status, 201);
+    let path = format!("{}/{id}/deliveries", hooks(t.id));
+    let failed = eventually(WAIT, || async {
+        app.get(&path).await.body["deliveries"][0]["id"].is_u64()
+    })
+    .await;
+    assert!(failed);
+    let delivery = app.get(&path).await.body["deliveries"][0]["id"].clone();
+    receiver.delay.store(1500, Ordering::SeqCst);
+    let retry = format!("{path}/{delivery}/retry");
+    let empty = json!({});
+    let (a, b) = futures_util::join!(app.post_json(&retry, &empty), app.post_json(&retry, &empty));
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409], "{} / {}", a.body, b.body);
     receiver.server.stop(false).await;
     app.cleanup().await;
 }

@@ -37,8 +37,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const GIVE_UP_AFTER: Duration = Duration::from_secs(72 * 3600);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// Deliveries in flight at once, over all endpoints.
+/// Deliveries in flight at once, over all endpoints, and of one tenant.
 const MAX_IN_FLIGHT: usize = 64;
+const MAX_IN_FLIGHT_PER_TENANT: usize = 8;
 /// Events read per run of an endpoint.
 const PAGE: usize = 100;
 /// An idle endpoint looks for events at least this often.
@@ -61,6 +62,9 @@ struct Shared {
     render: Render,
     metrics: Metrics,
     in_flight: Semaphore,
+    /// Each tenant's share of `in_flight` (its endpoints and retries),
+    /// so one tenant's slow receivers cannot take every slot.
+    tenant_slots: std::cell::RefCell<HashMap<TenantId, Rc<Semaphore>>>,
 }
 
 /// An endpoint's task and what the actor knows of it.
@@ -73,6 +77,8 @@ struct Running {
 
 pub struct WebhookFeed {
     settings: WebhookSettings,
+    /// Endpoints with a manual retry in flight (one at a time each).
+    retrying: std::collections::HashSet<u64>,
     pending: Pending,
     /// The tenants with endpoints: the only ones its tap passes on.
     interest: Interest,
@@ -99,6 +105,8 @@ pub struct Retry {
 pub enum RetryError {
     #[error("no such delivery of this webhook")]
     NotFound,
+    #[error("a retry of this webhook is already running")]
+    Busy,
     #[error("MySQL unavailable")]
     Unavailable,
 }
@@ -119,9 +127,11 @@ impl WebhookFeed {
             render: settings.render,
             metrics,
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
+            tenant_slots: Default::default(),
         });
         Ok(WebhookFeed {
             settings,
+            retrying: Default::default(),
             pending,
             interest,
             shared,
@@ -249,8 +259,12 @@ impl Handler<Retry> for WebhookFeed {
 
     fn handle(&mut self, msg: Retry, _: &mut Context<Self>) -> Self::Result {
         let (shared, webhook) = (self.shared.clone(), msg.webhook);
+        if !self.retrying.insert(webhook) {
+            return Box::pin(actix::fut::ready(Err(RetryError::Busy)));
+        }
         let retry = async move { retry_one(&shared, msg).await };
         Box::pin(retry.into_actor(self).map(move |outcome, act, ctx| {
+            act.retrying.remove(&webhook);
             if outcome.as_ref().is_ok_and(Delivery::delivered) {
                 // A failing endpoint that answers again resumes at once:
                 // its task starts anew from what the retry stored.
@@ -280,11 +294,9 @@ async fn retry_one(shared: &Shared, msg: Retry) -> Result<Delivery, RetryError> 
         .await
         .map_err(unavailable)?
         .ok_or(RetryError::NotFound)?;
-    let (webhook, secret) = store::live_webhooks(&mut conn)
+    let (webhook, secret) = store::find_webhook(&mut conn, msg.tenant, msg.webhook)
         .await
         .map_err(unavailable)?
-        .into_iter()
-        .find(|(w, _)| w.id == msg.webhook)
         .ok_or(RetryError::NotFound)?;
     let page = store::feed_page(
         &mut conn,
@@ -306,7 +318,7 @@ async fn retry_one(shared: &Shared, msg: Retry) -> Result<Delivery, RetryError> 
         .copied()
         .unwrap_or_default();
     let body = (shared.render)(msg.tenant, event, currency);
-    let attempt = deliver(shared, &webhook, &secret, event.seq, body).await;
+    let mut attempt = deliver(shared, &webhook, &secret, event.seq, body).await;
     let mut conn = shared
         .pool
         .get_conn()
@@ -315,6 +327,7 @@ async fn retry_one(shared: &Shared, msg: Retry) -> Result<Delivery, RetryError> 
     store::record_deliveries(&mut conn, std::slice::from_ref(&attempt))
         .await
         .map_err(unavailable)?;
+    attempt.id = conn.last_insert_id().unwrap_or(0);
     if attempt.delivered() && (webhook.failed || webhook.failing_since.is_some()) {
         // The event it was stuck on is delivered now: move past it.
         let cursor = if earlier.event_seq == webhook.delivered_seq + 1 {
@@ -482,6 +495,14 @@ async fn deliver(
     seq: u64,
     body: Vec<u8>,
 ) -> Delivery {
+    let tenant_slots = {
+        let mut slots = shared.tenant_slots.borrow_mut();
+        let slots = slots
+            .entry(webhook.tenant)
+            .or_insert_with(|| Rc::new(Semaphore::new(MAX_IN_FLIGHT_PER_TENANT)));
+        slots.clone()
+    };
+    let _tenant_slot = tenant_slots.acquire().await;
     let _slot = shared.in_flight.acquire().await;
     let attempted_at = Timestamp::from_utc(chrono::Utc::now());
     let started = Instant::now();
