@@ -36,6 +36,11 @@ impl Name {
         without control or format characters, noncharacters or more than 4 combining marks in a row";
 
     pub fn parse(text: &str) -> Option<Name> {
+        // As sent, spaces around it included: the API's documented bound
+        // is on the text as it comes (200 characters, JSON's `maxLength`).
+        if text.chars().nth(MAX_NAME_CHARS).is_some() {
+            return None;
+        }
         let text = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(text.trim());
         let (mut chars, mut marks, mut visible) = (0, 0, false);
         for c in text.chars() {
@@ -360,6 +365,11 @@ mod tests {
         assert!(Name::parse("   ").is_none());
         assert!(Name::parse("a\u{7}b").is_none());
         assert!(Name::parse("line\nbreak").is_none());
+        assert_eq!(
+            Name::parse(&format!("\r {}", "a".repeat(MAX_NAME_CHARS - 1))),
+            None,
+            "200 characters as sent, spaces included (schemathesis found one more accepted)"
+        );
         let ok = "é".repeat(MAX_NAME_CHARS);
         assert!(
             Name::parse(&ok).is_some(),
