@@ -79,13 +79,6 @@ pub struct EventsQuery {
     pub types: Vec<EventType>,
 }
 
-impl EventsQuery {
-    /// Whether events of `kind` are asked for.
-    pub fn wants(&self, kind: EventType) -> bool {
-        self.types.is_empty() || self.types.contains(&kind)
-    }
-}
-
 /// A product as the API shows it (its answers and its events).
 #[derive(Debug, Serialize)]
 pub struct ProductView<'a> {

@@ -54,14 +54,6 @@ enum Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    /// The tenant of each row, in order.
-    fn tenants(&self) -> Vec<TenantId> {
-        match self {
-            Batch::Sales(sales) => sales.iter().map(|s| s.tenant_id).collect(),
-            Batch::Refunds(refunds) => refunds.iter().map(|r| r.tenant_id).collect(),
-        }
-    }
-
     /// The rows of `group`, which holds requests of one kind.
     fn of(group: &'a [Save]) -> Batch<'a> {
         match group.first().map(|s| &s.rows) {
@@ -252,7 +244,8 @@ impl FlushJob {
     /// is unsettled, a failure is never "nothing was stored".
     async fn commit_with_retry(&self, group: &[Save], deadline: Instant) -> Result<Mark, Failure> {
         let batch = Batch::of(group);
-        let tenants = batch.tenants();
+        // The tenant of each row, in the batch's order.
+        let tenants: Vec<TenantId> = group.iter().flat_map(|s| s.rows.tenants()).collect();
         let mut backoff = FIRST_BACKOFF;
         let mut unsettled: Vec<u64> = Vec::new();
         loop {
