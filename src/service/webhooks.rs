@@ -74,7 +74,7 @@ pub async fn create(
             .await?
     };
     let webhook = made.ok_or(ServiceError::TooManyWebhooks(MAX_WEBHOOKS_PER_TENANT))?;
-    s.webhooks.do_send(Reload);
+    s.webhooks.do_send(Reload { tenant });
     Ok((webhook, secret))
 }
 
@@ -94,7 +94,7 @@ pub async fn delete(s: &Services, tenant: TenantId, id: u64) -> Result<(), Servi
     if !deleted {
         return Err(ServiceError::NoSuchWebhook);
     }
-    s.webhooks.do_send(Reload);
+    s.webhooks.do_send(Reload { tenant });
     Ok(())
 }
 

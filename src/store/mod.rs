@@ -56,7 +56,7 @@ pub use shards::{
 pub use tenants::{load_all_totals, load_tenant};
 pub use webhooks::{
     create_webhook, delete_webhook, find_delivery, find_webhook, list_deliveries, list_webhooks,
-    live_webhooks, prune_deliveries, record_deliveries, save_webhook_state,
+    live_webhooks, prune_deliveries, record_deliveries, save_webhook_state, webhook_tenants,
 };
 
 /// A storage failure, split by what the caller can do about it.

@@ -98,12 +98,24 @@ pub async fn list_webhooks(conn: &mut Conn, tenant: TenantId) -> Result<Vec<Webh
     Ok(rows.into_iter().filter_map(webhook).collect())
 }
 
-/// Every endpoint not deleted, with its secret (for the deliveries).
-pub async fn live_webhooks(conn: &mut Conn) -> Result<Vec<(Webhook, String)>> {
+/// The tenants that have an endpoint (deleted ones aside).
+pub async fn webhook_tenants(conn: &mut Conn) -> Result<Vec<TenantId>> {
+    Ok(conn
+        .query("SELECT DISTINCT tenant_id FROM webhooks WHERE NOT deleted")
+        .await?)
+}
+
+/// The tenant's endpoints not deleted, with their secrets (for the
+/// deliveries).
+pub async fn live_webhooks(conn: &mut Conn, tenant: TenantId) -> Result<Vec<(Webhook, String)>> {
     let rows: Vec<mysql_async::Row> = conn
-        .query(format!(
-            "SELECT {WEBHOOK_COLUMNS}, secret FROM webhooks WHERE NOT deleted ORDER BY id"
-        ))
+        .exec(
+            format!(
+                "SELECT {WEBHOOK_COLUMNS}, secret FROM webhooks \
+                 WHERE tenant_id = ? AND NOT deleted ORDER BY id"
+            ),
+            (tenant,),
+        )
         .await?;
     Ok(rows.into_iter().filter_map(with_secret).collect())
 }

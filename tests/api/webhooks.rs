@@ -3,7 +3,7 @@
 //! once, retried while it fails; targets are https and public unless the
 //! deployment allows otherwise.
 
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,14 @@ struct Got {
     body: String,
 }
 
+impl Got {
+    fn seq(&self) -> u64 {
+        serde_json::from_str::<Value>(&self.body).expect("json")["seq"]
+            .as_u64()
+            .expect("seq")
+    }
+}
+
 /// A webhook receiver on loopback answering `status` (settable).
 struct Receiver {
     url: String,
@@ -31,19 +39,31 @@ struct Receiver {
     status: Arc<AtomicU16>,
     /// How long it takes to answer (ms).
     delay: Arc<AtomicU16>,
+    /// An event it answers 503 whatever `status` says (0: none).
+    refused_seq: Arc<AtomicU64>,
     server: actix_web::dev::ServerHandle,
 }
 
 impl Receiver {
     async fn start() -> Receiver {
-        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+        Receiver::listen(0, Arc::default()).await
+    }
+
+    /// Listens on `port` (0: any), adding what it gets to `got`.
+    async fn listen(port: u16, got: Arc<Mutex<Vec<Got>>>) -> Receiver {
         let status = Arc::new(AtomicU16::new(200));
         let delay = Arc::new(AtomicU16::new(0));
-        let (g, s, d) = (got.clone(), status.clone(), delay.clone());
+        let refused_seq = Arc::new(AtomicU64::new(0));
+        let (g, s, d, r) = (
+            got.clone(),
+            status.clone(),
+            delay.clone(),
+            refused_seq.clone(),
+        );
         let server = HttpServer::new(move || {
-            let (g, s, d) = (g.clone(), s.clone(), d.clone());
+            let (g, s, d, r) = (g.clone(), s.clone(), d.clone(), r.clone());
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let (g, s, d) = (g.clone(), s.clone(), d.clone());
+                let (g, s, d, r) = (g.clone(), s.clone(), d.clone(), r.clone());
                 async move {
                     let wait = u64::from(d.load(Ordering::SeqCst));
                     actix_web::rt::time::sleep(Duration::from_millis(wait)).await;
@@ -54,19 +74,25 @@ impl Receiver {
                             .unwrap_or("")
                             .to_string()
                     };
-                    g.lock().expect("got").push(Got {
+                    let got = Got {
                         event_id: header("Pos-Event-Id"),
                         signature: header("Pos-Signature"),
                         body: String::from_utf8_lossy(&body).into_owned(),
-                    });
-                    let code = actix_web::http::StatusCode::from_u16(s.load(Ordering::SeqCst))
-                        .expect("a status");
+                    };
+                    let refused = got.seq() == r.load(Ordering::SeqCst);
+                    g.lock().expect("got").push(got);
+                    let code = if refused {
+                        503
+                    } else {
+                        s.load(Ordering::SeqCst)
+                    };
+                    let code = actix_web::http::StatusCode::from_u16(code).expect("a status");
                     HttpResponse::build(code).finish()
                 }
             }))
         })
         .workers(2)
-        .bind("127.0.0.1:0")
+        .bind(("127.0.0.1", port))
         .expect("receiver binds");
         let port = server.addrs()[0].port();
         let server = server.run();
@@ -77,6 +103,7 @@ impl Receiver {
             got,
             status,
             delay,
+            refused_seq,
             server: handle,
         }
     }
@@ -89,9 +116,7 @@ impl Receiver {
     fn seqs(&self) -> Vec<u64> {
         let mut seen = Vec::new();
         for g in self.got() {
-            let seq = serde_json::from_str::<Value>(&g.body).expect("json")["seq"]
-                .as_u64()
-                .expect("seq");
+            let seq = g.seq();
             if !seen.contains(&seq) {
                 seen.push(seq);
             }
@@ -529,6 +554,123 @@ async fn one_retry_of_an_endpoint_runs_at_a_time() {
     let mut statuses = [a.status.as_u16(), b.status.as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 409], "{} / {}", a.body, b.body);
+    receiver.server.stop(false).await;
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_receiver_that_refuses_connections_gets_every_event_in_order_once_it_listens_again() {
+    let app = open_app().await;
+    let receiver = Receiver::start().await;
+    let t = app.db.tenant(1, 1).await;
+    let body = json!({"url": receiver.url, "types": ["sale.created"]});
+    assert_eq!(app.post_json(&hooks(t.id), &body).await.status, 201);
+    let sell = |n: usize| {
+        let (app, t) = (&app, &t);
+        async move {
+            for _ in 0..n {
+                let sold = app
+                    .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+                    .await;
+                assert_eq!(sold.status, 201, "sales go on whatever the receiver does");
+            }
+        }
+    };
+    sell(2).await;
+    assert!(eventually(WAIT, || async { receiver.seqs() == vec![1, 2] }).await);
+    let port: u16 = receiver.url[17..]
+        .split('/')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let got = receiver.got.clone();
+    receiver.server.stop(true).await;
+    // Down: nothing listens on its port (connections refused), while the
+    // tenant goes on selling and its attempts fail.
+    sell(3).await;
+    let failing = eventually(WAIT, || async {
+        app.get(&hooks(t.id)).await.body["webhooks"][0]["state"] == "failing"
+    })
+    .await;
+    assert!(
+        failing,
+        "the endpoint is failing while its receiver is down"
+    );
+    let failures = eventually(WAIT, || async {
+        app.metric(r#"pos_feed_delivery_failures_total{sink="webhooks"}"#)
+            .await
+            >= 3.0
+    })
+    .await;
+    assert!(failures, "attempts go on while it is down");
+    sell(2).await;
+    let back = Receiver::listen(port, got).await;
+    let all = eventually(Duration::from_secs(60), || async { back.seqs().len() == 7 }).await;
+    assert!(all, "{:?}", back.seqs());
+    assert_eq!(
+        back.seqs(),
+        (1..=7).collect::<Vec<u64>>(),
+        "in seq order, none missing"
+    );
+    let active = eventually(WAIT, || async {
+        let w = app.get(&hooks(t.id)).await.body["webhooks"][0].clone();
+        w["state"] == "active" && w["deliveredSeq"] == 7
+    })
+    .await;
+    assert!(active);
+    back.server.stop(false).await;
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn sending_again_an_event_already_delivered_leaves_a_failing_endpoint_failing() {
+    let app = open_app().await;
+    let receiver = Receiver::start().await;
+    let t = app.db.tenant(1, 1).await;
+    let body = json!({"url": receiver.url, "types": ["sale.created"]});
+    let id = app.post_json(&hooks(t.id), &body).await.body["id"].clone();
+    let path = format!("{}/{id}/deliveries", hooks(t.id));
+    let sold = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
+    assert_eq!(sold.status, 201);
+    assert!(eventually(WAIT, || async { receiver.seqs() == vec![1] }).await);
+    let first = app.get(&path).await.body["deliveries"][0]["id"].clone();
+    receiver.refused_seq.store(2, Ordering::SeqCst);
+    let sold = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+        .await;
+    assert_eq!(sold.status, 201);
+    let failing = eventually(WAIT, || async {
+        app.get(&hooks(t.id)).await.body["webhooks"][0]["state"] == "failing"
+    })
+    .await;
+    assert!(failing);
+    let before = app.get(&hooks(t.id)).await.body["webhooks"][0].clone();
+    let retried = app
+        .post_json(&format!("{path}/{first}/retry"), &json!({}))
+        .await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(retried.body["delivered"], true, "event 1 is accepted again");
+    let after = app.get(&hooks(t.id)).await.body["webhooks"][0].clone();
+    assert_eq!(
+        (
+            &after["state"],
+            &after["failingSince"],
+            &after["deliveredSeq"]
+        ),
+        (&before["state"], &before["failingSince"], &json!(1)),
+        "still stuck on event 2, failing since it first failed"
+    );
+    receiver.refused_seq.store(0, Ordering::SeqCst);
+    let delivered = eventually(Duration::from_secs(60), || async {
+        app.get(&hooks(t.id)).await.body["webhooks"][0]["deliveredSeq"] == 2
+    })
+    .await;
+    assert!(
+        delivered,
+        "its own retries deliver event 2 once the receiver takes it"
+    );
     receiver.server.stop(false).await;
     app.cleanup().await;
 }

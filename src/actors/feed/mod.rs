@@ -63,10 +63,14 @@ impl Interest {
         self.0.read().map(|s| s.contains(&t)).unwrap_or(true)
     }
 
-    /// From now on, news of these tenants only.
-    pub fn set(&self, tenants: HashSet<TenantId>) {
+    /// News of `t` too (`wanted`), or no longer.
+    pub fn mark(&self, t: TenantId, wanted: bool) {
         if let Ok(mut s) = self.0.write() {
-            *s = tenants;
+            if wanted {
+                s.insert(t);
+            } else {
+                s.remove(&t);
+            }
         }
     }
 }

@@ -1,16 +1,20 @@
 //! WebhookFeed: delivers each endpoint's events (of its types) in `seq`
 //! order, each a signed POST answered 2xx within 10 s, else retried with
 //! doubling pauses (with jitter) for 72 hours, then the endpoint is marked
-//! failed until a manual retry. Each endpoint runs as a task of its own on
-//! this actor's thread, so a slow or failing receiver holds up only
-//! itself; deliveries in flight are bounded over all endpoints. The
+//! failed until a manual retry. A tenant's endpoints run as a task of
+//! their own on this actor's thread, each endpoint on its own, so a slow
+//! or failing receiver holds up only itself; deliveries in flight are
+//! bounded over all endpoints. Only endpoints with something to deliver
+//! run: an idle one ends, and its tenant's next commit (told by the tap)
+//! starts it again from what MySQL holds. The
 //! client follows no redirect and connects only to addresses its resolver
 //! allows (no loopback, private or link-local unless the deployment says).
 
-use std::cell::Cell;
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -19,7 +23,7 @@ use futures_util::future::LocalBoxFuture;
 use hmac::{Hmac, Mac};
 use mysql_async::Pool;
 use sha2::Sha256;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::{running_on, Interest, Pending, Render, Wake, UNKNOWN_HEAD};
 use crate::domain::{
@@ -42,8 +46,16 @@ const MAX_IN_FLIGHT: usize = 64;
 const MAX_IN_FLIGHT_PER_TENANT: usize = 8;
 /// Events read per run of an endpoint.
 const PAGE: usize = 100;
-/// An idle endpoint looks for events at least this often.
-const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// An endpoint with nothing to deliver for this long ends (its tenant's
+/// next commit starts it again): idle endpoints are neither polled nor
+/// held in memory.
+const LINGER: Duration = Duration::from_secs(30);
+/// Tenants loading their endpoints at once.
+const MAX_STARTING: usize = 32;
+/// The pause after MySQL failed a read or a write.
+const STORE_PAUSE: Duration = Duration::from_secs(5);
+/// How often finished runs are forgotten and the lag reported.
+const TICK: Duration = Duration::from_secs(1);
 /// Attempts are kept this many days.
 const KEEP_DAYS: u32 = 7;
 
@@ -55,42 +67,48 @@ pub struct WebhookSettings {
     pub rules: TargetRules,
 }
 
-/// What every endpoint's task shares.
+/// What every tenant's run shares.
 struct Shared {
     pool: Pool,
     client: awc::Client,
     render: Render,
     metrics: Metrics,
+    interest: Interest,
     in_flight: Semaphore,
+    /// Tenants loading their endpoints and making their first pass (a
+    /// boot starts every tenant that has endpoints: these many at once).
+    starting: Arc<Semaphore>,
     /// Each tenant's share of `in_flight` (its endpoints and retries),
     /// so one tenant's slow receivers cannot take every slot.
-    tenant_slots: std::cell::RefCell<HashMap<TenantId, Rc<Semaphore>>>,
+    tenant_slots: RefCell<HashMap<TenantId, Rc<Semaphore>>>,
 }
 
-/// An endpoint's task and what the actor knows of it.
-struct Running {
-    tenant: TenantId,
-    wake: Rc<Notify>,
-    cursor: Rc<Cell<u64>>,
+/// A tenant whose endpoints are delivering (or were, less than
+/// [`LINGER`] ago). Idle endpoints cost nothing: they end, and the tenant's
+/// next commit starts them again, read afresh from MySQL.
+struct Active {
+    /// The newest head told; endpoints waiting for news watch it.
+    news: watch::Sender<u64>,
+    /// Each running endpoint's cursor, for the lag.
+    cursors: Rc<RefCell<HashMap<u64, u64>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 pub struct WebhookFeed {
     settings: WebhookSettings,
     /// Endpoints with a manual retry in flight (one at a time each).
-    retrying: std::collections::HashSet<u64>,
+    retrying: HashSet<u64>,
     pending: Pending,
-    /// The tenants with endpoints: the only ones its tap passes on.
-    interest: Interest,
     shared: Rc<Shared>,
-    running: HashMap<u64, Running>,
-    heads: HashMap<TenantId, u64>,
+    active: HashMap<TenantId, Active>,
 }
 
-/// Read the endpoints again (one was made or deleted).
+/// A tenant's endpoints changed (one was made or deleted): read them again.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Reload;
+pub struct Reload {
+    pub tenant: TenantId,
+}
 
 /// Send one attempt's event again, now; answers the new attempt.
 #[derive(Message)]
@@ -113,7 +131,8 @@ pub enum RetryError {
 
 impl WebhookFeed {
     /// Builds the actor (call inside its arbiter: the pool and the client
-    /// live there); it takes what its tap leaves in `pending`.
+    /// live there); it takes what its tap leaves in `pending`, and keeps
+    /// in `interest` the tenants that have endpoints.
     pub fn new(
         settings: WebhookSettings,
         pending: Pending,
@@ -126,80 +145,109 @@ impl WebhookFeed {
             client: client(settings.rules),
             render: settings.render,
             metrics,
+            interest,
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
+            starting: Arc::new(Semaphore::new(MAX_STARTING)),
             tenant_slots: Default::default(),
         });
         Ok(WebhookFeed {
             settings,
             retrying: Default::default(),
             pending,
-            interest,
             shared,
-            running: HashMap::new(),
-            heads: HashMap::new(),
+            active: HashMap::new(),
         })
     }
 
-    /// Starts a task for every live endpoint of the shard not running, and
-    /// stops those deleted.
-    fn reload(&mut self, ctx: &mut Context<Self>) {
-        let (pool, shard) = (self.shared.pool.clone(), self.settings.shard);
+    /// Learns which of the shard's tenants have endpoints and starts each
+    /// (events may have committed while no instance delivered them).
+    fn start_all(&mut self, ctx: &mut Context<Self>) {
+        let pool = self.shared.pool.clone();
         let read = async move {
             let mut conn = pool.get_conn().await.map_err(StoreError::from)?;
-            store::live_webhooks(&mut conn).await
+            store::webhook_tenants(&mut conn).await
         };
-        ctx.spawn(read.into_actor(self).map(move |found, act, ctx| {
-            let found = match found {
-                Ok(found) => found,
+        ctx.spawn(read.into_actor(self).map(|found, act, ctx| {
+            let tenants: HashSet<TenantId> = match found {
+                Ok(found) => found
+                    .into_iter()
+                    .filter(|t| act.settings.shard.owns(*t))
+                    .collect(),
                 Err(e) => {
                     tracing::warn!(error = %e, "webhooks not read; trying again");
-                    ctx.run_later(Duration::from_secs(5), |act, ctx| act.reload(ctx));
+                    ctx.run_later(Duration::from_secs(5), |act, ctx| act.start_all(ctx));
                     return;
                 }
             };
-            let live: Vec<u64> = found.iter().map(|(w, _)| w.id).collect();
-            act.running.retain(|id, r| {
-                let keep = live.contains(id);
-                if !keep {
-                    r.task.abort();
-                }
-                keep
-            });
-            for (webhook, secret) in found {
-                if !shard.owns(webhook.tenant) || act.running.contains_key(&webhook.id) {
-                    continue;
-                }
-                let (wake, cursor) = (Rc::new(Notify::new()), Rc::new(Cell::new(0)));
-                let tenant = webhook.tenant;
-                let id = webhook.id;
-                let endpoint = Endpoint::new(webhook, secret);
-                let task =
-                    actix::spawn(endpoint.run(act.shared.clone(), wake.clone(), cursor.clone()));
-                act.running.insert(
-                    id,
-                    Running {
-                        tenant,
-                        wake,
-                        cursor,
-                        task,
-                    },
-                );
+            for tenant in tenants {
+                // News first, then the read: nothing committed between is
+                // missed.
+                act.shared.interest.mark(tenant, true);
+                act.start(tenant, UNKNOWN_HEAD);
             }
-            let tenants = act.running.values().map(|r| r.tenant).collect();
-            act.interest.set(tenants);
-            act.report_lag();
         }));
     }
 
-    /// Events committed and not delivered, over endpoints whose tenant's
-    /// head is known.
+    /// `tenant` has events up to `head`: its running endpoints hear of it,
+    /// or its endpoints start.
+    fn start(&mut self, tenant: TenantId, head: u64) {
+        if let Some(a) = self.active.get(&tenant) {
+            if !a.task.is_finished() {
+                a.news.send_modify(|h| *h = newer(*h, head));
+                return;
+            }
+        }
+        let (news, watching) = watch::channel(head);
+        let cursors = Rc::new(RefCell::new(HashMap::new()));
+        let run = run_tenant(self.shared.clone(), tenant, watching, cursors.clone());
+        let task = actix::spawn(run);
+        self.active.insert(
+            tenant,
+            Active {
+                news,
+                cursors,
+                task,
+            },
+        );
+    }
+
+    /// Stops the tenant's endpoints and starts them again from what MySQL
+    /// holds now: the latest restart's read comes after every change before
+    /// it, so no older read can overwrite a newer state.
+    fn restart(&mut self, tenant: TenantId) {
+        // Its run unmarks it if it has no endpoint to deliver to.
+        self.shared.interest.mark(tenant, true);
+        if let Some(a) = self.active.remove(&tenant) {
+            a.task.abort();
+        }
+        self.start(tenant, UNKNOWN_HEAD);
+    }
+
+    /// Forgets tenants whose endpoints all ended; reports the lag.
+    fn tick(&mut self) {
+        self.active.retain(|_, a| !a.task.is_finished());
+        self.shared
+            .tenant_slots
+            .borrow_mut()
+            .retain(|_, slots| Rc::strong_count(slots) > 1);
+        self.report_lag();
+    }
+
+    /// Events committed and not delivered, over running endpoints whose
+    /// tenant's head is known.
     fn report_lag(&self) {
         let lag: u64 = self
-            .running
+            .active
             .values()
-            .filter_map(|r| {
-                let head = *self.heads.get(&r.tenant)?;
-                (head != UNKNOWN_HEAD).then(|| head.saturating_sub(r.cursor.get()))
+            .filter_map(|a| {
+                let head = *a.news.borrow();
+                (head != UNKNOWN_HEAD).then(|| {
+                    a.cursors
+                        .borrow()
+                        .values()
+                        .map(|c| head.saturating_sub(*c))
+                        .sum::<u64>()
+                })
             })
             .sum();
         self.shared
@@ -210,13 +258,22 @@ impl WebhookFeed {
     }
 }
 
+/// Of a head held and one told, the one to keep.
+fn newer(held: u64, told: u64) -> u64 {
+    match (held, told) {
+        (_, UNKNOWN_HEAD) => held,
+        (UNKNOWN_HEAD, _) => told,
+        _ => held.max(told),
+    }
+}
+
 impl Actor for WebhookFeed {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(256);
-        self.reload(ctx);
-        ctx.run_interval(Duration::from_secs(5), |act, _| act.report_lag());
+        self.start_all(ctx);
+        ctx.run_interval(TICK, |act, _| act.tick());
         ctx.run_interval(Duration::from_secs(3600), |act, ctx| {
             let pool = act.shared.pool.clone();
             let prune = async move {
@@ -237,10 +294,7 @@ impl Handler<Wake> for WebhookFeed {
 
     fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
         for (tenant, head) in self.pending.take() {
-            self.heads.insert(tenant, head);
-            for r in self.running.values().filter(|r| r.tenant == tenant) {
-                r.wake.notify_one();
-            }
+            self.start(tenant, head);
         }
         self.report_lag();
     }
@@ -249,8 +303,8 @@ impl Handler<Wake> for WebhookFeed {
 impl Handler<Reload> for WebhookFeed {
     type Result = ();
 
-    fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) {
-        self.reload(ctx);
+    fn handle(&mut self, msg: Reload, _: &mut Context<Self>) {
+        self.restart(msg.tenant);
     }
 }
 
@@ -258,29 +312,30 @@ impl Handler<Retry> for WebhookFeed {
     type Result = ResponseActFuture<Self, Result<Delivery, RetryError>>;
 
     fn handle(&mut self, msg: Retry, _: &mut Context<Self>) -> Self::Result {
-        let (shared, webhook) = (self.shared.clone(), msg.webhook);
+        let (shared, webhook, tenant) = (self.shared.clone(), msg.webhook, msg.tenant);
         if !self.retrying.insert(webhook) {
             return Box::pin(actix::fut::ready(Err(RetryError::Busy)));
         }
         let retry = async move { retry_one(&shared, msg).await };
-        Box::pin(retry.into_actor(self).map(move |outcome, act, ctx| {
+        Box::pin(retry.into_actor(self).map(move |outcome, act, _| {
             act.retrying.remove(&webhook);
-            if outcome.as_ref().is_ok_and(Delivery::delivered) {
-                // A failing endpoint that answers again resumes at once:
-                // its task starts anew from what the retry stored.
-                if let Some(r) = act.running.remove(&webhook) {
-                    r.task.abort();
-                }
-                act.reload(ctx);
+            let (attempt, resumed) = outcome?;
+            if resumed {
+                // It failed and answers again: its endpoints start anew
+                // from the state the retry stored, and deliver at once.
+                act.restart(tenant);
             }
-            outcome
+            Ok(attempt)
         }))
     }
 }
 
-/// Sends the event of one attempt again and records the new attempt; a
-/// delivered one clears the endpoint's failing state.
-async fn retry_one(shared: &Shared, msg: Retry) -> Result<Delivery, RetryError> {
+/// Sends the event of one attempt again and records the new attempt; and
+/// whether the endpoint resumed: the event it was stuck on is delivered
+/// now (its cursor moves past it), or it had given up and its receiver
+/// answers again. A retry of another event leaves a failing endpoint's
+/// state (and its 72 hours) as they were.
+async fn retry_one(shared: &Shared, msg: Retry) -> Result<(Delivery, bool), RetryError> {
     let unavailable = |e: StoreError| {
         tracing::warn!(error = %e, "a webhook retry could not reach MySQL");
         RetryError::Unavailable
@@ -328,9 +383,10 @@ async fn retry_one(shared: &Shared, msg: Retry) -> Result<Delivery, RetryError> 
         .await
         .map_err(unavailable)?;
     attempt.id = conn.last_insert_id().unwrap_or(0);
-    if attempt.delivered() && (webhook.failed || webhook.failing_since.is_some()) {
-        // The event it was stuck on is delivered now: move past it.
-        let cursor = if earlier.event_seq == webhook.delivered_seq + 1 {
+    let stuck = earlier.event_seq == webhook.delivered_seq + 1;
+    let resumed = attempt.delivered() && (stuck || webhook.failed);
+    if resumed {
+        let cursor = if stuck {
             earlier.event_seq
         } else {
             webhook.delivered_seq
@@ -339,10 +395,52 @@ async fn retry_one(shared: &Shared, msg: Retry) -> Result<Delivery, RetryError> 
             .await
             .map_err(unavailable)?;
     }
-    Ok(attempt)
+    Ok((attempt, resumed))
 }
 
-/// One endpoint's delivery state, owned by its task.
+/// A tenant's run: reads its endpoints and delivers each until it is idle
+/// for [`LINGER`], fails for 72 hours, or the actor restarts the tenant.
+async fn run_tenant(
+    shared: Rc<Shared>,
+    tenant: TenantId,
+    news: watch::Receiver<u64>,
+    cursors: Rc<RefCell<HashMap<u64, u64>>>,
+) {
+    let Ok(starting) = shared.starting.clone().acquire_owned().await else {
+        return;
+    };
+    let endpoints = loop {
+        let read = async {
+            let mut conn = shared.pool.get_conn().await?;
+            store::live_webhooks(&mut conn, tenant).await
+        };
+        match read.await {
+            Ok(endpoints) => break endpoints,
+            Err(e) => {
+                tracing::warn!(error = %e, %tenant, "webhooks not read; trying again");
+                tokio::time::sleep(STORE_PAUSE).await;
+            }
+        }
+    };
+    // Endpoints that gave up wait for a manual retry (which restarts
+    // the tenant): no news needed until then.
+    let endpoints: Vec<_> = endpoints.into_iter().filter(|(w, _)| !w.failed).collect();
+    shared.interest.mark(tenant, !endpoints.is_empty());
+    // The slot is given back once every endpoint made its first pass.
+    let starting = Rc::new(starting);
+    let runs = endpoints
+        .into_iter()
+        .map(|(webhook, secret)| {
+            let endpoint = Endpoint::new(webhook, secret);
+            let run = endpoint.run(&shared, news.clone(), &cursors, starting.clone());
+            Box::pin(run)
+        })
+        .collect::<Vec<_>>();
+    drop(starting);
+    futures_util::future::join_all(runs).await;
+}
+
+/// One endpoint's delivery state, owned by its run.
 struct Endpoint {
     webhook: Webhook,
     secret: String,
@@ -371,31 +469,43 @@ impl Endpoint {
         }
     }
 
-    async fn run(mut self, shared: Rc<Shared>, wake: Rc<Notify>, cursor: Rc<Cell<u64>>) {
-        cursor.set(self.webhook.delivered_seq);
+    /// Delivers until idle for [`LINGER`] or given up; `starting` is held
+    /// through the first pass.
+    async fn run(
+        mut self,
+        shared: &Shared,
+        mut news: watch::Receiver<u64>,
+        cursors: &RefCell<HashMap<u64, u64>>,
+        starting: Rc<OwnedSemaphorePermit>,
+    ) {
+        let id = self.webhook.id;
+        let mut starting = Some(starting);
         loop {
-            if self.webhook.failed {
-                // Until a manual retry restarts this endpoint's task.
-                std::future::pending::<()>().await;
-            }
-            match self.run_once(&shared).await {
-                Ok(next) => {
-                    cursor.set(self.webhook.delivered_seq);
-                    match next {
-                        Next::More => {}
-                        Next::Idle => {
-                            let _ = tokio::time::timeout(IDLE_CHECK, wake.notified()).await;
-                        }
-                        Next::Retry(after) => tokio::time::sleep(after).await,
-                        Next::GiveUp => self.webhook.failed = true,
+            news.borrow_and_update();
+            let next = self.run_once(shared).await;
+            starting.take();
+            cursors.borrow_mut().insert(id, self.webhook.delivered_seq);
+            match next {
+                Ok(Next::More) => {}
+                Ok(Next::Idle) => {
+                    // Nothing new for a while: end; the tenant's next
+                    // commit starts it again.
+                    if !matches!(
+                        tokio::time::timeout(LINGER, news.changed()).await,
+                        Ok(Ok(()))
+                    ) {
+                        break;
                     }
                 }
+                Ok(Next::Retry(after)) => tokio::time::sleep(after).await,
+                Ok(Next::GiveUp) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, webhook = self.webhook.id, "webhook deliveries paused: MySQL");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    tracing::warn!(error = %e, webhook = id, "webhook deliveries paused: MySQL");
+                    tokio::time::sleep(STORE_PAUSE).await;
                 }
             }
         }
+        cursors.borrow_mut().remove(&id);
     }
 
     /// Reads the events after the cursor and delivers them in order (those
