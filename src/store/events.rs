@@ -187,9 +187,15 @@ pub async fn read_events(
     query: &EventsQuery,
 ) -> Result<Vec<Event>> {
     let mut tx = conn.start_transaction(snapshot()).await?;
-    let (rows, _) =
-        event_rows(&mut tx, &[(tenant, query.after)], &query.types, query.limit).await?;
+    let rows = event_rows(&mut tx, &[(tenant, query.after)], &query.types, query.limit).await?;
     tx.commit().await?;
+    if let Some((_, seq)) = rows.undecodable.first() {
+        // Answering around it would show a gap the feed never fills.
+        return Err(super::StoreError::invariant(&format!(
+            "event {seq} of tenant {tenant} cannot be read"
+        )));
+    }
+    let rows = rows.events;
     let mut events: Vec<Event> = rows.into_iter().map(|(_, e)| e).collect();
     events.truncate(query.limit);
     Ok(events)
@@ -207,6 +213,17 @@ pub struct FeedPage {
     /// No kind's read stopped at its limit: a tenant with nothing here has
     /// nothing after its cursor.
     pub complete: bool,
+    /// Events whose rows this build cannot read (changed by hand?): missing
+    /// from `events`, so each stops its tenant's delivery until fixed.
+    pub undecodable: Vec<(TenantId, u64)>,
+}
+
+impl FeedPage {
+    /// Whether `tenant`'s next event after `cursor` is one that cannot be
+    /// read (its delivery cannot go on).
+    pub fn stuck_at(&self, tenant: TenantId, cursor: u64) -> bool {
+        self.undecodable.contains(&(tenant, cursor + 1))
+    }
 }
 
 /// The events after each `(tenant, cursor)`, at most `limit` of each kind,
@@ -223,7 +240,7 @@ pub async fn feed_page(
         });
     }
     let mut tx = conn.start_transaction(snapshot()).await?;
-    let (events, complete) = event_rows(&mut tx, cursors, &[], limit).await?;
+    let read = event_rows(&mut tx, cursors, &[], limit).await?;
     let ids = id_list(cursors.iter().map(|(t, _)| t.get()));
     let rows: Vec<(TenantId, Option<String>)> = tx
         .query(format!(
@@ -241,9 +258,10 @@ pub async fn feed_page(
         })
         .collect();
     Ok(FeedPage {
-        events,
+        events: read.events,
         currencies,
-        complete,
+        complete: read.complete,
+        undecodable: read.undecodable,
     })
 }
 
@@ -275,19 +293,45 @@ fn after_cursors(column: &str, cursors: &[(TenantId, u64)]) -> String {
     sql
 }
 
+/// What [`event_rows`] read.
+#[derive(Default)]
+struct EventRows {
+    /// By tenant and `seq`.
+    events: Vec<(TenantId, Event)>,
+    /// No table's read stopped at the limit.
+    complete: bool,
+    /// Rows numbered as events that did not decode.
+    undecodable: Vec<(TenantId, u64)>,
+}
+
+impl EventRows {
+    /// Keeps `event`, or notes the row `(tenant, seq)` as undecodable.
+    fn push(&mut self, row: Option<(TenantId, u64)>, event: Option<Event>) {
+        match (row, event) {
+            (Some((tenant, _)), Some(event)) => self.events.push((tenant, event)),
+            (Some(at), None) => {
+                tracing::error!(tenant = %at.0, seq = at.1, "a stored event cannot be read: its tenant's feed stops before it");
+                self.undecodable.push(at);
+            }
+            (None, _) => tracing::error!("a stored event's tenant or number cannot be read"),
+        }
+    }
+}
+
 /// The events after each cursor, of `types` (all when empty), at most
-/// `limit` of each table, by tenant and `seq`; and whether no table's read
-/// stopped at the limit.
+/// `limit` of each table.
 async fn event_rows(
     tx: &mut mysql_async::Transaction<'_>,
     cursors: &[(TenantId, u64)],
     types: &[EventType],
     limit: usize,
-) -> Result<(Vec<(TenantId, Event)>, bool)> {
+) -> Result<EventRows> {
     let wants = |kind| types.is_empty() || types.contains(&kind);
     let limit = limit as u64;
-    let mut events = Vec::new();
-    let mut complete = true;
+    let mut read = EventRows {
+        complete: true,
+        ..EventRows::default()
+    };
     if wants(EventType::SaleCreated) {
         let rows: Vec<mysql_async::Row> = tx
             .exec(
@@ -299,19 +343,20 @@ async fn event_rows(
                 (limit,),
             )
             .await?;
-        complete &= (rows.len() as u64) < limit;
-        events.extend(rows.into_iter().filter_map(|row| {
-            let (tenant, seq, stored_at, columns) = sale_row(row)?;
-            let at = stored_at.unwrap_or(columns.5);
-            let sale = stored_sale(tenant, columns)?;
-            let event = Event {
-                seq,
-                kind: EventType::SaleCreated,
-                created_at: Timestamp::from_naive_utc(at),
-                data: EventData::Sale(sale),
-            };
-            Some((tenant, event))
-        }));
+        read.complete &= (rows.len() as u64) < limit;
+        for row in rows {
+            let at: Option<(TenantId, u64)> = row.get(0).zip(row.get(1));
+            let event = sale_row(row).and_then(|(tenant, seq, stored_at, columns)| {
+                let at = stored_at.unwrap_or(columns.5);
+                Some(Event {
+                    seq,
+                    kind: EventType::SaleCreated,
+                    created_at: Timestamp::from_naive_utc(at),
+                    data: EventData::Sale(stored_sale(tenant, columns)?),
+                })
+            });
+            read.push(at, event);
+        }
     }
     if wants(EventType::RefundCreated) {
         let rows: Vec<mysql_async::Row> = tx
@@ -324,18 +369,20 @@ async fn event_rows(
                 (limit,),
             )
             .await?;
-        complete &= (rows.len() as u64) < limit;
-        events.extend(rows.into_iter().filter_map(|row| {
-            let (tenant, seq, columns) = refund_row(row)?;
-            let refund = stored_refund(tenant, columns)?;
-            let event = Event {
-                seq,
-                kind: EventType::RefundCreated,
-                created_at: refund.refund.created_at,
-                data: EventData::Refund(refund),
-            };
-            Some((tenant, event))
-        }));
+        read.complete &= (rows.len() as u64) < limit;
+        for row in rows {
+            let at: Option<(TenantId, u64)> = row.get(0).zip(row.get(1));
+            let event = refund_row(row).and_then(|(tenant, seq, columns)| {
+                let refund = stored_refund(tenant, columns)?;
+                Some(Event {
+                    seq,
+                    kind: EventType::RefundCreated,
+                    created_at: refund.refund.created_at,
+                    data: EventData::Refund(refund),
+                })
+            });
+            read.push(at, event);
+        }
     }
     let catalog: Vec<&str> = types
         .iter()
@@ -359,22 +406,19 @@ async fn event_rows(
                 (limit,),
             )
             .await?;
-        complete &= (rows.len() as u64) < limit;
-        events.extend(
-            rows.into_iter()
-                .filter_map(|(tenant, seq, kind, at, data)| {
-                    let event = Event {
-                        seq,
-                        kind: EventType::parse(&kind)?,
-                        created_at: Timestamp::from_naive_utc(at),
-                        data: EventData::Catalog(data),
-                    };
-                    Some((tenant, event))
-                }),
-        );
+        read.complete &= (rows.len() as u64) < limit;
+        for (tenant, seq, kind, at, data) in rows {
+            let event = EventType::parse(&kind).map(|kind| Event {
+                seq,
+                kind,
+                created_at: Timestamp::from_naive_utc(at),
+                data: EventData::Catalog(data),
+            });
+            read.push(Some((tenant, seq)), event);
+        }
     }
-    events.sort_by_key(|(tenant, e)| (*tenant, e.seq));
-    Ok((events, complete))
+    read.events.sort_by_key(|(tenant, e)| (*tenant, e.seq));
+    Ok(read)
 }
 
 /// A sales row as (tenant, seq, stored at, the sale's columns).

@@ -3,6 +3,7 @@
 //! `<tenantID>.<type>`, in `seq` order per tenant, at least once; a broker
 //! away delays only the feed.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,16 +17,20 @@ use crate::support::proxy::Proxy;
 use crate::support::{
     amqp_url, eventually, sale, start_app, FeedConsumer, Options, Tenant, TestApp, TestDb,
 };
+use crate::webhooks::{hooks, Receiver};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// An app publishing to `consumer`'s exchange through `amqp`.
+/// An app publishing to `consumer`'s exchange through `amqp`, and
+/// delivering webhooks to loopback.
 async fn app_with_feed(db: TestDb, amqp: &str, consumer: &FeedConsumer) -> TestApp {
     let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
     let options = Options {
         extra: vec![
             ("POS_AMQP_URL".into(), amqp.into()),
             ("POS_AMQP_EXCHANGE".into(), consumer.exchange.clone()),
+            ("POS_WEBHOOKS_ALLOW_PRIVATE".into(), "true".into()),
+            ("POS_WEBHOOKS_ALLOW_HTTP".into(), "true".into()),
         ],
         ..Options::default()
     };
@@ -279,5 +284,86 @@ async fn loadgen_verifies_the_feed_holds_exactly_its_confirmed_sales_and_refunds
     let (code, _, err) = run(format!("{exchange}.elsewhere")).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("verify: feed: tenant"), "{err}");
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn an_event_that_cannot_be_read_stops_its_tenants_feed_loudly_until_it_is_fixed() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let mut consumer = FeedConsumer::bind(&format!("{}.#", t.id)).await;
+    let broker = Proxy::start("127.0.0.1:5672".into()).await;
+    let through = amqp_url().replace("127.0.0.1:5672", &format!("127.0.0.1:{}", broker.port));
+    let app = app_with_feed(db, &through, &consumer).await;
+    let receiver = Receiver::start().await;
+    let hook = json!({"url": receiver.url, "types": ["sale.created"]});
+    assert_eq!(app.post_json(&hooks(t.id), &hook).await.status, 201);
+    // Both sinks hold back (broker cut, receiver failing) while event 2's
+    // row is broken by hand.
+    broker.cut();
+    receiver.status.store(503, Ordering::SeqCst);
+    for _ in 0..3 {
+        let sold = app
+            .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+            .await;
+        assert_eq!(sold.status, 201);
+    }
+    let broken = format!(
+        "UPDATE sales_transactions SET quantity_sold = 0 WHERE tenant_id = {} AND event_seq = 2",
+        t.id
+    );
+    app.db.exec(&broken).await;
+    let events = format!("/v1/tenants/{}/events", t.id);
+    let pulled = app.get(&events).await;
+    assert_eq!(pulled.status, 500, "not a page with a gap: {}", pulled.body);
+    assert!(pulled.body["error"].is_object(), "{}", pulled.body);
+    let after = app.get(&format!("{events}?after=2")).await;
+    assert_eq!(after.body["events"][0]["seq"], 3, "{}", after.body);
+    let failures = |sink: &'static str| {
+        let app = &app;
+        async move {
+            app.metric(&format!(
+                r#"pos_feed_delivery_failures_total{{sink="{sink}"}}"#
+            ))
+            .await
+        }
+    };
+    broker.restore();
+    receiver.status.store(200, Ordering::SeqCst);
+    let (amqp_before, hooks_before) = (failures("amqp").await, failures("webhooks").await);
+    let stopped = eventually(WAIT, || async {
+        failures("amqp").await > amqp_before
+            && failures("webhooks").await > hooks_before
+            && receiver.seqs() == vec![1]
+    })
+    .await;
+    assert!(
+        stopped,
+        "each sink delivers event 1, stops before 2 and counts it as failing: {:?} {}",
+        receiver.seqs(),
+        app.get_metrics().await
+    );
+    assert!(consumer.until(WAIT, |c| !c.received.is_empty()).await);
+    assert!(
+        !consumer
+            .until(Duration::from_millis(500), |c| c.received.len() > 1)
+            .await
+    );
+    assert_eq!(seqs(&consumer), vec![1]);
+    assert!(
+        app.metric(r#"pos_feed_lag_events{sink="amqp"}"#).await >= 2.0,
+        "the lag shows what waits"
+    );
+    app.db
+        .exec(&broken.replace("quantity_sold = 0", "quantity_sold = 1"))
+        .await;
+    let resumed = eventually(Duration::from_secs(60), || async {
+        receiver.seqs() == vec![1, 2, 3]
+    })
+    .await;
+    assert!(resumed, "{:?}", receiver.seqs());
+    assert_feed_holds_the_history(&mut consumer, &app.db, &t).await;
+    receiver.server.stop(false).await;
+    consumer.close().await;
     app.cleanup().await;
 }

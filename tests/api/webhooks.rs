@@ -33,19 +33,19 @@ impl Got {
 }
 
 /// A webhook receiver on loopback answering `status` (settable).
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Got>>>,
-    status: Arc<AtomicU16>,
+    pub(crate) status: Arc<AtomicU16>,
     /// How long it takes to answer (ms).
     delay: Arc<AtomicU16>,
     /// An event it answers 503 whatever `status` says (0: none).
     refused_seq: Arc<AtomicU64>,
-    server: actix_web::dev::ServerHandle,
+    pub(crate) server: actix_web::dev::ServerHandle,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         Receiver::listen(0, Arc::default()).await
     }
 
@@ -113,7 +113,7 @@ impl Receiver {
     }
 
     /// The seqs received, each once, in the order they first came.
-    fn seqs(&self) -> Vec<u64> {
+    pub(crate) fn seqs(&self) -> Vec<u64> {
         let mut seen = Vec::new();
         for g in self.got() {
             let seq = g.seq();
@@ -137,7 +137,7 @@ async fn open_app() -> TestApp {
     .await
 }
 
-fn hooks(tenant: u64) -> String {
+pub(crate) fn hooks(tenant: u64) -> String {
     format!("/v1/tenants/{tenant}/webhooks")
 }
 

@@ -258,6 +258,11 @@ async fn serve(
         progress.delivered(*t, *seq);
     }
     for (t, cursor) in &cursors {
+        if page.stuck_at(*t, progress.cursors.get(t).copied().unwrap_or(*cursor)) {
+            metrics.feed_failures.with_label_values(&[SINK]).inc();
+            progress.stuck(*t);
+            continue;
+        }
         if page.complete && !page.events.iter().any(|(of, _)| of == t) {
             // Nothing after its cursor (no kind's read was cut short by
             // other tenants' events): its head is the cursor.

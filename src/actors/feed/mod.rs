@@ -10,6 +10,7 @@ pub mod webhooks;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -144,7 +145,14 @@ pub(crate) struct Progress {
     cursors: HashMap<TenantId, u64>,
     behind: VecDeque<TenantId>,
     queued: HashSet<TenantId>,
+    /// Tenants whose next event cannot be read, resting until then.
+    stuck: HashMap<TenantId, Instant>,
 }
+
+/// How long a tenant whose next event cannot be read waits before its
+/// sink reads it again (an operator may have fixed the row). Each time is
+/// a delivery failure: the lag and the failures raise `PosFeedStalled`.
+pub(crate) const STUCK_PAUSE: Duration = Duration::from_secs(30);
 
 impl Progress {
     /// Heads told by the tap (of this shard's tenants only).
@@ -162,6 +170,9 @@ impl Progress {
     }
 
     fn queue_if_behind(&mut self, t: TenantId) {
+        if self.stuck.contains_key(&t) {
+            return;
+        }
         let head = self.heads.get(&t).copied().unwrap_or(0);
         let behind = match self.cursors.get(&t) {
             Some(cursor) => head > *cursor,
@@ -174,19 +185,35 @@ impl Progress {
 
     /// `t` takes a turn again (its events may not all be delivered).
     fn queue_again(&mut self, t: TenantId) {
-        if self.queued.insert(t) {
+        if !self.stuck.contains_key(&t) && self.queued.insert(t) {
             self.behind.push_back(t);
         }
     }
 
     /// Up to `n` tenants behind, longest waiting first.
     fn next_turn(&mut self, n: usize) -> Vec<TenantId> {
+        let now = Instant::now();
+        let rested: Vec<TenantId> = self
+            .stuck
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in rested {
+            self.stuck.remove(&t);
+            self.queue_again(t);
+        }
         let take = n.min(self.behind.len());
         let turn: Vec<TenantId> = self.behind.drain(..take).collect();
         for t in &turn {
             self.queued.remove(t);
         }
         turn
+    }
+
+    /// `t`'s next event cannot be read: it rests for [`STUCK_PAUSE`].
+    fn stuck(&mut self, t: TenantId) {
+        self.stuck.insert(t, Instant::now() + STUCK_PAUSE);
     }
 
     fn unknown_cursors(&self, tenants: &[TenantId]) -> Vec<TenantId> {

@@ -25,7 +25,7 @@ use mysql_async::Pool;
 use sha2::Sha256;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::{running_on, Interest, Pending, Render, Wake, UNKNOWN_HEAD};
+use super::{running_on, Interest, Pending, Render, Wake, STUCK_PAUSE, UNKNOWN_HEAD};
 use crate::domain::{
     clip, reachable, Delivery, Event, Shard, TargetRules, TenantId, Timestamp, Webhook,
 };
@@ -458,6 +458,8 @@ enum Next {
     Retry(Duration),
     /// It failed for 72 hours: stop until a manual retry.
     GiveUp,
+    /// Its next event's row cannot be read: read it again later.
+    Stuck,
 }
 
 impl Endpoint {
@@ -499,6 +501,14 @@ impl Endpoint {
                 }
                 Ok(Next::Retry(after)) => tokio::time::sleep(after).await,
                 Ok(Next::GiveUp) => break,
+                Ok(Next::Stuck) => {
+                    shared
+                        .metrics
+                        .feed_failures
+                        .with_label_values(&[SINK])
+                        .inc();
+                    tokio::time::sleep(STUCK_PAUSE).await;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, webhook = id, "webhook deliveries paused: MySQL");
                     tokio::time::sleep(STORE_PAUSE).await;
@@ -521,7 +531,11 @@ impl Endpoint {
         let events: Vec<&Event> = page.events.iter().map(|(_, e)| e).collect();
         let run = running_on(after, events.iter().map(|e| e.seq));
         if run == 0 {
-            return Ok(Next::Idle);
+            return Ok(if page.stuck_at(w.tenant, after) {
+                Next::Stuck
+            } else {
+                Next::Idle
+            });
         }
         let currency = page.currencies.get(&w.tenant).copied().unwrap_or_default();
         let mut attempts = Vec::new();
