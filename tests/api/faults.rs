@@ -10,12 +10,15 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::feed::assert_feed_holds_the_history;
 use crate::rollups::assert_rollups_hold_the_history;
 use crate::support::child::ChildServer;
 use crate::support::ledger::{assert_exactly_once, drive, Ledger};
 use crate::support::mariadb_server::MariadbServer;
 use crate::support::redis_server::RedisServer;
+use crate::support::{amqp_url, FeedConsumer};
 use crate::support::{eventually, listed, spawn_app_with, start_app_behind_proxy, Options, TestDb};
+use crate::webhooks::{hooks, Receiver};
 
 const CLIENTS: usize = 8;
 const SALES_EACH: usize = 40;
@@ -39,9 +42,22 @@ async fn mariadb_killed_under_load_right_after_a_commit_whose_answer_was_lost_lo
     let mut mariadb = MariadbServer::start().await;
     let db = TestDb::create_on(&mariadb.url()).await;
     let t = db.tenant(2, 6).await;
+    // The feed's consumers, both sinks: they end with exactly the history.
+    let mut consumer = FeedConsumer::bind(&format!("{}.#", t.id)).await;
+    let receiver = Receiver::start().await;
+    let amqp = amqp_url();
     // Batches wait for MySQL instead of failing: the lost COMMIT is then
     // settled by its mark once MySQL is back.
-    let (app, proxy) = start_app_behind_proxy(db, &[("POS_STORAGE_RETRY_MS", "60000")]).await;
+    let settings = [
+        ("POS_STORAGE_RETRY_MS", "60000"),
+        ("POS_AMQP_URL", amqp.as_str()),
+        ("POS_AMQP_EXCHANGE", consumer.exchange.as_str()),
+        ("POS_WEBHOOKS_ALLOW_PRIVATE", "true"),
+        ("POS_WEBHOOKS_ALLOW_HTTP", "true"),
+    ];
+    let (app, proxy) = start_app_behind_proxy(db, &settings).await;
+    let hook = json!({"url": receiver.url, "types": ["sale.created"]});
+    assert_eq!(app.post_json(&hooks(t.id), &hook).await.status, 201);
     let ledger = Arc::new(Ledger::default());
     let load = actix_web::rt::spawn(drive(
         app.base.clone(),
@@ -91,6 +107,16 @@ async fn mariadb_killed_under_load_right_after_a_commit_whose_answer_was_lost_lo
     assert_exactly_once(&app.db, &t, &ledger, &sales.body).await;
     assert_ranking_matches(&app, &sales.body).await;
     assert_rollups_hold_the_history(&app.base, &app.db, &t).await;
+    assert_feed_holds_the_history(&mut consumer, &app.db, &t).await;
+    let n = CLIENTS * SALES_EACH;
+    let hooked = eventually(Duration::from_secs(60), || async {
+        receiver.seqs().len() == n
+    })
+    .await;
+    assert!(hooked, "the webhook got {} of {n}", receiver.seqs().len());
+    assert_eq!(receiver.seqs(), (1..=n as u64).collect::<Vec<_>>());
+    receiver.server.stop(false).await;
+    consumer.close().await;
     app.cleanup().await;
 }
 

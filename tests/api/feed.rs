@@ -14,6 +14,7 @@ use crate::support::child::ChildServer;
 use crate::support::ledger::{drive, Ledger};
 use crate::support::peers::Prometheus;
 use crate::support::proxy::Proxy;
+use crate::support::rabbitmq_server::RabbitmqServer;
 use crate::support::{
     amqp_url, eventually, sale, start_app, FeedConsumer, Options, Tenant, TestApp, TestDb,
 };
@@ -48,7 +49,11 @@ fn seqs(consumer: &FeedConsumer) -> Vec<u64> {
 
 /// Every event committed for `t` (as MySQL numbers them) reached
 /// `consumer`, each in `seq` order, and it equals the events API's.
-async fn assert_feed_holds_the_history(consumer: &mut FeedConsumer, db: &TestDb, t: &Tenant) {
+pub(crate) async fn assert_feed_holds_the_history(
+    consumer: &mut FeedConsumer,
+    db: &TestDb,
+    t: &Tenant,
+) {
     let n = assert_events_number_the_history(db, t.id).await;
     let all = consumer.until(WAIT, |c| c.received.len() as u64 >= n).await;
     assert!(
@@ -228,6 +233,48 @@ async fn pos_killed_under_load_ends_with_a_feed_of_exactly_the_committed_sales_i
     consumer.close().await;
     server.kill().await;
     db.drop_database().await;
+}
+
+#[actix_web::test]
+async fn a_broker_killed_and_restarted_under_load_ends_with_a_feed_of_exactly_the_committed_sales()
+{
+    let mut broker = RabbitmqServer::start().await;
+    let db = TestDb::create().await;
+    let t = db.tenant(2, 4).await;
+    // A durable queue: it and the persistent messages in it outlive the
+    // broker's SIGKILL (what the broker confirmed, it had written).
+    let mut consumer = FeedConsumer::bind_durable(&broker.url(), &format!("{}.#", t.id)).await;
+    let app = app_with_feed(db, &broker.url(), &consumer).await;
+    let ledger = Arc::new(Ledger::default());
+    let load = actix_web::rt::spawn(drive(
+        app.base.clone(),
+        t.clone(),
+        4,
+        60,
+        Duration::from_secs(180),
+        ledger.clone(),
+    ));
+    assert!(consumer.until(WAIT, |c| c.received.len() >= 20).await);
+    broker.kill();
+    for i in 0..20 {
+        let sold = app
+            .post_json(&t.sales_path(0), &sale(t.products[i % 4], 1, "1.00"))
+            .await;
+        assert_eq!(sold.status, 201, "sales go on while the broker is down");
+    }
+    broker.restart().await;
+    consumer.reconnect().await;
+    load.await.expect("load finished");
+    assert_eq!(ledger.confirmed_count(), 240);
+    assert!(
+        app.metric(r#"pos_feed_delivery_failures_total{sink="amqp"}"#)
+            .await
+            > 0.0,
+        "the feed noticed the broker was gone"
+    );
+    assert_feed_holds_the_history(&mut consumer, &app.db, &t).await;
+    consumer.close().await;
+    app.cleanup().await;
 }
 
 #[actix_web::test]

@@ -30,6 +30,8 @@ pub struct Received {
 
 pub struct FeedConsumer {
     pub exchange: String,
+    url: String,
+    queue: String,
     _conn: Connection,
     channel: Channel,
     consumer: Consumer,
@@ -42,12 +44,21 @@ pub struct FeedConsumer {
 impl FeedConsumer {
     /// A consumer of a new exchange's `binding` (e.g. `12.#`).
     pub async fn bind(binding: &str) -> FeedConsumer {
+        FeedConsumer::bind_on(&amqp_url(), binding, None).await
+    }
+
+    /// One on the broker at `url` whose queue is durable: it outlives a
+    /// restart of the broker, then [`FeedConsumer::reconnect`] consumes it
+    /// again.
+    pub async fn bind_durable(url: &str, binding: &str) -> FeedConsumer {
+        let queue = format!("pos.test.q.{}", uuid::Uuid::new_v4().simple());
+        FeedConsumer::bind_on(url, binding, Some(queue)).await
+    }
+
+    async fn bind_on(url: &str, binding: &str, durable: Option<String>) -> FeedConsumer {
         let exchange = format!("pos.test.{}", uuid::Uuid::new_v4().simple());
-        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
-            .await
-            .expect("RabbitMQ answers (scripts/test installs and starts it)");
-        let channel = conn.create_channel().await.expect("a channel");
-        let durable = ExchangeDeclareOptions {
+        let (conn, channel) = open(url).await;
+        let options = ExchangeDeclareOptions {
             durable: true,
             ..Default::default()
         };
@@ -55,19 +66,21 @@ impl FeedConsumer {
             .exchange_declare(
                 exchange.as_str().into(),
                 ExchangeKind::Topic,
-                durable,
+                options,
                 FieldTable::default(),
             )
             .await
             .expect("exchange declared");
+        let options = QueueDeclareOptions {
+            durable: durable.is_some(),
+            exclusive: durable.is_none(),
+            auto_delete: durable.is_none(),
+            ..Default::default()
+        };
         let queue = channel
             .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
+                durable.clone().unwrap_or_default().as_str().into(),
+                options,
                 FieldTable::default(),
             )
             .await
@@ -82,23 +95,27 @@ impl FeedConsumer {
             )
             .await
             .expect("queue bound");
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "test".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consuming");
+        let queue = queue.name().to_string();
+        let consumer = consume(&channel, &queue).await;
         FeedConsumer {
             exchange,
+            url: url.to_string(),
+            queue,
             _conn: conn,
             channel,
             consumer,
             received: BTreeMap::new(),
             order: Vec::new(),
         }
+    }
+
+    /// Connects again and consumes its (durable) queue, keeping what it
+    /// received: what was not acknowledged comes again.
+    pub async fn reconnect(&mut self) {
+        let (conn, channel) = open(&self.url).await;
+        self.consumer = consume(&channel, &self.queue).await;
+        self._conn = conn;
+        self.channel = channel;
     }
 
     /// Receives until `done` holds of what was received, or `timeout`.
@@ -159,4 +176,24 @@ impl FeedConsumer {
             )
             .await;
     }
+}
+
+async fn open(url: &str) -> (Connection, Channel) {
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ answers (scripts/test installs and starts it)");
+    let channel = conn.create_channel().await.expect("a channel");
+    (conn, channel)
+}
+
+async fn consume(channel: &Channel, queue: &str) -> Consumer {
+    channel
+        .basic_consume(
+            queue.into(),
+            "test".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consuming")
 }

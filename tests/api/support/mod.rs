@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod mariadb_server;
 pub mod peers;
 pub mod proxy;
+pub mod rabbitmq_server;
 pub mod redis_server;
 
 pub use amqp::*;
