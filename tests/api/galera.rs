@@ -10,9 +10,10 @@ use std::time::Duration;
 use mysql_async::prelude::*;
 use serde_json::Value;
 
+use crate::events::assert_events_number_the_history;
 use crate::support::child::pos_cli;
 use crate::support::galera::Galera;
-use crate::support::{eventually, listed, start_app, Options, TestApp, TestDb};
+use crate::support::{amqp_url, eventually, listed, start_app, Options, TestApp, TestDb};
 
 /// One value from a fresh connection to `url` (the node behind it may have
 /// just died: a pooled connection could be one to it).
@@ -31,8 +32,9 @@ async fn rows(url: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-async fn loadgen(app: &TestApp) -> (i32, Value, String) {
+async fn loadgen(app: &TestApp, exchange: &str) -> (i32, Value, String) {
     let keys = app.db.keys_file();
+    let amqp = amqp_url();
     let (code, out, err) = pos_cli(
         &[],
         &[
@@ -55,6 +57,12 @@ async fn loadgen(app: &TestApp) -> (i32, Value, String) {
             "--refund-rate",
             "0.1",
             "--verify",
+            // And nothing changes for the feed's consumers: each answered
+            // sale and refund is published, once each, in seq order.
+            "--verify-feed",
+            &amqp,
+            "--feed-exchange",
+            exchange,
             "--json",
         ],
     )
@@ -116,12 +124,18 @@ async fn assert_exactly_once(app: &TestApp, tenants: &[u64]) {
 }
 
 /// Load, and the writer node killed under it: returns the killed node.
-async fn round(app: &TestApp, galera: &Galera, tenants: &[u64], name: &str) -> usize {
+async fn round(
+    app: &TestApp,
+    galera: &Galera,
+    tenants: &[u64],
+    name: &str,
+    exchange: &str,
+) -> usize {
     let url = app.db.url.clone();
     let before = rows(&url)
         .await
         .expect("the cluster answers before the round");
-    let load = loadgen(app);
+    let load = loadgen(app, exchange);
     let watch = async {
         let flowing = eventually(Duration::from_secs(30), || async {
             rows(&url).await.is_some_and(|n| n >= before + 200)
@@ -146,6 +160,9 @@ async fn round(app: &TestApp, galera: &Galera, tenants: &[u64], name: &str) -> u
         "{name}: HAProxy still sends to the killed node"
     );
     assert_exactly_once(app, tenants).await;
+    for &t in tenants {
+        assert_events_number_the_history(&app.db, t).await;
+    }
     killed
 }
 
@@ -208,19 +225,24 @@ async fn galera_nodes_killed_under_load_lose_and_double_no_answered_sale() {
     }
     // Writes stall while the cluster declares a dead node gone: the retry
     // window covers it. No prefer_socket in the URL: through HAProxy.
+    let exchange = format!("pos.test.{}", uuid::Uuid::new_v4().simple());
     let options = Options {
         app_database_url: Some(format!("{}/{}", galera.url(), db.name)),
-        extra: vec![("POS_STORAGE_RETRY_MS".into(), "60000".into())],
+        extra: vec![
+            ("POS_STORAGE_RETRY_MS".into(), "60000".into()),
+            ("POS_AMQP_URL".into(), amqp_url()),
+            ("POS_AMQP_EXCHANGE".into(), exchange.clone()),
+        ],
         ..Options::default()
     };
     let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
     let app = start_app(db, prefix, options).await;
     app.wait_ready().await;
 
-    let first = round(&app, &galera, &tenants, "first kill").await;
+    let first = round(&app, &galera, &tenants, "first kill", &exchange).await;
     assert_answered_ids_are_the_stored_rows(&app, tenants[0], "after the first kill").await;
     galera.restart(first).await;
-    let second = round(&app, &galera, &tenants, "second kill").await;
+    let second = round(&app, &galera, &tenants, "second kill", &exchange).await;
     assert_ne!(first, second);
     let text = app.get_metrics().await;
     assert_eq!(
