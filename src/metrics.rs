@@ -52,6 +52,9 @@ pub struct Metrics {
     pub feed_delivered: IntCounterVec,
     /// Deliveries that failed (sink away, refused, timed out), by sink.
     pub feed_failures: IntCounterVec,
+    /// Webhook endpoints running now (delivering, retrying, or idle for
+    /// less than a while); the others rest until their tenant's next commit.
+    pub webhook_endpoints_running: IntGauge,
     /// Requests answered 503/500 because their rows could not be stored.
     pub persistence_failures: IntCounter,
     /// Marks read back to settle an attempt whose outcome was unknown or a
@@ -205,6 +208,11 @@ impl Metrics {
             rollup_failures: IntCounter::new(
                 "pos_rollup_failures_total",
                 "Rolls of the history into rollups that failed",
+            )
+            .expect("valid"),
+            webhook_endpoints_running: IntGauge::new(
+                "pos_feed_webhook_endpoints_running",
+                "Webhook endpoints running now (the others rest until their tenant's next commit)",
             )
             .expect("valid"),
             feed_lag: IntGaugeVec::new(
@@ -368,6 +376,7 @@ impl Metrics {
             Box::new(self.feed_lag.clone()),
             Box::new(self.feed_delivered.clone()),
             Box::new(self.feed_failures.clone()),
+            Box::new(self.webhook_endpoints_running.clone()),
             Box::new(self.persistence_failures.clone()),
             Box::new(self.settles.clone()),
             Box::new(self.tenant_actors.clone()),

@@ -189,15 +189,19 @@ pub async fn read_events(
     let mut tx = conn.start_transaction(snapshot()).await?;
     let rows = event_rows(&mut tx, &[(tenant, query.after)], &query.types, query.limit).await?;
     tx.commit().await?;
-    if let Some((_, seq)) = rows.undecodable.first() {
+    let mut events: Vec<Event> = rows.events.into_iter().map(|(_, e)| e).collect();
+    events.truncate(query.limit);
+    // The page covers up to its last event, or all that was read.
+    let covered = match events.last() {
+        Some(last) if events.len() == query.limit => last.seq,
+        _ => u64::MAX,
+    };
+    if let Some((_, seq)) = rows.undecodable.iter().find(|(_, seq)| *seq <= covered) {
         // Answering around it would show a gap the feed never fills.
         return Err(super::StoreError::invariant(&format!(
             "event {seq} of tenant {tenant} cannot be read"
         )));
     }
-    let rows = rows.events;
-    let mut events: Vec<Event> = rows.into_iter().map(|(_, e)| e).collect();
-    events.truncate(query.limit);
     Ok(events)
 }
 

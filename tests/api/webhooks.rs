@@ -674,3 +674,44 @@ async fn sending_again_an_event_already_delivered_leaves_a_failing_endpoint_fail
     receiver.server.stop(false).await;
     app.cleanup().await;
 }
+
+#[actix_web::test]
+async fn an_endpoint_that_rested_gets_new_events_while_another_of_its_tenant_keeps_failing() {
+    let app = open_app().await;
+    let (healthy, failing) = (Receiver::start().await, Receiver::start().await);
+    failing.status.store(503, Ordering::SeqCst);
+    let t = app.db.tenant(1, 1).await;
+    for receiver in [&healthy, &failing] {
+        let body = json!({"url": receiver.url, "types": ["sale.created"]});
+        assert_eq!(app.post_json(&hooks(t.id), &body).await.status, 201);
+    }
+    let sell = || async {
+        let sold = app
+            .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
+            .await;
+        assert_eq!(sold.status, 201);
+    };
+    sell().await;
+    assert!(eventually(WAIT, || async { healthy.seqs() == vec![1] }).await);
+    // The healthy endpoint has nothing more and rests; the failing one
+    // goes on retrying, so its tenant's run goes on.
+    let rested = eventually(Duration::from_secs(90), || async {
+        app.metric("pos_feed_webhook_endpoints_running").await == 1.0
+    })
+    .await;
+    assert!(rested, "{}", app.get_metrics().await);
+    sell().await;
+    let told = eventually(WAIT, || async { healthy.seqs() == vec![1, 2] }).await;
+    assert!(
+        told,
+        "the rested endpoint heard of the next sale: {:?}",
+        healthy.seqs()
+    );
+    assert!(
+        failing.seqs().iter().all(|s| *s == 1),
+        "the failing one is still on 1"
+    );
+    healthy.server.stop(false).await;
+    failing.server.stop(false).await;
+    app.cleanup().await;
+}

@@ -152,7 +152,7 @@ pub(crate) struct Progress {
 /// How long a tenant whose next event cannot be read waits before its
 /// sink reads it again (an operator may have fixed the row). Each time is
 /// a delivery failure: the lag and the failures raise `PosFeedStalled`.
-pub(crate) const STUCK_PAUSE: Duration = Duration::from_secs(30);
+pub(crate) const STUCK_PAUSE: Duration = Duration::from_secs(10);
 
 impl Progress {
     /// Heads told by the tap (of this shard's tenants only).

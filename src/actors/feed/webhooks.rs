@@ -10,7 +10,7 @@
 //! client follows no redirect and connects only to addresses its resolver
 //! allows (no loopback, private or link-local unless the deployment says).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_tls::connect::{Resolve, Resolver};
 use futures_util::future::LocalBoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use hmac::{Hmac, Mac};
 use mysql_async::Pool;
 use sha2::Sha256;
@@ -54,6 +55,8 @@ const LINGER: Duration = Duration::from_secs(30);
 const MAX_STARTING: usize = 32;
 /// The pause after MySQL failed a read or a write.
 const STORE_PAUSE: Duration = Duration::from_secs(5);
+/// The pause before reading again when a read did not reach the head told.
+const BEHIND_PAUSE: Duration = Duration::from_secs(1);
 /// How often finished runs are forgotten and the lag reported.
 const TICK: Duration = Duration::from_secs(1);
 /// Attempts are kept this many days.
@@ -89,8 +92,7 @@ struct Shared {
 struct Active {
     /// The newest head told; endpoints waiting for news watch it.
     news: watch::Sender<u64>,
-    /// Each running endpoint's cursor, for the lag.
-    cursors: Rc<RefCell<HashMap<u64, u64>>>,
+    seen: Rc<Seen>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -198,17 +200,10 @@ impl WebhookFeed {
             }
         }
         let (news, watching) = watch::channel(head);
-        let cursors = Rc::new(RefCell::new(HashMap::new()));
-        let run = run_tenant(self.shared.clone(), tenant, watching, cursors.clone());
+        let seen = Rc::new(Seen::default());
+        let run = run_tenant(self.shared.clone(), tenant, watching, seen.clone());
         let task = actix::spawn(run);
-        self.active.insert(
-            tenant,
-            Active {
-                news,
-                cursors,
-                task,
-            },
-        );
+        self.active.insert(tenant, Active { news, seen, task });
     }
 
     /// Stops the tenant's endpoints and starts them again from what MySQL
@@ -233,21 +228,29 @@ impl WebhookFeed {
         self.report_lag();
     }
 
-    /// Events committed and not delivered, over running endpoints whose
-    /// tenant's head is known.
+    /// Events committed and not delivered, over running endpoints; and how
+    /// many run.
     fn report_lag(&self) {
+        let running: usize = self
+            .active
+            .values()
+            .map(|a| a.seen.cursors.borrow().len())
+            .sum();
+        self.shared
+            .metrics
+            .webhook_endpoints_running
+            .set(running as i64);
         let lag: u64 = self
             .active
             .values()
-            .filter_map(|a| {
-                let head = *a.news.borrow();
-                (head != UNKNOWN_HEAD).then(|| {
-                    a.cursors
-                        .borrow()
-                        .values()
-                        .map(|c| head.saturating_sub(*c))
-                        .sum::<u64>()
-                })
+            .map(|a| {
+                let head = newer(a.seen.head.get(), *a.news.borrow());
+                a.seen
+                    .cursors
+                    .borrow()
+                    .values()
+                    .map(|c| head.saturating_sub(*c))
+                    .sum::<u64>()
             })
             .sum();
         self.shared
@@ -398,24 +401,25 @@ async fn retry_one(shared: &Shared, msg: Retry) -> Result<(Delivery, bool), Retr
     Ok((attempt, resumed))
 }
 
-/// A tenant's run: reads its endpoints and delivers each until it is idle
-/// for [`LINGER`], fails for 72 hours, or the actor restarts the tenant.
+/// A tenant's run: reads its endpoints (and its head) and delivers each.
+/// An endpoint idle for [`LINGER`] rests, and goes on at the tenant's next
+/// news; the run ends once every endpoint rests or gave up, and the
+/// tenant's next commit starts it anew.
 async fn run_tenant(
     shared: Rc<Shared>,
     tenant: TenantId,
-    news: watch::Receiver<u64>,
-    cursors: Rc<RefCell<HashMap<u64, u64>>>,
+    mut news: watch::Receiver<u64>,
+    seen: Rc<Seen>,
 ) {
     let Ok(starting) = shared.starting.clone().acquire_owned().await else {
         return;
     };
     let endpoints = loop {
-        let read = async {
-            let mut conn = shared.pool.get_conn().await?;
-            store::live_webhooks(&mut conn, tenant).await
-        };
-        match read.await {
-            Ok(endpoints) => break endpoints,
+        match load_tenant(&shared, tenant).await {
+            Ok((endpoints, head)) => {
+                seen.head.set(head);
+                break endpoints;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, %tenant, "webhooks not read; trying again");
                 tokio::time::sleep(STORE_PAUSE).await;
@@ -426,18 +430,59 @@ async fn run_tenant(
     // the tenant): no news needed until then.
     let endpoints: Vec<_> = endpoints.into_iter().filter(|(w, _)| !w.failed).collect();
     shared.interest.mark(tenant, !endpoints.is_empty());
-    // The slot is given back once every endpoint made its first pass.
+    // The slot is given back once every endpoint read its first page.
     let starting = Rc::new(starting);
-    let runs = endpoints
-        .into_iter()
-        .map(|(webhook, secret)| {
-            let endpoint = Endpoint::new(webhook, secret);
-            let run = endpoint.run(&shared, news.clone(), &cursors, starting.clone());
-            Box::pin(run)
-        })
-        .collect::<Vec<_>>();
+    let mut running = FuturesUnordered::new();
+    for (webhook, secret) in endpoints {
+        let endpoint = Endpoint::new(webhook, secret);
+        running.push(endpoint.run(&shared, news.clone(), &seen, Some(starting.clone())));
+    }
     drop(starting);
-    futures_util::future::join_all(runs).await;
+    news.borrow_and_update();
+    let mut resting: Vec<Endpoint> = Vec::new();
+    loop {
+        tokio::select! {
+            // News first: a run that ends has heard everything told.
+            biased;
+            told = news.changed(), if !resting.is_empty() => {
+                if told.is_err() {
+                    break;
+                }
+                for endpoint in resting.drain(..) {
+                    running.push(endpoint.run(&shared, news.clone(), &seen, None));
+                }
+            }
+            ended = running.next() => match ended {
+                // It rests having read after the latest news.
+                Some(Some(endpoint)) => {
+                    news.borrow_and_update();
+                    resting.push(endpoint);
+                }
+                Some(None) => {}
+                None => break,
+            },
+        }
+    }
+}
+
+/// The tenant's live endpoints, with their secrets, and its head.
+async fn load_tenant(
+    shared: &Shared,
+    tenant: TenantId,
+) -> Result<(Vec<(Webhook, String)>, u64), StoreError> {
+    let mut conn = shared.pool.get_conn().await?;
+    let endpoints = store::live_webhooks(&mut conn, tenant).await?;
+    let heads = store::event_heads(&mut conn, &[tenant], false).await?;
+    Ok((endpoints, heads.get(&tenant).copied().unwrap_or(0)))
+}
+
+/// What a tenant's run shows the actor, for the lag.
+#[derive(Default)]
+struct Seen {
+    /// The head read when the run started.
+    head: Cell<u64>,
+    /// Each running endpoint's cursor.
+    cursors: RefCell<HashMap<u64, u64>>,
 }
 
 /// One endpoint's delivery state, owned by its run.
@@ -471,36 +516,39 @@ impl Endpoint {
         }
     }
 
-    /// Delivers until idle for [`LINGER`] or given up; `starting` is held
-    /// through the first pass.
+    /// Delivers until idle for [`LINGER`] (then hands itself back to rest)
+    /// or given up (`None`); `starting` is held until its first page is read.
     async fn run(
         mut self,
         shared: &Shared,
         mut news: watch::Receiver<u64>,
-        cursors: &RefCell<HashMap<u64, u64>>,
-        starting: Rc<OwnedSemaphorePermit>,
-    ) {
+        seen: &Seen,
+        mut starting: Option<Rc<OwnedSemaphorePermit>>,
+    ) -> Option<Endpoint> {
         let id = self.webhook.id;
-        let mut starting = Some(starting);
-        loop {
+        let rests = loop {
             news.borrow_and_update();
-            let next = self.run_once(shared).await;
-            starting.take();
-            cursors.borrow_mut().insert(id, self.webhook.delivered_seq);
+            let next = self.run_once(shared, &mut starting).await;
+            seen.cursors
+                .borrow_mut()
+                .insert(id, self.webhook.delivered_seq);
             match next {
                 Ok(Next::More) => {}
+                Ok(Next::Idle) if self.behind(&news, seen) => {
+                    // Told of events its read did not see (a node behind
+                    // the one that committed?): read again shortly.
+                    tokio::time::sleep(BEHIND_PAUSE).await;
+                }
                 Ok(Next::Idle) => {
-                    // Nothing new for a while: end; the tenant's next
-                    // commit starts it again.
                     if !matches!(
                         tokio::time::timeout(LINGER, news.changed()).await,
                         Ok(Ok(()))
                     ) {
-                        break;
+                        break true;
                     }
                 }
                 Ok(Next::Retry(after)) => tokio::time::sleep(after).await,
-                Ok(Next::GiveUp) => break,
+                Ok(Next::GiveUp) => break false,
                 Ok(Next::Stuck) => {
                     shared
                         .metrics
@@ -514,20 +562,32 @@ impl Endpoint {
                     tokio::time::sleep(STORE_PAUSE).await;
                 }
             }
-        }
-        cursors.borrow_mut().remove(&id);
+        };
+        seen.cursors.borrow_mut().remove(&id);
+        rests.then_some(self)
+    }
+
+    /// Whether its tenant has events past its cursor, as told or read.
+    fn behind(&self, news: &watch::Receiver<u64>, seen: &Seen) -> bool {
+        let head = newer(seen.head.get(), *news.borrow());
+        head != UNKNOWN_HEAD && head > self.webhook.delivered_seq
     }
 
     /// Reads the events after the cursor and delivers them in order (those
     /// not of its types are passed over) until one fails; stores the
     /// attempts and the cursor.
-    async fn run_once(&mut self, shared: &Shared) -> Result<Next, StoreError> {
+    async fn run_once(
+        &mut self,
+        shared: &Shared,
+        starting: &mut Option<Rc<OwnedSemaphorePermit>>,
+    ) -> Result<Next, StoreError> {
         let w = &self.webhook;
         let after = w.delivered_seq;
         let page = {
             let mut conn = shared.pool.get_conn().await?;
             store::feed_page(&mut conn, &[(w.tenant, after)], PAGE).await?
         };
+        starting.take();
         let events: Vec<&Event> = page.events.iter().map(|(_, e)| e).collect();
         let run = running_on(after, events.iter().map(|e| e.seq));
         if run == 0 {

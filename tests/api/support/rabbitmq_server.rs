@@ -42,7 +42,6 @@ impl RabbitmqServer {
 
     /// Starts the node on its data (what a kill left is recovered).
     pub async fn restart(&mut self) {
-        let _ = std::fs::remove_file(self.dir.join("pid"));
         let child = Command::new(SERVER)
             .current_dir(&self.dir)
             .env("HOME", &self.dir)
@@ -81,14 +80,12 @@ impl RabbitmqServer {
         assert!(up, "the private RabbitMQ node did not start");
     }
 
-    /// SIGKILLs the node (the Erlang VM, then the script that ran it).
+    /// SIGKILLs the node (the Erlang VM, found by its data directory's
+    /// unique name, then the script that ran it).
     pub fn kill(&mut self) {
-        if let Some(pid) = std::fs::read_to_string(self.dir.join("pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-        {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
+        let _ = Command::new("pkill")
+            .args(["-9", "-f", &self.name])
+            .status();
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
