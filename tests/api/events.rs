@@ -329,13 +329,7 @@ async fn numbering_goes_on_after_a_restart_and_a_boot_numbers_what_was_left_unnu
 async fn a_page_is_refused_only_if_it_would_hold_an_event_that_cannot_be_read() {
     let app = spawn_app().await;
     let t = app.db.tenant(1, 1).await;
-    let sell = || async {
-        let sold = app
-            .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
-            .await;
-        assert_eq!(sold.status, 201);
-    };
-    sell().await;
+    app.sell_one(&t).await;
     let made = app
         .post_json(
             &format!("/v1/tenants/{}/products", t.id),
@@ -343,7 +337,7 @@ async fn a_page_is_refused_only_if_it_would_hold_an_event_that_cannot_be_read() 
         )
         .await;
     assert_eq!(made.status, 201, "{}", made.body);
-    sell().await;
+    app.sell_one(&t).await;
     // Sale 3's row broken by hand: no quantity this build can read.
     app.db
         .exec(&format!(

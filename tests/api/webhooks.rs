@@ -569,10 +569,7 @@ async fn a_receiver_that_refuses_connections_gets_every_event_in_order_once_it_l
         let (app, t) = (&app, &t);
         async move {
             for _ in 0..n {
-                let sold = app
-                    .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
-                    .await;
-                assert_eq!(sold.status, 201, "sales go on whatever the receiver does");
+                app.sell_one(t).await;
             }
         }
     };
@@ -685,13 +682,7 @@ async fn an_endpoint_that_rested_gets_new_events_while_another_of_its_tenant_kee
         let body = json!({"url": receiver.url, "types": ["sale.created"]});
         assert_eq!(app.post_json(&hooks(t.id), &body).await.status, 201);
     }
-    let sell = || async {
-        let sold = app
-            .post_json(&t.sales_path(0), &sale(t.products[0], 1, "1.00"))
-            .await;
-        assert_eq!(sold.status, 201);
-    };
-    sell().await;
+    app.sell_one(&t).await;
     assert!(eventually(WAIT, || async { healthy.seqs() == vec![1] }).await);
     // The healthy endpoint has nothing more and rests; the failing one
     // goes on retrying, so its tenant's run goes on.
@@ -700,7 +691,7 @@ async fn an_endpoint_that_rested_gets_new_events_while_another_of_its_tenant_kee
     })
     .await;
     assert!(rested, "{}", app.get_metrics().await);
-    sell().await;
+    app.sell_one(&t).await;
     let told = eventually(WAIT, || async { healthy.seqs() == vec![1, 2] }).await;
     assert!(
         told,

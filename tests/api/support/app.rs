@@ -216,6 +216,14 @@ impl TestApp {
         String::from_utf8_lossy(&body).into_owned()
     }
 
+    /// Sells one of `t`'s first product at its first branch: answered 201.
+    pub async fn sell_one(&self, t: &super::Tenant) {
+        let sold = self
+            .post_json(&t.sales_path(0), &super::sale(t.products[0], 1, "1.00"))
+            .await;
+        assert_eq!(sold.status, 201, "{}", sold.body);
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Answer {
         self.post_raw(
             path,
