@@ -170,18 +170,16 @@ impl WebhookFeed {
             store::webhook_tenants(&mut conn).await
         };
         ctx.spawn(read.into_actor(self).map(|found, act, ctx| {
-            let tenants: HashSet<TenantId> = match found {
-                Ok(found) => found
-                    .into_iter()
-                    .filter(|t| act.settings.shard.owns(*t))
-                    .collect(),
+            let tenants = match found {
+                Ok(found) => found,
                 Err(e) => {
                     tracing::warn!(error = %e, "webhooks not read; trying again");
                     ctx.run_later(Duration::from_secs(5), |act, ctx| act.start_all(ctx));
                     return;
                 }
             };
-            for tenant in tenants {
+            let shard = act.settings.shard;
+            for tenant in tenants.into_iter().filter(|t| shard.owns(*t)) {
                 // News first, then the read: nothing committed between is
                 // missed.
                 act.shared.interest.mark(tenant, true);
@@ -296,10 +294,10 @@ impl Handler<Wake> for WebhookFeed {
     type Result = ();
 
     fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+        // (The lag is reported each tick.)
         for (tenant, head) in self.pending.take() {
             self.start(tenant, head);
         }
-        self.report_lag();
     }
 }
 
