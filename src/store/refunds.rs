@@ -43,9 +43,6 @@ fn refund_sql(refunds: &[&NewRefund], seqs: &[u64], mark: BatchMark) -> String {
         sql.push_str(STEP_BEFORE);
     }
     push_insert_refunds(&mut sql, refunds, seqs);
-    if many {
-        sql.push_str(";SELECT @@auto_increment_increment");
-    }
     push_mark(&mut sql, mark, many);
     sql
 }

@@ -275,5 +275,13 @@ async fn a_step_that_changes_during_a_batch_never_gives_an_item_another_rows_id(
             .await;
         assert_eq!(sale, answer["saleID"].to_string(), "refund {id}");
     }
+    // Each batch's step came with its commit's answer: none was read back.
+    let settled = app
+        .metric(r#"pos_commit_settles_total{outcome="stored"}"#)
+        .await;
+    assert_eq!(
+        settled, 0.0,
+        "a committed batch was settled by reading its mark"
+    );
     app.cleanup().await;
 }

@@ -569,6 +569,47 @@ async fn a_fenced_attempt_is_tried_again_at_once_and_stores_its_sale_once() {
     app.cleanup().await;
 }
 
+/// A writer's mark last moved by numbering a catalog change names no
+/// first id (0: the connection had inserted nothing yet). Read back after
+/// a fence it is a mark like any other: the sale is tried again and stored
+/// once. (Its 0 failed to decode as a sale id, and the panic lost the
+/// writer's flush.)
+#[actix_web::test]
+async fn a_mark_last_moved_by_a_catalog_change_is_read_back_after_a_fence() {
+    let app = spawn_app().await;
+    let t = app.db.tenant(1, 1).await;
+    let path = format!("/v1/tenants/{}/products", t.id);
+    let tea = json!({"sku": "TEA", "name": "Tea"});
+    let made = app
+        .send_as("POST", &path, Some(&t.backoffice), Some(&tea))
+        .await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let numbered = eventually(Duration::from_secs(10), || async {
+        app.db.count("commit_markers").await == 1
+    })
+    .await;
+    assert!(
+        numbered,
+        "the catalog event was numbered under the writer's mark"
+    );
+    let first_id = app.db.scalar("SELECT first_id FROM commit_markers").await;
+    assert_eq!(
+        first_id, "0",
+        "a numbering on a fresh connection stores no first id"
+    );
+    app.db
+        .exec("UPDATE commit_markers SET batch_id = batch_id + 1")
+        .await;
+    let fenced = app
+        .post_json(&t.sales_path(0), &sale(t.products[0], 2, "1.00"))
+        .await;
+    assert_eq!(fenced.status, 201, "{:?}", fenced.body);
+    assert_eq!(app.db.count("sales_transactions").await, 1);
+    let settled = r#"pos_commit_settles_total{outcome="not_stored"}"#;
+    assert_eq!(app.metric(settled).await, 1.0);
+    app.cleanup().await;
+}
+
 /// MySQL gone: a batch waits for it within `POS_STORAGE_RETRY_MS`, with
 /// pauses that double from 50 ms (50, 100, 200, 400: a 1 s window holds
 /// four and not a fifth of 800 ms), then answers 503; never past the

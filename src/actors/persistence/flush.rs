@@ -404,10 +404,15 @@ impl FlushJob {
     /// if any. The next attempt expects the mark as read.
     async fn settle(&self, unsettled: &[u64]) -> Result<Option<Mark>, StoreError> {
         let mut conn = self.conn().await?;
-        let mark = store::read_mark(&mut conn, self.batches.writer, self.causal_reads).await?;
-        let now = mark.map_or(0, |m| m.batch);
+        let read = store::read_mark(&mut conn, self.batches.writer, self.causal_reads).await?;
+        let now = read.map_or(0, |(batch, _)| batch);
         self.batches.moved_to(now.max(self.batches.expected.get()));
-        let stored = mark.filter(|m| unsettled.contains(&m.batch));
+        let stored = match read {
+            Some((batch, mark)) if unsettled.contains(&batch) => Some(mark.ok_or_else(|| {
+                StoreError::invariant("a stored batch of rows names no first id")
+            })?),
+            _ => None,
+        };
         let outcome = if stored.is_some() {
             "stored"
         } else {
