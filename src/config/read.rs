@@ -102,11 +102,19 @@ pub(super) fn from_raw(raw: RawEnv) -> Result<Config, ConfigError> {
         batch_linger: Duration::from_millis(int(
             "POS_BATCH_LINGER_MS",
             raw.batch_linger_ms,
-            2,
+            0,
             0,
             10_000,
         )?),
-        persistence_actors: int("POS_PERSISTENCE_ACTORS", raw.persistence_actors, 2, 1, 64)?,
+        persistence_actors: int(
+            "POS_PERSISTENCE_ACTORS",
+            raw.persistence_actors,
+            // A commit stream keeps about a core and a half busy between pos
+            // and MariaDB; more streams than that only make smaller batches.
+            (cores / 2).clamp(1, 64),
+            1,
+            64,
+        )?,
         http_workers: int("POS_HTTP_WORKERS", raw.http_workers, cores, 1, 256)?,
         max_rows_waiting: int(
             "POS_MAX_ROWS_WAITING",

@@ -6,7 +6,9 @@ fn defaults_apply_when_nothing_is_set() {
     assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
     assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
     assert_eq!(c.batch_rows, 1000);
-    assert_eq!(c.batch_linger, Duration::from_millis(2));
+    assert_eq!(c.batch_linger, Duration::ZERO);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    assert_eq!(c.persistence_actors, (cores / 2).clamp(1, 64));
     assert_eq!(c.http_addr.port(), 8080);
     assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:8081");
     assert!(c.auth_enabled);

@@ -22,7 +22,11 @@ fn options(extra: &[(&str, &str)]) -> Options {
 
 #[actix_web::test]
 async fn a_tenant_with_its_most_requests_in_flight_is_refused_at_once_and_others_still_sell() {
-    let app = spawn_app_with(options(&[("POS_MAX_REQUESTS_PER_TENANT", "4")])).await;
+    let app = spawn_app_with(options(&[
+        ("POS_MAX_REQUESTS_PER_TENANT", "4"),
+        ("POS_PERSISTENCE_ACTORS", "2"),
+    ]))
+    .await;
     let busy = app.db.tenant(1, 1).await;
     // The next tenant runs on the other persistence actor: not behind the lock.
     let other = app.db.tenant(1, 1).await;

@@ -32,6 +32,10 @@ async fn app_with_feed(db: TestDb, amqp: &str, consumer: &FeedConsumer) -> TestA
             ("POS_AMQP_EXCHANGE".into(), consumer.exchange.clone()),
             ("POS_WEBHOOKS_ALLOW_PRIVATE".into(), "true".into()),
             ("POS_WEBHOOKS_ALLOW_HTTP".into(), "true".into()),
+            // Loads and a test's own sales share the till's key: its rate
+            // limit is not what these tests are about.
+            ("POS_RATE_LIMIT_PER_KEY".into(), "100000".into()),
+            ("POS_RATE_LIMIT_BURST".into(), "100000".into()),
         ],
         ..Options::default()
     };

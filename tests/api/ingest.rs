@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::support::{sale, spawn_app, TestApp};
+use crate::support::{sale, spawn_app, spawn_app_with, Options, TestApp};
 
 async fn stored_rows(app: &TestApp) -> (u64, u64) {
     (
@@ -355,7 +355,13 @@ async fn a_product_and_branch_added_straight_into_mysql_are_accepted_on_first_us
 
 #[actix_web::test]
 async fn concurrent_writers_on_many_tenants_keep_summary_equal_to_history() {
-    let app = spawn_app().await;
+    // Two persistence actors (the default is one on two cores): their
+    // commits interleave.
+    let app = spawn_app_with(Options {
+        extra: vec![("POS_PERSISTENCE_ACTORS".into(), "2".into())],
+        ..Options::default()
+    })
+    .await;
     let mut tenants = Vec::new();
     for _ in 0..6 {
         tenants.push(app.db.tenant(2, 4).await);

@@ -3,10 +3,13 @@
 //! Each actor owns a fixed share of tenants (`tenant_id % n`) and its own
 //! connection pool, created on the actor's own arbiter (mysql_async pools
 //! must not be shared across runtimes). Requests queue up; a batch is flushed
-//! when it reaches `batch_rows` or has waited `batch_linger`, and while one
-//! flush is in flight the next batch gathers (at most one flush in flight, so
-//! a tenant's writes commit in order and no two connections ever upsert the
-//! same summary rows). Reads that must see every earlier write of a tenant
+//! when it reaches `batch_rows` or has waited `batch_linger` (by default at
+//! once), and while one flush is in flight the next batch gathers (at most
+//! one flush in flight, so a tenant's writes commit in order and no two
+//! connections ever upsert the same summary rows). So under load a batch is
+//! what came during the previous commit: the busier, the bigger, with no
+//! timer. A linger only added idle time between commits to clients that
+//! wait for their answer (`docs/benchmarks.md`, issue 37). Reads that must see every earlier write of a tenant
 //! (a tenant's restart, an idempotency lookup) queue behind the writes and
 //! run after their commit; other reads go to the lookup actor.
 //!
