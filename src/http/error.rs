@@ -113,8 +113,11 @@ impl ApiError {
         ApiError::NotFound("unknown tenant".into())
     }
 
+    /// Not booted yet: whatever it waits for (MySQL, or the shard's lease
+    /// held by another instance) is in the log and the metrics port's
+    /// `/ready`, not on the API port.
     pub fn starting() -> Self {
-        ApiError::Unavailable("the service is starting: MySQL is not reachable yet".into())
+        ApiError::Unavailable("the service is starting".into())
     }
 }
 

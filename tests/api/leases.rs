@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::support::child::{pos_cli, ChildServer};
 use crate::support::{
     eventually, post_status, redis_url, sale, start_app, start_app_behind_proxy, Options, TestDb,
@@ -44,15 +46,21 @@ async fn a_second_instance_for_a_held_shard_waits_unready_until_the_first_stops(
     assert!(waiting, "{}", second.log_text());
     assert_eq!(second.status("/ready", None).await, Some(503));
     let url = |s: &ChildServer| format!("{}{}", s.base, t.sales_path(0));
+    let mut refused = second
+        .client
+        .post(url(&second))
+        .bearer_auth(&t.till)
+        .send_json(&sale(t.products[0], 1, "1.00"))
+        .await
+        .expect("the standby answers");
+    assert_eq!(refused.status().as_u16(), 503);
+    // Starting, and nothing more on the API port: not "MySQL is not
+    // reachable" (it is; the standby waits for the lease, which its log
+    // and the metrics port's /ready say).
+    let body: Value = refused.json().await.expect("an error body");
     assert_eq!(
-        post_status(
-            &second.client,
-            &url(&second),
-            &t.till,
-            &sale(t.products[0], 1, "1.00")
-        )
-        .await,
-        503
+        body["error"]["message"], "the service is starting",
+        "{body}"
     );
     assert_eq!(
         post_status(
