@@ -9,9 +9,11 @@
 //! connections ever upsert the same summary rows). So under load a batch is
 //! what came during the previous commit: the busier, the bigger, with no
 //! timer. A linger only added idle time between commits to clients that
-//! wait for their answer (`docs/benchmarks.md`, issue 37). Reads that must see every earlier write of a tenant
-//! (a tenant's restart, an idempotency lookup) queue behind the writes and
-//! run after their commit; other reads go to the lookup actor.
+//! wait for their answer (`docs/benchmarks.md`, issue 37).
+//!
+//! Reads that must see every earlier write of a tenant (a tenant's
+//! restart, an idempotency lookup) queue behind the writes and run after
+//! their commit; other reads go to the lookup actor.
 //!
 //! Writes and reads are answered later, by the flush that handles them, not
 //! by the message handler: their messages carry a oneshot for that answer,
