@@ -85,14 +85,17 @@ async fn migrate(config: Config) -> i32 {
     // Without POS_DATABASE_URL there is no service user to grant (the
     // default URL is a local root).
     let service_named = config.database_url != pos::config::DEFAULT_DATABASE_URL;
-    let migrated = match pos::store::migrate(config.migration_url()).await {
-        Ok(applied) if service_named => {
-            pos::store::grant_service_user(&config.database_url, config.migration_url())
-                .await
-                .map(|()| applied)
+    let mut migrated =
+        migrate_one(&config.database_url, config.migration_url(), service_named).await;
+    if config.pods() {
+        // The control database: the same migrations (SPEC 9a).
+        if let Ok(applied) = &mut migrated {
+            match migrate_one(config.control_url(), config.control_migration_url(), true).await {
+                Ok(more) => applied.extend(more.into_iter().map(|m| format!("{m} (control)"))),
+                Err(e) => migrated = Err(e),
+            }
         }
-        other => other,
-    };
+    }
     match migrated {
         Ok(applied) if applied.is_empty() => {
             println!("no pending migrations");
@@ -109,6 +112,20 @@ async fn migrate(config: Config) -> i32 {
             1
         }
     }
+}
+
+/// Migrates one database, then narrows its service user's rights to
+/// what it needs when `grant`.
+async fn migrate_one(
+    url: &str,
+    migration_url: &str,
+    grant: bool,
+) -> Result<Vec<String>, pos::store::MigrateError> {
+    let applied = pos::store::migrate(migration_url).await?;
+    if grant && url != migration_url {
+        pos::store::grant_service_user(url, migration_url).await?;
+    }
+    Ok(applied)
 }
 
 /// The URL a tool works with and the one it migrates with: from
@@ -136,20 +153,27 @@ fn report(tool: &str, result: Result<String, CliError>) -> i32 {
 }
 
 async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
-    let migration_url = config.migration_url();
+    let migration_url = config.control_migration_url();
     report(
         "keys",
         // Keys are made and revoked with the privileged URL when there is
         // one: the service's own user may only read them.
-        pos::cli::keys::run(&args.command, migration_url, migration_url).await,
+        pos::cli::keys::run(
+            &args.command,
+            migration_url,
+            migration_url,
+            config.migration_url(),
+        )
+        .await,
     )
 }
 
 async fn shards(args: pos::cli::shards::ShardsArgs, config: Config) -> i32 {
-    let (url, migration_url) = tool_urls(&config);
+    // Leases and the shard count are the control database's.
+    let (url, migration_url) = (config.control_url(), config.control_migration_url());
     report(
         "shards",
-        pos::cli::shards::run(&args.command, &url, &migration_url).await,
+        pos::cli::shards::run(&args.command, url, migration_url).await,
     )
 }
 

@@ -91,22 +91,38 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         None => None,
     };
     let metrics = Metrics::new();
-    // Reads off the write path (keys, catalogs) have their own thread and pool.
+    // Reads off the write path (keys, catalogs) have their own thread and
+    // pool; keys come from the control database, catalogs from the pod's.
     let lookup_arbiter = Arbiter::new();
-    let (url, m) = (config.database_url.clone(), metrics.clone());
-    let lookup = LookupActor::start_in_arbiter(&lookup_arbiter.handle(), move |_| {
-        LookupActor::new(&url, m).expect("the database URL was checked at start")
-    });
-    // So do the back office's statements.
+    let start_lookup = |url: &str| {
+        let (url, m) = (url.to_string(), metrics.clone());
+        LookupActor::start_in_arbiter(&lookup_arbiter.handle(), move |_| {
+            LookupActor::new(&url, m).expect("the database URL was checked at start")
+        })
+    };
+    let lookup = start_lookup(&config.database_url);
+    let key_lookup = match config.pods() {
+        true => start_lookup(config.control_url()),
+        false => lookup.clone(),
+    };
+    // So do the back office's statements: the pod's (catalogs, refunds,
+    // events) and the control database's (tenants directory, keys, sessions).
     let office_arbiter = Arbiter::new();
-    let (url, m) = (config.database_url.clone(), metrics.clone());
-    let office = Office::new(
-        OfficeActor::start_in_arbiter(&office_arbiter.handle(), move |_| {
-            OfficeActor::new(&url, OFFICE_BOUNDS, "office", m)
-                .expect("the database URL was checked at start")
-        }),
-        OFFICE_BOUNDS,
-    );
+    let start_office = |url: &str| {
+        let (url, m) = (url.to_string(), metrics.clone());
+        Office::new(
+            OfficeActor::start_in_arbiter(&office_arbiter.handle(), move |_| {
+                OfficeActor::new(&url, OFFICE_BOUNDS, "office", m)
+                    .expect("the database URL was checked at start")
+            }),
+            OFFICE_BOUNDS,
+        )
+    };
+    let office = start_office(&config.database_url);
+    let control = match config.pods() {
+        true => Some(start_office(config.control_url())),
+        false => None,
+    };
     // Reports too, on the same thread with a pool and bounds of their own.
     let (url, m) = (config.database_url.clone(), metrics.clone());
     let per_tenant = config.reports_per_tenant;
@@ -125,7 +141,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
                 ipv6_prefix: config.auth_ipv6_prefix,
                 key_cache: config.key_cache,
             },
-            lookup.clone(),
+            key_lookup,
             metrics.clone(),
         ))
     });
@@ -207,7 +223,10 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     // 304 flood, polls on this thread sometimes took over a second).
     if let Some(auth) = auth {
         let watch = Arbiter::new();
-        watch.spawn(auth.clone().watch_revocations(config.database_url.clone()));
+        watch.spawn(
+            auth.clone()
+                .watch_revocations(config.control_url().to_string()),
+        );
         threads.push(watch);
         let sweep = Arbiter::new();
         sweep.spawn(auth.sweep_limiters());
@@ -226,6 +245,7 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
         config,
         lookup,
         office,
+        control,
         reports,
         arbiters: arbiters.clone(),
         fatal: fatal_tx,

@@ -33,6 +33,7 @@ use crate::domain::{
     BranchId, RefundItem, SaleItem, Scope, TenantId, TenantLimits, TenantSnapshot,
 };
 use crate::metrics::Metrics;
+use crate::store;
 
 /// Unknown tenant ids remembered at most (the oldest go first).
 const UNKNOWN_TENANTS: u64 = 10_000;
@@ -81,6 +82,9 @@ pub struct TenantRegistry {
     lanes: Vec<Lane>,
     lookup: Addr<LookupActor>,
     office: Office,
+    /// The tenants directory when it is another database (pods): a tenant
+    /// made there is copied into this shard's database on first use.
+    directory: Option<Office>,
     unknown: moka::future::Cache<TenantId, ()>,
     ranking: RankingFeed,
     metrics: Metrics,
@@ -110,6 +114,7 @@ impl TenantRegistry {
             lanes,
             lookup,
             office,
+            directory: None,
             unknown: moka::future::Cache::builder()
                 .max_capacity(UNKNOWN_TENANTS)
                 .time_to_live(UNKNOWN_TENANT_TTL)
@@ -122,7 +127,12 @@ impl TenantRegistry {
         }
     }
 
-    /// The lane that owns `tenant`'s rows.
+    /// Learns tenants from `directory` (pods; see the field).
+    pub fn with_directory(mut self, directory: Option<Office>) -> Self {
+        self.directory = directory;
+        self
+    }
+
     /// The writer of `tenant`'s lane.
     pub fn writer(&self, tenant: TenantId) -> &Writer {
         &self.lane(tenant).writer
@@ -154,7 +164,11 @@ impl TenantRegistry {
         if let Some(h) = self.running(tenant) {
             return Ok(Some(h));
         }
-        let Some(snapshot) = self.load(tenant).await? else {
+        let mut loaded = self.load(tenant).await?;
+        if loaded.is_none() && self.learn(tenant).await? {
+            loaded = self.load(tenant).await?;
+        }
+        let Some(snapshot) = loaded else {
             self.unknown.insert(tenant, ()).await;
             return Ok(None);
         };
@@ -209,6 +223,26 @@ impl TenantRegistry {
         };
         self.live.insert(tenant, handle.clone());
         Ok(Some(handle))
+    }
+
+    /// Copies `tenant` from the directory into this shard's database if
+    /// the directory has it (a tenant made on another instance, on its
+    /// first use here); whether it did.
+    async fn learn(&self, tenant: TenantId) -> Result<bool, TenantError> {
+        let Some(directory) = &self.directory else {
+            return Ok(false);
+        };
+        let found = directory
+            .run(move |c| Box::pin(async move { store::find_tenant(c, tenant).await }))
+            .await?;
+        let Some(row) = found else {
+            return Ok(false);
+        };
+        self.office
+            .run(move |c| Box::pin(async move { store::adopt_tenant(c, &row).await }))
+            .await?;
+        tracing::info!(%tenant, "tenant learnt from the directory");
+        Ok(true)
     }
 
     /// What a tenant's actor starts from; `None` for an unknown tenant.

@@ -65,12 +65,29 @@ fn parse_role(text: &str) -> Result<Role, NotARole> {
     Role::parse(text).ok_or_else(|| NotARole(text.to_string()))
 }
 
-/// Runs a `pos keys` command; the output for stdout.
+/// Runs a `pos keys` command on the control database (`url`); the output
+/// for stdout. A key's branch is looked up at `branches_url` (the tenant's
+/// pod: with one database, the same URL).
 pub async fn run(
     command: &KeysCommand,
     url: &str,
     migration_url: &str,
+    branches_url: &str,
 ) -> Result<String, CliError> {
+    if let KeysCommand::Create {
+        role,
+        tenant,
+        branch: branch @ Some(_),
+        ..
+    } = command
+    {
+        let scope =
+            Scope::new(*role, *tenant, *branch).map_err(|e| CliError::refused(e.to_string()))?;
+        with_connection(branches_url, branches_url, async |conn| {
+            refuse_unknown(conn, scope).await
+        })
+        .await?;
+    }
     with_connection(url, migration_url, async |conn| match command {
         KeysCommand::Create {
             role,
@@ -82,6 +99,18 @@ pub async fn run(
         KeysCommand::Revoke { key_id } => revoke(conn, key_id).await,
     })
     .await
+}
+
+/// Refuses a scope whose tenant or branch does not exist.
+async fn refuse_unknown(conn: &mut mysql_async::Conn, scope: Scope) -> Result<(), CliError> {
+    if store::scope_exists(conn, scope).await? {
+        return Ok(());
+    }
+    Err(CliError::refused(match (scope.tenant(), scope.branch()) {
+        (Some(t), Some(b)) => format!("tenant {t} has no branch {b}"),
+        (Some(t), None) => format!("there is no tenant {t}"),
+        _ => "unknown scope".into(),
+    }))
 }
 
 async fn create(
@@ -97,13 +126,12 @@ async fn create(
             "the label may be at most {MAX_LABEL_CHARS} characters, without control characters"
         )));
     }
-    if !store::scope_exists(conn, scope).await? {
-        return Err(CliError::refused(match (scope.tenant(), scope.branch()) {
-            (Some(t), Some(b)) => format!("tenant {t} has no branch {b}"),
-            (Some(t), None) => format!("there is no tenant {t}"),
-            _ => "unknown scope".into(),
-        }));
-    }
+    // The branch (if any) was checked where it lives: the tenant here.
+    let tenant_only = match scope.tenant() {
+        Some(tenant) => Scope::Backoffice { tenant },
+        None => scope,
+    };
+    refuse_unknown(conn, tenant_only).await?;
     let key = NewKey::generate().map_err(|e| CliError::refused(format!("no randomness: {e}")))?;
     let insert = KeyInsert {
         id: &key.id,

@@ -26,6 +26,12 @@ pub struct Config {
     pub database_url: String,
     /// A privileged URL for migrations; `None`: migrations use `database_url`.
     pub migrate_database_url: Option<String>,
+    /// The control database (tenants directory, keys, sessions, leases);
+    /// `None`: it is `database_url` (one database for everything).
+    pub control_database_url: Option<String>,
+    /// A privileged URL for the control database's migrations; `None`:
+    /// they use the control URL.
+    pub control_migrate_database_url: Option<String>,
     /// `None` disables the Redis mirror.
     pub redis_url: Option<String>,
     pub redis_prefix: String,
@@ -118,6 +124,33 @@ impl Config {
         self.migrate_database_url
             .as_deref()
             .unwrap_or(&self.database_url)
+    }
+}
+
+impl Config {
+    /// The control database's URL: `POS_CONTROL_DATABASE_URL`, else the data's.
+    pub fn control_url(&self) -> &str {
+        self.control_database_url
+            .as_deref()
+            .unwrap_or(&self.database_url)
+    }
+
+    /// The URL the control database's migrations run with.
+    pub fn control_migration_url(&self) -> &str {
+        match (
+            &self.control_database_url,
+            &self.control_migrate_database_url,
+        ) {
+            (_, Some(url)) => url,
+            (Some(url), None) => url,
+            (None, None) => self.migration_url(),
+        }
+    }
+
+    /// Whether this shard's data lives in a database of its own (a pod),
+    /// apart from the control database.
+    pub fn pods(&self) -> bool {
+        self.control_url() != self.database_url
     }
 }
 

@@ -20,6 +20,8 @@ use super::{
 pub(super) struct RawEnv {
     database_url: Option<String>,
     migrate_database_url: Option<String>,
+    control_database_url: Option<String>,
+    control_migrate_database_url: Option<String>,
     redis_url: Option<String>,
     redis_prefix: Option<String>,
     http_addr: Option<String>,
@@ -67,10 +69,14 @@ pub(super) fn from_raw(raw: RawEnv) -> Result<Config, ConfigError> {
         .database_url
         .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
     mysql_url("POS_DATABASE_URL", &database_url)?;
-    let migrate_database_url = raw.migrate_database_url.filter(|u| !u.trim().is_empty());
-    if let Some(url) = &migrate_database_url {
-        mysql_url("POS_MIGRATE_DATABASE_URL", url)?;
-    }
+    let migrate_database_url =
+        optional_mysql_url("POS_MIGRATE_DATABASE_URL", raw.migrate_database_url)?;
+    let control_database_url =
+        optional_mysql_url("POS_CONTROL_DATABASE_URL", raw.control_database_url)?;
+    let control_migrate_database_url = optional_mysql_url(
+        "POS_CONTROL_MIGRATE_DATABASE_URL",
+        raw.control_migrate_database_url,
+    )?;
     let redis_url = redis_url(raw.redis_url)?;
     let log_format = log_format(raw.log_format.as_deref())?;
     let log_level = log_level(raw.log_level)?;
@@ -94,6 +100,8 @@ pub(super) fn from_raw(raw: RawEnv) -> Result<Config, ConfigError> {
     Ok(Config {
         database_url,
         migrate_database_url,
+        control_database_url,
+        control_migrate_database_url,
         redis_url,
         redis_prefix: raw.redis_prefix.unwrap_or_else(|| "pos:".into()),
         http_addr: addr("POS_HTTP_ADDR", raw.http_addr, "0.0.0.0:8080")?,
@@ -403,6 +411,15 @@ fn mysql_url(var: &str, url: &str) -> Result<(), ConfigError> {
     mysql_async::Opts::from_url(url)
         .map(|_| ())
         .map_err(|_| problem(var, format!("not a MySQL URL: {:?}", redact_url(url))))
+}
+
+/// A MySQL URL that may be unset (or empty: the same).
+fn optional_mysql_url(var: &str, url: Option<String>) -> Result<Option<String>, ConfigError> {
+    let url = url.filter(|u| !u.trim().is_empty());
+    if let Some(u) = &url {
+        mysql_url(var, u)?;
+    }
+    Ok(url)
 }
 
 /// `int` checked the value is at least 1.

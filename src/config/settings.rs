@@ -8,6 +8,8 @@
 pub const SETTINGS: &[(&str, &str)] = &[
     ("POS_DATABASE_URL", "MySQL/MariaDB URL of the service's user [mysql://root@127.0.0.1:3306/pos]"),
     ("POS_MIGRATE_DATABASE_URL", "privileged URL for migrations [POS_DATABASE_URL]"),
+    ("POS_CONTROL_DATABASE_URL", "the control database (tenants directory, keys, leases) when each shard has a database of its own [POS_DATABASE_URL]"),
+    ("POS_CONTROL_MIGRATE_DATABASE_URL", "privileged URL for the control database's migrations [POS_CONTROL_DATABASE_URL]"),
     ("POS_REDIS_URL", "Redis mirror (redis://, rediss://, redis-cluster://); empty disables it [redis://127.0.0.1:6379]"),
     ("POS_REDIS_PREFIX", "key prefix of the mirror [pos:]"),
     ("POS_HTTP_ADDR", "API listener, host:port [0.0.0.0:8080]"),

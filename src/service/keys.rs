@@ -46,13 +46,24 @@ pub async fn make_key(
         label: label.to_string(),
         max_keys: s.limits.keys,
     };
+    if branch.is_some() {
+        // The branch is in the pod's database, the key goes to the
+        // control's (with pods, two databases): checked here first (a
+        // branch is never deleted).
+        let exists = s
+            .office
+            .run(move |c| Box::pin(async move { store::scope_exists(c, scope).await }))
+            .await?;
+        if !exists {
+            return Err(ServiceError::NotABranch);
+        }
+    }
     let made = s
-        .office
+        .directory()
         .run(move |c| Box::pin(async move { store::insert_tenant_key(c, &new).await }))
         .await?
         .map_err(|refusal| match refusal {
             KeyRefusal::TooMany => ServiceError::TooManyKeys(s.limits.keys),
-            KeyRefusal::NotABranch => ServiceError::NotABranch,
             KeyRefusal::NoSuchTenant => ServiceError::UnknownTenant,
         })?;
     Ok((made, key.token))
@@ -67,7 +78,7 @@ pub async fn list_keys(
     after: Option<KeyId>,
     limit: usize,
 ) -> Result<Vec<KeyListing>, ServiceError> {
-    s.office
+    s.directory()
         .run(move |c| {
             Box::pin(async move {
                 store::list_tenant_keys(c, tenant, role, after.as_ref(), limit).await
@@ -88,7 +99,7 @@ pub async fn revoke_key(
     let allowed = manageable(caller);
     let key_id = id.clone();
     let revoked = s
-        .office
+        .directory()
         .run(move |c| {
             Box::pin(async move { store::revoke_tenant_key(c, tenant, &key_id, allowed).await })
         })

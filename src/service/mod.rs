@@ -38,6 +38,10 @@ pub struct Services {
     pub tenants: Arc<TenantRegistry>,
     /// The back office's statements that no tenant actor orders (tenants, keys).
     pub office: Office,
+    /// The control database's statements (the tenants directory, keys,
+    /// sessions) when each shard has a database of its own (pods); `None`:
+    /// one database holds both, and `office` runs them.
+    pub control: Option<Office>,
     /// Sales reports, on a pool of their own, shared fairly between tenants.
     pub reports: Reports,
     /// Rolls the history up for reports, and says when it holds all.
@@ -61,6 +65,13 @@ pub struct Services {
     pub webhooks: Addr<WebhookFeed>,
     /// What webhooks may target.
     pub webhook_rules: TargetRules,
+}
+
+impl Services {
+    /// Where the tenants directory, keys and sessions are.
+    pub fn directory(&self) -> &Office {
+        self.control.as_ref().unwrap_or(&self.office)
+    }
 }
 
 // The actors' refusals, which the front ends answer in their own words.

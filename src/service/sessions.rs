@@ -8,7 +8,7 @@ use crate::store;
 
 /// Stores that `key_id`'s sessions begun until `began` are over.
 pub async fn end_sessions(s: &Services, key_id: KeyId, began: UnixMs) -> Result<(), ServiceError> {
-    s.office
+    s.directory()
         .run(move |c| Box::pin(async move { store::end_sessions(c, &key_id, began).await }))
         .await?;
     Ok(())

@@ -18,9 +18,18 @@ pub async fn make_tenant(
     currency: Option<Currency>,
 ) -> Result<TenantRow, ServiceError> {
     let currency = currency.unwrap_or(s.default_currency);
+    let pods = s.control.is_some().then_some(s.shard.count);
     let made = s
-        .office
-        .run(move |c| Box::pin(async move { store::create_tenant(c, &name, currency).await }))
+        .directory()
+        .run(move |c| {
+            Box::pin(async move {
+                match pods {
+                    // Its pod's database learns it on its first use there.
+                    Some(pods) => store::create_tenant_on_a_pod(c, &name, currency, pods).await,
+                    None => store::create_tenant(c, &name, currency).await,
+                }
+            })
+        })
         .await?;
     if s.shard.owns(made.id) {
         // It may have been asked for (and found unknown) a moment ago.
@@ -36,7 +45,7 @@ pub async fn list_tenants(
     limit: usize,
 ) -> Result<Vec<TenantRow>, ServiceError> {
     let rows = s
-        .office
+        .directory()
         .run(move |c| Box::pin(async move { store::list_tenants(c, after, limit).await }))
         .await?;
     Ok(rows)
@@ -48,7 +57,7 @@ pub async fn find_tenants(
     s: &Services,
     ids: Vec<TenantId>,
 ) -> Result<Vec<TenantRow>, ServiceError> {
-    Ok(s.office
+    Ok(s.directory()
         .run(move |c| Box::pin(async move { store::find_tenants(c, &ids).await }))
         .await?)
 }
@@ -64,7 +73,7 @@ pub async fn time_zone(s: &Services, tenant: TenantId) -> Result<chrono_tz::Tz, 
 
 /// The tenant (its back office or the operator asks: the gate checked).
 pub async fn find_tenant(s: &Services, tenant: TenantId) -> Result<TenantRow, ServiceError> {
-    s.office
+    s.directory()
         .run(move |c| Box::pin(async move { store::find_tenant(c, tenant).await }))
         .await?
         .ok_or(ServiceError::UnknownTenant)
@@ -83,7 +92,18 @@ pub async fn change_tenant(
     if more_than_zone && !matches!(caller, Scope::Operator) {
         return Err(ServiceError::Forbidden(Refusal::TenantFields));
     }
-    Ok(s.tenants
+    let row = s
+        .tenants
         .change(tenant, caller, ChangeTenant(patch))
-        .await?)
+        .await?;
+    if let Some(control) = &s.control {
+        // The pod decided; the directory follows. If this fails, the
+        // change stands in the pod and the caller's retry (the same
+        // patch) writes the directory again.
+        let listed = row.clone();
+        control
+            .run(move |c| Box::pin(async move { store::record_tenant(c, &listed).await }))
+            .await?;
+    }
+    Ok(row)
 }

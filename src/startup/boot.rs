@@ -40,6 +40,8 @@ pub(super) struct Boot {
     pub config: Config,
     pub lookup: Addr<LookupActor>,
     pub office: Office,
+    /// The control database's office, when it is not the pod's (pods).
+    pub control: Option<Office>,
     pub reports: Reports,
     pub arbiters: Arc<Mutex<Vec<Arbiter>>>,
     pub fatal: mpsc::Sender<Fatal>,
@@ -83,7 +85,7 @@ pub(super) async fn boot(b: Boot) {
     let config = &b.config;
     let metrics = b.state.metrics.clone();
     let shard_lease = ShardLease::new(config.shard);
-    let lease = match store::pool_opts(&config.database_url, 1) {
+    let lease = match store::pool_opts(config.control_url(), 1) {
         Ok(opts) => {
             let (pool, me, held, ttl, fatal, m) = (
                 mysql_async::Pool::new(opts),
@@ -96,7 +98,7 @@ pub(super) async fn boot(b: Boot) {
             LeaseActor::new(pool, me, held, fence, ttl, fatal, m).start()
         }
         Err(e) => {
-            tracing::error!(error = %e, "POS_DATABASE_URL cannot be used");
+            tracing::error!(error = %e, "POS_CONTROL_DATABASE_URL cannot be used");
             return;
         }
     };
@@ -160,17 +162,21 @@ pub(super) async fn boot(b: Boot) {
     let products = totals.len();
     // Before the core is published, so it precedes every tenant's first start.
     ranking.do_send(TotalsChanged(totals));
-    let tenants = Arc::new(TenantRegistry::new(
-        lanes,
-        b.lookup,
-        b.office.clone(),
-        feed,
-        metrics,
-        config.tenant_idle,
-        config.tenant_limits,
-    ));
+    let tenants = Arc::new(
+        TenantRegistry::new(
+            lanes,
+            b.lookup,
+            b.office.clone(),
+            feed,
+            metrics,
+            config.tenant_idle,
+            config.tenant_limits,
+        )
+        .with_directory(b.control.clone()),
+    );
     let core = Services {
         office: b.office,
+        control: b.control,
         reports: b.reports,
         rollups,
         tenants,
@@ -260,20 +266,29 @@ async fn prepare_database(
     config: &Config,
     me: &LeaseHolder,
 ) -> Result<Result<Prepared, Fatal>, Box<dyn std::error::Error>> {
-    let applied = store::migrate_if_pending(&config.database_url, config.migration_url())
-        .await
-        .map_err(|e| format!("{e} (migrating as {})", redact_url(config.migration_url())))?;
-    if !applied.is_empty() {
-        tracing::info!(?applied, "migrations applied");
+    migrate(&config.database_url, config.migration_url()).await?;
+    if config.pods() {
+        migrate(config.control_url(), config.control_migration_url()).await?;
     }
     let pool = mysql_async::Pool::new(store::pool_opts(&config.database_url, 1)?);
+    let own_control = match config.pods() {
+        true => Some(mysql_async::Pool::new(store::pool_opts(
+            config.control_url(),
+            1,
+        )?)),
+        false => None,
+    };
+    let control = own_control.as_ref().unwrap_or(&pool);
     let result = async {
         let fence =
-            match lease::acquire_at_start(&pool, config.shard, me, config.shard_lease).await? {
+            match lease::acquire_at_start(control, config.shard, me, config.shard_lease).await? {
                 Ok(fence) => fence,
                 Err(fatal) => return Ok(Err(fatal)),
             };
         let mut conn = pool.get_conn().await?;
+        if config.pods() && !store::fence_pod(&mut conn, config.shard, me, fence).await? {
+            return Ok(Err(lease::taken_over(config.shard)));
+        }
         let server = store::server_traits(&mut conn).await?;
         store::fill_currencies(&mut conn, config.default_currency).await?;
         let totals = store::load_all_totals(&mut conn, config.shard).await?;
@@ -288,5 +303,19 @@ async fn prepare_database(
     }
     .await;
     let _ = pool.disconnect().await;
+    if let Some(control) = own_control {
+        let _ = control.disconnect().await;
+    }
     Ok(result?)
+}
+
+/// Applies what is pending on one database.
+async fn migrate(url: &str, migration_url: &str) -> Result<(), String> {
+    let applied = store::migrate_if_pending(url, migration_url)
+        .await
+        .map_err(|e| format!("{e} (migrating as {})", redact_url(migration_url)))?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, database = %redact_url(url), "migrations applied");
+    }
+    Ok(())
 }

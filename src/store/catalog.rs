@@ -192,6 +192,98 @@ pub async fn create_tenant(conn: &mut Conn, name: &Name, currency: Currency) -> 
         .ok_or_else(|| StoreError::invariant("a tenant just made is gone"))
 }
 
+/// Makes a tenant in the control database's directory on the pod (of
+/// `pods`) with the fewest tenants, with the smallest free id above every
+/// other that maps to it (`id % pods`, as shards own tenants). Makers take
+/// turns on the deployment's row, so two never count the same pods.
+pub async fn create_tenant_on_a_pod(
+    conn: &mut Conn,
+    name: &Name,
+    currency: Currency,
+    pods: u64,
+) -> Result<TenantRow> {
+    let pods = pods.max(1);
+    let mut tx = conn.start_transaction(TxOpts::default()).await?;
+    let _: Option<u64> = tx
+        .query_first("SELECT shard_count FROM shard_deployment WHERE id = 1 FOR UPDATE")
+        .await?;
+    let counts: Vec<(u64, u64)> = tx
+        .exec(
+            "SELECT id % ?, COUNT(*) FROM tenants GROUP BY id % ?",
+            (pods, pods),
+        )
+        .await?;
+    let top: Option<Option<u64>> = tx.query_first("SELECT MAX(id) FROM tenants").await?;
+    let pod = emptiest_pod(&counts, pods);
+    let id = next_id_on_pod(top.flatten().unwrap_or(0), pod, pods);
+    tx.exec_drop(
+        "INSERT INTO tenants (id, name, created, currency) VALUES (?, ?, UTC_TIMESTAMP(6), ?)",
+        (id, name.as_str(), currency.code()),
+    )
+    .await?;
+    let row: Option<TenantTuple> = tx
+        .exec_first(
+            format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"),
+            (id,),
+        )
+        .await?;
+    tx.commit().await?;
+    row.map(tenant_row)
+        .ok_or_else(|| StoreError::invariant("a tenant just made is gone"))
+}
+
+/// The pod with the fewest tenants (the lowest index of those tied).
+fn emptiest_pod(counts: &[(u64, u64)], pods: u64) -> u64 {
+    (0..pods)
+        .min_by_key(|pod| {
+            let held = counts.iter().find(|(p, _)| p == pod).map_or(0, |(_, n)| *n);
+            (held, *pod)
+        })
+        .unwrap_or(0)
+}
+
+/// The smallest id above `top` that maps to `pod`.
+fn next_id_on_pod(top: u64, pod: u64, pods: u64) -> u64 {
+    let next = top + 1;
+    next + (pod + pods - next % pods) % pods
+}
+
+/// Copies a tenant from the directory into its pod's database, where its
+/// catalog and sales refer to it (once: a pod that has it keeps its own).
+pub async fn adopt_tenant(conn: &mut Conn, t: &TenantRow) -> Result<()> {
+    conn.exec_drop(
+        "INSERT IGNORE INTO tenants (id, name, created, suspended, time_zone, currency) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            t.id,
+            t.name.as_str(),
+            t.created.naive_utc(),
+            t.suspended,
+            t.time_zone.name(),
+            t.currency.code(),
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes a tenant's row as its pod has it into the directory (after a
+/// change, which the pod decides: its currency rule reads the sales).
+pub async fn record_tenant(conn: &mut Conn, t: &TenantRow) -> Result<()> {
+    conn.exec_drop(
+        "UPDATE tenants SET name = ?, suspended = ?, time_zone = ?, currency = ? WHERE id = ?",
+        (
+            t.name.as_str(),
+            t.suspended,
+            t.time_zone.name(),
+            t.currency.code(),
+            t.id,
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The tenants with these ids (at most a page of them), by id.
 pub async fn find_tenants(conn: &mut Conn, ids: &[TenantId]) -> Result<Vec<TenantRow>> {
     if ids.is_empty() {
@@ -571,4 +663,23 @@ pub async fn update_branch(
     }
     tx.commit().await?;
     Ok(changed)
+}
+
+#[cfg(test)]
+mod pod_tests {
+    use super::{emptiest_pod, next_id_on_pod};
+
+    #[test]
+    fn a_new_tenant_goes_to_the_pod_with_fewest_and_its_id_maps_there() {
+        assert_eq!(emptiest_pod(&[], 2), 0);
+        assert_eq!(emptiest_pod(&[(0, 3), (1, 2)], 2), 1);
+        assert_eq!(emptiest_pod(&[(0, 2), (1, 2)], 2), 0);
+        assert_eq!(emptiest_pod(&[(0, 1), (2, 1)], 3), 1);
+        assert_eq!(next_id_on_pod(0, 0, 2), 2);
+        assert_eq!(next_id_on_pod(0, 1, 2), 1);
+        assert_eq!(next_id_on_pod(7, 1, 2), 9);
+        assert_eq!(next_id_on_pod(7, 0, 2), 8);
+        assert_eq!(next_id_on_pod(9, 2, 3), 11);
+        assert_eq!(next_id_on_pod(5, 0, 1), 6);
+    }
 }

@@ -335,13 +335,12 @@ const KEY_LIMIT_SIGNAL: &str = "pos: the tenant holds its most keys";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyRefusal {
     NoSuchTenant,
-    /// The key's branch is not one of the tenant's.
-    NotABranch,
     /// The tenant holds `max_keys` keys not revoked already.
     TooMany,
 }
 
-/// Stores a tenant's key if its tenant (and branch) exist; the key as listed.
+/// Stores a tenant's key if its tenant exists (the caller checked its
+/// branch, which is in the pod's database); the key as listed.
 pub async fn insert_tenant_key(
     conn: &mut Conn,
     key: &NewTenantKey,
@@ -354,9 +353,6 @@ pub async fn insert_tenant_key(
     let tenant_only = Scope::Backoffice { tenant };
     if !scope_exists(conn, tenant_only).await? {
         return Ok(Err(KeyRefusal::NoSuchTenant));
-    }
-    if !scope_exists(conn, key.scope).await? {
-        return Ok(Err(KeyRefusal::NotABranch));
     }
     // Through the procedure: the service's user may not write api_keys.
     // In a transaction: the tenant's row it locks keeps the count true

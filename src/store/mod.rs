@@ -25,9 +25,10 @@ use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts};
 use crate::domain::TenantId;
 
 pub use catalog::{
-    create_branch, create_products, create_tenant, fill_currencies, find_tenant, find_tenants,
-    list_tenants, load_catalog, update_branch, update_product, update_tenant, CatalogRefusal,
-    Conflicts, TenantRefusal, TenantRow,
+    adopt_tenant, create_branch, create_products, create_tenant, create_tenant_on_a_pod,
+    fill_currencies, find_tenant, find_tenants, list_tenants, load_catalog, record_tenant,
+    update_branch, update_product, update_tenant, CatalogRefusal, Conflicts, TenantRefusal,
+    TenantRow,
 };
 pub use events::{
     event_heads, feed_page, insert_catalog_event, number_catalog_events, read_events,
@@ -51,7 +52,8 @@ pub use rollups::{
 pub use sales::{find_by_keys, insert_sales, read_mark, BatchMark, CommitFailure, Lease, Mark};
 pub use seed::{count_tenants, insert_seed_chunk, SeedChunk};
 pub use shards::{
-    acquire_lease, release_lease, renew_lease, resize_shards, Acquired, LeaseHolder, Resized,
+    acquire_lease, fence_pod, release_lease, renew_lease, resize_shards, Acquired, LeaseHolder,
+    Resized,
 };
 pub use tenants::{load_all_totals, load_tenant};
 pub use webhooks::{

@@ -89,6 +89,37 @@ pub async fn acquire_lease(
     })
 }
 
+/// Copies the lease's fencing number into a pod's own database, where
+/// every batch checks it (SPEC 9a): the control database elects the
+/// holder, the pod's row fences the ones before it. Run by a new holder
+/// before it reads anything or writes: a batch of an earlier holder either
+/// committed before this (it holds the row's shared lock until then) or
+/// fails the check after. The number only grows; false if the pod already
+/// carries a later one (a newer holder fenced it).
+pub async fn fence_pod(
+    conn: &mut Conn,
+    shard: Shard,
+    me: &LeaseHolder,
+    fence: u64,
+) -> Result<bool> {
+    conn.exec_drop(
+        "INSERT INTO shard_leases (shard_index, holder, instance, fence, expires) \
+         VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6)) \
+         ON DUPLICATE KEY UPDATE holder = IF(VALUES(fence) >= fence, VALUES(holder), holder), \
+         instance = IF(VALUES(fence) >= fence, VALUES(instance), instance), \
+         fence = GREATEST(fence, VALUES(fence))",
+        (shard.index, &me.address, me.instance, fence),
+    )
+    .await?;
+    let now: Option<u64> = conn
+        .exec_first(
+            "SELECT fence FROM shard_leases WHERE shard_index = ?",
+            (shard.index,),
+        )
+        .await?;
+    Ok(now == Some(fence))
+}
+
 /// Extends the lease held with `fence`; false if another instance took it.
 pub async fn renew_lease(
     conn: &mut Conn,

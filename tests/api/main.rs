@@ -22,6 +22,7 @@ mod merchant;
 mod mirror;
 mod money;
 mod operator;
+mod pods;
 mod races;
 mod reads;
 mod reports;

@@ -1,0 +1,290 @@
+//! Pods (SPEC 9a): two shards, each with a database of its own (a private
+//! `mariadbd`), sharing a control database (the tenants directory, keys,
+//! leases), behind the shipped HAProxy.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use serde_json::{json, Value};
+
+use crate::support::child::ChildServer;
+use crate::support::mariadb_server::MariadbServer;
+use crate::support::peers::Haproxy;
+use crate::support::{eventually, redis_url, sale, TestDb};
+
+struct Pods {
+    control: TestDb,
+    /// `servers[i]` holds pod `i`'s database.
+    servers: [MariadbServer; 2],
+    pods: [TestDb; 2],
+    shards: [ChildServer; 2],
+    haproxy: Haproxy,
+    client: awc::Client,
+}
+
+/// A tenant made through the API, with a till key for its one branch.
+struct PodTenant {
+    id: u64,
+    branch: u64,
+    product: u64,
+    till: String,
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    retry_after: Option<String>,
+}
+
+async fn start_pods() -> Pods {
+    let control = TestDb::create().await;
+    let servers = [MariadbServer::start().await, MariadbServer::start().await];
+    let pods = [
+        TestDb::create_on(&servers[0].url()).await,
+        TestDb::create_on(&servers[1].url()).await,
+    ];
+    let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
+    let redis = redis_url();
+    let shard = |i: usize| {
+        let (pod, control, redis, prefix) = (
+            pods[i].url.clone(),
+            control.url.clone(),
+            redis.clone(),
+            prefix.clone(),
+        );
+        async move {
+            let shard = format!("{i}/2");
+            let env = [
+                ("POS_SHARD", shard.as_str()),
+                ("POS_CONTROL_DATABASE_URL", control.as_str()),
+                ("POS_REDIS_URL", redis.as_str()),
+                ("POS_REDIS_PREFIX", prefix.as_str()),
+                ("POS_SESSION_SECRET", crate::leases::SESSION_SECRET),
+                ("POS_STORAGE_RETRY_MS", "500"),
+            ];
+            ChildServer::start(&pod, &env).await
+        }
+    };
+    let shards = [shard(0).await, shard(1).await];
+    let haproxy = Haproxy::start(&shards[0].addr(), &shards[1].addr()).await;
+    Pods {
+        control,
+        servers,
+        pods,
+        shards,
+        haproxy,
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .finish(),
+    }
+}
+
+impl Pods {
+    async fn send(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> Answer {
+        let url = format!("{}{path}", self.haproxy.base);
+        let req = match method {
+            "POST" => self.client.post(url),
+            _ => self.client.get(url),
+        }
+        .bearer_auth(token);
+        let mut res = match body {
+            Some(b) => req.send_json(b).await,
+            None => req.send().await,
+        }
+        .expect("an answer");
+        Answer {
+            status: res.status().as_u16(),
+            retry_after: res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
+            body: res.json().limit(1 << 20).await.unwrap_or(Value::Null),
+        }
+    }
+
+    /// A tenant made by the operator, its branch and product made by its
+    /// back office, and a till key for the branch, all through HAProxy.
+    async fn tenant(&self, name: &str) -> PodTenant {
+        let op = self.control.operator.clone();
+        let made = self
+            .send("POST", "/v1/tenants", &op, Some(&json!({"name": name})))
+            .await;
+        assert_eq!(made.status, 201, "{:?}", made.body);
+        let id = made.body["id"].as_u64().expect("tenant id");
+        let t = format!("/v1/tenants/{id}");
+        let branch = self
+            .send(
+                "POST",
+                &format!("{t}/branches"),
+                &op,
+                Some(&json!({"code": "B1", "name": "Branch"})),
+            )
+            .await;
+        assert_eq!(branch.status, 201, "{:?}", branch.body);
+        let branch = branch.body["id"].as_u64().expect("branch id");
+        let product = self
+            .send(
+                "POST",
+                &format!("{t}/products"),
+                &op,
+                Some(&json!([{"sku": "P1", "name": "Product"}])),
+            )
+            .await;
+        assert_eq!(product.status, 201, "{:?}", product.body);
+        let product = product.body["products"][0]["id"]
+            .as_u64()
+            .expect("product id");
+        let key = self
+            .send(
+                "POST",
+                &format!("{t}/keys"),
+                &op,
+                Some(&json!({"role": "till", "branchID": branch, "label": "till"})),
+            )
+            .await;
+        assert_eq!(key.status, 201, "{:?}", key.body);
+        let till = key.body["token"].as_str().expect("token").to_string();
+        PodTenant {
+            id,
+            branch,
+            product,
+            till,
+        }
+    }
+
+    async fn sell(&self, t: &PodTenant) -> Answer {
+        let path = format!(
+            "/v1/tenants/{}/branches/{}/sales-transactions",
+            t.id, t.branch
+        );
+        self.send("POST", &path, &t.till, Some(&sale(t.product, 1, "2.50")))
+            .await
+    }
+
+    /// The tenant's quantity sold, as its own read answers.
+    async fn quantity_read(&self, t: &PodTenant) -> u64 {
+        let read = self
+            .send(
+                "GET",
+                &format!("/v1/tenants/{}/sales", t.id),
+                &self.control.operator,
+                None,
+            )
+            .await;
+        assert_eq!(read.status, 200, "{:?}", read.body);
+        read.body["sales_per_product"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|p| p["quantitySold"].as_u64().unwrap_or(0))
+            .sum()
+    }
+}
+
+async fn count(db: &TestDb, sql: &str) -> u64 {
+    let mut conn = db.conn().await;
+    let n: Option<u64> = conn.query_first(sql).await.expect("a count");
+    n.unwrap_or(0)
+}
+
+#[actix_web::test]
+async fn two_pods_keep_their_tenants_apart_and_one_pods_database_down_stops_only_its_own() {
+    let mut p = start_pods().await;
+    let mut tenants = Vec::new();
+    for name in ["Alpha", "Beta", "Gamma", "Delta"] {
+        tenants.push(p.tenant(name).await);
+    }
+    // Each new tenant went to the pod with the fewest, with an id that maps
+    // to it: two each.
+    let on_pod = |i: u64| tenants.iter().filter(|t| t.id % 2 == i).count();
+    assert_eq!((on_pod(0), on_pod(1)), (2, 2));
+    let listed = p
+        .send("GET", "/v1/tenants", &p.control.operator, None)
+        .await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+
+    let mut sold = vec![0u64; tenants.len()];
+    for _ in 0..3 {
+        for (i, t) in tenants.iter().enumerate() {
+            let a = p.sell(t).await;
+            assert_eq!(a.status, 201, "{:?}", a.body);
+            sold[i] += 1;
+        }
+    }
+    // Each pod's database holds its own tenants' rows and no other's; the
+    // control database holds none, but every key.
+    for (i, t) in tenants.iter().enumerate() {
+        let (own, other) = (
+            &p.pods[(t.id % 2) as usize],
+            &p.pods[1 - (t.id % 2) as usize],
+        );
+        let sql = format!(
+            "SELECT COUNT(*) FROM sales_transactions WHERE tenant_id = {}",
+            t.id
+        );
+        assert_eq!(count(own, &sql).await, sold[i], "tenant {}", t.id);
+        assert_eq!(count(other, &sql).await, 0, "tenant {}", t.id);
+    }
+    assert_eq!(
+        count(&p.control, "SELECT COUNT(*) FROM sales_transactions").await,
+        0
+    );
+    let till_keys = "SELECT COUNT(*) FROM api_keys WHERE role = 'till'";
+    assert_eq!(count(&p.control, till_keys).await, 4);
+    assert_eq!(count(&p.pods[0], till_keys).await, 0);
+
+    // Pod 1's database dies: pod 0's tenants go on, pod 1's are told to
+    // come back later, and nothing they were told is lost.
+    p.servers[1].kill();
+    let one = tenants
+        .iter()
+        .position(|t| t.id % 2 == 1)
+        .expect("a pod-1 tenant");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = p.sell(&tenants[one]).await;
+        match a.status {
+            // Sold before the death was seen: it counts.
+            201 => sold[one] += 1,
+            503 => {
+                assert!(a.retry_after.is_some(), "a 503 says when to retry");
+                break;
+            }
+            other => panic!("{other} {:?}", a.body),
+        }
+        assert!(Instant::now() < deadline, "pod 1's tenants are refused");
+    }
+    for _ in 0..3 {
+        for (i, t) in tenants.iter().enumerate().filter(|(_, t)| t.id % 2 == 0) {
+            let a = p.sell(t).await;
+            assert_eq!(a.status, 201, "pod 0 is untouched: {:?}", a.body);
+            sold[i] += 1;
+        }
+    }
+    p.servers[1].restart().await;
+    for (i, t) in tenants.iter().enumerate().filter(|(_, t)| t.id % 2 == 1) {
+        let back = eventually(Duration::from_secs(30), || async {
+            p.sell(t).await.status == 201
+        })
+        .await;
+        assert!(
+            back,
+            "tenant {} sells again once its database is back",
+            t.id
+        );
+        sold[i] += 1;
+    }
+    for (i, t) in tenants.iter().enumerate() {
+        let own = &p.pods[(t.id % 2) as usize];
+        let sql = format!(
+            "SELECT COUNT(*) FROM sales_transactions WHERE tenant_id = {}",
+            t.id
+        );
+        assert_eq!(count(own, &sql).await, sold[i], "tenant {}", t.id);
+        assert_eq!(p.quantity_read(t).await, sold[i], "tenant {}", t.id);
+    }
+    for s in &mut p.shards {
+        s.kill().await;
+    }
+}
