@@ -74,7 +74,11 @@ fn cited_tests(text: &str) -> BTreeSet<(String, String)> {
 fn documents() -> Vec<String> {
     let mut docs = BTreeSet::new();
     files_under(Path::new("docs"), &mut docs);
-    let mut all = vec!["README.md".to_string(), "ARCHITECTURE.md".to_string()];
+    let mut all = vec![
+        "README.md".to_string(),
+        "ARCHITECTURE.md".to_string(),
+        "deploy/kubernetes/README.md".to_string(),
+    ];
     all.extend(docs.into_iter().filter(|d| d.ends_with(".md")));
     all
 }
