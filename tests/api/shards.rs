@@ -793,3 +793,81 @@ fn metric_of(text: &str, sample: &str) -> f64 {
         .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+#[actix_web::test]
+async fn a_hot_standby_takes_over_a_killed_shard_and_no_acknowledged_sale_is_lost_or_doubled() {
+    let db = TestDb::create().await;
+    let made = [db.tenant(2, 5).await, db.tenant(2, 5).await];
+    let tenant = made
+        .iter()
+        .find(|t| t.id % 2 == 0)
+        .cloned()
+        .expect("a tenant of shard 0");
+    let (prefix, redis) = (
+        format!("{{t{}}}:", uuid::Uuid::new_v4().simple()),
+        redis_url(),
+    );
+    let env = |shard: &'static str| {
+        vec![
+            ("POS_SHARD", shard),
+            ("POS_REDIS_URL", redis.as_str()),
+            ("POS_REDIS_PREFIX", prefix.as_str()),
+            ("POS_SESSION_SECRET", crate::leases::SESSION_SECRET),
+            ("POS_SHARD_LEASE_SECS", "3"),
+        ]
+    };
+    let mut active = ChildServer::start(&db.url, &env("0/2")).await;
+    let other = ChildServer::start(&db.url, &env("1/2")).await;
+    let standby = ChildServer::spawn(&db.url, &env("0/2"));
+    let waiting = eventually(Duration::from_secs(20), || async {
+        standby
+            .log_text()
+            .contains("another instance holds this shard's lease")
+    })
+    .await;
+    assert!(
+        waiting,
+        "the standby waits on the lease: {}",
+        standby.log_text()
+    );
+    let haproxy = Haproxy::start_with_standby(&active.addr(), &standby.addr(), &other.addr()).await;
+    let ledger = Arc::new(Ledger::default());
+    let load = actix_web::rt::spawn(drive(
+        haproxy.base.clone(),
+        tenant.clone(),
+        4,
+        60,
+        Duration::from_secs(180),
+        ledger.clone(),
+    ));
+    let going = eventually(Duration::from_secs(60), || async {
+        ledger.confirmed_count() >= 20
+    })
+    .await;
+    assert!(going, "the load did not get going");
+    assert_eq!(standby.status("/ready", None).await, Some(503));
+
+    active.kill().await;
+    let took_over = eventually(Duration::from_secs(30), || async {
+        standby.status("/ready", None).await == Some(200)
+    })
+    .await;
+    assert!(
+        took_over,
+        "the standby did not take over: {}",
+        standby.log_text()
+    );
+    load.await.expect("the load");
+    assert_eq!(ledger.confirmed_count(), 4 * 60);
+    let mut read = awc::Client::default()
+        .get(format!("{}/v1/tenants/{}/sales", haproxy.base, tenant.id))
+        .bearer_auth(&db.operator)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(read.status(), 200);
+    let sales: Value = read.json().limit(1 << 22).await.expect("json");
+    assert_exactly_once(&db, &tenant, &ledger, &sales).await;
+    drop((haproxy, standby, other));
+    db.drop_database().await;
+}

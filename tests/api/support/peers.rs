@@ -44,6 +44,11 @@ impl Haproxy {
         .await
     }
 
+    /// With a hot standby for shard 0 (`SHARD0_STANDBY`).
+    pub async fn start_with_standby(shard0: &str, standby0: &str, shard1: &str) -> Haproxy {
+        Haproxy::start_with(shard0, shard1, &[("SHARD0_STANDBY", standby0)]).await
+    }
+
     async fn start_with(shard0: &str, shard1: &str, env: &[(&str, &str)]) -> Haproxy {
         let port = free_port();
         let child = spawn(
