@@ -4,4 +4,5 @@
 -- which no database could hold across pods, goes. Every database gets the
 -- same migrations: a pod's api_keys and a control database's branches
 -- simply stay empty.
-ALTER TABLE api_keys DROP FOREIGN KEY IF EXISTS fk_api_keys_branch;
+-- (No IF EXISTS: MySQL 8 lacks it, and V7 always made the key.)
+ALTER TABLE api_keys DROP FOREIGN KEY fk_api_keys_branch;

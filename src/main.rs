@@ -169,6 +169,12 @@ async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
 }
 
 async fn shards(args: pos::cli::shards::ShardsArgs, config: Config) -> i32 {
+    if config.pods() && matches!(args.command, pos::cli::shards::ShardsCommand::Resize { .. }) {
+        // Each pod's database holds its tenants' rows: a new count would
+        // send tenants to pods that lack them (moving rows is not built).
+        eprintln!("shards: resize is refused with pods (POS_CONTROL_DATABASE_URL is set): a new count would move tenants to pods that do not hold their rows");
+        return 1;
+    }
     // Leases and the shard count are the control database's.
     let (url, migration_url) = (config.control_url(), config.control_migration_url());
     report(
@@ -186,6 +192,12 @@ async fn rollups(args: pos::cli::rollups::RollupsArgs, config: Config) -> i32 {
 }
 
 async fn seed(args: pos::cli::seed::SeedArgs, config: Config) -> i32 {
+    if config.pods() {
+        // It writes one database: with pods, tenants would be missing from
+        // the directory and keys from the control database.
+        eprintln!("seed: not with pods (POS_CONTROL_DATABASE_URL is set): it seeds one database; make tenants with POST /v1/tenants");
+        return 1;
+    }
     let migration_url = config.migration_url();
     // Seeding makes keys (an operator key among them): the privileged URL.
     let currency = config.default_currency;

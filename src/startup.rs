@@ -86,7 +86,8 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     let mirror = match &config.redis_url {
         Some(url) => Some(
             Mirror::connect(url, &config.redis_prefix, config.shard.is_partial())
-                .map_err(|e| StartError::Redis(e.to_string()))?,
+                .map_err(|e| StartError::Redis(e.to_string()))?
+                .with_tenant_members(config.pods()),
         ),
         None => None,
     };

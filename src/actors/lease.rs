@@ -70,7 +70,7 @@ impl ShardLease {
 }
 
 /// Why an instance whose shard another took over stops.
-pub fn taken_over(shard: Shard) -> Fatal {
+fn taken_over(shard: Shard) -> Fatal {
     Fatal {
         message: format!(
             "another instance took shard {shard}'s lease; this one stops (its totals may miss what the other wrote)"

@@ -141,9 +141,10 @@ impl Config {
             &self.control_database_url,
             &self.control_migrate_database_url,
         ) {
-            (_, Some(url)) => url,
+            (Some(_), Some(url)) => url,
             (Some(url), None) => url,
-            (None, None) => self.migration_url(),
+            // A control migration URL alone is refused by the settings' checks.
+            (None, _) => self.migration_url(),
         }
     }
 

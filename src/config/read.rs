@@ -77,6 +77,12 @@ pub(super) fn from_raw(raw: RawEnv) -> Result<Config, ConfigError> {
         "POS_CONTROL_MIGRATE_DATABASE_URL",
         raw.control_migrate_database_url,
     )?;
+    if control_migrate_database_url.is_some() && control_database_url.is_none() {
+        return Err(problem(
+            "POS_CONTROL_MIGRATE_DATABASE_URL",
+            "is for a control database of its own: set POS_CONTROL_DATABASE_URL too (with one database, POS_MIGRATE_DATABASE_URL is the privileged URL)".into(),
+        ));
+    }
     let redis_url = redis_url(raw.redis_url)?;
     let log_format = log_format(raw.log_format.as_deref())?;
     let log_level = log_level(raw.log_level)?;

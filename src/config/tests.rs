@@ -136,3 +136,26 @@ fn a_listener_may_be_named_by_host_name() {
     let e = Config::from_pairs([("POS_HTTP_ADDR", "localhost")]).unwrap_err();
     assert!(e.to_string().starts_with("POS_HTTP_ADDR:"), "{e}");
 }
+
+#[test]
+fn the_control_database_is_the_data_database_unless_named() {
+    let one = Config::from_pairs([("POS_DATABASE_URL", "mysql://u@h/pos")]).expect("valid");
+    assert_eq!(one.control_url(), "mysql://u@h/pos");
+    assert!(!one.pods());
+    let pods = Config::from_pairs([
+        ("POS_DATABASE_URL", "mysql://u@h/pod0"),
+        ("POS_MIGRATE_DATABASE_URL", "mysql://root@h/pod0"),
+        ("POS_CONTROL_DATABASE_URL", "mysql://u@c/control"),
+    ])
+    .expect("valid");
+    assert!(pods.pods());
+    assert_eq!(pods.control_migration_url(), "mysql://u@c/control");
+    let alone =
+        Config::from_pairs([("POS_CONTROL_MIGRATE_DATABASE_URL", "mysql://root@c/x")]).unwrap_err();
+    assert!(
+        alone
+            .to_string()
+            .starts_with("POS_CONTROL_MIGRATE_DATABASE_URL:"),
+        "{alone}"
+    );
+}

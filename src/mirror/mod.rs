@@ -69,6 +69,9 @@ pub struct Mirror {
     products_key: String,
     /// Other shards write into the same sets (POS_SHARD with n > 1).
     merged: bool,
+    /// Members are `tenant:product`: with pods, product ids are each pod
+    /// database's own and repeat across pods.
+    tenant_members: bool,
     reconnected: Arc<AtomicBool>,
 }
 
@@ -99,8 +102,23 @@ impl Mirror {
             revenue_key: format!("{prefix}top_selling:revenue"),
             products_key: format!("{prefix}top_selling:products"),
             merged,
+            tenant_members: false,
             reconnected,
         })
+    }
+
+    /// Names members `tenant:product` (pods: see the field).
+    pub fn with_tenant_members(mut self, on: bool) -> Mirror {
+        self.tenant_members = on;
+        self
+    }
+
+    /// A product's member in the sets and field in the hash.
+    fn member(&self, tenant: TenantId, product: ProductId) -> String {
+        match self.tenant_members {
+            true => format!("{tenant}:{product}"),
+            false => product.to_string(),
+        }
     }
 
     /// Other shards write into the same sets.
@@ -124,10 +142,13 @@ impl Mirror {
         }
         let pipeline = self.client.pipeline();
         // Ranked by what is sold and not taken back.
-        let quantity = zadd_args(&self.quantity_key, entries, |e| {
+        let member = |e: &ProductTotal| self.member(e.tenant_id, e.product_id);
+        let quantity = zadd_args(&self.quantity_key, entries, member, |e| {
             e.net_quantity().to_string()
         });
-        let revenue = zadd_args(&self.revenue_key, entries, |e| e.net_revenue().to_string());
+        let revenue = zadd_args(&self.revenue_key, entries, member, |e| {
+            e.net_revenue().to_string()
+        });
         let _: () = pipeline.custom(zadd(), quantity).await?;
         let _: () = pipeline.custom(zadd(), revenue).await?;
         if self.merged {
@@ -142,10 +163,7 @@ impl Mirror {
                         refunded: e.refunded,
                         refunds: Some(e.refunds.to_string()),
                     };
-                    (
-                        e.product_id.to_string(),
-                        serde_json::to_string(&shown).unwrap_or_default(),
-                    )
+                    (member(e), serde_json::to_string(&shown).unwrap_or_default())
                 })
                 .collect();
             let _: () = pipeline.hset(&self.products_key, shown).await?;
@@ -193,7 +211,8 @@ impl Mirror {
                 let s: Shown = serde_json::from_str(shown.as_deref()?).ok()?;
                 Some(ProductTotal {
                     tenant_id: s.tenant_id,
-                    product_id: ProductId::parse(id)?,
+                    // `tenant:product` or `product` (see `member`).
+                    product_id: ProductId::parse(id.rsplit(':').next()?)?,
                     name: Arc::from(s.name),
                     quantity: s.quantity,
                     revenue: s.revenue.parse().ok()?,
@@ -221,7 +240,10 @@ impl Mirror {
         if self.merged {
             return Ok(());
         }
-        let wanted: HashSet<String> = entries.iter().map(|e| e.product_id.to_string()).collect();
+        let wanted: HashSet<String> = entries
+            .iter()
+            .map(|e| self.member(e.tenant_id, e.product_id))
+            .collect();
         for key in [&self.quantity_key, &self.revenue_key] {
             let count: u64 = self.client.zcard(key).await?;
             if count as usize > wanted.len() {
@@ -254,7 +276,7 @@ impl Mirror {
     /// `own` members, and each product of `sample` is a member of both sets
     /// and, in a merged view, has its entry in the hash (without it readers
     /// leave the product out). Other shards' members are never judged.
-    pub async fn audit(&self, own: u64, sample: &[ProductId]) -> Result<Audit, Error> {
+    pub async fn audit(&self, own: u64, sample: &[(TenantId, ProductId)]) -> Result<Audit, Error> {
         let mut keys = vec![&self.quantity_key, &self.revenue_key];
         if self.merged {
             keys.push(&self.products_key);
@@ -274,7 +296,7 @@ impl Mirror {
         if sample.is_empty() {
             return Ok(Audit::Missing(Vec::new()));
         }
-        let ids: Vec<String> = sample.iter().map(ProductId::to_string).collect();
+        let ids: Vec<String> = sample.iter().map(|(t, p)| self.member(*t, *p)).collect();
         let mut missing = vec![false; ids.len()];
         for key in [&self.quantity_key, &self.revenue_key] {
             let scores: Vec<Option<f64>> = self.client.zmscore(key, ids.clone()).await?;
@@ -292,7 +314,7 @@ impl Mirror {
             sample
                 .iter()
                 .zip(missing)
-                .filter_map(|(p, m)| m.then_some(*p))
+                .filter_map(|((_, p), m)| m.then_some(*p))
                 .collect(),
         ))
     }
@@ -312,13 +334,14 @@ fn zadd() -> CustomCommand {
 fn zadd_args(
     key: &str,
     entries: &[ProductTotal],
+    member: impl Fn(&ProductTotal) -> String,
     score: impl Fn(&ProductTotal) -> String,
 ) -> Vec<String> {
     let mut args = Vec::with_capacity(1 + 2 * entries.len());
     args.push(key.to_string());
     for e in entries {
         args.push(score(e));
-        args.push(e.product_id.to_string());
+        args.push(member(e));
     }
     args
 }

@@ -31,8 +31,19 @@ pub async fn make_key(
     if !manageable(caller).contains(&role) {
         return Err(ServiceError::Forbidden(Refusal::KeyRole));
     }
-    if let Some(handle) = s.tenants.get(tenant).await? {
-        handle.writable_by(caller)?;
+    let handle = s
+        .tenants
+        .get(tenant)
+        .await?
+        .ok_or(ServiceError::UnknownTenant)?;
+    handle.writable_by(caller)?;
+    // The branch is the pod's, the key the control database's (with pods,
+    // two databases): checked against the tenant's live catalog, which
+    // holds every branch (none is ever deleted).
+    if let Some(b) = branch {
+        if !handle.catalog.view().catalog.branches.contains_key(&b) {
+            return Err(ServiceError::NotABranch);
+        }
     }
     let scope = Scope::new(role, Some(tenant), branch).map_err(|e| ServiceError::Invalid {
         field: "role",
@@ -46,18 +57,6 @@ pub async fn make_key(
         label: label.to_string(),
         max_keys: s.limits.keys,
     };
-    if branch.is_some() {
-        // The branch is in the pod's database, the key goes to the
-        // control's (with pods, two databases): checked here first (a
-        // branch is never deleted).
-        let exists = s
-            .office
-            .run(move |c| Box::pin(async move { store::scope_exists(c, scope).await }))
-            .await?;
-        if !exists {
-            return Err(ServiceError::NotABranch);
-        }
-    }
     let made = s
         .directory()
         .run(move |c| Box::pin(async move { store::insert_tenant_key(c, &new).await }))

@@ -72,11 +72,31 @@ pub async fn time_zone(s: &Services, tenant: TenantId) -> Result<chrono_tz::Tz, 
 }
 
 /// The tenant (its back office or the operator asks: the gate checked).
+/// Read from the tenant's own database, which decides its state; with
+/// pods, a tenant found only in the directory is copied there first (its
+/// first use on this pod), as a start of its actor would.
 pub async fn find_tenant(s: &Services, tenant: TenantId) -> Result<TenantRow, ServiceError> {
-    s.directory()
+    let own = s
+        .office
+        .run(move |c| Box::pin(async move { store::find_tenant(c, tenant).await }))
+        .await?;
+    if let Some(row) = own {
+        return Ok(row);
+    }
+    let Some(control) = &s.control else {
+        return Err(ServiceError::UnknownTenant);
+    };
+    let row = control
         .run(move |c| Box::pin(async move { store::find_tenant(c, tenant).await }))
         .await?
-        .ok_or(ServiceError::UnknownTenant)
+        .ok_or(ServiceError::UnknownTenant)?;
+    if s.shard.owns(tenant) {
+        let adopted = row.clone();
+        s.office
+            .run(move |c| Box::pin(async move { store::adopt_tenant(c, &adopted).await }))
+            .await?;
+    }
+    Ok(row)
 }
 
 /// Renames, suspends or resumes `tenant`, or sets its zone, as `caller`:

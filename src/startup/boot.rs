@@ -287,7 +287,15 @@ async fn prepare_database(
             };
         let mut conn = pool.get_conn().await?;
         if config.pods() && !store::fence_pod(&mut conn, config.shard, me, fence).await? {
-            return Ok(Err(lease::taken_over(config.shard)));
+            return Ok(Err(Fatal {
+                message: format!(
+                    "shard {}'s database carries a later fencing number than {fence} from the control database: \
+                     another holder fenced it since, or the control database was restored from an older state \
+                     (then raise shard_leases.fence there above the pod's before starting again)",
+                    config.shard
+                ),
+                code: 1,
+            }));
         }
         let server = store::server_traits(&mut conn).await?;
         store::fill_currencies(&mut conn, config.default_currency).await?;

@@ -207,13 +207,16 @@ pub async fn create_tenant_on_a_pod(
     let _: Option<u64> = tx
         .query_first("SELECT shard_count FROM shard_deployment WHERE id = 1 FOR UPDATE")
         .await?;
+    // The count is ours (a number), written into the text so the
+    // remainder's type is the server's integer, never a parameter's.
     let counts: Vec<(u64, u64)> = tx
-        .exec(
-            "SELECT id % ?, COUNT(*) FROM tenants GROUP BY id % ?",
-            (pods, pods),
-        )
+        .query(format!(
+            "SELECT CAST(id % {pods} AS UNSIGNED), COUNT(*) FROM tenants GROUP BY 1"
+        ))
         .await?;
-    let top: Option<Option<u64>> = tx.query_first("SELECT MAX(id) FROM tenants").await?;
+    let top: Option<Option<u64>> = tx
+        .query_first("SELECT MAX(id) FROM tenants FOR UPDATE")
+        .await?;
     let pod = emptiest_pod(&counts, pods);
     let id = next_id_on_pod(top.flatten().unwrap_or(0), pod, pods);
     tx.exec_drop(

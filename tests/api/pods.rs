@@ -18,8 +18,24 @@ struct Pods {
     servers: [MariadbServer; 2],
     pods: [TestDb; 2],
     shards: [ChildServer; 2],
-    haproxy: Haproxy,
+    /// Runs as long as the pods do.
+    _haproxy: Haproxy,
+    view: PodsView,
+}
+
+/// What a client of the platform sees: HAProxy, as the operator.
+struct PodsView {
+    operator: String,
+    base: String,
     client: awc::Client,
+}
+
+impl std::ops::Deref for Pods {
+    type Target = PodsView;
+
+    fn deref(&self) -> &PodsView {
+        &self.view
+    }
 }
 
 /// A tenant made through the API, with a till key for its one branch.
@@ -67,23 +83,29 @@ async fn start_pods() -> Pods {
     };
     let shards = [shard(0).await, shard(1).await];
     let haproxy = Haproxy::start(&shards[0].addr(), &shards[1].addr()).await;
+    let view = PodsView {
+        operator: control.operator.clone(),
+        base: haproxy.base.clone(),
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .finish(),
+    };
     Pods {
         control,
         servers,
         pods,
         shards,
-        haproxy,
-        client: awc::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .finish(),
+        _haproxy: haproxy,
+        view,
     }
 }
 
-impl Pods {
+impl PodsView {
     async fn send(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> Answer {
-        let url = format!("{}{path}", self.haproxy.base);
+        let url = format!("{}{path}", self.base);
         let req = match method {
             "POST" => self.client.post(url),
+            "PATCH" => self.client.patch(url),
             _ => self.client.get(url),
         }
         .bearer_auth(token);
@@ -106,7 +128,7 @@ impl Pods {
     /// A tenant made by the operator, its branch and product made by its
     /// back office, and a till key for the branch, all through HAProxy.
     async fn tenant(&self, name: &str) -> PodTenant {
-        let op = self.control.operator.clone();
+        let op = self.operator.clone();
         let made = self
             .send("POST", "/v1/tenants", &op, Some(&json!({"name": name})))
             .await;
@@ -168,7 +190,7 @@ impl Pods {
             .send(
                 "GET",
                 &format!("/v1/tenants/{}/sales", t.id),
-                &self.control.operator,
+                &self.operator,
                 None,
             )
             .await;
@@ -191,18 +213,76 @@ async fn count(db: &TestDb, sql: &str) -> u64 {
 #[actix_web::test]
 async fn two_pods_keep_their_tenants_apart_and_one_pods_database_down_stops_only_its_own() {
     let mut p = start_pods().await;
+    // Two tenants already on pod 0 (ids 2 and 4, made elsewhere): the next
+    // go to pod 1 until it has as many, then alternate, each with the
+    // smallest id above the others that maps to its pod.
+    let earlier = "INSERT INTO tenants (id, name, created) VALUES (2, 'Earlier', UTC_TIMESTAMP(6)), (4, 'Earlier', UTC_TIMESTAMP(6))";
+    p.control.exec(earlier).await;
     let mut tenants = Vec::new();
     for name in ["Alpha", "Beta", "Gamma", "Delta"] {
         tenants.push(p.tenant(name).await);
     }
-    // Each new tenant went to the pod with the fewest, with an id that maps
-    // to it: two each.
-    let on_pod = |i: u64| tenants.iter().filter(|t| t.id % 2 == i).count();
-    assert_eq!((on_pod(0), on_pod(1)), (2, 2));
-    let listed = p
-        .send("GET", "/v1/tenants", &p.control.operator, None)
+    let ids: Vec<u64> = tenants.iter().map(|t| t.id).collect();
+    assert_eq!(ids, [5, 7, 8, 9]);
+    // The operator's list is the directory's; a change, decided in the
+    // tenant's pod, reaches it.
+    let renamed = p
+        .send(
+            "PATCH",
+            "/v1/tenants/7",
+            &p.operator,
+            Some(&json!({"name": "Beta renamed"})),
+        )
         .await;
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    let listed = p.send("GET", "/v1/tenants", &p.operator, None).await;
     assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let names: Vec<(u64, String)> = listed.body["tenants"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_u64().unwrap_or(0),
+                t["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, String)> = [
+        (2, "Earlier"),
+        (4, "Earlier"),
+        (5, "Alpha"),
+        (7, "Beta renamed"),
+        (8, "Gamma"),
+        (9, "Delta"),
+    ]
+    .iter()
+    .map(|(i, n)| (*i, n.to_string()))
+    .collect();
+    assert_eq!(names, expected);
+    // A report on a tenant its pod has not seen yet (made by another
+    // instance a moment ago) finds it.
+    let epsilon = p
+        .send(
+            "POST",
+            "/v1/tenants",
+            &p.operator,
+            Some(&json!({"name": "Epsilon"})),
+        )
+        .await;
+    assert_eq!(epsilon.status, 201, "{:?}", epsilon.body);
+    let report = p
+        .send(
+            "GET",
+            &format!(
+                "/v1/tenants/{}/reports/sales?from=2026-12-01&to=2026-12-31&tz=UTC",
+                epsilon.body["id"]
+            ),
+            &p.operator,
+            None,
+        )
+        .await;
+    assert_eq!(report.status, 200, "{:?}", report.body);
 
     let mut sold = vec![0u64; tenants.len()];
     for _ in 0..3 {
@@ -233,6 +313,31 @@ async fn two_pods_keep_their_tenants_apart_and_one_pods_database_down_stops_only
     let till_keys = "SELECT COUNT(*) FROM api_keys WHERE role = 'till'";
     assert_eq!(count(&p.control, till_keys).await, 4);
     assert_eq!(count(&p.pods[0], till_keys).await, 0);
+    assert_eq!(count(&p.pods[1], till_keys).await, 0);
+    // The global top sellers merge both pods, whose product ids repeat
+    // (each pod numbers its own): every tenant's product, with its sales.
+    let merged = eventually(Duration::from_secs(10), || async {
+        let top = p
+            .send("GET", "/v1/top-selling?limit=10", &p.operator, None)
+            .await;
+        let mut seen: Vec<(u64, u64)> = top.body["top_selling_products"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|e| {
+                        (
+                            e["tenantID"].as_u64().unwrap_or(0),
+                            e["quantitySold"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        seen.sort();
+        seen == ids.iter().map(|id| (*id, 3)).collect::<Vec<_>>()
+    })
+    .await;
+    assert!(merged, "top sellers of both pods, none overwriting another");
 
     // Pod 1's database dies: pod 0's tenants go on, pod 1's are told to
     // come back later, and nothing they were told is lost.
@@ -255,12 +360,38 @@ async fn two_pods_keep_their_tenants_apart_and_one_pods_database_down_stops_only
         }
         assert!(Instant::now() < deadline, "pod 1's tenants are refused");
     }
+    // The shard itself answers so (not only HAProxy, once it sees the
+    // shard unready).
+    let direct = PodsView {
+        operator: p.operator.clone(),
+        base: p.shards[1].base.clone(),
+        client: p.client.clone(),
+    };
+    let a = direct.sell(&tenants[one]).await;
+    assert_eq!(a.status, 503, "{:?}", a.body);
+    assert!(a.retry_after.is_some(), "a 503 says when to retry");
     for _ in 0..3 {
         for (i, t) in tenants.iter().enumerate().filter(|(_, t)| t.id % 2 == 0) {
             let a = p.sell(t).await;
             assert_eq!(a.status, 201, "pod 0 is untouched: {:?}", a.body);
             sold[i] += 1;
         }
+    }
+    // They read and report too, while pod 1's database is down.
+    for (i, t) in tenants.iter().enumerate().filter(|(_, t)| t.id % 2 == 0) {
+        assert_eq!(p.quantity_read(t).await, sold[i], "tenant {}", t.id);
+        let report = p
+            .send(
+                "GET",
+                &format!(
+                    "/v1/tenants/{}/reports/sales?from=2026-12-01&to=2026-12-31&groupBy=day",
+                    t.id
+                ),
+                &p.operator,
+                None,
+            )
+            .await;
+        assert_eq!(report.status, 200, "{:?}", report.body);
     }
     p.servers[1].restart().await;
     for (i, t) in tenants.iter().enumerate().filter(|(_, t)| t.id % 2 == 1) {
@@ -287,4 +418,76 @@ async fn two_pods_keep_their_tenants_apart_and_one_pods_database_down_stops_only
     for s in &mut p.shards {
         s.kill().await;
     }
+}
+
+#[actix_web::test]
+async fn with_the_control_database_down_proven_keys_fail_closed_and_nothing_stored_is_lost() {
+    let mut control_server = MariadbServer::start().await;
+    let control = TestDb::create_on(&control_server.url()).await;
+    let pod = TestDb::create().await;
+    let env = [
+        ("POS_CONTROL_DATABASE_URL", control.url.as_str()),
+        ("POS_STORAGE_RETRY_MS", "500"),
+        // The till sells as fast as it is answered until it is refused.
+        ("POS_RATE_LIMIT_PER_KEY", "100000"),
+        ("POS_RATE_LIMIT_BURST", "100000"),
+    ];
+    let shard = ChildServer::start(&pod.url, &env).await;
+    let haproxy = Haproxy::start(&shard.addr(), &shard.addr()).await;
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .finish();
+    let p = PodsView {
+        operator: control.operator.clone(),
+        base: haproxy.base.clone(),
+        client,
+    };
+    let t = p.tenant("Alpha").await;
+    let mut sold = 0u64;
+    assert_eq!(p.sell(&t).await.status, 201);
+    sold += 1;
+
+    // The control database dies: keys proven before are trusted only while
+    // revocations are fresh, then every sale is refused with Retry-After.
+    control_server.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = p.sell(&t).await;
+        match a.status {
+            201 => sold += 1,
+            503 => {
+                assert!(a.retry_after.is_some(), "a 503 says when to retry");
+                break;
+            }
+            other => panic!("{other} {:?}", a.body),
+        }
+        assert!(Instant::now() < deadline, "the sales failed closed");
+    }
+    let made = p
+        .send(
+            "POST",
+            "/v1/tenants",
+            &p.operator,
+            Some(&json!({"name": "Beta"})),
+        )
+        .await;
+    assert_eq!(
+        made.status, 503,
+        "no tenant is made without the directory: {:?}",
+        made.body
+    );
+
+    control_server.restart().await;
+    let back = eventually(Duration::from_secs(30), || async {
+        p.sell(&t).await.status == 201
+    })
+    .await;
+    assert!(back, "sales go on once the control database is back");
+    sold += 1;
+    let sql = format!(
+        "SELECT COUNT(*) FROM sales_transactions WHERE tenant_id = {}",
+        t.id
+    );
+    assert_eq!(count(&pod, &sql).await, sold);
+    assert_eq!(p.quantity_read(&t).await, sold);
 }

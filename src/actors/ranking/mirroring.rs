@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::RankingActor;
-use crate::domain::{ProductId, ProductTotal};
+use crate::domain::{ProductId, ProductTotal, TenantId};
 use crate::mirror::{Audit, Mirror};
 
 /// How often changed totals are written to Redis; faster with shards,
@@ -36,7 +36,7 @@ pub(super) fn tick(mirror: Option<&Mirror>) -> Duration {
 /// What one mirror step does.
 enum Step {
     Rewrite(Vec<ProductTotal>),
-    Write(Vec<ProductTotal>, Option<Vec<ProductId>>),
+    Write(Vec<ProductTotal>, Option<Vec<(TenantId, ProductId)>>),
 }
 
 impl RankingActor {
@@ -132,12 +132,16 @@ impl RankingActor {
     }
 
     /// The next products to check member by member, round-robin over all.
-    fn audit_sample(&mut self) -> Vec<ProductId> {
+    fn audit_sample(&mut self) -> Vec<(TenantId, ProductId)> {
         if self.audit_queue.is_empty() {
             self.audit_queue = self.totals.keys().copied().collect();
         }
         let from = self.audit_queue.len().saturating_sub(AUDIT_SAMPLE);
-        self.audit_queue.split_off(from)
+        let sample = self.audit_queue.split_off(from);
+        sample
+            .into_iter()
+            .filter_map(|p| self.totals.get(&p).map(|t| (t.tenant_id, p)))
+            .collect()
     }
 
     pub(super) fn update_lag(&self) {
