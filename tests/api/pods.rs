@@ -2,15 +2,17 @@
 //! `mariadbd`), sharing a control database (the tenants directory, keys,
 //! leases), behind the shipped HAProxy.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use serde_json::{json, Value};
 
 use crate::support::child::ChildServer;
+use crate::support::ledger::{assert_exactly_once, drive, Ledger};
 use crate::support::mariadb_server::MariadbServer;
 use crate::support::peers::Haproxy;
-use crate::support::{eventually, redis_url, sale, TestDb};
+use crate::support::{eventually, redis_url, sale, Tenant, TestDb};
 
 struct Pods {
     control: TestDb,
@@ -18,6 +20,8 @@ struct Pods {
     servers: [MariadbServer; 2],
     pods: [TestDb; 2],
     shards: [ChildServer; 2],
+    /// Shard 1's hot standby, if asked for.
+    standby: Option<ChildServer>,
     /// Runs as long as the pods do.
     _haproxy: Haproxy,
     view: PodsView,
@@ -53,6 +57,11 @@ struct Answer {
 }
 
 async fn start_pods() -> Pods {
+    start_pods_with(false).await
+}
+
+/// The pods; with `standby`, shard 1 has a hot standby (and leases last 3 s).
+async fn start_pods_with(standby: bool) -> Pods {
     let control = TestDb::create().await;
     let servers = [MariadbServer::start().await, MariadbServer::start().await];
     let pods = [
@@ -61,7 +70,7 @@ async fn start_pods() -> Pods {
     ];
     let prefix = format!("{{t{}}}:", uuid::Uuid::new_v4().simple());
     let redis = redis_url();
-    let shard = |i: usize| {
+    let shard = |i: usize, second: bool| {
         let (pod, control, redis, prefix) = (
             pods[i].url.clone(),
             control.url.clone(),
@@ -70,7 +79,9 @@ async fn start_pods() -> Pods {
         );
         async move {
             let shard = format!("{i}/2");
+            let lease = if standby { "3" } else { "10" };
             let env = [
+                ("POS_SHARD_LEASE_SECS", lease),
                 ("POS_SHARD", shard.as_str()),
                 ("POS_CONTROL_DATABASE_URL", control.as_str()),
                 ("POS_REDIS_URL", redis.as_str()),
@@ -78,11 +89,33 @@ async fn start_pods() -> Pods {
                 ("POS_SESSION_SECRET", crate::leases::SESSION_SECRET),
                 ("POS_STORAGE_RETRY_MS", "500"),
             ];
-            ChildServer::start(&pod, &env).await
+            match second {
+                false => ChildServer::start(&pod, &env).await,
+                true => ChildServer::spawn(&pod, &env),
+            }
         }
     };
-    let shards = [shard(0).await, shard(1).await];
-    let haproxy = Haproxy::start(&shards[0].addr(), &shards[1].addr()).await;
+    let shards = [shard(0, false).await, shard(1, false).await];
+    let (standby, haproxy) = match standby {
+        true => {
+            let standby = shard(1, true).await;
+            let waiting = eventually(Duration::from_secs(20), || async {
+                standby
+                    .log_text()
+                    .contains("another instance holds this shard's lease")
+            })
+            .await;
+            assert!(waiting, "the standby waits: {}", standby.log_text());
+            let env = [("SHARD1_STANDBY", standby.addr())];
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let haproxy = Haproxy::start_with(&shards[0].addr(), &shards[1].addr(), &env).await;
+            (Some(standby), haproxy)
+        }
+        false => (
+            None,
+            Haproxy::start(&shards[0].addr(), &shards[1].addr()).await,
+        ),
+    };
     let view = PodsView {
         operator: control.operator.clone(),
         base: haproxy.base.clone(),
@@ -95,6 +128,7 @@ async fn start_pods() -> Pods {
         servers,
         pods,
         shards,
+        standby,
         _haproxy: haproxy,
         view,
     }
@@ -490,4 +524,86 @@ async fn with_the_control_database_down_proven_keys_fail_closed_and_nothing_stor
     );
     assert_eq!(count(&pod, &sql).await, sold);
     assert_eq!(p.quantity_read(&t).await, sold);
+}
+
+#[actix_web::test]
+async fn a_standby_fences_its_pod_so_a_paused_holder_that_wakes_commits_nothing_more() {
+    let mut p = start_pods_with(true).await;
+    // HAProxy takes a server for up until its checks say otherwise: wait
+    // until it has found the standby unready (no answer of its "starting").
+    let settled = eventually(Duration::from_secs(20), || async {
+        for _ in 0..6 {
+            let any = p.send("GET", "/v1/tenants", &p.operator, None).await;
+            let shard1 = p.send("GET", "/v1/tenants/1", &p.operator, None).await;
+            if any.status != 200 || shard1.status != 404 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(settled, "HAProxy sends nothing to the waiting standby");
+    p.tenant("Alpha").await;
+    let t = p.tenant("Beta").await;
+    assert_eq!(t.id % 2, 1, "the second tenant goes to pod 1");
+    let tenant = Tenant {
+        id: t.id,
+        branches: vec![t.branch],
+        products: vec![t.product],
+        till: t.till.clone(),
+        backoffice: String::new(),
+    };
+    let ledger = Arc::new(Ledger::default());
+    let load = actix_web::rt::spawn(drive(
+        p.base.clone(),
+        tenant.clone(),
+        4,
+        60,
+        Duration::from_secs(180),
+        ledger.clone(),
+    ));
+    let going = eventually(Duration::from_secs(60), || async {
+        ledger.confirmed_count() >= 20
+    })
+    .await;
+    assert!(going, "the load did not get going");
+
+    // The holder stops dead with batches in hand; its lease runs out and
+    // the standby takes the shard, fencing the pod's database first.
+    let holder = p.shards[1].pid().to_string();
+    signal("-STOP", &holder);
+    let standby = p.standby.as_ref().expect("a standby");
+    let took_over = eventually(Duration::from_secs(30), || async {
+        standby.status("/ready", None).await == Some(200)
+    })
+    .await;
+    assert!(took_over, "the standby took over: {}", standby.log_text());
+    // Woken, the old holder's batches fail the pod's fence and it stops.
+    signal("-CONT", &holder);
+    let status = p.shards[1].wait(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(1), "{}", p.shards[1].log_text());
+    load.await.expect("the load");
+    assert_eq!(ledger.confirmed_count(), 4 * 60);
+    let fences = "SELECT fence FROM shard_leases WHERE shard_index = 1";
+    let pod_fence = count(&p.pods[1], fences).await;
+    assert_eq!(pod_fence, count(&p.control, fences).await);
+    assert_eq!(pod_fence, 2, "the standby's fencing number is the pod's");
+    let read = p
+        .send(
+            "GET",
+            &format!("/v1/tenants/{}/sales", t.id),
+            &p.operator,
+            None,
+        )
+        .await;
+    assert_eq!(read.status, 200);
+    assert_exactly_once(&p.pods[1], &tenant, &ledger, &read.body).await;
+}
+
+fn signal(which: &str, pid: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([which, pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill {which} {pid}");
 }

@@ -49,7 +49,8 @@ impl Haproxy {
         Haproxy::start_with(shard0, shard1, &[("SHARD0_STANDBY", standby0)]).await
     }
 
-    async fn start_with(shard0: &str, shard1: &str, env: &[(&str, &str)]) -> Haproxy {
+    /// With more of the config's variables (`SHARD1_STANDBY`, …).
+    pub async fn start_with(shard0: &str, shard1: &str, env: &[(&str, &str)]) -> Haproxy {
         let port = free_port();
         let child = spawn(
             Command::new("haproxy")
