@@ -218,21 +218,16 @@ pub async fn create_tenant_on_a_pod(
         .query_first("SELECT MAX(id) FROM tenants FOR UPDATE")
         .await?;
     let pod = emptiest_pod(&counts, pods);
-    let id = next_id_on_pod(top.flatten().unwrap_or(0), pod, pods);
+    let id = TenantId::new(next_id_on_pod(top.flatten().unwrap_or(0), pod, pods))
+        .ok_or_else(|| StoreError::invariant("a tenant id is never 0"))?;
     tx.exec_drop(
         "INSERT INTO tenants (id, name, created, currency) VALUES (?, ?, UTC_TIMESTAMP(6), ?)",
         (id, name.as_str(), currency.code()),
     )
     .await?;
-    let row: Option<TenantTuple> = tx
-        .exec_first(
-            format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"),
-            (id,),
-        )
-        .await?;
+    let row = find_tenant(&mut tx, id).await?;
     tx.commit().await?;
-    row.map(tenant_row)
-        .ok_or_else(|| StoreError::invariant("a tenant just made is gone"))
+    row.ok_or_else(|| StoreError::invariant("a tenant just made is gone"))
 }
 
 /// The pod with the fewest tenants (the lowest index of those tied).
@@ -302,7 +297,8 @@ pub async fn find_tenants(conn: &mut Conn, ids: &[TenantId]) -> Result<Vec<Tenan
     Ok(rows.into_iter().map(tenant_row).collect())
 }
 
-pub async fn find_tenant(conn: &mut Conn, id: TenantId) -> Result<Option<TenantRow>> {
+/// The tenant with this id, on a connection or in a transaction.
+pub async fn find_tenant(conn: &mut impl Queryable, id: TenantId) -> Result<Option<TenantRow>> {
     let row: Option<TenantTuple> = conn
         .exec_first(
             format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"),
@@ -373,14 +369,9 @@ pub async fn update_tenant(
         ),
     )
     .await?;
-    let row: Option<TenantTuple> = tx
-        .exec_first(
-            format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"),
-            (id,),
-        )
-        .await?;
+    let row = find_tenant(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(row.map(tenant_row).ok_or(TenantRefusal::NoSuchTenant))
+    Ok(row.ok_or(TenantRefusal::NoSuchTenant))
 }
 
 /// Makes the products whose `sku` is new and finds those that exist with

@@ -2,14 +2,13 @@
 //! `mariadbd`), sharing a control database (the tenants directory, keys,
 //! leases), behind the shipped HAProxy.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use serde_json::{json, Value};
 
 use crate::support::child::ChildServer;
-use crate::support::ledger::{assert_exactly_once, drive, Ledger};
+use crate::support::ledger::{assert_exactly_once, load_under_way};
 use crate::support::mariadb_server::MariadbServer;
 use crate::support::peers::Haproxy;
 use crate::support::{eventually, redis_url, sale, Tenant, TestDb};
@@ -553,20 +552,7 @@ async fn a_standby_fences_its_pod_so_a_paused_holder_that_wakes_commits_nothing_
         till: t.till.clone(),
         backoffice: String::new(),
     };
-    let ledger = Arc::new(Ledger::default());
-    let load = actix_web::rt::spawn(drive(
-        p.base.clone(),
-        tenant.clone(),
-        4,
-        60,
-        Duration::from_secs(180),
-        ledger.clone(),
-    ));
-    let going = eventually(Duration::from_secs(60), || async {
-        ledger.confirmed_count() >= 20
-    })
-    .await;
-    assert!(going, "the load did not get going");
+    let (load, ledger) = load_under_way(&p.base, &tenant).await;
 
     // The holder stops dead with batches in hand; its lease runs out and
     // the standby takes the shard, fencing the pod's database first.

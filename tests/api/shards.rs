@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::child::{pos_cli, ChildServer};
-use crate::support::ledger::{assert_exactly_once, drive, Ledger};
+use crate::support::ledger::{assert_exactly_once, drive, load_under_way, Ledger};
 use crate::support::peers::{Haproxy, Prometheus};
 use crate::support::{
     eventually, listed, page_status, post_status, redis_client, redis_url, web_session, Tenant,
@@ -831,20 +831,7 @@ async fn a_hot_standby_takes_over_a_killed_shard_and_no_acknowledged_sale_is_los
         standby.log_text()
     );
     let haproxy = Haproxy::start_with_standby(&active.addr(), &standby.addr(), &other.addr()).await;
-    let ledger = Arc::new(Ledger::default());
-    let load = actix_web::rt::spawn(drive(
-        haproxy.base.clone(),
-        tenant.clone(),
-        4,
-        60,
-        Duration::from_secs(180),
-        ledger.clone(),
-    ));
-    let going = eventually(Duration::from_secs(60), || async {
-        ledger.confirmed_count() >= 20
-    })
-    .await;
-    assert!(going, "the load did not get going");
+    let (load, ledger) = load_under_way(&haproxy.base, &tenant).await;
     assert_eq!(standby.status("/ready", None).await, Some(503));
 
     active.kill().await;

@@ -89,6 +89,29 @@ pub async fn drive(
     futures_util::future::join_all(tills).await;
 }
 
+/// Four tills of `tenant` selling 60 sales each to `base` in the
+/// background (see [`drive`]), once 20 are confirmed; the task and its ledger.
+pub async fn load_under_way(
+    base: &str,
+    tenant: &Tenant,
+) -> (actix_web::rt::task::JoinHandle<()>, Arc<Ledger>) {
+    let ledger = Arc::new(Ledger::default());
+    let load = actix_web::rt::spawn(drive(
+        base.to_string(),
+        tenant.clone(),
+        4,
+        60,
+        Duration::from_secs(180),
+        ledger.clone(),
+    ));
+    let going = super::eventually(Duration::from_secs(60), || async {
+        ledger.confirmed_count() >= 20
+    })
+    .await;
+    assert!(going, "the load did not get going");
+    (load, ledger)
+}
+
 /// The database holds every confirmed sale exactly once and nothing else;
 /// the summary equals the history; the API (`sales` as read with the
 /// tenant's back-office key) equals the summary.
