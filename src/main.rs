@@ -162,7 +162,10 @@ async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
             &args.command,
             migration_url,
             migration_url,
-            config.migration_url(),
+            pos::cli::keys::Branches {
+                url: config.migration_url(),
+                pods: config.pods(),
+            },
         )
         .await,
     )

@@ -19,10 +19,10 @@ mod process;
 pub const SETTLE_OUTCOMES: &[&str] = &["stored", "not_stored"];
 
 /// Kinds and results of the lookup actor's reads (`pos_lookups_total`).
-pub const LOOKUP_KINDS: &[&str] = &["key", "catalog", "office", "report"];
+pub const LOOKUP_KINDS: &[&str] = &["key", "catalog", "office", "control", "report"];
 pub const LOOKUP_RESULTS: &[&str] = &["ok", "error", "busy"];
 /// The bounded pools off the write path (`pos_statements_in_flight`).
-pub const BOUNDED_POOLS: &[&str] = &["lookup", "office"];
+pub const BOUNDED_POOLS: &[&str] = &["lookup", "office", "control_lookup", "control"];
 
 #[derive(Clone)]
 pub struct Metrics {

@@ -95,33 +95,33 @@ pub fn start(config: Config) -> Result<RunningApp, StartError> {
     // Reads off the write path (keys, catalogs) have their own thread and
     // pool; keys come from the control database, catalogs from the pod's.
     let lookup_arbiter = Arbiter::new();
-    let start_lookup = |url: &str| {
+    let start_lookup = |url: &str, pool: &'static str| {
         let (url, m) = (url.to_string(), metrics.clone());
         LookupActor::start_in_arbiter(&lookup_arbiter.handle(), move |_| {
-            LookupActor::new(&url, m).expect("the database URL was checked at start")
+            LookupActor::new(&url, pool, m).expect("the database URL was checked at start")
         })
     };
-    let lookup = start_lookup(&config.database_url);
+    let lookup = start_lookup(&config.database_url, "lookup");
     let key_lookup = match config.pods() {
-        true => start_lookup(config.control_url()),
+        true => start_lookup(config.control_url(), "control_lookup"),
         false => lookup.clone(),
     };
     // So do the back office's statements: the pod's (catalogs, refunds,
     // events) and the control database's (tenants directory, keys, sessions).
     let office_arbiter = Arbiter::new();
-    let start_office = |url: &str| {
+    let start_office = |url: &str, name: &'static str| {
         let (url, m) = (url.to_string(), metrics.clone());
         Office::new(
             OfficeActor::start_in_arbiter(&office_arbiter.handle(), move |_| {
-                OfficeActor::new(&url, OFFICE_BOUNDS, "office", m)
+                OfficeActor::new(&url, OFFICE_BOUNDS, name, m)
                     .expect("the database URL was checked at start")
             }),
             OFFICE_BOUNDS,
         )
     };
-    let office = start_office(&config.database_url);
+    let office = start_office(&config.database_url, "office");
     let control = match config.pods() {
-        true => Some(start_office(config.control_url())),
+        true => Some(start_office(config.control_url(), "control")),
         false => None,
     };
     // Reports too, on the same thread with a pool and bounds of their own.

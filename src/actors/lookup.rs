@@ -45,14 +45,20 @@ pub struct LookupActor {
 
 impl LookupActor {
     /// Builds the actor; call inside its arbiter so the pool lives there.
-    pub fn new(database_url: &str, metrics: Metrics) -> Result<Self, mysql_async::UrlError> {
+    /// `pool` names it in `pos_statements_in_flight` (`lookup`, or
+    /// `control_lookup` for the keys of a control database of its own).
+    pub fn new(
+        database_url: &str,
+        pool: &'static str,
+        metrics: Metrics,
+    ) -> Result<Self, mysql_async::UrlError> {
         let bounds = Bounds {
             connections: POOL_MAX,
             max_in_flight: MAX_IN_FLIGHT,
             timeout: LOOKUP_TIMEOUT,
         };
         Ok(LookupActor {
-            pool: BoundedPool::new(database_url, "lookup", bounds, metrics)?,
+            pool: BoundedPool::new(database_url, pool, bounds, metrics)?,
         })
     }
 }

@@ -53,7 +53,8 @@ impl OfficeActor {
         metrics: Metrics,
     ) -> Result<Self, mysql_async::UrlError> {
         Ok(OfficeActor {
-            pool: BoundedPool::new(database_url, "office", bounds, metrics)?,
+            // Its pool is named as its statements are counted.
+            pool: BoundedPool::new(database_url, kind, bounds, metrics)?,
             kind,
         })
     }

@@ -65,14 +65,20 @@ fn parse_role(text: &str) -> Result<Role, NotARole> {
     Role::parse(text).ok_or_else(|| NotARole(text.to_string()))
 }
 
+/// Where `pos keys` looks a key's branch up: the tenant's pod (with one
+/// database, the same URL as the keys'), and whether that is a pod.
+pub struct Branches<'a> {
+    pub url: &'a str,
+    pub pods: bool,
+}
+
 /// Runs a `pos keys` command on the control database (`url`); the output
-/// for stdout. A key's branch is looked up at `branches_url` (the tenant's
-/// pod: with one database, the same URL).
+/// for stdout.
 pub async fn run(
     command: &KeysCommand,
     url: &str,
     migration_url: &str,
-    branches_url: &str,
+    branches: Branches<'_>,
 ) -> Result<String, CliError> {
     if let KeysCommand::Create {
         role,
@@ -83,10 +89,16 @@ pub async fn run(
     {
         let scope =
             Scope::new(*role, *tenant, *branch).map_err(|e| CliError::refused(e.to_string()))?;
-        with_connection(branches_url, branches_url, async |conn| {
+        let found = with_connection(branches.url, branches.url, async |conn| {
             refuse_unknown(conn, scope).await
         })
-        .await?;
+        .await;
+        if let (Err(CliError::Refused(why)), true) = (&found, branches.pods) {
+            return Err(CliError::refused(format!(
+                "{why} in the database POS_DATABASE_URL names: with pods, point it at the tenant's pod (tenant_id % n)"
+            )));
+        }
+        found?;
     }
     with_connection(url, migration_url, async |conn| match command {
         KeysCommand::Create {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 use serde_json::{json, Value};
 
-use crate::support::child::ChildServer;
+use crate::support::child::{pos_cli, ChildServer};
 use crate::support::ledger::{assert_exactly_once, load_under_way};
 use crate::support::mariadb_server::MariadbServer;
 use crate::support::peers::Haproxy;
@@ -448,6 +448,25 @@ async fn two_pods_keep_their_tenants_apart_and_one_pods_database_down_stops_only
         assert_eq!(count(own, &sql).await, sold[i], "tenant {}", t.id);
         assert_eq!(p.quantity_read(t).await, sold[i], "tenant {}", t.id);
     }
+    // `pos keys` makes keys in the control database and looks a key's
+    // branch up in the pod POS_DATABASE_URL names: the tenant's, or a hint.
+    let t = &tenants[one];
+    let (tenant, branch) = (t.id.to_string(), t.branch.to_string());
+    let args = [
+        "keys", "create", "--role", "till", "--tenant", &tenant, "--branch", &branch, "--label",
+        "cli till",
+    ];
+    for (pod, made) in [(0, false), (1, true)] {
+        let env = [
+            ("POS_DATABASE_URL", p.pods[pod].url.as_str()),
+            ("POS_CONTROL_DATABASE_URL", p.control.url.as_str()),
+        ];
+        let (code, _, err) = pos_cli(&env, &args).await;
+        assert_eq!(code == 0, made, "pod {pod}: {err}");
+        assert_eq!(err.contains("point it at the tenant's pod"), !made, "{err}");
+    }
+    let cli_keys = "SELECT COUNT(*) FROM api_keys WHERE label = 'cli till'";
+    assert_eq!(count(&p.control, cli_keys).await, 1);
     for s in &mut p.shards {
         s.kill().await;
     }
