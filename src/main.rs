@@ -172,17 +172,11 @@ async fn keys(args: pos::cli::keys::KeysArgs, config: Config) -> i32 {
 }
 
 async fn shards(args: pos::cli::shards::ShardsArgs, config: Config) -> i32 {
-    if config.pods() && matches!(args.command, pos::cli::shards::ShardsCommand::Resize { .. }) {
-        // Each pod's database holds its tenants' rows: a new count would
-        // send tenants to pods that lack them (moving rows is not built).
-        eprintln!("shards: resize is refused with pods (POS_CONTROL_DATABASE_URL is set): a new count would move tenants to pods that do not hold their rows");
-        return 1;
-    }
     // Leases and the shard count are the control database's.
     let (url, migration_url) = (config.control_url(), config.control_migration_url());
     report(
         "shards",
-        pos::cli::shards::run(&args.command, url, migration_url).await,
+        pos::cli::shards::run(&args.command, url, migration_url, config.pods()).await,
     )
 }
 

@@ -149,7 +149,7 @@ impl Metrics {
         let statements_in_flight = prometheus::IntGaugeVec::new(
             Opts::new(
                 "pos_statements_in_flight",
-                "Statements off the write path waiting for a connection or running, by pool (lookup: keys and catalogs; office: the back office's); past each pool's bound they are refused (503)",
+                "Statements off the write path waiting for a connection or running, by pool (lookup: keys and catalogs; office: the back office's; with pods, control_lookup and control: the same on the control database); past each pool's bound they are refused (503)",
             ),
             &["pool"],
         )

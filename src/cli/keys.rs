@@ -95,7 +95,7 @@ pub async fn run(
         .await;
         if let (Err(CliError::Refused(why)), true) = (&found, branches.pods) {
             return Err(CliError::refused(format!(
-                "{why} in the database POS_DATABASE_URL names: with pods, point it at the tenant's pod (tenant_id % n)"
+                "{why} in this pod's database (POS_MIGRATE_DATABASE_URL if set, else POS_DATABASE_URL): with pods, point it at the tenant's pod (tenant_id % n)"
             )));
         }
         found?;

@@ -27,14 +27,26 @@ pub enum ShardsCommand {
     Status,
 }
 
-/// Runs a `pos shards` command; the output for stdout.
+/// Runs a `pos shards` command on the control database; the output for
+/// stdout. With `pods`, a resize is refused once the directory has a
+/// tenant: each pod's database holds its tenants' rows, and a new count
+/// would send tenants to pods that lack them (moving rows is not built).
 pub async fn run(
     command: &ShardsCommand,
     url: &str,
     migration_url: &str,
+    pods: bool,
 ) -> Result<String, CliError> {
     with_connection(url, migration_url, async |conn| match command {
-        ShardsCommand::Resize { count } => resize(conn, *count).await,
+        ShardsCommand::Resize { count } => {
+            let tenants = if pods { store::count_tenants(conn).await? } else { 0 };
+            if tenants > 0 {
+                return Err(CliError::refused(format!(
+                    "resize is refused with pods once there are tenants ({tenants}): a new count would send tenants to pods that do not hold their rows"
+                )));
+            }
+            resize(conn, *count).await
+        }
         ShardsCommand::Status => status(conn).await,
     })
     .await

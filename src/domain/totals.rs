@@ -51,18 +51,20 @@ pub const MAX_TOP: usize = 100;
 
 impl RankBy {
     /// Sorts `totals` best first in this order, net of refunds (ties by
-    /// product id).
+    /// product id, then tenant: with pods, product ids repeat).
     pub fn sort(self, totals: &mut [ProductTotal]) {
         match self {
             RankBy::Quantity => totals.sort_by(|a, b| {
                 b.net_quantity()
                     .cmp(&a.net_quantity())
                     .then(a.product_id.cmp(&b.product_id))
+                    .then(a.tenant_id.cmp(&b.tenant_id))
             }),
             RankBy::Revenue => totals.sort_by(|a, b| {
                 b.net_revenue()
                     .cmp(&a.net_revenue())
                     .then(a.product_id.cmp(&b.product_id))
+                    .then(a.tenant_id.cmp(&b.tenant_id))
             }),
         }
     }

@@ -23,14 +23,19 @@ pub async fn sales_report(
     let tenant = ids.tenant_or_404()?;
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map_err(|_| ApiError::validation("query", "is not a valid query string"))?;
-    // The tenant's own zone unless the client names one. Asked either
-    // way: with pods, it makes the tenant's pod learn a tenant made
+    // The tenant's own zone unless the client names one. With pods it is
+    // asked either way: that makes the tenant's pod learn a tenant made
     // elsewhere before the report reads its rows.
-    let own_zone = time_zone(core, tenant).await?;
-    let zone = if pairs.iter().any(|(name, _)| name == "tz") {
+    let named = pairs.iter().any(|(name, _)| name == "tz");
+    let zone = if named && core.control.is_none() {
         chrono_tz::UTC
     } else {
-        own_zone
+        let own = time_zone(core, tenant).await?;
+        if named {
+            chrono_tz::UTC
+        } else {
+            own
+        }
     };
     let query = report_query(tenant, zone, &pairs)?;
     let page = run_report(core, ReportKind::Report, query.clone()).await?;

@@ -37,18 +37,21 @@ pub async fn make_key(
         .await?
         .ok_or(ServiceError::UnknownTenant)?;
     handle.writable_by(caller)?;
-    // The branch is the pod's, the key the control database's (with pods,
-    // two databases): checked against the tenant's live catalog, which
-    // holds every branch (none is ever deleted).
-    if let Some(b) = branch {
-        if !handle.catalog.view().catalog.branches.contains_key(&b) {
-            return Err(ServiceError::NotABranch);
-        }
-    }
     let scope = Scope::new(role, Some(tenant), branch).map_err(|e| ServiceError::Invalid {
         field: "role",
         problem: e.to_string(),
     })?;
+    // The branch is the pod's, the key the control database's (with pods,
+    // two databases): checked against the tenant's live catalog, then (a
+    // branch added straight into MySQL, as sales accept) the pod's rows.
+    // A branch is never deleted.
+    if let Some(b) = branch {
+        if !handle.catalog.view().catalog.branches.contains_key(&b)
+            && !branch_stored(s, scope).await?
+        {
+            return Err(ServiceError::NotABranch);
+        }
+    }
     let key = NewKey::generate().map_err(|_| ServiceError::NotRunning("the random source"))?;
     let new = NewTenantKey {
         id: key.id.clone(),
@@ -66,6 +69,13 @@ pub async fn make_key(
             KeyRefusal::NoSuchTenant => ServiceError::UnknownTenant,
         })?;
     Ok((made, key.token))
+}
+
+/// Whether the branch of `scope` is stored in the tenant's own database.
+async fn branch_stored(s: &Services, scope: Scope) -> Result<bool, ServiceError> {
+    Ok(s.office
+        .run(move |c| Box::pin(async move { store::scope_exists(c, scope).await }))
+        .await?)
 }
 
 /// At most `limit` of `tenant`'s keys with ids above `after`, by id (never

@@ -467,6 +467,17 @@ async fn two_pods_keep_their_tenants_apart_and_one_pods_database_down_stops_only
     }
     let cli_keys = "SELECT COUNT(*) FROM api_keys WHERE label = 'cli till'";
     assert_eq!(count(&p.control, cli_keys).await, 1);
+    // A new shard count would send tenants to pods without their rows.
+    let env = [
+        ("POS_DATABASE_URL", p.pods[0].url.as_str()),
+        ("POS_CONTROL_DATABASE_URL", p.control.url.as_str()),
+    ];
+    let (code, _, err) = pos_cli(&env, &["shards", "resize", "3"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("refused with pods once there are tenants"),
+        "{err}"
+    );
     for s in &mut p.shards {
         s.kill().await;
     }
