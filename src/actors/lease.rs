@@ -69,16 +69,6 @@ impl ShardLease {
     }
 }
 
-/// Why an instance whose shard another took over stops.
-fn taken_over(shard: Shard) -> Fatal {
-    Fatal {
-        message: format!(
-            "another instance took shard {shard}'s lease; this one stops (its totals may miss what the other wrote)"
-        ),
-        code: 1,
-    }
-}
-
 /// Takes the shard's lease, waiting while another live instance holds it
 /// (logging who, each try); `Err` when the deployment was recorded with
 /// another shard count. MySQL errors are returned for the caller's retry.
@@ -213,7 +203,13 @@ impl LeaseActor {
     fn lost(&mut self, ctx: &mut Context<Self>) {
         self.lease.pause();
         self.metrics.shard_lease_held.set(0);
-        let _ = self.fatal.try_send(taken_over(self.lease.shard));
+        let _ = self.fatal.try_send(Fatal {
+            message: format!(
+                "another instance took shard {}'s lease; this one stops (its totals may miss what the other wrote)",
+                self.lease.shard
+            ),
+            code: 1,
+        });
         ctx.stop();
     }
 }

@@ -33,7 +33,7 @@ use crate::domain::{
     BranchId, RefundItem, SaleItem, Scope, TenantId, TenantLimits, TenantSnapshot,
 };
 use crate::metrics::Metrics;
-use crate::store;
+use crate::store::{self, TenantRow};
 
 /// Unknown tenant ids remembered at most (the oldest go first).
 const UNKNOWN_TENANTS: u64 = 10_000;
@@ -165,7 +165,7 @@ impl TenantRegistry {
             return Ok(Some(h));
         }
         let mut loaded = self.load(tenant).await?;
-        if loaded.is_none() && self.learn(tenant).await? {
+        if loaded.is_none() && self.learn(tenant).await?.is_some() {
             loaded = self.load(tenant).await?;
         }
         let Some(snapshot) = loaded else {
@@ -227,22 +227,23 @@ impl TenantRegistry {
 
     /// Copies `tenant` from the directory into this shard's database if
     /// the directory has it (a tenant made on another instance, on its
-    /// first use here); whether it did.
-    async fn learn(&self, tenant: TenantId) -> Result<bool, TenantError> {
+    /// first use here); its row as copied, if it did.
+    pub async fn learn(&self, tenant: TenantId) -> Result<Option<TenantRow>, TenantError> {
         let Some(directory) = &self.directory else {
-            return Ok(false);
+            return Ok(None);
         };
         let found = directory
             .run(move |c| Box::pin(async move { store::find_tenant(c, tenant).await }))
             .await?;
         let Some(row) = found else {
-            return Ok(false);
+            return Ok(None);
         };
+        let copied = row.clone();
         self.office
-            .run(move |c| Box::pin(async move { store::adopt_tenant(c, &row).await }))
+            .run(move |c| Box::pin(async move { store::adopt_tenant(c, &copied).await }))
             .await?;
         tracing::info!(%tenant, "tenant learnt from the directory");
-        Ok(true)
+        Ok(Some(row))
     }
 
     /// What a tenant's actor starts from; `None` for an unknown tenant.

@@ -27,15 +27,13 @@ pub async fn sales_report(
     // asked either way: that makes the tenant's pod learn a tenant made
     // elsewhere before the report reads its rows.
     let named = pairs.iter().any(|(name, _)| name == "tz");
-    let zone = if named && core.control.is_none() {
-        chrono_tz::UTC
-    } else {
-        let own = time_zone(core, tenant).await?;
-        if named {
-            chrono_tz::UTC
-        } else {
-            own
-        }
+    let own = match !named || core.control.is_some() {
+        true => Some(time_zone(core, tenant).await?),
+        false => None,
+    };
+    let zone = match (named, own) {
+        (false, Some(own)) => own,
+        _ => chrono_tz::UTC,
     };
     let query = report_query(tenant, zone, &pairs)?;
     let page = run_report(core, ReportKind::Report, query.clone()).await?;

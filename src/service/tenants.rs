@@ -80,23 +80,14 @@ pub async fn find_tenant(s: &Services, tenant: TenantId) -> Result<TenantRow, Se
         .office
         .run(move |c| Box::pin(async move { store::find_tenant(c, tenant).await }))
         .await?;
-    if let Some(row) = own {
-        return Ok(row);
+    match own {
+        Some(row) => Ok(row),
+        None => s
+            .tenants
+            .learn(tenant)
+            .await?
+            .ok_or(ServiceError::UnknownTenant),
     }
-    let Some(control) = &s.control else {
-        return Err(ServiceError::UnknownTenant);
-    };
-    let row = control
-        .run(move |c| Box::pin(async move { store::find_tenant(c, tenant).await }))
-        .await?
-        .ok_or(ServiceError::UnknownTenant)?;
-    if s.shard.owns(tenant) {
-        let adopted = row.clone();
-        s.office
-            .run(move |c| Box::pin(async move { store::adopt_tenant(c, &adopted).await }))
-            .await?;
-    }
-    Ok(row)
 }
 
 /// Renames, suspends or resumes `tenant`, or sets its zone, as `caller`:
