@@ -4,7 +4,7 @@
 //! server's totals grew by exactly what it confirmed.
 
 mod feed;
-pub(crate) mod mix;
+pub mod mix;
 mod report;
 mod shops;
 mod terminal;
@@ -325,11 +325,12 @@ async fn watch_progress(stats: &Stats, live: &AtomicUsize, end: Instant) {
 /// Quantity and revenue of a product, as the API answers them.
 type Totals = HashMap<u64, (u64, Money)>;
 
-/// Per tenant and, under key 0, the top-selling list (by quantity).
+/// Per tenant, and the top-selling list (by quantity) by tenant and
+/// product (product ids repeat across pods).
 #[derive(Default)]
 struct Snapshot {
     tenants: HashMap<u64, Totals>,
-    top: HashMap<u64, (u64, u64, Money)>,
+    top: HashMap<(u64, u64), (u64, Money)>,
 }
 
 /// What the server holds sold (gross) and refunded.
@@ -373,10 +374,11 @@ impl Reader<'_> {
                 p["productID"].as_u64().unwrap_or(0),
                 p["tenantID"].as_u64().unwrap_or(0),
             );
-            let (q, r) = units(p, "quantitySold", "totalSales");
-            sold.top.insert(id, (tenant, q, r));
-            let (q, r) = units(p, "quantityRefunded", "refunds");
-            refunded.top.insert(id, (tenant, q, r));
+            sold.top
+                .insert((tenant, id), units(p, "quantitySold", "totalSales"));
+            refunded
+                .top
+                .insert((tenant, id), units(p, "quantityRefunded", "refunds"));
         }
         Ok(Held { sold, refunded })
     }
@@ -467,14 +469,12 @@ fn compare(before: &Snapshot, after: &Snapshot, sent: &Sent) -> Vec<String> {
             }
         }
     }
-    for (product, (tenant, quantity, revenue)) in &after.top {
-        let base = match before.tenants.get(tenant) {
-            Some(t) => t.get(product).copied().unwrap_or((0, Money::ZERO)),
-            None => match before.top.get(product) {
-                Some((_, q, r)) => (*q, *r),
-                None => continue, // another tenant's product that entered the list: not ours to check
-            },
+    for ((tenant, product), (quantity, revenue)) in &after.top {
+        // Another tenant's product sells as others please: not ours to check.
+        let Some(own) = before.tenants.get(tenant) else {
+            continue;
         };
+        let base = own.get(product).copied().unwrap_or((0, Money::ZERO));
         if let Some(want) = sent.mismatch(*tenant, *product, base, (*quantity, *revenue)) {
             problems.push(format!(
                 "top-selling product {product}: expected {want}, server has {quantity} / {revenue}"
@@ -512,6 +512,34 @@ mod tests {
         };
         assert!(exact.mismatch(1, 7, base, (110, money("275.00"))).is_none());
         assert!(exact.mismatch(1, 7, base, (111, money("277.50"))).is_some());
+    }
+
+    #[test]
+    fn the_top_sellers_check_leaves_other_tenants_alone_even_with_the_same_product_ids() {
+        let sent = Sent {
+            confirmed: [((1, 2), (2, money("3.00")))].into(),
+            uncertain: HashMap::new(),
+        };
+        let before = Snapshot {
+            tenants: [(1, Totals::new())].into(),
+            top: HashMap::new(),
+        };
+        // Tenant 9 (not in the run, on another pod) sold its own product 2.
+        let after = Snapshot {
+            tenants: [(1, [(2, (2, money("3.00")))].into())].into(),
+            top: [
+                ((1, 2), (2, money("3.00"))),
+                ((9, 2), (746, money("1133.89"))),
+            ]
+            .into(),
+        };
+        assert_eq!(compare(&before, &after, &sent), Vec::<String>::new());
+        // The run's own product in the list is still checked.
+        let wrong = Snapshot {
+            top: [((1, 2), (3, money("4.50")))].into(),
+            ..after
+        };
+        assert_eq!(compare(&before, &wrong, &sent).len(), 1);
     }
 
     #[test]
