@@ -68,6 +68,9 @@ pub struct Metrics {
     pub tenant_reloads: IntCounter,
     /// 1 while this instance holds its shard's lease (and may write).
     pub shard_lease_held: IntGauge,
+    /// Lease renewals by outcome: renewed, failed (an error), unanswered
+    /// (given up after a third of the lease's life).
+    pub shard_lease_renewals: IntCounterVec,
     /// Products in the global ranking.
     pub ranking_products: IntGauge,
     pub mirror_errors: IntCounter,
@@ -269,6 +272,14 @@ impl Metrics {
                 "Tenant actors stopped after being idle",
             )
             .expect("valid"),
+            shard_lease_renewals: IntCounterVec::new(
+                Opts::new(
+                    "pos_shard_lease_renewals_total",
+                    "Shard lease renewals by outcome (renewed, failed, unanswered: given up after a third of the lease's life)",
+                ),
+                &["outcome"],
+            )
+            .expect("valid"),
             shard_lease_held: IntGauge::new(
                 "pos_shard_lease_held",
                 "1 while this instance holds its shard's lease and may write",
@@ -384,6 +395,7 @@ impl Metrics {
             Box::new(self.tenant_passivations.clone()),
             Box::new(self.tenant_reloads.clone()),
             Box::new(self.shard_lease_held.clone()),
+            Box::new(self.shard_lease_renewals.clone()),
             Box::new(self.ranking_products.clone()),
             Box::new(self.mirror_errors.clone()),
             Box::new(self.mirror_lag_seconds.clone()),

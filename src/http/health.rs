@@ -15,8 +15,21 @@ use serde_json::json;
 
 use super::AppState;
 
-/// How often readiness is checked.
+/// How often readiness is checked while ready…
 pub const READY_INTERVAL: Duration = Duration::from_secs(1);
+/// …and while not: an instance whose database came back says so within a
+/// fifth of a second, and HAProxy (checking a down server every 250 ms)
+/// sends it traffic soon after.
+const NOT_READY_INTERVAL: Duration = Duration::from_millis(200);
+
+/// When to check again after finding `ready`.
+fn next_check(ready: bool) -> Duration {
+    if ready {
+        READY_INTERVAL
+    } else {
+        NOT_READY_INTERVAL
+    }
+}
 
 /// The last readiness check's findings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -58,13 +71,14 @@ impl ReadyState {
     }
 }
 
-/// Checks readiness once per [`READY_INTERVAL`], forever (aborted at stop).
+/// Checks readiness once per [`READY_INTERVAL`] (more often while not
+/// ready), forever (aborted at stop).
 pub async fn watch_readiness(state: web::Data<AppState>) {
     loop {
         let found = check(&state).await;
         state.readiness.set(found);
         tokio::select! {
-            () = tokio::time::sleep(READY_INTERVAL) => {}
+            () = tokio::time::sleep(next_check(found.ready)) => {}
             () = state.readiness.check_now.notified() => {}
         }
     }
@@ -130,5 +144,16 @@ fn answer(ready: bool, body: serde_json::Value) -> HttpResponse {
         HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "1"))
             .json(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_that_is_not_ready_looks_again_within_a_fifth_of_a_second() {
+        assert_eq!(next_check(true), READY_INTERVAL);
+        assert!(next_check(false) <= Duration::from_millis(200));
     }
 }

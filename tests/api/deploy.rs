@@ -446,6 +446,39 @@ fn compose_runs_every_shard_once_behind_an_haproxy_that_routes_to_them_all() {
     }
 }
 
+/// A server that failed a check is checked again within 250 ms, so a shard
+/// back from a fault gets traffic soon after it says so (issue 39: with
+/// `inter 1s` alone the nemesis measured up to a second more per fault).
+#[test]
+fn every_shipped_haproxy_checks_a_failing_shard_every_quarter_second() {
+    for file in [
+        "docker/haproxy/haproxy.cfg",
+        "deploy/kubernetes/base/haproxy/haproxy.cfg",
+        "deploy/kubernetes/overlays/two-pods/haproxy.cfg",
+    ] {
+        let config = read(file);
+        let checked: Vec<&str> = config
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                (l.starts_with("server ") || l.starts_with("default-server "))
+                    && l.contains(" check")
+            })
+            .collect();
+        assert!(!checked.is_empty(), "{file}: no checked server");
+        for line in checked {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            for option in ["fastinter", "downinter"] {
+                let value = words
+                    .iter()
+                    .position(|w| *w == option)
+                    .and_then(|i| words.get(i + 1));
+                assert_eq!(value, Some(&"250ms"), "{file}: {line}");
+            }
+        }
+    }
+}
+
 #[test]
 fn every_dashboard_panel_sums_over_the_chosen_instances() {
     let dashboard: Value = serde_json::from_str(&read("grafana/dashboards/pos-overview.json"))

@@ -134,6 +134,50 @@ async fn the_shard_count_changes_only_by_resize_while_no_instance_runs() {
 /// it writes nothing (its batches carry a fencing number that is no longer
 /// the lease's), and it stops.
 #[actix_web::test]
+async fn a_renewal_lost_on_a_silent_connection_gives_way_to_the_next_and_the_lease_is_kept() {
+    let db = TestDb::create().await;
+    let t = db.tenant(1, 1).await;
+    let (app, proxy) = start_app_behind_proxy(db, &[("POS_SHARD_LEASE_SECS", "3")]).await;
+    let (path, body) = (t.sales_path(0), sale(t.products[0], 1, "1.00"));
+    let sell = || app.post_json(&path, &body);
+    assert_eq!(sell().await.status, 201);
+    let lease_is = |state: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let sql =
+                format!("SELECT CAST(expires {state} UTC_TIMESTAMP(6) AS CHAR) FROM shard_leases");
+            db.scalar(&sql).await == "1"
+        }
+    };
+    // What is sent now never arrives: a renewal under way waits for an
+    // answer that never comes, on a connection that stays open.
+    proxy.lose_everything();
+    let lapsed = eventually(Duration::from_secs(20), || lease_is("<")).await;
+    assert!(lapsed, "the lease ran out while nothing arrived");
+    // An attempt unanswered for a third of the lease's life is given up.
+    let given_up = eventually(Duration::from_secs(20), || async {
+        app.metric(r#"pos_shard_lease_renewals_total{outcome="unanswered"}"#)
+            .await
+            >= 1.0
+    })
+    .await;
+    assert!(given_up, "a renewal waits for an answer that never comes");
+    proxy.heal();
+    // The next, on a new connection, renews.
+    let renewed = eventually(Duration::from_secs(20), || lease_is(">")).await;
+    assert!(
+        renewed,
+        "the lease was never renewed again: a renewal waits forever"
+    );
+    let back = eventually(Duration::from_secs(20), || async {
+        sell().await.status == 201
+    })
+    .await;
+    assert!(back, "writes resume");
+    app.cleanup().await;
+}
+
+#[actix_web::test]
 async fn an_instance_whose_lease_was_taken_writes_nothing_more_and_stops() {
     let db = TestDb::create().await;
     let t = db.tenant(1, 1).await;

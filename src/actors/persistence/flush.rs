@@ -22,7 +22,9 @@ use crate::store::{self, BatchMark, CommitFailure, Lease, Mark, StoreError};
 /// Longest wait for a pooled connection before the attempt counts as failed.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_millis(1_000);
+// A quarter second at most: a batch waiting out a lost database is
+// retried that soon after it is back (the nemesis, issue 39).
+const MAX_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Why a batch was not committed: `Settled` when it is known that nothing
 /// was stored; `Unsettled` when an attempt's outcome could not be learnt

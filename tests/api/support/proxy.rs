@@ -2,9 +2,11 @@
 //! the service lose its database without stopping the shared server; it can
 //! also let a COMMIT through and lose its answer, or swallow a COMMIT (it
 //! never reaches MySQL, which rolls back) and cut: the failures after which
-//! the client cannot know whether its rows are stored.
+//! the client cannot know whether its rows are stored. It can also hold
+//! every byte for a while (a black hole: they flow again when it heals, as
+//! TCP's retransmissions do) or delay each one (a slow network).
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,6 +82,12 @@ pub struct Proxy {
     /// is committed, and the client does not know.
     answer_dropped: Arc<AtomicBool>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Bytes wait while set (a black hole).
+    stalled: Arc<AtomicBool>,
+    /// Added before each piece of traffic is passed on (ms).
+    delay_ms: Arc<AtomicU64>,
+    /// Bytes are thrown away while set.
+    losing: Arc<AtomicBool>,
     accept: JoinHandle<()>,
 }
 
@@ -93,7 +101,15 @@ impl Proxy {
         let answer_dropped = Arc::new(AtomicBool::new(false));
         let commits = Arc::new(AtomicUsize::new(0));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (stalled, delay_ms) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let losing = Arc::new(AtomicBool::new(false));
         let faults = Faults {
+            losing: losing.clone(),
+            stalled: stalled.clone(),
+            delay_ms: delay_ms.clone(),
             next_commit: next_commit.clone(),
             up: up.clone(),
             links: links.clone(),
@@ -123,8 +139,37 @@ impl Proxy {
             commits,
             answer_dropped,
             links,
+            stalled,
+            delay_ms,
+            losing,
             accept,
         }
+    }
+
+    /// Holds every byte, both ways, on open and new connections, until
+    /// [`Proxy::heal`].
+    pub fn blackhole(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// Delays every piece of traffic by `ms`, until [`Proxy::heal`].
+    pub fn slow(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Throws every byte away, both ways, until [`Proxy::heal`]: what was
+    /// sent meanwhile on a connection never arrives, so a client waiting
+    /// for its answer waits forever (a peer gone without a word).
+    pub fn lose_everything(&self) {
+        self.losing.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends every fault: connections accepted, bytes flow at once.
+    pub fn heal(&self) {
+        self.losing.store(false, Ordering::SeqCst);
+        self.delay_ms.store(0, Ordering::SeqCst);
+        self.stalled.store(false, Ordering::SeqCst);
+        self.restore();
     }
 
     /// The next COMMIT reaches MySQL, but its answer never reaches the
@@ -193,9 +238,27 @@ struct Faults {
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     dropped: Arc<AtomicBool>,
     commits: Arc<AtomicUsize>,
+    stalled: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
+    losing: Arc<AtomicBool>,
 }
 
 impl Faults {
+    fn losing(&self) -> bool {
+        self.losing.load(Ordering::SeqCst)
+    }
+
+    /// Waits out a black hole and a slow link before bytes pass.
+    async fn hold(&self) {
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        while self.stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Closes every open connection and refuses new ones.
     fn go_down(&self) {
         self.up.store(false, Ordering::SeqCst);
@@ -232,7 +295,14 @@ async fn relay(client: TcpStream, server: TcpStream, faults: Faults) {
                 }
                 continue;
             }
-            if n == 0 || client_tx.write_all(&buf[..n]).await.is_err() {
+            if n == 0 {
+                break;
+            }
+            f.hold().await;
+            if f.losing() {
+                continue;
+            }
+            if client_tx.write_all(&buf[..n]).await.is_err() {
                 break;
             }
         }
@@ -243,6 +313,10 @@ async fn relay(client: TcpStream, server: TcpStream, faults: Faults) {
             let chunk = &buf[..n];
             if n == 0 {
                 break;
+            }
+            faults.hold().await;
+            if faults.losing() {
+                continue;
             }
             let armed = if ends_a_commit(chunk) {
                 faults.next_commit.swap(COMMIT_PASSES, Ordering::SeqCst)
