@@ -21,6 +21,7 @@ mod leases;
 mod merchant;
 mod mirror;
 mod money;
+mod nemesis;
 mod operator;
 mod pods;
 mod races;

@@ -144,6 +144,28 @@ impl ChildServer {
         }
     }
 
+    /// Starts the process again (after a kill) on the same ports without
+    /// waiting: it may wait for its shard's lease as a standby.
+    pub fn relaunch(&mut self) {
+        self.launch();
+    }
+
+    /// Whether the process ran and has exited (a kill leaves none running).
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| !matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`, …) to the process, if it runs.
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.child.as_ref().and_then(|c| c.id()) {
+            let _ = std::process::Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .status();
+        }
+    }
+
     /// SIGKILL: no shutdown, nothing flushed.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
