@@ -69,7 +69,8 @@ pub struct Metrics {
     /// 1 while this instance holds its shard's lease (and may write).
     pub shard_lease_held: IntGauge,
     /// Lease renewals by outcome: renewed, failed (an error), unanswered
-    /// (given up after a third of the lease's life).
+    /// (given up after a third of the lease's life), lost (another
+    /// instance holds it).
     pub shard_lease_renewals: IntCounterVec,
     /// Products in the global ranking.
     pub ranking_products: IntGauge,
@@ -275,7 +276,7 @@ impl Metrics {
             shard_lease_renewals: IntCounterVec::new(
                 Opts::new(
                     "pos_shard_lease_renewals_total",
-                    "Shard lease renewals by outcome (renewed, failed, unanswered: given up after a third of the lease's life)",
+                    "Shard lease renewals by outcome (renewed; failed; unanswered: given up after a third of the lease's life; lost: another instance holds it)",
                 ),
                 &["outcome"],
             )

@@ -29,6 +29,8 @@ const MAX_WAIT: Duration = Duration::from_secs(5);
 /// lease's life later: writes paused by a database away resume as soon as
 /// it is back (issue 39's nemesis measured up to 4 s more).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(200);
+/// How often it looks whether the lease went unrenewed too long.
+const OVERDUE_CHECK: Duration = Duration::from_millis(100);
 
 /// A reason to stop the process, and its exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +202,10 @@ impl LeaseActor {
                         act.lease.hold(act.fence);
                         act.metrics.shard_lease_held.set(1);
                     }
-                    Ok(false) => act.lost(ctx),
+                    Ok(false) => {
+                        act.counted("lost");
+                        act.lost(ctx);
+                    }
                     Err((outcome, e)) => {
                         act.counted(outcome);
                         act.unrenewed(&e);
@@ -218,11 +223,13 @@ impl LeaseActor {
             .inc();
     }
 
-    /// A renewal failed: past two thirds of the lease's life, writes pause.
-    fn unrenewed(&mut self, e: &str) {
+    /// Past two thirds of the lease's life without a renewal, writes pause
+    /// (looked at on a timer too, so an attempt that hangs cannot hold the
+    /// pause up); `why`: the last attempt's failure.
+    fn unrenewed(&mut self, why: &str) {
         if renewal_overdue(self.last_renewed.elapsed(), self.ttl) && self.lease.current().is_some()
         {
-            tracing::warn!(error = %e, shard = %self.lease.shard, "shard lease not renewed; writes pause");
+            tracing::warn!(error = %why, shard = %self.lease.shard, "shard lease not renewed; writes pause");
             self.lease.pause();
             self.metrics.shard_lease_held.set(0);
         }
@@ -249,6 +256,9 @@ impl Actor for LeaseActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let every = (self.ttl / 3).max(Duration::from_millis(200));
         ctx.run_interval(every, |act, ctx| act.renew(ctx));
+        ctx.run_interval(OVERDUE_CHECK, |act, _| {
+            act.unrenewed("no renewal answered in time")
+        });
     }
 }
 

@@ -53,6 +53,17 @@ fn the_code_map_names_every_source_file_and_only_those() {
     assert!(gone.is_empty(), "in the code map but not in src/: {gone:?}");
 }
 
+/// The file of test module `module`: `tests/api/<module>.rs`, or its
+/// folder's `mod.rs`.
+fn module_file(module: &str) -> Option<String> {
+    [
+        format!("tests/api/{module}.rs"),
+        format!("tests/api/{module}/mod.rs"),
+    ]
+    .into_iter()
+    .find(|f| Path::new(env!("CARGO_MANIFEST_DIR")).join(f).exists())
+}
+
 /// `module::test_name` references to tests under `tests/api/`.
 fn cited_tests(text: &str) -> BTreeSet<(String, String)> {
     text.split('`')
@@ -62,10 +73,8 @@ fn cited_tests(text: &str) -> BTreeSet<(String, String)> {
             let (module, name) = quoted.split_once("::")?;
             let is_test_name =
                 name.len() > 10 && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-            let is_module = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(format!("tests/api/{module}.rs"))
-                .exists();
-            (is_test_name && is_module).then(|| (module.to_string(), name.to_string()))
+            (is_test_name && module_file(module).is_some())
+                .then(|| (module.to_string(), name.to_string()))
         })
         .collect()
 }
@@ -87,10 +96,10 @@ fn documents() -> Vec<String> {
 fn every_test_the_documents_cite_exists() {
     for doc in documents() {
         for (module, name) in cited_tests(&repo(&doc)) {
-            let source = repo(&format!("tests/api/{module}.rs"));
+            let file = module_file(&module).unwrap_or_default();
             assert!(
-                source.contains(&format!("fn {name}(")),
-                "{doc} cites {module}::{name}, which tests/api/{module}.rs does not define"
+                repo(&file).contains(&format!("fn {name}(")),
+                "{doc} cites {module}::{name}, which {file} does not define"
             );
         }
     }

@@ -129,10 +129,9 @@ async fn the_shard_count_changes_only_by_resize_while_no_instance_runs() {
     db.drop_database().await;
 }
 
-/// The instance's connection to MySQL goes away; after its lease expires
-/// another instance takes the shard. When the first can reach MySQL again
-/// it writes nothing (its batches carry a fencing number that is no longer
-/// the lease's), and it stops.
+/// A renewal sent on a connection that then loses every byte waits for an
+/// answer that never comes: it is given up after a third of the lease's
+/// life, and the next one, once the network is back, keeps the lease.
 #[actix_web::test]
 async fn a_renewal_lost_on_a_silent_connection_gives_way_to_the_next_and_the_lease_is_kept() {
     let db = TestDb::create().await;
@@ -177,6 +176,10 @@ async fn a_renewal_lost_on_a_silent_connection_gives_way_to_the_next_and_the_lea
     app.cleanup().await;
 }
 
+/// The instance's connection to MySQL goes away; after its lease expires
+/// another instance takes the shard. When the first can reach MySQL again
+/// it writes nothing (its batches carry a fencing number that is no longer
+/// the lease's), and it stops.
 #[actix_web::test]
 async fn an_instance_whose_lease_was_taken_writes_nothing_more_and_stops() {
     let db = TestDb::create().await;

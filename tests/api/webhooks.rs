@@ -22,6 +22,8 @@ struct Got {
     event_id: String,
     signature: String,
     body: String,
+    /// What the receiver answered.
+    status: u16,
 }
 
 impl Got {
@@ -74,18 +76,20 @@ impl Receiver {
                             .unwrap_or("")
                             .to_string()
                     };
-                    let got = Got {
+                    let mut got = Got {
                         event_id: header("Pos-Event-Id"),
                         signature: header("Pos-Signature"),
                         body: String::from_utf8_lossy(&body).into_owned(),
+                        status: 0,
                     };
                     let refused = got.seq() == r.load(Ordering::SeqCst);
-                    g.lock().expect("got").push(got);
                     let code = if refused {
                         503
                     } else {
                         s.load(Ordering::SeqCst)
                     };
+                    got.status = code;
+                    g.lock().expect("got").push(got);
                     let code = actix_web::http::StatusCode::from_u16(code).expect("a status");
                     HttpResponse::build(code).finish()
                 }
@@ -114,14 +118,26 @@ impl Receiver {
 
     /// The seqs received, each once, in the order they first came.
     pub(crate) fn seqs(&self) -> Vec<u64> {
-        let mut seen = Vec::new();
-        for g in self.got() {
-            let seq = g.seq();
-            if !seen.contains(&seq) {
-                seen.push(seq);
-            }
-        }
-        seen
+        self.seqs_of(self.got())
+    }
+
+    /// The seqs received and answered 2xx, each once, in the order they
+    /// were first accepted.
+    pub(crate) fn accepted_seqs(&self) -> Vec<u64> {
+        let accepted = self
+            .got()
+            .into_iter()
+            .filter(|g| (200..300).contains(&g.status))
+            .collect();
+        self.seqs_of(accepted)
+    }
+
+    fn seqs_of(&self, got: Vec<Got>) -> Vec<u64> {
+        let mut seen = std::collections::HashSet::new();
+        got.iter()
+            .map(Got::seq)
+            .filter(|seq| seen.insert(*seq))
+            .collect()
     }
 }
 

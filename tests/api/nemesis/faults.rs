@@ -18,10 +18,15 @@ pub struct Done {
     /// When the platform was whole again: the instance or database back
     /// (its boot included), the link or receiver healed.
     pub healed: Instant,
+    /// What went wrong healing it (a shard not back in time).
+    pub finding: Option<String>,
 }
 
 /// Longest wait for a shard to have a ready instance after a fault.
 const BACK_WITHIN: Duration = Duration::from_secs(60);
+/// A killed instance started again is ready within this (its boot; a
+/// long kill's standby takes over within the lease's life and this).
+const BOOT_WITHIN: Duration = Duration::from_secs(15);
 
 /// Does `fault` at `start + fault.at` (later if another fault still holds
 /// its target) and heals it.
@@ -31,6 +36,7 @@ pub async fn inflict(platform: Rc<Platform>, fault: Fault, start: Instant) -> Do
     let p = &platform;
     let (shard, length) = (fault.shard, fault.length);
     let wait = || actix_web::rt::time::sleep(length);
+    let mut finding = None;
     let (started, healed) = match fault.action {
         Action::KillPos => {
             let mut instance = p.instances[shard][fault.slot].lock().await;
@@ -42,6 +48,18 @@ pub async fn inflict(platform: Rc<Platform>, fault: Fault, start: Instant) -> Do
                 instance.relaunch();
             };
             let (healed, ()) = futures_util::join!(back, relaunch);
+            let healed = healed.unwrap_or_else(|| {
+                finding = Some(format!(
+                    "{fault}: shard {shard} was not back within {BACK_WITHIN:?}"
+                ));
+                Instant::now()
+            });
+            if healed > started + length + BOOT_WITHIN {
+                finding = Some(format!(
+                    "{fault}: shard {shard} was back only {:.1}s after the kill",
+                    (healed - started).as_secs_f64()
+                ));
+            }
             (started, healed)
         }
         Action::PausePos => {
@@ -108,20 +126,26 @@ pub async fn inflict(platform: Rc<Platform>, fault: Fault, start: Instant) -> Do
         fault,
         started,
         healed,
+        finding,
     }
 }
 
-/// The first moment shard `shard` has a ready instance again.
-async fn until_shard_ready(p: &Platform, shard: usize) -> Instant {
+/// The first moment shard `shard` has a ready instance again (`None`:
+/// not within [`BACK_WITHIN`]).
+async fn until_shard_ready(p: &Platform, shard: usize) -> Option<Instant> {
     let until = Instant::now() + BACK_WITHIN;
-    while !p.shard_ready(shard).await && Instant::now() < until {
+    while Instant::now() < until {
+        if p.shard_ready(shard).await {
+            return Some(Instant::now());
+        }
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
-    Instant::now()
+    None
 }
 
 /// Starts again, every half second, any instance that exited by itself
-/// (not one a fault holds), until `stop`; what exited, with its log's tail.
+/// (not one a fault holds), until `stop`; what exited, with its log's tail
+/// (no fault here lets an instance lose its lease: every exit is a finding).
 pub async fn supervise(platform: Rc<Platform>, stop: Rc<RefCell<bool>>) -> Vec<String> {
     let mut exits = Vec::new();
     while !*stop.borrow() {

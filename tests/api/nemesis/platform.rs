@@ -53,6 +53,8 @@ pub struct Platform {
     /// HAProxy: what every client uses.
     pub base: String,
     pub client: awc::Client,
+    /// For the instances' `/ready`: a paused one must not hold the answer up.
+    ready_client: awc::Client,
 }
 
 /// A tenant made through the API with one branch, four products and a
@@ -154,6 +156,9 @@ impl Platform {
             _haproxy: haproxy,
             client: awc::Client::builder()
                 .timeout(Duration::from_secs(5))
+                .finish(),
+            ready_client: awc::Client::builder()
+                .timeout(Duration::from_millis(250))
                 .finish(),
         }
     }
@@ -290,7 +295,7 @@ impl Platform {
     /// Whether one of shard `shard`'s instances says it is ready.
     pub async fn shard_ready(&self, shard: usize) -> bool {
         for base in &self.bases[shard] {
-            let ready = self.client.get(format!("{base}/ready")).send().await;
+            let ready = self.ready_client.get(format!("{base}/ready")).send().await;
             if ready.is_ok_and(|r| r.status() == 200) {
                 return true;
             }

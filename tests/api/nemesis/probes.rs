@@ -22,6 +22,17 @@ const PACE: Duration = Duration::from_millis(50);
 pub const GAP: Duration = Duration::from_millis(300);
 /// …if a try in it failed or took this long.
 const SLOW: Duration = Duration::from_secs(1);
+/// Once the run is over, the sale in hand gets this long to be confirmed.
+const LAST_CALL: Duration = Duration::from_secs(60);
+
+/// Whether the run ended more than [`LAST_CALL`] ago (its end is noted
+/// the first time it is seen).
+fn past_last_call(stop: &RefCell<bool>, ended: &mut Option<Instant>) -> bool {
+    if !*stop.borrow() {
+        return false;
+    }
+    ended.get_or_insert_with(Instant::now).elapsed() > LAST_CALL
+}
 
 /// One confirmed sale: product, quantity, unit price.
 pub type Sold = (u64, u32, Decimal);
@@ -44,6 +55,7 @@ pub async fn probe(platform: Rc<Platform>, shop: Shop, stop: Rc<RefCell<bool>>) 
     let mut log = ProbeLog::default();
     let path = shop.sales_path();
     let mut last = Instant::now();
+    let mut ended = None;
     let mut n = 0u64;
     while !*stop.borrow() {
         n += 1;
@@ -74,6 +86,13 @@ pub async fn probe(platform: Rc<Platform>, shop: Shop, stop: Rc<RefCell<bool>>) 
                 0 | 429 | 500 | 502 | 503 | 504 => {}
                 other => log.unexpected.push(format!("{key}: {other} {}", a.body)),
             }
+            if past_last_call(&stop, &mut ended) {
+                log.unexpected.push(format!(
+                    "{key} was never confirmed (last answer {})",
+                    a.status
+                ));
+                return log;
+            }
             actix_web::rt::time::sleep(PACE).await;
         }
         let now = Instant::now();
@@ -90,6 +109,7 @@ pub async fn probe(platform: Rc<Platform>, shop: Shop, stop: Rc<RefCell<bool>>) 
 /// Catalog changes while the faults go on: every second a product of one of
 /// `shops` is renamed by the operator, again until answered 200.
 pub async fn rename(platform: Rc<Platform>, shops: Vec<Shop>, stop: Rc<RefCell<bool>>) -> usize {
+    let mut ended = None;
     let mut n = 0usize;
     while !*stop.borrow() {
         n += 1;
@@ -109,6 +129,10 @@ pub async fn rename(platform: Rc<Platform>, shops: Vec<Shop>, stop: Rc<RefCell<b
                 "{path}: {} {}",
                 a.status,
                 a.body
+            );
+            assert!(
+                !past_last_call(&stop, &mut ended),
+                "{path} was never answered 200"
             );
             actix_web::rt::time::sleep(PACE).await;
         }

@@ -160,9 +160,13 @@ impl ChildServer {
     /// Sends `signal` (`-STOP`, `-CONT`, …) to the process, if it runs.
     pub fn signal(&self, signal: &str) {
         if let Some(pid) = self.child.as_ref().and_then(|c| c.id()) {
-            let _ = std::process::Command::new("kill")
+            let sent = std::process::Command::new("kill")
                 .args([signal, &pid.to_string()])
                 .status();
+            assert!(
+                sent.as_ref().is_ok_and(|s| s.success()),
+                "kill {signal} {pid}: {sent:?}"
+            );
         }
     }
 
