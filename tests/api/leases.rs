@@ -37,12 +37,7 @@ async fn a_second_instance_for_a_held_shard_waits_unready_until_the_first_stops(
     let lease = [("POS_SHARD_LEASE_SECS", "2")];
     let first = ChildServer::start(&db.url, &lease).await;
     let second = ChildServer::spawn(&db.url, &lease);
-    let waiting = eventually(Duration::from_secs(20), || async {
-        second
-            .log_text()
-            .contains("another instance holds this shard's lease")
-    })
-    .await;
+    let waiting = second.until_waiting_for_lease().await;
     assert!(waiting, "{}", second.log_text());
     assert_eq!(second.status("/ready", None).await, Some(503));
     let url = |s: &ChildServer| format!("{}{}", s.base, t.sales_path(0));

@@ -98,12 +98,7 @@ async fn start_pods_with(standby: bool) -> Pods {
     let (standby, haproxy) = match standby {
         true => {
             let standby = shard(1, true).await;
-            let waiting = eventually(Duration::from_secs(20), || async {
-                standby
-                    .log_text()
-                    .contains("another instance holds this shard's lease")
-            })
-            .await;
+            let waiting = standby.until_waiting_for_lease().await;
             assert!(waiting, "the standby waits: {}", standby.log_text());
             let env = [("SHARD1_STANDBY", standby.addr())];
             let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -819,12 +819,7 @@ async fn a_hot_standby_takes_over_a_killed_shard_and_no_acknowledged_sale_is_los
     let mut active = ChildServer::start(&db.url, &env("0/2")).await;
     let other = ChildServer::start(&db.url, &env("1/2")).await;
     let standby = ChildServer::spawn(&db.url, &env("0/2"));
-    let waiting = eventually(Duration::from_secs(20), || async {
-        standby
-            .log_text()
-            .contains("another instance holds this shard's lease")
-    })
-    .await;
+    let waiting = standby.until_waiting_for_lease().await;
     assert!(
         waiting,
         "the standby waits on the lease: {}",

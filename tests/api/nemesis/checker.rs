@@ -29,14 +29,7 @@ async fn connect(db: &TestDb) -> mysql_async::Conn {
 /// nothing else of the probe's is.
 pub async fn probe_exactly_once(db: &TestDb, shop: &Shop, log: &ProbeLog) -> Vec<String> {
     let mut conn = connect(db).await;
-    let rows: Vec<(String, u64, u32, Decimal)> = conn
-        .exec(
-            "SELECT idempotency_key, product_id, quantity_sold, price_per_unit \
-             FROM sales_transactions WHERE tenant_id = ?",
-            (shop.id,),
-        )
-        .await
-        .expect("the history");
+    let rows = crate::support::ledger::stored_sales(&mut conn, shop.id).await;
     let _ = conn.disconnect().await;
     let mut wrong = Vec::new();
     if rows.len() != log.confirmed.len() {

@@ -16,7 +16,7 @@ use crate::support::peers::Haproxy;
 use crate::support::proxy::Proxy;
 use crate::support::rabbitmq_server::RabbitmqServer;
 use crate::support::redis_server::RedisServer;
-use crate::support::{at_address, eventually, tenant_id, FeedConsumer, TestDb};
+use crate::support::{at_address, tenant_id, FeedConsumer, TestDb};
 use crate::webhooks::{hooks, Receiver};
 
 /// An answer as a client sees it.
@@ -111,12 +111,7 @@ impl Platform {
             let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let first = ChildServer::start(&through(shard), &vars).await;
             let standby = ChildServer::spawn(&through(shard), &vars);
-            let waiting = eventually(Duration::from_secs(30), || async {
-                standby
-                    .log_text()
-                    .contains("another instance holds this shard's lease")
-            })
-            .await;
+            let waiting = standby.until_waiting_for_lease().await;
             assert!(waiting, "the standby waits: {}", standby.log_text());
             instances.push([first, standby]);
         }

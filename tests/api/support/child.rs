@@ -144,6 +144,16 @@ impl ChildServer {
         }
     }
 
+    /// Whether it says, within 30 s, that it waits for its shard's lease
+    /// (another instance holds it): a standby.
+    pub async fn until_waiting_for_lease(&self) -> bool {
+        eventually(Duration::from_secs(30), || async {
+            self.log_text()
+                .contains("another instance holds this shard's lease")
+        })
+        .await
+    }
+
     /// Starts the process again (after a kill) on the same ports without
     /// waiting: it may wait for its shard's lease as a standby.
     pub fn relaunch(&mut self) {

@@ -112,6 +112,20 @@ pub async fn load_under_way(
     (load, ledger)
 }
 
+/// Every sale `tenant` has stored: key, product, quantity, unit price.
+pub async fn stored_sales(
+    conn: &mut mysql_async::Conn,
+    tenant: u64,
+) -> Vec<(String, u64, u32, Decimal)> {
+    conn.exec(
+        "SELECT idempotency_key, product_id, quantity_sold, price_per_unit \
+         FROM sales_transactions WHERE tenant_id = ?",
+        (tenant,),
+    )
+    .await
+    .expect("the history")
+}
+
 /// The database holds every confirmed sale exactly once and nothing else;
 /// the summary equals the history; the API (`sales` as read with the
 /// tenant's back-office key) equals the summary.
@@ -122,14 +136,7 @@ pub async fn assert_exactly_once(db: &TestDb, tenant: &Tenant, ledger: &Ledger, 
     let mut conn = mysql_async::Conn::from_url(db.url.as_str())
         .await
         .expect("connects");
-    let rows: Vec<(String, u64, u32, Decimal)> = conn
-        .exec(
-            "SELECT idempotency_key, product_id, quantity_sold, price_per_unit \
-             FROM sales_transactions WHERE tenant_id = ?",
-            (tenant.id,),
-        )
-        .await
-        .expect("history");
+    let rows = stored_sales(&mut conn, tenant.id).await;
     assert_eq!(
         rows.len(),
         confirmed.len(),
